@@ -1,0 +1,54 @@
+use super::*;
+
+#[test]
+fn parses_a_single_initialize_request() {
+    let body = Body::parse(
+        br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18"}}"#,
+    )
+    .unwrap();
+    assert!(body.is_initialize());
+    assert_eq!(body.first_id(), Some(&Id::Number(1)));
+}
+
+#[test]
+fn a_notification_is_not_initialize() {
+    let body = Body::parse(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap();
+    assert!(!body.is_initialize());
+    assert_eq!(body.first_id(), None);
+}
+
+#[test]
+fn batches_keep_order_and_find_the_first_request_id() {
+    let body = Body::parse(
+        br#"[{"jsonrpc":"2.0","method":"notifications/x"},{"jsonrpc":"2.0","id":"b","method":"tools/list"}]"#,
+    )
+    .unwrap();
+    assert_eq!(body.envelopes().len(), 2);
+    assert_eq!(body.first_id(), Some(&Id::String("b".into())));
+    assert!(!body.is_initialize());
+}
+
+#[test]
+fn rejects_what_is_not_json_rpc() {
+    assert_eq!(Body::parse(b"{nope").unwrap_err().code(), codes::PARSE_ERROR);
+    assert_eq!(Body::parse(b"[]").unwrap_err(), ParseError::EmptyBatch);
+    assert_eq!(Body::parse(b"42").unwrap_err(), ParseError::NotAMessage);
+    assert_eq!(Body::parse(br#"[1]"#).unwrap_err(), ParseError::NotAMessage);
+    assert_eq!(
+        Body::parse(br#"{"method":5}"#).unwrap_err(),
+        ParseError::NotAMessage
+    );
+}
+
+#[test]
+fn error_bodies_carry_the_request_id() {
+    let body = error_body(Some(&Id::String("x".into())), codes::NOT_FOUND, "no server named 'a'");
+    let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        value,
+        serde_json::json!({"jsonrpc":"2.0","id":"x","error":{"code":-32001,"message":"no server named 'a'"}})
+    );
+    let value: serde_json::Value =
+        serde_json::from_slice(&error_body(None, codes::PARSE_ERROR, "bad")).unwrap();
+    assert_eq!(value["id"], serde_json::Value::Null);
+}

@@ -1,0 +1,25 @@
+//! The change feed: what moved, so that in-memory views (the gateway's route table, the
+//! runtime's instances) can follow without polling the database.
+
+use crate::{DeploymentId, ServerName};
+
+/// A committed change to which deployment serves a server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// `live` now serves `server`; `previous` (if any) no longer does.
+    Promoted {
+        /// The server whose live deployment moved.
+        server: ServerName,
+        /// The deployment now serving.
+        live: DeploymentId,
+        /// The deployment that served before, if another one did.
+        previous: Option<DeploymentId>,
+    },
+    /// `server` was removed; `previous` (if any) was its live deployment.
+    ServerRemoved {
+        /// The removed server.
+        server: ServerName,
+        /// Its live deployment at the time.
+        previous: Option<DeploymentId>,
+    },
+}

@@ -1,0 +1,473 @@
+//! The deployments repository: build lifecycle, artifacts' launch specs, and promotion.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use crate::{
+    Change, DeploymentId, ServerId, ServerName, Store, StoreError, Timestamp, from_millis, now,
+    to_millis,
+};
+
+/// Where a deployment is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeploymentStatus {
+    /// Accepted, not started.
+    Queued,
+    /// The build is running.
+    Building,
+    /// Built and inspected: can be promoted and serve.
+    Ready,
+    /// The build failed; see its failure.
+    Failed,
+}
+
+/// The steps of a build, in order; the one a failure happened in is kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BuildPhase {
+    /// Receiving and unpacking the source into the artifact.
+    Source,
+    /// Finding the server file and object.
+    Entrypoint,
+    /// Creating or reusing the Python environment with the dependencies.
+    Environment,
+    /// Importing the server and listing what it offers.
+    Inspect,
+    /// Making the deployment live.
+    Promote,
+}
+
+/// What kind of problem failed a build; each maps to a different fix for the user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The uploaded source could not be read or unpacked.
+    Source,
+    /// The entrypoint is malformed, missing, or names an object that is not there.
+    Entrypoint,
+    /// The server's Python code does not parse.
+    Syntax,
+    /// Importing the server raised an exception (a missing module, an error at import time).
+    Import,
+    /// The object is not an MCP server Skyport can run.
+    NotAServer,
+    /// Dependencies could not be resolved or installed.
+    Dependencies,
+    /// No usable Python interpreter or uv.
+    Toolchain,
+    /// The server did not finish importing within the time limit.
+    Timeout,
+    /// Skyport itself failed, or it was restarted during the build.
+    Internal,
+}
+
+impl FailureKind {
+    /// The kind as stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Source => "source",
+            FailureKind::Entrypoint => "entrypoint",
+            FailureKind::Syntax => "syntax",
+            FailureKind::Import => "import",
+            FailureKind::NotAServer => "not_a_server",
+            FailureKind::Dependencies => "dependencies",
+            FailureKind::Toolchain => "toolchain",
+            FailureKind::Timeout => "timeout",
+            FailureKind::Internal => "internal",
+        }
+    }
+}
+
+/// Why a build failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuildFailure {
+    /// The class of problem.
+    pub kind: FailureKind,
+    /// What went wrong and what to do, for the user.
+    pub message: String,
+}
+
+/// How to start an instance of a built deployment. The build decides it; the runtime runs it
+/// without knowing what a virtual environment or an entrypoint is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaunchSpec {
+    /// The executable (the environment's Python).
+    pub program: PathBuf,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// The working directory (the artifact's copy of the source).
+    pub working_dir: PathBuf,
+}
+
+/// What a successful build produced.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Built {
+    /// The entrypoint actually used, as `FILE.py:OBJECT`.
+    pub entrypoint: String,
+    /// How to run it.
+    pub launch: LaunchSpec,
+    /// What inspection found (server info, tools, resources, prompts).
+    pub inspection: serde_json::Value,
+}
+
+/// One deployment of a server.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Deployment {
+    /// Its id.
+    pub id: DeploymentId,
+    /// The server it belongs to.
+    pub server_id: ServerId,
+    /// Where it is in its life.
+    pub status: DeploymentStatus,
+    /// The build phase running now, or the one that failed.
+    pub phase: Option<BuildPhase>,
+    /// Where the source came from, for people.
+    pub source: String,
+    /// The entrypoint the user asked for, if any.
+    pub requested_entrypoint: Option<String>,
+    /// What was built, once the build succeeded.
+    pub built: Option<Built>,
+    /// Why the build failed, if it did.
+    pub failure: Option<BuildFailure>,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When its build started.
+    pub started_at: Option<Timestamp>,
+    /// When its build ended.
+    pub finished_at: Option<Timestamp>,
+}
+
+/// A server with the deployment that serves it, as the gateway routes to it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Route {
+    /// The server.
+    pub server_id: ServerId,
+    /// Its name.
+    pub name: ServerName,
+    /// Its live deployment, if one was promoted.
+    pub live: Option<LiveDeployment>,
+}
+
+/// A deployment that serves requests, with what the runtime needs to start it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LiveDeployment {
+    /// The deployment.
+    pub id: DeploymentId,
+    /// How to start an instance of it.
+    pub launch: LaunchSpec,
+}
+
+/// Access to deployments; obtained from [`Store::deployments`].
+pub struct Deployments<'a> {
+    pub(crate) store: &'a Store,
+}
+
+/// The selected columns; a macro so that queries stay `&'static str`.
+macro_rules! select_deployments {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, server_id, status, phase, source, entrypoint, resolved_entrypoint, ",
+            "failure_kind, failure_message, launch, inspection, created_at, started_at, finished_at ",
+            "FROM deployments ",
+            $rest
+        )
+    };
+}
+
+impl Deployments<'_> {
+    /// Records a new, queued deployment of `server`.
+    pub async fn create(
+        &self,
+        server: &ServerId,
+        source: &str,
+        entrypoint: Option<&str>,
+    ) -> Result<Deployment, StoreError> {
+        let id = DeploymentId::generate();
+        sqlx::query(
+            "INSERT INTO deployments (id, server_id, status, source, entrypoint, created_at)
+             VALUES (?, ?, 'queued', ?, ?, ?)",
+        )
+        .bind(&id)
+        .bind(server)
+        .bind(source)
+        .bind(entrypoint)
+        .bind(to_millis(now()))
+        .execute(&self.store.pool)
+        .await?;
+        self.get(&id)
+            .await?
+            .ok_or_else(|| StoreError::Conflict(format!("deployment {id} vanished after insert")))
+    }
+
+    /// The deployment with id `id`, if any.
+    pub async fn get(&self, id: &DeploymentId) -> Result<Option<Deployment>, StoreError> {
+        sqlx::query(select_deployments!("WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.store.pool)
+            .await?
+            .map(|row| deployment(&row))
+            .transpose()
+    }
+
+    /// A server's deployments, newest first.
+    pub async fn list(&self, server: &ServerId) -> Result<Vec<Deployment>, StoreError> {
+        sqlx::query(select_deployments!(
+            "WHERE server_id = ? ORDER BY created_at DESC, id DESC"
+        ))
+        .bind(server)
+        .fetch_all(&self.store.pool)
+        .await?
+        .iter()
+        .map(deployment)
+        .collect()
+    }
+
+    /// Marks the build as running `phase`.
+    pub async fn enter_phase(
+        &self,
+        id: &DeploymentId,
+        phase: BuildPhase,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE deployments SET status = 'building', phase = ?, started_at = COALESCE(started_at, ?)
+             WHERE id = ?",
+        )
+        .bind(enum_text(phase))
+        .bind(to_millis(now()))
+        .bind(id)
+        .execute(&self.store.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records a successful build; the deployment becomes ready (not yet live).
+    pub async fn succeed(&self, id: &DeploymentId, built: &Built) -> Result<(), StoreError> {
+        let launch = serde_json::to_string(&built.launch)
+            .map_err(|e| StoreError::Corrupt(format!("launch spec: {e}")))?;
+        sqlx::query(
+            "UPDATE deployments SET status = 'ready', resolved_entrypoint = ?, launch = ?, inspection = ?,
+             finished_at = ? WHERE id = ?",
+        )
+        .bind(&built.entrypoint)
+        .bind(launch)
+        .bind(built.inspection.to_string())
+        .bind(to_millis(now()))
+        .bind(id)
+        .execute(&self.store.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records a failed build.
+    pub async fn fail(&self, id: &DeploymentId, failure: &BuildFailure) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE deployments SET status = 'failed', failure_kind = ?, failure_message = ?, finished_at = ?
+             WHERE id = ?",
+        )
+        .bind(failure.kind.as_str())
+        .bind(&failure.message)
+        .bind(to_millis(now()))
+        .bind(id)
+        .execute(&self.store.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Builds that were running when Skyport stopped cannot finish: marks them failed.
+    pub async fn fail_interrupted(&self) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE deployments SET status = 'failed', failure_kind = 'internal',
+             failure_message = 'the build was interrupted because Skyport stopped; deploy again',
+             finished_at = ? WHERE status IN ('queued', 'building')",
+        )
+        .bind(to_millis(now()))
+        .execute(&self.store.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Makes a ready deployment its server's live one, atomically; returns the previous one.
+    pub async fn promote(&self, id: &DeploymentId) -> Result<Option<DeploymentId>, StoreError> {
+        let mut tx = self.store.pool.begin().await?;
+        let row = sqlx::query(
+            "SELECT d.status, s.name, s.live_deployment_id FROM deployments d
+             JOIN servers s ON s.id = d.server_id WHERE d.id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::Conflict(format!("deployment {id} does not exist")))?;
+        let status: String = row.try_get("status")?;
+        if status != "ready" {
+            return Err(StoreError::Conflict(format!(
+                "deployment {id} is {status}; only a ready deployment can be promoted"
+            )));
+        }
+        let server: ServerName = row.try_get("name")?;
+        let previous: Option<DeploymentId> = row.try_get("live_deployment_id")?;
+        sqlx::query("UPDATE servers SET live_deployment_id = ?, updated_at = ? WHERE name = ?")
+            .bind(id)
+            .bind(to_millis(now()))
+            .bind(&server)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let previous = previous.filter(|p| p != id);
+        self.store.publish(Change::Promoted {
+            server,
+            live: id.clone(),
+            previous: previous.clone(),
+        });
+        Ok(previous)
+    }
+
+    /// Removes a deployment that is neither live nor building; returns whether it existed.
+    pub async fn remove(&self, id: &DeploymentId) -> Result<bool, StoreError> {
+        let mut tx = self.store.pool.begin().await?;
+        let row = sqlx::query(
+            "SELECT d.status, s.live_deployment_id FROM deployments d
+             JOIN servers s ON s.id = d.server_id WHERE d.id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        let live: Option<DeploymentId> = row.try_get("live_deployment_id")?;
+        if live.as_ref() == Some(id) {
+            return Err(StoreError::Conflict(format!(
+                "deployment {id} is live; promote another deployment or remove the server instead"
+            )));
+        }
+        let status: String = row.try_get("status")?;
+        if status == "queued" || status == "building" {
+            return Err(StoreError::Conflict(format!(
+                "deployment {id} is still building; wait for it to finish"
+            )));
+        }
+        sqlx::query("DELETE FROM log_lines WHERE deployment_id = ? AND source = 'build'")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM deployments WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Every server with its live deployment, for the gateway's route table.
+    pub async fn routes(&self) -> Result<Vec<Route>, StoreError> {
+        sqlx::query(
+            "SELECT s.id AS server_id, s.name, d.id AS deployment_id, d.launch FROM servers s
+             LEFT JOIN deployments d ON d.id = s.live_deployment_id",
+        )
+        .fetch_all(&self.store.pool)
+        .await?
+        .iter()
+        .map(route)
+        .collect()
+    }
+
+    /// One server's route, or `None` if there is no such server.
+    pub async fn route(&self, name: &ServerName) -> Result<Option<Route>, StoreError> {
+        sqlx::query(
+            "SELECT s.id AS server_id, s.name, d.id AS deployment_id, d.launch FROM servers s
+             LEFT JOIN deployments d ON d.id = s.live_deployment_id WHERE s.name = ?",
+        )
+        .bind(name)
+        .fetch_optional(&self.store.pool)
+        .await?
+        .map(|row| route(&row))
+        .transpose()
+    }
+}
+
+fn route(row: &SqliteRow) -> Result<Route, StoreError> {
+    let deployment: Option<DeploymentId> = row.try_get("deployment_id")?;
+    let launch: Option<String> = row.try_get("launch")?;
+    let live = match (deployment, launch) {
+        (Some(id), Some(launch)) => Some(LiveDeployment {
+            id,
+            launch: parse_launch(&launch)?,
+        }),
+        _ => None,
+    };
+    Ok(Route {
+        server_id: row.try_get("server_id")?,
+        name: row.try_get("name")?,
+        live,
+    })
+}
+
+fn parse_launch(text: &str) -> Result<LaunchSpec, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("launch spec: {e}")))
+}
+
+/// The serde name of a unit enum variant, which is also its stored form.
+fn enum_text<T: Serialize>(value: T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+fn parse_enum<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> Result<T, StoreError> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned()))
+        .map_err(|_| StoreError::Corrupt(format!("unknown {what} '{s}'")))
+}
+
+fn deployment(row: &SqliteRow) -> Result<Deployment, StoreError> {
+    let status: String = row.try_get("status")?;
+    let phase: Option<String> = row.try_get("phase")?;
+    let failure_kind: Option<String> = row.try_get("failure_kind")?;
+    let failure = match failure_kind {
+        Some(kind) => Some(BuildFailure {
+            kind: parse_enum("failure kind", &kind)?,
+            message: row
+                .try_get::<Option<String>, _>("failure_message")?
+                .unwrap_or_default(),
+        }),
+        None => None,
+    };
+    let launch: Option<String> = row.try_get("launch")?;
+    let built = match (
+        launch,
+        row.try_get::<Option<String>, _>("resolved_entrypoint")?,
+    ) {
+        (Some(launch), Some(entrypoint)) => Some(Built {
+            entrypoint,
+            launch: parse_launch(&launch)?,
+            inspection: match row.try_get::<Option<String>, _>("inspection")? {
+                Some(text) => serde_json::from_str(&text)
+                    .map_err(|e| StoreError::Corrupt(format!("inspection: {e}")))?,
+                None => serde_json::Value::Null,
+            },
+        }),
+        _ => None,
+    };
+    let optional_time = |column: &str| -> Result<Option<Timestamp>, StoreError> {
+        row.try_get::<Option<i64>, _>(column)?
+            .map(from_millis)
+            .transpose()
+    };
+    Ok(Deployment {
+        id: row.try_get("id")?,
+        server_id: row.try_get("server_id")?,
+        status: parse_enum("status", &status)?,
+        phase: phase.map(|p| parse_enum("phase", &p)).transpose()?,
+        source: row.try_get("source")?,
+        requested_entrypoint: row.try_get("entrypoint")?,
+        built,
+        failure,
+        created_at: from_millis(row.try_get("created_at")?)?,
+        started_at: optional_time("started_at")?,
+        finished_at: optional_time("finished_at")?,
+    })
+}

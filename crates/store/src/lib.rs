@@ -1,0 +1,168 @@
+//! Skyport's durable state: the schema, its migrations and one typed repository per aggregate
+//! (servers, deployments, logs, principals and keys), plus the change feed that tells the
+//! gateway and the runtime when a server's live deployment moved.
+//!
+//! All SQL of the project lives here. Callers get domain types (`Server`, `Deployment`,
+//! `ServerName`, the id newtypes) and never see rows, pools or transactions. This crate knows
+//! nothing about HTTP, processes or builds: it stores what they decide.
+
+mod changes;
+mod deployments;
+mod ids;
+mod keys;
+mod logs;
+mod names;
+mod servers;
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use tokio::sync::broadcast;
+
+pub use changes::Change;
+pub use deployments::{
+    BuildFailure, BuildPhase, Built, Deployment, DeploymentStatus, Deployments, FailureKind,
+    LaunchSpec, LiveDeployment, Route,
+};
+pub use ids::{ApiKeyId, DeploymentId, InstanceId, PrincipalId, ServerId};
+pub use keys::{ApiKey, Keys, Principal};
+pub use logs::{LogLine, LogQuery, LogSource, LogStream, LogWriter, Logs, NewLogLine};
+pub use names::{NameError, ServerName};
+pub use servers::{Server, Servers};
+
+/// A point in time, as stored (milliseconds since the Unix epoch) and shown (RFC 3339).
+pub type Timestamp = jiff::Timestamp;
+
+/// Errors from the store. Messages say what failed; callers add what the user should do.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database file could not be opened or created.
+    #[error("cannot open the database at {path}: {source}")]
+    Open {
+        /// The database file.
+        path: String,
+        /// What SQLite reported.
+        source: sqlx::Error,
+    },
+    /// Applying the schema migrations failed.
+    #[error("cannot apply database migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A query failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The change conflicts with the current state (for example, removing a live deployment).
+    #[error("{0}")]
+    Conflict(String),
+    /// A stored value no longer parses; the database was edited by hand or by a newer Skyport.
+    #[error("stored data is not readable: {0}")]
+    Corrupt(String),
+}
+
+/// A handle on the database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+    changes: broadcast::Sender<Change>,
+    logs: logs::Shared,
+}
+
+impl Store {
+    /// Opens (creating if needed) the SQLite database at `path` and applies migrations.
+    pub async fn open(path: &Path) -> Result<Store, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Open {
+                path: path.display().to_string(),
+                source,
+            })?;
+        Store::with_pool(pool).await
+    }
+
+    /// Opens a private in-memory database, for tests.
+    pub async fn open_in_memory() -> Result<Store, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .in_memory(true)
+            .foreign_keys(true);
+        // One connection: each new connection to `:memory:` would be a different, empty database.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Open {
+                path: ":memory:".into(),
+                source,
+            })?;
+        Store::with_pool(pool).await
+    }
+
+    async fn with_pool(pool: SqlitePool) -> Result<Store, StoreError> {
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        let (changes, _) = broadcast::channel(1024);
+        Ok(Store {
+            pool,
+            changes,
+            logs: logs::Shared::default(),
+        })
+    }
+
+    /// Servers: names, descriptions, live pointers.
+    pub fn servers(&self) -> Servers<'_> {
+        Servers { store: self }
+    }
+
+    /// Deployments: builds, their outcome, and promotion.
+    pub fn deployments(&self) -> Deployments<'_> {
+        Deployments { store: self }
+    }
+
+    /// Build output and instance logs.
+    pub fn logs(&self) -> Logs<'_> {
+        Logs { store: self }
+    }
+
+    /// Principals and their API keys.
+    pub fn keys(&self) -> Keys<'_> {
+        Keys { store: self }
+    }
+
+    /// Follows changes to live deployments made through this store.
+    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+
+    /// Closes the pool, waiting for connections to return; call once at shutdown.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    fn publish(&self, change: Change) {
+        // No subscribers is fine: nothing is running that caches routes.
+        let _ = self.changes.send(change);
+    }
+}
+
+fn now() -> Timestamp {
+    Timestamp::now()
+}
+
+fn to_millis(at: Timestamp) -> i64 {
+    at.as_millisecond()
+}
+
+fn from_millis(ms: i64) -> Result<Timestamp, StoreError> {
+    Timestamp::from_millisecond(ms).map_err(|e| StoreError::Corrupt(format!("timestamp {ms}: {e}")))
+}
+
+#[cfg(test)]
+mod tests;

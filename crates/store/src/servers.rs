@@ -1,0 +1,147 @@
+//! The servers repository.
+
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use crate::{
+    Change, DeploymentId, ServerId, ServerName, Store, StoreError, Timestamp, from_millis, now,
+    to_millis,
+};
+
+/// A named MCP server; what clients connect to. Its code lives in deployments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Server {
+    /// Stable id.
+    pub id: ServerId,
+    /// Unique name, used in URLs.
+    pub name: ServerName,
+    /// Free text shown in listings.
+    pub description: String,
+    /// The deployment that serves requests, once one has been promoted.
+    pub live_deployment: Option<DeploymentId>,
+    /// When the server was created.
+    pub created_at: Timestamp,
+    /// When its settings or live deployment last changed.
+    pub updated_at: Timestamp,
+}
+
+/// Access to servers; obtained from [`Store::servers`].
+pub struct Servers<'a> {
+    pub(crate) store: &'a Store,
+}
+
+/// The selected columns, as a macro so that queries stay `&'static str` (sqlx refuses SQL built
+/// at run time unless it is marked as audited).
+macro_rules! select_servers {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, name, description, live_deployment_id, created_at, updated_at FROM servers ",
+            $rest
+        )
+    };
+}
+
+impl Servers<'_> {
+    /// Returns the server named `name`, creating it if it does not exist; `true` when created.
+    /// A given description replaces the stored one.
+    pub async fn ensure(
+        &self,
+        name: &ServerName,
+        description: Option<&str>,
+    ) -> Result<(Server, bool), StoreError> {
+        let at = to_millis(now());
+        let inserted = sqlx::query(
+            "INSERT INTO servers (id, name, description, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(ServerId::generate())
+        .bind(name)
+        .bind(description.unwrap_or(""))
+        .bind(at)
+        .bind(at)
+        .execute(&self.store.pool)
+        .await?
+        .rows_affected()
+            == 1;
+        if !inserted && let Some(description) = description {
+            sqlx::query("UPDATE servers SET description = ?, updated_at = ? WHERE name = ?")
+                .bind(description)
+                .bind(at)
+                .bind(name)
+                .execute(&self.store.pool)
+                .await?;
+        }
+        let server = self.get(name).await?.ok_or_else(|| {
+            StoreError::Conflict(format!("server '{name}' was removed while being created"))
+        })?;
+        Ok((server, inserted))
+    }
+
+    /// The server named `name`, if any.
+    pub async fn get(&self, name: &ServerName) -> Result<Option<Server>, StoreError> {
+        sqlx::query(select_servers!("WHERE name = ?"))
+            .bind(name)
+            .fetch_optional(&self.store.pool)
+            .await?
+            .map(|row| server(&row))
+            .transpose()
+    }
+
+    /// The server with id `id`, if any.
+    pub async fn by_id(&self, id: &ServerId) -> Result<Option<Server>, StoreError> {
+        sqlx::query(select_servers!("WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.store.pool)
+            .await?
+            .map(|row| server(&row))
+            .transpose()
+    }
+
+    /// All servers, by name.
+    pub async fn list(&self) -> Result<Vec<Server>, StoreError> {
+        sqlx::query(select_servers!("ORDER BY name"))
+            .fetch_all(&self.store.pool)
+            .await?
+            .iter()
+            .map(server)
+            .collect()
+    }
+
+    /// Removes a server with its deployments and logs; returns it, or `None` if it did not exist.
+    pub async fn remove(&self, name: &ServerName) -> Result<Option<Server>, StoreError> {
+        let mut tx = self.store.pool.begin().await?;
+        let Some(row) = sqlx::query(select_servers!("WHERE name = ?"))
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let removed = server(&row)?;
+        sqlx::query("DELETE FROM log_lines WHERE server_id = ?")
+            .bind(&removed.id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM servers WHERE id = ?")
+            .bind(&removed.id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.store.publish(Change::ServerRemoved {
+            server: removed.name.clone(),
+            previous: removed.live_deployment.clone(),
+        });
+        Ok(Some(removed))
+    }
+}
+
+fn server(row: &SqliteRow) -> Result<Server, StoreError> {
+    Ok(Server {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        live_deployment: row.try_get("live_deployment_id")?,
+        created_at: from_millis(row.try_get("created_at")?)?,
+        updated_at: from_millis(row.try_get("updated_at")?)?,
+    })
+}

@@ -1,0 +1,351 @@
+use std::path::PathBuf;
+
+use crate::*;
+
+async fn store() -> Store {
+    Store::open_in_memory().await.unwrap()
+}
+
+fn name(s: &str) -> ServerName {
+    s.parse().unwrap()
+}
+
+fn launch() -> LaunchSpec {
+    LaunchSpec {
+        program: PathBuf::from("envs/abc/bin/python"),
+        args: vec!["launcher.py".into(), "serve".into()],
+        working_dir: PathBuf::from("artifacts/x/src"),
+    }
+}
+
+fn built() -> Built {
+    Built {
+        entrypoint: "main.py:mcp".into(),
+        launch: launch(),
+        inspection: serde_json::json!({"tools": ["hello"]}),
+    }
+}
+
+async fn ready_deployment(store: &Store, server: &Server) -> Deployment {
+    let d = store
+        .deployments()
+        .create(&server.id, "upload", None)
+        .await
+        .unwrap();
+    store.deployments().succeed(&d.id, &built()).await.unwrap();
+    d
+}
+
+#[test]
+fn server_names_follow_dns_label_rules() {
+    for ok in ["a", "hello", "weather-2", "0x", &"a".repeat(63)] {
+        assert!(ok.parse::<ServerName>().is_ok(), "{ok} should be valid");
+    }
+    let errors: Vec<String> = ["", "Bad_Name!", "-a", "a-", "a--b", &"a".repeat(64), "ünï"]
+        .iter()
+        .map(|s| s.parse::<ServerName>().unwrap_err().to_string())
+        .collect();
+    insta::assert_snapshot!(errors.join("\n"));
+}
+
+#[test]
+fn ids_are_prefixed_and_checked() {
+    let id = DeploymentId::generate();
+    assert!(id.as_str().starts_with("dep_"));
+    assert_eq!(id.as_str().parse::<DeploymentId>().unwrap(), id);
+    assert!(id.as_str().parse::<ServerId>().is_err());
+    assert!("dep_../../etc".parse::<DeploymentId>().is_err());
+    let json = serde_json::to_string(&id).unwrap();
+    assert_eq!(serde_json::from_str::<DeploymentId>(&json).unwrap(), id);
+    assert!(serde_json::from_str::<DeploymentId>("\"nope\"").is_err());
+}
+
+#[tokio::test]
+async fn ensure_creates_once_and_updates_the_description() {
+    let store = store().await;
+    let (a, created) = store.servers().ensure(&name("a"), None).await.unwrap();
+    assert!(created);
+    let (again, created) = store
+        .servers()
+        .ensure(&name("a"), Some("demo"))
+        .await
+        .unwrap();
+    assert!(!created);
+    assert_eq!(again.id, a.id);
+    assert_eq!(again.description, "demo");
+    let (kept, _) = store.servers().ensure(&name("a"), None).await.unwrap();
+    assert_eq!(kept.description, "demo");
+    assert_eq!(store.servers().list().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_build_goes_from_queued_to_ready_or_failed() {
+    let store = store().await;
+    let (server, _) = store.servers().ensure(&name("a"), None).await.unwrap();
+    let d = store
+        .deployments()
+        .create(&server.id, "upload (3 files)", Some("main.py"))
+        .await
+        .unwrap();
+    assert_eq!(d.status, DeploymentStatus::Queued);
+    assert_eq!(d.requested_entrypoint.as_deref(), Some("main.py"));
+
+    store
+        .deployments()
+        .enter_phase(&d.id, BuildPhase::Environment)
+        .await
+        .unwrap();
+    let d = store.deployments().get(&d.id).await.unwrap().unwrap();
+    assert_eq!(
+        (d.status, d.phase),
+        (DeploymentStatus::Building, Some(BuildPhase::Environment))
+    );
+    assert!(d.started_at.is_some());
+
+    store.deployments().succeed(&d.id, &built()).await.unwrap();
+    let d = store.deployments().get(&d.id).await.unwrap().unwrap();
+    assert_eq!(d.status, DeploymentStatus::Ready);
+    assert_eq!(d.built, Some(built()));
+
+    let f = store
+        .deployments()
+        .create(&server.id, "upload", None)
+        .await
+        .unwrap();
+    let failure = BuildFailure {
+        kind: FailureKind::Syntax,
+        message: "main.py:3: invalid syntax".into(),
+    };
+    store.deployments().fail(&f.id, &failure).await.unwrap();
+    let f = store.deployments().get(&f.id).await.unwrap().unwrap();
+    assert_eq!(
+        (f.status, f.failure),
+        (DeploymentStatus::Failed, Some(failure))
+    );
+
+    let listed = store.deployments().list(&server.id).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|d| &d.id).collect::<Vec<_>>(),
+        vec![&f.id, &d.id]
+    );
+}
+
+#[tokio::test]
+async fn promotion_moves_the_live_pointer_and_announces_it() {
+    let store = store().await;
+    let mut changes = store.subscribe();
+    let (server, _) = store.servers().ensure(&name("a"), None).await.unwrap();
+    let first = ready_deployment(&store, &server).await;
+    assert_eq!(store.deployments().promote(&first.id).await.unwrap(), None);
+    let second = ready_deployment(&store, &server).await;
+    assert_eq!(
+        store.deployments().promote(&second.id).await.unwrap(),
+        Some(first.id.clone())
+    );
+
+    assert_eq!(
+        changes.recv().await.unwrap(),
+        Change::Promoted {
+            server: name("a"),
+            live: first.id.clone(),
+            previous: None
+        }
+    );
+    assert_eq!(
+        changes.recv().await.unwrap(),
+        Change::Promoted {
+            server: name("a"),
+            live: second.id.clone(),
+            previous: Some(first.id.clone())
+        }
+    );
+    let route = store
+        .deployments()
+        .route(&name("a"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        route.live,
+        Some(LiveDeployment {
+            id: second.id.clone(),
+            launch: launch()
+        })
+    );
+    assert_eq!(store.deployments().routes().await.unwrap(), vec![route]);
+}
+
+#[tokio::test]
+async fn only_ready_deployments_are_promoted_and_live_ones_are_kept() {
+    let store = store().await;
+    let (server, _) = store.servers().ensure(&name("a"), None).await.unwrap();
+    let queued = store
+        .deployments()
+        .create(&server.id, "upload", None)
+        .await
+        .unwrap();
+    let err = store.deployments().promote(&queued.id).await.unwrap_err();
+    assert!(err.to_string().contains("only a ready deployment"), "{err}");
+    assert!(
+        store
+            .servers()
+            .get(&name("a"))
+            .await
+            .unwrap()
+            .unwrap()
+            .live_deployment
+            .is_none()
+    );
+
+    let live = ready_deployment(&store, &server).await;
+    store.deployments().promote(&live.id).await.unwrap();
+    let err = store.deployments().remove(&live.id).await.unwrap_err();
+    assert!(err.to_string().contains("is live"), "{err}");
+    let err = store.deployments().remove(&queued.id).await.unwrap_err();
+    assert!(err.to_string().contains("still building"), "{err}");
+    let old = ready_deployment(&store, &server).await;
+    assert!(store.deployments().remove(&old.id).await.unwrap());
+    assert!(!store.deployments().remove(&old.id).await.unwrap());
+}
+
+#[tokio::test]
+async fn interrupted_builds_are_failed_on_start() {
+    let store = store().await;
+    let (server, _) = store.servers().ensure(&name("a"), None).await.unwrap();
+    let d = store
+        .deployments()
+        .create(&server.id, "upload", None)
+        .await
+        .unwrap();
+    store
+        .deployments()
+        .enter_phase(&d.id, BuildPhase::Inspect)
+        .await
+        .unwrap();
+    ready_deployment(&store, &server).await;
+    assert_eq!(store.deployments().fail_interrupted().await.unwrap(), 1);
+    let d = store.deployments().get(&d.id).await.unwrap().unwrap();
+    assert_eq!(d.status, DeploymentStatus::Failed);
+    assert_eq!(d.phase, Some(BuildPhase::Inspect));
+    assert_eq!(d.failure.unwrap().kind, FailureKind::Internal);
+}
+
+#[tokio::test]
+async fn removing_a_server_removes_its_deployments_and_logs() {
+    let store = store().await;
+    let mut changes = store.subscribe();
+    let (server, _) = store.servers().ensure(&name("a"), None).await.unwrap();
+    let d = ready_deployment(&store, &server).await;
+    store.deployments().promote(&d.id).await.unwrap();
+    let writer = store.logs().writer();
+    writer.write(line(&server.id, "hello"));
+    writer.flush().await;
+
+    let removed = store.servers().remove(&name("a")).await.unwrap().unwrap();
+    assert_eq!(removed.id, server.id);
+    assert!(store.servers().remove(&name("a")).await.unwrap().is_none());
+    assert!(store.deployments().get(&d.id).await.unwrap().is_none());
+    let all = LogQuery {
+        server_id: Some(server.id.clone()),
+        ..LogQuery::default()
+    };
+    assert!(store.logs().tail(&all, 10).await.unwrap().is_empty());
+    changes.recv().await.unwrap();
+    assert_eq!(
+        changes.recv().await.unwrap(),
+        Change::ServerRemoved {
+            server: name("a"),
+            previous: Some(d.id)
+        }
+    );
+}
+
+fn line(server: &ServerId, text: &str) -> NewLogLine {
+    NewLogLine {
+        server_id: server.clone(),
+        deployment_id: None,
+        instance_id: None,
+        source: LogSource::Instance,
+        stream: LogStream::Stdout,
+        at: Timestamp::now(),
+        line: text.into(),
+    }
+}
+
+#[tokio::test]
+async fn logs_are_written_in_order_and_read_by_cursor() {
+    let store = store().await;
+    let (a, _) = store.servers().ensure(&name("a"), None).await.unwrap();
+    let (b, _) = store.servers().ensure(&name("b"), None).await.unwrap();
+    let writer = store.logs().writer();
+    for i in 0..5 {
+        writer.write(line(&a.id, &format!("a{i}")));
+        writer.write(line(&b.id, &format!("b{i}")));
+    }
+    writer.write(line(&a.id, &"x".repeat(20_000)));
+    writer.flush().await;
+
+    let only_a = LogQuery {
+        server_id: Some(a.id.clone()),
+        ..LogQuery::default()
+    };
+    let tail = store.logs().tail(&only_a, 3).await.unwrap();
+    let texts: Vec<&str> = tail.iter().map(|l| &l.line.line[..2]).collect();
+    assert_eq!(texts, ["a3", "a4", "xx"]);
+    assert!(tail[2].line.line.len() < 9000 && tail[2].line.line.ends_with("[truncated]"));
+
+    let after = store.logs().after(&only_a, tail[0].id, 10).await.unwrap();
+    assert_eq!(after.len(), 2);
+    let builds = LogQuery {
+        source: Some(LogSource::Build),
+        ..only_a
+    };
+    assert!(store.logs().tail(&builds, 10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn followers_are_woken_by_new_lines() {
+    let store = store().await;
+    let (a, _) = store.servers().ensure(&name("a"), None).await.unwrap();
+    let logs = store.logs();
+    let appended = logs.appended();
+    store.logs().writer().write(line(&a.id, "late"));
+    tokio::time::timeout(std::time::Duration::from_secs(5), appended)
+        .await
+        .expect("no wake-up after a line was appended");
+}
+
+#[tokio::test]
+async fn keys_authenticate_their_principal_only() {
+    let store = store().await;
+    let admin = store.keys().ensure_admin().await.unwrap();
+    assert_eq!(store.keys().ensure_admin().await.unwrap(), admin);
+    assert!(admin.is_admin);
+    let (key, secret) = store.keys().create(&admin.id, "cli").await.unwrap();
+    assert_eq!(key.principal, admin.id);
+    assert!(secret.starts_with("sky_") && secret.len() == 68);
+    assert_eq!(
+        store.keys().authenticate(&secret).await.unwrap(),
+        Some(admin)
+    );
+    assert_eq!(store.keys().authenticate("sky_wrong").await.unwrap(), None);
+    assert_eq!(store.keys().authenticate("").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_file_database_keeps_data_across_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("skyport.db");
+    let store = Store::open(&path).await.unwrap();
+    store.servers().ensure(&name("kept"), None).await.unwrap();
+    store.close().await;
+    let reopened = Store::open(&path).await.unwrap();
+    assert!(
+        reopened
+            .servers()
+            .get(&name("kept"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
