@@ -1,0 +1,176 @@
+//! The JSON shapes of the REST API under `/api/v1/`: what the `web` crate serialises and the
+//! `client` crate (and the CLI's `--json`) reads back.
+//!
+//! These are views, not the store's types: they add what a caller needs (a server's MCP URL)
+//! and leave out what it must not see (launch commands, artifact paths). Field names are part
+//! of the public contract; change them only with a new API version.
+
+use serde::{Deserialize, Serialize};
+use skyport_store::{
+    BuildPhase, DeploymentId, DeploymentStatus, FailureKind, LogSource, LogStream, ServerId,
+    ServerName, Timestamp,
+};
+
+/// A server as the API shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ServerView {
+    /// Its id.
+    pub id: ServerId,
+    /// Its name, which is also its path under `/servers/`.
+    pub name: ServerName,
+    /// What it is for.
+    pub description: String,
+    /// The MCP endpoint clients connect to.
+    pub url: String,
+    /// The deployment serving it, if any.
+    pub live_deployment: Option<DeploymentId>,
+    /// Running instances of its live deployment.
+    pub instances: Vec<InstanceView>,
+    /// When it was first deployed.
+    pub created_at: Timestamp,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+}
+
+/// A running instance of a server.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InstanceView {
+    /// Its id (as in the logs).
+    pub id: String,
+    /// The deployment it runs.
+    pub deployment: DeploymentId,
+    /// Its operating-system process id.
+    pub pid: Option<u32>,
+    /// When it started.
+    pub started_at: Timestamp,
+    /// Requests it is serving right now.
+    pub in_flight: u64,
+}
+
+/// A deployment as the API shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentView {
+    /// Its id.
+    pub id: DeploymentId,
+    /// The server it deploys.
+    pub server: ServerName,
+    /// Where it is in its life.
+    pub status: DeploymentStatus,
+    /// Whether it is the one serving its server.
+    pub live: bool,
+    /// The build step it is in or failed in.
+    pub phase: Option<BuildPhase>,
+    /// Where the code came from.
+    pub source: String,
+    /// The entrypoint: as resolved by the build, else as requested.
+    pub entrypoint: Option<String>,
+    /// Why the build failed, if it did.
+    pub failure: Option<FailureView>,
+    /// What the server offers, as found by the build.
+    pub inspection: Option<serde_json::Value>,
+    /// When it was requested.
+    pub created_at: Timestamp,
+    /// When the build started.
+    pub started_at: Option<Timestamp>,
+    /// When the build finished.
+    pub finished_at: Option<Timestamp>,
+}
+
+/// A classified build failure.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FailureView {
+    /// What kind of problem it is.
+    pub kind: FailureKind,
+    /// What went wrong and what to do.
+    pub message: String,
+}
+
+/// `PUT /api/v1/servers/{name}`: creates a server or updates it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PutServer {
+    /// What it is for.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// `POST /api/v1/servers/{name}/deployments`: builds and promotes a new deployment; creates the
+/// server if it does not exist.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CreateDeployment {
+    /// Where the code comes from.
+    pub source: SourceSpec,
+    /// `FILE.py[:OBJECT]`, as `fastmcp run` takes it; default `main.py`, `server.py`, `app.py`.
+    #[serde(default)]
+    pub entrypoint: Option<String>,
+    /// The server's description, set when given.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// Where a deployment's code comes from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceSpec {
+    /// A gzip tarball sent earlier to `POST /api/v1/uploads`.
+    Upload(String),
+}
+
+/// `POST /api/v1/uploads` answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UploadCreated {
+    /// Pass it as `source.upload` of a deployment.
+    pub id: String,
+}
+
+/// One log line.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LogLineView {
+    /// Cursor: pass it as `after` to get only newer lines.
+    pub id: i64,
+    /// When it was written.
+    pub at: Timestamp,
+    /// Build or instance.
+    pub source: LogSource,
+    /// stdout, stderr, or Skyport's own note.
+    pub stream: LogStream,
+    /// The deployment it belongs to.
+    pub deployment: Option<DeploymentId>,
+    /// The instance that printed it.
+    pub instance: Option<String>,
+    /// The text, without its newline.
+    pub line: String,
+}
+
+/// A page of log lines, oldest first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LogPage {
+    /// The lines.
+    pub lines: Vec<LogLineView>,
+    /// Pass as `after` to continue; unchanged when there was nothing new.
+    pub cursor: i64,
+}
+
+/// The body of every error response.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong, for machines (`code`) and people (`message`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// Stable, snake_case: `not_found`, `invalid_name`, `unauthorized`, …
+    pub code: String,
+    /// What went wrong and what to do about it.
+    pub message: String,
+}
+
+/// `GET /healthz` answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    /// Always `ok` when it answers.
+    pub status: String,
+    /// Skyport's version.
+    pub version: String,
+}

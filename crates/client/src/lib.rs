@@ -1,0 +1,219 @@
+//! A typed client of Skyport's REST API (what the CLI uses), and [`pack`], which turns a
+//! source folder into the gzip tarball that `POST /api/v1/uploads` takes.
+
+mod pack;
+
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use skyport_api::{
+    CreateDeployment, DeploymentView, ErrorBody, Health, LogPage, ServerView, UploadCreated,
+};
+
+pub use pack::{PackError, Packed, pack};
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Skyport could not be reached at all.
+    #[error("cannot reach Skyport at {url}: {detail}; is `skyport serve` running there? (set --url or SKYPORT_URL)")]
+    Unreachable {
+        /// The base URL.
+        url: String,
+        /// What the connection reported.
+        detail: String,
+    },
+    /// Skyport answered with an error.
+    #[error("{message}")]
+    Api {
+        /// The HTTP status.
+        status: u16,
+        /// The machine-readable code (`not_found`, `invalid_name`, …).
+        code: String,
+        /// What went wrong and what to do.
+        message: String,
+    },
+    /// The answer was not what this client expects (a different Skyport version?).
+    #[error("unexpected answer from Skyport: {0}")]
+    Protocol(String),
+}
+
+impl ClientError {
+    /// Whether Skyport said the thing asked for does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ClientError::Api { status: 404, .. })
+    }
+}
+
+/// Filters for [`Client::logs`].
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct LogFilter {
+    /// `build` or `instance`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// One deployment's lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<String>,
+    /// Only lines after this cursor.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<i64>,
+    /// At most this many lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// A client of one Skyport.
+#[derive(Clone, Debug)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl Client {
+    /// A client of the Skyport at `base` (e.g. `http://127.0.0.1:8420`), authenticating
+    /// with `token` when given.
+    pub fn new(base: &str, token: Option<String>) -> Client {
+        // reqwest is built without a default TLS provider; install ring once (a second
+        // install fails harmlessly).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        Client {
+            http: reqwest::Client::new(),
+            base: base.trim_end_matches('/').to_owned(),
+            token,
+        }
+    }
+
+    /// The base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// `GET /healthz`.
+    pub async fn health(&self) -> Result<Health, ClientError> {
+        self.send(self.http.get(format!("{}/healthz", self.base)))
+            .await
+    }
+
+    /// All servers.
+    pub async fn servers(&self) -> Result<Vec<ServerView>, ClientError> {
+        self.send(self.api(Method::GET, "/servers")).await
+    }
+
+    /// One server.
+    pub async fn server(&self, name: &str) -> Result<ServerView, ClientError> {
+        self.send(self.api(Method::GET, &format!("/servers/{name}")))
+            .await
+    }
+
+    /// Removes a server, its deployments and its instances.
+    pub async fn remove_server(&self, name: &str) -> Result<(), ClientError> {
+        self.send_empty(self.api(Method::DELETE, &format!("/servers/{name}")))
+            .await
+    }
+
+    /// A server's deployments, newest first.
+    pub async fn deployments(&self, server: &str) -> Result<Vec<DeploymentView>, ClientError> {
+        self.send(self.api(Method::GET, &format!("/servers/{server}/deployments")))
+            .await
+    }
+
+    /// One deployment.
+    pub async fn deployment(&self, id: &str) -> Result<DeploymentView, ClientError> {
+        self.send(self.api(Method::GET, &format!("/deployments/{id}")))
+            .await
+    }
+
+    /// Uploads a packed source; the id goes into [`CreateDeployment`].
+    pub async fn upload(&self, tarball: Vec<u8>) -> Result<UploadCreated, ClientError> {
+        let request = self
+            .api(Method::POST, "/uploads")
+            .header("content-type", "application/gzip")
+            .body(tarball);
+        self.send(request).await
+    }
+
+    /// Starts a deployment of `server` (created if new); returns it queued.
+    pub async fn deploy(
+        &self,
+        server: &str,
+        request: &CreateDeployment,
+    ) -> Result<DeploymentView, ClientError> {
+        let request = self
+            .api(Method::POST, &format!("/servers/{server}/deployments"))
+            .json(request);
+        self.send(request).await
+    }
+
+    /// A page of a server's logs.
+    pub async fn logs(&self, server: &str, filter: &LogFilter) -> Result<LogPage, ClientError> {
+        let request = self
+            .api(Method::GET, &format!("/servers/{server}/logs"))
+            .query(filter);
+        self.send(request).await
+    }
+
+    fn api(&self, method: Method, path: &str) -> RequestBuilder {
+        let request = self
+            .http
+            .request(method, format!("{}/api/v1{path}", self.base));
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    async fn send<T: DeserializeOwned>(&self, request: RequestBuilder) -> Result<T, ClientError> {
+        let response = self.execute(request).await?;
+        response
+            .json()
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    async fn send_empty(&self, request: RequestBuilder) -> Result<(), ClientError> {
+        self.execute(request).await.map(drop)
+    }
+
+    async fn execute(&self, request: RequestBuilder) -> Result<reqwest::Response, ClientError> {
+        let response = request.send().await.map_err(|e| ClientError::Unreachable {
+            url: self.base.clone(),
+            detail: innermost(&e),
+        })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let text = response.text().await.unwrap_or_default();
+        Err(match serde_json::from_str::<ErrorBody>(&text) {
+            Ok(body) => ClientError::Api {
+                status: status.as_u16(),
+                code: body.error.code,
+                message: body.error.message,
+            },
+            Err(_) => ClientError::Api {
+                status: status.as_u16(),
+                code: "http".to_owned(),
+                message: describe_status(status, &text),
+            },
+        })
+    }
+}
+
+fn describe_status(status: StatusCode, text: &str) -> String {
+    let text = text.trim();
+    if text.is_empty() {
+        format!("Skyport answered {status}")
+    } else {
+        format!("Skyport answered {status}: {}", text.chars().take(300).collect::<String>())
+    }
+}
+
+/// The deepest cause of an error: reqwest's top level says only "error sending request".
+fn innermost(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = error;
+    while let Some(source) = current.source() {
+        current = source;
+    }
+    current.to_string()
+}

@@ -1,0 +1,93 @@
+//! Every way a gateway request fails, mapped in one place to an HTTP status and a JSON-RPC
+//! error body that carries the request's id.
+
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+use skyport_mcp::jsonrpc::{Id, ParseError, codes, error_body};
+use skyport_runtime::StartError;
+
+/// Why the gateway answered instead of the server.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The path names no server.
+    #[error("no server named '{0}' on this Skyport; `skyport servers ls` lists them")]
+    UnknownServer(String),
+    /// The server has never been deployed successfully (or its live deployment was removed).
+    #[error("server '{0}' has no live deployment; deploy it with `skyport deploy`")]
+    NotDeployed(String),
+    /// The session id was not issued by this gateway, was ended, or its instance is gone.
+    #[error("session not found; it expired or was ended: start a new session with initialize")]
+    UnknownSession,
+    /// The request body is not JSON-RPC.
+    #[error("{0}")]
+    Malformed(ParseError),
+    /// The request body is larger than [`crate::MAX_REQUEST_BODY`].
+    #[error("the request body is larger than {} MiB", crate::MAX_REQUEST_BODY / (1024 * 1024))]
+    TooLarge,
+    /// The request body could not be read.
+    #[error("cannot read the request body: {0}")]
+    BadBody(String),
+    /// The method is not one MCP's HTTP transport uses.
+    #[error("method not allowed: MCP over HTTP uses POST, GET and DELETE")]
+    Method,
+    /// No instance could be started.
+    #[error("server '{server}' could not start: {error}")]
+    Start {
+        /// The server.
+        server: String,
+        /// Why.
+        error: StartError,
+    },
+    /// The instance did not answer the forwarded request.
+    #[error("server '{server}' did not answer: {detail}")]
+    Upstream {
+        /// The server.
+        server: String,
+        /// What the connection reported.
+        detail: String,
+    },
+}
+
+impl GatewayError {
+    fn status(&self) -> StatusCode {
+        match self {
+            GatewayError::UnknownServer(_) | GatewayError::UnknownSession => StatusCode::NOT_FOUND,
+            GatewayError::NotDeployed(_) | GatewayError::Start { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            GatewayError::Malformed(_) | GatewayError::BadBody(_) => StatusCode::BAD_REQUEST,
+            GatewayError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::Method => StatusCode::METHOD_NOT_ALLOWED,
+            GatewayError::Upstream { .. } => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    fn code(&self) -> i64 {
+        match self {
+            GatewayError::UnknownServer(_) | GatewayError::UnknownSession => codes::NOT_FOUND,
+            GatewayError::NotDeployed(_)
+            | GatewayError::Start { .. }
+            | GatewayError::Upstream { .. } => codes::UNAVAILABLE,
+            GatewayError::Malformed(e) => e.code(),
+            GatewayError::BadBody(_) | GatewayError::Method => codes::INVALID_REQUEST,
+            GatewayError::TooLarge => codes::TOO_LARGE,
+        }
+    }
+
+    /// The response to send, answering the request with id `id` when it is known.
+    pub fn into_response_for(self, id: Option<&Id>) -> Response {
+        let body = error_body(id, self.code(), &self.to_string());
+        let mut response = (self.status(), body).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        response
+    }
+}
+
+impl IntoResponse for GatewayError {
+    fn into_response(self) -> Response {
+        self.into_response_for(None)
+    }
+}

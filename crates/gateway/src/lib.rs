@@ -1,0 +1,82 @@
+//! The MCP front door: `/servers/{name}/mcp`.
+//!
+//! A request is routed by server name to the live deployment (an in-memory table that follows
+//! the store's change feed, so routing costs no query), gets a [`Lease`] on an instance from
+//! the runtime (which starts one if needed), and is forwarded over a pooled HTTP/1 connection.
+//! Response bodies stream back untouched, so SSE passes through unbuffered; the lease lives as
+//! long as the response body, so an instance is never stopped under an open stream.
+//!
+//! The gateway owns the session ids clients see. An upstream `Mcp-Session-Id` never leaves
+//! Skyport: it is mapped to an id the gateway issues at `initialize`, bound to the instance
+//! that created it.
+//!
+//! This crate does not run SQL or builds; it reads routes through the store's repositories and
+//! asks the runtime for instances.
+//!
+//! [`Lease`]: skyport_runtime::Lease
+
+mod error;
+mod proxy;
+mod routes;
+mod sessions;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::any;
+use skyport_runtime::Runtime;
+use skyport_store::{Store, StoreError};
+
+pub use error::GatewayError;
+
+use crate::proxy::Upstream;
+use crate::routes::RouteTable;
+use crate::sessions::Sessions;
+
+/// The largest request body accepted; MCP requests are small, so more is a mistake or abuse.
+pub const MAX_REQUEST_BODY: usize = 4 * 1024 * 1024;
+
+/// The gateway's shared state; cheap to clone.
+#[derive(Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    routes: RouteTable,
+    sessions: Sessions,
+    runtime: Arc<dyn Runtime>,
+    upstream: Upstream,
+}
+
+impl Gateway {
+    /// Loads the route table and keeps it following the store until the store closes.
+    pub async fn new(store: Store, runtime: Arc<dyn Runtime>) -> Result<Gateway, StoreError> {
+        let routes = RouteTable::load(&store).await?;
+        routes.follow(store);
+        Ok(Gateway {
+            inner: Arc::new(Inner {
+                routes,
+                sessions: Sessions::default(),
+                runtime,
+                upstream: Upstream::new(),
+            }),
+        })
+    }
+
+    /// The gateway's routes, to merge into the application's router.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/servers/{name}/mcp", any(proxy::handle))
+            .route("/servers/{name}/mcp/", any(proxy::handle))
+            .with_state(self.clone())
+    }
+
+    /// Client sessions currently open through the gateway.
+    pub fn session_count(&self) -> usize {
+        self.inner.sessions.len()
+    }
+}
+
+#[cfg(test)]
+mod tests;

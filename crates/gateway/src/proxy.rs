@@ -1,0 +1,315 @@
+//! Forwarding one MCP request: read → route → session → lease → forward → map the response.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, StatusCode};
+use http_body::Frame;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use skyport_mcp::headers::SESSION_ID;
+use skyport_mcp::jsonrpc::{self, Id};
+use skyport_runtime::{Lease, Target};
+use skyport_store::ServerName;
+
+use crate::error::GatewayError;
+use crate::sessions::Session;
+use crate::{Gateway, MAX_REQUEST_BODY};
+
+/// The pooled HTTP/1 client to instances; connections are reused across requests.
+pub(crate) struct Upstream {
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Upstream {
+    pub(crate) fn new() -> Upstream {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(connector);
+        Upstream { client }
+    }
+}
+
+/// What the gateway learned about a request before forwarding it.
+struct Call {
+    server: ServerName,
+    /// The id to answer errors with.
+    id: Option<Id>,
+    initialize: bool,
+    /// The client's session id and what it maps to.
+    session: Option<(String, Session)>,
+}
+
+/// The handler of `/servers/{name}/mcp`.
+pub(crate) async fn handle(
+    State(gateway): State<Gateway>,
+    Path(name): Path<String>,
+    request: Request,
+) -> Response {
+    let mut id = None;
+    match proxy(&gateway, &name, request, &mut id).await {
+        Ok(response) => response,
+        Err(error) => {
+            tracing::debug!(server = %name, "gateway refused a request: {error}");
+            error.into_response_for(id.as_ref())
+        }
+    }
+}
+
+async fn proxy(
+    gateway: &Gateway,
+    name: &str,
+    request: Request,
+    id: &mut Option<Id>,
+) -> Result<Response, GatewayError> {
+    let (parts, body) = request.into_parts();
+    if ![Method::POST, Method::GET, Method::DELETE].contains(&parts.method) {
+        return Err(GatewayError::Method);
+    }
+    let body = read_body(&parts.headers, body).await?;
+    let message = if parts.method == Method::POST {
+        let message = jsonrpc::Body::parse(&body).map_err(GatewayError::Malformed)?;
+        id.clone_from(&message.first_id().cloned());
+        Some(message)
+    } else {
+        None
+    };
+
+    let server: ServerName = name
+        .parse()
+        .map_err(|_| GatewayError::UnknownServer(name.to_owned()))?;
+    let route = gateway
+        .inner
+        .routes
+        .get(&server)
+        .ok_or_else(|| GatewayError::UnknownServer(name.to_owned()))?;
+    let live = route
+        .live
+        .ok_or_else(|| GatewayError::NotDeployed(name.to_owned()))?;
+    let call = Call {
+        session: session(gateway, &parts.headers, &server, &live.id)?,
+        initialize: message.as_ref().is_some_and(jsonrpc::Body::is_initialize),
+        id: id.clone(),
+        server,
+    };
+
+    let target = Target {
+        server_id: route.server_id,
+        server_name: call.server.clone(),
+        deployment: live.id,
+        launch: live.launch,
+    };
+    let lease = gateway
+        .inner
+        .runtime
+        .acquire(&target)
+        .await
+        .map_err(|error| GatewayError::Start {
+            server: name.to_owned(),
+            error,
+        })?;
+    if let Some((client_id, session)) = &call.session {
+        if session.instance != *lease.instance() {
+            // The instance that knew this session is gone (crashed or stopped).
+            gateway.inner.sessions.close(client_id);
+            return Err(GatewayError::UnknownSession);
+        }
+    }
+
+    let upstream_request = upstream_request(&parts, body, &call, &lease)?;
+    let response = gateway
+        .inner
+        .upstream
+        .client
+        .request(upstream_request)
+        .await
+        .map_err(|e| GatewayError::Upstream {
+            server: name.to_owned(),
+            detail: e.to_string(),
+        })?;
+    Ok(client_response(gateway, &parts.method, &target, call, response, lease))
+}
+
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, GatewayError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > MAX_REQUEST_BODY) {
+        return Err(GatewayError::TooLarge);
+    }
+    match Limited::new(body, MAX_REQUEST_BODY).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(GatewayError::TooLarge),
+        Err(e) => Err(GatewayError::BadBody(e.to_string())),
+    }
+}
+
+/// The session a request names, if any; a name this gateway did not issue for this server's
+/// current deployment is an error, as the transport specifies (404, so the client
+/// re-initializes).
+fn session(
+    gateway: &Gateway,
+    headers: &HeaderMap,
+    server: &ServerName,
+    live: &skyport_store::DeploymentId,
+) -> Result<Option<(String, Session)>, GatewayError> {
+    let Some(value) = headers.get(SESSION_ID) else {
+        return Ok(None);
+    };
+    let client_id = value.to_str().map_err(|_| GatewayError::UnknownSession)?;
+    let session = gateway
+        .inner
+        .sessions
+        .get(client_id)
+        .filter(|s| s.server == *server)
+        .ok_or(GatewayError::UnknownSession)?;
+    if session.deployment != *live {
+        gateway.inner.sessions.close(client_id);
+        return Err(GatewayError::UnknownSession);
+    }
+    Ok(Some((client_id.to_owned(), session)))
+}
+
+fn upstream_request(
+    parts: &http::request::Parts,
+    body: Bytes,
+    call: &Call,
+    lease: &Lease,
+) -> Result<http::Request<Full<Bytes>>, GatewayError> {
+    let query = parts.uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+    let uri = format!("http://{}/mcp{query}", lease.addr());
+    let mut request = http::Request::builder()
+        .method(parts.method.clone())
+        .uri(uri)
+        .body(Full::new(body))
+        .map_err(|e| GatewayError::BadBody(e.to_string()))?;
+    let headers = request.headers_mut();
+    for (name, value) in &parts.headers {
+        if forwarded(name) {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    if let Ok(host) = HeaderValue::from_str(&lease.addr().to_string()) {
+        headers.insert(header::HOST, host);
+    }
+    if let Some((_, session)) = &call.session {
+        headers.insert(SESSION_ID, session.upstream.clone());
+    }
+    Ok(request)
+}
+
+/// Whether a client's request header goes to the instance. Hop-by-hop headers belong to one
+/// connection; credentials meant for Skyport and `skyport-*` identity headers must never
+/// reach a server (it could replay them, or trust forged identities); the session id and
+/// host are rewritten; the origin was checked at the edge.
+fn forwarded(name: &HeaderName) -> bool {
+    !(is_hop_by_hop(name)
+        || name == header::HOST
+        || name == header::AUTHORIZATION
+        || name == header::COOKIE
+        || name == header::ORIGIN
+        || name == header::CONTENT_LENGTH
+        || name.as_str() == SESSION_ID
+        || name.as_str().starts_with("skyport-"))
+}
+
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "proxy-connection"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+    )
+}
+
+fn client_response(
+    gateway: &Gateway,
+    method: &Method,
+    target: &Target,
+    call: Call,
+    response: http::Response<Incoming>,
+    lease: Lease,
+) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let upstream_session = parts.headers.remove(SESSION_ID);
+    strip_hop_by_hop(&mut parts.headers);
+    let sessions = &gateway.inner.sessions;
+    match (&call.session, upstream_session) {
+        (Some((client_id, _)), _) => {
+            let ended = parts.status == StatusCode::NOT_FOUND
+                || (*method == Method::DELETE && parts.status.is_success());
+            if ended {
+                sessions.close(client_id);
+            } else if let Ok(value) = HeaderValue::from_str(client_id) {
+                parts.headers.insert(SESSION_ID, value);
+            }
+        }
+        (None, Some(upstream)) if call.initialize && parts.status.is_success() => {
+            let client_id = sessions.open(Session {
+                server: call.server.clone(),
+                deployment: target.deployment.clone(),
+                instance: lease.instance().clone(),
+                upstream,
+            });
+            tracing::debug!(server = %call.server, id = ?call.id, "session opened");
+            if let Ok(value) = HeaderValue::from_str(&client_id) {
+                parts.headers.insert(SESSION_ID, value);
+            }
+        }
+        _ => {}
+    }
+    Response::from_parts(parts, Body::new(Leased { body, _lease: lease })).into_response()
+}
+
+/// Removes hop-by-hop headers from a response.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let hop: Vec<HeaderName> = headers.keys().filter(|n| is_hop_by_hop(n)).cloned().collect();
+    for name in hop {
+        headers.remove(name);
+    }
+}
+
+/// A response body that holds its instance's lease until the body is finished or dropped,
+/// so a streaming response keeps its instance alive and counted as busy.
+struct Leased {
+    body: Incoming,
+    _lease: Lease,
+}
+
+impl http_body::Body for Leased {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}

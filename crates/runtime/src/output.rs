@@ -1,0 +1,90 @@
+//! An instance's stdout and stderr, line by line, into the server's log; the last stderr lines
+//! are also kept in memory so a failed start can say why without a database round trip.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use skyport_store::{
+    DeploymentId, InstanceId, LogSource, LogStream, LogWriter, NewLogLine, ServerId, Timestamp,
+};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
+
+/// Longest line read in one piece; a longer one is split (the store cuts it further).
+const MAX_LINE: usize = 16 * 1024;
+/// Stderr lines kept for error messages.
+const TAIL_LINES: usize = 30;
+
+/// Who is printing: the fields every log line of an instance carries.
+#[derive(Clone)]
+pub(crate) struct LogContext {
+    pub(crate) writer: LogWriter,
+    pub(crate) server: ServerId,
+    pub(crate) deployment: DeploymentId,
+    pub(crate) instance: InstanceId,
+}
+
+impl LogContext {
+    /// Writes one line in the instance's log.
+    pub(crate) fn write(&self, stream: LogStream, line: String) {
+        self.writer.write(NewLogLine {
+            server_id: self.server.clone(),
+            deployment_id: Some(self.deployment.clone()),
+            instance_id: Some(self.instance.clone()),
+            source: LogSource::Instance,
+            stream,
+            at: Timestamp::now(),
+            line,
+        });
+    }
+}
+
+/// The last lines an instance wrote to stderr.
+#[derive(Default)]
+pub(crate) struct Tail(Mutex<VecDeque<String>>);
+
+impl Tail {
+    fn push(&self, line: &str) {
+        let mut lines = self.0.lock();
+        if lines.len() == TAIL_LINES {
+            lines.pop_front();
+        }
+        lines.push_back(line.to_owned());
+    }
+
+    /// The kept lines, joined.
+    pub(crate) fn text(&self) -> String {
+        self.0.lock().iter().cloned().collect::<Vec<_>>().join("\n")
+    }
+}
+
+/// Copies `reader` into the log until it closes.
+pub(crate) async fn pump(
+    reader: impl AsyncRead + Unpin,
+    stream: LogStream,
+    log: LogContext,
+    tail: Option<Arc<Tail>>,
+) {
+    let mut reader = BufReader::new(reader);
+    let mut buffer = Vec::with_capacity(256);
+    loop {
+        buffer.clear();
+        let read = {
+            let mut limited = (&mut reader).take(MAX_LINE as u64);
+            limited.read_until(b'\n', &mut buffer).await
+        };
+        match read {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                while buffer.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                    buffer.pop();
+                }
+                let line = String::from_utf8_lossy(&buffer).into_owned();
+                if let Some(tail) = &tail {
+                    tail.push(&line);
+                }
+                log.write(stream, line);
+            }
+        }
+    }
+}
