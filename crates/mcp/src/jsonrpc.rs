@@ -129,7 +129,9 @@ impl ParseError {
 impl std::fmt::Display for ParseError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ParseError::Json { detail } => write!(f, "the request body is not valid JSON: {detail}"),
+            ParseError::Json { detail } => {
+                write!(f, "the request body is not valid JSON: {detail}")
+            }
             ParseError::NotAMessage => {
                 f.write_str("the request body is not a JSON-RPC 2.0 message object")
             }

@@ -1,3 +1,5 @@
+//! JSON-RPC parsing and error bodies, on the shapes clients actually send.
+
 use super::*;
 
 #[test]
@@ -30,7 +32,10 @@ fn batches_keep_order_and_find_the_first_request_id() {
 
 #[test]
 fn rejects_what_is_not_json_rpc() {
-    assert_eq!(Body::parse(b"{nope").unwrap_err().code(), codes::PARSE_ERROR);
+    assert_eq!(
+        Body::parse(b"{nope").unwrap_err().code(),
+        codes::PARSE_ERROR
+    );
     assert_eq!(Body::parse(b"[]").unwrap_err(), ParseError::EmptyBatch);
     assert_eq!(Body::parse(b"42").unwrap_err(), ParseError::NotAMessage);
     assert_eq!(Body::parse(br#"[1]"#).unwrap_err(), ParseError::NotAMessage);
@@ -42,7 +47,11 @@ fn rejects_what_is_not_json_rpc() {
 
 #[test]
 fn error_bodies_carry_the_request_id() {
-    let body = error_body(Some(&Id::String("x".into())), codes::NOT_FOUND, "no server named 'a'");
+    let body = error_body(
+        Some(&Id::String("x".into())),
+        codes::NOT_FOUND,
+        "no server named 'a'",
+    );
     let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(
         value,

@@ -1,0 +1,207 @@
+//! Builds: turning a source (an uploaded gzip tarball of a folder, for now) into an immutable
+//! artifact — the unpacked source, a uv-built Python environment, the launcher — inspecting the
+//! server in it, recording the outcome in the store, and promoting it.
+//!
+//! This crate spawns processes (uv, pip, Python) and owns the data folder's `uploads`,
+//! `artifacts`, `envs`, `tools` and `cache/uv`. It must not know HTTP (the web crate streams
+//! bodies in), must not write SQL (the store does), and must not start instances: the runtime
+//! follows the store's change feed after a promotion.
+//!
+//! Layout of an artifact, `DATA/artifacts/<deployment id>/`: `src/` (the source, never
+//! modified after unpacking) and `launcher.py`. Its environment lives in `DATA/envs/<key>/`,
+//! shared by every artifact with the same dependencies.
+
+mod entrypoint;
+mod environment;
+mod inspect;
+mod job;
+mod process;
+mod toolchain;
+mod unpack;
+mod upload;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::Stream;
+use skyport_store::{Deployment, Server, Store, StoreError};
+use tokio::sync::OnceCell;
+use tokio_util::task::TaskTracker;
+
+pub use entrypoint::{DEFAULT_FILES, Entrypoint};
+pub use upload::{MAX_UPLOAD_BYTES, UploadId};
+
+/// Why a build could not be started. Failures of the build itself are recorded on the
+/// deployment (with a `FailureKind`), not returned.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The entrypoint is not `FILE.py[:OBJECT]` inside the source.
+    #[error("{0}")]
+    InvalidEntrypoint(String),
+    /// The text is not an upload id.
+    #[error(
+        "'{0}' is not an upload id (expected 'upl_' followed by 26 lowercase letters and digits); use the id returned by the upload"
+    )]
+    InvalidUploadId(String),
+    /// The upload exceeded the size limit.
+    #[error(
+        "the upload is larger than {} MiB; deploy a smaller folder (leave out virtual environments, build outputs and data files)",
+        .limit / (1024 * 1024)
+    )]
+    UploadTooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// The upload body could not be read to its end.
+    #[error("reading the upload failed: {0}; send it again")]
+    UploadBody(String),
+    /// No upload with this id is waiting (never made, or already used by a build).
+    #[error(
+        "upload {0} does not exist (each upload is used by one build); upload the source again"
+    )]
+    UnknownUpload(UploadId),
+    /// The data folder could not be written.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// What the operating system reported.
+        source: std::io::Error,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Where a deployment's source comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// A tarball uploaded with [`Builder::save_upload`].
+    Upload(UploadId),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Upload(id) => write!(f, "upload:{id}"),
+        }
+    }
+}
+
+/// What to build.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuildRequest {
+    /// The source.
+    pub source: Source,
+    /// The server file and object; `None` tries main.py, server.py, app.py.
+    pub entrypoint: Option<Entrypoint>,
+}
+
+/// Runs builds; cheap to clone.
+#[derive(Clone)]
+pub struct Builder {
+    inner: Arc<Inner>,
+}
+
+/// The folders under the data folder that builds use.
+pub(crate) struct Dirs {
+    pub(crate) uploads: PathBuf,
+    pub(crate) artifacts: PathBuf,
+    pub(crate) envs: PathBuf,
+    pub(crate) tools: PathBuf,
+    pub(crate) uv_cache: PathBuf,
+}
+
+pub(crate) struct Inner {
+    pub(crate) store: Store,
+    pub(crate) dirs: Dirs,
+    /// Found (or installed) on the first build that needs it. The cell also serialises the
+    /// uv installation: concurrent builds wait for the first one's attempt instead of
+    /// installing twice. A failed attempt is not cached, so fixing the machine needs no restart.
+    pub(crate) toolchain: OnceCell<toolchain::Toolchain>,
+    pub(crate) env_locks: environment::KeyLocks,
+    jobs: TaskTracker,
+}
+
+impl Builder {
+    /// A builder storing into `store` and under `data_dir` (uploads, artifacts, envs, tools,
+    /// cache/uv).
+    pub fn new(store: Store, data_dir: PathBuf) -> Builder {
+        // Launch specs hold absolute paths: the runtime starts instances from its own working
+        // directory.
+        let data_dir = std::path::absolute(&data_dir).unwrap_or(data_dir);
+        let dirs = Dirs {
+            uploads: data_dir.join("uploads"),
+            artifacts: data_dir.join("artifacts"),
+            envs: data_dir.join("envs"),
+            tools: data_dir.join("tools"),
+            uv_cache: data_dir.join("cache").join("uv"),
+        };
+        Builder {
+            inner: Arc::new(Inner {
+                store,
+                dirs,
+                toolchain: OnceCell::new(),
+                env_locks: environment::KeyLocks::default(),
+                jobs: TaskTracker::new(),
+            }),
+        }
+    }
+
+    /// Streams a gzip tarball into `DATA/uploads` (at most [`MAX_UPLOAD_BYTES`]) and returns
+    /// its id for [`Builder::start`].
+    pub async fn save_upload<S, E>(&self, body: S) -> Result<UploadId, BuildError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
+        E: fmt::Display,
+    {
+        upload::save(&self.inner.dirs.uploads, body, MAX_UPLOAD_BYTES).await
+    }
+
+    /// Records a queued deployment of `server` and starts building it in the background;
+    /// returns the deployment at once. Follow it through the store (status, phase, build log).
+    pub async fn start(
+        &self,
+        server: &Server,
+        request: BuildRequest,
+    ) -> Result<Deployment, BuildError> {
+        match &request.source {
+            Source::Upload(id) => {
+                let exists = tokio::fs::try_exists(id.path(&self.inner.dirs.uploads))
+                    .await
+                    .unwrap_or(false);
+                if !exists {
+                    return Err(BuildError::UnknownUpload(id.clone()));
+                }
+            }
+        }
+        let entrypoint = request.entrypoint.as_ref().map(ToString::to_string);
+        let deployment = self
+            .inner
+            .store
+            .deployments()
+            .create(
+                &server.id,
+                &request.source.to_string(),
+                entrypoint.as_deref(),
+            )
+            .await?;
+        self.inner
+            .jobs
+            .spawn(job::run(self.inner.clone(), deployment.clone(), request));
+        Ok(deployment)
+    }
+
+    /// Waits until no build is running (the caller bounds it with a deadline at shutdown).
+    pub async fn drain(&self) {
+        // A closed tracker still tracks builds started later; closing only lets `wait` finish
+        // once none is running. It is never reopened, so concurrent drains cannot starve.
+        self.inner.jobs.close();
+        self.inner.jobs.wait().await;
+    }
+}
+
+#[cfg(test)]
+mod tests;

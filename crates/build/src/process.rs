@@ -1,0 +1,207 @@
+//! Running the build's child processes (uv, pip, the launcher) with their output streamed into
+//! the deployment's build log as it arrives, a deadline, and a kept tail of standard error for
+//! failure messages. This module decides nothing about what a failure means: callers classify.
+
+use std::collections::VecDeque;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use skyport_store::{
+    DeploymentId, LogSource, LogStream, LogWriter, NewLogLine, ServerId, Timestamp,
+};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::Command;
+
+/// Longest line kept in memory before it is logged in pieces; a child that prints megabytes
+/// without a newline must not make the build buffer them all.
+const MAX_PENDING_LINE: usize = 64 * 1024;
+
+/// The build log of one deployment: every message of the job goes through here.
+#[derive(Clone)]
+pub(crate) struct BuildLog {
+    writer: LogWriter,
+    server_id: ServerId,
+    deployment_id: DeploymentId,
+}
+
+impl BuildLog {
+    pub(crate) fn new(writer: LogWriter, server_id: ServerId, deployment_id: DeploymentId) -> Self {
+        BuildLog {
+            writer,
+            server_id,
+            deployment_id,
+        }
+    }
+
+    /// Skyport's own message; multi-line text becomes one log line per line.
+    pub(crate) fn info(&self, text: &str) {
+        for line in text.lines() {
+            self.line(LogStream::Skyport, line.to_owned());
+        }
+    }
+
+    pub(crate) fn line(&self, stream: LogStream, line: String) {
+        self.writer.write(NewLogLine {
+            server_id: self.server_id.clone(),
+            deployment_id: Some(self.deployment_id.clone()),
+            instance_id: None,
+            source: LogSource::Build,
+            stream,
+            at: Timestamp::now(),
+            line,
+        });
+    }
+
+    /// Waits until everything logged so far is stored.
+    pub(crate) async fn flush(&self) {
+        self.writer.flush().await;
+    }
+}
+
+/// How a child process ended.
+pub(crate) struct Finished {
+    pub(crate) status: ExitStatus,
+    /// The last lines of its standard error, oldest first.
+    pub(crate) stderr_tail: Vec<String>,
+}
+
+impl Finished {
+    pub(crate) fn stderr_tail_text(&self) -> String {
+        self.stderr_tail.join("\n")
+    }
+
+    /// "exit code 1" or "killed by signal 9", for messages.
+    pub(crate) fn exit(&self) -> String {
+        match self.status.code() {
+            Some(code) => format!("exit code {code}"),
+            None => {
+                #[cfg(unix)]
+                {
+                    use std::os::unix::process::ExitStatusExt;
+                    if let Some(signal) = self.status.signal() {
+                        return format!("killed by signal {signal}");
+                    }
+                }
+                self.status.to_string()
+            }
+        }
+    }
+}
+
+/// Why a child process did not finish.
+#[derive(Debug)]
+pub(crate) enum RunError {
+    /// It could not be started (not found, not executable).
+    Spawn(std::io::Error),
+    /// Waiting for it failed.
+    Wait(std::io::Error),
+    /// It ran past its deadline and was killed.
+    Timeout,
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunError::Spawn(e) => write!(f, "cannot start it: {e}"),
+            RunError::Wait(e) => write!(f, "lost track of it: {e}"),
+            RunError::Timeout => f.write_str("it did not finish in time"),
+        }
+    }
+}
+
+/// A command for `program`: the one place this crate creates processes, which clippy's
+/// `disallowed-methods` permits only in the build and runtime crates.
+#[allow(clippy::disallowed_methods)] // the build is one of the two crates that spawn
+pub(crate) fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    Command::new(program)
+}
+
+/// Runs `command` to completion, logging its output line by line, killing it after `limit`.
+/// Keeps the last `tail` lines of standard error for the caller's failure message.
+pub(crate) async fn run_logged(
+    mut command: Command,
+    log: &BuildLog,
+    limit: Duration,
+    tail: usize,
+) -> Result<Finished, RunError> {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // A build that is dropped (timeout, shutdown) must not leave uv or Python running.
+        .kill_on_drop(true);
+    let mut child = command.spawn().map_err(RunError::Spawn)?;
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let run = async {
+        let (_, stderr_tail) = tokio::join!(
+            pump(stdout, log, LogStream::Stdout, 0),
+            pump(stderr, log, LogStream::Stderr, tail),
+        );
+        let status = child.wait().await.map_err(RunError::Wait)?;
+        Ok(Finished {
+            status,
+            stderr_tail: stderr_tail.into(),
+        })
+    };
+    match tokio::time::timeout(limit, run).await {
+        Ok(finished) => finished,
+        // Dropping `run` drops the child, which kills it (kill_on_drop).
+        Err(_) => Err(RunError::Timeout),
+    }
+}
+
+/// Copies a child's stream into the log, one line at a time; returns its last `tail` lines.
+async fn pump<R: AsyncRead + Unpin>(
+    reader: Option<R>,
+    log: &BuildLog,
+    stream: LogStream,
+    tail: usize,
+) -> VecDeque<String> {
+    let mut kept = VecDeque::with_capacity(tail);
+    let Some(mut reader) = reader else {
+        return kept;
+    };
+    let mut emit = |bytes: &[u8]| {
+        let text = String::from_utf8_lossy(bytes);
+        let line = text.trim_end_matches(['\r', '\n']).to_owned();
+        if tail > 0 {
+            if kept.len() == tail {
+                kept.pop_front();
+            }
+            kept.push_back(line.clone());
+        }
+        log.line(stream, line);
+    };
+    let mut pending: Vec<u8> = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let read = match reader.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        pending.extend_from_slice(&chunk[..read]);
+        while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+            emit(&pending[..end]);
+            pending.drain(..=end);
+        }
+        if pending.len() > MAX_PENDING_LINE {
+            emit(&pending);
+            pending.clear();
+        }
+    }
+    if !pending.is_empty() {
+        emit(&pending);
+    }
+    kept
+}
+
+/// A command line as shown in the build log.
+pub(crate) fn shown(program: &std::path::Path, args: &[&std::ffi::OsStr]) -> String {
+    let mut text = format!("$ {}", program.display());
+    for arg in args {
+        text.push(' ');
+        text.push_str(&arg.to_string_lossy());
+    }
+    text
+}
