@@ -38,6 +38,9 @@ pub enum GatewayError {
         /// Why.
         error: StartError,
     },
+    /// Skyport itself failed (its database); details are in its log.
+    #[error("Skyport could not route the request; see its log")]
+    Internal(String),
     /// The instance did not answer the forwarded request.
     #[error("server '{server}' did not answer: {detail}")]
     Upstream {
@@ -59,6 +62,7 @@ impl GatewayError {
             GatewayError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::Method => StatusCode::METHOD_NOT_ALLOWED,
             GatewayError::Upstream { .. } => StatusCode::BAD_GATEWAY,
+            GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -71,11 +75,15 @@ impl GatewayError {
             GatewayError::Malformed(e) => e.code(),
             GatewayError::BadBody(_) | GatewayError::Method => codes::INVALID_REQUEST,
             GatewayError::TooLarge => codes::TOO_LARGE,
+            GatewayError::Internal(_) => codes::INTERNAL_ERROR,
         }
     }
 
     /// The response to send, answering the request with id `id` when it is known.
     pub fn into_response_for(self, id: Option<&Id>) -> Response {
+        if let GatewayError::Internal(detail) = &self {
+            tracing::error!("gateway failed: {detail}");
+        }
         let body = error_body(id, self.code(), &self.to_string());
         let mut response = (self.status(), body).into_response();
         response.headers_mut().insert(

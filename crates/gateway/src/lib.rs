@@ -20,12 +20,14 @@ mod proxy;
 mod routes;
 mod sessions;
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use axum::Router;
 use axum::routing::any;
 use skyport_runtime::Runtime;
 use skyport_store::{Store, StoreError};
+use tokio_util::sync::CancellationToken;
 
 pub use error::GatewayError;
 
@@ -35,6 +37,9 @@ use crate::sessions::Sessions;
 
 /// The largest request body accepted; MCP requests are small, so more is a mistake or abuse.
 pub const MAX_REQUEST_BODY: usize = 4 * 1024 * 1024;
+
+/// How often sessions of stopped instances are forgotten.
+const SESSION_SWEEP: Duration = Duration::from_secs(60);
 
 /// The gateway's shared state; cheap to clone.
 #[derive(Clone)]
@@ -47,6 +52,9 @@ struct Inner {
     sessions: Sessions,
     runtime: Arc<dyn Runtime>,
     upstream: Upstream,
+    /// Cancelled at shutdown: ends server-to-client event streams, which would otherwise
+    /// hold a graceful shutdown open until its deadline.
+    closing: CancellationToken,
 }
 
 impl Gateway {
@@ -54,14 +62,17 @@ impl Gateway {
     pub async fn new(store: Store, runtime: Arc<dyn Runtime>) -> Result<Gateway, StoreError> {
         let routes = RouteTable::load(&store).await?;
         routes.follow(store);
-        Ok(Gateway {
+        let gateway = Gateway {
             inner: Arc::new(Inner {
                 routes,
                 sessions: Sessions::default(),
                 runtime,
                 upstream: Upstream::new(),
+                closing: CancellationToken::new(),
             }),
-        })
+        };
+        tokio::spawn(sweep_sessions(Arc::downgrade(&gateway.inner)));
+        Ok(gateway)
     }
 
     /// The gateway's routes, to merge into the application's router.
@@ -72,9 +83,35 @@ impl Gateway {
             .with_state(self.clone())
     }
 
+    /// Ends open `GET` event streams now; requests in flight carry on. Call when shutting
+    /// down, so waiting for in-flight work does not mean waiting for idle listeners.
+    pub fn close_streams(&self) {
+        self.inner.closing.cancel();
+    }
+
     /// Client sessions currently open through the gateway.
     pub fn session_count(&self) -> usize {
         self.inner.sessions.len()
+    }
+}
+
+/// Sessions of instances that stopped (idle, crashed, retired) are dead: clients that do not
+/// end them with DELETE would otherwise leave them in memory forever.
+async fn sweep_sessions(gateway: Weak<Inner>) {
+    let mut tick =
+        tokio::time::interval_at(tokio::time::Instant::now() + SESSION_SWEEP, SESSION_SWEEP);
+    loop {
+        tick.tick().await;
+        let Some(inner) = gateway.upgrade() else {
+            return;
+        };
+        let running = inner
+            .runtime
+            .instances()
+            .into_iter()
+            .map(|i| i.id)
+            .collect();
+        inner.sessions.retain_instances(&running);
     }
 }
 

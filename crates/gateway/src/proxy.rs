@@ -20,6 +20,7 @@ use skyport_mcp::headers::SESSION_ID;
 use skyport_mcp::jsonrpc::{self, Id};
 use skyport_runtime::{Lease, Target};
 use skyport_store::ServerName;
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use crate::error::GatewayError;
 use crate::sessions::Session;
@@ -93,6 +94,8 @@ async fn proxy(
         .inner
         .routes
         .get(&server)
+        .await
+        .map_err(|e| GatewayError::Internal(e.to_string()))?
         .ok_or_else(|| GatewayError::UnknownServer(name.to_owned()))?;
     let live = route
         .live
@@ -119,12 +122,12 @@ async fn proxy(
             server: name.to_owned(),
             error,
         })?;
-    if let Some((client_id, session)) = &call.session {
-        if session.instance != *lease.instance() {
-            // The instance that knew this session is gone (crashed or stopped).
-            gateway.inner.sessions.close(client_id);
-            return Err(GatewayError::UnknownSession);
-        }
+    if let Some((client_id, session)) = &call.session
+        && session.instance != *lease.instance()
+    {
+        // The instance that knew this session is gone (crashed or stopped).
+        gateway.inner.sessions.close(client_id);
+        return Err(GatewayError::UnknownSession);
     }
 
     let upstream_request = upstream_request(&parts, body, &call, &lease)?;
@@ -138,7 +141,14 @@ async fn proxy(
             server: name.to_owned(),
             detail: e.to_string(),
         })?;
-    Ok(client_response(gateway, &parts.method, &target, call, response, lease))
+    Ok(client_response(
+        gateway,
+        &parts.method,
+        &target,
+        call,
+        response,
+        lease,
+    ))
 }
 
 async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, GatewayError> {
@@ -188,7 +198,11 @@ fn upstream_request(
     call: &Call,
     lease: &Lease,
 ) -> Result<http::Request<Full<Bytes>>, GatewayError> {
-    let query = parts.uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+    let query = parts
+        .uri
+        .query()
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
     let uri = format!("http://{}/mcp{query}", lease.addr());
     let mut request = http::Request::builder()
         .method(parts.method.clone())
@@ -276,12 +290,25 @@ fn client_response(
         }
         _ => {}
     }
-    Response::from_parts(parts, Body::new(Leased { body, _lease: lease })).into_response()
+    // A GET is the server-to-client event stream: idle by nature, so it ends at shutdown
+    // rather than counting as work to wait for.
+    let closing =
+        (*method == Method::GET).then(|| Box::pin(gateway.inner.closing.clone().cancelled_owned()));
+    let body = Leased {
+        body,
+        closing,
+        _lease: lease,
+    };
+    Response::from_parts(parts, Body::new(body)).into_response()
 }
 
 /// Removes hop-by-hop headers from a response.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let hop: Vec<HeaderName> = headers.keys().filter(|n| is_hop_by_hop(n)).cloned().collect();
+    let hop: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| is_hop_by_hop(n))
+        .cloned()
+        .collect();
     for name in hop {
         headers.remove(name);
     }
@@ -291,6 +318,8 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// so a streaming response keeps its instance alive and counted as busy.
 struct Leased {
     body: Incoming,
+    /// When set and cancelled, the body ends early.
+    closing: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
     _lease: Lease,
 }
 
@@ -302,7 +331,13 @@ impl http_body::Body for Leased {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+        let this = self.get_mut();
+        if let Some(closing) = &mut this.closing
+            && closing.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready(None);
+        }
+        Pin::new(&mut this.body).poll_frame(cx)
     }
 
     fn is_end_stream(&self) -> bool {

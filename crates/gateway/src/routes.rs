@@ -13,6 +13,7 @@ use tokio::sync::broadcast::error::RecvError;
 #[derive(Clone)]
 pub(crate) struct RouteTable {
     routes: Arc<ArcSwap<HashMap<ServerName, Route>>>,
+    store: Store,
 }
 
 impl RouteTable {
@@ -20,6 +21,7 @@ impl RouteTable {
     pub(crate) async fn load(store: &Store) -> Result<RouteTable, StoreError> {
         Ok(RouteTable {
             routes: Arc::new(ArcSwap::from_pointee(read(store).await?)),
+            store: store.clone(),
         })
     }
 
@@ -41,9 +43,14 @@ impl RouteTable {
         });
     }
 
-    /// The route of `name`, if the server exists.
-    pub(crate) fn get(&self, name: &ServerName) -> Option<Route> {
-        self.routes.load().get(name).cloned()
+    /// The route of `name`, if the server exists. A miss (or a server without a live
+    /// deployment) is checked against the store: the table follows the change feed a moment
+    /// after a commit, and a client told "deployed" must not be refused in that moment.
+    pub(crate) async fn get(&self, name: &ServerName) -> Result<Option<Route>, StoreError> {
+        if let Some(route) = self.routes.load().get(name).filter(|r| r.live.is_some()) {
+            return Ok(Some(route.clone()));
+        }
+        self.store.deployments().route(name).await
     }
 }
 

@@ -4,7 +4,7 @@
 //! conversation, so it must not be guessable. The table is in memory; surviving restarts
 //! (storing the `initialize` and replaying it on a new instance) builds on this shape.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use http::HeaderValue;
 use parking_lot::Mutex;
@@ -45,6 +45,13 @@ impl Sessions {
     /// Forgets a session.
     pub(crate) fn close(&self, id: &str) {
         self.open.lock().remove(id);
+    }
+
+    /// Forgets sessions whose instance is not in `running`: they can never be used again.
+    pub(crate) fn retain_instances(&self, running: &HashSet<InstanceId>) {
+        self.open
+            .lock()
+            .retain(|_, s| running.contains(&s.instance));
     }
 
     /// How many are open.

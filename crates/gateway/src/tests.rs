@@ -184,7 +184,12 @@ async fn unknown_server_is_a_404_naming_it_with_the_request_id() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["id"], 2);
     assert_eq!(body["error"]["code"], -32001);
-    assert!(body["error"]["message"].as_str().unwrap().contains("'nope'"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("'nope'")
+    );
 }
 
 #[tokio::test]
@@ -275,4 +280,24 @@ async fn server_sent_events_stream_through_unbuffered() {
     );
     let rest = body.collect().await.unwrap().to_bytes();
     assert!(String::from_utf8_lossy(&rest).contains("\"n\":2"));
+}
+
+#[tokio::test]
+async fn closing_streams_ends_event_streams_but_not_requests() {
+    let f = fixture().await;
+    let session = initialize(&f).await;
+    let get = Request::get("/servers/echo/mcp")
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session)
+        .body(Body::empty())
+        .unwrap();
+    let mut stream = f.gateway.router().oneshot(get).await.unwrap().into_body();
+    stream.frame().await.unwrap().unwrap();
+    f.gateway.close_streams();
+    let end = tokio::time::timeout(Duration::from_millis(200), stream.frame())
+        .await
+        .expect("the stream stayed open after close_streams");
+    assert!(end.is_none());
+    let (status, _, _) = send(&f.gateway, post("/servers/echo/mcp", Some(&session), LIST)).await;
+    assert_eq!(status, StatusCode::OK);
 }

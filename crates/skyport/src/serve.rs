@@ -1,0 +1,382 @@
+//! `skyport serve` and `skyport up`: wiring the store, builder, runtime, gateway and web
+//! application together, and taking them down in order.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use skyport_api::DeploymentView;
+use skyport_build::Builder;
+use skyport_client::Client;
+use skyport_gateway::Gateway;
+use skyport_runtime::{LocalRuntime, LocalRuntimeConfig, Runtime, follow_live_deployments};
+use skyport_store::{DeploymentStatus, Store};
+use skyport_web::{AppOptions, AppState};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::cli::{ServeArgs, UpArgs};
+use crate::config::{self, Credentials};
+use crate::deploy::{self, Deploy};
+
+/// How long an instance may take from spawn to its first answer.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// In-flight requests to a superseded deployment get this long before it is stopped.
+const RETIRE_GRACE: Duration = Duration::from_secs(30);
+/// Instances get this long to finish in-flight work at shutdown, after the HTTP server stopped.
+const INSTANCE_STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// The example `skyport up` deploys when there is no `examples/hello` folder at hand
+/// (an installed binary, a different working directory).
+const EMBEDDED_HELLO: &str = include_str!("../../../examples/hello/main.py");
+
+/// Logs to stderr; `RUST_LOG` overrides the default level.
+pub(crate) fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,hyper=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let platform = Platform::start(&args).await?;
+    platform.run_until(shutdown_signal()).await
+}
+
+pub(crate) async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
+    let platform = Platform::start(&args.serve).await?;
+    let source = match args.source {
+        Some(source) => source,
+        None => default_example(&platform.data_dir)?,
+    };
+    let name = match args.name {
+        Some(name) => name,
+        None => name_of(&source)?,
+    };
+    let client = Client::new(&platform.url, Some(platform.token.clone()));
+    let request = Deploy {
+        source: &source,
+        name: &name,
+        entrypoint: args.entrypoint.as_deref(),
+        description: None,
+        verbose: false,
+    };
+    let deployment = match deploy::run(&client, &request).await {
+        Ok(deployment) => deployment,
+        Err(e) => {
+            platform.stop().await;
+            return Err(e);
+        }
+    };
+    if deployment.status == DeploymentStatus::Failed {
+        platform.stop().await;
+        return Ok(ExitCode::FAILURE);
+    }
+    print_welcome(&platform, &deployment);
+    platform.run_until(shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Everything `serve` runs, started.
+struct Platform {
+    url: String,
+    token: String,
+    data_dir: PathBuf,
+    store: Store,
+    builder: Builder,
+    runtime: Arc<LocalRuntime>,
+    gateway: Gateway,
+    http: JoinHandle<std::io::Result<()>>,
+    stop_http: Option<oneshot::Sender<()>>,
+    grace: Duration,
+}
+
+impl Platform {
+    async fn start(args: &ServeArgs) -> anyhow::Result<Platform> {
+        if let Some(url) = &args.database_url
+            && !url.starts_with("sqlite:")
+        {
+            bail!(
+                "only SQLite is supported in this version (got --database-url {url}); omit it to use the data directory's database"
+            );
+        }
+        let data_dir = config::data_dir(args.data_dir.as_deref())?;
+        config::create_data_dir(&data_dir)?;
+        let database = match args
+            .database_url
+            .as_deref()
+            .and_then(|u| u.strip_prefix("sqlite:"))
+        {
+            Some(path) => PathBuf::from(path.trim_start_matches("//")),
+            None => data_dir.join("skyport.db"),
+        };
+        let store = Store::open(&database).await?;
+        let interrupted = store.deployments().fail_interrupted().await?;
+        if interrupted > 0 {
+            tracing::warn!(
+                "{interrupted} build(s) were interrupted by the last shutdown and are marked failed"
+            );
+        }
+
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {}: is another Skyport running? Pass --listen ADDR to use another address",
+                    args.listen
+                )
+            })?;
+        let addr = listener.local_addr()?;
+        let url = public_url(addr);
+        let token = ensure_credentials(&store, &data_dir, &url).await?;
+
+        let builder = Builder::new(store.clone(), data_dir.clone());
+        let runtime = Arc::new(LocalRuntime::new(
+            LocalRuntimeConfig {
+                scratch_dir: data_dir.join("run"),
+                start_timeout: START_TIMEOUT,
+                path: std::env::var_os("PATH"),
+            },
+            store.logs().writer(),
+        ));
+        let dyn_runtime: Arc<dyn Runtime> = runtime.clone();
+        let gateway = Gateway::new(store.clone(), dyn_runtime.clone()).await?;
+        tokio::spawn(follow_live_deployments(
+            store.clone(),
+            dyn_runtime.clone(),
+            RETIRE_GRACE,
+        ));
+        let state = AppState {
+            store: store.clone(),
+            builder: builder.clone(),
+            runtime: dyn_runtime,
+            public_url: url.clone(),
+        };
+        let options = AppOptions {
+            loopback_only: addr.ip().is_loopback(),
+        };
+        let app = skyport_web::app(state, &gateway, &options);
+        let (stop_http, stopped) = oneshot::channel::<()>();
+        let http = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        tracing::info!(
+            "Skyport {} listening on {url} (data in {})",
+            env!("CARGO_PKG_VERSION"),
+            data_dir.display()
+        );
+        Ok(Platform {
+            url,
+            token,
+            data_dir,
+            store,
+            builder,
+            runtime,
+            gateway,
+            http,
+            stop_http: Some(stop_http),
+            grace: Duration::from_secs(args.shutdown_grace),
+        })
+    }
+
+    /// Serves until `signal`, then shuts down in order.
+    async fn run_until(mut self, signal: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let failed = tokio::select! {
+            () = signal => None,
+            result = &mut self.http => Some(result),
+        };
+        if let Some(result) = failed {
+            self.stop_rest().await;
+            return match result {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(e).context("the HTTP server failed"),
+                Err(e) => Err(e).context("the HTTP server task failed"),
+            };
+        }
+        self.stop().await;
+        Ok(())
+    }
+
+    /// Stops accepting, gives in-flight requests the grace period, then stops instances,
+    /// waits for builds, and flushes the logs.
+    async fn stop(mut self) {
+        tracing::info!(
+            "shutting down: finishing in-flight requests (up to {}s)",
+            self.grace.as_secs()
+        );
+        if let Some(stop_http) = self.stop_http.take() {
+            let _ = stop_http.send(());
+        }
+        self.gateway.close_streams();
+        if tokio::time::timeout(self.grace, &mut self.http)
+            .await
+            .is_err()
+        {
+            tracing::warn!("in-flight requests did not finish in time; closing them");
+            self.http.abort();
+        }
+        self.stop_rest().await;
+    }
+
+    async fn stop_rest(self) {
+        self.runtime.shutdown(INSTANCE_STOP_GRACE).await;
+        if tokio::time::timeout(self.grace, self.builder.drain())
+            .await
+            .is_err()
+        {
+            tracing::warn!("builds still running at shutdown will be marked failed on next start");
+        }
+        self.store.logs().writer().flush().await;
+        self.store.close().await;
+        tracing::info!("stopped");
+    }
+}
+
+/// The URL clients use: an unspecified listen address is reached through loopback.
+fn public_url(addr: SocketAddr) -> String {
+    match addr {
+        SocketAddr::V4(v4) if v4.ip().is_unspecified() => format!("http://127.0.0.1:{}", v4.port()),
+        SocketAddr::V6(v6) if v6.ip().is_unspecified() => format!("http://[::1]:{}", v6.port()),
+        addr => format!("http://{addr}"),
+    }
+}
+
+/// Makes sure `DATA_DIR/credentials` holds a valid admin key for this Skyport, creating one
+/// on first start, so the CLI on this machine needs no login.
+async fn ensure_credentials(store: &Store, data_dir: &Path, url: &str) -> anyhow::Result<String> {
+    let admin = store.keys().ensure_admin().await?;
+    if let Some(stored) = config::read_credentials(data_dir)
+        && store.keys().authenticate(&stored.token).await?.is_some()
+    {
+        if stored.url != url {
+            config::write_credentials(
+                data_dir,
+                &Credentials {
+                    url: url.to_owned(),
+                    token: stored.token.clone(),
+                },
+            )?;
+        }
+        return Ok(stored.token);
+    }
+    let (_, token) = store.keys().create(&admin.id, "cli").await?;
+    config::write_credentials(
+        data_dir,
+        &Credentials {
+            url: url.to_owned(),
+            token: token.clone(),
+        },
+    )?;
+    Ok(token)
+}
+
+/// `examples/hello` when run from a checkout, else the embedded copy written to the data dir.
+fn default_example(data_dir: &Path) -> anyhow::Result<PathBuf> {
+    let checkout = PathBuf::from("examples/hello");
+    if checkout.join("main.py").is_file() {
+        return Ok(checkout);
+    }
+    let copy = data_dir.join("examples").join("hello");
+    std::fs::create_dir_all(&copy)?;
+    std::fs::write(copy.join("main.py"), EMBEDDED_HELLO)
+        .with_context(|| format!("cannot write the example to {}", copy.display()))?;
+    Ok(copy)
+}
+
+/// A server name from a folder name: lowercased, other characters replaced by dashes.
+fn name_of(source: &Path) -> anyhow::Result<String> {
+    let folder = std::fs::canonicalize(source)
+        .with_context(|| format!("cannot read {}", source.display()))?;
+    let raw = folder
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    let name: String = raw
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let name = name.trim_matches('-').chars().take(63).collect::<String>();
+    if name.is_empty() {
+        bail!(
+            "cannot derive a server name from {}; pass --name",
+            source.display()
+        );
+    }
+    Ok(name)
+}
+
+fn print_welcome(platform: &Platform, deployment: &DeploymentView) {
+    let name = &deployment.server;
+    let url = format!("{}/servers/{name}/mcp", platform.url);
+    let config = serde_json::json!({ "mcpServers": { name.as_str(): { "url": url } } });
+    let credentials = platform.data_dir.join("credentials");
+    let text = format!(
+        "\nSkyport is running at {base}\n\n  {name}: {url}\n\n\
+         Connect a client:\n\
+         \x20 Claude Code     claude mcp add --transport http {name} {url}\n\
+         \x20 FastMCP         Client(\"{url}\")\n\
+         \x20 JSON config     (Claude Desktop, Cursor, VS Code)\n{config}\n\n\
+         Admin credential: {credentials} (the CLI on this machine uses it)\n\
+         Logs: skyport logs {name} -f        Stop: Ctrl-C\n",
+        base = platform.url,
+        config = serde_json::to_string_pretty(&config).unwrap_or_default(),
+        credentials = credentials.display(),
+    );
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_come_from_folder_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("My_Weather Server");
+        std::fs::create_dir(&folder).unwrap();
+        assert_eq!(name_of(&folder).unwrap(), "my-weather-server");
+    }
+
+    #[test]
+    fn unspecified_addresses_are_reached_through_loopback() {
+        assert_eq!(
+            public_url("0.0.0.0:8420".parse().unwrap()),
+            "http://127.0.0.1:8420"
+        );
+        assert_eq!(
+            public_url("127.0.0.1:9".parse().unwrap()),
+            "http://127.0.0.1:9"
+        );
+    }
+}

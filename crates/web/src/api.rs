@@ -1,0 +1,255 @@
+//! The REST API under `/api/v1/`.
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use skyport_api::{
+    CreateDeployment, DeploymentView, Health, LogPage, PutServer, ServerView, SourceSpec,
+    UploadCreated,
+};
+use skyport_build::{BuildRequest, Entrypoint, Source, UploadId};
+use skyport_store::{DeploymentId, LogQuery, LogSource, Server, ServerName};
+
+use crate::{ApiError, AppState, views};
+
+/// Most log lines one request returns.
+const MAX_LOG_PAGE: u32 = 5_000;
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/servers", get(list_servers))
+        .route(
+            "/servers/{name}",
+            get(show_server).put(put_server).delete(remove_server),
+        )
+        .route(
+            "/servers/{name}/deployments",
+            get(list_deployments).post(create_deployment),
+        )
+        .route("/servers/{name}/logs", get(server_logs))
+        .route(
+            "/deployments/{id}",
+            get(show_deployment).delete(remove_deployment),
+        )
+        .route("/uploads", post(create_upload))
+}
+
+/// `GET /healthz`.
+pub(crate) async fn health() -> Json<Health> {
+    Json(Health {
+        status: "ok".to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    })
+}
+
+async fn list_servers(State(state): State<AppState>) -> Result<Json<Vec<ServerView>>, ApiError> {
+    let running = state.runtime.instances();
+    let servers = state.store.servers().list().await?;
+    Ok(Json(
+        servers
+            .into_iter()
+            .map(|s| views::server(s, &state.public_url, &running))
+            .collect(),
+    ))
+}
+
+async fn show_server(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<ServerView>, ApiError> {
+    let server = existing_server(&state, &name).await?;
+    Ok(Json(views::server(
+        server,
+        &state.public_url,
+        &state.runtime.instances(),
+    )))
+}
+
+async fn put_server(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Json(body): Json<PutServer>,
+) -> Result<(StatusCode, Json<ServerView>), ApiError> {
+    let name: ServerName = name.parse()?;
+    let (server, created) = state
+        .store
+        .servers()
+        .ensure(&name, body.description.as_deref())
+        .await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let view = views::server(server, &state.public_url, &state.runtime.instances());
+    Ok((status, Json(view)))
+}
+
+async fn remove_server(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let name: ServerName = name.parse()?;
+    match state.store.servers().remove(&name).await? {
+        Some(_) => Ok(StatusCode::NO_CONTENT),
+        None => Err(no_such_server(&name)),
+    }
+}
+
+async fn list_deployments(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Vec<DeploymentView>>, ApiError> {
+    let server = existing_server(&state, &name).await?;
+    let deployments = state.store.deployments().list(&server.id).await?;
+    Ok(Json(
+        deployments
+            .into_iter()
+            .map(|d| views::deployment(d, &server))
+            .collect(),
+    ))
+}
+
+async fn create_deployment(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Json(body): Json<CreateDeployment>,
+) -> Result<(StatusCode, Json<DeploymentView>), ApiError> {
+    let name: ServerName = name.parse()?;
+    let entrypoint = body
+        .entrypoint
+        .as_deref()
+        .map(str::parse::<Entrypoint>)
+        .transpose()?;
+    let source = match body.source {
+        SourceSpec::Upload(id) => Source::Upload(id.parse::<UploadId>()?),
+    };
+    let (server, _) = state
+        .store
+        .servers()
+        .ensure(&name, body.description.as_deref())
+        .await?;
+    let deployment = state
+        .builder
+        .start(&server, BuildRequest { source, entrypoint })
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(views::deployment(deployment, &server)),
+    ))
+}
+
+async fn show_deployment(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<DeploymentView>, ApiError> {
+    let (deployment, server) = existing_deployment(&state, &id).await?;
+    Ok(Json(views::deployment(deployment, &server)))
+}
+
+async fn remove_deployment(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let (deployment, _) = existing_deployment(&state, &id).await?;
+    state.store.deployments().remove(&deployment.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Query of `GET /servers/{name}/logs`.
+#[derive(Debug, Deserialize)]
+struct LogParams {
+    /// `build` or `instance`; both when absent.
+    source: Option<LogSource>,
+    /// Only this deployment's lines.
+    deployment: Option<String>,
+    /// Only lines after this cursor, oldest first; without it, the last `limit` lines.
+    after: Option<i64>,
+    limit: Option<u32>,
+}
+
+async fn server_logs(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(params): Query<LogParams>,
+) -> Result<Json<LogPage>, ApiError> {
+    let server = existing_server(&state, &name).await?;
+    let deployment = params
+        .deployment
+        .as_deref()
+        .map(parse_deployment_id)
+        .transpose()?;
+    let query = LogQuery {
+        server_id: Some(server.id),
+        deployment_id: deployment,
+        source: params.source,
+    };
+    let limit = params.limit.unwrap_or(500).min(MAX_LOG_PAGE);
+    let logs = state.store.logs();
+    let lines = match params.after {
+        Some(after) => logs.after(&query, after, limit).await?,
+        None => logs.tail(&query, limit).await?,
+    };
+    let cursor = lines
+        .last()
+        .map_or(params.after.unwrap_or(0), |line| line.id);
+    Ok(Json(LogPage {
+        lines: lines.into_iter().map(views::log_line).collect(),
+        cursor,
+    }))
+}
+
+async fn create_upload(
+    State(state): State<AppState>,
+    body: Body,
+) -> Result<(StatusCode, Json<UploadCreated>), ApiError> {
+    let id = state.builder.save_upload(body.into_data_stream()).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(UploadCreated { id: id.to_string() }),
+    ))
+}
+
+async fn existing_server(state: &AppState, name: &str) -> Result<Server, ApiError> {
+    let name: ServerName = name.parse()?;
+    state
+        .store
+        .servers()
+        .get(&name)
+        .await?
+        .ok_or_else(|| no_such_server(&name))
+}
+
+async fn existing_deployment(
+    state: &AppState,
+    id: &str,
+) -> Result<(skyport_store::Deployment, Server), ApiError> {
+    let id = parse_deployment_id(id)?;
+    let not_found = || ApiError::NotFound(format!("no deployment {id}"));
+    let deployment = state
+        .store
+        .deployments()
+        .get(&id)
+        .await?
+        .ok_or_else(not_found)?;
+    let server = state
+        .store
+        .servers()
+        .by_id(&deployment.server_id)
+        .await?
+        .ok_or_else(not_found)?;
+    Ok((deployment, server))
+}
+
+fn parse_deployment_id(id: &str) -> Result<DeploymentId, ApiError> {
+    id.parse().map_err(|e| ApiError::BadRequest(format!("{e}")))
+}
+
+fn no_such_server(name: &ServerName) -> ApiError {
+    ApiError::NotFound(format!(
+        "no server named '{name}'; `skyport servers ls` lists them"
+    ))
+}

@@ -1,0 +1,80 @@
+//! API errors, mapped in one place to a status and the JSON body `{error:{code,message}}`.
+
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use skyport_api::{ErrorBody, ErrorDetail};
+use skyport_build::BuildError;
+use skyport_store::{NameError, StoreError};
+
+/// Why an API request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No or a wrong credential.
+    #[error(
+        "missing or invalid API key: send `Authorization: Bearer sky_…` (the CLI reads DATA_DIR/credentials, or set SKYPORT_TOKEN)"
+    )]
+    Unauthorized,
+    /// The request names something that does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// A server name that is not a DNS label.
+    #[error(transparent)]
+    InvalidName(#[from] NameError),
+    /// Any other malformed request.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The request conflicts with the current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// A build could not be started.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ApiError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::InvalidName(_) => (StatusCode::BAD_REQUEST, "invalid_name"),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::Conflict(_) | ApiError::Store(StoreError::Conflict(_)) => {
+                (StatusCode::CONFLICT, "conflict")
+            }
+            ApiError::Build(e) => match e {
+                BuildError::InvalidEntrypoint(_) => (StatusCode::BAD_REQUEST, "invalid_entrypoint"),
+                BuildError::UploadTooLarge { .. } => {
+                    (StatusCode::PAYLOAD_TOO_LARGE, "upload_too_large")
+                }
+                BuildError::UnknownUpload(_) | BuildError::InvalidUploadId(_) => {
+                    (StatusCode::BAD_REQUEST, "unknown_upload")
+                }
+                BuildError::UploadBody(_) => (StatusCode::BAD_REQUEST, "bad_upload"),
+                BuildError::Io { .. } | BuildError::Store(_) => {
+                    (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+                }
+            },
+            ApiError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if status.is_server_error() {
+            tracing::error!("API request failed: {self}");
+        }
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: code.to_owned(),
+                message: self.to_string(),
+            },
+        };
+        (status, Json(body)).into_response()
+    }
+}

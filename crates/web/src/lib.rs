@@ -1,0 +1,66 @@
+//! Skyport's HTTP application: `/healthz`, the REST API under `/api/v1/`, and the gateway's
+//! `/servers/{name}/mcp` mounted beside them, behind a host check.
+//!
+//! Handlers read like a paragraph: extract, call the domain (store repositories, the builder,
+//! the runtime), map the error ([`ApiError`]). No SQL and no process handling here.
+
+mod api;
+mod auth;
+mod error;
+mod host;
+mod views;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::middleware;
+use axum::routing::get;
+use skyport_build::Builder;
+use skyport_gateway::Gateway;
+use skyport_runtime::Runtime;
+use skyport_store::Store;
+
+pub use error::ApiError;
+
+/// What the handlers share; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub store: Store,
+    /// Starts builds.
+    pub builder: Builder,
+    /// Reports instances.
+    pub runtime: Arc<dyn Runtime>,
+    /// The address clients reach Skyport at, without a trailing slash (for MCP URLs).
+    pub public_url: String,
+}
+
+/// How the application is exposed.
+#[derive(Clone, Debug)]
+pub struct AppOptions {
+    /// Skyport listens only on loopback: requests must then name a loopback host, which stops
+    /// web pages from reaching it through DNS rebinding.
+    pub loopback_only: bool,
+}
+
+/// The whole application.
+pub fn app(state: AppState, gateway: &Gateway, options: &AppOptions) -> Router {
+    let api = api::router()
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_key,
+        ))
+        .with_state(state);
+    let app = Router::new()
+        .route("/healthz", get(api::health))
+        .nest("/api/v1", api)
+        .merge(gateway.router());
+    if options.loopback_only {
+        app.layer(middleware::from_fn(host::loopback_only))
+    } else {
+        app
+    }
+}
+
+#[cfg(test)]
+mod tests;
