@@ -16,7 +16,9 @@ pub use pack::{PackError, Packed, pack};
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// Skyport could not be reached at all.
-    #[error("cannot reach Skyport at {url}: {detail}; is `skyport serve` running there? (set --url or SKYPORT_URL)")]
+    #[error(
+        "cannot reach Skyport at {url}: {detail}; is `skyport serve` running there? (set --url or SKYPORT_URL)"
+    )]
     Unreachable {
         /// The base URL.
         url: String,
@@ -205,7 +207,10 @@ fn describe_status(status: StatusCode, text: &str) -> String {
     if text.is_empty() {
         format!("Skyport answered {status}")
     } else {
-        format!("Skyport answered {status}: {}", text.chars().take(300).collect::<String>())
+        format!(
+            "Skyport answered {status}: {}",
+            text.chars().take(300).collect::<String>()
+        )
     }
 }
 

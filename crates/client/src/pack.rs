@@ -89,7 +89,9 @@ pub fn pack(root: &Path) -> Result<Packed, PackError> {
     let mut tarball = encoder
         .finish()
         .map_err(|e| read_error(root, e.to_string()))?;
-    tarball.flush().map_err(|e| read_error(root, e.to_string()))?;
+    tarball
+        .flush()
+        .map_err(|e| read_error(root, e.to_string()))?;
     Ok(Packed { tarball, files })
 }
 

@@ -68,7 +68,10 @@ type StartFuture = Shared<BoxFuture<'static, Result<Arc<Instance>, StartError>>>
 
 #[derive(Clone)]
 enum Slot {
-    Starting { instance: InstanceId, start: StartFuture },
+    Starting {
+        instance: InstanceId,
+        start: StartFuture,
+    },
     Running(Arc<Instance>),
 }
 
@@ -186,7 +189,8 @@ impl Runtime for LocalRuntime {
                     Some(Slot::Starting { start, .. }) => start.clone(),
                     _ => {
                         let id = InstanceId::generate();
-                        let start = start_in_background(self.inner.clone(), target.clone(), id.clone());
+                        let start =
+                            start_in_background(self.inner.clone(), target.clone(), id.clone());
                         state.slots.insert(
                             target.deployment.clone(),
                             Slot::Starting {
@@ -249,7 +253,11 @@ fn start_in_background(inner: Arc<Inner>, target: Target, id: InstanceId) -> Sta
     .shared()
 }
 
-async fn start(inner: Arc<Inner>, target: Target, id: InstanceId) -> Result<Arc<Instance>, StartError> {
+async fn start(
+    inner: Arc<Inner>,
+    target: Target,
+    id: InstanceId,
+) -> Result<Arc<Instance>, StartError> {
     let result = launch(&inner, &target, &id).await;
     let unwanted = {
         let mut state = inner.state.lock();
@@ -284,7 +292,11 @@ async fn start(inner: Arc<Inner>, target: Target, id: InstanceId) -> Result<Arc<
 }
 
 /// Spawns the process, wires its output to the log, and waits until it answers HTTP.
-async fn launch(inner: &Arc<Inner>, target: &Target, id: &InstanceId) -> Result<Arc<Instance>, StartError> {
+async fn launch(
+    inner: &Arc<Inner>,
+    target: &Target,
+    id: &InstanceId,
+) -> Result<Arc<Instance>, StartError> {
     let began = Instant::now();
     let listener = TcpListener::bind(("127.0.0.1", 0))
         .map_err(|e| StartError::Spawn(format!("cannot bind a local port: {e}")))?;
@@ -309,9 +321,8 @@ async fn launch(inner: &Arc<Inner>, target: &Target, id: &InstanceId) -> Result<
             return Err(StartError::Stopping);
         }
         // Registered under the same lock that shutdown takes, so shutdown sees every process.
-        let child = spawn_instance(command, &listener).map_err(|e| {
-            StartError::Spawn(format!("{}: {e}", target.launch.program.display()))
-        })?;
+        let child = spawn_instance(command, &listener)
+            .map_err(|e| StartError::Spawn(format!("{}: {e}", target.launch.program.display())))?;
         let instance = Arc::new(Instance {
             id: id.clone(),
             deployment: target.deployment.clone(),
@@ -343,9 +354,21 @@ async fn launch(inner: &Arc<Inner>, target: &Target, id: &InstanceId) -> Result<
         tokio::spawn(pump(stdout, LogStream::Stdout, log.clone(), None));
     }
     if let Some(stderr) = child.stderr.take() {
-        tokio::spawn(pump(stderr, LogStream::Stderr, log.clone(), Some(tail.clone())));
+        tokio::spawn(pump(
+            stderr,
+            LogStream::Stderr,
+            log.clone(),
+            Some(tail.clone()),
+        ));
     }
-    tokio::spawn(supervise(inner.clone(), child, instance.clone(), log.clone(), exit_tx, scratch));
+    tokio::spawn(supervise(
+        inner.clone(),
+        child,
+        instance.clone(),
+        log.clone(),
+        exit_tx,
+        scratch,
+    ));
 
     let ready = tokio::time::timeout(inner.config.start_timeout, async {
         tokio::select! {
@@ -482,7 +505,7 @@ async fn probe(addr: SocketAddr) -> bool {
         return false;
     }
     let mut head = [0_u8; 5];
-    matches!(stream.read_exact(&mut head).await, Ok(_) if &head == b"HTTP/")
+    stream.read_exact(&mut head).await.is_ok() && &head == b"HTTP/"
 }
 
 #[cfg(test)]

@@ -40,7 +40,9 @@ pub(crate) fn spawn_instance(mut command: Command, listener: &TcpListener) -> io
             }
             // Skyport may have died between fork and prctl; then nobody would kill us.
             if libc::getppid() as u32 != parent {
-                return Err(io::Error::other("Skyport exited while starting the instance"));
+                return Err(io::Error::other(
+                    "Skyport exited while starting the instance",
+                ));
             }
             Ok(())
         });

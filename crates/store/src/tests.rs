@@ -1,3 +1,5 @@
+//! The repositories against a real SQLite database (in memory or in a temporary file).
+
 use std::path::PathBuf;
 
 use crate::*;

@@ -97,12 +97,7 @@ async fn output_goes_to_the_server_log() {
     drop(lease);
     f.runtime.shutdown(Duration::from_secs(1)).await;
     f.store.logs().writer().flush().await;
-    let lines = f
-        .store
-        .logs()
-        .tail(&Default::default(), 100)
-        .await
-        .unwrap();
+    let lines = f.store.logs().tail(&Default::default(), 100).await.unwrap();
     let text: Vec<_> = lines.iter().map(|l| l.line.line.as_str()).collect();
     assert!(text.contains(&"instance up echo"), "{text:?}");
     assert!(text.iter().any(|l| l.contains("exited")), "{text:?}");
@@ -149,7 +144,13 @@ async fn retire_waits_for_in_flight_work_then_stops_the_process() {
 #[tokio::test]
 async fn a_killed_instance_is_replaced_on_the_next_acquire() {
     let f = fixture(SERVER).await;
-    let first = f.runtime.acquire(&f.target).await.unwrap().instance().clone();
+    let first = f
+        .runtime
+        .acquire(&f.target)
+        .await
+        .unwrap()
+        .instance()
+        .clone();
     let pid = f.runtime.instances()[0].pid.unwrap();
     signal_group(pid, Signal::Kill);
     for _ in 0..100 {
@@ -158,7 +159,13 @@ async fn a_killed_instance_is_replaced_on_the_next_acquire() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let second = f.runtime.acquire(&f.target).await.unwrap().instance().clone();
+    let second = f
+        .runtime
+        .acquire(&f.target)
+        .await
+        .unwrap()
+        .instance()
+        .clone();
     assert_ne!(first, second);
     f.runtime.shutdown(Duration::from_secs(1)).await;
 }
