@@ -1,0 +1,74 @@
+"""Exercise an MCP endpoint with the official `mcp` SDK (session era) and print one JSON line.
+
+usage: sdk_client.py URL hello|call|concurrent [ARGS...]
+  hello URL                   list tools, call hello, read resource://hello/about, get prompt greet
+  call URL TOOL JSON_ARGS     call one tool
+  concurrent URL N            N sessions at once, each calling hello; reports every result
+Prints {"ok": true, ...} or {"ok": false, "error": "..."}; exits 0 only when ok. Every await is bounded.
+"""
+
+import asyncio
+import json
+import sys
+
+import mcp
+
+TIMEOUT = 120
+
+
+def text_of(parts):
+    return "".join(getattr(p, "text", "") for p in parts)
+
+
+async def hello(url):
+    async with mcp.Client(url, mode="legacy") as c:
+        tools = sorted(t.name for t in (await c.list_tools()).tools)
+        called = await c.call_tool("hello", {"name": "e2e"})
+        resource = await c.read_resource("resource://hello/about")
+        prompt = await c.get_prompt("greet", {"name": "e2e"})
+        return {
+            "ok": not called.is_error,
+            "tools": tools,
+            "text": text_of(called.content),
+            "resource": "".join(getattr(x, "text", "") for x in resource.contents),
+            "prompt": " ".join(text_of([m.content]) for m in prompt.messages),
+        }
+
+
+async def call(url, tool, args):
+    async with mcp.Client(url, mode="legacy") as c:
+        res = await c.call_tool(tool, json.loads(args))
+        return {"ok": not res.is_error, "text": text_of(res.content)}
+
+
+async def concurrent(url, n):
+    async def one(i):
+        try:
+            return await call(url, "hello", json.dumps({"name": f"c{i}"}))
+        except BaseException as e:  # noqa: BLE001 - report, the caller decides
+            return {"ok": False, "error": describe(e)}
+
+    results = await asyncio.gather(*(one(i) for i in range(n)))
+    return {"ok": all(r["ok"] for r in results), "results": results}
+
+
+def describe(e):
+    """The innermost cause of an exception group, as one line."""
+    while isinstance(e, BaseExceptionGroup) and e.exceptions:
+        e = e.exceptions[0]
+    return f"{type(e).__name__}: {e}"[:500]
+
+
+def main():
+    cmd, url, *rest = sys.argv[1:]
+    runs = {"hello": lambda: hello(url), "call": lambda: call(url, *rest), "concurrent": lambda: concurrent(url, int(rest[0]))}
+    try:
+        out = asyncio.run(asyncio.wait_for(runs[cmd](), TIMEOUT))
+    except BaseException as e:  # noqa: BLE001 - report any failure as data
+        out = {"ok": False, "error": describe(e)}
+    print(json.dumps(out), flush=True)
+    sys.exit(0 if out.get("ok") else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,9 @@
+//! End-to-end tests: each test starts its own `skyport serve` (see `skyport_e2e::Skyport`), deploys
+//! real FastMCP servers through the CLI and talks to them through the gateway with real clients.
+//! One test binary so that the harness is compiled once; tests are independent and run in parallel.
+
+mod deploy;
+mod gateway;
+mod runtime;
+mod servers;
+mod up;
