@@ -173,12 +173,15 @@ pub(crate) fn summary(inspection: &Value) -> String {
 
 /// The variables the launcher runs with: nothing of Skyport's own environment leaks into the
 /// user's code (it may hold credentials), only what Python needs to behave predictably.
+///
+/// Bytecode writing stays on: inspection imports exactly the modules an instance will, so
+/// the `.pyc` files it leaves in the environment and the artifact (both owned by this build)
+/// spare every later cold start from recompiling them. That is cheaper than compiling every
+/// installed package at install time, most of which a server never imports.
 pub(crate) fn minimal_environment() -> Vec<(&'static str, String)> {
     let mut vars = vec![
         ("LANG", "C.UTF-8".to_owned()),
         ("PYTHONUNBUFFERED", "1".to_owned()),
-        // Keeps the artifact's source unchanged by imports.
-        ("PYTHONDONTWRITEBYTECODE", "1".to_owned()),
     ];
     for name in ["PATH", "HOME"] {
         if let Ok(value) = std::env::var(name) {
