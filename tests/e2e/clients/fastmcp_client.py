@@ -5,13 +5,11 @@ Lists tools, calls hello, reads resource://hello/about and gets the greet prompt
 Prints {"ok": true, ...} or {"ok": false, "error": "..."}; exits 0 only when ok. Bounded by a timeout.
 """
 
-import asyncio
-import json
 import sys
 
 from fastmcp import Client
 
-TIMEOUT = 120
+from report import report
 
 
 async def run(url):
@@ -29,20 +27,8 @@ async def run(url):
         }
 
 
-def describe(e):
-    """The innermost cause of an exception group, as one line."""
-    while isinstance(e, BaseExceptionGroup) and e.exceptions:
-        e = e.exceptions[0]
-    return f"{type(e).__name__}: {e}"[:500]
-
-
 def main():
-    try:
-        out = asyncio.run(asyncio.wait_for(run(sys.argv[1]), TIMEOUT))
-    except BaseException as e:  # noqa: BLE001 - report any failure as data
-        out = {"ok": False, "error": describe(e)}
-    print(json.dumps(out), flush=True)
-    sys.exit(0 if out.get("ok") else 1)
+    report(lambda: run(sys.argv[1]))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import sys
 
 import mcp
 
-TIMEOUT = 120
+from report import report
 
 
 def text_of(parts):
@@ -52,22 +52,10 @@ async def concurrent(url, n):
     return {"ok": all(r["ok"] for r in results), "results": results}
 
 
-def describe(e):
-    """The innermost cause of an exception group, as one line."""
-    while isinstance(e, BaseExceptionGroup) and e.exceptions:
-        e = e.exceptions[0]
-    return f"{type(e).__name__}: {e}"[:500]
-
-
 def main():
     cmd, url, *rest = sys.argv[1:]
     runs = {"hello": lambda: hello(url), "call": lambda: call(url, *rest), "concurrent": lambda: concurrent(url, int(rest[0]))}
-    try:
-        out = asyncio.run(asyncio.wait_for(runs[cmd](), TIMEOUT))
-    except BaseException as e:  # noqa: BLE001 - report any failure as data
-        out = {"ok": False, "error": describe(e)}
-    print(json.dumps(out), flush=True)
-    sys.exit(0 if out.get("ok") else 1)
+    report(runs[cmd])
 
 
 if __name__ == "__main__":

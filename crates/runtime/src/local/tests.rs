@@ -69,6 +69,16 @@ async fn fixture(script: &str) -> Fixture {
     }
 }
 
+/// The instance a fresh lease lands on.
+async fn serving_instance(f: &Fixture) -> skyport_store::InstanceId {
+    f.runtime
+        .acquire(&f.target)
+        .await
+        .unwrap()
+        .instance()
+        .clone()
+}
+
 fn alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
         && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -144,13 +154,7 @@ async fn retire_waits_for_in_flight_work_then_stops_the_process() {
 #[tokio::test]
 async fn a_killed_instance_is_replaced_on_the_next_acquire() {
     let f = fixture(SERVER).await;
-    let first = f
-        .runtime
-        .acquire(&f.target)
-        .await
-        .unwrap()
-        .instance()
-        .clone();
+    let first = serving_instance(&f).await;
     let pid = f.runtime.instances()[0].pid.unwrap();
     signal_group(pid, Signal::Kill);
     for _ in 0..100 {
@@ -159,13 +163,7 @@ async fn a_killed_instance_is_replaced_on_the_next_acquire() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let second = f
-        .runtime
-        .acquire(&f.target)
-        .await
-        .unwrap()
-        .instance()
-        .clone();
+    let second = serving_instance(&f).await;
     assert_ne!(first, second);
     f.runtime.shutdown(Duration::from_secs(1)).await;
 }

@@ -1,0 +1,28 @@
+"""What every client script shares: run one bounded coroutine and report it as one JSON line.
+
+Prints {"ok": true, ...} or {"ok": false, "error": "..."} and exits 0 only when ok, so the Rust
+tests read a result rather than parse a traceback.
+"""
+
+import asyncio
+import json
+import sys
+
+TIMEOUT = 120
+
+
+def describe(e):
+    """The innermost cause of an exception group, as one line."""
+    while isinstance(e, BaseExceptionGroup) and e.exceptions:
+        e = e.exceptions[0]
+    return f"{type(e).__name__}: {e}"[:500]
+
+
+def report(make_coroutine):
+    """Runs the coroutine `make_coroutine()` returns, bounded by TIMEOUT, and reports it."""
+    try:
+        out = asyncio.run(asyncio.wait_for(make_coroutine(), TIMEOUT))
+    except BaseException as e:  # noqa: BLE001 - report any failure as data
+        out = {"ok": False, "error": describe(e)}
+    print(json.dumps(out), flush=True)
+    sys.exit(0 if out.get("ok") else 1)
