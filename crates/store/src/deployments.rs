@@ -215,8 +215,10 @@ impl Deployments<'_> {
 
     /// A server's deployments, newest first.
     pub async fn list(&self, server: &ServerId) -> Result<Vec<Deployment>, StoreError> {
+        // Ids are random within a millisecond, so insertion order (rowid) breaks the ties
+        // between deployments created in the same one.
         sqlx::query(select_deployments!(
-            "WHERE server_id = ? ORDER BY created_at DESC, id DESC"
+            "WHERE server_id = ? ORDER BY created_at DESC, rowid DESC"
         ))
         .bind(server)
         .fetch_all(&self.store.pool)
