@@ -71,7 +71,7 @@ pub(crate) fn write_credentials(data_dir: &Path, credentials: &Credentials) -> a
 }
 
 /// A client for the Skyport the flags, the environment or the credential file point at.
-pub(crate) fn client(connection: &Connection) -> anyhow::Result<Client> {
+pub(crate) fn client(connection: &Connection) -> Client {
     let stored = data_dir(connection.data_dir.as_deref())
         .ok()
         .and_then(|dir| read_credentials(&dir));
@@ -81,5 +81,5 @@ pub(crate) fn client(connection: &Connection) -> anyhow::Result<Client> {
         .or_else(|| stored.as_ref().map(|c| c.url.clone()))
         .unwrap_or_else(|| DEFAULT_URL.to_owned());
     let token = connection.token.clone().or_else(|| stored.map(|c| c.token));
-    Ok(Client::new(&url, token))
+    Client::new(&url, token)
 }

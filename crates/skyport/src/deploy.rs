@@ -22,7 +22,7 @@ const FAILED_LOG_LINES: usize = 25;
 const PROMOTE_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub(crate) async fn deploy(connection: &Connection, args: DeployArgs) -> anyhow::Result<ExitCode> {
-    let client = config::client(connection)?;
+    let client = config::client(connection);
     let request = Deploy {
         source: &args.source,
         name: &args.name,

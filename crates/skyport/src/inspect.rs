@@ -20,7 +20,7 @@ pub(crate) async fn servers(
     connection: &Connection,
     args: ServersArgs,
 ) -> anyhow::Result<ExitCode> {
-    let client = config::client(connection)?;
+    let client = config::client(connection);
     let mut out = std::io::stdout().lock();
     match args.command.unwrap_or(ServersCommand::Ls) {
         ServersCommand::Ls => {
@@ -99,7 +99,7 @@ pub(crate) async fn deployments(
     connection: &Connection,
     args: DeploymentsArgs,
 ) -> anyhow::Result<ExitCode> {
-    let client = config::client(connection)?;
+    let client = config::client(connection);
     let deployments = client.deployments(&args.name).await?;
     if args.json {
         return print_json(&deployments);
@@ -142,7 +142,7 @@ fn detail(deployment: &DeploymentView) -> String {
 }
 
 pub(crate) async fn logs(connection: &Connection, args: LogsArgs) -> anyhow::Result<ExitCode> {
-    let client = config::client(connection)?;
+    let client = config::client(connection);
     let mut filter = LogFilter {
         source: args.build.as_ref().map(|_| "build".to_owned()),
         deployment: args.build.clone().filter(|id| !id.is_empty()),

@@ -9,22 +9,16 @@ import sys
 
 from fastmcp import Client
 
-from report import report
+from report import hello_summary, report
 
 
 async def run(url):
     async with Client(url) as c:
-        tools = sorted(t.name for t in await c.list_tools())
+        tools = [t.name for t in await c.list_tools()]
         called = await c.call_tool("hello", {"name": "e2e"})
         resource = await c.read_resource("resource://hello/about")
         prompt = await c.get_prompt("greet", {"name": "e2e"})
-        return {
-            "ok": not called.is_error,
-            "tools": tools,
-            "text": "".join(getattr(p, "text", "") for p in called.content),
-            "resource": "".join(getattr(x, "text", "") for x in resource),
-            "prompt": " ".join(getattr(m.content, "text", "") for m in prompt.messages),
-        }
+        return hello_summary(tools, called, resource, prompt.messages)
 
 
 def main():

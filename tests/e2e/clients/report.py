@@ -11,6 +11,22 @@ import sys
 TIMEOUT = 120
 
 
+def text_of(parts):
+    """The text of MCP content parts (tool results, resource contents), joined."""
+    return "".join(getattr(p, "text", "") for p in parts)
+
+
+def hello_summary(tools, called, resource_parts, prompt_messages):
+    """What the hello checks compare, the same whichever client library produced it."""
+    return {
+        "ok": not called.is_error,
+        "tools": sorted(tools),
+        "text": text_of(called.content),
+        "resource": text_of(resource_parts),
+        "prompt": " ".join(text_of([m.content]) for m in prompt_messages),
+    }
+
+
 def describe(e):
     """The innermost cause of an exception group, as one line."""
     while isinstance(e, BaseExceptionGroup) and e.exceptions:

@@ -13,26 +13,16 @@ import sys
 
 import mcp
 
-from report import report
-
-
-def text_of(parts):
-    return "".join(getattr(p, "text", "") for p in parts)
+from report import hello_summary, report, text_of
 
 
 async def hello(url):
     async with mcp.Client(url, mode="legacy") as c:
-        tools = sorted(t.name for t in (await c.list_tools()).tools)
+        tools = [t.name for t in (await c.list_tools()).tools]
         called = await c.call_tool("hello", {"name": "e2e"})
         resource = await c.read_resource("resource://hello/about")
         prompt = await c.get_prompt("greet", {"name": "e2e"})
-        return {
-            "ok": not called.is_error,
-            "tools": tools,
-            "text": text_of(called.content),
-            "resource": "".join(getattr(x, "text", "") for x in resource.contents),
-            "prompt": " ".join(text_of([m.content]) for m in prompt.messages),
-        }
+        return hello_summary(tools, called, resource.contents, prompt.messages)
 
 
 async def call(url, tool, args):
