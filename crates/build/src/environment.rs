@@ -20,7 +20,8 @@ use crate::toolchain::Toolchain;
 
 /// Changes whenever what goes into an environment changes (the commands below, the always
 /// installed packages), so that old environments are not reused for the new recipe.
-const RECIPE: &str = "skyport-env-3: uv venv --relocatable; uv pip install [-r DEPS] fastmcp";
+const RECIPE: &str =
+    "skyport-env-4: uv venv --relocatable; uv pip install --compile-bytecode [-r DEPS] fastmcp";
 /// Packages every environment gets: the launcher needs FastMCP to load and serve the server.
 const ALWAYS_INSTALLED: &str = "fastmcp";
 /// The marker written last into a finished environment.
@@ -217,6 +218,9 @@ async fn fill(
     let mut install_args = vec![
         OsStr::new("pip"),
         OsStr::new("install"),
+        // Instances start from an environment that is never written again: without compiled
+        // bytecode every cold start would compile each imported module anew.
+        OsStr::new("--compile-bytecode"),
         OsStr::new("--python"),
         python.as_os_str(),
     ];
