@@ -1,31 +1,51 @@
-//! Entrypoints in `fastmcp run` syntax (`FILE.py[:OBJECT]`): parsing what the user asked for,
-//! and finding the file in an unpacked source. Whether the object exists and is a server is the
-//! launcher's job at inspection time, because only Python can tell.
+//! Entrypoints with the rules of `fastmcp run`: `FILE.py[:OBJECT]`, `package.module[:OBJECT]`,
+//! or a `fastmcp.json` file whose `source` names the server; with none given, `fastmcp.json` at
+//! the top of the source, else the first of `main.py`, `server.py`, `app.py`. Parsing checks
+//! the syntax; [`locate`] finds the target in an unpacked source. Whether the object exists and
+//! is a server is the launcher's job at inspection time, because only Python can tell.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use crate::BuildError;
+use skyport_store::FailureKind;
 
-/// Files tried, in order, when the user names no entrypoint (the same defaults as common
-/// FastMCP examples).
+use crate::BuildError;
+use crate::config::{self, ProjectFile};
+use crate::job::Failure;
+
+/// Files tried, in order, when the user names no entrypoint and the source has no
+/// `fastmcp.json` (the same defaults as common FastMCP examples).
 pub const DEFAULT_FILES: [&str; 3] = ["main.py", "server.py", "app.py"];
 
 /// How many top-level names a "not found" message lists before it abbreviates.
 const LISTED_NAMES: usize = 12;
+const USAGE: &str =
+    "use FILE.py[:OBJECT], package.module[:OBJECT] or a fastmcp.json file, e.g. main.py:mcp";
+const HINT: &str = "pass --entrypoint FILE.py[:OBJECT] (or package.module:OBJECT, or fastmcp.json)";
 
-/// A server file in the source and, optionally, the object in it that is the server.
+/// What an entrypoint points at.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// A Python file, relative to the source root, `/`-separated.
+    File(String),
+    /// A dotted module name, imported from the source (or its `src/` folder).
+    Module(String),
+    /// A `fastmcp.json` file, relative to the source root.
+    Config(String),
+}
+
+/// A server the user asked for: a target and, optionally, the object in it that is the server.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Entrypoint {
-    file: String,
+    target: Target,
     object: Option<String>,
 }
 
 impl Entrypoint {
-    /// The file, relative to the source root, with `/` separators.
-    pub fn file(&self) -> &str {
-        &self.file
+    /// What it points at.
+    pub fn target(&self) -> &Target {
+        &self.target
     }
 
     /// The object name, if one was given.
@@ -40,17 +60,17 @@ impl FromStr for Entrypoint {
     fn from_str(s: &str) -> Result<Self, BuildError> {
         let invalid = |why: &str| {
             Err(BuildError::InvalidEntrypoint(format!(
-                "entrypoint '{s}' {why}; use a path to a .py file, e.g. main.py:mcp"
+                "entrypoint '{s}' {why}; {USAGE}"
             )))
         };
         let text = s.trim();
         if text.is_empty() {
-            return Err(BuildError::InvalidEntrypoint(
-                "the entrypoint is empty; use a path to a .py file, e.g. main.py:mcp".to_owned(),
-            ));
+            return Err(BuildError::InvalidEntrypoint(format!(
+                "the entrypoint is empty; {USAGE}"
+            )));
         }
-        let (file, object) = match text.split_once(':') {
-            Some((file, object)) => (file, Some(object)),
+        let (path, object) = match text.split_once(':') {
+            Some((path, object)) => (path, Some(object)),
             None => (text, None),
         };
         if let Some(object) = object {
@@ -63,43 +83,65 @@ impl FromStr for Entrypoint {
                 ));
             }
         }
-        if file.contains('\\') || file.contains('\0') {
+        if !path.contains('/') && !path.ends_with(".py") && !path.ends_with(".json") {
+            if path.split('.').all(is_identifier) {
+                return Ok(Entrypoint {
+                    target: Target::Module(path.to_owned()),
+                    object: object.map(str::to_owned),
+                });
+            }
+            return invalid("is neither a .py file, a module name nor a .json file");
+        }
+        if path.contains('\\') || path.contains('\0') {
             return invalid("must use '/' to separate folders");
         }
-        if file.starts_with('/') {
+        if path.starts_with('/') {
             return invalid("must be a path inside the source folder, not an absolute path");
         }
         let mut parts = Vec::new();
-        for part in file.split('/') {
+        for part in path.split('/') {
             match part {
                 "" | "." => {}
                 ".." => return invalid("must stay inside the source folder ('..' is not allowed)"),
                 part => parts.push(part),
             }
         }
-        let valid_name = parts
-            .last()
-            .is_some_and(|name| name.len() > 3 && name.ends_with(".py"));
-        if !valid_name {
-            if !file.contains('/') && file.contains('.') && file.split('.').all(is_identifier) {
+        let name = parts.last().copied().unwrap_or_default();
+        let file = parts.join("/");
+        if name.len() > 5 && name.ends_with(".json") {
+            if object.is_some() {
                 return invalid(
-                    "does not name a .py file (module syntax such as pkg.mod:obj is not supported)",
+                    "names an object after a .json file; put it in the file's source.entrypoint",
                 );
             }
+            return Ok(Entrypoint {
+                target: Target::Config(file),
+                object: None,
+            });
+        }
+        if !(name.len() > 3 && name.ends_with(".py")) {
             return invalid("does not name a .py file");
         }
         Ok(Entrypoint {
-            file: parts.join("/"),
+            target: Target::File(file),
             object: object.map(str::to_owned),
         })
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::File(path) | Target::Config(path) | Target::Module(path) => f.write_str(path),
+        }
     }
 }
 
 impl fmt::Display for Entrypoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.object {
-            Some(object) => write!(f, "{}:{object}", self.file),
-            None => f.write_str(&self.file),
+            Some(object) => write!(f, "{}:{object}", self.target),
+            None => write!(f, "{}", self.target),
         }
     }
 }
@@ -112,65 +154,125 @@ fn is_identifier(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// The server file found in a source.
+/// The server found in a source: a file or a module, the object asked for, and the
+/// `fastmcp.json` that named it, if one did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Located {
-    /// Relative to the source root, `/`-separated.
-    pub(crate) file: String,
-    /// Absolute path of the file.
+    /// The file (relative to the source root, `/`-separated) or the module name.
+    pub(crate) target: Target,
+    /// Absolute path of the file (for a module: of the file that defines it).
     pub(crate) path: PathBuf,
-    /// The object the user asked for, if any.
+    /// The object the user (or `fastmcp.json`) asked for, if any.
     pub(crate) object: Option<String>,
+    /// Folders (relative to the source root) to import a module target from.
+    pub(crate) import_root: Option<String>,
+    /// The `fastmcp.json` used, if any.
+    pub(crate) config: Option<ProjectFile>,
 }
 
-/// Finds the requested file (or the first default one) in `src`; the error is the message
-/// for the user.
-pub(crate) fn locate(src: &Path, requested: Option<&Entrypoint>) -> Result<Located, String> {
-    let root = src
-        .canonicalize()
-        .map_err(|e| format!("cannot read the unpacked source: {e}"))?;
-    let found = |file: &str| -> Result<Option<PathBuf>, String> {
+impl Located {
+    /// The file or module as the user knows it, for messages.
+    pub(crate) fn shown(&self) -> String {
+        self.target.to_string()
+    }
+}
+
+/// Finds the requested target (or the default one) in `src`.
+pub(crate) fn locate(src: &Path, requested: Option<&Entrypoint>) -> Result<Located, Failure> {
+    let not_found = |message: String| Failure::new(FailureKind::Entrypoint, message);
+    let root = src.canonicalize().map_err(|e| {
+        Failure::new(
+            FailureKind::Internal,
+            format!("cannot read the source: {e}"),
+        )
+    })?;
+    let found = |file: &str| -> Result<Option<PathBuf>, Failure> {
         match root.join(file).canonicalize() {
             // Unpacking never creates symlinks, but a resolved path outside the source must
             // still be refused rather than trusted.
-            Ok(path) if !path.starts_with(&root) => Err(format!(
-                "entrypoint {file} resolves outside the source folder; pass --entrypoint FILE.py[:OBJECT]"
-            )),
+            Ok(path) if !path.starts_with(&root) => Err(not_found(format!(
+                "entrypoint {file} resolves outside the source folder; {HINT}"
+            ))),
             Ok(path) if path.is_file() => Ok(Some(path)),
-            Ok(_) => Err(format!(
-                "entrypoint {file} is not a file; pass --entrypoint FILE.py[:OBJECT]"
-            )),
+            Ok(_) => Err(not_found(format!(
+                "entrypoint {file} is not a file; {HINT}"
+            ))),
             Err(_) => Ok(None),
         }
     };
-    match requested {
-        Some(entrypoint) => match found(entrypoint.file())? {
+    let file_target =
+        |file: String, object: Option<String>, config: Option<ProjectFile>| match found(&file)? {
             Some(path) => Ok(Located {
-                file: entrypoint.file().to_owned(),
+                target: Target::File(file),
                 path,
-                object: entrypoint.object().map(str::to_owned),
+                object,
+                import_root: None,
+                config,
             }),
-            None => Err(format!(
-                "entrypoint {} not found in the source ({}); pass --entrypoint FILE.py[:OBJECT]",
-                entrypoint.file(),
+            None => Err(not_found(format!(
+                "entrypoint {file} not found in the source ({}); {HINT}",
                 top_level(&root)
-            )),
-        },
-        None => {
-            for file in DEFAULT_FILES {
-                if let Some(path) = found(file)? {
-                    return Ok(Located {
-                        file: file.to_owned(),
-                        path,
-                        object: None,
-                    });
+            ))),
+        };
+    let from_config = |file: String| -> Result<Located, Failure> {
+        if found(&file)?.is_none() {
+            return Err(not_found(format!(
+                "entrypoint {file} not found in the source ({}); {HINT}",
+                top_level(&root)
+            )));
+        }
+        let project = config::read(&root, &file)?;
+        let Some(source) = project.source_path.clone() else {
+            return Err(Failure::new(
+                FailureKind::Config,
+                format!(
+                    "{file} has no source.path; name the server file in it, e.g. \"source\": {{\"path\": \"server.py\", \"entrypoint\": \"mcp\"}}"
+                ),
+            ));
+        };
+        let object = project.object.clone();
+        file_target(source, object, Some(project))
+    };
+    match requested.map(|e| (e.target(), e.object())) {
+        Some((Target::File(file), object)) => {
+            file_target(file.clone(), object.map(str::to_owned), None)
+        }
+        Some((Target::Config(file), _)) => from_config(file.clone()),
+        Some((Target::Module(module), object)) => {
+            let relative = module.replace('.', "/");
+            for root_folder in ["", "src"] {
+                for candidate in [format!("{relative}.py"), format!("{relative}/__init__.py")] {
+                    let file = config::within_source(Path::new(root_folder), &candidate)
+                        .unwrap_or_default();
+                    if let Some(path) = found(&file)? {
+                        return Ok(Located {
+                            target: Target::Module(module.clone()),
+                            path,
+                            object: object.map(str::to_owned),
+                            import_root: Some(root_folder.to_owned()),
+                            config: None,
+                        });
+                    }
                 }
             }
-            Err(format!(
-                "no entrypoint given and no main.py, server.py or app.py in the source ({}); \
-                 pass --entrypoint FILE.py[:OBJECT]",
+            Err(not_found(format!(
+                "module {module} not found in the source: looked for {relative}.py and {relative}/__init__.py at the top and under src/ ({}); {HINT}",
                 top_level(&root)
-            ))
+            )))
+        }
+        None => {
+            if found(config::FILE_NAME)?.is_some() {
+                return from_config(config::FILE_NAME.to_owned());
+            }
+            for file in DEFAULT_FILES {
+                if found(file)?.is_some() {
+                    return file_target(file.to_owned(), None, None);
+                }
+            }
+            Err(not_found(format!(
+                "no entrypoint given and no fastmcp.json, main.py, server.py or app.py in the source ({}); {HINT}",
+                top_level(&root)
+            )))
         }
     }
 }

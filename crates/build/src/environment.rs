@@ -14,66 +14,226 @@ use sha2::{Digest, Sha256};
 use skyport_store::FailureKind;
 use tokio::time::Instant;
 
+use crate::config::EnvironmentSection;
+use crate::entrypoint::Located;
 use crate::job::Failure;
-use crate::process::{BuildLog, RunError, command, run_logged, shown};
-use crate::toolchain::Toolchain;
+use crate::process::{BuildLog, GroupGuard, RunError, command, run_logged, shown};
+use crate::toolchain::{Interpreter, Toolchain};
 
 /// Changes whenever what goes into an environment changes (the commands below, the always
 /// installed packages), so that old environments are not reused for the new recipe.
-const RECIPE: &str =
-    "skyport-env-4: uv venv --relocatable; uv pip install --compile-bytecode [-r DEPS] fastmcp";
-/// Packages every environment gets: the launcher needs FastMCP to load and serve the server.
+const RECIPE: &str = "skyport-env-5: uv venv --relocatable; uv pip install --compile-bytecode [-r FILE]... [DEP]... [fastmcp]; uv pip freeze";
+/// The package every environment gets unless the source already asks for it: the launcher
+/// needs FastMCP to load and serve the server.
 const ALWAYS_INSTALLED: &str = "fastmcp";
 /// The marker written last into a finished environment.
 const COMPLETE: &str = ".complete";
+/// `uv pip freeze` of a finished environment.
+const PACKAGES: &str = "packages.txt";
 /// Limit for creating and filling one environment.
 const TIME_LIMIT: Duration = Duration::from_secs(600);
 /// Lines of uv's standard error quoted in a failure (its resolution errors are the useful part).
 const ERROR_TAIL: usize = 15;
+/// Given to build backends that derive the version from git tags (setuptools-scm, hatch-vcs):
+/// an artifact has no `.git`, and a shallow clone has no tags.
+const FALLBACK_VERSION: &str = "0.0.0+skyport";
 
-/// The dependency files that decide an environment's contents, as read from a source.
+/// What an environment must contain, resolved from the source: the inputs of its cache key.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct DependencyFiles {
-    pub(crate) requirements: Option<Vec<u8>>,
-    pub(crate) pyproject: Option<Vec<u8>>,
+pub(crate) struct Requirements {
+    /// Files uv installs with `-r` (requirements files, and `pyproject.toml` of local
+    /// projects, whose dependencies uv reads), relative to the source root, with contents.
+    pub(crate) files: Vec<(String, Vec<u8>)>,
+    /// Packages named directly (`fastmcp.json` dependencies).
+    pub(crate) packages: Vec<String>,
+    /// Local projects (folders relative to the source root) installed into the artifact.
+    pub(crate) projects: Vec<LocalProject>,
+    /// The Python version asked for and where: (`>=3.10`, `pyproject.toml requires-python`).
+    pub(crate) python: Option<(String, String)>,
+    /// Whether the source already asks for FastMCP itself.
+    pub(crate) has_fastmcp: bool,
 }
 
-impl DependencyFiles {
-    /// Reads `requirements.txt` and `pyproject.toml` at the top of `src`, where present.
-    pub(crate) async fn read(src: &Path) -> Result<DependencyFiles, Failure> {
-        Ok(DependencyFiles {
-            requirements: read_optional(&src.join("requirements.txt")).await?,
-            pyproject: read_optional(&src.join("pyproject.toml")).await?,
-        })
+/// A folder with a `pyproject.toml` in the source.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct LocalProject {
+    /// The folder, relative to the source root (`""` for the root).
+    pub(crate) dir: String,
+    /// Whether it declares a build system, i.e. can be built and installed as a package;
+    /// otherwise (an application folder) it is imported from the source as it is.
+    pub(crate) buildable: bool,
+    /// Where its modules are imported from: `dir/src` for a src layout, else `dir`.
+    pub(crate) import_root: String,
+}
+
+impl Requirements {
+    /// What to install for `located`: `fastmcp.json`'s environment when it has one, else the
+    /// nearest `requirements.txt`, else the nearest `pyproject.toml` (as a project), searching
+    /// from the server file's folder up to the source root.
+    pub(crate) fn resolve(root: &Path, located: &Located) -> Result<Requirements, Failure> {
+        let mut req = Requirements::default();
+        let section = located.config.as_ref().map(|c| (&c.environment, &c.file));
+        let configured = section.is_some_and(|(env, _)| *env != EnvironmentSection::default());
+        if let Some((env, file)) = section.filter(|_| configured) {
+            if let Some(requirements) = &env.requirements {
+                req.add_file(root, requirements, file)?;
+            }
+            for dir in env.project.iter().chain(&env.editable) {
+                req.add_project(root, dir, file)?;
+            }
+            req.packages.clone_from(&env.dependencies);
+            if let Some(python) = &env.python {
+                req.python = Some((python.clone(), file.clone()));
+            }
+        } else {
+            let start = located
+                .path
+                .strip_prefix(root)
+                .ok()
+                .and_then(Path::parent)
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
+            if let Some(dir) = nearest(root, &start, "requirements.txt") {
+                let file = join(&dir, "requirements.txt");
+                req.add_file(root, &file, "the source")?;
+            } else if let Some(dir) = nearest(root, &start, "pyproject.toml") {
+                req.add_project(root, &dir, "the source")?;
+            }
+        }
+        if req.python.is_none() {
+            req.python = python_version_file(root, &req);
+        }
+        req.has_fastmcp |= req.packages.iter().any(|p| names_fastmcp(p));
+        Ok(req)
     }
 
-    /// The file uv installs from: `requirements.txt` when present (it pins what the author
-    /// tested), else the dependencies declared in `pyproject.toml`. The project itself is not
-    /// installed: the launcher loads it from the source by path.
-    fn install_from(&self) -> Option<&'static str> {
-        if self.requirements.is_some() {
-            Some("requirements.txt")
-        } else if self.pyproject.is_some() {
-            Some("pyproject.toml")
-        } else {
-            None
+    fn add_file(&mut self, root: &Path, file: &str, named_by: &str) -> Result<(), Failure> {
+        let bytes = std::fs::read(root.join(file)).map_err(|e| {
+            Failure::new(
+                FailureKind::Config,
+                format!("{named_by} names {file}, which cannot be read: {e}"),
+            )
+        })?;
+        let text = String::from_utf8_lossy(&bytes);
+        self.has_fastmcp |= text.lines().any(names_fastmcp);
+        self.files.push((file.to_owned(), bytes));
+        Ok(())
+    }
+
+    fn add_project(&mut self, root: &Path, dir: &str, named_by: &str) -> Result<(), Failure> {
+        let file = join(dir, "pyproject.toml");
+        let bytes = std::fs::read(root.join(&file)).map_err(|e| {
+            Failure::new(
+                FailureKind::Config,
+                format!(
+                    "{named_by} names the project {}, but {file} cannot be read: {e}",
+                    shown_dir(dir)
+                ),
+            )
+        })?;
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let parsed: toml::Table = toml::from_str(&text).map_err(|e| {
+            Failure::new(
+                FailureKind::Config,
+                format!("{file} is not valid TOML: {e}"),
+            )
+        })?;
+        let project = parsed.get("project").and_then(toml::Value::as_table);
+        let dependencies = project
+            .and_then(|p| p.get("dependencies"))
+            .and_then(toml::Value::as_array);
+        self.has_fastmcp |= dependencies
+            .into_iter()
+            .flatten()
+            .filter_map(toml::Value::as_str)
+            .any(names_fastmcp);
+        if self.python.is_none()
+            && let Some(requires) = project
+                .and_then(|p| p.get("requires-python"))
+                .and_then(toml::Value::as_str)
+        {
+            self.python = Some((requires.to_owned(), format!("{file} requires-python")));
+        }
+        let src_layout = root.join(dir).join("src").is_dir();
+        self.projects.push(LocalProject {
+            dir: dir.to_owned(),
+            buildable: parsed.contains_key("build-system") && project.is_some(),
+            import_root: if src_layout {
+                join(dir, "src")
+            } else {
+                dir.to_owned()
+            },
+        });
+        if project.is_some() {
+            self.files.push((file, bytes));
+        }
+        Ok(())
+    }
+
+    /// The files and packages uv installs, as shown in the log.
+    fn describe(&self) -> String {
+        let mut parts: Vec<String> = self.files.iter().map(|(f, _)| f.clone()).collect();
+        parts.extend(self.packages.iter().cloned());
+        if !self.has_fastmcp {
+            parts.push(ALWAYS_INSTALLED.to_owned());
+        }
+        parts.join(", ")
+    }
+}
+
+/// `.python-version` in the first local project's folder or at the root.
+fn python_version_file(root: &Path, req: &Requirements) -> Option<(String, String)> {
+    let dirs = req.projects.iter().map(|p| p.dir.as_str()).chain([""]);
+    for dir in dirs {
+        let file = join(dir, ".python-version");
+        if let Ok(text) = std::fs::read_to_string(root.join(&file))
+            && let Some(line) = text
+                .lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty() && !l.starts_with('#'))
+        {
+            return Some((line.to_owned(), file));
         }
     }
+    None
 }
 
-async fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, Failure> {
-    match tokio::fs::read(path).await {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Failure::new(
-            FailureKind::Source,
-            format!("cannot read {}: {e}", path.display()),
-        )),
+/// The folder (relative to `root`) nearest to `start` going up that holds `name`.
+fn nearest(root: &Path, start: &Path, name: &str) -> Option<String> {
+    let mut dir = Some(start);
+    while let Some(current) = dir {
+        if root.join(current).join(name).is_file() {
+            return Some(current.to_string_lossy().into_owned());
+        }
+        dir = current.parent();
     }
+    None
+}
+
+fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+fn shown_dir(dir: &str) -> &str {
+    if dir.is_empty() { "." } else { dir }
+}
+
+/// Whether a requirement line names the `fastmcp` distribution (any version or extras).
+fn names_fastmcp(requirement: &str) -> bool {
+    let name: String = requirement
+        .trim()
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .collect();
+    name.to_ascii_lowercase().replace(['_', '.'], "-") == "fastmcp"
 }
 
 /// The cache key of an environment: 16 hex digits of a SHA-256 over its inputs.
-pub(crate) fn cache_key(toolchain: &Toolchain, deps: &DependencyFiles) -> String {
+pub(crate) fn cache_key(toolchain: &Toolchain, python: &Interpreter, req: &Requirements) -> String {
     let mut hash = Sha256::new();
     // Each field is tagged and length-prefixed so that no two different inputs hash the same
     // byte stream (e.g. moving bytes from one file to the other).
@@ -83,16 +243,29 @@ pub(crate) fn cache_key(toolchain: &Toolchain, deps: &DependencyFiles) -> String
         hash.update(bytes);
     };
     field("recipe", RECIPE.as_bytes());
-    field("python", toolchain.python.as_os_str().as_encoded_bytes());
-    field("python-version", toolchain.python_version.as_bytes());
+    field("python", python.path.as_os_str().as_encoded_bytes());
+    field("python-version", python.version.as_bytes());
     field("uv-version", toolchain.uv_version.as_bytes());
-    if let Some(bytes) = &deps.requirements {
-        field("requirements.txt", bytes);
+    for (file, bytes) in &req.files {
+        field("file", file.as_bytes());
+        field("contents", bytes);
     }
-    if let Some(bytes) = &deps.pyproject {
-        field("pyproject.toml", bytes);
+    for package in &req.packages {
+        field("package", package.as_bytes());
     }
+    field("fastmcp", &[u8::from(req.has_fastmcp)]);
     hex::encode(&hash.finalize()[..8])
+}
+
+/// A complete environment.
+#[derive(Clone, Debug)]
+pub(crate) struct Environment {
+    /// Its folder.
+    pub(crate) path: PathBuf,
+    /// Its cache key.
+    pub(crate) key: String,
+    /// `name==version` of every installed package.
+    pub(crate) packages: Vec<String>,
 }
 
 /// One lock per cache key, so that concurrent builds with the same dependencies build the
@@ -110,6 +283,11 @@ impl KeyLocks {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         locks.entry(key.to_owned()).or_default().clone()
     }
+
+    /// Holds the lock of `key` until the guard is dropped.
+    pub(crate) async fn lock(&self, key: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        self.get(key).lock_owned().await
+    }
 }
 
 /// Where environments live and how uv is run.
@@ -119,35 +297,55 @@ pub(crate) struct Settings<'a> {
     pub(crate) locks: &'a KeyLocks,
 }
 
-/// Returns the environment for `src`'s dependencies, building it if no complete one exists.
+/// Returns the environment for `req`, building it if no complete one exists.
 pub(crate) async fn ensure(
     toolchain: &Toolchain,
+    python: &Interpreter,
     src: &Path,
+    req: &Requirements,
     settings: &Settings<'_>,
     log: &BuildLog,
-) -> Result<PathBuf, Failure> {
-    let deps = DependencyFiles::read(src).await?;
-    let key = cache_key(toolchain, &deps);
+) -> Result<Environment, Failure> {
+    let key = cache_key(toolchain, python, req);
     let env = settings.envs.join(&key);
-    let lock = settings.locks.get(&key);
-    let _building = lock.lock().await;
-    if env.join(COMPLETE).is_file() {
+    let _building = settings.locks.lock(&key).await;
+    if !env.join(COMPLETE).is_file() {
+        create(toolchain, python, src, req, settings, &key, log).await?;
+    } else {
         log.info(&format!("reusing environment {key} (cached)"));
-        return Ok(env);
     }
-    match deps.install_from() {
-        Some(file) => log.info(&format!(
-            "creating environment {key}: installing {file} and {ALWAYS_INSTALLED}"
-        )),
-        None => log.info(&format!(
-            "creating environment {key}: no requirements.txt or pyproject.toml, installing {ALWAYS_INSTALLED} only"
-        )),
-    }
+    let packages = tokio::fs::read_to_string(env.join(PACKAGES))
+        .await
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    Ok(Environment {
+        path: env,
+        key,
+        packages,
+    })
+}
+
+async fn create(
+    toolchain: &Toolchain,
+    python: &Interpreter,
+    src: &Path,
+    req: &Requirements,
+    settings: &Settings<'_>,
+    key: &str,
+    log: &BuildLog,
+) -> Result<(), Failure> {
     let internal =
         |what: &str, e: std::io::Error| Failure::new(FailureKind::Internal, format!("{what}: {e}"));
+    let env = settings.envs.join(key);
+    log.info(&format!(
+        "creating environment {key} with Python {}: installing {}",
+        python.version,
+        req.describe()
+    ));
     if env.exists() {
-        // Only the rename below creates this folder, and it moves a complete environment, so
-        // an incomplete one was damaged or edited by hand: build it again.
+        // An earlier attempt (or a crash) left it incomplete.
         tokio::fs::remove_dir_all(&env)
             .await
             .map_err(|e| internal(&format!("cannot remove incomplete {}", env.display()), e))?;
@@ -160,12 +358,12 @@ pub(crate) async fn ensure(
         ulid::Ulid::new().to_string().to_ascii_lowercase()
     ));
     let started = Instant::now();
-    let built = fill(toolchain, src, &tmp, &deps, settings, log).await;
+    let built = fill(toolchain, python, src, &tmp, req, settings, log).await;
     let result = match built {
         Ok(()) => match tokio::fs::rename(&tmp, &env).await {
-            Ok(()) => Ok(env),
+            Ok(()) => Ok(()),
             // Another Skyport process sharing the data folder finished the same key first.
-            Err(_) if env.join(COMPLETE).is_file() => Ok(env),
+            Err(_) if env.join(COMPLETE).is_file() => Ok(()),
             Err(e) => Err(internal(
                 &format!("cannot move the environment into {}", env.display()),
                 e,
@@ -185,12 +383,14 @@ pub(crate) async fn ensure(
     result
 }
 
-/// Creates the virtual environment at `tmp` and installs the dependencies into it.
+/// Creates the virtual environment at `tmp`, installs the requirements into it and records
+/// what got installed.
 async fn fill(
     toolchain: &Toolchain,
+    interpreter: &Interpreter,
     src: &Path,
     tmp: &Path,
-    deps: &DependencyFiles,
+    req: &Requirements,
     settings: &Settings<'_>,
     log: &BuildLog,
 ) -> Result<(), Failure> {
@@ -199,7 +399,7 @@ async fn fill(
         OsStr::new("venv"),
         OsStr::new("--relocatable"),
         OsStr::new("--python"),
-        toolchain.python.as_os_str(),
+        interpreter.path.as_os_str(),
         tmp.as_os_str(),
     ];
     let finished = uv(toolchain, src, settings, &venv_args, deadline, log).await?;
@@ -208,7 +408,7 @@ async fn fill(
             FailureKind::Toolchain,
             format!(
                 "uv could not create a virtual environment with {} ({}):\n{}\ncheck that this Python works, or set SKYPORT_PYTHON to another one",
-                toolchain.python.display(),
+                interpreter.path.display(),
                 finished.exit(),
                 finished.stderr_tail_text()
             ),
@@ -224,15 +424,22 @@ async fn fill(
         OsStr::new("--python"),
         python.as_os_str(),
     ];
-    if let Some(file) = deps.install_from() {
+    for (file, _) in &req.files {
         install_args.extend([OsStr::new("-r"), OsStr::new(file)]);
     }
-    install_args.push(OsStr::new(ALWAYS_INSTALLED));
+    install_args.extend(req.packages.iter().map(OsStr::new));
+    if !req.has_fastmcp {
+        install_args.push(OsStr::new(ALWAYS_INSTALLED));
+    }
     let finished = uv(toolchain, src, settings, &install_args, deadline, log).await?;
     if !finished.status.success() {
-        let fix = match deps.install_from() {
-            Some(file) => format!("fix {file} and deploy again"),
-            None => "check the package index settings and deploy again".to_owned(),
+        let named: Vec<&str> = req.files.iter().map(|(f, _)| f.as_str()).collect();
+        let fix = if named.is_empty() && req.packages.is_empty() {
+            "check the package index settings and deploy again".to_owned()
+        } else if named.is_empty() {
+            "fix the dependencies in fastmcp.json and deploy again".to_owned()
+        } else {
+            format!("fix {} and deploy again", named.join(", "))
         };
         return Err(Failure::new(
             FailureKind::Dependencies,
@@ -243,14 +450,90 @@ async fn fill(
             ),
         ));
     }
-    tokio::fs::write(tmp.join(COMPLETE), toolchain.uv_version.as_bytes())
-        .await
-        .map_err(|e| {
-            Failure::new(
-                FailureKind::Internal,
-                format!("cannot mark the environment complete: {e}"),
-            )
-        })
+    let freeze = [
+        OsStr::new("pip"),
+        OsStr::new("freeze"),
+        OsStr::new("--python"),
+        python.as_os_str(),
+    ];
+    let packages = uv_output(toolchain, src, settings, &freeze).await?;
+    let write = |name: &str, bytes: Vec<u8>| {
+        let path = tmp.join(name);
+        async move {
+            tokio::fs::write(&path, bytes).await.map_err(|e| {
+                Failure::new(
+                    FailureKind::Internal,
+                    format!("cannot write {}: {e}", path.display()),
+                )
+            })
+        }
+    };
+    write(PACKAGES, packages.into_bytes()).await?;
+    write(COMPLETE, toolchain.uv_version.clone().into_bytes()).await
+}
+
+/// Installs the source's buildable local projects (without their dependencies, which the
+/// environment has) into `site`, a folder of the artifact that instances put on their import
+/// path. This is what makes a package's own metadata and entry points visible to it, while a
+/// code change costs one wheel build instead of a new environment. Returns `name==version` of
+/// what it installed.
+pub(crate) async fn install_projects(
+    toolchain: &Toolchain,
+    env: &Environment,
+    src: &Path,
+    site: &Path,
+    req: &Requirements,
+    settings: &Settings<'_>,
+    log: &BuildLog,
+) -> Result<Vec<String>, Failure> {
+    let buildable: Vec<&LocalProject> = req.projects.iter().filter(|p| p.buildable).collect();
+    if buildable.is_empty() {
+        return Ok(Vec::new());
+    }
+    let deadline = Instant::now() + TIME_LIMIT;
+    let python = env.path.join("bin").join("python");
+    let dirs: Vec<PathBuf> = buildable.iter().map(|p| src.join(&p.dir)).collect();
+    let mut args = vec![
+        OsStr::new("pip"),
+        OsStr::new("install"),
+        OsStr::new("--no-deps"),
+        OsStr::new("--compile-bytecode"),
+        OsStr::new("--python"),
+        python.as_os_str(),
+        OsStr::new("--target"),
+        site.as_os_str(),
+    ];
+    args.extend(dirs.iter().map(|d| d.as_os_str()));
+    log.info(&format!(
+        "installing the project {} into the artifact",
+        buildable
+            .iter()
+            .map(|p| shown_dir(&p.dir))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    let finished = uv(toolchain, src, settings, &args, deadline, log).await?;
+    if !finished.status.success() {
+        return Err(Failure::new(
+            FailureKind::Dependencies,
+            format!(
+                "building the project failed (uv: {}):\n{}\nfix its pyproject.toml (build-system, packages) and deploy again",
+                finished.exit(),
+                uv_errors(&finished.stderr_tail)
+            ),
+        ));
+    }
+    // `freeze` names a local project by its path; `list` gives name==version.
+    let freeze = [
+        OsStr::new("pip"),
+        OsStr::new("list"),
+        OsStr::new("--format"),
+        OsStr::new("freeze"),
+        OsStr::new("--target"),
+        site.as_os_str(),
+    ];
+    let installed = uv_output(toolchain, src, settings, &freeze).await?;
+    Ok(installed.lines().map(str::to_owned).collect())
 }
 
 /// uv's error output without its "Using Python … environment at: <temporary folder>" preamble,
@@ -278,10 +561,7 @@ async fn uv(
     for (name, value) in uv_environment(settings.uv_cache, |name| std::env::var(name).ok()) {
         cmd.env(name, value);
     }
-    // These would make uv (or the Python it probes) look at another environment.
-    for name in ["VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONPATH", "PYTHONHOME"] {
-        cmd.env_remove(name);
-    }
+    prepare_uv(&mut cmd);
     let limit = deadline.saturating_duration_since(Instant::now());
     run_logged(cmd, log, limit, ERROR_TAIL)
         .await
@@ -301,6 +581,64 @@ async fn uv(
                 ),
             ),
         })
+}
+
+/// What every uv command gets besides its cache settings.
+fn prepare_uv(cmd: &mut tokio::process::Command) {
+    // These would make uv (or the Python it probes) look at another environment.
+    for name in ["VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONPATH", "PYTHONHOME"] {
+        cmd.env_remove(name);
+    }
+    for name in [
+        "SETUPTOOLS_SCM_PRETEND_VERSION",
+        "HATCH_VCS_PRETEND_VERSION",
+        "PDM_BUILD_SCM_VERSION",
+    ] {
+        if std::env::var_os(name).is_none() {
+            cmd.env(name, FALLBACK_VERSION);
+        }
+    }
+}
+
+/// Runs a quick uv command and returns its standard output (not logged: it is data).
+async fn uv_output(
+    toolchain: &Toolchain,
+    src: &Path,
+    settings: &Settings<'_>,
+    args: &[&OsStr],
+) -> Result<String, Failure> {
+    let mut cmd = command(&toolchain.uv);
+    cmd.args(args).current_dir(src).kill_on_drop(true);
+    for (name, value) in uv_environment(settings.uv_cache, |name| std::env::var(name).ok()) {
+        cmd.env(name, value);
+    }
+    prepare_uv(&mut cmd);
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd
+        .spawn()
+        .map_err(|e| Failure::new(FailureKind::Toolchain, format!("cannot run uv: {e}")))?;
+    let group = GroupGuard::new(&child);
+    let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .map_err(|_| {
+            Failure::new(
+                FailureKind::Internal,
+                "uv did not finish in 60 s".to_owned(),
+            )
+        })?
+        .map_err(|e| Failure::new(FailureKind::Toolchain, format!("cannot run uv: {e}")))?;
+    group.disarm();
+    if !output.status.success() {
+        return Err(Failure::new(
+            FailureKind::Internal,
+            format!(
+                "uv pip freeze failed: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            ),
+        ));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 /// Variables set for uv on top of the inherited environment. uv reads its own settings, not

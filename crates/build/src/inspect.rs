@@ -1,7 +1,8 @@
 //! Inspection: running the launcher in the built environment to import the server, find its
-//! object and list what it offers. The launcher classifies the user's mistakes (syntax,
-//! import, entrypoint, not a server); this module maps them to failure kinds and never
-//! interprets Python itself.
+//! object, and ask it over an in-memory MCP session for `initialize`, `tools/list`,
+//! `resources/list`, `resources/templates/list` and `prompts/list`. The launcher classifies the
+//! user's mistakes (syntax, import, entrypoint, not a server, not answering); this module maps
+//! them to failure kinds and never interprets Python itself.
 
 use std::path::Path;
 use std::time::Duration;
@@ -31,15 +32,23 @@ pub(crate) struct Inspected {
     pub(crate) inspection: Value,
 }
 
-/// Runs `launcher.py inspect` for `file` (relative to `src`) with the environment's Python.
+/// Runs `launcher.py inspect` for `target` (a file's path or `module:NAME`) with the
+/// environment's Python, importing from `paths` first.
 pub(crate) async fn inspect(
     env: &Path,
     artifact: &Path,
     src: &Path,
-    file: &str,
+    target: &str,
     object: Option<&str>,
+    paths: &[std::path::PathBuf],
     log: &BuildLog,
 ) -> Result<Inspected, Failure> {
+    let shown = target
+        .strip_prefix(&*src.to_string_lossy())
+        .map(|rest| rest.trim_start_matches('/'))
+        .unwrap_or(target)
+        .to_owned();
+    let file = shown.as_str();
     let internal =
         |what: &str, e: std::io::Error| Failure::new(FailureKind::Internal, format!("{what}: {e}"));
     let launcher = artifact.join(LAUNCHER_FILE);
@@ -55,6 +64,7 @@ pub(crate) async fn inspect(
         .arg(file)
         .arg(object.unwrap_or("-"))
         .arg(&result_path)
+        .args(paths)
         .current_dir(src)
         .env_clear()
         .envs(minimal_environment());
@@ -104,7 +114,7 @@ pub(crate) async fn inspect(
                     finished.exit()
                 )
             };
-            Err(Failure::new(FailureKind::Import, message))
+            Err(Failure::new(FailureKind::Entrypoint, message))
         }
     }
 }
@@ -132,10 +142,9 @@ pub(crate) fn interpret(mut value: Value) -> Result<Inspected, Failure> {
         });
     }
     let kind = match value.get("kind").and_then(Value::as_str) {
-        Some("syntax") => FailureKind::Syntax,
-        Some("entrypoint") => FailureKind::Entrypoint,
-        Some("not_a_server") => FailureKind::NotAServer,
-        _ => FailureKind::Import,
+        Some("inspection") => FailureKind::Inspection,
+        // Syntax and import errors, missing or wrong objects: the entrypoint cannot be loaded.
+        _ => FailureKind::Entrypoint,
     };
     let message = value
         .get("message")

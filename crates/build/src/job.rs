@@ -2,20 +2,29 @@
 //! recorded outcome (ready and promoted, or failed with a classified message). A failure or a
 //! panic anywhere still ends in `fail`, and a failed build leaves no artifact behind.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use skyport_store::{
-    BuildFailure, BuildPhase, Built, Deployment, DeploymentId, FailureKind, LaunchSpec, StoreError,
+    BuildFailure, BuildPhase, Built, Deployment, DeploymentId, DeploymentStatus, FailureKind,
+    LaunchSpec, StoreError,
 };
+use tokio::task::{JoinError, JoinHandle};
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::entrypoint::{self, Located};
-use crate::environment::{self, Settings};
-use crate::inspect::{self, LAUNCHER_FILE};
+use crate::artifact::{self, HashInputs, Manifest};
+use crate::entrypoint::{self, Located, Target};
+use crate::environment::{self, Requirements, Settings};
+use crate::git::{self, Mirrors};
+use crate::inspect::{self, LAUNCHER, LAUNCHER_FILE};
 use crate::process::BuildLog;
 use crate::unpack::{self, Limits, UnpackError};
 use crate::{BuildRequest, Inner, Source, toolchain};
+
+/// The folder of an artifact that holds its installed local projects.
+const SITE: &str = "site";
 
 /// A classified build failure: what the user sees on the deployment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +39,12 @@ impl Failure {
     }
 }
 
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Failure {
         Failure::new(
@@ -39,8 +54,15 @@ impl From<StoreError> for Failure {
     }
 }
 
-/// Runs the build of `deployment` to its recorded end.
-pub(crate) async fn run(inner: Arc<Inner>, deployment: Deployment, request: BuildRequest) {
+/// Runs the build of `deployment` to its recorded end: its own outcome, or cancelled when
+/// `stop` fires, or timed out past [`crate::BuildLimits::timeout`]. Stopping drops the phases'
+/// task, which kills its child processes (they are spawned with `kill_on_drop`).
+pub(crate) async fn run(
+    inner: Arc<Inner>,
+    deployment: Deployment,
+    request: BuildRequest,
+    stop: CancellationToken,
+) {
     let id = deployment.id.clone();
     let span = tracing::info_span!("build", deployment = %id, server = %deployment.server_id);
     async move {
@@ -50,8 +72,10 @@ pub(crate) async fn run(inner: Arc<Inner>, deployment: Deployment, request: Buil
             id.clone(),
         );
         // The phases run in their own task so that a panic in them is caught here and still
-        // recorded as a failure, instead of leaving the deployment "building" forever.
-        let outcome = tokio::spawn(build(inner.clone(), log.clone(), id.clone(), request)).await;
+        // recorded as a failure, instead of leaving the deployment "building" forever, and so
+        // that cancelling or timing out can abort them.
+        let task = tokio::spawn(build(inner.clone(), log.clone(), id.clone(), request));
+        let outcome = supervise(&inner, &id, task, &stop).await;
         let failure = match outcome {
             Ok(Ok(())) => return,
             Ok(Err(failure)) => failure,
@@ -88,6 +112,106 @@ pub(crate) async fn run(inner: Arc<Inner>, deployment: Deployment, request: Buil
     .await;
 }
 
+/// Waits for the phases' task, aborting it when `stop` fires or the time limit passes.
+/// A build already promoting is let finish: aborting between its `succeed` and `promote`
+/// records could fail a deployment that is live.
+async fn supervise(
+    inner: &Inner,
+    id: &DeploymentId,
+    mut task: JoinHandle<Result<(), Failure>>,
+    stop: &CancellationToken,
+) -> Result<Result<(), Failure>, JoinError> {
+    let limit = inner.limits.timeout;
+    let interrupted = tokio::select! {
+        joined = &mut task => return joined,
+        () = stop.cancelled() => Interrupted::Cancelled,
+        () = tokio::time::sleep(limit) => Interrupted::TimedOut,
+    };
+    let phase = match inner.store.deployments().get(id).await {
+        Ok(Some(deployment)) => deployment.phase,
+        _ => None,
+    };
+    if phase == Some(BuildPhase::Promote) {
+        tracing::info!("the build is going live; letting it finish instead of stopping it");
+        return task.await;
+    }
+    task.abort();
+    match task.await {
+        // It ended on its own before the abort reached it.
+        Ok(outcome) => Ok(outcome),
+        Err(e) if e.is_cancelled() => {
+            if promoted_meanwhile(inner, id).await {
+                Ok(Ok(()))
+            } else {
+                Ok(Err(interrupted.failure(limit, phase)))
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Why a build was stopped before its end.
+#[derive(Clone, Copy)]
+enum Interrupted {
+    Cancelled,
+    TimedOut,
+}
+
+impl Interrupted {
+    fn failure(self, limit: Duration, phase: Option<BuildPhase>) -> Failure {
+        match self {
+            Interrupted::Cancelled => {
+                Failure::new(FailureKind::Cancelled, "cancelled by request".to_owned())
+            }
+            Interrupted::TimedOut => Failure::new(
+                FailureKind::Timeout,
+                format!(
+                    "the build did not finish within its time limit of {} (it was in its {} phase); \
+                     make the build lighter, or raise the limit with `skyport serve --build-timeout`",
+                    shown_duration(limit),
+                    phase.map_or("queued", BuildPhase::as_str)
+                ),
+            ),
+        }
+    }
+}
+
+/// Whether the aborted build had already recorded its success (the abort landed after its
+/// `succeed`); if so its promotion is completed here, so that it ends as it would have.
+async fn promoted_meanwhile(inner: &Inner, id: &DeploymentId) -> bool {
+    let deployments = inner.store.deployments();
+    match deployments.get(id).await {
+        Ok(Some(d)) if d.status == DeploymentStatus::Ready => {
+            let live = match inner.store.servers().by_id(&d.server_id).await {
+                Ok(Some(server)) => server.live_deployment.as_ref() == Some(id),
+                _ => false,
+            };
+            if !live && let Err(e) = deployments.promote(id).await {
+                tracing::error!(error = %e, "cannot promote a build stopped while promoting");
+            }
+            true
+        }
+        _ => false,
+    }
+}
+
+/// `15m`, `90s`, `1h30m`: the way `--build-timeout` takes it.
+fn shown_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let mut text = String::new();
+    for (n, unit) in [(h, "h"), (m, "m"), (s, "s")] {
+        if n > 0 {
+            text.push_str(&format!("{n}{unit}"));
+        }
+    }
+    if text.is_empty() {
+        format!("{}ms", d.as_millis())
+    } else {
+        text
+    }
+}
+
 async fn build(
     inner: Arc<Inner>,
     log: BuildLog,
@@ -95,69 +219,188 @@ async fn build(
     request: BuildRequest,
 ) -> Result<(), Failure> {
     let deployments = inner.store.deployments();
-    let artifact = inner.dirs.artifacts.join(id.as_str());
-    let src = artifact.join("src");
+    let enter = |phase: BuildPhase| {
+        log.enter(phase);
+        deployments.enter_phase(&id, phase)
+    };
+    // The artifact is assembled under the deployment's id and renamed to its content hash
+    // once complete; a failure removes this folder.
+    let work = inner.dirs.artifacts.join(id.as_str());
+    let src = work.join("src");
 
-    deployments.enter_phase(&id, BuildPhase::Source).await?;
-    match &request.source {
+    enter(BuildPhase::Source).await?;
+    let commit = match &request.source {
         Source::Upload(upload) => {
             unpack_upload(&upload.path(&inner.dirs.uploads), &src, &log).await?;
+            None
         }
-    }
+        Source::Git(git) => {
+            let mirrors = Mirrors {
+                dir: &inner.dirs.git,
+                locks: &inner.env_locks,
+            };
+            let commit = git::checkout(git, &mirrors, &src, &log).await?;
+            deployments.record_commit(&id, &commit).await?;
+            Some(commit)
+        }
+    };
 
-    deployments.enter_phase(&id, BuildPhase::Entrypoint).await?;
+    enter(BuildPhase::Resolve).await?;
     let located = locate(&src, &request, &log).await?;
-
-    deployments
-        .enter_phase(&id, BuildPhase::Environment)
-        .await?;
+    let requirements = {
+        let (root, located) = (src.clone(), located.clone());
+        tokio::task::spawn_blocking(move || Requirements::resolve(&root, &located))
+            .await
+            .map_err(|e| Failure::new(FailureKind::Internal, format!("resolving crashed: {e}")))??
+    };
     let toolchain = inner
         .toolchain
         .get_or_try_init(|| toolchain::discover(&inner.dirs.tools, &log))
         .await?;
+    let python = toolchain.select(
+        requirements
+            .python
+            .as_ref()
+            .map(|(request, origin)| (request.as_str(), origin.as_str())),
+    )?;
     log.info(&format!(
-        "using Python {} at {} and {} at {}",
-        toolchain.python_version,
-        toolchain.python.display(),
+        "using Python {} at {}{} and {} at {}",
+        python.version,
+        python.path.display(),
+        requirements
+            .python
+            .as_ref()
+            .map(|(request, origin)| format!(" ({origin} asks for {request})"))
+            .unwrap_or_default(),
         toolchain.uv_version,
         toolchain.uv.display()
     ));
-    let settings = Settings {
-        envs: &inner.dirs.envs,
-        uv_cache: &inner.dirs.uv_cache,
-        locks: &inner.env_locks,
+    let env_key = environment::cache_key(toolchain, &python, &requirements);
+    let projects: Vec<String> = requirements
+        .projects
+        .iter()
+        .map(|p| format!("{}:{}", p.dir, p.buildable))
+        .collect();
+    let target = located.shown();
+    let requested_object = located.object.clone().unwrap_or_else(|| "-".to_owned());
+    let hash = {
+        let src = src.clone();
+        let (env_key, entry) = (env_key.clone(), format!("{target}:{requested_object}"));
+        tokio::task::spawn_blocking(move || {
+            artifact::hash(
+                &src,
+                &HashInputs {
+                    environment: &env_key,
+                    entrypoint: &entry,
+                    launcher: LAUNCHER,
+                    projects: &projects,
+                },
+            )
+        })
+        .await
+        .map_err(|e| Failure::new(FailureKind::Internal, format!("hashing crashed: {e}")))??
     };
-    let env = environment::ensure(toolchain, &src, &settings, &log).await?;
+    let dest = inner.dirs.artifacts.join(&hash);
+    let reused = artifact::load(&dest);
+    let (manifest, inspection) = match reused {
+        Some((manifest, inspection)) => {
+            log.info(&format!(
+                "artifact {hash} was already built from the same source and dependencies: reusing it"
+            ));
+            artifact::remove(&work);
+            (manifest, inspection)
+        }
+        None => {
+            enter(BuildPhase::Install).await?;
+            let settings = Settings {
+                envs: &inner.dirs.envs,
+                uv_cache: &inner.dirs.uv_cache,
+                locks: &inner.env_locks,
+            };
+            let env = environment::ensure(toolchain, &python, &src, &requirements, &settings, &log)
+                .await?;
+            let site = work.join(SITE);
+            let installed = environment::install_projects(
+                toolchain,
+                &env,
+                &src,
+                &site,
+                &requirements,
+                &settings,
+                &log,
+            )
+            .await?;
 
-    deployments.enter_phase(&id, BuildPhase::Inspect).await?;
-    let inspected = inspect::inspect(
-        &env,
-        &artifact,
-        &src,
-        &located.file,
-        located.object.as_deref(),
-        &log,
-    )
-    .await?;
-    log.info(&inspect::summary(&inspected.inspection));
+            enter(BuildPhase::Inspect).await?;
+            let paths = import_paths(&work, &located, &requirements, !installed.is_empty());
+            let inspected = inspect::inspect(
+                &env.path,
+                &work,
+                &src,
+                &launch_target(&src, &located),
+                located.object.as_deref(),
+                &paths,
+                &log,
+            )
+            .await?;
+            log.info(&inspect::summary(&inspected.inspection));
+            let manifest = Manifest {
+                hash: hash.clone(),
+                source: request.source.to_string(),
+                commit: commit.clone(),
+                entrypoint: format!("{target}:{}", inspected.object),
+                python: python.version.clone(),
+                environment: env.key.clone(),
+                packages: env.packages.iter().chain(&installed).cloned().collect(),
+            };
+            let (from, to, m, i) = (
+                work.clone(),
+                dest.clone(),
+                manifest.clone(),
+                inspected.inspection.clone(),
+            );
+            tokio::task::spawn_blocking(move || artifact::finish(&from, &to, &m, &i))
+                .await
+                .map_err(|e| {
+                    Failure::new(FailureKind::Internal, format!("finishing crashed: {e}"))
+                })??;
+            log.info(&format!("artifact {hash} stored"));
+            (manifest, inspected.inspection)
+        }
+    };
 
+    let env = inner.dirs.envs.join(&manifest.environment);
+    let installed = dest.join(SITE).is_dir();
+    let object = manifest
+        .entrypoint
+        .rsplit_once(':')
+        .map(|(_, object)| object.to_owned())
+        .unwrap_or_default();
+    let mut args = vec![
+        dest.join(LAUNCHER_FILE).to_string_lossy().into_owned(),
+        "serve".to_owned(),
+        launch_target(&dest.join("src"), &located),
+        object,
+    ];
+    args.extend(
+        import_paths(&dest, &located, &requirements, installed)
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned()),
+    );
     let built = Built {
-        entrypoint: format!("{}:{}", located.file, inspected.object),
+        entrypoint: manifest.entrypoint.clone(),
+        artifact: hash.clone(),
+        manifest: serde_json::to_value(&manifest).unwrap_or_default(),
         launch: LaunchSpec {
             program: env.join("bin").join("python"),
-            args: vec![
-                artifact.join(LAUNCHER_FILE).to_string_lossy().into_owned(),
-                "serve".to_owned(),
-                located.path.to_string_lossy().into_owned(),
-                inspected.object.clone(),
-            ],
-            working_dir: src.clone(),
+            args,
+            working_dir: dest.join("src"),
         },
-        inspection: inspected.inspection,
+        inspection,
     };
     // The phase goes first: entering a phase marks the deployment "building" again, and only a
     // ready deployment can be promoted.
-    deployments.enter_phase(&id, BuildPhase::Promote).await?;
+    enter(BuildPhase::Promote).await?;
     log.info(&format!("built {}; promoting", built.entrypoint));
     log.flush().await;
     deployments.succeed(&id, &built).await?;
@@ -169,7 +412,54 @@ async fn build(
     }
     log.flush().await;
     tracing::info!("build succeeded and was promoted");
+    // Housekeeping runs on its own so that it does not hold the build's queue slot.
+    inner.jobs.spawn(artifact::collect_garbage(
+        inner.store.clone(),
+        inner.dirs.artifacts.clone(),
+        inner.dirs.envs.clone(),
+        inner.limits.keep_deployments,
+    ));
     Ok(())
+}
+
+/// The launcher's target: the server file's absolute path, or `module:NAME`.
+fn launch_target(src: &Path, located: &Located) -> String {
+    match &located.target {
+        Target::Module(module) => format!("module:{module}"),
+        Target::File(file) | Target::Config(file) => src.join(file).to_string_lossy().into_owned(),
+    }
+}
+
+/// Folders instances import from, in order: the artifact's installed projects, then the
+/// source folders of projects that are not packages and of a module entrypoint.
+fn import_paths(
+    artifact: &Path,
+    located: &Located,
+    requirements: &Requirements,
+    installed: bool,
+) -> Vec<PathBuf> {
+    let src = artifact.join("src");
+    let mut paths = Vec::new();
+    if installed {
+        paths.push(artifact.join(SITE));
+    }
+    let roots = requirements
+        .projects
+        .iter()
+        .filter(|p| !p.buildable)
+        .map(|p| p.import_root.as_str())
+        .chain(located.import_root.as_deref());
+    for root in roots {
+        let path = if root.is_empty() {
+            src.clone()
+        } else {
+            src.join(root)
+        };
+        if !paths.contains(&path) {
+            paths.push(path);
+        }
+    }
+    paths
 }
 
 /// Unpacks the upload into `src` and removes it: an upload serves one build.
@@ -209,17 +499,17 @@ async fn locate(src: &Path, request: &BuildRequest, log: &BuildLog) -> Result<Lo
     let (src, requested) = (src.to_path_buf(), request.entrypoint.clone());
     let located = tokio::task::spawn_blocking(move || entrypoint::locate(&src, requested.as_ref()))
         .await
-        .map_err(|e| Failure::new(FailureKind::Internal, format!("locating crashed: {e}")))?
-        .map_err(|message| Failure::new(FailureKind::Entrypoint, message))?;
-    match (&request.entrypoint, &located.object) {
-        (Some(_), Some(object)) => log.info(&format!("entrypoint {}:{object}", located.file)),
-        (Some(_), None) => log.info(&format!(
-            "entrypoint {} (object found by inspection)",
-            located.file
-        )),
-        (None, _) => log.info(&format!(
-            "entrypoint {} (default; the server object is found by inspection)",
-            located.file
+        .map_err(|e| Failure::new(FailureKind::Internal, format!("locating crashed: {e}")))??;
+    let how = match (&request.entrypoint, &located.config) {
+        (_, Some(config)) => format!(" (from {})", config.file),
+        (Some(_), None) => String::new(),
+        (None, None) => " (default)".to_owned(),
+    };
+    match &located.object {
+        Some(object) => log.info(&format!("entrypoint {}:{object}{how}", located.shown())),
+        None => log.info(&format!(
+            "entrypoint {}{how}; the server object is found by inspection",
+            located.shown()
         )),
     }
     Ok(located)

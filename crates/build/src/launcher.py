@@ -5,8 +5,11 @@ Skyport writes this file into every artifact. It must run on Python 3.10+ with w
 or MCP SDK version the user's dependencies resolved to, so it only uses long-standing APIs and
 feature-detects the rest.
 
-  launcher.py inspect FILE OBJECT|- RESULT_JSON
-  launcher.py serve FILE OBJECT|-        (listening socket on fd $SKYPORT_LISTEN_FD, port $SKYPORT_PORT)
+  launcher.py inspect TARGET OBJECT|- RESULT_JSON [IMPORT_PATH...]
+  launcher.py serve TARGET OBJECT|- [IMPORT_PATH...]
+      (listening socket on fd $SKYPORT_LISTEN_FD, port $SKYPORT_PORT)
+
+TARGET is a .py file or module:PACKAGE.MODULE; IMPORT_PATHs go first on sys.path.
 """
 
 import asyncio
@@ -43,18 +46,29 @@ def user_traceback(exc, limit=12):
     return "".join(lines).rstrip()
 
 
-def load_module(path):
-    directory = os.path.dirname(os.path.abspath(path))
-    if directory not in sys.path:
-        sys.path.insert(0, directory)
-    # The absolute path gives the module a stable __file__; messages keep the path as given.
-    spec = importlib.util.spec_from_file_location(MODULE_NAME, os.path.abspath(path))
-    if spec is None or spec.loader is None:
-        raise Failure("entrypoint", f"{path} cannot be loaded as a Python module")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[MODULE_NAME] = module
+def load_module(target):
+    if target.startswith("module:"):
+        name = target[len("module:"):]
+        path = name
+        load = lambda: importlib.import_module(name)  # noqa: E731
+    else:
+        path = target
+        directory = os.path.dirname(os.path.abspath(path))
+        if directory not in sys.path:
+            sys.path.insert(0, directory)
+        # The absolute path gives the module a stable __file__; messages keep the path as given.
+        spec = importlib.util.spec_from_file_location(MODULE_NAME, os.path.abspath(path))
+        if spec is None or spec.loader is None:
+            raise Failure("entrypoint", f"{path} cannot be loaded as a Python module")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[MODULE_NAME] = module
+
+        def load():
+            spec.loader.exec_module(module)
+            return module
+
     try:
-        spec.loader.exec_module(module)
+        return load()
     except SyntaxError as e:
         where = os.path.relpath(e.filename or path)
         text = (e.text or "").rstrip("\n")
@@ -70,7 +84,6 @@ def load_module(path):
         )
     except BaseException as e:  # any failure while importing user code is the user's to see
         raise Failure("import", f"importing {path} raised {type(e).__name__}: {e}\n{user_traceback(e)}")
-    return module
 
 
 def server_kinds():
@@ -192,7 +205,7 @@ async def inspect_server(path, name):
     except Failure:
         raise
     except BaseException as e:
-        raise Failure("import", f"starting {path}:{name} to list its tools failed with {type(e).__name__}: {e}\n{user_traceback(e)}")
+        raise Failure("inspection", f"starting {path}:{name} and listing its tools failed with {type(e).__name__}: {e}\n{user_traceback(e)}")
     return {"ok": True, "object": name, "kind": kind, "versions": versions(), **description}
 
 
@@ -246,9 +259,11 @@ def serve_main(path, name):
 
 
 def main(argv):
-    if len(argv) == 5 and argv[1] == "inspect":
+    if len(argv) >= 5 and argv[1] == "inspect":
+        sys.path[0:0] = argv[5:]
         inspect_main(argv[2], argv[3], argv[4])
-    elif len(argv) == 4 and argv[1] == "serve":
+    elif len(argv) >= 4 and argv[1] == "serve":
+        sys.path[0:0] = argv[4:]
         serve_main(argv[2], argv[3])
     else:
         print(__doc__, file=sys.stderr)

@@ -11,11 +11,15 @@
 //! modified after unpacking) and `launcher.py`. Its environment lives in `DATA/envs/<key>/`,
 //! shared by every artifact with the same dependencies.
 
+mod artifact;
+mod config;
 mod entrypoint;
 mod environment;
+mod git;
 mod inspect;
 mod job;
 mod process;
+mod queue;
 mod toolchain;
 mod unpack;
 mod upload;
@@ -23,14 +27,18 @@ mod upload;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::Stream;
-use skyport_store::{Deployment, Server, Store, StoreError};
+use skyport_store::{Deployment, DeploymentId, NewDeployment, Server, Store, StoreError};
 use tokio::sync::OnceCell;
+use tokio::sync::futures::Notified;
 use tokio_util::task::TaskTracker;
 
-pub use entrypoint::{DEFAULT_FILES, Entrypoint};
+pub use entrypoint::{DEFAULT_FILES, Entrypoint, Target};
+pub use git::{GitSource, GitUrl};
+pub use queue::Cancellation;
 pub use upload::{MAX_UPLOAD_BYTES, UploadId};
 
 /// Why a build could not be started. Failures of the build itself are recorded on the
@@ -70,6 +78,9 @@ pub enum BuildError {
         /// What the operating system reported.
         source: std::io::Error,
     },
+    /// The git URL is not one Skyport can fetch.
+    #[error("{0}")]
+    InvalidGitUrl(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -80,12 +91,25 @@ pub enum BuildError {
 pub enum Source {
     /// A tarball uploaded with [`Builder::save_upload`].
     Upload(UploadId),
+    /// A git repository.
+    Git(GitSource),
+}
+
+impl Source {
+    /// The branch, tag or commit asked for, for git sources.
+    pub fn git_ref(&self) -> Option<&str> {
+        match self {
+            Source::Upload(_) => None,
+            Source::Git(git) => git.reference.as_deref(),
+        }
+    }
 }
 
 impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Source::Upload(id) => write!(f, "upload:{id}"),
+            Source::Git(git) => write!(f, "{}", git.url),
         }
     }
 }
@@ -97,6 +121,28 @@ pub struct BuildRequest {
     pub source: Source,
     /// The server file and object; `None` tries main.py, server.py, app.py.
     pub entrypoint: Option<Entrypoint>,
+}
+
+/// How many builds run at once and how long each may take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BuildLimits {
+    /// Builds running at once (at least one); later ones wait in a queue.
+    pub concurrency: usize,
+    /// The longest a build may run, from leaving the queue to its recorded end.
+    pub timeout: Duration,
+    /// Ready deployments per server whose artifacts are kept (besides the live one); older
+    /// artifacts are removed, and those deployments can no longer run.
+    pub keep_deployments: u32,
+}
+
+impl Default for BuildLimits {
+    fn default() -> BuildLimits {
+        BuildLimits {
+            concurrency: 2,
+            timeout: Duration::from_secs(15 * 60),
+            keep_deployments: 10,
+        }
+    }
 }
 
 /// Runs builds; cheap to clone.
@@ -112,6 +158,8 @@ pub(crate) struct Dirs {
     pub(crate) envs: PathBuf,
     pub(crate) tools: PathBuf,
     pub(crate) uv_cache: PathBuf,
+    /// One bare mirror per git source, reused so that a redeploy fetches only new objects.
+    pub(crate) git: PathBuf,
 }
 
 pub(crate) struct Inner {
@@ -122,13 +170,20 @@ pub(crate) struct Inner {
     /// installing twice. A failed attempt is not cached, so fixing the machine needs no restart.
     pub(crate) toolchain: OnceCell<toolchain::Toolchain>,
     pub(crate) env_locks: environment::KeyLocks,
-    jobs: TaskTracker,
+    pub(crate) jobs: TaskTracker,
+    pub(crate) queue: queue::Queue,
+    pub(crate) limits: BuildLimits,
 }
 
 impl Builder {
     /// A builder storing into `store` and under `data_dir` (uploads, artifacts, envs, tools,
-    /// cache/uv).
+    /// cache/uv), with the default [`BuildLimits`].
     pub fn new(store: Store, data_dir: PathBuf) -> Builder {
+        Builder::with_limits(store, data_dir, BuildLimits::default())
+    }
+
+    /// Like [`Builder::new`], with the given limits.
+    pub fn with_limits(store: Store, data_dir: PathBuf, limits: BuildLimits) -> Builder {
         // Launch specs hold absolute paths: the runtime starts instances from its own working
         // directory.
         let data_dir = std::path::absolute(&data_dir).unwrap_or(data_dir);
@@ -138,6 +193,7 @@ impl Builder {
             envs: data_dir.join("envs"),
             tools: data_dir.join("tools"),
             uv_cache: data_dir.join("cache").join("uv"),
+            git: data_dir.join("git"),
         };
         Builder {
             inner: Arc::new(Inner {
@@ -146,6 +202,8 @@ impl Builder {
                 toolchain: OnceCell::new(),
                 env_locks: environment::KeyLocks::default(),
                 jobs: TaskTracker::new(),
+                queue: queue::Queue::new(limits.concurrency),
+                limits,
             }),
         }
     }
@@ -160,42 +218,65 @@ impl Builder {
         upload::save(&self.inner.dirs.uploads, body, MAX_UPLOAD_BYTES).await
     }
 
-    /// Records a queued deployment of `server` and starts building it in the background;
-    /// returns the deployment at once. Follow it through the store (status, phase, build log).
+    /// Records a queued deployment of `server` and queues its build (it starts at once when
+    /// fewer than [`BuildLimits::concurrency`] builds run); returns the deployment at once.
+    /// A waiting build of the same server and git ref is superseded: recorded as cancelled.
+    /// Follow it through the store (status, phase, build log).
     pub async fn start(
         &self,
         server: &Server,
         request: BuildRequest,
     ) -> Result<Deployment, BuildError> {
-        match &request.source {
-            Source::Upload(id) => {
-                let exists = tokio::fs::try_exists(id.path(&self.inner.dirs.uploads))
-                    .await
-                    .unwrap_or(false);
-                if !exists {
-                    return Err(BuildError::UnknownUpload(id.clone()));
-                }
+        if let Source::Upload(id) = &request.source {
+            let exists = tokio::fs::try_exists(id.path(&self.inner.dirs.uploads))
+                .await
+                .unwrap_or(false);
+            if !exists {
+                return Err(BuildError::UnknownUpload(id.clone()));
             }
         }
-        let entrypoint = request.entrypoint.as_ref().map(ToString::to_string);
+        let new = NewDeployment {
+            source: request.source.to_string(),
+            git_ref: request.source.git_ref().map(str::to_owned),
+            entrypoint: request.entrypoint.as_ref().map(ToString::to_string),
+        };
         let deployment = self
             .inner
             .store
             .deployments()
-            .create(
-                &server.id,
-                &request.source.to_string(),
-                entrypoint.as_deref(),
-            )
+            .create(&server.id, &new)
             .await?;
-        self.inner
-            .jobs
-            .spawn(job::run(self.inner.clone(), deployment.clone(), request));
+        queue::submit(&self.inner, deployment.clone(), request).await;
         Ok(deployment)
     }
 
-    /// Waits until no build is running (the caller bounds it with a deadline at shutdown).
+    /// Cancels the build of `id`: a waiting one leaves the queue, a running one is stopped
+    /// (its processes killed, its partial artifact removed). Returns once the deployment is
+    /// recorded as cancelled; a build already going live is let finish.
+    pub async fn cancel(&self, id: &DeploymentId) -> Cancellation {
+        queue::cancel(&self.inner, id).await
+    }
+
+    /// The deployments whose builds are running, then those waiting, in queue order.
+    pub fn active(&self) -> Vec<DeploymentId> {
+        self.inner.queue.active()
+    }
+
+    /// Whether the build of `id` is waiting or running in this builder.
+    pub fn is_active(&self, id: &DeploymentId) -> bool {
+        self.inner.queue.contains(id)
+    }
+
+    /// Completes when a build next leaves the queue (finished, cancelled or superseded).
+    /// Create it before checking, so that an end in between is not missed.
+    pub fn settled(&self) -> Notified<'_> {
+        self.inner.queue.settled.notified()
+    }
+
+    /// Stops starting waiting builds (they are recorded as not built) and waits until no
+    /// build is running; the caller bounds it with a deadline at shutdown.
     pub async fn drain(&self) {
+        queue::close(&self.inner).await;
         // A closed tracker still tracks builds started later; closing only lets `wait` finish
         // once none is running. It is never reopened, so concurrent drains cannot starve.
         self.inner.jobs.close();

@@ -6,8 +6,10 @@ use std::collections::VecDeque;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
+use std::sync::{Arc, Mutex};
+
 use skyport_store::{
-    DeploymentId, LogSource, LogStream, LogWriter, NewLogLine, ServerId, Timestamp,
+    BuildPhase, DeploymentId, LogSource, LogStream, LogWriter, NewLogLine, ServerId, Timestamp,
 };
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
@@ -22,6 +24,8 @@ pub(crate) struct BuildLog {
     writer: LogWriter,
     server_id: ServerId,
     deployment_id: DeploymentId,
+    /// The phase running now; every line is tagged with it.
+    phase: Arc<Mutex<Option<BuildPhase>>>,
 }
 
 impl BuildLog {
@@ -30,7 +34,16 @@ impl BuildLog {
             writer,
             server_id,
             deployment_id,
+            phase: Arc::default(),
         }
+    }
+
+    /// Tags the lines that follow with `phase`.
+    pub(crate) fn enter(&self, phase: BuildPhase) {
+        *self
+            .phase
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(phase);
     }
 
     /// Skyport's own message; multi-line text becomes one log line per line.
@@ -47,6 +60,10 @@ impl BuildLog {
             instance_id: None,
             source: LogSource::Build,
             stream,
+            phase: *self
+                .phase
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
             at: Timestamp::now(),
             line,
         });
@@ -111,9 +128,43 @@ impl std::fmt::Display for RunError {
 
 /// A command for `program`: the one place this crate creates processes, which clippy's
 /// `disallowed-methods` permits only in the build and runtime crates.
+/// Each child leads its own process group, so that [`GroupGuard`] can stop what it started.
 #[allow(clippy::disallowed_methods)] // the build is one of the two crates that spawn
 pub(crate) fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
-    Command::new(program)
+    let mut command = Command::new(program);
+    command.process_group(0);
+    command
+}
+
+/// Kills a child's whole process group when dropped before [`GroupGuard::disarm`]: uv and git
+/// start helpers of their own (`git-remote-http`, build backends) that a cancelled or timed-out
+/// build must not leave running, and `kill_on_drop` reaches only the child itself.
+pub(crate) struct GroupGuard(Option<rustix::process::Pid>);
+
+impl GroupGuard {
+    /// Guards the group that `child` leads (see [`command`]).
+    pub(crate) fn new(child: &tokio::process::Child) -> GroupGuard {
+        GroupGuard(
+            child
+                .id()
+                .and_then(|id| i32::try_from(id).ok())
+                .and_then(rustix::process::Pid::from_raw),
+        )
+    }
+
+    /// The child finished on its own: leave its group alone.
+    pub(crate) fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(group) = self.0 {
+            // ESRCH (the group is already gone) is the usual outcome and not an error.
+            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+        }
+    }
 }
 
 /// Runs `command` to completion, logging its output line by line, killing it after `limit`.
@@ -131,6 +182,7 @@ pub(crate) async fn run_logged(
         // A build that is dropped (timeout, shutdown) must not leave uv or Python running.
         .kill_on_drop(true);
     let mut child = command.spawn().map_err(RunError::Spawn)?;
+    let group = GroupGuard::new(&child);
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
     let run = async {
@@ -145,7 +197,10 @@ pub(crate) async fn run_logged(
         })
     };
     match tokio::time::timeout(limit, run).await {
-        Ok(finished) => finished,
+        Ok(finished) => {
+            group.disarm();
+            finished
+        }
         // Dropping `run` drops the child, which kills it (kill_on_drop).
         Err(_) => Err(RunError::Timeout),
     }

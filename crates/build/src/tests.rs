@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use skyport_store::FailureKind;
 
-use crate::entrypoint::{Entrypoint, locate};
-use crate::environment::{DependencyFiles, cache_key, uv_environment};
+use crate::entrypoint::{Entrypoint, Target, locate};
+use crate::environment::{Requirements, cache_key, uv_environment};
 use crate::inspect::{interpret, summary};
-use crate::toolchain::Toolchain;
+use crate::toolchain::{Interpreter, Toolchain, VersionRequest};
 use crate::unpack::{Limits, UnpackError, contained, unpack_from};
 use crate::{BuildError, UploadId, upload};
 
@@ -38,7 +38,7 @@ fn entrypoints_in_fastmcp_run_syntax_parse_and_round_trip() {
     ];
     for (text, file, object, shown) in cases {
         let parsed: Entrypoint = text.parse().unwrap_or_else(|e| panic!("{text}: {e}"));
-        assert_eq!(parsed.file(), file, "{text}");
+        assert_eq!(parsed.target(), &Target::File(file.to_owned()), "{text}");
         assert_eq!(parsed.object(), object, "{text}");
         assert_eq!(parsed.to_string(), shown, "{text}");
         let again: Entrypoint = parsed.to_string().parse().expect("display parses");
@@ -54,9 +54,9 @@ fn bad_entrypoints_are_rejected_with_what_to_do() {
         "/srv/main.py",
         "../main.py",
         "src/../../main.py",
-        "main.txt",
-        "main",
-        "pkg.mod:obj",
+        "main-app",
+        "pkg.mod:obj:x",
+        "conf.json:mcp",
         "main.py:",
         "main.py:my-server",
         "main.py:a:b",
@@ -380,12 +380,15 @@ fn source(files: &[&str]) -> tempfile::TempDir {
 fn the_default_entrypoint_is_the_first_of_main_server_app() {
     let src = source(&["app.py", "server.py", "README.md"]);
     let located = locate(src.path(), None).expect("found");
-    assert_eq!(located.file, "server.py");
+    assert_eq!(located.target, Target::File("server.py".to_owned()));
     assert_eq!(located.object, None);
     assert!(located.path.is_absolute());
 
     let src = source(&["main.py", "server.py"]);
-    assert_eq!(locate(src.path(), None).expect("found").file, "main.py");
+    assert_eq!(
+        locate(src.path(), None).expect("found").target,
+        Target::File("main.py".to_owned())
+    );
 }
 
 #[test]
@@ -393,7 +396,7 @@ fn requested_entrypoints_are_found_in_subfolders() {
     let src = source(&["src/app/server.py"]);
     let wanted: Entrypoint = "src/app/server.py:make_app".parse().expect("valid");
     let located = locate(src.path(), Some(&wanted)).expect("found");
-    assert_eq!(located.file, "src/app/server.py");
+    assert_eq!(located.target, Target::File("src/app/server.py".to_owned()));
     assert_eq!(located.object.as_deref(), Some("make_app"));
 }
 
@@ -407,9 +410,9 @@ fn missing_entrypoints_say_what_is_there_and_what_to_pass() {
     std::fs::create_dir(src.path().join("pkg.py")).expect("mkdir");
     let not_a_file = locate(src.path(), Some(&folder)).expect_err("a folder");
     insta::assert_snapshot!(format!("{defaulted}\n{requested}\n{not_a_file}"), @r"
-    no entrypoint given and no main.py, server.py or app.py in the source (files at the top level: a.py, b.txt, pkg/); pass --entrypoint FILE.py[:OBJECT]
-    entrypoint main.py not found in the source (files at the top level: a.py, b.txt, pkg/); pass --entrypoint FILE.py[:OBJECT]
-    entrypoint pkg.py is not a file; pass --entrypoint FILE.py[:OBJECT]
+    no entrypoint given and no fastmcp.json, main.py, server.py or app.py in the source (files at the top level: a.py, b.txt, pkg/); pass --entrypoint FILE.py[:OBJECT] (or package.module:OBJECT, or fastmcp.json)
+    entrypoint main.py not found in the source (files at the top level: a.py, b.txt, pkg/); pass --entrypoint FILE.py[:OBJECT] (or package.module:OBJECT, or fastmcp.json)
+    entrypoint pkg.py is not a file; pass --entrypoint FILE.py[:OBJECT] (or package.module:OBJECT, or fastmcp.json)
     ");
 }
 
@@ -421,7 +424,10 @@ fn entrypoints_resolving_outside_the_source_are_refused() {
     std::os::unix::fs::symlink(outside.path().join("main.py"), src.path().join("main.py"))
         .expect("symlink");
     let message = locate(src.path(), None).expect_err("refused");
-    assert!(message.contains("outside the source folder"), "{message}");
+    assert!(
+        message.message.contains("outside the source folder"),
+        "{message}"
+    );
 }
 
 // ---- environment keys and uv settings ----
@@ -432,48 +438,178 @@ fn toolchain() -> Toolchain {
         python_version: "3.11.7".to_owned(),
         uv: PathBuf::from("uv"),
         uv_version: "uv 0.13.9".to_owned(),
+        interpreters: vec![
+            Interpreter {
+                path: PathBuf::from("/usr/bin/python3.11"),
+                version: "3.11.7".to_owned(),
+            },
+            Interpreter {
+                path: PathBuf::from("/usr/bin/python3.10"),
+                version: "3.10.14".to_owned(),
+            },
+        ],
     }
 }
 
+fn default_python(tc: &Toolchain) -> Interpreter {
+    tc.select(None).expect("default")
+}
+
 #[test]
-fn environment_keys_follow_the_dependency_files_and_nothing_else() {
+fn environment_keys_follow_the_requirements_and_nothing_else() {
     let tc = toolchain();
-    let none = DependencyFiles::default();
-    let reqs = |text: &str| DependencyFiles {
-        requirements: Some(text.as_bytes().to_vec()),
-        pyproject: None,
+    let py = default_python(&tc);
+    let none = Requirements::default();
+    let reqs = |text: &str| Requirements {
+        files: vec![("requirements.txt".to_owned(), text.as_bytes().to_vec())],
+        ..Requirements::default()
     };
-    let key = cache_key(&tc, &reqs("httpx==0.28.1\n"));
+    let key = cache_key(&tc, &py, &reqs("httpx==0.28.1\n"));
     assert_eq!(key.len(), 16);
     assert!(key.bytes().all(|b| b.is_ascii_hexdigit()));
     // Stable for the same inputs...
-    assert_eq!(key, cache_key(&tc, &reqs("httpx==0.28.1\n")));
+    assert_eq!(key, cache_key(&tc, &py, &reqs("httpx==0.28.1\n")));
     // ...and different when the requirements change.
-    assert_ne!(key, cache_key(&tc, &reqs("httpx==0.28.0\n")));
-    assert_ne!(key, cache_key(&tc, &none));
+    assert_ne!(key, cache_key(&tc, &py, &reqs("httpx==0.28.0\n")));
+    assert_ne!(key, cache_key(&tc, &py, &none));
     // The same bytes in another file are another environment.
-    let as_pyproject = DependencyFiles {
-        requirements: None,
-        pyproject: Some(b"httpx==0.28.1\n".to_vec()),
+    let as_pyproject = Requirements {
+        files: vec![("pyproject.toml".to_owned(), b"httpx==0.28.1\n".to_vec())],
+        ..Requirements::default()
     };
-    assert_ne!(key, cache_key(&tc, &as_pyproject));
+    assert_ne!(key, cache_key(&tc, &py, &as_pyproject));
+    let with_package = Requirements {
+        packages: vec!["httpx".to_owned()],
+        ..reqs("httpx==0.28.1\n")
+    };
+    assert_ne!(key, cache_key(&tc, &py, &with_package));
     // A new interpreter or uv means a new environment.
-    let mut other = toolchain();
-    other.python_version = "3.11.8".to_owned();
-    assert_ne!(key, cache_key(&other, &reqs("httpx==0.28.1\n")));
+    let other_python = tc.select(Some(("3.10", "test"))).expect("3.10");
+    assert_ne!(key, cache_key(&tc, &other_python, &reqs("httpx==0.28.1\n")));
     let mut other = toolchain();
     other.uv_version = "uv 0.14.0".to_owned();
-    assert_ne!(key, cache_key(&other, &reqs("httpx==0.28.1\n")));
+    assert_ne!(key, cache_key(&other, &py, &reqs("httpx==0.28.1\n")));
 }
 
-#[tokio::test]
-async fn dependency_files_are_read_from_the_top_of_the_source() {
-    let src = source(&["main.py", "sub/requirements.txt"]);
-    let files = DependencyFiles::read(src.path()).await.expect("reads");
-    assert_eq!(files, DependencyFiles::default());
-    std::fs::write(src.path().join("requirements.txt"), b"httpx\n").expect("write");
-    let files = DependencyFiles::read(src.path()).await.expect("reads");
-    assert_eq!(files.requirements.as_deref(), Some(&b"httpx\n"[..]));
+#[test]
+fn python_requests_pick_a_matching_interpreter_or_name_what_there_is() {
+    let tc = toolchain();
+    for (request, version) in [
+        ("3.11", "3.11.7"),
+        ("3.10", "3.10.14"),
+        (">=3.10,<3.11", "3.10.14"),
+        ("~=3.10.1", "3.10.14"),
+        ("==3.10.*", "3.10.14"),
+        ("cpython@3.10", "3.10.14"),
+        (">=3.9", "3.11.7"),
+        ("!=3.11.*", "3.10.14"),
+    ] {
+        let chosen = tc.select(Some((request, "test"))).expect(request);
+        assert_eq!(chosen.version, version, "{request}");
+    }
+    let failure = tc
+        .select(Some(("3.12", "fastmcp.json")))
+        .expect_err("no 3.12");
+    assert_eq!(failure.kind, FailureKind::Toolchain);
+    assert!(
+        failure
+            .message
+            .contains("fastmcp.json asks for Python 3.12")
+            && failure.message.contains("3.11.7")
+            && failure.message.contains("3.10.14")
+            && failure.message.contains("python3.12"),
+        "{failure}"
+    );
+    let bad = tc
+        .select(Some(("latest", "test")))
+        .expect_err("not a version");
+    assert_eq!(bad.kind, FailureKind::Config);
+    assert_eq!(
+        VersionRequest::parse("3.12.1"),
+        Some(VersionRequest::Prefix(vec![3, 12, 1]))
+    );
+}
+
+#[test]
+fn requirements_come_from_fastmcp_json_then_the_nearest_file() {
+    let src = source(&["app/server.py", "app/requirements.txt", "requirements.txt"]);
+    let wanted: Entrypoint = "app/server.py".parse().expect("valid");
+    let located = locate(src.path(), Some(&wanted)).expect("located");
+    let found = Requirements::resolve(src.path(), &located).expect("resolved");
+    assert_eq!(found.files.len(), 1);
+    assert_eq!(found.files[0].0, "app/requirements.txt");
+    assert!(!found.has_fastmcp);
+
+    let src = source(&["src/pkg/server.py", ".python-version"]);
+    std::fs::write(src.path().join(".python-version"), "3.10\n").expect("write");
+    std::fs::write(
+        src.path().join("pyproject.toml"),
+        "[project]\nname = 'pkg'\nrequires-python = '>=3.10'\ndependencies = ['fastmcp>=4', 'httpx']\n[build-system]\nrequires = ['hatchling']\nbuild-backend = 'hatchling.build'\n",
+    )
+    .expect("write");
+    let wanted: Entrypoint = "src/pkg/server.py".parse().expect("valid");
+    let located = locate(src.path(), Some(&wanted)).expect("located");
+    let found = Requirements::resolve(src.path(), &located).expect("resolved");
+    assert_eq!(found.files[0].0, "pyproject.toml");
+    assert!(found.has_fastmcp);
+    assert_eq!(found.projects.len(), 1);
+    assert!(found.projects[0].buildable);
+    assert_eq!(found.projects[0].import_root, "src");
+    // requires-python is read with the project, before .python-version is looked at.
+    assert_eq!(
+        found.python,
+        Some((
+            ">=3.10".to_owned(),
+            "pyproject.toml requires-python".to_owned()
+        ))
+    );
+
+    let src = source(&["server.py", "requirements.txt"]);
+    std::fs::write(
+        src.path().join("fastmcp.json"),
+        r#"{"source": {"path": "server.py", "entrypoint": "app"},
+            "environment": {"python": "3.11", "dependencies": ["humanize"]}}"#,
+    )
+    .expect("write");
+    let located = locate(src.path(), None).expect("located");
+    assert_eq!(located.object.as_deref(), Some("app"));
+    let found = Requirements::resolve(src.path(), &located).expect("resolved");
+    assert!(found.files.is_empty(), "fastmcp.json's environment wins");
+    assert_eq!(found.packages, ["humanize"]);
+    assert_eq!(
+        found.python,
+        Some(("3.11".to_owned(), "fastmcp.json".to_owned()))
+    );
+}
+
+#[test]
+fn module_and_config_entrypoints_are_located() {
+    let src = source(&["src/weather/server.py", "src/weather/__init__.py"]);
+    let wanted: Entrypoint = "weather.server:mcp".parse().expect("valid");
+    let located = locate(src.path(), Some(&wanted)).expect("found");
+    assert_eq!(located.target, Target::Module("weather.server".to_owned()));
+    assert_eq!(located.import_root.as_deref(), Some("src"));
+    let missing: Entrypoint = "weather.client".parse().expect("valid");
+    let failure = locate(src.path(), Some(&missing)).expect_err("missing");
+    assert_eq!(failure.kind, FailureKind::Entrypoint);
+    assert!(failure.message.contains("weather/client.py"), "{failure}");
+
+    std::fs::create_dir_all(src.path().join("deploy")).expect("mkdir");
+    std::fs::write(
+        src.path().join("deploy/prod.fastmcp.json"),
+        r#"{"source": {"path": "../src/weather/server.py", "entrypoint": "mcp"}}"#,
+    )
+    .expect("write");
+    let wanted: Entrypoint = "deploy/prod.fastmcp.json".parse().expect("valid");
+    let located = locate(src.path(), Some(&wanted)).expect("found");
+    assert_eq!(
+        located.target,
+        Target::File("src/weather/server.py".to_owned())
+    );
+    assert_eq!(located.object.as_deref(), Some("mcp"));
+    std::fs::write(src.path().join("fastmcp.json"), "{ not json").expect("write");
+    let failure = locate(src.path(), None).expect_err("invalid");
+    assert_eq!(failure.kind, FailureKind::Config);
 }
 
 #[test]
@@ -522,11 +658,16 @@ fn launcher_results_map_to_failure_kinds() {
         interpret(serde_json::json!({"ok": false, "kind": kind, "message": "m"}))
             .expect_err("fails")
     };
-    assert_eq!(failure("syntax").kind, FailureKind::Syntax);
-    assert_eq!(failure("import").kind, FailureKind::Import);
-    assert_eq!(failure("entrypoint").kind, FailureKind::Entrypoint);
-    assert_eq!(failure("not_a_server").kind, FailureKind::NotAServer);
-    assert_eq!(failure("something new").kind, FailureKind::Import);
+    for kind in [
+        "syntax",
+        "import",
+        "entrypoint",
+        "not_a_server",
+        "something new",
+    ] {
+        assert_eq!(failure(kind).kind, FailureKind::Entrypoint, "{kind}");
+    }
+    assert_eq!(failure("inspection").kind, FailureKind::Inspection);
     assert_eq!(failure("syntax").message, "m");
 }
 
@@ -639,7 +780,7 @@ async fn a_source_without_a_default_file_fails_in_the_entrypoint_phase() {
     )
     .await;
     assert_eq!(done.status, skyport_store::DeploymentStatus::Failed);
-    assert_eq!(done.phase, Some(skyport_store::BuildPhase::Entrypoint));
+    assert_eq!(done.phase, Some(skyport_store::BuildPhase::Resolve));
     let failure = done.failure.expect("failure");
     assert_eq!(failure.kind, FailureKind::Entrypoint);
     assert!(failure.message.contains("main.py") && failure.message.contains("entrypoint"));

@@ -12,7 +12,8 @@ use crate::job::Failure;
 use crate::process::{BuildLog, command, run_logged, shown};
 
 /// Interpreters tried, in order, when `SKYPORT_PYTHON` is unset.
-const PYTHON_CANDIDATES: [&str; 5] = [
+const PYTHON_CANDIDATES: [&str; 6] = [
+    "python3.14",
     "python3.13",
     "python3.12",
     "python3.11",
@@ -36,17 +37,195 @@ pub(crate) struct Toolchain {
     pub(crate) uv: PathBuf,
     /// What `uv --version` printed, e.g. `uv 0.13.9`.
     pub(crate) uv_version: String,
+    /// Every usable interpreter found (the default one first), for sources that ask for a
+    /// particular Python version.
+    pub(crate) interpreters: Vec<Interpreter>,
+}
+
+/// A Python interpreter on this machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Interpreter {
+    /// Its real path.
+    pub(crate) path: PathBuf,
+    /// `3.11.7`.
+    pub(crate) version: String,
+}
+
+impl Toolchain {
+    /// The interpreter for a source's Python `request` (`3.12`, `>=3.10,<3.13`, `cpython@3.11`);
+    /// the default one when there is no request. `origin` names where the request came from.
+    pub(crate) fn select(&self, request: Option<(&str, &str)>) -> Result<Interpreter, Failure> {
+        let default = Interpreter {
+            path: self.python.clone(),
+            version: self.python_version.clone(),
+        };
+        let Some((request, origin)) = request else {
+            return Ok(default);
+        };
+        let wanted = VersionRequest::parse(request).ok_or_else(|| {
+            Failure::new(
+                FailureKind::Config,
+                format!(
+                    "{origin} asks for Python '{request}', which is not a version or a version range such as 3.12 or >=3.10,<3.13"
+                ),
+            )
+        })?;
+        let candidates = std::iter::once(&default).chain(&self.interpreters);
+        for interpreter in candidates {
+            if wanted.matches(&interpreter.version) {
+                return Ok(interpreter.clone());
+            }
+        }
+        let available: Vec<String> = self
+            .interpreters
+            .iter()
+            .map(|i| format!("{} ({})", i.version, i.path.display()))
+            .collect();
+        Err(toolchain(format!(
+            "{origin} asks for Python {request}, but this machine has only {}; install a matching Python (for example python{}) or change the request",
+            if available.is_empty() {
+                format!("{} ({})", default.version, default.path.display())
+            } else {
+                available.join(", ")
+            },
+            wanted.example()
+        )))
+    }
+}
+
+/// A Python version request in the forms sources use: a bare version (`.python-version`,
+/// `fastmcp.json`), optionally with an implementation prefix, or PEP 440 specifiers
+/// (`requires-python`).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum VersionRequest {
+    /// `3.12` matches every 3.12.x.
+    Prefix(Vec<u32>),
+    /// All of these must hold.
+    Specifiers(Vec<(Op, Vec<u32>, bool)>),
+}
+
+/// A PEP 440 comparison.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Op {
+    Ge,
+    Gt,
+    Le,
+    Lt,
+    Eq,
+    Ne,
+    Compatible,
+}
+
+impl VersionRequest {
+    pub(crate) fn parse(text: &str) -> Option<VersionRequest> {
+        let text = text.trim();
+        let bare = text
+            .trim_start_matches("cpython")
+            .trim_start_matches("python")
+            .trim_start_matches(['-', '@']);
+        if let Some(version) = numbers(bare) {
+            return Some(VersionRequest::Prefix(version));
+        }
+        let mut specifiers = Vec::new();
+        for part in text.split(',') {
+            let part = part.trim();
+            let (op, rest) = [
+                (">=", Op::Ge),
+                ("<=", Op::Le),
+                ("==", Op::Eq),
+                ("!=", Op::Ne),
+                ("~=", Op::Compatible),
+                (">", Op::Gt),
+                ("<", Op::Lt),
+            ]
+            .iter()
+            .find_map(|(prefix, op)| part.strip_prefix(prefix).map(|rest| (*op, rest.trim())))?;
+            let (rest, wildcard) = match rest.strip_suffix(".*") {
+                Some(rest) => (rest, true),
+                None => (rest, false),
+            };
+            specifiers.push((op, numbers(rest)?, wildcard));
+        }
+        (!specifiers.is_empty()).then_some(VersionRequest::Specifiers(specifiers))
+    }
+
+    pub(crate) fn matches(&self, version: &str) -> bool {
+        let Some(have) = numbers(version) else {
+            return false;
+        };
+        match self {
+            VersionRequest::Prefix(want) => have.starts_with(want),
+            VersionRequest::Specifiers(all) => all.iter().all(|(op, want, wildcard)| {
+                let padded = |v: &[u32], n: usize| {
+                    let mut v = v.to_vec();
+                    v.resize(n.max(v.len()), 0);
+                    v
+                };
+                let n = have.len().max(want.len());
+                let (h, w) = (padded(&have, n), padded(want, n));
+                match op {
+                    Op::Eq if *wildcard => have.starts_with(want),
+                    Op::Ne if *wildcard => !have.starts_with(want),
+                    Op::Eq => h == w,
+                    Op::Ne => h != w,
+                    Op::Ge => h >= w,
+                    Op::Gt => h > w,
+                    Op::Le => h <= w,
+                    Op::Lt => h < w,
+                    Op::Compatible => {
+                        h >= w && have.starts_with(&want[..want.len().saturating_sub(1).max(1)])
+                    }
+                }
+            }),
+        }
+    }
+
+    /// A version that satisfies the request, for the error message's install hint.
+    fn example(&self) -> String {
+        let version = match self {
+            VersionRequest::Prefix(v) => v.clone(),
+            VersionRequest::Specifiers(all) => all
+                .iter()
+                .find(|(op, _, _)| matches!(op, Op::Ge | Op::Eq | Op::Compatible | Op::Gt))
+                .map(|(_, v, _)| v.clone())
+                .unwrap_or_else(|| vec![3]),
+        };
+        version
+            .iter()
+            .take(2)
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(".")
+    }
+}
+
+/// `3.12.1` → `[3, 12, 1]`; `None` unless it is only dot-separated numbers.
+fn numbers(text: &str) -> Option<Vec<u32>> {
+    let parts: Option<Vec<u32>> = text.split('.').map(|n| n.parse().ok()).collect();
+    parts.filter(|p| !p.is_empty())
 }
 
 /// Finds Python and uv, installing uv into `tools/uv` if there is none.
 pub(crate) async fn discover(tools: &Path, log: &BuildLog) -> Result<Toolchain, Failure> {
     let (python, python_version) = find_python().await?;
     let (uv, uv_version) = find_uv(tools, &python, log).await?;
+    let mut interpreters = vec![Interpreter {
+        path: python.clone(),
+        version: python_version.clone(),
+    }];
+    for candidate in PYTHON_CANDIDATES {
+        if let Ok((path, version)) = probe_python(Path::new(candidate)).await
+            && !interpreters.iter().any(|i| i.path == path)
+        {
+            interpreters.push(Interpreter { path, version });
+        }
+    }
     Ok(Toolchain {
         python,
         python_version,
         uv,
         uv_version,
+        interpreters,
     })
 }
 

@@ -103,10 +103,18 @@ async fn fixture() -> Fixture {
         .unwrap();
     let deployment = store
         .deployments()
-        .create(&server.id, "test", None)
+        .create(
+            &server.id,
+            &skyport_store::NewDeployment {
+                source: "test".to_owned(),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     let built = Built {
+        artifact: "test".to_owned(),
+        manifest: serde_json::Value::Null,
         entrypoint: "main.py:mcp".into(),
         launch: LaunchSpec {
             program: "python3".into(),

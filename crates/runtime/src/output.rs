@@ -33,6 +33,7 @@ impl LogContext {
             instance_id: Some(self.instance.clone()),
             source: LogSource::Instance,
             stream,
+            phase: None,
             at: Timestamp::now(),
             line,
         });

@@ -29,38 +29,51 @@ pub enum DeploymentStatus {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BuildPhase {
-    /// Receiving and unpacking the source into the artifact.
+    /// Fetching (git) or unpacking (upload) the source into the artifact.
     Source,
-    /// Finding the server file and object.
-    Entrypoint,
+    /// Reading `fastmcp.json`, finding the entrypoint, the Python version and the dependencies.
+    Resolve,
     /// Creating or reusing the Python environment with the dependencies.
-    Environment,
-    /// Importing the server and listing what it offers.
+    Install,
+    /// Starting the server once and listing what it offers.
     Inspect,
     /// Making the deployment live.
     Promote,
+}
+
+impl BuildPhase {
+    /// The phase as stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BuildPhase::Source => "source",
+            BuildPhase::Resolve => "resolve",
+            BuildPhase::Install => "install",
+            BuildPhase::Inspect => "inspect",
+            BuildPhase::Promote => "promote",
+        }
+    }
 }
 
 /// What kind of problem failed a build; each maps to a different fix for the user.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureKind {
-    /// The uploaded source could not be read or unpacked.
+    /// The source could not be fetched (clone, ref) or unpacked.
     Source,
-    /// The entrypoint is malformed, missing, or names an object that is not there.
-    Entrypoint,
-    /// The server's Python code does not parse.
-    Syntax,
-    /// Importing the server raised an exception (a missing module, an error at import time).
-    Import,
-    /// The object is not an MCP server Skyport can run.
-    NotAServer,
+    /// `fastmcp.json` (or another build setting in the source) is invalid.
+    Config,
     /// Dependencies could not be resolved or installed.
     Dependencies,
-    /// No usable Python interpreter or uv.
+    /// The server file, module or object is missing, does not parse, or fails to import.
+    Entrypoint,
+    /// The server imported but did not answer the inspection's MCP requests.
+    Inspection,
+    /// No usable Python interpreter (or uv) satisfies what the source asks for.
     Toolchain,
-    /// The server did not finish importing within the time limit.
+    /// The build took longer than its time limit.
     Timeout,
+    /// Someone cancelled the build, or a newer build of the same branch superseded it.
+    Cancelled,
     /// Skyport itself failed, or it was restarted during the build.
     Internal,
 }
@@ -70,13 +83,13 @@ impl FailureKind {
     pub fn as_str(self) -> &'static str {
         match self {
             FailureKind::Source => "source",
-            FailureKind::Entrypoint => "entrypoint",
-            FailureKind::Syntax => "syntax",
-            FailureKind::Import => "import",
-            FailureKind::NotAServer => "not_a_server",
+            FailureKind::Config => "config",
             FailureKind::Dependencies => "dependencies",
+            FailureKind::Entrypoint => "entrypoint",
+            FailureKind::Inspection => "inspection",
             FailureKind::Toolchain => "toolchain",
             FailureKind::Timeout => "timeout",
+            FailureKind::Cancelled => "cancelled",
             FailureKind::Internal => "internal",
         }
     }
@@ -103,11 +116,39 @@ pub struct LaunchSpec {
     pub working_dir: PathBuf,
 }
 
+/// What a new deployment builds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NewDeployment {
+    /// Where the source comes from, for people (a git URL never carries credentials here).
+    pub source: String,
+    /// The git branch, tag or commit asked for; `None` for uploads and the default branch.
+    pub git_ref: Option<String>,
+    /// The entrypoint the user asked for, if any.
+    pub entrypoint: Option<String>,
+}
+
+/// The git commit a deployment was built from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Commit {
+    /// Its full SHA.
+    pub sha: String,
+    /// `Name <email>` of its author.
+    pub author: String,
+    /// The first line of its message.
+    pub message: String,
+    /// When it was committed.
+    pub committed_at: Timestamp,
+}
+
 /// What a successful build produced.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Built {
-    /// The entrypoint actually used, as `FILE.py:OBJECT`.
+    /// The entrypoint actually used, as `FILE.py:OBJECT` or `MODULE:OBJECT`.
     pub entrypoint: String,
+    /// The content hash naming the artifact directory.
+    pub artifact: String,
+    /// The artifact's manifest (commit, entrypoint, Python, packages, hash).
+    pub manifest: serde_json::Value,
     /// How to run it.
     pub launch: LaunchSpec,
     /// What inspection found (server info, tools, resources, prompts).
@@ -127,8 +168,14 @@ pub struct Deployment {
     pub phase: Option<BuildPhase>,
     /// Where the source came from, for people.
     pub source: String,
+    /// The git branch, tag or commit asked for.
+    pub git_ref: Option<String>,
+    /// The commit built, for git sources once fetched.
+    pub commit: Option<Commit>,
     /// The entrypoint the user asked for, if any.
     pub requested_entrypoint: Option<String>,
+    /// Set when garbage collection removed the artifact: it can no longer run.
+    pub pruned_at: Option<Timestamp>,
     /// What was built, once the build succeeded.
     pub built: Option<Built>,
     /// Why the build failed, if it did.
@@ -171,7 +218,9 @@ macro_rules! select_deployments {
     ($rest:literal) => {
         concat!(
             "SELECT id, server_id, status, phase, source, entrypoint, resolved_entrypoint, ",
-            "failure_kind, failure_message, launch, inspection, created_at, started_at, finished_at ",
+            "failure_kind, failure_message, launch, inspection, created_at, started_at, finished_at, ",
+            "git_ref, commit_sha, commit_author, commit_message, commit_at, artifact, manifest, ",
+            "pruned_at ",
             "FROM deployments ",
             $rest
         )
@@ -183,18 +232,18 @@ impl Deployments<'_> {
     pub async fn create(
         &self,
         server: &ServerId,
-        source: &str,
-        entrypoint: Option<&str>,
+        new: &NewDeployment,
     ) -> Result<Deployment, StoreError> {
         let id = DeploymentId::generate();
         sqlx::query(
-            "INSERT INTO deployments (id, server_id, status, source, entrypoint, created_at)
-             VALUES (?, ?, 'queued', ?, ?, ?)",
+            "INSERT INTO deployments (id, server_id, status, source, git_ref, entrypoint, created_at)
+             VALUES (?, ?, 'queued', ?, ?, ?, ?)",
         )
         .bind(&id)
         .bind(server)
-        .bind(source)
-        .bind(entrypoint)
+        .bind(&new.source)
+        .bind(&new.git_ref)
+        .bind(&new.entrypoint)
         .bind(to_millis(now()))
         .execute(&self.store.pool)
         .await?;
@@ -238,8 +287,28 @@ impl Deployments<'_> {
             "UPDATE deployments SET status = 'building', phase = ?, started_at = COALESCE(started_at, ?)
              WHERE id = ?",
         )
-        .bind(enum_text(phase))
+        .bind(phase.as_str())
         .bind(to_millis(now()))
+        .bind(id)
+        .execute(&self.store.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records the commit a git build fetched.
+    pub async fn record_commit(
+        &self,
+        id: &DeploymentId,
+        commit: &Commit,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE deployments SET commit_sha = ?, commit_author = ?, commit_message = ?, commit_at = ?
+             WHERE id = ?",
+        )
+        .bind(&commit.sha)
+        .bind(&commit.author)
+        .bind(&commit.message)
+        .bind(to_millis(commit.committed_at))
         .bind(id)
         .execute(&self.store.pool)
         .await?;
@@ -252,11 +321,13 @@ impl Deployments<'_> {
             .map_err(|e| StoreError::Corrupt(format!("launch spec: {e}")))?;
         sqlx::query(
             "UPDATE deployments SET status = 'ready', resolved_entrypoint = ?, launch = ?, inspection = ?,
-             finished_at = ? WHERE id = ?",
+             artifact = ?, manifest = ?, finished_at = ? WHERE id = ?",
         )
         .bind(&built.entrypoint)
         .bind(launch)
         .bind(built.inspection.to_string())
+        .bind(&built.artifact)
+        .bind(built.manifest.to_string())
         .bind(to_millis(now()))
         .bind(id)
         .execute(&self.store.pool)
@@ -364,6 +435,55 @@ impl Deployments<'_> {
         Ok(true)
     }
 
+    /// Artifacts that garbage collection must keep: those of every server's live deployment,
+    /// of its `keep` newest ready deployments, and of builds still running.
+    pub async fn retained_artifacts(&self, keep: u32) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT artifact FROM (
+                SELECT d.artifact FROM deployments d JOIN servers s ON s.live_deployment_id = d.id
+                UNION ALL
+                SELECT artifact FROM (
+                    SELECT artifact, ROW_NUMBER() OVER (
+                        PARTITION BY server_id ORDER BY created_at DESC, rowid DESC) AS n
+                    FROM deployments WHERE status = 'ready' AND pruned_at IS NULL)
+                WHERE n <= ?
+            ) WHERE artifact IS NOT NULL",
+        )
+        .bind(i64::from(keep))
+        .fetch_all(&self.store.pool)
+        .await?;
+        rows.iter()
+            .map(|row| row.try_get("artifact").map_err(StoreError::from))
+            .collect()
+    }
+
+    /// Marks every ready deployment whose artifact is not in `kept` as pruned; returns the
+    /// artifacts that no deployment can use any more.
+    pub async fn prune_artifacts(&self, kept: &[String]) -> Result<Vec<String>, StoreError> {
+        let kept = serde_json::to_string(kept)
+            .map_err(|e| StoreError::Corrupt(format!("artifact list: {e}")))?;
+        let mut tx = self.store.pool.begin().await?;
+        let rows = sqlx::query(
+            "SELECT DISTINCT artifact FROM deployments WHERE artifact IS NOT NULL AND pruned_at IS NULL
+             AND artifact NOT IN (SELECT value FROM json_each(?))",
+        )
+        .bind(&kept)
+        .fetch_all(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE deployments SET pruned_at = ? WHERE artifact IS NOT NULL AND pruned_at IS NULL
+             AND artifact NOT IN (SELECT value FROM json_each(?))",
+        )
+        .bind(to_millis(now()))
+        .bind(&kept)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        rows.iter()
+            .map(|row| row.try_get("artifact").map_err(StoreError::from))
+            .collect()
+    }
+
     /// Every server with its live deployment, for the gateway's route table.
     pub async fn routes(&self) -> Result<Vec<Route>, StoreError> {
         sqlx::query(
@@ -412,15 +532,10 @@ fn parse_launch(text: &str) -> Result<LaunchSpec, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("launch spec: {e}")))
 }
 
-/// The serde name of a unit enum variant, which is also its stored form.
-fn enum_text<T: Serialize>(value: T) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(s)) => s,
-        _ => String::new(),
-    }
-}
-
-fn parse_enum<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> Result<T, StoreError> {
+pub(crate) fn parse_enum<T: serde::de::DeserializeOwned>(
+    what: &str,
+    s: &str,
+) -> Result<T, StoreError> {
     serde_json::from_value(serde_json::Value::String(s.to_owned()))
         .map_err(|_| StoreError::Corrupt(format!("unknown {what} '{s}'")))
 }
@@ -445,6 +560,14 @@ fn deployment(row: &SqliteRow) -> Result<Deployment, StoreError> {
     ) {
         (Some(launch), Some(entrypoint)) => Some(Built {
             entrypoint,
+            artifact: row
+                .try_get::<Option<String>, _>("artifact")?
+                .unwrap_or_default(),
+            manifest: match row.try_get::<Option<String>, _>("manifest")? {
+                Some(text) => serde_json::from_str(&text)
+                    .map_err(|e| StoreError::Corrupt(format!("manifest: {e}")))?,
+                None => serde_json::Value::Null,
+            },
             launch: parse_launch(&launch)?,
             inspection: match row.try_get::<Option<String>, _>("inspection")? {
                 Some(text) => serde_json::from_str(&text)
@@ -459,13 +582,32 @@ fn deployment(row: &SqliteRow) -> Result<Deployment, StoreError> {
             .map(from_millis)
             .transpose()
     };
+    let commit = match row.try_get::<Option<String>, _>("commit_sha")? {
+        Some(sha) => Some(Commit {
+            sha,
+            author: row
+                .try_get::<Option<String>, _>("commit_author")?
+                .unwrap_or_default(),
+            message: row
+                .try_get::<Option<String>, _>("commit_message")?
+                .unwrap_or_default(),
+            committed_at: from_millis(
+                row.try_get::<Option<i64>, _>("commit_at")?
+                    .unwrap_or_default(),
+            )?,
+        }),
+        None => None,
+    };
     Ok(Deployment {
         id: row.try_get("id")?,
         server_id: row.try_get("server_id")?,
         status: parse_enum("status", &status)?,
         phase: phase.map(|p| parse_enum("phase", &p)).transpose()?,
         source: row.try_get("source")?,
+        git_ref: row.try_get("git_ref")?,
+        commit,
         requested_entrypoint: row.try_get("entrypoint")?,
+        pruned_at: optional_time("pruned_at")?,
         built,
         failure,
         created_at: from_millis(row.try_get("created_at")?)?,

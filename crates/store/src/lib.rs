@@ -23,8 +23,8 @@ use tokio::sync::broadcast;
 
 pub use changes::Change;
 pub use deployments::{
-    BuildFailure, BuildPhase, Built, Deployment, DeploymentStatus, Deployments, FailureKind,
-    LaunchSpec, LiveDeployment, Route,
+    BuildFailure, BuildPhase, Built, Commit, Deployment, DeploymentStatus, Deployments,
+    FailureKind, LaunchSpec, LiveDeployment, NewDeployment, Route,
 };
 pub use ids::{ApiKeyId, DeploymentId, InstanceId, PrincipalId, ServerId};
 pub use keys::{ApiKey, Keys, Principal};

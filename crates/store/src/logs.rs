@@ -11,7 +11,8 @@ use tokio::sync::futures::Notified;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::{
-    DeploymentId, InstanceId, ServerId, Store, StoreError, Timestamp, from_millis, to_millis,
+    BuildPhase, DeploymentId, InstanceId, ServerId, Store, StoreError, Timestamp, from_millis,
+    to_millis,
 };
 
 /// Lines kept per server; older ones are pruned as new ones arrive.
@@ -57,6 +58,8 @@ pub struct NewLogLine {
     pub source: LogSource,
     /// Which stream.
     pub stream: LogStream,
+    /// The build phase that wrote it (build lines only).
+    pub phase: Option<BuildPhase>,
     /// When it was produced.
     pub at: Timestamp,
     /// The text, without its line ending.
@@ -182,7 +185,7 @@ impl<'a> Logs<'a> {
         macro_rules! select_lines {
             ($order:literal) => {
                 concat!(
-                    "SELECT id, server_id, deployment_id, instance_id, source, stream, at, line ",
+                    "SELECT id, server_id, deployment_id, instance_id, source, stream, phase, at, line ",
                     "FROM log_lines WHERE (?1 IS NULL OR server_id = ?1) ",
                     "AND (?2 IS NULL OR deployment_id = ?2) AND (?3 IS NULL OR source = ?3) ",
                     "AND (?4 IS NULL OR id > ?4) ORDER BY id ",
@@ -247,14 +250,15 @@ async fn insert(store: &Store, lines: &[NewLogLine]) -> Result<(), StoreError> {
     let mut tx = store.pool.begin().await?;
     for line in lines {
         sqlx::query(
-            "INSERT INTO log_lines (server_id, deployment_id, instance_id, source, stream, at, line)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO log_lines (server_id, deployment_id, instance_id, source, stream, phase, at, line)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&line.server_id)
         .bind(&line.deployment_id)
         .bind(&line.instance_id)
         .bind(source_text(line.source))
         .bind(stream_text(line.stream))
+        .bind(line.phase.map(BuildPhase::as_str))
         .bind(to_millis(line.at))
         .bind(&line.line)
         .execute(&mut *tx)
@@ -321,6 +325,10 @@ fn log_line(row: &SqliteRow) -> Result<LogLine, StoreError> {
             instance_id: row.try_get("instance_id")?,
             source,
             stream,
+            phase: row
+                .try_get::<Option<String>, _>("phase")?
+                .map(|p| crate::deployments::parse_enum("phase", &p))
+                .transpose()?,
             at: from_millis(row.try_get("at")?)?,
             line: row.try_get("line")?,
         },

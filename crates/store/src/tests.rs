@@ -22,6 +22,8 @@ fn launch() -> LaunchSpec {
 
 fn built() -> Built {
     Built {
+        artifact: "a1b2".to_owned(),
+        manifest: serde_json::json!({"hash": "a1b2"}),
         entrypoint: "main.py:mcp".into(),
         launch: launch(),
         inspection: serde_json::json!({"tools": ["hello"]}),
@@ -31,7 +33,7 @@ fn built() -> Built {
 async fn ready_deployment(store: &Store, server: &Server) -> Deployment {
     let d = store
         .deployments()
-        .create(&server.id, "upload", None)
+        .create(&server.id, &upload("upload", None))
         .await
         .unwrap();
     store.deployments().succeed(&d.id, &built()).await.unwrap();
@@ -86,7 +88,7 @@ async fn a_build_goes_from_queued_to_ready_or_failed() {
     let (server, _) = store.servers().ensure(&name("a"), None).await.unwrap();
     let d = store
         .deployments()
-        .create(&server.id, "upload (3 files)", Some("main.py"))
+        .create(&server.id, &upload("upload (3 files)", Some("main.py")))
         .await
         .unwrap();
     assert_eq!(d.status, DeploymentStatus::Queued);
@@ -94,13 +96,13 @@ async fn a_build_goes_from_queued_to_ready_or_failed() {
 
     store
         .deployments()
-        .enter_phase(&d.id, BuildPhase::Environment)
+        .enter_phase(&d.id, BuildPhase::Install)
         .await
         .unwrap();
     let d = store.deployments().get(&d.id).await.unwrap().unwrap();
     assert_eq!(
         (d.status, d.phase),
-        (DeploymentStatus::Building, Some(BuildPhase::Environment))
+        (DeploymentStatus::Building, Some(BuildPhase::Install))
     );
     assert!(d.started_at.is_some());
 
@@ -111,11 +113,11 @@ async fn a_build_goes_from_queued_to_ready_or_failed() {
 
     let f = store
         .deployments()
-        .create(&server.id, "upload", None)
+        .create(&server.id, &upload("upload", None))
         .await
         .unwrap();
     let failure = BuildFailure {
-        kind: FailureKind::Syntax,
+        kind: FailureKind::Entrypoint,
         message: "main.py:3: invalid syntax".into(),
     };
     store.deployments().fail(&f.id, &failure).await.unwrap();
@@ -183,7 +185,7 @@ async fn only_ready_deployments_are_promoted_and_live_ones_are_kept() {
     let (server, _) = store.servers().ensure(&name("a"), None).await.unwrap();
     let queued = store
         .deployments()
-        .create(&server.id, "upload", None)
+        .create(&server.id, &upload("upload", None))
         .await
         .unwrap();
     let err = store.deployments().promote(&queued.id).await.unwrap_err();
@@ -216,7 +218,7 @@ async fn interrupted_builds_are_failed_on_start() {
     let (server, _) = store.servers().ensure(&name("a"), None).await.unwrap();
     let d = store
         .deployments()
-        .create(&server.id, "upload", None)
+        .create(&server.id, &upload("upload", None))
         .await
         .unwrap();
     store
@@ -262,6 +264,14 @@ async fn removing_a_server_removes_its_deployments_and_logs() {
     );
 }
 
+fn upload(source: &str, entrypoint: Option<&str>) -> NewDeployment {
+    NewDeployment {
+        source: source.to_owned(),
+        git_ref: None,
+        entrypoint: entrypoint.map(str::to_owned),
+    }
+}
+
 fn line(server: &ServerId, text: &str) -> NewLogLine {
     NewLogLine {
         server_id: server.clone(),
@@ -269,6 +279,7 @@ fn line(server: &ServerId, text: &str) -> NewLogLine {
         instance_id: None,
         source: LogSource::Instance,
         stream: LogStream::Stdout,
+        phase: None,
         at: Timestamp::now(),
         line: text.into(),
     }
@@ -350,4 +361,77 @@ async fn a_file_database_keeps_data_across_opens() {
             .unwrap()
             .is_some()
     );
+}
+
+#[tokio::test]
+async fn commits_and_artifacts_are_recorded_and_old_artifacts_pruned() {
+    let store = store().await;
+    let (server, _) = store.servers().ensure(&name("gc"), None).await.unwrap();
+    let git = NewDeployment {
+        source: "https://example.com/acme/gc.git".to_owned(),
+        git_ref: Some("main".to_owned()),
+        entrypoint: None,
+    };
+    let mut ids = Vec::new();
+    for n in 0..4 {
+        let d = store.deployments().create(&server.id, &git).await.unwrap();
+        let commit = Commit {
+            sha: format!("{n:040}"),
+            author: "A <a@example.com>".to_owned(),
+            message: format!("change {n}"),
+            committed_at: Timestamp::from_second(1_700_000_000 + n).unwrap(),
+        };
+        store
+            .deployments()
+            .record_commit(&d.id, &commit)
+            .await
+            .unwrap();
+        let built = Built {
+            artifact: format!("a{n}"),
+            ..built()
+        };
+        store.deployments().succeed(&d.id, &built).await.unwrap();
+        ids.push(d.id);
+    }
+    // The oldest one is live: it is kept although it is not among the newest two.
+    store.deployments().promote(&ids[0]).await.unwrap();
+    let d = store.deployments().get(&ids[1]).await.unwrap().unwrap();
+    assert_eq!(d.git_ref.as_deref(), Some("main"));
+    assert_eq!(
+        d.commit.as_ref().map(|c| c.message.as_str()),
+        Some("change 1")
+    );
+    assert_eq!(d.built.as_ref().map(|b| b.artifact.as_str()), Some("a1"));
+
+    let mut kept = store.deployments().retained_artifacts(2).await.unwrap();
+    kept.sort();
+    assert_eq!(kept, ["a0", "a2", "a3"]);
+    let pruned = store.deployments().prune_artifacts(&kept).await.unwrap();
+    assert_eq!(pruned, ["a1"]);
+    let d = store.deployments().get(&ids[1]).await.unwrap().unwrap();
+    assert!(d.pruned_at.is_some());
+    // Pruned deployments no longer count, and nothing is pruned twice.
+    assert!(
+        store
+            .deployments()
+            .prune_artifacts(&kept)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn build_log_lines_keep_their_phase() {
+    let store = store().await;
+    let (server, _) = store.servers().ensure(&name("phases"), None).await.unwrap();
+    let writer = store.logs().writer();
+    writer.write(NewLogLine {
+        phase: Some(BuildPhase::Install),
+        source: LogSource::Build,
+        ..line(&server.id, "installing")
+    });
+    writer.flush().await;
+    let lines = store.logs().tail(&LogQuery::default(), 10).await.unwrap();
+    assert_eq!(lines[0].line.phase, Some(BuildPhase::Install));
 }

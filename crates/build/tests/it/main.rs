@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use skyport_build::{BuildRequest, Builder, Entrypoint, Source};
+use skyport_build::{BuildRequest, Builder, Entrypoint, GitSource, Source};
 use skyport_store::{Deployment, DeploymentStatus, FailureKind, LogQuery, ServerName, Store};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -41,6 +41,124 @@ from fastmcp import FastMCP
 
 mcp = FastMCP("broken")
 "#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn builds_from_git_record_the_commit_and_reuse_mirror_and_artifact() {
+    if usable_python().is_none() {
+        eprintln!("skipping: no Python 3.10 or newer on PATH (set SKYPORT_PYTHON)");
+        return;
+    }
+    let h = Harness::new().await;
+    let repo = GitRepo::new(h.work.path(), &[("main.py", HELLO)]);
+    let first_sha = repo.head();
+    let git = |reference: Option<&str>| {
+        Source::Git(GitSource {
+            url: repo.url().parse().expect("url"),
+            reference: reference.map(str::to_owned),
+        })
+    };
+
+    let first = h.build("gitted", git(None), None).await;
+    h.check_live(&first).await;
+    let commit = first.commit.clone().expect("the commit is recorded");
+    assert_eq!(commit.sha, first_sha);
+    assert_eq!(commit.message, "first");
+    assert!(
+        commit.author.contains("Tester <tester@example.com>"),
+        "{commit:?}"
+    );
+    let log = h.log(&first).await;
+    assert!(log.contains("new mirror of"), "{log}");
+
+    // The same commit again: the mirror and the artifact are reused, nothing is installed.
+    let again = h.build("gitted", git(Some("main")), None).await;
+    h.check_live(&again).await;
+    let log = h.log(&again).await;
+    assert!(log.contains("reusing the mirror"), "{log}");
+    assert!(log.contains("already built"), "{log}");
+    assert_eq!(
+        again.built.as_ref().map(|b| &b.artifact),
+        first.built.as_ref().map(|b| &b.artifact)
+    );
+
+    // A code change is a new artifact in the same environment.
+    repo.commit("main.py", &HELLO.replace("hello, ", "hi, "), "second");
+    let changed = h.build("gitted", git(None), None).await;
+    h.check_live(&changed).await;
+    assert_ne!(
+        changed.built.as_ref().map(|b| &b.artifact),
+        first.built.as_ref().map(|b| &b.artifact)
+    );
+    assert_eq!(
+        changed.built.as_ref().map(|b| &b.manifest["environment"]),
+        first.built.as_ref().map(|b| &b.manifest["environment"])
+    );
+
+    // An older commit by abbreviated SHA, and a ref that does not exist.
+    let old = h.build("gitted", git(Some(&first_sha[..10])), None).await;
+    h.check_live(&old).await;
+    assert_eq!(old.commit.map(|c| c.sha), Some(first_sha.clone()));
+    let missing = h.build("gitted", git(Some("no-such-branch")), None).await;
+    let message = h.check_failed(&missing, FailureKind::Source).await;
+    assert!(message.contains("no-such-branch"), "{message}");
+}
+
+/// A git repository with a working tree, committed on `main`.
+struct GitRepo {
+    dir: PathBuf,
+}
+
+impl GitRepo {
+    fn new(root: &Path, files: &[(&str, &str)]) -> GitRepo {
+        let dir = root.join(format!("repo-{}", ulid_like()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let repo = GitRepo { dir };
+        repo.git(&["init", "-q", "-b", "main"]);
+        for (path, text) in files {
+            std::fs::write(repo.dir.join(path), text).expect("write");
+        }
+        repo.git(&["add", "-A"]);
+        repo.git(&["commit", "-q", "-m", "first"]);
+        repo
+    }
+
+    fn url(&self) -> String {
+        format!("file://{}", self.dir.display())
+    }
+
+    fn head(&self) -> String {
+        self.git(&["rev-parse", "HEAD"]).trim().to_owned()
+    }
+
+    fn commit(&self, path: &str, text: &str, message: &str) {
+        std::fs::write(self.dir.join(path), text).expect("write");
+        self.git(&["commit", "-q", "-am", message]);
+    }
+
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the test drives git as a user would"
+    )]
+    fn git(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new("git")
+            .args([
+                "-c",
+                "user.name=Tester",
+                "-c",
+                "user.email=tester@example.com",
+            ])
+            .args(args)
+            .current_dir(&self.dir)
+            .output()
+            .expect("git");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn builds_inspect_and_promote_real_servers() {
@@ -134,7 +252,7 @@ async fn builds_inspect_and_promote_real_servers() {
             None,
         ),
     );
-    let message = h.check_failed(&syntax, FailureKind::Syntax).await;
+    let message = h.check_failed(&syntax, FailureKind::Entrypoint).await;
     assert!(message.contains("syntax"), "{message}");
     assert!(message.contains("line 5"), "{message}");
     assert!(message.contains("main.py"), "{message}");
@@ -150,7 +268,7 @@ async fn builds_inspect_and_promote_real_servers() {
     assert!(message.contains("entrypoint"), "{message}");
     assert!(message.contains("helper.py"), "{message}");
 
-    let message = h.check_failed(&import, FailureKind::Import).await;
+    let message = h.check_failed(&import, FailureKind::Entrypoint).await;
     assert!(
         message.contains("skyport_no_such_module_for_tests"),
         "{message}"
@@ -234,6 +352,15 @@ impl Harness {
             .save_upload(futures_util::stream::iter(chunks))
             .await
             .expect("upload");
+        let done = self
+            .build(name, Source::Upload(upload.clone()), entrypoint)
+            .await;
+        assert_eq!(done.source, format!("upload:{upload}"));
+        done
+    }
+
+    /// Builds `source` as server `name` and waits for the end.
+    async fn build(&self, name: &str, source: Source, entrypoint: Option<&str>) -> Deployment {
         let name: ServerName = name.parse().expect("name");
         let (server, _) = self
             .store
@@ -244,31 +371,34 @@ impl Harness {
         let entrypoint: Option<Entrypoint> = entrypoint.map(|e| e.parse().expect("entrypoint"));
         let queued = self
             .builder
-            .start(
-                &server,
-                BuildRequest {
-                    source: Source::Upload(upload.clone()),
-                    entrypoint,
-                },
-            )
+            .start(&server, BuildRequest { source, entrypoint })
             .await
             .expect("start");
-        assert_eq!(queued.source, format!("upload:{upload}"));
         assert_eq!(queued.status, DeploymentStatus::Queued);
-        // Once no build runs, this one has its final state: failed, or ready and live.
-        self.builder.drain().await;
-        let done = self
-            .store
-            .deployments()
-            .get(&queued.id)
-            .await
-            .expect("get")
-            .expect("exists");
+        // Bounded wait for its final state: failed, or ready and live (promotion follows the
+        // ready state at once).
+        let mut done = queued.clone();
+        for _ in 0..3000 {
+            done = self
+                .store
+                .deployments()
+                .get(&queued.id)
+                .await
+                .expect("get")
+                .expect("exists");
+            let live = self.server_live_by_id(&done).await;
+            let finished = done.status == DeploymentStatus::Failed
+                || (done.status == DeploymentStatus::Ready && live.as_ref() == Some(&done.id));
+            if finished {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
         let live = self.server_live_by_id(&done).await;
         match done.status {
             DeploymentStatus::Failed => {}
             DeploymentStatus::Ready => assert_eq!(live.as_ref(), Some(&done.id), "promoted"),
-            other => panic!("a drained build is {other:?}"),
+            other => panic!("the build did not finish in 5 minutes: {other:?}"),
         }
         done
     }
@@ -317,13 +447,32 @@ impl Harness {
                 self.log(deployment).await
             );
         }
+        let built = deployment
+            .built
+            .as_ref()
+            .expect("a ready deployment is built");
+        let artifact = self.data.path().join("artifacts").join(&built.artifact);
         assert!(
-            self.data
+            artifact.join("launcher.py").is_file(),
+            "{}",
+            artifact.display()
+        );
+        assert_eq!(built.manifest["hash"], built.artifact.as_str());
+        assert!(
+            built.manifest["packages"].as_array().is_some_and(|p| p
+                .iter()
+                .any(|p| p.as_str().is_some_and(|p| p.starts_with("fastmcp==")))),
+            "the manifest lists the installed packages: {}",
+            built.manifest
+        );
+        assert!(
+            !self
+                .data
                 .path()
                 .join("artifacts")
                 .join(deployment.id.as_str())
-                .join("launcher.py")
-                .is_file()
+                .exists(),
+            "the build folder was renamed to the content hash"
         );
     }
 
