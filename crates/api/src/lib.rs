@@ -62,8 +62,26 @@ pub struct DeploymentView {
     pub phase: Option<BuildPhase>,
     /// Where the code came from.
     pub source: String,
+    /// The git branch, tag or commit asked for (git sources; `None` is the default branch).
+    #[serde(default)]
+    pub git_ref: Option<String>,
+    /// The commit built, for git sources once fetched.
+    #[serde(default)]
+    pub commit: Option<CommitView>,
     /// The entrypoint: as resolved by the build, else as requested.
     pub entrypoint: Option<String>,
+    /// The content hash of the built artifact.
+    #[serde(default)]
+    pub artifact: Option<String>,
+    /// The Python version the server runs on, once built.
+    #[serde(default)]
+    pub python: Option<String>,
+    /// The installed packages as `name==version`, once built.
+    #[serde(default)]
+    pub packages: Vec<String>,
+    /// Whether garbage collection removed the artifact: it can no longer serve.
+    #[serde(default)]
+    pub pruned: bool,
     /// Why the build failed, if it did.
     pub failure: Option<FailureView>,
     /// What the server offers, as found by the build.
@@ -74,6 +92,21 @@ pub struct DeploymentView {
     pub started_at: Option<Timestamp>,
     /// When the build finished.
     pub finished_at: Option<Timestamp>,
+}
+
+/// The git commit a deployment was built from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CommitView {
+    /// Its full SHA.
+    pub sha: String,
+    /// Its first 12 hex digits, for people.
+    pub short: String,
+    /// `Name <email>` of its author.
+    pub author: String,
+    /// The first line of its message.
+    pub message: String,
+    /// When it was committed.
+    pub committed_at: Timestamp,
 }
 
 /// A classified build failure.
@@ -99,7 +132,8 @@ pub struct PutServer {
 pub struct CreateDeployment {
     /// Where the code comes from.
     pub source: SourceSpec,
-    /// `FILE.py[:OBJECT]`, as `fastmcp run` takes it; default `main.py`, `server.py`, `app.py`.
+    /// `FILE.py[:OBJECT]`, `MODULE:OBJECT` or `fastmcp.json`, as `fastmcp run` takes it;
+    /// default `fastmcp.json`, `main.py`, `server.py`, `app.py`.
     #[serde(default)]
     pub entrypoint: Option<String>,
     /// The server's description, set when given.
@@ -107,12 +141,26 @@ pub struct CreateDeployment {
     pub description: Option<String>,
 }
 
-/// Where a deployment's code comes from.
+/// Where a deployment's code comes from: `{"upload": "upl_…"}` or
+/// `{"git": {"url": "…", "ref": "…"}}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SourceSpec {
     /// A gzip tarball sent earlier to `POST /api/v1/uploads`.
     Upload(String),
+    /// A git repository.
+    Git(GitSpec),
+}
+
+/// A git source of a deployment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GitSpec {
+    /// Anything `git clone` takes: https, ssh, `user@host:path`, `file://`, an absolute path.
+    /// HTTPS credentials in it are used for fetching and never shown or stored.
+    pub url: String,
+    /// Branch, tag or commit; the remote's default branch when absent.
+    #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
 }
 
 /// `POST /api/v1/uploads` answer.
@@ -133,6 +181,9 @@ pub struct LogLineView {
     pub source: LogSource,
     /// stdout, stderr, or Skyport's own note.
     pub stream: LogStream,
+    /// The build phase that wrote it (build lines only).
+    #[serde(default)]
+    pub phase: Option<BuildPhase>,
     /// The deployment it belongs to.
     pub deployment: Option<DeploymentId>,
     /// The instance that printed it.
@@ -148,6 +199,20 @@ pub struct LogPage {
     pub lines: Vec<LogLineView>,
     /// Pass as `after` to continue; unchanged when there was nothing new.
     pub cursor: i64,
+}
+
+/// The names of the Server-Sent Events of a log stream (`Accept: text/event-stream`).
+///
+/// Each log line is an unnamed event (`message` to an `EventSource`) whose `id:` is the
+/// line's cursor (reconnect with `Last-Event-ID` to resume) and whose data is a
+/// [`LogLineView`]. A deployment's build log also sends `deployment` events (a
+/// [`DeploymentView`]) when its status or phase changes, and ends with one `end` event (the
+/// final [`DeploymentView`]) once the build is over.
+pub mod events {
+    /// The deployment changed status or phase.
+    pub const DEPLOYMENT: &str = "deployment";
+    /// The build is over; the stream closes after it.
+    pub const END: &str = "end";
 }
 
 /// The body of every error response.

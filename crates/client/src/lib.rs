@@ -1,6 +1,8 @@
-//! A typed client of Skyport's REST API (what the CLI uses), and [`pack`], which turns a
-//! source folder into the gzip tarball that `POST /api/v1/uploads` takes.
+//! A typed client of Skyport's REST API (what the CLI uses), its live log streams
+//! ([`LogStream`]), and [`pack`], which turns a source folder into the gzip tarball that
+//! `POST /api/v1/uploads` takes.
 
+mod events;
 mod pack;
 
 use reqwest::{Method, RequestBuilder, StatusCode};
@@ -10,6 +12,7 @@ use skyport_api::{
     CreateDeployment, DeploymentView, ErrorBody, Health, LogPage, ServerView, UploadCreated,
 };
 
+pub use events::{LogEvent, LogStream};
 pub use pack::{PackError, Packed, pack};
 
 /// Why a call failed.
@@ -47,7 +50,7 @@ impl ClientError {
     }
 }
 
-/// Filters for [`Client::logs`].
+/// Filters for [`Client::logs`] and [`Client::follow_logs`].
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct LogFilter {
     /// `build` or `instance`.
@@ -153,6 +156,47 @@ impl Client {
             .api(Method::GET, &format!("/servers/{server}/logs"))
             .query(filter);
         self.send(request).await
+    }
+
+    /// Cancels a queued or running build; returns the deployment, recorded as cancelled.
+    pub async fn cancel(&self, id: &str) -> Result<DeploymentView, ClientError> {
+        self.send(self.api(Method::POST, &format!("/deployments/{id}/cancel")))
+            .await
+    }
+
+    /// The builds running, then those waiting, in queue order.
+    pub async fn builds(&self) -> Result<Vec<DeploymentView>, ClientError> {
+        self.send(self.api(Method::GET, "/builds")).await
+    }
+
+    /// A server's log lines as they are written (after `filter.after`, else from the last
+    /// `filter.limit` lines); the stream does not end by itself.
+    pub async fn follow_logs(
+        &self,
+        server: &str,
+        filter: &LogFilter,
+    ) -> Result<LogStream, ClientError> {
+        let request = self
+            .api(Method::GET, &format!("/servers/{server}/logs"))
+            .query(filter)
+            .header("accept", "text/event-stream");
+        Ok(LogStream::new(self.execute(request).await?))
+    }
+
+    /// A deployment's build log from after cursor `after` (from its top when `None`), with its
+    /// status changes; it ends with [`LogEvent::End`] once the build is over.
+    pub async fn follow_build(
+        &self,
+        id: &str,
+        after: Option<i64>,
+    ) -> Result<LogStream, ClientError> {
+        let mut request = self
+            .api(Method::GET, &format!("/deployments/{id}/logs"))
+            .header("accept", "text/event-stream");
+        if let Some(after) = after {
+            request = request.query(&[("after", after)]);
+        }
+        Ok(LogStream::new(self.execute(request).await?))
     }
 
     fn api(&self, method: Method, path: &str) -> RequestBuilder {

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -35,7 +36,8 @@ pub(crate) enum Command {
     Serve(ServeArgs),
     /// Run the platform and deploy SOURCE (default: examples/hello); prints the MCP URL.
     Up(UpArgs),
-    /// Build SOURCE, make it the server's live deployment, and print its MCP URL.
+    /// Build SOURCE (a folder or a git repository), make it the server's live deployment, and
+    /// print its MCP URL.
     Deploy(DeployArgs),
     /// List, show or remove servers.
     Servers(ServersArgs),
@@ -43,6 +45,8 @@ pub(crate) enum Command {
     Deployments(DeploymentsArgs),
     /// Show a server's logs (instances and builds).
     Logs(LogsArgs),
+    /// List or cancel the builds that are queued or running.
+    Builds(BuildsArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -59,6 +63,16 @@ pub(crate) struct ServeArgs {
     /// How long in-flight requests get to finish on shutdown, in seconds.
     #[arg(long, default_value_t = 10)]
     pub(crate) shutdown_grace: u64,
+    /// Builds that run at once; later ones wait in a queue.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
+    pub(crate) build_concurrency: u16,
+    /// The longest a build may take (e.g. 90s, 15m, 1h).
+    #[arg(long, default_value = "15m", value_parser = parse_duration)]
+    pub(crate) build_timeout: Duration,
+    /// Ready deployments kept per server (besides the live one) with their artifacts; older
+    /// artifacts are deleted and cannot be rolled back to.
+    #[arg(long, default_value_t = 10)]
+    pub(crate) keep_deployments: u32,
 }
 
 #[derive(Debug, Args)]
@@ -77,14 +91,19 @@ pub(crate) struct UpArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct DeployArgs {
-    /// Folder holding the server.
-    pub(crate) source: PathBuf,
+    /// The server's code: a folder (packed and uploaded), or a git repository — a URL with
+    /// `://`, `user@host:path`, or the path of a bare repository.
+    pub(crate) source: String,
     /// Server name: a lowercase DNS label (a-z, 0-9, '-'); its URL is /servers/NAME/mcp.
     #[arg(long)]
     pub(crate) name: String,
-    /// FILE.py[:OBJECT], as `fastmcp run` takes it [default: main.py, server.py or app.py]
+    /// FILE.py[:OBJECT], MODULE:OBJECT or fastmcp.json, as `fastmcp run` takes it [default:
+    /// fastmcp.json, main.py, server.py or app.py]
     #[arg(long)]
     pub(crate) entrypoint: Option<String>,
+    /// Git branch, tag or commit to build [default: the repository's default branch]
+    #[arg(long = "ref", value_name = "REF")]
+    pub(crate) reference: Option<String>,
     /// What the server is for.
     #[arg(long)]
     pub(crate) description: Option<String>,
@@ -149,4 +168,81 @@ pub(crate) struct LogsArgs {
     /// Print JSON lines.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BuildsArgs {
+    #[command(subcommand)]
+    pub(crate) command: Option<BuildsCommand>,
+    /// Print JSON.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BuildsCommand {
+    /// List running builds, then queued ones (the default).
+    Ls {
+        /// Only this server's builds.
+        name: Option<String>,
+    },
+    /// Stop a queued or running build.
+    Cancel {
+        /// The deployment id (`skyport builds ls` lists them).
+        id: String,
+    },
+}
+
+/// A duration as people write it: `90s`, `15m`, `1h30m`, `500ms`; a bare number is seconds.
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+    let invalid = || format!("'{text}' is not a duration; write it like 90s, 15m or 1h30m");
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .ok_or_else(invalid)?;
+        let number: u64 = rest[..digits].parse().map_err(|_| invalid())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = match &rest[..unit_len] {
+            "ms" => Duration::from_millis(number),
+            "s" => Duration::from_secs(number),
+            "m" => Duration::from_secs(number.saturating_mul(60)),
+            "h" => Duration::from_secs(number.saturating_mul(3600)),
+            _ => return Err(invalid()),
+        };
+        total = total.saturating_add(unit);
+        rest = &rest[unit_len..];
+    }
+    if total.is_zero() {
+        return Err(format!(
+            "'{text}' is no time at all; give a positive duration like 15m"
+        ));
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_the_way_people_write_them() {
+        let secs = Duration::from_secs;
+        assert_eq!(parse_duration("90s"), Ok(secs(90)));
+        assert_eq!(parse_duration("15m"), Ok(secs(900)));
+        assert_eq!(parse_duration("1h30m"), Ok(secs(5400)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("42"), Ok(secs(42)));
+        for bad in ["", "m", "15x", "1.5h", "0s", "-3s"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
 }

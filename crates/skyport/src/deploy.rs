@@ -1,30 +1,35 @@
-//! `skyport deploy`: pack the folder, upload it, start the build, follow it to the end.
+//! `skyport deploy`: hand the source to Skyport (a folder is packed and uploaded; a git
+//! repository is fetched by Skyport itself), start the build, and follow its live log stream
+//! to the end.
 
+use std::collections::VecDeque;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use skyport_api::{CreateDeployment, DeploymentView, SourceSpec};
-use skyport_client::{Client, LogFilter};
-use skyport_store::{DeploymentStatus, ServerName};
+use skyport_api::{CreateDeployment, DeploymentView, GitSpec, LogLineView, SourceSpec};
+use skyport_client::{Client, ClientError, LogEvent};
+use skyport_store::{DeploymentStatus, FailureKind, ServerName};
 
 use crate::cli::{Connection, DeployArgs};
 use crate::config;
 use crate::progress::Progress;
 
-/// How often a waiting deploy asks for news.
-const POLL: Duration = Duration::from_millis(100);
 /// Build log lines shown when a build fails.
 const FAILED_LOG_LINES: usize = 25;
-/// A build that succeeded is promoted at once; longer than this means something is wrong.
-const PROMOTE_TIMEOUT: Duration = Duration::from_secs(30);
+/// A dropped log stream is reopened this many times before giving up.
+const MAX_RECONNECTS: u32 = 5;
+/// Pause before reopening a dropped log stream.
+const RECONNECT_PAUSE: Duration = Duration::from_millis(100);
 
 pub(crate) async fn deploy(connection: &Connection, args: DeployArgs) -> anyhow::Result<ExitCode> {
     let client = config::client(connection);
+    let source = SourceArg::parse(&args.source)?;
     let request = Deploy {
-        source: &args.source,
+        source: &source,
+        reference: args.reference.as_deref(),
         name: &args.name,
         entrypoint: args.entrypoint.as_deref(),
         description: args.description.as_deref(),
@@ -49,9 +54,63 @@ pub(crate) async fn deploy(connection: &Connection, args: DeployArgs) -> anyhow:
     Ok(ExitCode::SUCCESS)
 }
 
+/// What `skyport deploy SOURCE` names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum SourceArg {
+    /// A folder on this machine, packed and uploaded.
+    Folder(PathBuf),
+    /// A git repository Skyport fetches: a URL, `user@host:path`, or a bare repository's
+    /// absolute path.
+    Git(String),
+}
+
+impl SourceArg {
+    /// Git when the text is a URL (`://`), a local bare repository, or scp-like
+    /// `user@host:path`; otherwise a folder. A folder that is a git work tree is uploaded as
+    /// it is on disk (uncommitted changes included), like any folder.
+    pub(crate) fn parse(text: &str) -> anyhow::Result<SourceArg> {
+        if text.contains("://") {
+            return Ok(SourceArg::Git(text.to_owned()));
+        }
+        let path = Path::new(text);
+        if path.is_dir() {
+            if !is_bare_repository(path) {
+                return Ok(SourceArg::Folder(path.to_path_buf()));
+            }
+            let absolute = std::fs::canonicalize(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let Some(absolute) = absolute.to_str() else {
+                bail!(
+                    "the repository path {} is not UTF-8; pass it as a file:// URL",
+                    absolute.display()
+                );
+            };
+            return Ok(SourceArg::Git(absolute.to_owned()));
+        }
+        if is_scp_like(text) {
+            return Ok(SourceArg::Git(text.to_owned()));
+        }
+        Ok(SourceArg::Folder(path.to_path_buf()))
+    }
+}
+
+/// A bare repository: git's own files at the top and no working tree.
+fn is_bare_repository(path: &Path) -> bool {
+    path.join("HEAD").is_file() && path.join("objects").is_dir() && path.join("refs").is_dir()
+}
+
+/// `user@host:path`, which git reads as ssh: a colon with no slash before it, after a user.
+fn is_scp_like(text: &str) -> bool {
+    text.split_once(':').is_some_and(|(before, after)| {
+        !before.contains('/') && before.contains('@') && !after.is_empty()
+    })
+}
+
 /// One deploy request.
 pub(crate) struct Deploy<'a> {
-    pub(crate) source: &'a Path,
+    pub(crate) source: &'a SourceArg,
+    /// The git ref to build; only for git sources.
+    pub(crate) reference: Option<&'a str>,
     pub(crate) name: &'a str,
     pub(crate) entrypoint: Option<&'a str>,
     pub(crate) description: Option<&'a str>,
@@ -62,13 +121,14 @@ pub(crate) struct Deploy<'a> {
 /// show it their way. Progress and the failure go to stderr.
 pub(crate) async fn run(client: &Client, request: &Deploy<'_>) -> anyhow::Result<DeploymentView> {
     let deployment = start(client, request).await?;
-    let deployment = follow(client, request, deployment).await?;
+    let deployment = follow(client, request, &deployment).await?;
     match (&deployment.status, &deployment.failure) {
         (DeploymentStatus::Failed, Some(failure)) => {
             eprintln!(
-                "error: deploy of '{}' failed ({}):\n{}",
+                "error: deploy of '{}' failed ({}: {}):\n{}",
                 request.name,
                 failure.kind.as_str(),
+                summary(failure.kind),
                 indent(&failure.message)
             );
             eprintln!(
@@ -81,86 +141,128 @@ pub(crate) async fn run(client: &Client, request: &Deploy<'_>) -> anyhow::Result
     Ok(deployment)
 }
 
+/// What a class of build failure means, in one line.
+fn summary(kind: FailureKind) -> &'static str {
+    match kind {
+        FailureKind::Source => "the source could not be fetched or unpacked",
+        FailureKind::Config => "fastmcp.json (or another build setting) is invalid",
+        FailureKind::Dependencies => "the dependencies could not be resolved or installed",
+        FailureKind::Entrypoint => {
+            "the server file or object is missing, does not parse, or fails to import"
+        }
+        FailureKind::Inspection => "the server loaded but did not answer MCP requests",
+        FailureKind::Toolchain => "no Python on this machine fits what the source asks for",
+        FailureKind::Timeout => "the build took longer than its time limit",
+        FailureKind::Cancelled => "the build was cancelled or superseded by a newer one",
+        FailureKind::Internal => "Skyport itself failed during the build",
+    }
+}
+
 async fn start(client: &Client, request: &Deploy<'_>) -> anyhow::Result<DeploymentView> {
     // Checked here too so a bad name fails before anything is packed and uploaded.
     let name: ServerName = request.name.parse()?;
-    let packed = skyport_client::pack(request.source)?;
-    let upload = client
-        .upload(packed.tarball)
-        .await
-        .context("cannot upload the source")?;
+    let source = match request.source {
+        SourceArg::Folder(folder) => {
+            if let Some(reference) = request.reference {
+                bail!(
+                    "--ref {reference} needs a git source, but {} is a folder; pass the repository's URL or path instead, or drop --ref to deploy the folder as it is",
+                    folder.display()
+                );
+            }
+            let packed = skyport_client::pack(folder)?;
+            let upload = client
+                .upload(packed.tarball)
+                .await
+                .context("cannot upload the source")?;
+            SourceSpec::Upload(upload.id)
+        }
+        SourceArg::Git(url) => SourceSpec::Git(GitSpec {
+            url: url.clone(),
+            reference: request.reference.map(str::to_owned),
+        }),
+    };
     let body = CreateDeployment {
-        source: SourceSpec::Upload(upload.id),
+        source,
         entrypoint: request.entrypoint.map(str::to_owned),
         description: request.description.map(str::to_owned),
     };
     Ok(client.deploy(name.as_str(), &body).await?)
 }
 
-/// Polls the deployment and its build log until the build ends.
+/// Follows the build's live log stream until its `end` event, reopening it where it broke.
 async fn follow(
     client: &Client,
     request: &Deploy<'_>,
-    mut deployment: DeploymentView,
+    deployment: &DeploymentView,
 ) -> anyhow::Result<DeploymentView> {
-    let mut progress = Progress::new();
-    let mut log = LogFilter {
-        source: Some("build".to_owned()),
-        deployment: Some(deployment.id.to_string()),
-        after: Some(0),
-        limit: Some(1000),
+    let mut shown = Shown {
+        progress: Progress::new(),
+        recent: VecDeque::new(),
+        verbose: request.verbose,
     };
-    let mut recent: Vec<String> = Vec::new();
-    let mut ready_since: Option<std::time::Instant> = None;
-    loop {
-        if let Some(phase) = deployment.phase {
-            progress.enter(phase);
-        }
-        let page = client.logs(request.name, &log).await?;
-        log.after = Some(page.cursor);
-        for line in page.lines {
-            if request.verbose {
-                progress.line(&line.line);
-            }
-            recent.push(line.line);
-        }
-        if recent.len() > FAILED_LOG_LINES {
-            recent.drain(..recent.len() - FAILED_LOG_LINES);
-        }
-        match deployment.status {
-            // Promotion follows right after the build succeeds; "deployed" means live.
-            DeploymentStatus::Ready if deployment.live => {
-                progress.finish(true);
-                return Ok(deployment);
-            }
-            DeploymentStatus::Ready
-                if ready_since
-                    .get_or_insert_with(std::time::Instant::now)
-                    .elapsed()
-                    > PROMOTE_TIMEOUT =>
-            {
-                progress.finish(false);
-                bail!(
-                    "deployment {} was built but did not go live within {PROMOTE_TIMEOUT:?}; see `skyport deployments {}`",
-                    deployment.id,
-                    request.name
-                );
-            }
-            DeploymentStatus::Ready => {}
-            DeploymentStatus::Failed => {
-                progress.finish(false);
-                if !request.verbose && !recent.is_empty() {
-                    eprintln!("Build log (last {} lines):", recent.len());
-                    for line in &recent {
-                        eprintln!("  {line}");
-                    }
+    let mut cursor = None;
+    for _ in 0..=MAX_RECONNECTS {
+        let mut stream = client.follow_build(deployment.id.as_str(), cursor).await?;
+        loop {
+            match stream.next().await {
+                Ok(Some(LogEvent::Line(line))) => shown.line(line),
+                Ok(Some(LogEvent::Deployment(d))) => shown.phase_of(&d),
+                Ok(Some(LogEvent::End(d))) => {
+                    shown.end(&d);
+                    return Ok(*d);
                 }
-                return Ok(deployment);
+                Ok(None) => break,
+                Err(ClientError::Protocol(_)) => break,
+                Err(e) => return Err(e.into()),
             }
-            DeploymentStatus::Queued | DeploymentStatus::Building => {}
         }
-        tokio::time::sleep(POLL).await;
-        deployment = client.deployment(deployment.id.as_str()).await?;
+        cursor = stream.cursor().or(cursor);
+        tokio::time::sleep(RECONNECT_PAUSE).await;
+    }
+    bail!(
+        "the build's log stream kept breaking; follow it with `skyport logs {} --build {} -f`",
+        request.name,
+        deployment.id
+    )
+}
+
+/// What a deploy shows while it waits: a progress line per phase, the raw log with `-v`,
+/// and the last lines of the log when the build fails.
+struct Shown {
+    progress: Progress,
+    recent: VecDeque<String>,
+    verbose: bool,
+}
+
+impl Shown {
+    fn line(&mut self, line: LogLineView) {
+        if let Some(phase) = line.phase {
+            self.progress.enter(phase);
+        }
+        if self.verbose {
+            self.progress.line(&line.line);
+        }
+        if self.recent.len() == FAILED_LOG_LINES {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(line.line);
+    }
+
+    fn phase_of(&mut self, deployment: &DeploymentView) {
+        if let Some(phase) = deployment.phase {
+            self.progress.enter(phase);
+        }
+    }
+
+    fn end(&mut self, deployment: &DeploymentView) {
+        let failed = deployment.status == DeploymentStatus::Failed;
+        self.progress.finish(!failed);
+        if failed && !self.verbose && !self.recent.is_empty() {
+            eprintln!("Build log (last {} lines):", self.recent.len());
+            for line in &self.recent {
+                eprintln!("  {line}");
+            }
+        }
     }
 }
 
@@ -169,4 +271,48 @@ fn indent(text: &str) -> String {
         .map(|l| format!("  {l}"))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_are_git_when_they_look_like_repositories() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("server");
+        std::fs::create_dir(&folder).unwrap();
+        let bare = dir.path().join("repo.git");
+        for sub in ["objects", "refs"] {
+            std::fs::create_dir_all(bare.join(sub)).unwrap();
+        }
+        std::fs::write(bare.join("HEAD"), "ref: refs/heads/main\n").unwrap();
+        let text = |p: &Path| p.to_str().unwrap().to_owned();
+
+        assert_eq!(
+            SourceArg::parse(&text(&folder)).unwrap(),
+            SourceArg::Folder(folder.clone())
+        );
+        let canonical = std::fs::canonicalize(&bare).unwrap();
+        assert_eq!(
+            SourceArg::parse(&text(&bare)).unwrap(),
+            SourceArg::Git(text(&canonical))
+        );
+        for url in [
+            "https://github.com/acme/weather.git",
+            "file:///srv/repo.git",
+            "git@github.com:acme/weather.git",
+        ] {
+            assert_eq!(
+                SourceArg::parse(url).unwrap(),
+                SourceArg::Git(url.to_owned())
+            );
+        }
+        for folder in ["./missing", "dir/with:colon", "plain"] {
+            assert_eq!(
+                SourceArg::parse(folder).unwrap(),
+                SourceArg::Folder(PathBuf::from(folder))
+            );
+        }
+    }
 }

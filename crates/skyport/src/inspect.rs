@@ -1,5 +1,5 @@
-//! The read-and-manage commands: `servers`, `deployments`, `logs`. Each prints a table for
-//! people or, with `--json`, the API's JSON for scripts.
+//! The read-and-manage commands: `servers`, `deployments`, `logs`, `builds`. Each prints a
+//! table for people or, with `--json`, the API's JSON for scripts.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -7,14 +7,16 @@ use std::time::Duration;
 
 use serde::Serialize;
 use skyport_api::{DeploymentView, LogLineView, ServerView};
-use skyport_client::LogFilter;
+use skyport_client::{Client, LogEvent, LogFilter};
 use skyport_store::{LogSource, LogStream};
 
-use crate::cli::{Connection, DeploymentsArgs, LogsArgs, ServersArgs, ServersCommand};
+use crate::cli::{
+    BuildsArgs, BuildsCommand, Connection, DeploymentsArgs, LogsArgs, ServersArgs, ServersCommand,
+};
 use crate::config;
 
-/// How often `logs -f` asks for new lines.
-const FOLLOW_POLL: Duration = Duration::from_millis(300);
+/// Pause before `logs -f` reopens a dropped stream.
+const RECONNECT_PAUSE: Duration = Duration::from_millis(500);
 
 pub(crate) async fn servers(
     connection: &Connection,
@@ -64,7 +66,11 @@ pub(crate) async fn servers(
             writeln!(out, "url:          {}", server.url)?;
             writeln!(out, "state:        {}", state(&server))?;
             match &server.live_deployment {
-                Some(live) => writeln!(out, "live:         {live}")?,
+                Some(live) => {
+                    writeln!(out, "live:         {live}")?;
+                    let deployment = client.deployment(live.as_str()).await?;
+                    show_build(&mut out, &deployment)?;
+                }
                 None => writeln!(out, "live:         none")?,
             }
             writeln!(out, "created:      {}", server.created_at)?;
@@ -87,6 +93,66 @@ pub(crate) async fn servers(
     Ok(ExitCode::SUCCESS)
 }
 
+/// The live deployment's build: where it came from and what inspection found in it.
+fn show_build(out: &mut impl Write, deployment: &DeploymentView) -> anyhow::Result<()> {
+    writeln!(out, "source:       {}", deployment.source)?;
+    if let Some(reference) = &deployment.git_ref {
+        writeln!(out, "ref:          {reference}")?;
+    }
+    if let Some(commit) = &deployment.commit {
+        writeln!(
+            out,
+            "commit:       {} {} ({}, {})",
+            commit.short,
+            commit.message,
+            commit.author,
+            commit.committed_at.strftime("%Y-%m-%d %H:%M UTC")
+        )?;
+    }
+    if let Some(entrypoint) = &deployment.entrypoint {
+        writeln!(out, "entrypoint:   {entrypoint}")?;
+    }
+    if let Some(python) = &deployment.python {
+        writeln!(
+            out,
+            "python:       {python} ({} packages)",
+            deployment.packages.len()
+        )?;
+    }
+    let Some(inspection) = &deployment.inspection else {
+        return Ok(());
+    };
+    if let Some(name) = inspection.pointer("/server/name").and_then(|n| n.as_str()) {
+        let version = inspection
+            .pointer("/server/version")
+            .and_then(|v| v.as_str())
+            .map(|v| format!(" {v}"))
+            .unwrap_or_default();
+        writeln!(out, "mcp server:   {name}{version}")?;
+    }
+    for (label, key, field) in [
+        ("tools", "tools", "name"),
+        ("resources", "resources", "uri"),
+        ("templates", "resource_templates", "uri_template"),
+        ("prompts", "prompts", "name"),
+    ] {
+        let items: Vec<&str> = inspection
+            .get(key)
+            .and_then(|v| v.as_array())
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|i| i.get(field).and_then(|f| f.as_str()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !items.is_empty() {
+            writeln!(out, "{:<14}{}", format!("{label}:"), items.join(", "))?;
+        }
+    }
+    Ok(())
+}
+
 fn state(server: &ServerView) -> &'static str {
     match (&server.live_deployment, server.instances.is_empty()) {
         (None, _) => "no-deploy",
@@ -105,14 +171,19 @@ pub(crate) async fn deployments(
         return print_json(&deployments);
     }
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{:<30} {:<9} {:<25} DETAIL", "ID", "STATUS", "CREATED")?;
+    writeln!(
+        out,
+        "{:<30} {:<9} {:<25} {:<12} DETAIL",
+        "ID", "STATUS", "CREATED", "COMMIT"
+    )?;
     for deployment in &deployments {
         writeln!(
             out,
-            "{:<30} {:<9} {:<25} {}",
+            "{:<30} {:<9} {:<25} {:<12} {}",
             deployment.id,
             status(deployment),
             deployment.created_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+            deployment.commit.as_ref().map_or("-", |c| c.short.as_str()),
             detail(deployment)
         )?;
     }
@@ -131,43 +202,166 @@ fn status(deployment: &DeploymentView) -> String {
 }
 
 fn detail(deployment: &DeploymentView) -> String {
-    match &deployment.failure {
-        Some(failure) => format!(
+    match (&deployment.failure, &deployment.commit) {
+        (Some(failure), _) => format!(
             "{}: {}",
             failure.kind.as_str(),
             failure.message.lines().next().unwrap_or_default()
         ),
-        None => deployment.entrypoint.clone().unwrap_or_default(),
+        (None, Some(commit)) => commit.message.clone(),
+        (None, None) => match deployment.phase {
+            Some(phase) if deployment.finished_at.is_none() => phase.as_str().to_owned(),
+            _ => deployment.entrypoint.clone().unwrap_or_default(),
+        },
     }
 }
 
 pub(crate) async fn logs(connection: &Connection, args: LogsArgs) -> anyhow::Result<ExitCode> {
     let client = config::client(connection);
+    let deployment = args.build.clone().filter(|id| !id.is_empty());
+    if args.follow
+        && let Some(id) = &deployment
+    {
+        return follow_build(&client, id, args.json).await;
+    }
     let mut filter = LogFilter {
         source: args.build.as_ref().map(|_| "build".to_owned()),
-        deployment: args.build.clone().filter(|id| !id.is_empty()),
+        deployment,
         after: None,
         limit: Some(args.lines),
     };
-    loop {
+    if !args.follow {
         let page = client.logs(&args.name, &filter).await?;
-        {
-            let mut out = std::io::stdout().lock();
-            for line in &page.lines {
-                print_line(&mut out, line, args.json)?;
+        let mut out = std::io::stdout().lock();
+        for line in &page.lines {
+            print_line(&mut out, line, args.json)?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Follows until Ctrl-C, reopening the stream where it broke (Skyport restarting, say).
+    loop {
+        let mut stream = client.follow_logs(&args.name, &filter).await?;
+        loop {
+            let event = tokio::select! {
+                _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+                event = stream.next() => event,
+            };
+            match event {
+                Ok(Some(LogEvent::Line(line))) => {
+                    let mut out = std::io::stdout().lock();
+                    print_line(&mut out, &line, args.json)?;
+                    out.flush()?;
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break,
             }
-            out.flush()?;
         }
-        if !args.follow {
-            return Ok(ExitCode::SUCCESS);
+        if let Some(cursor) = stream.cursor() {
+            filter.after = Some(cursor);
         }
-        filter.after = Some(page.cursor);
-        filter.limit = Some(1000);
         tokio::select! {
             _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
-            () = tokio::time::sleep(FOLLOW_POLL) => {}
+            () = tokio::time::sleep(RECONNECT_PAUSE) => {}
         }
     }
+}
+
+/// `logs N --build ID -f`: the build's log as it is written, until the build is over; exits
+/// non-zero when the build failed.
+async fn follow_build(client: &Client, id: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let mut cursor = None;
+    loop {
+        let mut stream = client.follow_build(id, cursor).await?;
+        loop {
+            let event = tokio::select! {
+                _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+                event = stream.next() => event,
+            };
+            match event {
+                Ok(Some(LogEvent::Line(line))) => {
+                    let mut out = std::io::stdout().lock();
+                    print_line(&mut out, &line, json)?;
+                    out.flush()?;
+                }
+                Ok(Some(LogEvent::End(deployment))) => {
+                    return Ok(match &deployment.failure {
+                        Some(failure) => {
+                            eprintln!(
+                                "build {id} failed ({}): {}",
+                                failure.kind.as_str(),
+                                failure.message.lines().next().unwrap_or_default()
+                            );
+                            ExitCode::FAILURE
+                        }
+                        None => ExitCode::SUCCESS,
+                    });
+                }
+                Ok(Some(LogEvent::Deployment(_))) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+        cursor = stream.cursor().or(cursor);
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+            () = tokio::time::sleep(RECONNECT_PAUSE) => {}
+        }
+    }
+}
+
+pub(crate) async fn builds(connection: &Connection, args: BuildsArgs) -> anyhow::Result<ExitCode> {
+    let client = config::client(connection);
+    let mut out = std::io::stdout().lock();
+    match args.command.unwrap_or(BuildsCommand::Ls { name: None }) {
+        BuildsCommand::Ls { name } => {
+            let builds: Vec<DeploymentView> = client
+                .builds()
+                .await?
+                .into_iter()
+                .filter(|b| name.as_deref().is_none_or(|n| b.server.as_str() == n))
+                .collect();
+            if args.json {
+                return print_json(&builds);
+            }
+            if builds.is_empty() {
+                writeln!(out, "No builds are queued or running.")?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            writeln!(
+                out,
+                "{:<30} {:<24} {:<9} {:<8} {:<25} SOURCE",
+                "ID", "SERVER", "STATUS", "PHASE", "CREATED"
+            )?;
+            for build in &builds {
+                writeln!(
+                    out,
+                    "{:<30} {:<24} {:<9} {:<8} {:<25} {}{}",
+                    build.id,
+                    build.server,
+                    status(build),
+                    build.phase.map_or("-", |p| p.as_str()),
+                    build.created_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+                    build.source,
+                    build
+                        .git_ref
+                        .as_deref()
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default()
+                )?;
+            }
+        }
+        BuildsCommand::Cancel { id } => {
+            let deployment = client.cancel(&id).await?;
+            if args.json {
+                return print_json(&deployment);
+            }
+            writeln!(
+                out,
+                "cancelled build {} of '{}'",
+                deployment.id, deployment.server
+            )?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print_line(out: &mut impl Write, line: &LogLineView, json: bool) -> anyhow::Result<()> {

@@ -50,5 +50,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Servers(args) => inspect::servers(&cli.connection, args).await,
         Command::Deployments(args) => inspect::deployments(&cli.connection, args).await,
         Command::Logs(args) => inspect::logs(&cli.connection, args).await,
+        Command::Builds(args) => inspect::builds(&cli.connection, args).await,
     }
 }

@@ -21,9 +21,14 @@ impl Progress {
         }
     }
 
-    /// Moves to `phase` (a no-op when already there), closing the previous one as done.
+    /// Moves to `phase`, closing the previous one as done; a no-op when already there or
+    /// past it (a late line of an earlier phase does not move progress back).
     pub(crate) fn enter(&mut self, phase: BuildPhase) {
-        if self.current.as_ref().is_some_and(|(p, ..)| *p == phase) {
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|(p, ..)| rank(*p) >= rank(phase))
+        {
             return;
         }
         self.finish(true);
@@ -76,10 +81,21 @@ impl Progress {
 
 fn label(phase: BuildPhase) -> &'static str {
     match phase {
-        BuildPhase::Source => "Unpacking the source",
-        BuildPhase::Entrypoint => "Finding the entrypoint",
-        BuildPhase::Environment => "Installing dependencies with uv",
+        BuildPhase::Source => "Getting the source",
+        BuildPhase::Resolve => "Resolving the entrypoint, Python and dependencies",
+        BuildPhase::Install => "Installing dependencies with uv",
         BuildPhase::Inspect => "Loading the server",
         BuildPhase::Promote => "Going live",
+    }
+}
+
+/// The phase's place in a build.
+fn rank(phase: BuildPhase) -> u8 {
+    match phase {
+        BuildPhase::Source => 0,
+        BuildPhase::Resolve => 1,
+        BuildPhase::Install => 2,
+        BuildPhase::Inspect => 3,
+        BuildPhase::Promote => 4,
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use skyport_api::DeploymentView;
-use skyport_build::Builder;
+use skyport_build::{BuildLimits, Builder};
 use skyport_client::Client;
 use skyport_gateway::Gateway;
 use skyport_runtime::{LocalRuntime, LocalRuntimeConfig, Runtime, follow_live_deployments};
@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 
 use crate::cli::{ServeArgs, UpArgs};
 use crate::config::{self, Credentials};
-use crate::deploy::{self, Deploy};
+use crate::deploy::{self, Deploy, SourceArg};
 
 /// How long an instance may take from spawn to its first answer.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -60,8 +60,10 @@ pub(crate) async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         None => name_of(&source)?,
     };
     let client = Client::new(&platform.url, Some(platform.token.clone()));
+    let source = SourceArg::Folder(source);
     let request = Deploy {
         source: &source,
+        reference: None,
         name: &name,
         entrypoint: args.entrypoint.as_deref(),
         description: None,
@@ -136,7 +138,12 @@ impl Platform {
         let url = public_url(addr);
         let token = ensure_credentials(&store, &data_dir, &url).await?;
 
-        let builder = Builder::new(store.clone(), data_dir.clone());
+        let limits = BuildLimits {
+            concurrency: usize::from(args.build_concurrency),
+            timeout: args.build_timeout,
+            keep_deployments: args.keep_deployments,
+        };
+        let builder = Builder::with_limits(store.clone(), data_dir.clone(), limits);
         let runtime = Arc::new(LocalRuntime::new(
             LocalRuntimeConfig {
                 scratch_dir: data_dir.join("run"),

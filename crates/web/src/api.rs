@@ -2,17 +2,19 @@
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use skyport_api::{
-    CreateDeployment, DeploymentView, Health, LogPage, PutServer, ServerView, SourceSpec,
+    CreateDeployment, DeploymentView, GitSpec, Health, LogPage, PutServer, ServerView, SourceSpec,
     UploadCreated,
 };
-use skyport_build::{BuildRequest, Entrypoint, Source, UploadId};
-use skyport_store::{DeploymentId, LogQuery, LogSource, Server, ServerName};
+use skyport_build::{BuildRequest, Cancellation, Entrypoint, GitSource, GitUrl, Source, UploadId};
+use skyport_store::{Deployment, DeploymentId, LogQuery, LogSource, Server, ServerName};
 
+use crate::stream::{self, Start};
 use crate::{ApiError, AppState, views};
 
 /// Most log lines one request returns.
@@ -34,6 +36,9 @@ pub(crate) fn router() -> Router<AppState> {
             "/deployments/{id}",
             get(show_deployment).delete(remove_deployment),
         )
+        .route("/deployments/{id}/cancel", post(cancel_deployment))
+        .route("/deployments/{id}/logs", get(deployment_logs))
+        .route("/builds", get(list_builds))
         .route("/uploads", post(create_upload))
 }
 
@@ -126,6 +131,10 @@ async fn create_deployment(
         .transpose()?;
     let source = match body.source {
         SourceSpec::Upload(id) => Source::Upload(id.parse::<UploadId>()?),
+        SourceSpec::Git(GitSpec { url, reference }) => Source::Git(GitSource {
+            url: url.parse::<GitUrl>()?,
+            reference: reference.filter(|r| !r.is_empty()),
+        }),
     };
     let (server, _) = state
         .store
@@ -159,7 +168,43 @@ async fn remove_deployment(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Query of `GET /servers/{name}/logs`.
+/// `POST /deployments/{id}/cancel`: stops a queued or running build; answers the cancelled
+/// deployment.
+async fn cancel_deployment(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<DeploymentView>, ApiError> {
+    let (deployment, _) = existing_deployment(&state, &id).await?;
+    let cancellation = state.builder.cancel(&deployment.id).await;
+    let (deployment, server) = existing_deployment(&state, &id).await?;
+    match cancellation {
+        Cancellation::Cancelled => Ok(Json(views::deployment(deployment, &server))),
+        Cancellation::NotCancellable => Err(ApiError::Conflict(format!(
+            "the build of deployment {} is over ({}{}); only a queued or building deployment can be cancelled",
+            deployment.id,
+            views::status(deployment.status),
+            if server.live_deployment.as_ref() == Some(&deployment.id) {
+                ", live"
+            } else {
+                ""
+            }
+        ))),
+    }
+}
+
+/// `GET /builds`: the builds running, then those waiting, in queue order.
+async fn list_builds(State(state): State<AppState>) -> Result<Json<Vec<DeploymentView>>, ApiError> {
+    let mut builds = Vec::new();
+    for id in state.builder.active() {
+        // A build that ended since the list was taken is simply left out.
+        if let Ok((deployment, server)) = existing_deployment(&state, id.as_str()).await {
+            builds.push(views::deployment(deployment, &server));
+        }
+    }
+    Ok(Json(builds))
+}
+
+/// Query of the log endpoints.
 #[derive(Debug, Deserialize)]
 struct LogParams {
     /// `build` or `instance`; both when absent.
@@ -169,13 +214,18 @@ struct LogParams {
     /// Only lines after this cursor, oldest first; without it, the last `limit` lines.
     after: Option<i64>,
     limit: Option<u32>,
+    /// Stream lines as Server-Sent Events (like `Accept: text/event-stream`).
+    #[serde(default)]
+    follow: bool,
 }
 
+/// `GET /servers/{name}/logs`: a page of lines, or with `follow` a live stream of them.
 async fn server_logs(
     State(state): State<AppState>,
     Path(name): Path<String>,
     Query(params): Query<LogParams>,
-) -> Result<Json<LogPage>, ApiError> {
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let server = existing_server(&state, &name).await?;
     let deployment = params
         .deployment
@@ -187,19 +237,89 @@ async fn server_logs(
         deployment_id: deployment,
         source: params.source,
     };
-    let limit = params.limit.unwrap_or(500).min(MAX_LOG_PAGE);
+    if wants_stream(&headers, &params) {
+        let start = start(&headers, &params)?;
+        return Ok(stream::logs(state, query, start, None).into_response());
+    }
+    Ok(Json(page(&state, &query, &params).await?).into_response())
+}
+
+/// `GET /deployments/{id}/logs`: a deployment's build log; streamed, it ends with an `end`
+/// event once the build is over.
+async fn deployment_logs(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Query<LogParams>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (deployment, server) = existing_deployment(&state, &id).await?;
+    let query = LogQuery {
+        server_id: Some(server.id),
+        deployment_id: Some(deployment.id.clone()),
+        source: Some(LogSource::Build),
+    };
+    if wants_stream(&headers, &params) {
+        // A build log is short and read whole: without a cursor the stream starts at its top.
+        let start = resume_point(&headers)?
+            .or(params.after)
+            .map_or(Start::After(0), Start::After);
+        return Ok(stream::logs(state, query, start, Some(deployment.id)).into_response());
+    }
+    Ok(Json(page(&state, &query, &params).await?).into_response())
+}
+
+/// Most lines one page holds when no limit is given.
+const DEFAULT_LOG_PAGE: u32 = 500;
+
+async fn page(state: &AppState, query: &LogQuery, params: &LogParams) -> Result<LogPage, ApiError> {
+    let limit = params.limit.unwrap_or(DEFAULT_LOG_PAGE).min(MAX_LOG_PAGE);
     let logs = state.store.logs();
     let lines = match params.after {
-        Some(after) => logs.after(&query, after, limit).await?,
-        None => logs.tail(&query, limit).await?,
+        Some(after) => logs.after(query, after, limit).await?,
+        None => logs.tail(query, limit).await?,
     };
     let cursor = lines
         .last()
         .map_or(params.after.unwrap_or(0), |line| line.id);
-    Ok(Json(LogPage {
+    Ok(LogPage {
         lines: lines.into_iter().map(views::log_line).collect(),
         cursor,
-    }))
+    })
+}
+
+fn wants_stream(headers: &HeaderMap, params: &LogParams) -> bool {
+    params.follow
+        || headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.contains("text/event-stream"))
+}
+
+/// Where a server's log stream starts: a reconnecting client's `Last-Event-ID`, else
+/// `after`, else the last `limit` lines.
+fn start(headers: &HeaderMap, params: &LogParams) -> Result<Start, ApiError> {
+    Ok(match resume_point(headers)?.or(params.after) {
+        Some(after) => Start::After(after),
+        None => Start::Tail(params.limit.unwrap_or(DEFAULT_LOG_PAGE).min(MAX_LOG_PAGE)),
+    })
+}
+
+fn resume_point(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
+    let Some(value) = headers.get("last-event-id") else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::BadRequest(
+                "Last-Event-ID must be the id of an event this stream sent (a log cursor)"
+                    .to_owned(),
+            )
+        })
 }
 
 async fn create_upload(
@@ -223,10 +343,7 @@ async fn existing_server(state: &AppState, name: &str) -> Result<Server, ApiErro
         .ok_or_else(|| no_such_server(&name))
 }
 
-async fn existing_deployment(
-    state: &AppState,
-    id: &str,
-) -> Result<(skyport_store::Deployment, Server), ApiError> {
+async fn existing_deployment(state: &AppState, id: &str) -> Result<(Deployment, Server), ApiError> {
     let id = parse_deployment_id(id)?;
     let not_found = || ApiError::NotFound(format!("no deployment {id}"));
     let deployment = state

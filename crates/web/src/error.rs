@@ -54,6 +54,7 @@ impl ApiError {
                     (StatusCode::BAD_REQUEST, "unknown_upload")
                 }
                 BuildError::UploadBody(_) => (StatusCode::BAD_REQUEST, "bad_upload"),
+                BuildError::InvalidGitUrl(_) => (StatusCode::BAD_REQUEST, "invalid_git_url"),
                 BuildError::Io { .. } | BuildError::Store(_) => {
                     (StatusCode::INTERNAL_SERVER_ERROR, "internal")
                 }

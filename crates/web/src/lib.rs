@@ -8,6 +8,7 @@ mod api;
 mod auth;
 mod error;
 mod host;
+mod stream;
 mod views;
 
 use std::sync::Arc;

@@ -8,21 +8,32 @@ use axum::body::Body;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use skyport_build::Builder;
+use skyport_build::{BuildLimits, Builder};
 use skyport_gateway::Gateway;
 use skyport_runtime::{LocalRuntime, LocalRuntimeConfig, Runtime};
-use skyport_store::Store;
+use skyport_store::{LogSource, LogStream, NewLogLine, ServerName, Store, Timestamp};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 use tower::ServiceExt;
 
 use super::*;
+
+/// Bound for anything a test waits for; generous, because a loaded machine is slow.
+const WAIT: Duration = Duration::from_secs(60);
 
 struct Fixture {
     _dir: tempfile::TempDir,
     app: Router,
     token: String,
+    store: Store,
 }
 
 async fn fixture() -> Fixture {
+    fixture_with(BuildLimits::default()).await
+}
+
+async fn fixture_with(limits: BuildLimits) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_in_memory().await.unwrap();
     let admin = store.keys().ensure_admin().await.unwrap();
@@ -37,8 +48,8 @@ async fn fixture() -> Fixture {
     ));
     let gateway = Gateway::new(store.clone(), runtime.clone()).await.unwrap();
     let state = AppState {
-        builder: Builder::new(store.clone(), dir.path().to_path_buf()),
-        store,
+        builder: Builder::with_limits(store.clone(), dir.path().to_path_buf(), limits),
+        store: store.clone(),
         runtime,
         public_url: "http://127.0.0.1:8420".to_owned(),
     };
@@ -53,21 +64,122 @@ async fn fixture() -> Fixture {
         _dir: dir,
         app,
         token,
+        store,
     }
 }
 
 impl Fixture {
     async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let request = Request::builder()
+        send(&self.app, self.request(method, path, &[], body)).await
+    }
+
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Request<Body> {
+        let mut request = Request::builder()
             .method(method)
             .uri(path)
             .header("host", "127.0.0.1:8420")
             .header("authorization", format!("Bearer {}", self.token))
-            .header("content-type", "application/json")
+            .header("content-type", "application/json");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request
             .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
-            .unwrap();
-        send(&self.app, request).await
+            .unwrap()
     }
+
+    /// Opens an event stream; returns its body to read with [`read_until`].
+    async fn stream(&self, path: &str, headers: &[(&str, &str)]) -> Body {
+        let mut all = vec![("accept", "text/event-stream")];
+        all.extend_from_slice(headers);
+        let response = self
+            .app
+            .clone()
+            .oneshot(self.request("GET", path, &all, None))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let content_type = response.headers()["content-type"].to_str().unwrap();
+        assert!(
+            content_type.starts_with("text/event-stream"),
+            "{content_type}"
+        );
+        response.into_body()
+    }
+
+    async fn deploy(&self, server: &str, source: Value) -> Value {
+        let path = format!("/api/v1/servers/{server}/deployments");
+        let (status, body) = self
+            .call("POST", &path, Some(json!({ "source": source })))
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        body
+    }
+
+    /// Waits (bounded) until the deployment's status is `status`; returns it.
+    async fn await_status(&self, id: &str, status: &str) -> Value {
+        let path = format!("/api/v1/deployments/{id}");
+        let mut last = Value::Null;
+        for _ in 0..1200 {
+            let (_, body) = self.call("GET", &path, None).await;
+            if body["status"] == status {
+                return body;
+            }
+            last = body;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("deployment {id} never became {status}: {last}");
+    }
+}
+
+/// Reads an event stream until `done` holds for what was read, or until it ends; bounded.
+async fn read_until(body: &mut Body, done: impl Fn(&str) -> bool) -> String {
+    let mut text = String::new();
+    while !done(&text) {
+        match tokio::time::timeout(WAIT, body.frame()).await {
+            Ok(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    text.push_str(&String::from_utf8_lossy(data));
+                }
+            }
+            Ok(None) => break,
+            Ok(Some(Err(e))) => panic!("the stream failed: {e}; read so far:\n{text}"),
+            Err(_) => panic!("the stream stalled; read so far:\n{text}"),
+        }
+    }
+    text
+}
+
+/// A git "server" on loopback that accepts connections and never answers, so a build
+/// fetching from it stays in its source phase until it is stopped. Each accepted connection
+/// is reported on the channel.
+async fn silent_git_server() -> (String, mpsc::UnboundedReceiver<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let _ = tx.send(());
+            tokio::spawn(async move {
+                let mut sink = [0u8; 1024];
+                while matches!(socket.read(&mut sink).await, Ok(n) if n > 0) {}
+            });
+        }
+    });
+    (format!("http://{addr}/repo.git"), rx)
+}
+
+async fn next_connection(connections: &mut mpsc::UnboundedReceiver<()>) {
+    tokio::time::timeout(WAIT, connections.recv())
+        .await
+        .expect("no build connected to the git server")
+        .expect("the git server stopped");
 }
 
 async fn send(app: &Router, request: Request<Body>) -> (StatusCode, Value) {
@@ -163,4 +275,236 @@ async fn requests_for_foreign_host_names_are_refused_on_loopback() {
             .unwrap()
             .contains("DNS rebinding")
     );
+}
+
+#[tokio::test]
+async fn git_sources_are_validated_and_never_show_credentials() {
+    let f = fixture().await;
+    let deploy = json!({"source": {"git": {"url": "ext::sh -c touch% /tmp/x"}}});
+    let (status, body) = f
+        .call("POST", "/api/v1/servers/g/deployments", Some(deploy))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_git_url");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("https://"),
+        "the error does not say what is accepted: {body}"
+    );
+    let (status, _) = f.call("GET", "/api/v1/servers/g", None).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "a refused deploy created the server"
+    );
+
+    let (url, mut connections) = silent_git_server().await;
+    let with_secret = url.replace("http://", "http://deploy:s3cret@");
+    let created = f
+        .deploy("g", json!({"git": {"url": with_secret, "ref": "main"}}))
+        .await;
+    assert_eq!(created["git_ref"], "main");
+    assert!(!created.to_string().contains("s3cret"), "{created}");
+    next_connection(&mut connections).await;
+    let id = created["id"].as_str().unwrap();
+    let (status, body) = f
+        .call("POST", &format!("/api/v1/deployments/{id}/cancel"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, log) = f
+        .call("GET", "/api/v1/servers/g/logs?source=build", None)
+        .await;
+    assert!(!log.to_string().contains("s3cret"), "{log}");
+}
+
+#[tokio::test]
+async fn builds_wait_for_a_slot_are_superseded_and_cancelled() {
+    let f = fixture_with(BuildLimits {
+        concurrency: 1,
+        ..BuildLimits::default()
+    })
+    .await;
+    let (url, mut connections) = silent_git_server().await;
+    let running = f.deploy("q", json!({"git": {"url": url}})).await;
+    let running = running["id"].as_str().unwrap().to_owned();
+    next_connection(&mut connections).await;
+
+    let older = f.deploy("q", json!({"git": {"url": url}})).await;
+    assert_eq!(older["status"], "queued");
+    let other_branch = f
+        .deploy("q", json!({"git": {"url": url, "ref": "dev"}}))
+        .await;
+    let newer = f.deploy("q", json!({"git": {"url": url}})).await;
+    let newer_id = newer["id"].as_str().unwrap();
+    let older = f
+        .await_status(older["id"].as_str().unwrap(), "failed")
+        .await;
+    assert_eq!(older["failure"]["kind"], "cancelled");
+    assert!(
+        older["failure"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(newer_id),
+        "the superseded build does not name the newer one: {older}"
+    );
+    let (_, builds) = f.call("GET", "/api/v1/builds", None).await;
+    let ids: Vec<&str> = builds
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|b| b["id"].as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            running.as_str(),
+            other_branch["id"].as_str().unwrap(),
+            newer_id
+        ]
+    );
+
+    // A queued build is taken out of the queue.
+    let (status, body) = f
+        .call(
+            "POST",
+            &format!("/api/v1/deployments/{newer_id}/cancel"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "failed");
+    assert_eq!(body["failure"]["kind"], "cancelled");
+
+    // A running build is stopped: its live log ends with the outcome, and the slot goes to
+    // the next build in the queue.
+    let mut stream = f
+        .stream(&format!("/api/v1/deployments/{running}/logs"), &[])
+        .await;
+    read_until(&mut stream, |t| t.contains("event: deployment")).await;
+    let (status, body) = f
+        .call(
+            "POST",
+            &format!("/api/v1/deployments/{running}/cancel"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["failure"]["kind"], "cancelled");
+    assert_eq!(body["failure"]["message"], "cancelled by request");
+    let text = read_until(&mut stream, |_| false).await;
+    let end = text
+        .split("event: end")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no end event:\n{text}"));
+    assert!(end.contains("\"cancelled\""), "{text}");
+    assert!(
+        text.contains("cancelled by request"),
+        "the log lacks the reason:\n{text}"
+    );
+    next_connection(&mut connections).await;
+
+    let (status, body) = f
+        .call(
+            "POST",
+            &format!("/api/v1/deployments/{running}/cancel"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "conflict");
+    let other = other_branch["id"].as_str().unwrap();
+    f.call("POST", &format!("/api/v1/deployments/{other}/cancel"), None)
+        .await;
+    let (status, _) = f
+        .call(
+            "POST",
+            "/api/v1/deployments/dep_00000000000000000000000000/cancel",
+            None,
+        )
+        .await;
+    assert!(
+        status == StatusCode::NOT_FOUND || status == StatusCode::BAD_REQUEST,
+        "{status}"
+    );
+}
+
+#[tokio::test]
+async fn builds_past_their_time_limit_fail_naming_the_limit_and_phase() {
+    let f = fixture_with(BuildLimits {
+        timeout: Duration::from_secs(1),
+        ..BuildLimits::default()
+    })
+    .await;
+    let (url, _connections) = silent_git_server().await;
+    let created = f.deploy("slow", json!({"git": {"url": url}})).await;
+    let failed = f
+        .await_status(created["id"].as_str().unwrap(), "failed")
+        .await;
+    assert_eq!(failed["failure"]["kind"], "timeout", "{failed}");
+    let message = failed["failure"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("1s") && message.contains("source"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn server_logs_stream_live_and_resume_after_the_last_event() {
+    let f = fixture().await;
+    f.call("PUT", "/api/v1/servers/live", Some(json!({}))).await;
+    let name: ServerName = "live".parse().unwrap();
+    let server = f.store.servers().get(&name).await.unwrap().unwrap();
+    let writer = f.store.logs().writer();
+    let line = |text: &str| NewLogLine {
+        server_id: server.id.clone(),
+        deployment_id: None,
+        instance_id: None,
+        source: LogSource::Instance,
+        stream: LogStream::Stdout,
+        phase: None,
+        at: Timestamp::now(),
+        line: text.to_owned(),
+    };
+    writer.write(line("first"));
+    writer.flush().await;
+
+    let mut stream = f.stream("/api/v1/servers/live/logs?follow=true", &[]).await;
+    let text = read_until(&mut stream, |t| t.contains("first")).await;
+    let first_id = text
+        .lines()
+        .find_map(|l| l.strip_prefix("id: ").or_else(|| l.strip_prefix("id:")))
+        .unwrap_or_else(|| panic!("no id on the line event:\n{text}"))
+        .to_owned();
+    writer.write(line("second"));
+    read_until(&mut stream, |t| t.contains("second")).await;
+    drop(stream);
+
+    let mut resumed = f
+        .stream(
+            "/api/v1/servers/live/logs",
+            &[("last-event-id", first_id.as_str())],
+        )
+        .await;
+    let text = read_until(&mut resumed, |t| t.contains("second")).await;
+    assert!(
+        !text.contains("first"),
+        "a resumed stream repeated a line:\n{text}"
+    );
+    let data = text
+        .lines()
+        .find_map(|l| l.strip_prefix("data:"))
+        .unwrap_or_default();
+    let view: Value = serde_json::from_str(data.trim()).unwrap();
+    assert_eq!(view["stream"], "stdout");
+    assert!(
+        view.get("phase").is_some() && view.get("at").is_some(),
+        "{view}"
+    );
+
+    let (status, body) = f
+        .call("GET", "/api/v1/servers/live/logs?follow=true&after=x", None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }

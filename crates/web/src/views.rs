@@ -1,8 +1,8 @@
 //! From the store's records to the API's views.
 
-use skyport_api::{DeploymentView, FailureView, InstanceView, LogLineView, ServerView};
+use skyport_api::{CommitView, DeploymentView, FailureView, InstanceView, LogLineView, ServerView};
 use skyport_runtime::InstanceInfo;
-use skyport_store::{Deployment, LogLine, Server};
+use skyport_store::{Commit, Deployment, DeploymentStatus, LogLine, Server};
 
 /// A server with its URL and the instances of its live deployment.
 pub(crate) fn server(server: Server, public_url: &str, running: &[InstanceInfo]) -> ServerView {
@@ -32,9 +32,20 @@ pub(crate) fn server(server: Server, public_url: &str, running: &[InstanceInfo])
 /// A deployment of `server`.
 pub(crate) fn deployment(deployment: Deployment, server: &Server) -> DeploymentView {
     let live = server.live_deployment.as_ref() == Some(&deployment.id);
-    let (entrypoint, inspection) = match deployment.built {
-        Some(built) => (Some(built.entrypoint), Some(built.inspection)),
-        None => (deployment.requested_entrypoint, None),
+    let pruned = deployment.pruned_at.is_some();
+    let (entrypoint, inspection, artifact, manifest) = match deployment.built {
+        Some(built) => (
+            Some(built.entrypoint),
+            Some(built.inspection),
+            Some(built.artifact).filter(|a| !a.is_empty()),
+            built.manifest,
+        ),
+        None => (
+            deployment.requested_entrypoint,
+            None,
+            None,
+            serde_json::Value::Null,
+        ),
     };
     DeploymentView {
         id: deployment.id,
@@ -43,7 +54,20 @@ pub(crate) fn deployment(deployment: Deployment, server: &Server) -> DeploymentV
         live,
         phase: deployment.phase,
         source: deployment.source,
+        git_ref: deployment.git_ref,
+        commit: deployment.commit.map(commit),
         entrypoint,
+        artifact,
+        python: manifest["python"].as_str().map(str::to_owned),
+        packages: manifest["packages"]
+            .as_array()
+            .map(|p| {
+                p.iter()
+                    .filter_map(|p| p.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        pruned,
         failure: deployment.failure.map(|f| FailureView {
             kind: f.kind,
             message: f.message,
@@ -55,6 +79,26 @@ pub(crate) fn deployment(deployment: Deployment, server: &Server) -> DeploymentV
     }
 }
 
+/// The status as the API spells it.
+pub(crate) fn status(status: DeploymentStatus) -> &'static str {
+    match status {
+        DeploymentStatus::Queued => "queued",
+        DeploymentStatus::Building => "building",
+        DeploymentStatus::Ready => "ready",
+        DeploymentStatus::Failed => "failed",
+    }
+}
+
+fn commit(commit: Commit) -> CommitView {
+    CommitView {
+        short: commit.sha.chars().take(12).collect(),
+        sha: commit.sha,
+        author: commit.author,
+        message: commit.message,
+        committed_at: commit.committed_at,
+    }
+}
+
 /// A log line.
 pub(crate) fn log_line(line: LogLine) -> LogLineView {
     LogLineView {
@@ -62,6 +106,7 @@ pub(crate) fn log_line(line: LogLine) -> LogLineView {
         at: line.line.at,
         source: line.line.source,
         stream: line.line.stream,
+        phase: line.line.phase,
         deployment: line.line.deployment_id,
         instance: line.line.instance_id.map(|i| i.to_string()),
         line: line.line.line,
