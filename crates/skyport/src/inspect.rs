@@ -241,27 +241,14 @@ pub(crate) async fn logs(connection: &Connection, args: LogsArgs) -> anyhow::Res
     // Follows until Ctrl-C, reopening the stream where it broke (Skyport restarting, say).
     loop {
         let mut stream = client.follow_logs(&args.name, &filter).await?;
-        loop {
-            let event = tokio::select! {
-                _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
-                event = stream.next() => event,
-            };
-            match event {
-                Ok(Some(LogEvent::Line(line))) => {
-                    let mut out = std::io::stdout().lock();
-                    print_line(&mut out, &line, args.json)?;
-                    out.flush()?;
-                }
-                Ok(Some(_)) => {}
-                Ok(None) | Err(_) => break,
-            }
+        if let Followed::Interrupted = print_events(&mut stream, args.json).await? {
+            return Ok(ExitCode::SUCCESS);
         }
         if let Some(cursor) = stream.cursor() {
             filter.after = Some(cursor);
         }
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
-            () = tokio::time::sleep(RECONNECT_PAUSE) => {}
+        if pause_or_interrupt().await {
+            return Ok(ExitCode::SUCCESS);
         }
     }
 }
@@ -272,39 +259,68 @@ async fn follow_build(client: &Client, id: &str, json: bool) -> anyhow::Result<E
     let mut cursor = None;
     loop {
         let mut stream = client.follow_build(id, cursor).await?;
-        loop {
-            let event = tokio::select! {
-                _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
-                event = stream.next() => event,
-            };
-            match event {
-                Ok(Some(LogEvent::Line(line))) => {
-                    let mut out = std::io::stdout().lock();
-                    print_line(&mut out, &line, json)?;
-                    out.flush()?;
-                }
-                Ok(Some(LogEvent::End(deployment))) => {
-                    return Ok(match &deployment.failure {
-                        Some(failure) => {
-                            eprintln!(
-                                "build {id} failed ({}): {}",
-                                failure.kind.as_str(),
-                                failure.message.lines().next().unwrap_or_default()
-                            );
-                            ExitCode::FAILURE
-                        }
-                        None => ExitCode::SUCCESS,
-                    });
-                }
-                Ok(Some(LogEvent::Deployment(_))) => {}
-                Ok(None) | Err(_) => break,
+        match print_events(&mut stream, json).await? {
+            Followed::Interrupted => return Ok(ExitCode::SUCCESS),
+            Followed::Ended(deployment) => {
+                return Ok(match &deployment.failure {
+                    Some(failure) => {
+                        eprintln!(
+                            "build {id} failed ({}): {}",
+                            failure.kind.as_str(),
+                            failure.message.lines().next().unwrap_or_default()
+                        );
+                        ExitCode::FAILURE
+                    }
+                    None => ExitCode::SUCCESS,
+                });
             }
+            Followed::Broken => {}
         }
         cursor = stream.cursor().or(cursor);
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
-            () = tokio::time::sleep(RECONNECT_PAUSE) => {}
+        if pause_or_interrupt().await {
+            return Ok(ExitCode::SUCCESS);
         }
+    }
+}
+
+/// How printing a log stream stopped.
+enum Followed {
+    /// Ctrl-C.
+    Interrupted,
+    /// The build it followed is over.
+    Ended(Box<DeploymentView>),
+    /// The connection ended; reopen it from the last cursor.
+    Broken,
+}
+
+/// Prints a stream's lines as they come until it ends, breaks or the user interrupts.
+async fn print_events(
+    stream: &mut skyport_client::LogStream,
+    json: bool,
+) -> anyhow::Result<Followed> {
+    loop {
+        let event = tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(Followed::Interrupted),
+            event = stream.next() => event,
+        };
+        match event {
+            Ok(Some(LogEvent::Line(line))) => {
+                let mut out = std::io::stdout().lock();
+                print_line(&mut out, &line, json)?;
+                out.flush()?;
+            }
+            Ok(Some(LogEvent::End(deployment))) => return Ok(Followed::Ended(deployment)),
+            Ok(Some(LogEvent::Deployment(_))) => {}
+            Ok(None) | Err(_) => return Ok(Followed::Broken),
+        }
+    }
+}
+
+/// Waits before reconnecting; true when the user pressed Ctrl-C meanwhile.
+async fn pause_or_interrupt() -> bool {
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => true,
+        () = tokio::time::sleep(RECONNECT_PAUSE) => false,
     }
 }
 
