@@ -22,7 +22,7 @@ use crate::toolchain::{Interpreter, Toolchain};
 
 /// Changes whenever what goes into an environment changes (the commands below, the always
 /// installed packages), so that old environments are not reused for the new recipe.
-const RECIPE: &str = "skyport-env-5: uv venv --relocatable; uv pip install --compile-bytecode [-r FILE]... [DEP]... [fastmcp]; uv pip freeze";
+const RECIPE: &str = "skyport-env-6: uv venv --relocatable; uv pip install [-r FILE]... [DEP]... [fastmcp]; uv pip freeze; compileall later";
 /// The package every environment gets unless the source already asks for it: the launcher
 /// needs FastMCP to load and serve the server.
 const ALWAYS_INSTALLED: &str = "fastmcp";
@@ -266,6 +266,32 @@ pub(crate) struct Environment {
     pub(crate) key: String,
     /// `name==version` of every installed package.
     pub(crate) packages: Vec<String>,
+    /// Whether this build created it (so its bytecode is not compiled yet).
+    pub(crate) created: bool,
+}
+
+/// Compiles the bytecode of every module in a new environment, so that cold starts never
+/// compile. It runs after the deploy that created the environment, one process at a time;
+/// Python writes each `.pyc` atomically, so instances importing meanwhile are unaffected.
+pub(crate) async fn compile_bytecode(env: PathBuf) {
+    let mut cmd = command(env.join("bin").join("python"));
+    cmd.args(["-m", "compileall", "-q", "-j", "1"])
+        .arg(env.join("lib"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let started = Instant::now();
+    match tokio::time::timeout(TIME_LIMIT, cmd.status()).await {
+        Ok(Ok(status)) => tracing::info!(
+            environment = %env.display(),
+            %status,
+            seconds = started.elapsed().as_secs_f64(),
+            "compiled the environment's bytecode"
+        ),
+        Ok(Err(e)) => tracing::warn!(error = %e, "cannot compile an environment's bytecode"),
+        Err(_) => tracing::warn!("compiling an environment's bytecode did not finish in time"),
+    }
 }
 
 /// One lock per cache key, so that concurrent builds with the same dependencies build the
@@ -309,7 +335,8 @@ pub(crate) async fn ensure(
     let key = cache_key(toolchain, python, req);
     let env = settings.envs.join(&key);
     let _building = settings.locks.lock(&key).await;
-    if !env.join(COMPLETE).is_file() {
+    let created = !env.join(COMPLETE).is_file();
+    if created {
         create(toolchain, python, src, req, settings, &key, log).await?;
     } else {
         log.info(&format!("reusing environment {key} (cached)"));
@@ -324,6 +351,7 @@ pub(crate) async fn ensure(
         path: env,
         key,
         packages,
+        created,
     })
 }
 
@@ -415,12 +443,11 @@ async fn fill(
         ));
     }
     let python = tmp.join("bin").join("python");
+    // Bytecode is compiled after the deploy (see `compile_bytecode`), not here: it is seconds
+    // of work that the first deploy of new dependencies need not wait for.
     let mut install_args = vec![
         OsStr::new("pip"),
         OsStr::new("install"),
-        // Instances start from an environment that is never written again: without compiled
-        // bytecode every cold start would compile each imported module anew.
-        OsStr::new("--compile-bytecode"),
         OsStr::new("--python"),
         python.as_os_str(),
     ];

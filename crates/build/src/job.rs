@@ -302,6 +302,7 @@ async fn build(
     };
     let dest = inner.dirs.artifacts.join(&hash);
     let reused = artifact::load(&dest);
+    let mut compile_later = None;
     let (manifest, inspection) = match reused {
         Some((manifest, inspection)) => {
             log.info(&format!(
@@ -365,6 +366,9 @@ async fn build(
                     Failure::new(FailureKind::Internal, format!("finishing crashed: {e}"))
                 })??;
             log.info(&format!("artifact {hash} stored"));
+            if env.created {
+                compile_later = Some(env.path.clone());
+            }
             (manifest, inspected.inspection)
         }
     };
@@ -412,6 +416,9 @@ async fn build(
     }
     log.flush().await;
     tracing::info!("build succeeded and was promoted");
+    if let Some(env) = compile_later {
+        inner.jobs.spawn(environment::compile_bytecode(env));
+    }
     // Housekeeping runs on its own so that it does not hold the build's queue slot.
     inner.jobs.spawn(artifact::collect_garbage(
         inner.store.clone(),

@@ -207,16 +207,21 @@ fn numbers(text: &str) -> Option<Vec<u32>> {
 
 /// Finds Python and uv, installing uv into `tools/uv` if there is none.
 pub(crate) async fn discover(tools: &Path, log: &BuildLog) -> Result<Toolchain, Failure> {
-    let (python, python_version) = find_python().await?;
+    // Every candidate at once: through shims (pyenv) a probe takes a few hundred milliseconds.
+    let probes = futures_util::future::join_all(
+        PYTHON_CANDIDATES
+            .iter()
+            .map(|candidate| probe_python(Path::new(candidate))),
+    )
+    .await;
+    let (python, python_version) = find_python(&probes).await?;
     let (uv, uv_version) = find_uv(tools, &python, log).await?;
     let mut interpreters = vec![Interpreter {
         path: python.clone(),
         version: python_version.clone(),
     }];
-    for candidate in PYTHON_CANDIDATES {
-        if let Ok((path, version)) = probe_python(Path::new(candidate)).await
-            && !interpreters.iter().any(|i| i.path == path)
-        {
+    for (path, version) in probes.into_iter().flatten() {
+        if !interpreters.iter().any(|i| i.path == path) {
             interpreters.push(Interpreter { path, version });
         }
     }
@@ -229,7 +234,10 @@ pub(crate) async fn discover(tools: &Path, log: &BuildLog) -> Result<Toolchain, 
     })
 }
 
-async fn find_python() -> Result<(PathBuf, String), Failure> {
+/// `SKYPORT_PYTHON`, else the first usable of the probed candidates (in preference order).
+async fn find_python(
+    probes: &[Result<(PathBuf, String), String>],
+) -> Result<(PathBuf, String), Failure> {
     if let Some(chosen) = std::env::var_os("SKYPORT_PYTHON") {
         let chosen = PathBuf::from(chosen);
         return probe_python(&chosen).await.map_err(|why| {
@@ -242,9 +250,9 @@ async fn find_python() -> Result<(PathBuf, String), Failure> {
         });
     }
     let mut tried = Vec::new();
-    for candidate in PYTHON_CANDIDATES {
-        match probe_python(Path::new(candidate)).await {
-            Ok(found) => return Ok(found),
+    for (candidate, probe) in PYTHON_CANDIDATES.iter().zip(probes) {
+        match probe {
+            Ok(found) => return Ok(found.clone()),
             Err(why) => tried.push(format!("{candidate}: {why}")),
         }
     }
