@@ -1,8 +1,9 @@
 //! The operating-system edge of the local runtime, and the crate's only `unsafe`: handing a
-//! listening socket to a child and tying the child's life to Skyport's need a few syscalls
-//! between `fork` and `exec`, and stopping a process group needs `kill(2)`.
+//! listening socket to a child, tying the child's life to Skyport's and confining its memory
+//! need a few syscalls between `fork` and `exec`, and stopping processes needs `kill(2)`.
 #![allow(unsafe_code)]
 
+use std::fs::File;
 use std::io;
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
@@ -13,19 +14,52 @@ use tokio::process::{Child, Command};
 /// (`SKYPORT_LISTEN_FD`); 3 is the first one after stdin, stdout and stderr.
 pub(crate) const LISTEN_FD: i32 = 3;
 
+/// How an instance's memory is capped.
+pub(crate) enum Confinement {
+    /// It moves itself into a cgroup by writing `0` to this open `cgroup.procs` (opened before
+    /// the fork, so the child needs no path or allocation).
+    Cgroup(File),
+    /// No cgroups: its address space is capped at this many bytes (`RLIMIT_AS`).
+    AddressSpace(u64),
+}
+
 /// Starts `command` in its own process group with `listener` as descriptor [`LISTEN_FD`],
-/// killed by the kernel if Skyport dies, even by `SIGKILL`.
+/// confined as `confinement` says, killed by the kernel if Skyport dies, even by `SIGKILL`.
 ///
 /// `PR_SET_PDEATHSIG` fires when the *thread* that forked exits, so this must be called from
 /// a thread that lives as long as Skyport (a runtime worker, not a blocking-pool thread).
-pub(crate) fn spawn_instance(mut command: Command, listener: &TcpListener) -> io::Result<Child> {
+pub(crate) fn spawn_instance(
+    mut command: Command,
+    listener: &TcpListener,
+    confinement: &Confinement,
+) -> io::Result<Child> {
     let socket = listener.as_raw_fd();
     let parent = std::process::id();
+    let (cgroup, address_space) = match confinement {
+        Confinement::Cgroup(procs) => (Some(procs.as_raw_fd()), None),
+        Confinement::AddressSpace(bytes) => (None, Some(*bytes)),
+    };
     command.process_group(0);
     // SAFETY: the closure runs in the forked child before exec and calls only
-    // async-signal-safe functions (dup2, fcntl, prctl, getppid); it allocates nothing.
+    // async-signal-safe functions (write, setrlimit, dup2, fcntl, prctl, getppid) on
+    // descriptors and values prepared before the fork; it allocates nothing.
     unsafe {
         command.pre_exec(move || {
+            // First, so that everything the instance allocates is charged to its cgroup.
+            if let Some(procs) = cgroup
+                && libc::write(procs, b"0".as_ptr().cast(), 1) != 1
+            {
+                return Err(io::Error::last_os_error());
+            }
+            if let Some(bytes) = address_space {
+                let limit = libc::rlimit {
+                    rlim_cur: bytes,
+                    rlim_max: bytes,
+                };
+                if libc::setrlimit(libc::RLIMIT_AS, &limit) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
             if socket == LISTEN_FD {
                 let flags = libc::fcntl(socket, libc::F_GETFD);
                 if flags < 0 || libc::fcntl(socket, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
@@ -56,14 +90,21 @@ pub(crate) fn signal_group(pid: u32, signal: Signal) {
     let Ok(pid) = libc::pid_t::try_from(pid) else {
         return;
     };
-    let signal = match signal {
-        Signal::Terminate => libc::SIGTERM,
-        Signal::Kill => libc::SIGKILL,
-    };
     // SAFETY: kill(2) has no memory-safety preconditions; a group that is already gone
     // yields ESRCH, which is what we want to ignore.
     unsafe {
-        libc::kill(-pid, signal);
+        libc::kill(-pid, signal.number());
+    }
+}
+
+/// Sends `signal` to the single process `pid`.
+pub(crate) fn signal_process(pid: u32, signal: Signal) {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return;
+    };
+    // SAFETY: as in `signal_group`.
+    unsafe {
+        libc::kill(pid, signal.number());
     }
 }
 
@@ -74,4 +115,13 @@ pub(crate) enum Signal {
     Terminate,
     /// Stop now (`SIGKILL`).
     Kill,
+}
+
+impl Signal {
+    fn number(self) -> libc::c_int {
+        match self {
+            Signal::Terminate => libc::SIGTERM,
+            Signal::Kill => libc::SIGKILL,
+        }
+    }
 }
