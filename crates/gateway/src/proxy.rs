@@ -26,6 +26,9 @@ use crate::error::GatewayError;
 use crate::sessions::Session;
 use crate::{Gateway, MAX_REQUEST_BODY};
 
+/// How long a failed forward waits to learn whether its instance died.
+const EXIT_WAIT: Duration = Duration::from_secs(2);
+
 /// The pooled HTTP/1 client to instances; connections are reused across requests.
 pub(crate) struct Upstream {
     client: Client<HttpConnector, Full<Bytes>>,
@@ -97,26 +100,19 @@ async fn proxy(
         .await
         .map_err(|e| GatewayError::Internal(e.to_string()))?
         .ok_or_else(|| GatewayError::UnknownServer(name.to_owned()))?;
-    let live = route
-        .live
-        .ok_or_else(|| GatewayError::NotDeployed(name.to_owned()))?;
+    let target = Target::live(route).ok_or_else(|| GatewayError::NotDeployed(name.to_owned()))?;
     let call = Call {
-        session: session(gateway, &parts.headers, &server, &live.id)?,
+        session: session(gateway, &parts.headers, &server, &target.deployment)?,
         initialize: message.as_ref().is_some_and(jsonrpc::Body::is_initialize),
         id: id.clone(),
         server,
     };
 
-    let target = Target {
-        server_id: route.server_id,
-        server_name: call.server.clone(),
-        deployment: live.id,
-        launch: live.launch,
-    };
+    let affinity = call.session.as_ref().map(|(_, s)| &s.instance);
     let lease = gateway
         .inner
         .runtime
-        .acquire(&target)
+        .acquire(&target, affinity)
         .await
         .map_err(|error| GatewayError::Start {
             server: name.to_owned(),
@@ -131,16 +127,33 @@ async fn proxy(
     }
 
     let upstream_request = upstream_request(&parts, body, &call, &lease)?;
-    let response = gateway
+    let response = match gateway
         .inner
         .upstream
         .client
         .request(upstream_request)
         .await
-        .map_err(|e| GatewayError::Upstream {
-            server: name.to_owned(),
-            detail: e.to_string(),
-        })?;
+    {
+        Ok(response) => response,
+        Err(e) => {
+            lease.fail();
+            // A dropped connection is most often the instance dying (a crash, an
+            // out-of-memory kill): say how it ended rather than how the socket did.
+            return Err(match lease.exit(EXIT_WAIT).await {
+                Some(exit) => GatewayError::InstanceExited {
+                    server: name.to_owned(),
+                    exit,
+                },
+                None => GatewayError::Upstream {
+                    server: name.to_owned(),
+                    detail: e.to_string(),
+                },
+            });
+        }
+    };
+    if response.status().is_server_error() {
+        lease.fail();
+    }
     Ok(client_response(
         gateway,
         &parts.method,

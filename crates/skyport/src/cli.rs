@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -97,6 +98,83 @@ pub(crate) struct DeployArgs {
     /// Print the deployment as JSON.
     #[arg(long)]
     pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) settings: SettingsArgs,
+}
+
+/// How a server's instances run (`deploy` and `servers set`); absent flags keep the value.
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct SettingsArgs {
+    /// Memory cap of each instance, e.g. 512M or 2G [default for new servers: 1024M]
+    #[arg(long, value_parser = parse_size)]
+    pub(crate) memory: Option<u64>,
+    /// Stop an instance after this long without requests, e.g. 30s, 5m [default: 5m]
+    #[arg(long, value_parser = parse_duration)]
+    pub(crate) idle_timeout: Option<Duration>,
+    /// Instances kept running even when idle [default: 0]
+    #[arg(long)]
+    pub(crate) min_instances: Option<u32>,
+    /// Most instances started when the running ones are busy [default: 4]
+    #[arg(long)]
+    pub(crate) max_instances: Option<u32>,
+}
+
+/// A size like `512M`, `2G`, `1048576` (bytes); K, M and G are powers of 1024.
+pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let upper = text.to_ascii_uppercase();
+    let digits = upper
+        .trim_end_matches('B')
+        .trim_end_matches('I')
+        .trim_end_matches(['K', 'M', 'G']);
+    let unit = &upper[digits.len()..];
+    let scale: u64 = match unit.trim_end_matches('B').trim_end_matches('I') {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        _ => return Err(format!("'{text}' is not a size: write e.g. 512M or 2G")),
+    };
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{text}' is not a size: write e.g. 512M or 2G"))?;
+    number
+        .checked_mul(scale)
+        .ok_or_else(|| format!("'{text}' is too large"))
+}
+
+/// A duration like `500ms`, `30s`, `5m`, `2h`, or `1h30m`; a bare number is seconds.
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("'{text}' is not a duration: write e.g. 30s, 5m or 1h30m");
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(seconds));
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        let number: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest.len()
+            - rest
+                .trim_start_matches(|c: char| c.is_ascii_alphabetic())
+                .len();
+        let part = match &rest[..unit_len] {
+            "ms" => Duration::from_millis(number),
+            "s" => Duration::from_secs(number),
+            "m" => Duration::from_secs(number.saturating_mul(60)),
+            "h" => Duration::from_secs(number.saturating_mul(3600)),
+            "d" => Duration::from_secs(number.saturating_mul(86_400)),
+            _ => return Err(bad()),
+        };
+        rest = &rest[unit_len..];
+        total = total.saturating_add(part);
+    }
+    if text.is_empty() {
+        return Err(bad());
+    }
+    Ok(total)
 }
 
 #[derive(Debug, Args)]
@@ -116,6 +194,13 @@ pub(crate) enum ServersCommand {
     Show {
         /// The server.
         name: String,
+    },
+    /// Change how a server's instances run (memory, idle timeout, instance counts).
+    Set {
+        /// The server.
+        name: String,
+        #[command(flatten)]
+        settings: SettingsArgs,
     },
     /// Remove a server, its deployments and instances.
     Rm {
@@ -146,7 +231,31 @@ pub(crate) struct LogsArgs {
     /// How many past lines to show.
     #[arg(long, short = 'n', default_value_t = 200)]
     pub(crate) lines: u32,
+    /// Only lines from the last DURATION, e.g. 10m or 2h.
+    #[arg(long, value_parser = parse_duration)]
+    pub(crate) since: Option<Duration>,
     /// Print JSON lines.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_durations_parse_as_documented() {
+        assert_eq!(parse_size("512M"), Ok(512 << 20));
+        assert_eq!(parse_size("2g"), Ok(2 << 30));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("lots").unwrap_err().contains("512M"));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
+        assert!(parse_duration("5 minutes").is_err());
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("m").is_err());
+    }
 }

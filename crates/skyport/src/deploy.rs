@@ -6,11 +6,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use skyport_api::{CreateDeployment, DeploymentView, SourceSpec};
+use skyport_api::{CreateDeployment, DeploymentView, SettingsUpdate, SourceSpec};
 use skyport_client::{Client, LogFilter};
 use skyport_store::{DeploymentStatus, ServerName};
 
-use crate::cli::{Connection, DeployArgs};
+use crate::cli::{Connection, DeployArgs, SettingsArgs};
 use crate::config;
 use crate::progress::Progress;
 
@@ -29,6 +29,7 @@ pub(crate) async fn deploy(connection: &Connection, args: DeployArgs) -> anyhow:
         entrypoint: args.entrypoint.as_deref(),
         description: args.description.as_deref(),
         verbose: args.verbose,
+        settings: settings_update(&args.settings),
     };
     let deployment = if args.no_wait {
         start(&client, &request).await?
@@ -56,6 +57,17 @@ pub(crate) struct Deploy<'a> {
     pub(crate) entrypoint: Option<&'a str>,
     pub(crate) description: Option<&'a str>,
     pub(crate) verbose: bool,
+    pub(crate) settings: SettingsUpdate,
+}
+
+/// The API's form of the settings flags.
+pub(crate) fn settings_update(args: &SettingsArgs) -> SettingsUpdate {
+    SettingsUpdate {
+        memory_bytes: args.memory,
+        idle_timeout_seconds: args.idle_timeout.map(|d| d.as_secs().max(1)),
+        min_instances: args.min_instances,
+        max_instances: args.max_instances,
+    }
 }
 
 /// Deploys and waits for the build; a failed build is returned, not an error, so callers can
@@ -93,6 +105,7 @@ async fn start(client: &Client, request: &Deploy<'_>) -> anyhow::Result<Deployme
         source: SourceSpec::Upload(upload.id),
         entrypoint: request.entrypoint.map(str::to_owned),
         description: request.description.map(str::to_owned),
+        settings: (!request.settings.is_empty()).then(|| request.settings.clone()),
     };
     Ok(client.deploy(name.as_str(), &body).await?)
 }
@@ -109,6 +122,7 @@ async fn follow(
         deployment: Some(deployment.id.to_string()),
         after: Some(0),
         limit: Some(1000),
+        since: None,
     };
     let mut recent: Vec<String> = Vec::new();
     let mut ready_since: Option<std::time::Instant> = None;

@@ -2,7 +2,8 @@
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -11,7 +12,8 @@ use skyport_api::{
     UploadCreated,
 };
 use skyport_build::{BuildRequest, Entrypoint, Source, UploadId};
-use skyport_store::{DeploymentId, LogQuery, LogSource, Server, ServerName};
+use skyport_runtime::render_prometheus;
+use skyport_store::{DeploymentId, LogQuery, LogSource, Server, ServerName, Timestamp};
 
 use crate::{ApiError, AppState, views};
 
@@ -46,14 +48,29 @@ pub(crate) async fn health() -> Json<Health> {
 }
 
 async fn list_servers(State(state): State<AppState>) -> Result<Json<Vec<ServerView>>, ApiError> {
-    let running = state.runtime.instances();
+    let live = live(&state);
     let servers = state.store.servers().list().await?;
     Ok(Json(
         servers
             .into_iter()
-            .map(|s| views::server(s, &state.public_url, &running))
+            .map(|s| views::server(s, &state.public_url, &live))
             .collect(),
     ))
+}
+
+fn live(state: &AppState) -> views::Live {
+    views::Live {
+        instances: state.runtime.instances(),
+        metrics: state.runtime.metrics(),
+    }
+}
+
+/// `GET /metrics`: the runtime's figures in the Prometheus text format.
+pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        render_prometheus(&state.runtime.metrics()),
+    )
 }
 
 async fn show_server(
@@ -64,7 +81,7 @@ async fn show_server(
     Ok(Json(views::server(
         server,
         &state.public_url,
-        &state.runtime.instances(),
+        &live(&state),
     )))
 }
 
@@ -74,17 +91,20 @@ async fn put_server(
     Json(body): Json<PutServer>,
 ) -> Result<(StatusCode, Json<ServerView>), ApiError> {
     let name: ServerName = name.parse()?;
-    let (server, created) = state
+    let (mut server, created) = state
         .store
         .servers()
         .ensure(&name, body.description.as_deref())
         .await?;
+    if let Some(update) = body.settings.as_ref().filter(|u| !u.is_empty()) {
+        server = set_settings(&state, &name, update).await?;
+    }
     let status = if created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    let view = views::server(server, &state.public_url, &state.runtime.instances());
+    let view = views::server(server, &state.public_url, &live(&state));
     Ok((status, Json(view)))
 }
 
@@ -127,11 +147,14 @@ async fn create_deployment(
     let source = match body.source {
         SourceSpec::Upload(id) => Source::Upload(id.parse::<UploadId>()?),
     };
-    let (server, _) = state
+    let (mut server, _) = state
         .store
         .servers()
         .ensure(&name, body.description.as_deref())
         .await?;
+    if let Some(update) = body.settings.as_ref().filter(|u| !u.is_empty()) {
+        server = set_settings(&state, &name, update).await?;
+    }
     let deployment = state
         .builder
         .start(&server, BuildRequest { source, entrypoint })
@@ -169,6 +192,8 @@ struct LogParams {
     /// Only lines after this cursor, oldest first; without it, the last `limit` lines.
     after: Option<i64>,
     limit: Option<u32>,
+    /// Only lines written at or after this time (RFC 3339).
+    since: Option<Timestamp>,
 }
 
 async fn server_logs(
@@ -186,6 +211,7 @@ async fn server_logs(
         server_id: Some(server.id),
         deployment_id: deployment,
         source: params.source,
+        since: params.since,
     };
     let limit = params.limit.unwrap_or(500).min(MAX_LOG_PAGE);
     let logs = state.store.logs();
@@ -211,6 +237,20 @@ async fn create_upload(
         StatusCode::CREATED,
         Json(UploadCreated { id: id.to_string() }),
     ))
+}
+
+async fn set_settings(
+    state: &AppState,
+    name: &ServerName,
+    update: &skyport_api::SettingsUpdate,
+) -> Result<Server, ApiError> {
+    state
+        .store
+        .servers()
+        .set_settings(name, &views::settings_patch(update))
+        .await?
+        .ok_or_else(|| no_such_server(name))?
+        .map_err(|e| ApiError::BadRequest(e.to_string()))
 }
 
 async fn existing_server(state: &AppState, name: &str) -> Result<Server, ApiError> {
