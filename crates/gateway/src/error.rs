@@ -108,6 +108,20 @@ impl GatewayError {
     }
 }
 
+impl GatewayError {
+    /// The error as a server-sent event answering the request with id `id`, for a response
+    /// whose status already went out as an event stream. The leading blank lines end whatever
+    /// event the stream was cut in the middle of.
+    pub(crate) fn into_event_for(self, id: Option<&Id>) -> bytes::Bytes {
+        tracing::debug!("gateway ends an event stream with an error: {self}");
+        let body = error_body(id, self.code(), &self.to_string());
+        let mut event = b"\n\nevent: message\ndata: ".to_vec();
+        event.extend_from_slice(&body);
+        event.extend_from_slice(b"\n\n");
+        event.into()
+    }
+}
+
 impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
         self.into_response_for(None)

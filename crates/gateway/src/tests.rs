@@ -78,7 +78,7 @@ struct NoHold;
 
 impl LeaseHold for NoHold {
     fn fail(&self) {}
-    fn exit(&self, _: Duration) -> BoxFuture<'_, Option<Exit>> {
+    fn exit(&self, _: Duration) -> BoxFuture<'static, Option<Exit>> {
         async { None }.boxed()
     }
 }

@@ -195,8 +195,9 @@ pub trait LeaseHold: Send + Sync {
     fn fail(&self);
 
     /// How the instance ended, if it has ended or ends within `wait`; for explaining a
-    /// request the instance dropped.
-    fn exit(&self, wait: Duration) -> BoxFuture<'_, Option<Exit>>;
+    /// request the instance dropped. The future owns what it needs, so a response body can
+    /// keep it beside the lease.
+    fn exit(&self, wait: Duration) -> BoxFuture<'static, Option<Exit>>;
 }
 
 /// A claim on a running instance: while it is held, the instance counts it as in-flight work
@@ -234,8 +235,8 @@ impl Lease {
 
     /// How the instance ended, if it ends within `wait` (it may be dying right now: a dropped
     /// connection usually comes a moment before the exit is seen).
-    pub async fn exit(&self, wait: Duration) -> Option<Exit> {
-        self.hold.exit(wait).await
+    pub fn exit(&self, wait: Duration) -> BoxFuture<'static, Option<Exit>> {
+        self.hold.exit(wait)
     }
 }
 

@@ -60,6 +60,10 @@ pub(crate) struct ServeArgs {
     /// How long in-flight requests get to finish on shutdown, in seconds.
     #[arg(long, default_value_t = 10)]
     pub(crate) shutdown_grace: u64,
+    /// How long a server instance may take from start to its first answer before the request
+    /// that started it fails, e.g. 60s.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub(crate) start_timeout: Duration,
 }
 
 #[derive(Debug, Args)]

@@ -22,8 +22,6 @@ use crate::cli::{ServeArgs, UpArgs};
 use crate::config::{self, Credentials};
 use crate::deploy::{self, Deploy};
 
-/// How long an instance may take from spawn to its first answer.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Requests one instance takes at once before another starts: a FastMCP server keeps its
 /// latency flat up to about this many concurrent requests on these machines.
 const INSTANCE_CONCURRENCY: u64 = 16;
@@ -146,7 +144,7 @@ impl Platform {
                 LocalRuntimeConfig {
                     scratch_dir: data_dir.join("run"),
                     state_dir: data_dir.join("instances"),
-                    start_timeout: START_TIMEOUT,
+                    start_timeout: args.start_timeout,
                     path: std::env::var_os("PATH"),
                     concurrency: INSTANCE_CONCURRENCY,
                     cgroup_name: cgroup_name(&data_dir),

@@ -164,10 +164,9 @@ impl LeaseHold for InFlight {
         self.failed.store(true, Ordering::Relaxed);
     }
 
-    fn exit(&self, wait: Duration) -> BoxFuture<'_, Option<Exit>> {
-        tokio::time::timeout(wait, self.instance.exited())
-            .map(Result::ok)
-            .boxed()
+    fn exit(&self, wait: Duration) -> BoxFuture<'static, Option<Exit>> {
+        let instance = self.instance.clone();
+        async move { tokio::time::timeout(wait, instance.exited()).await.ok() }.boxed()
     }
 }
 
