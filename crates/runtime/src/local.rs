@@ -23,7 +23,9 @@ use skyport_store::{DeploymentId, InstanceId, LogWriter};
 use self::instance::Instance;
 use crate::cgroup::{Cgroups, Version};
 use crate::metrics::DeploymentStats;
-use crate::{DeploymentMetrics, InstanceInfo, Lease, Runtime, StartError, Target, leftovers};
+use crate::{
+    DeploymentMetrics, InstanceInfo, Lease, Runtime, StartError, Target, leftovers, spawn,
+};
 
 /// How often idle instances are looked for and warm minimums topped up.
 const SCALE_TICK: Duration = Duration::from_millis(200);
@@ -161,6 +163,13 @@ impl LocalRuntime {
                 Limits::AddressSpace
             }
         };
+        if spawn::read_only_supported() {
+            tracing::info!("artifacts: mounted read-only in each instance's mount namespace");
+        } else {
+            tracing::warn!(
+                "artifacts: not running as root, so instances cannot get a read-only mount of their artifact; they can write to it"
+            );
+        }
         let sweep = {
             let state_dir = config.state_dir.clone();
             let scratch_dir = config.scratch_dir.clone();

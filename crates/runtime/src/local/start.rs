@@ -70,7 +70,7 @@ pub(super) async fn launch(
             return Err(StartError::Stopping);
         }
         // Registered under the same lock that shutdown takes, so shutdown sees every process.
-        let child = spawn_instance(command, &listener, &confinement)
+        let child = spawn_instance(command, &listener, &confinement, &target.launch.working_dir)
             .map_err(|e| StartError::Spawn(format!("{}: {e}", target.launch.program.display())))?;
         let instance = Arc::new(Instance {
             id: id.clone(),

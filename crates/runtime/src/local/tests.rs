@@ -29,6 +29,12 @@ class H(http.server.BaseHTTPRequestHandler):
         if self.path == "/exit":
             print("dying on request", file=sys.stderr, flush=True)
             os._exit(1)
+        if self.path == "/write":
+            try:
+                open("written", "w").close()
+                print("wrote into the artifact", file=sys.stderr, flush=True)
+            except OSError as e:
+                print("cannot write:", e, file=sys.stderr, flush=True)
         if self.path == "/env":
             print("env", sorted(os.environ.items()), file=sys.stderr, flush=True)
         self.send_response(400); self.send_header("Content-Length", "0"); self.end_headers()
@@ -445,4 +451,20 @@ async fn a_restart_ends_what_a_previous_run_left_running() {
     assert!(again.instances().is_empty());
     f.runtime.shutdown(Duration::from_secs(1)).await;
     again.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn the_artifact_is_read_only_to_instances() {
+    let f = fixture(SERVER).await;
+    let lease = f.runtime.acquire(&f.target, None).await.unwrap();
+    get(&lease, "/write").await;
+    drop(lease);
+    f.runtime.shutdown(Duration::from_secs(1)).await;
+    let text = logged(&f).await;
+    if crate::spawn::read_only_supported() {
+        assert!(text.contains("Read-only file system"), "{text}");
+        assert!(!f.target.launch.working_dir.join("written").exists());
+    } else {
+        assert!(text.contains("wrote into the artifact"), "{text}");
+    }
 }
