@@ -147,31 +147,24 @@ pub struct DeploymentMetrics {
 /// The metrics in the Prometheus text exposition format (version 0.0.4).
 pub fn render_prometheus(metrics: &[DeploymentMetrics]) -> String {
     let mut out = String::new();
-    let gauge =
-        |out: &mut String, name: &str, help: &str, value: &dyn Fn(&DeploymentMetrics) -> u64| {
-            family(out, name, "gauge", help);
-            for m in metrics {
-                let _ = writeln!(out, "{name}{{{}}} {}", labels(m), value(m));
-            }
-        };
+    let gauge = |out: &mut String, name: &str, help: &str, value: fn(&DeploymentMetrics) -> u64| {
+        scalar(out, metrics, name, "gauge", help, value);
+    };
     let counter =
-        |out: &mut String, name: &str, help: &str, value: &dyn Fn(&DeploymentMetrics) -> u64| {
-            family(out, name, "counter", help);
-            for m in metrics {
-                let _ = writeln!(out, "{name}{{{}}} {}", labels(m), value(m));
-            }
+        |out: &mut String, name: &str, help: &str, value: fn(&DeploymentMetrics) -> u64| {
+            scalar(out, metrics, name, "counter", help, value);
         };
     gauge(
         &mut out,
         "skyport_instances",
         "Instances running now.",
-        &|m| m.instances,
+        |m| m.instances,
     );
     gauge(
         &mut out,
         "skyport_instance_memory_bytes",
         "Memory used by the deployment's instances (cgroup usage, else RSS).",
-        &|m| m.memory_bytes,
+        |m| m.memory_bytes,
     );
     histogram(
         &mut out,
@@ -184,7 +177,7 @@ pub fn render_prometheus(metrics: &[DeploymentMetrics]) -> String {
         &mut out,
         "skyport_failed_starts_total",
         "Instance starts that failed.",
-        &|m| m.failed_starts,
+        |m| m.failed_starts,
     );
     histogram(
         &mut out,
@@ -197,21 +190,36 @@ pub fn render_prometheus(metrics: &[DeploymentMetrics]) -> String {
         &mut out,
         "skyport_request_errors_total",
         "Requests that failed.",
-        &|m| m.errors,
+        |m| m.errors,
     );
     counter(
         &mut out,
         "skyport_instance_crashes_total",
         "Instances that exited without being asked to.",
-        &|m| m.crashes,
+        |m| m.crashes,
     );
     counter(
         &mut out,
         "skyport_oom_kills_total",
         "Instances killed for exceeding their memory limit.",
-        &|m| m.oom_kills,
+        |m| m.oom_kills,
     );
     out
+}
+
+/// One value per deployment.
+fn scalar(
+    out: &mut String,
+    metrics: &[DeploymentMetrics],
+    name: &str,
+    kind: &str,
+    help: &str,
+    value: fn(&DeploymentMetrics) -> u64,
+) {
+    family(out, name, kind, help);
+    for m in metrics {
+        let _ = writeln!(out, "{name}{{{}}} {}", labels(m), value(m));
+    }
 }
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {

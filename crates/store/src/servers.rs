@@ -118,14 +118,9 @@ impl Servers<'_> {
         patch: &SettingsPatch,
     ) -> Result<Option<Result<Server, SettingsError>>, StoreError> {
         let mut tx = self.store.pool.begin().await?;
-        let Some(row) = sqlx::query(select_servers!("WHERE name = ?"))
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
+        let Some(current) = named(&mut tx, name).await? else {
             return Ok(None);
         };
-        let current = server(&row)?;
         let settings = match current.settings.patched(patch) {
             Ok(settings) => settings,
             Err(e) => return Ok(Some(Err(e))),
@@ -155,14 +150,9 @@ impl Servers<'_> {
     /// Removes a server with its deployments and logs; returns it, or `None` if it did not exist.
     pub async fn remove(&self, name: &ServerName) -> Result<Option<Server>, StoreError> {
         let mut tx = self.store.pool.begin().await?;
-        let Some(row) = sqlx::query(select_servers!("WHERE name = ?"))
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
+        let Some(removed) = named(&mut tx, name).await? else {
             return Ok(None);
         };
-        let removed = server(&row)?;
         sqlx::query("DELETE FROM log_lines WHERE server_id = ?")
             .bind(&removed.id)
             .execute(&mut *tx)
@@ -178,6 +168,19 @@ impl Servers<'_> {
         });
         Ok(Some(removed))
     }
+}
+
+/// The server named `name`, read inside transaction `tx`.
+async fn named(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    name: &ServerName,
+) -> Result<Option<Server>, StoreError> {
+    sqlx::query(select_servers!("WHERE name = ?"))
+        .bind(name)
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|row| server(&row))
+        .transpose()
 }
 
 fn server(row: &SqliteRow) -> Result<Server, StoreError> {
