@@ -17,6 +17,7 @@ mod output;
 mod reconcile;
 mod redact;
 mod spawn;
+mod zygote;
 
 use std::fmt;
 use std::net::SocketAddr;

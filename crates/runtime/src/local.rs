@@ -23,6 +23,7 @@ use skyport_store::{DeploymentId, InstanceId, LogWriter};
 use self::instance::Instance;
 use crate::cgroup::{Cgroups, Version};
 use crate::metrics::DeploymentStats;
+use crate::zygote::Zygotes;
 use crate::{
     DeploymentMetrics, InstanceInfo, Lease, Runtime, StartError, Target, leftovers, spawn,
 };
@@ -50,6 +51,9 @@ pub struct LocalRuntimeConfig {
     /// Name of Skyport's cgroup beneath its own; one per data directory, so that a restart
     /// finds its predecessor's instances and two Skyports never share one.
     pub cgroup_name: String,
+    /// Fork instances from a pre-imported interpreter per environment (a zygote) once the
+    /// environment has had its first cold start; otherwise every instance is spawned.
+    pub zygotes: bool,
 }
 
 /// Runs instances as child processes; see the module docs.
@@ -62,6 +66,7 @@ struct Inner {
     config: LocalRuntimeConfig,
     logs: LogWriter,
     limits: Limits,
+    zygotes: Option<Arc<Zygotes>>,
     /// The zero of instances' activity clocks.
     epoch: Instant,
     state: Mutex<State>,
@@ -191,10 +196,17 @@ impl LocalRuntime {
             ),
             Err(e) => tracing::error!("cannot sweep up a previous run's instances: {e}"),
         }
+        let zygotes = config.zygotes.then(|| {
+            Arc::new(Zygotes::new(
+                config.scratch_dir.join("zygotes"),
+                config.path.clone(),
+            ))
+        });
         let inner = Arc::new(Inner {
             config,
             logs,
             limits,
+            zygotes,
             epoch: Instant::now(),
             state: Mutex::new(State::default()),
         });
@@ -351,6 +363,9 @@ impl Runtime for LocalRuntime {
         async move {
             let deadline = tokio::time::Instant::now() + grace;
             futures_util::future::join_all(processes.iter().map(|i| i.stop(deadline))).await;
+            if let Some(zygotes) = &self.inner.zygotes {
+                zygotes.stop_idle(true);
+            }
             if let Limits::Cgroups(cgroups) = &self.inner.limits {
                 // Instances remove their own cgroups as they exit; the parent goes last.
                 for _ in 0..50 {
@@ -470,6 +485,9 @@ async fn scale(inner: Weak<Inner>) {
                     drop(begin_start(&inner, pool));
                 }
             }
+        }
+        if let Some(zygotes) = &inner.zygotes {
+            zygotes.stop_idle(false);
         }
         for instance in idle {
             tracing::info!(instance = %instance.id, deployment = %instance.deployment, "stopping idle instance");

@@ -7,7 +7,7 @@ use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io;
 use std::net::TcpListener;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -35,18 +35,38 @@ pub(crate) enum Confinement {
 /// `PR_SET_PDEATHSIG` fires when the *thread* that forked exits, so this must be called from
 /// a thread that lives as long as Skyport (a runtime worker, not a blocking-pool thread).
 pub(crate) fn spawn_instance(
-    mut command: Command,
+    command: Command,
     listener: &TcpListener,
     confinement: &Confinement,
     read_only: &Path,
 ) -> io::Result<Child> {
     let read_only = CString::new(read_only.as_os_str().as_bytes())
         .map_err(|_| io::Error::other("the artifact path contains a NUL byte"))?;
-    let socket = listener.as_raw_fd();
+    spawn_with(
+        command,
+        listener.as_raw_fd(),
+        Some(confinement),
+        Some(read_only),
+    )
+}
+
+/// Starts a zygote: like an instance, but with `control` (one end of [`seqpacket_pair`]) as
+/// descriptor [`LISTEN_FD`] and no memory cap of its own (its instances get theirs).
+pub(crate) fn spawn_zygote(command: Command, control: &OwnedFd) -> io::Result<Child> {
+    spawn_with(command, control.as_raw_fd(), None, None)
+}
+
+fn spawn_with(
+    mut command: Command,
+    socket: RawFd,
+    confinement: Option<&Confinement>,
+    read_only: Option<CString>,
+) -> io::Result<Child> {
     let parent = std::process::id();
     let (cgroup, address_space) = match confinement {
-        Confinement::Cgroup(procs) => (Some(procs.as_raw_fd()), None),
-        Confinement::AddressSpace(bytes) => (None, Some(*bytes)),
+        Some(Confinement::Cgroup(procs)) => (Some(procs.as_raw_fd()), None),
+        Some(Confinement::AddressSpace(bytes)) => (None, Some(*bytes)),
+        None => (None, None),
     };
     command.process_group(0);
     // SAFETY: the closure runs in the forked child before exec and calls only
@@ -54,7 +74,9 @@ pub(crate) fn spawn_instance(
     // getppid) on descriptors and values prepared before the fork; it allocates nothing.
     unsafe {
         command.pre_exec(move || {
-            mount_read_only(&read_only);
+            if let Some(dir) = &read_only {
+                mount_read_only(dir);
+            }
             // First, so that everything the instance allocates is charged to its cgroup.
             if let Some(procs) = cgroup
                 && libc::write(procs, b"0".as_ptr().cast(), 1) != 1
@@ -148,6 +170,62 @@ unsafe fn mount_read_only(dir: &CStr) {
 pub(crate) fn read_only_supported() -> bool {
     // SAFETY: geteuid(2) cannot fail and has no preconditions.
     unsafe { libc::geteuid() == 0 }
+}
+
+/// A connected pair of `SOCK_SEQPACKET` Unix sockets (message boundaries kept, descriptors
+/// passable), both close-on-exec.
+pub(crate) fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: socketpair writes two descriptors into the array on success, which we then own.
+    unsafe {
+        if libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        ) != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+        Ok((OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])))
+    }
+}
+
+/// Sends one message on a `SOCK_SEQPACKET` socket with `fds` attached (`SCM_RIGHTS`).
+pub(crate) fn send_with_fds(socket: BorrowedFd<'_>, data: &[u8], fds: &[RawFd]) -> io::Result<()> {
+    let fd_bytes = std::mem::size_of_val(fds);
+    let fd_bytes_u32 =
+        u32::try_from(fd_bytes).map_err(|_| io::Error::other("too many descriptors"))?;
+    // SAFETY: CMSG_SPACE is a pure size computation.
+    let space = unsafe { libc::CMSG_SPACE(fd_bytes_u32) } as usize;
+    // u64 elements keep the control buffer aligned for `cmsghdr`.
+    let mut control = vec![0_u64; space.div_ceil(8)];
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr().cast_mut().cast(),
+        iov_len: data.len(),
+    };
+    // SAFETY: msghdr is plain data; every pointer in it refers to a buffer that outlives the
+    // sendmsg call, the control buffer is large enough for one cmsghdr carrying `fds`, and
+    // CMSG_FIRSTHDR/CMSG_DATA stay inside it.
+    unsafe {
+        let mut message: libc::msghdr = std::mem::zeroed();
+        message.msg_iov = &mut iov;
+        message.msg_iovlen = 1;
+        message.msg_control = control.as_mut_ptr().cast();
+        message.msg_controllen = space as _;
+        let header = libc::CMSG_FIRSTHDR(&message);
+        if header.is_null() {
+            return Err(io::Error::other("no room for the descriptors"));
+        }
+        (*header).cmsg_level = libc::SOL_SOCKET;
+        (*header).cmsg_type = libc::SCM_RIGHTS;
+        (*header).cmsg_len = libc::CMSG_LEN(fd_bytes_u32) as _;
+        std::ptr::copy_nonoverlapping(fds.as_ptr().cast::<u8>(), libc::CMSG_DATA(header), fd_bytes);
+        if libc::sendmsg(socket.as_raw_fd(), &message, libc::MSG_NOSIGNAL) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// Sends `signal` to the process group led by `pid` (instances are group leaders, so this

@@ -148,6 +148,7 @@ impl Platform {
                     path: std::env::var_os("PATH"),
                     concurrency: INSTANCE_CONCURRENCY,
                     cgroup_name: cgroup_name(&data_dir),
+                    zygotes: true,
                 },
                 store.logs().writer(),
             )

@@ -39,6 +39,7 @@ async fn fixture() -> Fixture {
                     "skyport-test-{}",
                     dir.path().file_name().unwrap().to_string_lossy()
                 ),
+                zygotes: false,
             },
             store.logs().writer(),
         )

@@ -6,7 +6,9 @@
 //! queue in the kernel's backlog while Python imports. Readiness is then one HTTP request that
 //! is answered as soon as the server accepts, rather than a connect-retry loop.
 
+use std::io::PipeReader;
 use std::net::{SocketAddr, TcpListener};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
@@ -14,10 +16,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use skyport_store::{InstanceId, LogStream, Timestamp};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::net::unix::pipe;
 use tokio::process::Command;
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::instance::Instance;
@@ -27,7 +30,10 @@ use crate::leftovers::{self, PidRecord};
 use crate::metrics::DeploymentStats;
 use crate::output::{LogContext, Tail, pump};
 use crate::redact::Redactor;
-use crate::spawn::{Confinement, LISTEN_FD, Signal, signal_process, spawn_instance};
+use crate::spawn::{
+    self, Confinement, LISTEN_FD, Signal, signal_group, signal_process, spawn_instance,
+};
+use crate::zygote::{ForkRequest, Forked};
 use crate::{Exit, StartError, Target};
 
 /// Pause between readiness probes when one fails without the process having exited.
@@ -53,7 +59,7 @@ pub(super) async fn launch(
     let scratch = inner.config.scratch_dir.join(id.as_str());
     std::fs::create_dir_all(&scratch)
         .map_err(|e| StartError::Spawn(format!("cannot create {}: {e}", scratch.display())))?;
-    let command = instance_command(inner, target, id, addr, &scratch);
+    let env = instance_env(inner, target, id, addr, &scratch);
     let (cgroup, confinement) = confine(inner, target, id)?;
     let redactor = Arc::new(Redactor::new(&target.env));
 
@@ -63,21 +69,55 @@ pub(super) async fn launch(
         deployment: target.deployment.clone(),
         instance: id.clone(),
     };
-    let (exit_tx, exit_rx) = watch::channel(None);
-    let (mut child, instance) = {
-        let mut state = inner.state.lock();
-        if state.stopping {
-            return Err(StartError::Stopping);
+    let forked = match fork(
+        inner,
+        target,
+        &listener,
+        &env,
+        cgroup.as_ref(),
+        &confinement,
+    )
+    .await
+    {
+        Ok(forked) => forked,
+        Err(why) => {
+            tracing::warn!(instance = %id, "cannot fork from the zygote, spawning instead: {why}");
+            None
         }
-        // Registered under the same lock that shutdown takes, so shutdown sees every process.
-        let child = spawn_instance(command, &listener, &confinement, &target.launch.working_dir)
-            .map_err(|e| StartError::Spawn(format!("{}: {e}", target.launch.program.display())))?;
+    };
+    let (exit_tx, exit_rx) = watch::channel(None);
+    let (process, pipes, instance) = {
+        let mut state = inner.state.lock();
+        let (process, pid, pipes) = match forked {
+            Some((forked, pipes)) => {
+                if state.stopping {
+                    signal_group(forked.pid, Signal::Kill);
+                    return Err(StartError::Stopping);
+                }
+                (Process::Forked(forked.exit), Some(forked.pid), Some(pipes))
+            }
+            None => {
+                if state.stopping {
+                    return Err(StartError::Stopping);
+                }
+                // Registered under the same lock that shutdown takes, so shutdown sees every
+                // process.
+                let command = instance_command(target, &env);
+                let child =
+                    spawn_instance(command, &listener, &confinement, &target.launch.working_dir)
+                        .map_err(|e| {
+                            StartError::Spawn(format!("{}: {e}", target.launch.program.display()))
+                        })?;
+                let pid = child.id();
+                (Process::Spawned(child), pid, None)
+            }
+        };
         let instance = Arc::new(Instance {
             id: id.clone(),
             deployment: target.deployment.clone(),
             server: target.server_name.clone(),
             addr,
-            pid: child.id(),
+            pid,
             started_at: Timestamp::now(),
             cgroup,
             stats: stats.clone(),
@@ -89,7 +129,7 @@ pub(super) async fn launch(
             exit: exit_rx,
         });
         state.processes.insert(id.clone(), instance.clone());
-        (child, instance)
+        (process, pipes, instance)
     };
     // The child holds its own copy; ours must close so a dead child means refused connections.
     drop(listener);
@@ -104,15 +144,22 @@ pub(super) async fn launch(
     log.write(
         LogStream::Skyport,
         format!(
-            "starting instance {id} of deployment {} (pid {}, port {})",
+            "starting instance {id} of deployment {} (pid {}, port {}{})",
             target.deployment,
             instance.pid.unwrap_or_default(),
-            addr.port()
+            addr.port(),
+            if process.is_forked() {
+                ", forked from the environment's zygote"
+            } else {
+                ""
+            }
         ),
     );
 
     let tail = Arc::new(Tail::default());
-    let stdout = child.stdout.take().map(|stdout| {
+    let forked = process.is_forked();
+    let (process, stdout, stderr) = process.take_output(pipes);
+    let stdout = stdout.map(|stdout| {
         tokio::spawn(pump(
             stdout,
             LogStream::Stdout,
@@ -121,7 +168,7 @@ pub(super) async fn launch(
             None,
         ))
     });
-    let stderr = child.stderr.take().map(|stderr| {
+    let stderr = stderr.map(|stderr| {
         tokio::spawn(pump(
             stderr,
             LogStream::Stderr,
@@ -132,7 +179,7 @@ pub(super) async fn launch(
     });
     tokio::spawn(supervise(Supervised {
         inner: inner.clone(),
-        child,
+        process,
         instance: instance.clone(),
         log: log.clone(),
         exit: exit_tx,
@@ -153,6 +200,13 @@ pub(super) async fn launch(
     match ready {
         Ok(Ok(())) => {
             let took = began.elapsed();
+            if let Some(zygotes) = inner
+                .zygotes
+                .as_ref()
+                .filter(|_| !forked && may_fork(target))
+            {
+                zygotes.prepare(&target.launch.program);
+            }
             instance.touch();
             stats.cold_starts.observe(took);
             log.write(
@@ -207,50 +261,158 @@ fn confine(
     }
 }
 
-/// The instance's command: the deployment's program and arguments in the artifact, with an
-/// environment built from nothing (Skyport's own environment never reaches user code).
-fn instance_command(
+/// The instance's environment, built from nothing (Skyport's own environment never reaches
+/// user code): the deployment's variables first, so that Skyport's below win on a clash.
+fn instance_env(
     inner: &Inner,
     target: &Target,
     id: &InstanceId,
     addr: SocketAddr,
     scratch: &Path,
-) -> Command {
+) -> Vec<(String, String)> {
+    let scratch = scratch.display().to_string();
+    let mut env: Vec<(String, String)> = target
+        .env
+        .iter()
+        .map(|v| (v.name.clone(), v.value.clone()))
+        .collect();
+    env.extend(
+        [
+            ("HOME", scratch.clone()),
+            ("TMPDIR", scratch),
+            ("LANG", "C.UTF-8".to_owned()),
+            ("PYTHONUNBUFFERED", "1".to_owned()),
+            // The artifact is shared by every instance and never written: no bytecode caches.
+            ("PYTHONDONTWRITEBYTECODE", "1".to_owned()),
+            ("SKYPORT_LISTEN_FD", LISTEN_FD.to_string()),
+            ("SKYPORT_PORT", addr.port().to_string()),
+            ("SKYPORT_SERVER", target.server_name.to_string()),
+            ("SKYPORT_DEPLOYMENT_ID", target.deployment.to_string()),
+            ("SKYPORT_INSTANCE_ID", id.to_string()),
+        ]
+        .map(|(k, v)| (k.to_owned(), v)),
+    );
+    if let Some(path) = inner.config.path.as_ref().and_then(|p| p.to_str()) {
+        env.push(("PATH".to_owned(), path.to_owned()));
+    }
+    env
+}
+
+/// The instance's command: the deployment's program and arguments in the artifact.
+fn instance_command(target: &Target, env: &[(String, String)]) -> Command {
     #[allow(clippy::disallowed_methods)] // the runtime is one of the two crates that spawn
     let mut command = Command::new(&target.launch.program);
     command
         .args(&target.launch.args)
         .current_dir(&target.launch.working_dir)
-        .env_clear();
-    // The deployment's own variables first, so that Skyport's below win on a clash.
-    for var in &target.env {
-        command.env(&var.name, &var.value);
-    }
-    command
-        .env("HOME", scratch)
-        .env("TMPDIR", scratch)
-        .env("LANG", "C.UTF-8")
-        .env("PYTHONUNBUFFERED", "1")
-        // The artifact is shared by every instance and never written: no bytecode caches.
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("SKYPORT_LISTEN_FD", LISTEN_FD.to_string())
-        .env("SKYPORT_PORT", addr.port().to_string())
-        .env("SKYPORT_SERVER", target.server_name.as_str())
-        .env("SKYPORT_DEPLOYMENT_ID", target.deployment.as_str())
-        .env("SKYPORT_INSTANCE_ID", id.as_str())
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    if let Some(path) = &inner.config.path {
-        command.env("PATH", path);
-    }
     command
+}
+
+/// Output pipes of a forked instance (read ends).
+type Pipes = (PipeReader, PipeReader);
+
+/// Forks the instance from its environment's zygote when there is one and the deployment may
+/// use it; `None` when it must be spawned.
+async fn fork(
+    inner: &Arc<Inner>,
+    target: &Target,
+    listener: &TcpListener,
+    env: &[(String, String)],
+    cgroup: Option<&Cgroup>,
+    confinement: &Confinement,
+) -> Result<Option<(Forked, Pipes)>, String> {
+    let Some(zygotes) = &inner.zygotes else {
+        return Ok(None);
+    };
+    if !may_fork(target) {
+        return Ok(None);
+    }
+    let io = |e: std::io::Error| e.to_string();
+    let (out_read, out_write) = std::io::pipe().map_err(io)?;
+    let (err_read, err_write) = std::io::pipe().map_err(io)?;
+    let socket = OwnedFd::from(listener.try_clone().map_err(io)?);
+    let request = ForkRequest {
+        args: &target.launch.args,
+        cwd: &target.launch.working_dir,
+        env: env.to_vec(),
+        cgroup_procs: cgroup.map(Cgroup::procs_file),
+        address_space: match confinement {
+            Confinement::AddressSpace(bytes) => Some(*bytes),
+            Confinement::Cgroup(_) => None,
+        },
+        read_only: spawn::read_only_supported(),
+        fds: [socket, out_write.into(), err_write.into()],
+    };
+    match zygotes.fork(&target.launch.program, request).await {
+        None => Ok(None),
+        Some(Ok(forked)) => Ok(Some((forked, (out_read, err_read)))),
+        Some(Err(why)) => Err(why),
+    }
+}
+
+/// Whether instances of `target` may be forked from a zygote: FastMCP reads `FASTMCP_*`
+/// settings when it is imported, which in a zygote was long before the instance existed.
+fn may_fork(target: &Target) -> bool {
+    !target.env.iter().any(|v| v.name.starts_with("FASTMCP_"))
+}
+
+/// An instance's process: Skyport's child, or a zygote's.
+enum Process {
+    Spawned(tokio::process::Child),
+    /// Its exit code arrives from the zygote (negative: the signal that killed it).
+    Forked(oneshot::Receiver<i32>),
+}
+
+/// An instance's stdout or stderr.
+type Output = Box<dyn AsyncRead + Send + Unpin>;
+
+impl Process {
+    fn is_forked(&self) -> bool {
+        matches!(self, Process::Forked(_))
+    }
+
+    /// The output streams for the pumps: the child's pipes, or a forked instance's `pipes`.
+    fn take_output(self, pipes: Option<Pipes>) -> (Process, Option<Output>, Option<Output>) {
+        match (self, pipes) {
+            (Process::Spawned(mut child), _) => {
+                let out = child.stdout.take().map(|o| Box::new(o) as Output);
+                let err = child.stderr.take().map(|e| Box::new(e) as Output);
+                (Process::Spawned(child), out, err)
+            }
+            (forked, Some((out, err))) => {
+                let reader = |pipe: PipeReader| {
+                    pipe::Receiver::from_owned_fd(OwnedFd::from(pipe))
+                        .ok()
+                        .map(|r| Box::new(r) as Output)
+                };
+                (forked, reader(out), reader(err))
+            }
+            (forked, None) => (forked, None, None),
+        }
+    }
+
+    /// Waits for the process to end; how it ended, as text.
+    async fn wait(self) -> String {
+        match self {
+            Process::Spawned(mut child) => describe(child.wait().await),
+            Process::Forked(exit) => match exit.await {
+                Ok(code) if code < 0 => format!("killed by signal {}", -code),
+                Ok(code) => format!("exit code {code}"),
+                Err(_) => "unknown: its zygote exited".to_owned(),
+            },
+        }
+    }
 }
 
 /// What [`supervise`] needs.
 struct Supervised {
     inner: Arc<Inner>,
-    child: tokio::process::Child,
+    process: Process,
     instance: Arc<Instance>,
     log: LogContext,
     exit: watch::Sender<Option<Exit>>,
@@ -265,7 +427,7 @@ struct Supervised {
 async fn supervise(s: Supervised) {
     let Supervised {
         inner,
-        mut child,
+        process,
         instance,
         log,
         exit,
@@ -274,7 +436,7 @@ async fn supervise(s: Supervised) {
         pumps,
         memory_limit,
     } = s;
-    let status = describe(child.wait().await);
+    let status = process.wait().await;
     // Whatever the instance started dies with it; its cgroup lists them.
     if let Some(cgroup) = &instance.cgroup {
         for pid in cgroup.pids() {

@@ -66,6 +66,7 @@ fn config(dir: &Path, concurrency: u64) -> LocalRuntimeConfig {
             "skyport-test-{}",
             dir.file_name().unwrap().to_string_lossy()
         ),
+        zygotes: false,
     }
 }
 
@@ -467,4 +468,61 @@ async fn the_artifact_is_read_only_to_instances() {
     } else {
         assert!(text.contains("wrote into the artifact"), "{text}");
     }
+}
+
+/// The parent pid of a live process.
+fn parent_of(pid: u32) -> u32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 1..]
+        .split_whitespace()
+        .collect();
+    fields[1].parse().unwrap()
+}
+
+#[tokio::test]
+async fn later_cold_starts_fork_from_the_environments_zygote() {
+    let settings = RuntimeSettings {
+        idle_timeout: Duration::from_secs(1),
+        ..RuntimeSettings::default()
+    };
+    let mut f = fixture_with(SERVER, settings, 16).await;
+    f.runtime = LocalRuntime::start(
+        LocalRuntimeConfig {
+            zygotes: true,
+            ..config(f._dir.path(), 16)
+        },
+        f.store.logs().writer(),
+    )
+    .await;
+    // The first cold start spawns (and starts the zygote beside it).
+    drop(f.runtime.acquire(&f.target, None).await.unwrap());
+    let spawned = f.runtime.instances()[0].pid.unwrap();
+    assert_eq!(parent_of(spawned), std::process::id());
+    assert!(eventually(|| f.runtime.instances().is_empty()).await);
+
+    let lease = f.runtime.acquire(&f.target, None).await.unwrap();
+    let forked = f.runtime.instances()[0].pid.unwrap();
+    let zygote = parent_of(forked);
+    assert_ne!(
+        zygote,
+        std::process::id(),
+        "the second cold start was not forked"
+    );
+    get(&lease, "/exit").await;
+    let exit = lease.exit(Duration::from_secs(10)).await.unwrap();
+    assert_eq!(exit.status, "exit code 1");
+    assert!(exit.stderr_tail.contains("dying on request"), "{exit:?}");
+    drop(lease);
+    assert!(
+        logged(&f)
+            .await
+            .contains("forked from the environment's zygote")
+    );
+
+    drop(serving_instance(&f).await);
+    f.runtime.shutdown(Duration::from_secs(1)).await;
+    assert!(
+        eventually(|| !alive(zygote)).await,
+        "the zygote outlived shutdown"
+    );
 }
