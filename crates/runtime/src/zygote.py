@@ -125,6 +125,8 @@ def become_instance(libc, zygote_pid, fields, fds):
 def main():
     control = socket.socket(fileno=int(os.environ.pop("SKYPORT_ZYGOTE_FD")))
     libc = ctypes.CDLL(None, use_errno=True)
+    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
+    libc.unshare.argtypes = [ctypes.c_int]
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     preload()
     if threading.active_count() != 1:

@@ -483,6 +483,7 @@ fn parent_of(pid: u32) -> u32 {
 async fn later_cold_starts_fork_from_the_environments_zygote() {
     let settings = RuntimeSettings {
         idle_timeout: Duration::from_secs(1),
+        memory_bytes: 128 * 1024 * 1024,
         ..RuntimeSettings::default()
     };
     let mut f = fixture_with(SERVER, settings, 16).await;
