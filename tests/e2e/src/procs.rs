@@ -67,8 +67,9 @@ impl Proc {
             .unwrap_or_default()
     }
 
-    /// Whether it is one of Skyport's zygotes (a pre-imported interpreter that forks instances;
-    /// its command line carries the zygote program, which names itself).
+    /// Whether it runs Skyport's zygote program (a pre-imported interpreter that forks
+    /// instances; its command line carries the program, which names itself). Instances it
+    /// forked keep that command line too.
     pub fn is_zygote(&self) -> bool {
         self.cmdline().contains("Skyport's zygote")
     }
@@ -117,15 +118,18 @@ pub fn descendants(root: u32) -> Vec<Proc> {
 pub fn python_instances(root: u32) -> Vec<Proc> {
     let all = descendants(root);
     let pythons: Vec<&Proc> = all.iter().filter(|p| p.is_python()).collect();
+    let is_python = |pid: u32| pythons.iter().any(|q| q.pid == pid);
+    // A forked instance keeps its zygote's command line: a zygote is the one whose parent is
+    // not Python.
     let zygotes: Vec<u32> = pythons
         .iter()
-        .filter(|p| p.is_zygote())
+        .filter(|p| p.is_zygote() && !is_python(p.ppid))
         .map(|p| p.pid)
         .collect();
     pythons
         .iter()
         .filter(|p| !zygotes.contains(&p.pid))
-        .filter(|p| zygotes.contains(&p.ppid) || !pythons.iter().any(|q| q.pid == p.ppid))
+        .filter(|p| zygotes.contains(&p.ppid) || !is_python(p.ppid))
         .map(|p| **p)
         .collect()
 }
