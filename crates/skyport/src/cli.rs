@@ -64,6 +64,10 @@ pub(crate) struct ServeArgs {
     /// that started it fails, e.g. 60s.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub(crate) start_timeout: Duration,
+    /// Start every instance as a fresh process instead of forking it from a pre-imported
+    /// interpreter of its environment (slower cold starts; for comparison or troubleshooting).
+    #[arg(long)]
+    pub(crate) no_zygotes: bool,
 }
 
 #[derive(Debug, Args)]

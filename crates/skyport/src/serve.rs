@@ -148,7 +148,7 @@ impl Platform {
                     path: std::env::var_os("PATH"),
                     concurrency: INSTANCE_CONCURRENCY,
                     cgroup_name: cgroup_name(&data_dir),
-                    zygotes: true,
+                    zygotes: !args.no_zygotes,
                 },
                 store.logs().writer(),
             )
