@@ -26,6 +26,10 @@ pub struct ServerView {
     pub live_deployment: Option<DeploymentId>,
     /// Running instances of its live deployment.
     pub instances: Vec<InstanceView>,
+    /// How its instances run.
+    pub settings: SettingsView,
+    /// What its instances have done since Skyport started, and use now.
+    pub metrics: ServerMetricsView,
     /// When it was first deployed.
     pub created_at: Timestamp,
     /// When it last changed.
@@ -45,6 +49,70 @@ pub struct InstanceView {
     pub started_at: Timestamp,
     /// Requests it is serving right now.
     pub in_flight: u64,
+    /// Memory it uses now, in bytes (cgroup usage, else resident set).
+    pub memory_bytes: Option<u64>,
+}
+
+/// How a server's instances run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettingsView {
+    /// Memory cap of each instance, in bytes.
+    pub memory_bytes: u64,
+    /// Seconds an instance may sit idle before it is stopped.
+    pub idle_timeout_seconds: u64,
+    /// Instances kept running even when idle.
+    pub min_instances: u32,
+    /// Most instances run at once.
+    pub max_instances: u32,
+}
+
+/// Changes to a server's settings; absent fields keep their value.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettingsUpdate {
+    /// Memory cap of each instance, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
+    /// Seconds an instance may sit idle before it is stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_seconds: Option<u64>,
+    /// Instances kept running even when idle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_instances: Option<u32>,
+    /// Most instances run at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_instances: Option<u32>,
+}
+
+impl SettingsUpdate {
+    /// Whether it changes nothing.
+    pub fn is_empty(&self) -> bool {
+        *self == SettingsUpdate::default()
+    }
+}
+
+/// A server's live figures, summed over its deployments since Skyport started.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerMetricsView {
+    /// Instances running now.
+    pub instances: u64,
+    /// Memory its instances use now, in bytes.
+    pub memory_bytes: u64,
+    /// Successful cold starts.
+    pub cold_starts: u64,
+    /// Their mean duration, in seconds (0 without any).
+    pub cold_start_mean_seconds: f64,
+    /// Starts that failed.
+    pub failed_starts: u64,
+    /// Requests served.
+    pub requests: u64,
+    /// Their mean duration, in seconds (0 without any).
+    pub request_mean_seconds: f64,
+    /// Requests that failed.
+    pub errors: u64,
+    /// Instances that exited without being asked to.
+    pub crashes: u64,
+    /// Instances killed for exceeding their memory limit.
+    pub oom_kills: u64,
 }
 
 /// A deployment as the API shows it.
@@ -124,6 +192,9 @@ pub struct PutServer {
     /// What it is for.
     #[serde(default)]
     pub description: Option<String>,
+    /// Changes to how its instances run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<SettingsUpdate>,
 }
 
 /// `POST /api/v1/servers/{name}/deployments`: builds and promotes a new deployment; creates the
@@ -139,6 +210,9 @@ pub struct CreateDeployment {
     /// The server's description, set when given.
     #[serde(default)]
     pub description: Option<String>,
+    /// The server's settings, changed when given (before the build starts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<SettingsUpdate>,
 }
 
 /// Where a deployment's code comes from: `{"upload": "upl_…"}` or

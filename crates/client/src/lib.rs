@@ -9,7 +9,8 @@ use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use skyport_api::{
-    CreateDeployment, DeploymentView, ErrorBody, Health, LogPage, ServerView, UploadCreated,
+    CreateDeployment, DeploymentView, ErrorBody, Health, LogPage, PutServer, ServerView,
+    UploadCreated,
 };
 
 pub use events::{LogEvent, LogStream};
@@ -65,6 +66,9 @@ pub struct LogFilter {
     /// At most this many lines.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
+    /// Only lines written at or after this time (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
 }
 
 /// A client of one Skyport.
@@ -109,6 +113,19 @@ impl Client {
     pub async fn server(&self, name: &str) -> Result<ServerView, ClientError> {
         self.send(self.api(Method::GET, &format!("/servers/{name}")))
             .await
+    }
+
+    /// Creates a server or changes its description and settings.
+    pub async fn put_server(
+        &self,
+        name: &str,
+        body: &PutServer,
+    ) -> Result<ServerView, ClientError> {
+        self.send(
+            self.api(Method::PUT, &format!("/servers/{name}"))
+                .json(body),
+        )
+        .await
     }
 
     /// Removes a server, its deployments and its instances.

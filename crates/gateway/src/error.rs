@@ -4,7 +4,7 @@
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use skyport_mcp::jsonrpc::{Id, ParseError, codes, error_body};
-use skyport_runtime::StartError;
+use skyport_runtime::{Exit, StartError};
 
 /// Why the gateway answered instead of the server.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +38,17 @@ pub enum GatewayError {
         /// Why.
         error: StartError,
     },
+    /// The instance ended while handling the request (crashed, or killed for exceeding its
+    /// memory limit); the next request starts a fresh one.
+    #[error(
+        "server '{server}' stopped while handling the request: {exit}. The next request starts a fresh instance; `skyport logs {server}` shows its output"
+    )]
+    InstanceExited {
+        /// The server.
+        server: String,
+        /// How the instance ended.
+        exit: Exit,
+    },
     /// Skyport itself failed (its database); details are in its log.
     #[error("Skyport could not route the request; see its log")]
     Internal(String),
@@ -61,7 +72,9 @@ impl GatewayError {
             GatewayError::Malformed(_) | GatewayError::BadBody(_) => StatusCode::BAD_REQUEST,
             GatewayError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::Method => StatusCode::METHOD_NOT_ALLOWED,
-            GatewayError::Upstream { .. } => StatusCode::BAD_GATEWAY,
+            GatewayError::Upstream { .. } | GatewayError::InstanceExited { .. } => {
+                StatusCode::BAD_GATEWAY
+            }
             GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -71,7 +84,8 @@ impl GatewayError {
             GatewayError::UnknownServer(_) | GatewayError::UnknownSession => codes::NOT_FOUND,
             GatewayError::NotDeployed(_)
             | GatewayError::Start { .. }
-            | GatewayError::Upstream { .. } => codes::UNAVAILABLE,
+            | GatewayError::Upstream { .. }
+            | GatewayError::InstanceExited { .. } => codes::UNAVAILABLE,
             GatewayError::Malformed(e) => e.code(),
             GatewayError::BadBody(_) | GatewayError::Method => codes::INVALID_REQUEST,
             GatewayError::TooLarge => codes::TOO_LARGE,
@@ -91,6 +105,20 @@ impl GatewayError {
             HeaderValue::from_static("application/json"),
         );
         response
+    }
+}
+
+impl GatewayError {
+    /// The error as a server-sent event answering the request with id `id`, for a response
+    /// whose status already went out as an event stream. The leading blank lines end whatever
+    /// event the stream was cut in the middle of.
+    pub(crate) fn into_event_for(self, id: Option<&Id>) -> bytes::Bytes {
+        tracing::debug!("gateway ends an event stream with an error: {self}");
+        let body = error_body(id, self.code(), &self.to_string());
+        let mut event = b"\n\nevent: message\ndata: ".to_vec();
+        event.extend_from_slice(&body);
+        event.extend_from_slice(b"\n\n");
+        event.into()
     }
 }
 

@@ -18,13 +18,16 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use skyport_mcp::headers::SESSION_ID;
 use skyport_mcp::jsonrpc::{self, Id};
-use skyport_runtime::{Lease, Target};
+use skyport_runtime::{Exit, Lease, Target};
 use skyport_store::ServerName;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use crate::error::GatewayError;
 use crate::sessions::Session;
 use crate::{Gateway, MAX_REQUEST_BODY};
+
+/// How long a failed forward waits to learn whether its instance died.
+const EXIT_WAIT: Duration = Duration::from_secs(2);
 
 /// The pooled HTTP/1 client to instances; connections are reused across requests.
 pub(crate) struct Upstream {
@@ -97,26 +100,19 @@ async fn proxy(
         .await
         .map_err(|e| GatewayError::Internal(e.to_string()))?
         .ok_or_else(|| GatewayError::UnknownServer(name.to_owned()))?;
-    let live = route
-        .live
-        .ok_or_else(|| GatewayError::NotDeployed(name.to_owned()))?;
+    let target = Target::live(route).ok_or_else(|| GatewayError::NotDeployed(name.to_owned()))?;
     let call = Call {
-        session: session(gateway, &parts.headers, &server, &live.id)?,
+        session: session(gateway, &parts.headers, &server, &target.deployment)?,
         initialize: message.as_ref().is_some_and(jsonrpc::Body::is_initialize),
         id: id.clone(),
         server,
     };
 
-    let target = Target {
-        server_id: route.server_id,
-        server_name: call.server.clone(),
-        deployment: live.id,
-        launch: live.launch,
-    };
+    let affinity = call.session.as_ref().map(|(_, s)| &s.instance);
     let lease = gateway
         .inner
         .runtime
-        .acquire(&target)
+        .acquire(&target, affinity)
         .await
         .map_err(|error| GatewayError::Start {
             server: name.to_owned(),
@@ -131,16 +127,33 @@ async fn proxy(
     }
 
     let upstream_request = upstream_request(&parts, body, &call, &lease)?;
-    let response = gateway
+    let response = match gateway
         .inner
         .upstream
         .client
         .request(upstream_request)
         .await
-        .map_err(|e| GatewayError::Upstream {
-            server: name.to_owned(),
-            detail: e.to_string(),
-        })?;
+    {
+        Ok(response) => response,
+        Err(e) => {
+            lease.fail();
+            // A dropped connection is most often the instance dying (a crash, an
+            // out-of-memory kill): say how it ended rather than how the socket did.
+            return Err(match lease.exit(EXIT_WAIT).await {
+                Some(exit) => GatewayError::InstanceExited {
+                    server: name.to_owned(),
+                    exit,
+                },
+                None => GatewayError::Upstream {
+                    server: name.to_owned(),
+                    detail: e.to_string(),
+                },
+            });
+        }
+    };
+    if response.status().is_server_error() {
+        lease.fail();
+    }
     Ok(client_response(
         gateway,
         &parts.method,
@@ -294,10 +307,22 @@ fn client_response(
     // rather than counting as work to wait for.
     let closing =
         (*method == Method::GET).then(|| Box::pin(gateway.inner.closing.clone().cancelled_owned()));
+    let streamed = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    let report = (*method == Method::POST && streamed).then(|| Report {
+        id: call.id.clone(),
+        server: call.server.to_string(),
+    });
     let body = Leased {
         body,
         closing,
-        _lease: lease,
+        report,
+        failing: None,
+        done: false,
+        lease,
     };
     Response::from_parts(parts, Body::new(body)).into_response()
 }
@@ -320,7 +345,23 @@ struct Leased {
     body: Incoming,
     /// When set and cancelled, the body ends early.
     closing: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
-    _lease: Lease,
+    /// Set for an event stream answering a POST: if the instance cuts it, the stream ends with
+    /// a JSON-RPC error event saying why, since the status line went out long before.
+    report: Option<Report>,
+    /// Learning how the instance ended, after the stream broke; with the connection's error.
+    failing: Option<(ExitFuture, String)>,
+    /// The error event went out: nothing follows.
+    done: bool,
+    lease: Lease,
+}
+
+/// How an instance ended, as [`Lease::exit`] reports it.
+type ExitFuture = Pin<Box<dyn Future<Output = Option<Exit>> + Send>>;
+
+/// Whom a cut event stream's error event answers.
+struct Report {
+    id: Option<Id>,
+    server: String,
 }
 
 impl http_body::Body for Leased {
@@ -332,19 +373,56 @@ impl http_body::Body for Leased {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
         if let Some(closing) = &mut this.closing
             && closing.as_mut().poll(cx).is_ready()
         {
             return Poll::Ready(None);
         }
-        Pin::new(&mut this.body).poll_frame(cx)
+        loop {
+            if let (Some((exit, detail)), Some(report)) = (&mut this.failing, &this.report) {
+                let Poll::Ready(exit) = exit.as_mut().poll(cx) else {
+                    return Poll::Pending;
+                };
+                let server = report.server.clone();
+                let error = match exit {
+                    Some(exit) => GatewayError::InstanceExited { server, exit },
+                    None => GatewayError::Upstream {
+                        server,
+                        detail: std::mem::take(detail),
+                    },
+                };
+                this.failing = None;
+                this.done = true;
+                return Poll::Ready(Some(Ok(Frame::data(
+                    error.into_event_for(report.id.as_ref()),
+                ))));
+            }
+            match Pin::new(&mut this.body).poll_frame(cx) {
+                Poll::Ready(Some(Err(e))) => {
+                    this.lease.fail();
+                    if this.report.is_none() {
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                    this.failing = Some((this.lease.exit(EXIT_WAIT), e.to_string()));
+                }
+                other => return other,
+            }
+        }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        self.done || (self.failing.is_none() && self.body.is_end_stream())
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
-        self.body.size_hint()
+        if self.report.is_some() {
+            // An error event may follow what the instance sent.
+            http_body::SizeHint::default()
+        } else {
+            self.body.size_hint()
+        }
     }
 }

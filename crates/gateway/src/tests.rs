@@ -14,7 +14,9 @@ use http::{HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
-use skyport_runtime::{InstanceInfo, Lease, Runtime, StartError, Target};
+use skyport_runtime::{
+    DeploymentMetrics, Exit, InstanceInfo, Lease, LeaseHold, Runtime, StartError, Target,
+};
 use skyport_store::{Built, DeploymentId, InstanceId, LaunchSpec, ServerName, Store};
 use tower::ServiceExt;
 
@@ -71,10 +73,28 @@ struct FakeRuntime {
     instance: Mutex<InstanceId>,
 }
 
+/// A lease on the fake instance: nothing to count, and it never exits.
+struct NoHold;
+
+impl LeaseHold for NoHold {
+    fn fail(&self) {}
+    fn exit(&self, _: Duration) -> BoxFuture<'static, Option<Exit>> {
+        async { None }.boxed()
+    }
+}
+
 impl Runtime for FakeRuntime {
-    fn acquire<'a>(&'a self, _: &'a Target) -> BoxFuture<'a, Result<Lease, StartError>> {
-        let lease = Lease::new(self.addr, self.instance.lock().clone(), Arc::new(()));
+    fn acquire<'a>(
+        &'a self,
+        _: &'a Target,
+        _: Option<&'a InstanceId>,
+    ) -> BoxFuture<'a, Result<Lease, StartError>> {
+        let lease = Lease::new(self.addr, self.instance.lock().clone(), Box::new(NoHold));
         async move { Ok(lease) }.boxed()
+    }
+    fn keep_warm(&self, _: &[Target]) {}
+    fn metrics(&self) -> Vec<DeploymentMetrics> {
+        Vec::new()
     }
     fn retire(&self, _: &DeploymentId, _: Duration) -> BoxFuture<'_, ()> {
         async {}.boxed()

@@ -1,46 +1,59 @@
-//! Instances as child processes of Skyport on this machine.
+//! Instances as child processes of Skyport on this machine: a pool per deployment, scaled by
+//! load between the server's `min_instances` and `max_instances`, stopped when idle, capped in
+//! memory (cgroups, else `RLIMIT_AS`), and swept up after a crash of Skyport itself.
 //!
-//! Start-up is built for latency: Skyport binds the instance's listening socket itself and
-//! passes it as descriptor 3, so the port is known before the process exists and connections
-//! queue in the kernel's backlog while Python imports. Readiness is then one HTTP request that
-//! is answered as soon as the server accepts, rather than a connect-retry loop.
+//! One lock guards the pools; it is held only for bookkeeping (never across an await), so the
+//! request path costs a map lookup and an atomic increment when an instance is warm.
+
+mod instance;
+mod start;
 
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
-use std::process::{ExitStatus, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
 use parking_lot::Mutex;
-use skyport_store::{DeploymentId, InstanceId, LogStream, LogWriter, ServerName, Timestamp};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::process::Command;
-use tokio::sync::{Notify, watch};
+use skyport_store::{DeploymentId, InstanceId, LogWriter};
 
-use crate::output::{LogContext, Tail, pump};
-use crate::spawn::{LISTEN_FD, Signal, signal_group, spawn_instance};
-use crate::{InstanceInfo, Lease, Runtime, StartError, Target};
+use self::instance::Instance;
+use crate::cgroup::{Cgroups, Version};
+use crate::metrics::DeploymentStats;
+use crate::zygote::Zygotes;
+use crate::{
+    DeploymentMetrics, InstanceInfo, Lease, Runtime, StartError, Target, leftovers, spawn,
+};
 
-/// How long a stopped instance gets between `SIGTERM` and `SIGKILL`.
-const TERMINATE_GRACE: Duration = Duration::from_secs(5);
-/// Pause between readiness probes when one fails without the process having exited.
-const PROBE_RETRY: Duration = Duration::from_millis(20);
+/// How often idle instances are looked for and warm minimums topped up.
+const SCALE_TICK: Duration = Duration::from_millis(200);
+/// The longest a crash-looping deployment waits between start attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Settings of the local runtime.
 #[derive(Clone, Debug)]
 pub struct LocalRuntimeConfig {
-    /// Where instances get a private scratch directory (`HOME` and `TMPDIR`).
+    /// Where instances get a private scratch directory (`HOME` and `TMPDIR`), removed when
+    /// they stop.
     pub scratch_dir: PathBuf,
+    /// Where a record of each running instance is kept, for the sweep after a crash.
+    pub state_dir: PathBuf,
     /// How long an instance may take to answer its first request.
     pub start_timeout: Duration,
     /// `PATH` given to instances.
     pub path: Option<OsString>,
+    /// Requests one instance takes at once before another is started (up to the server's
+    /// `max_instances`).
+    pub concurrency: u64,
+    /// Name of Skyport's cgroup beneath its own; one per data directory, so that a restart
+    /// finds its predecessor's instances and two Skyports never share one.
+    pub cgroup_name: String,
+    /// Fork instances from a pre-imported interpreter per environment (a zygote) once the
+    /// environment has had its first cold start; otherwise every instance is spawned.
+    pub zygotes: bool,
 }
 
 /// Runs instances as child processes; see the module docs.
@@ -52,153 +65,212 @@ pub struct LocalRuntime {
 struct Inner {
     config: LocalRuntimeConfig,
     logs: LogWriter,
+    limits: Limits,
+    zygotes: Option<Arc<Zygotes>>,
+    /// The zero of instances' activity clocks.
+    epoch: Instant,
     state: Mutex<State>,
+}
+
+/// How memory caps are enforced.
+enum Limits {
+    Cgroups(Cgroups),
+    /// No usable cgroup memory controller: each process's address space is capped instead.
+    AddressSpace,
 }
 
 #[derive(Default)]
 struct State {
-    /// The instance (or the start of one) serving each deployment.
-    slots: HashMap<DeploymentId, Slot>,
-    /// Every process alive, including ones being retired, so shutdown reaches all of them.
+    pools: HashMap<DeploymentId, Pool>,
+    /// Every process alive, including ones being stopped, so shutdown reaches all of them.
     processes: HashMap<InstanceId, Arc<Instance>>,
     stopping: bool,
 }
 
 type StartFuture = Shared<BoxFuture<'static, Result<Arc<Instance>, StartError>>>;
 
-#[derive(Clone)]
-enum Slot {
-    Starting {
-        instance: InstanceId,
-        start: StartFuture,
-    },
-    Running(Arc<Instance>),
+/// The instances of one deployment.
+struct Pool {
+    /// The latest target seen (settings can change while instances run).
+    target: Target,
+    stats: Arc<DeploymentStats>,
+    /// Ready instances, taking leases.
+    running: Vec<Arc<Instance>>,
+    /// The start in progress; concurrent askers await it rather than starting more.
+    starting: Option<(InstanceId, StartFuture)>,
+    /// Failed starts in a row.
+    failures: u32,
+    /// While set and in the future, starts are refused with the last failure.
+    retry_at: Option<Instant>,
+    last_error: Option<StartError>,
 }
 
-struct Instance {
-    id: InstanceId,
-    deployment: DeploymentId,
-    server: ServerName,
-    addr: SocketAddr,
-    pid: Option<u32>,
-    started_at: Timestamp,
-    in_flight: AtomicU64,
-    /// Signalled whenever `in_flight` drops to zero.
-    idle: Notify,
-    /// `Some(how it exited)` once the process is gone.
-    exit: watch::Receiver<Option<String>>,
-}
-
-impl Instance {
-    fn has_exited(&self) -> bool {
-        self.exit.borrow().is_some()
-    }
-
-    async fn exited(&self) -> String {
-        let mut exit = self.exit.clone();
-        match exit.wait_for(Option::is_some).await {
-            Ok(status) => status.clone().unwrap_or_default(),
-            Err(_) => "unknown".to_owned(),
+impl Pool {
+    fn new(target: Target) -> Pool {
+        Pool {
+            target,
+            stats: Arc::default(),
+            running: Vec::new(),
+            starting: None,
+            failures: 0,
+            retry_at: None,
+            last_error: None,
         }
     }
 
-    fn info(&self) -> InstanceInfo {
-        InstanceInfo {
-            id: self.id.clone(),
-            deployment: self.deployment.clone(),
-            server: self.server.clone(),
-            pid: self.pid,
-            addr: self.addr,
-            started_at: self.started_at,
-            in_flight: self.in_flight.load(Ordering::Relaxed),
-        }
+    fn least_loaded(&self) -> Option<&Arc<Instance>> {
+        self.running
+            .iter()
+            .filter(|i| !i.has_exited())
+            .min_by_key(|i| i.load())
     }
 
-    fn lease(self: &Arc<Self>) -> Lease {
-        self.in_flight.fetch_add(1, Ordering::AcqRel);
-        Lease::new(self.addr, self.id.clone(), Arc::new(InFlight(self.clone())))
-    }
-
-    /// Waits for in-flight work to finish (until `deadline`), then terminates the process
-    /// group, and kills it if it ignores that.
-    async fn stop(&self, deadline: tokio::time::Instant) {
-        loop {
-            let idle = self.idle.notified();
-            tokio::pin!(idle);
-            idle.as_mut().enable();
-            if self.in_flight.load(Ordering::Acquire) == 0 || self.has_exited() {
-                break;
-            }
-            tokio::select! {
-                _ = idle => {}
-                _ = tokio::time::sleep_until(deadline) => break,
-            }
-        }
-        let Some(pid) = self.pid else { return };
-        if self.has_exited() {
-            return;
-        }
-        signal_group(pid, Signal::Terminate);
-        if tokio::time::timeout(TERMINATE_GRACE, self.exited())
-            .await
-            .is_err()
-        {
-            tracing::warn!(instance = %self.id, "instance ignored SIGTERM; killing it");
-            signal_group(pid, Signal::Kill);
-            self.exited().await;
-        }
+    /// The crash-loop error to answer with instead of starting, while backing off.
+    fn backing_off(&self, now: Instant) -> Option<StartError> {
+        let retry_at = self.retry_at.filter(|at| *at > now)?;
+        let last = self.last_error.clone()?;
+        Some(StartError::CrashLoop {
+            retry_in: retry_at - now,
+            last: Box::new(last),
+        })
     }
 }
 
-/// Counts one lease as in-flight work for as long as it lives.
-struct InFlight(Arc<Instance>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.idle.notify_waiters();
-        }
+/// Two failed starts in a row are bad luck; from the third on the wait doubles up to a cap.
+fn backoff(failures: u32) -> Duration {
+    match failures {
+        0 | 1 => Duration::ZERO,
+        n => Duration::from_secs(1u64 << (n - 2).min(5)).min(MAX_BACKOFF),
     }
 }
 
 impl LocalRuntime {
-    /// A runtime writing instance output to `logs`.
-    pub fn new(config: LocalRuntimeConfig, logs: LogWriter) -> LocalRuntime {
-        LocalRuntime {
-            inner: Arc::new(Inner {
-                config,
-                logs,
-                state: Mutex::new(State::default()),
-            }),
+    /// A runtime writing instance output to `logs`. Before returning it ends what an earlier
+    /// run of Skyport with the same state directory left running, and says once how memory
+    /// caps are enforced here.
+    pub async fn start(config: LocalRuntimeConfig, logs: LogWriter) -> LocalRuntime {
+        let limits = match Cgroups::detect(&config.cgroup_name) {
+            Ok(cgroups) => {
+                let version = match cgroups.version() {
+                    Version::V2 => "v2",
+                    Version::V1 => "v1",
+                };
+                tracing::info!(
+                    "memory limits: cgroup {version} memory controller at {}",
+                    cgroups.base().display()
+                );
+                Limits::Cgroups(cgroups)
+            }
+            Err(reason) => {
+                tracing::warn!(
+                    "memory limits: cgroups are not usable ({reason}); capping each instance's address space (RLIMIT_AS) instead, and out-of-memory kills cannot be told apart from crashes"
+                );
+                Limits::AddressSpace
+            }
+        };
+        if spawn::read_only_supported() {
+            tracing::info!("artifacts: mounted read-only in each instance's mount namespace");
+        } else {
+            tracing::warn!(
+                "artifacts: not running as root, so instances cannot get a read-only mount of their artifact; they can write to it"
+            );
+        }
+        let sweep = {
+            let state_dir = config.state_dir.clone();
+            let scratch_dir = config.scratch_dir.clone();
+            let cgroups = match &limits {
+                Limits::Cgroups(c) => Some(c.clone()),
+                Limits::AddressSpace => None,
+            };
+            tokio::task::spawn_blocking(move || {
+                let killed = leftovers::sweep(&state_dir, cgroups.as_ref());
+                // Scratch dirs of instances that are gone now.
+                let _ = std::fs::remove_dir_all(&scratch_dir);
+                killed
+            })
+        };
+        match sweep.await {
+            Ok(0) => {}
+            Ok(killed) => tracing::warn!(
+                "ended {killed} process(es) left running by a previous Skyport that did not shut down cleanly"
+            ),
+            Err(e) => tracing::error!("cannot sweep up a previous run's instances: {e}"),
+        }
+        let zygotes = config.zygotes.then(|| {
+            Arc::new(Zygotes::new(
+                config.scratch_dir.join("zygotes"),
+                config.path.clone(),
+            ))
+        });
+        let inner = Arc::new(Inner {
+            config,
+            logs,
+            limits,
+            zygotes,
+            epoch: Instant::now(),
+            state: Mutex::new(State::default()),
+        });
+        tokio::spawn(scale(Arc::downgrade(&inner)));
+        LocalRuntime { inner }
+    }
+}
+
+impl Inner {
+    /// Drops an exited instance from the books.
+    fn forget(&self, instance: &Arc<Instance>) {
+        let mut state = self.state.lock();
+        state.processes.remove(&instance.id);
+        if let Some(pool) = state.pools.get_mut(&instance.deployment) {
+            pool.running.retain(|i| i.id != instance.id);
         }
     }
 }
 
 impl Runtime for LocalRuntime {
-    fn acquire<'a>(&'a self, target: &'a Target) -> BoxFuture<'a, Result<Lease, StartError>> {
+    fn acquire<'a>(
+        &'a self,
+        target: &'a Target,
+        affinity: Option<&'a InstanceId>,
+    ) -> BoxFuture<'a, Result<Lease, StartError>> {
         async move {
             let start = {
                 let mut state = self.inner.state.lock();
                 if state.stopping {
                     return Err(StartError::Stopping);
                 }
-                match state.slots.get(&target.deployment) {
-                    Some(Slot::Running(instance)) if !instance.has_exited() => {
+                let pool = state
+                    .pools
+                    .entry(target.deployment.clone())
+                    .or_insert_with(|| Pool::new(target.clone()));
+                if pool.target != *target {
+                    pool.target = target.clone();
+                }
+                if let Some(id) = affinity
+                    && let Some(instance) =
+                        pool.running.iter().find(|i| i.id == *id && !i.has_exited())
+                {
+                    return Ok(instance.lease());
+                }
+                let least = pool.least_loaded().cloned();
+                match least {
+                    Some(instance) if instance.load() < self.inner.config.concurrency => {
                         return Ok(instance.lease());
                     }
-                    Some(Slot::Starting { start, .. }) => start.clone(),
-                    _ => {
-                        let id = InstanceId::generate();
-                        let start =
-                            start_in_background(self.inner.clone(), target.clone(), id.clone());
-                        state.slots.insert(
-                            target.deployment.clone(),
-                            Slot::Starting {
-                                instance: id,
-                                start: start.clone(),
-                            },
-                        );
-                        start
+                    _ => {}
+                }
+                match (&pool.starting, least) {
+                    (Some((_, start)), _) => start.clone(),
+                    // Every instance is busy and no more may start: share the least busy.
+                    (None, Some(instance))
+                        if pool.running.len() >= pool.target.settings.max_instances as usize =>
+                    {
+                        return Ok(instance.lease());
+                    }
+                    (None, _) => {
+                        if let Some(error) = pool.backing_off(Instant::now()) {
+                            return Err(error);
+                        }
+                        begin_start(&self.inner, pool)
                     }
                 }
             };
@@ -208,78 +280,162 @@ impl Runtime for LocalRuntime {
     }
 
     fn retire(&self, deployment: &DeploymentId, grace: Duration) -> BoxFuture<'_, ()> {
-        let slot = self.inner.state.lock().slots.remove(deployment);
+        // A start in progress notices its pool is gone and stops what it started.
+        let pool = self.inner.state.lock().pools.remove(deployment);
         async move {
-            // A start in progress notices its slot is gone and stops what it started.
-            if let Some(Slot::Running(instance)) = slot {
+            let Some(pool) = pool else { return };
+            let deadline = tokio::time::Instant::now() + grace;
+            futures_util::future::join_all(pool.running.iter().map(|instance| {
                 tracing::info!(instance = %instance.id, deployment = %instance.deployment, "retiring instance");
-                instance.stop(tokio::time::Instant::now() + grace).await;
-            }
+                instance.stop(deadline)
+            }))
+            .await;
         }
         .boxed()
     }
 
+    fn keep_warm(&self, live: &[Target]) {
+        let mut state = self.inner.state.lock();
+        if state.stopping {
+            return;
+        }
+        for target in live {
+            match state.pools.get_mut(&target.deployment) {
+                Some(pool) if pool.target != *target => pool.target = target.clone(),
+                Some(_) => {}
+                // The scaling loop starts the minimum.
+                None if target.settings.min_instances > 0 => {
+                    state
+                        .pools
+                        .insert(target.deployment.clone(), Pool::new(target.clone()));
+                }
+                None => {}
+            }
+        }
+    }
+
     fn instances(&self) -> Vec<InstanceInfo> {
-        let state = self.inner.state.lock();
-        let mut instances: Vec<_> = state.processes.values().map(|i| i.info()).collect();
+        let processes: Vec<_> = self
+            .inner
+            .state
+            .lock()
+            .processes
+            .values()
+            .cloned()
+            .collect();
+        let mut instances: Vec<_> = processes.iter().map(|i| i.info()).collect();
         instances.sort_by(|a, b| a.id.cmp(&b.id));
         instances
+    }
+
+    fn metrics(&self) -> Vec<DeploymentMetrics> {
+        let pools: Vec<_> = {
+            let state = self.inner.state.lock();
+            state
+                .pools
+                .values()
+                .map(|p| (p.target.clone(), p.stats.clone(), p.running.clone()))
+                .collect()
+        };
+        let mut metrics: Vec<_> = pools
+            .into_iter()
+            .map(|(target, stats, running)| {
+                let memory = running.iter().filter_map(|i| i.memory()).sum();
+                stats.snapshot(
+                    target.server_name,
+                    target.deployment,
+                    running.len() as u64,
+                    memory,
+                )
+            })
+            .collect();
+        metrics.sort_by(|a, b| (&a.server, &a.deployment).cmp(&(&b.server, &b.deployment)));
+        metrics
     }
 
     fn shutdown(&self, grace: Duration) -> BoxFuture<'_, ()> {
         let processes: Vec<_> = {
             let mut state = self.inner.state.lock();
             state.stopping = true;
-            state.slots.clear();
+            state.pools.clear();
             state.processes.values().cloned().collect()
         };
         async move {
             let deadline = tokio::time::Instant::now() + grace;
             futures_util::future::join_all(processes.iter().map(|i| i.stop(deadline))).await;
+            if let Some(zygotes) = &self.inner.zygotes {
+                zygotes.stop_idle(true);
+            }
+            if let Limits::Cgroups(cgroups) = &self.inner.limits {
+                // Instances remove their own cgroups as they exit; the parent goes last.
+                for _ in 0..50 {
+                    if std::fs::remove_dir(cgroups.base()).is_ok() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
         }
         .boxed()
     }
 }
 
-/// Starts an instance in a task of its own, so that a start survives the request that caused
-/// it being cancelled; every concurrent request for the deployment awaits the same result.
-fn start_in_background(inner: Arc<Inner>, target: Target, id: InstanceId) -> StartFuture {
-    let task = tokio::spawn(start(inner, target, id));
-    async move {
+/// Starts an instance for `pool` in a task of its own, so that a start survives the request
+/// that caused it being cancelled; every concurrent request for the deployment awaits it.
+fn begin_start(inner: &Arc<Inner>, pool: &mut Pool) -> StartFuture {
+    let id = InstanceId::generate();
+    let task = tokio::spawn(start(
+        inner.clone(),
+        pool.target.clone(),
+        id.clone(),
+        pool.stats.clone(),
+    ));
+    let start = async move {
         task.await
             .unwrap_or_else(|e| Err(StartError::Spawn(format!("the start task failed: {e}"))))
     }
     .boxed()
-    .shared()
+    .shared();
+    pool.starting = Some((id, start.clone()));
+    start
 }
 
 async fn start(
     inner: Arc<Inner>,
     target: Target,
     id: InstanceId,
+    stats: Arc<DeploymentStats>,
 ) -> Result<Arc<Instance>, StartError> {
-    let result = launch(&inner, &target, &id).await;
+    let result = start::launch(&inner, &target, &id, &stats).await;
     let unwanted = {
         let mut state = inner.state.lock();
-        let ours = matches!(
-            state.slots.get(&target.deployment),
-            Some(Slot::Starting { instance, .. }) if *instance == id
-        );
-        match &result {
-            Ok(instance) if ours => {
-                state
-                    .slots
-                    .insert(target.deployment.clone(), Slot::Running(instance.clone()));
+        let pool = state
+            .pools
+            .get_mut(&target.deployment)
+            .filter(|p| p.starting.as_ref().is_some_and(|(s, _)| *s == id));
+        match (pool, &result) {
+            (Some(pool), Ok(instance)) => {
+                pool.starting = None;
+                pool.failures = 0;
+                pool.retry_at = None;
+                pool.last_error = None;
+                pool.running.push(instance.clone());
                 None
             }
-            // Retired or shut down while starting: nobody will use it.
-            Ok(instance) => Some(instance.clone()),
-            Err(_) => {
-                if ours {
-                    state.slots.remove(&target.deployment);
+            (Some(pool), Err(error)) => {
+                pool.starting = None;
+                if !matches!(error, StartError::Stopping) {
+                    stats.failed_starts.fetch_add(1, Ordering::Relaxed);
+                    pool.failures += 1;
+                    pool.last_error = Some(error.clone());
+                    let wait = backoff(pool.failures);
+                    pool.retry_at = (!wait.is_zero()).then(|| Instant::now() + wait);
                 }
                 None
             }
+            // Retired or shut down while starting: nobody will use it.
+            (None, Ok(instance)) => Some(instance.clone()),
+            (None, Err(_)) => None,
         }
     };
     match unwanted {
@@ -291,221 +447,53 @@ async fn start(
     }
 }
 
-/// Spawns the process, wires its output to the log, and waits until it answers HTTP.
-async fn launch(
-    inner: &Arc<Inner>,
-    target: &Target,
-    id: &InstanceId,
-) -> Result<Arc<Instance>, StartError> {
-    let began = Instant::now();
-    let listener = TcpListener::bind(("127.0.0.1", 0))
-        .map_err(|e| StartError::Spawn(format!("cannot bind a local port: {e}")))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| StartError::Spawn(format!("cannot read the bound port: {e}")))?;
-    let scratch = inner.config.scratch_dir.join(id.as_str());
-    std::fs::create_dir_all(&scratch)
-        .map_err(|e| StartError::Spawn(format!("cannot create {}: {e}", scratch.display())))?;
-    let command = instance_command(&inner.config, target, id, addr, &scratch);
-
-    let log = LogContext {
-        writer: inner.logs.clone(),
-        server: target.server_id.clone(),
-        deployment: target.deployment.clone(),
-        instance: id.clone(),
-    };
-    let (exit_tx, exit_rx) = watch::channel(None);
-    let (mut child, instance) = {
-        let mut state = inner.state.lock();
-        if state.stopping {
-            return Err(StartError::Stopping);
-        }
-        // Registered under the same lock that shutdown takes, so shutdown sees every process.
-        let child = spawn_instance(command, &listener)
-            .map_err(|e| StartError::Spawn(format!("{}: {e}", target.launch.program.display())))?;
-        let instance = Arc::new(Instance {
-            id: id.clone(),
-            deployment: target.deployment.clone(),
-            server: target.server_name.clone(),
-            addr,
-            pid: child.id(),
-            started_at: Timestamp::now(),
-            in_flight: AtomicU64::new(0),
-            idle: Notify::new(),
-            exit: exit_rx,
-        });
-        state.processes.insert(id.clone(), instance.clone());
-        (child, instance)
-    };
-    // The child holds its own copy; ours must close so a dead child means refused connections.
-    drop(listener);
-    log.write(
-        LogStream::Skyport,
-        format!(
-            "starting instance {id} of deployment {} (pid {}, port {})",
-            target.deployment,
-            instance.pid.unwrap_or_default(),
-            addr.port()
-        ),
-    );
-
-    let tail = Arc::new(Tail::default());
-    if let Some(stdout) = child.stdout.take() {
-        tokio::spawn(pump(stdout, LogStream::Stdout, log.clone(), None));
-    }
-    if let Some(stderr) = child.stderr.take() {
-        tokio::spawn(pump(
-            stderr,
-            LogStream::Stderr,
-            log.clone(),
-            Some(tail.clone()),
-        ));
-    }
-    tokio::spawn(supervise(
-        inner.clone(),
-        child,
-        instance.clone(),
-        log.clone(),
-        exit_tx,
-        scratch,
-    ));
-
-    let ready = tokio::time::timeout(inner.config.start_timeout, async {
-        tokio::select! {
-            () = wait_until_answers(addr) => Ok(()),
-            status = instance.exited() => Err(status),
-        }
-    })
-    .await;
-    match ready {
-        Ok(Ok(())) => {
-            log.write(
-                LogStream::Skyport,
-                format!("instance {id} ready in {} ms", began.elapsed().as_millis()),
-            );
-            Ok(instance)
-        }
-        Ok(Err(status)) => {
-            // Let the output pumps drain what the process printed before it died.
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            Err(StartError::Exited {
-                status,
-                stderr_tail: tail.text(),
-            })
-        }
-        Err(_) => {
-            log.write(
-                LogStream::Skyport,
-                format!(
-                    "instance {id} did not answer within {:?}; stopping it",
-                    inner.config.start_timeout
-                ),
-            );
-            instance.stop(tokio::time::Instant::now()).await;
-            Err(StartError::Timeout(inner.config.start_timeout))
-        }
-    }
-}
-
-fn instance_command(
-    config: &LocalRuntimeConfig,
-    target: &Target,
-    id: &InstanceId,
-    addr: SocketAddr,
-    scratch: &std::path::Path,
-) -> Command {
-    #[allow(clippy::disallowed_methods)] // the runtime is one of the two crates that spawn
-    let mut command = Command::new(&target.launch.program);
-    command
-        .args(&target.launch.args)
-        .current_dir(&target.launch.working_dir)
-        .env_clear()
-        .env("HOME", scratch)
-        .env("TMPDIR", scratch)
-        .env("LANG", "C.UTF-8")
-        .env("PYTHONUNBUFFERED", "1")
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("SKYPORT_LISTEN_FD", LISTEN_FD.to_string())
-        .env("SKYPORT_PORT", addr.port().to_string())
-        .env("SKYPORT_SERVER", target.server_name.as_str())
-        .env("SKYPORT_DEPLOYMENT_ID", target.deployment.as_str())
-        .env("SKYPORT_INSTANCE_ID", id.as_str())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if let Some(path) = &config.path {
-        command.env("PATH", path);
-    }
-    command
-}
-
-/// Reaps the process when it exits, records how, and frees its slot so the next request
-/// starts a fresh instance.
-async fn supervise(
-    inner: Arc<Inner>,
-    mut child: tokio::process::Child,
-    instance: Arc<Instance>,
-    log: LogContext,
-    exit: watch::Sender<Option<String>>,
-    scratch: PathBuf,
-) {
-    let status = describe(child.wait().await);
-    log.write(
-        LogStream::Skyport,
-        format!("instance {} exited ({status})", instance.id),
-    );
-    {
-        let mut state = inner.state.lock();
-        state.processes.remove(&instance.id);
-        if matches!(
-            state.slots.get(&instance.deployment),
-            Some(Slot::Running(running)) if running.id == instance.id
-        ) {
-            state.slots.remove(&instance.deployment);
-        }
-    }
-    exit.send_replace(Some(status));
-    if let Err(e) = tokio::fs::remove_dir_all(&scratch).await {
-        tracing::debug!(path = %scratch.display(), "cannot remove instance scratch dir: {e}");
-    }
-}
-
-fn describe(status: std::io::Result<ExitStatus>) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    match status {
-        Ok(s) => match (s.code(), s.signal()) {
-            (Some(code), _) => format!("exit code {code}"),
-            (None, Some(signal)) => format!("killed by signal {signal}"),
-            _ => s.to_string(),
-        },
-        Err(e) => format!("unknown: {e}"),
-    }
-}
-
-/// Returns once an HTTP request to the instance gets any response. The socket already
-/// listens, so the request waits in the backlog until the server accepts; retries only cover
-/// a connection dropped by a server that was still setting up.
-async fn wait_until_answers(addr: SocketAddr) {
+/// The scaling loop: stops instances idle past their server's idle timeout (down to its
+/// minimum) and starts instances up to the minimum, until the runtime is dropped or stops.
+async fn scale(inner: Weak<Inner>) {
+    let mut tick = tokio::time::interval(SCALE_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        if probe(addr).await {
-            return;
+        tick.tick().await;
+        let Some(inner) = inner.upgrade() else { return };
+        let now = Instant::now();
+        let mut idle = Vec::new();
+        {
+            let mut state = inner.state.lock();
+            if state.stopping {
+                return;
+            }
+            for pool in state.pools.values_mut() {
+                let settings = pool.target.settings;
+                let min = settings.min_instances as usize;
+                let mut keep = pool.running.len();
+                pool.running.retain(|instance| {
+                    // Checked under the lock that leases are taken under: no lease can
+                    // arrive between this check and the instance leaving the pool.
+                    let stop = keep > min
+                        && instance.load() == 0
+                        && instance.idle_for(now) >= settings.idle_timeout;
+                    if stop {
+                        keep -= 1;
+                        idle.push(instance.clone());
+                    }
+                    !stop
+                });
+                if pool.running.len() < min
+                    && pool.starting.is_none()
+                    && pool.backing_off(now).is_none()
+                {
+                    drop(begin_start(&inner, pool));
+                }
+            }
         }
-        tokio::time::sleep(PROBE_RETRY).await;
+        if let Some(zygotes) = &inner.zygotes {
+            zygotes.stop_idle(false);
+        }
+        for instance in idle {
+            tracing::info!(instance = %instance.id, deployment = %instance.deployment, "stopping idle instance");
+            tokio::spawn(async move { instance.stop(tokio::time::Instant::now()).await });
+        }
     }
-}
-
-async fn probe(addr: SocketAddr) -> bool {
-    let Ok(mut stream) = TcpStream::connect(addr).await else {
-        return false;
-    };
-    let request = format!(
-        "GET /mcp HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json, text/event-stream\r\nConnection: close\r\n\r\n"
-    );
-    if stream.write_all(request.as_bytes()).await.is_err() {
-        return false;
-    }
-    let mut head = [0_u8; 5];
-    stream.read_exact(&mut head).await.is_ok() && &head == b"HTTP/"
 }
 
 #[cfg(test)]

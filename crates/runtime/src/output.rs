@@ -1,5 +1,6 @@
-//! An instance's stdout and stderr, line by line, into the server's log; the last stderr lines
-//! are also kept in memory so a failed start can say why without a database round trip.
+//! An instance's stdout and stderr, line by line, into the server's log with secret values
+//! redacted; the last stderr lines are also kept in memory so a failed start or a crash can say
+//! why without a database round trip.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -9,6 +10,8 @@ use skyport_store::{
     DeploymentId, InstanceId, LogSource, LogStream, LogWriter, NewLogLine, ServerId, Timestamp,
 };
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
+
+use crate::redact::Redactor;
 
 /// Longest line read in one piece; a longer one is split (the store cuts it further).
 const MAX_LINE: usize = 16 * 1024;
@@ -59,11 +62,12 @@ impl Tail {
     }
 }
 
-/// Copies `reader` into the log until it closes.
+/// Copies `reader` into the log, secrets redacted, until it closes.
 pub(crate) async fn pump(
     reader: impl AsyncRead + Unpin,
     stream: LogStream,
     log: LogContext,
+    redactor: Arc<Redactor>,
     tail: Option<Arc<Tail>>,
 ) {
     let mut reader = BufReader::new(reader);
@@ -80,7 +84,9 @@ pub(crate) async fn pump(
                 while buffer.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
                     buffer.pop();
                 }
-                let line = String::from_utf8_lossy(&buffer).into_owned();
+                let line = redactor
+                    .apply(&String::from_utf8_lossy(&buffer))
+                    .into_owned();
                 if let Some(tail) = &tail {
                     tail.push(&line);
                 }

@@ -73,6 +73,14 @@ pub(crate) struct ServeArgs {
     /// artifacts are deleted and cannot be rolled back to.
     #[arg(long, default_value_t = 10)]
     pub(crate) keep_deployments: u32,
+    /// How long a server instance may take from start to its first answer before the request
+    /// that started it fails, e.g. 60s.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub(crate) start_timeout: Duration,
+    /// Start every instance as a fresh process instead of forking it from a pre-imported
+    /// interpreter of its environment (slower cold starts; for comparison or troubleshooting).
+    #[arg(long)]
+    pub(crate) no_zygotes: bool,
 }
 
 #[derive(Debug, Args)]
@@ -116,6 +124,49 @@ pub(crate) struct DeployArgs {
     /// Print the deployment as JSON.
     #[arg(long)]
     pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) settings: SettingsArgs,
+}
+
+/// How a server's instances run (`deploy` and `servers set`); absent flags keep the value.
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct SettingsArgs {
+    /// Memory cap of each instance, e.g. 512M or 2G [default for new servers: 1024M]
+    #[arg(long, value_parser = parse_size)]
+    pub(crate) memory: Option<u64>,
+    /// Stop an instance after this long without requests, e.g. 30s, 5m [default: 5m]
+    #[arg(long, value_parser = parse_duration)]
+    pub(crate) idle_timeout: Option<Duration>,
+    /// Instances kept running even when idle [default: 0]
+    #[arg(long)]
+    pub(crate) min_instances: Option<u32>,
+    /// Most instances started when the running ones are busy [default: 4]
+    #[arg(long)]
+    pub(crate) max_instances: Option<u32>,
+}
+
+/// A size like `512M`, `2G`, `1048576` (bytes); K, M and G are powers of 1024.
+pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let upper = text.to_ascii_uppercase();
+    let digits = upper
+        .trim_end_matches('B')
+        .trim_end_matches('I')
+        .trim_end_matches(['K', 'M', 'G']);
+    let unit = &upper[digits.len()..];
+    let scale: u64 = match unit.trim_end_matches('B').trim_end_matches('I') {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        _ => return Err(format!("'{text}' is not a size: write e.g. 512M or 2G")),
+    };
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{text}' is not a size: write e.g. 512M or 2G"))?;
+    number
+        .checked_mul(scale)
+        .ok_or_else(|| format!("'{text}' is too large"))
 }
 
 #[derive(Debug, Args)]
@@ -135,6 +186,13 @@ pub(crate) enum ServersCommand {
     Show {
         /// The server.
         name: String,
+    },
+    /// Change how a server's instances run (memory, idle timeout, instance counts).
+    Set {
+        /// The server.
+        name: String,
+        #[command(flatten)]
+        settings: SettingsArgs,
     },
     /// Remove a server, its deployments and instances.
     Rm {
@@ -165,6 +223,9 @@ pub(crate) struct LogsArgs {
     /// How many past lines to show.
     #[arg(long, short = 'n', default_value_t = 200)]
     pub(crate) lines: u32,
+    /// Only lines from the last DURATION, e.g. 10m or 2h.
+    #[arg(long, value_parser = parse_duration)]
+    pub(crate) since: Option<Duration>,
     /// Print JSON lines.
     #[arg(long)]
     pub(crate) json: bool,
@@ -216,6 +277,7 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
             "s" => Duration::from_secs(number),
             "m" => Duration::from_secs(number.saturating_mul(60)),
             "h" => Duration::from_secs(number.saturating_mul(3600)),
+            "d" => Duration::from_secs(number.saturating_mul(86_400)),
             _ => return Err(invalid()),
         };
         total = total.saturating_add(unit);
@@ -244,5 +306,16 @@ mod tests {
         for bad in ["", "m", "15x", "1.5h", "0s", "-3s"] {
             assert!(parse_duration(bad).is_err(), "{bad:?} was accepted");
         }
+        assert_eq!(parse_duration("1d"), Ok(secs(86_400)));
+        assert!(parse_duration("5 minutes").is_err());
+    }
+
+    #[test]
+    fn sizes_parse_as_documented() {
+        assert_eq!(parse_size("512M"), Ok(512 << 20));
+        assert_eq!(parse_size("2g"), Ok(2 << 30));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("lots").unwrap_err().contains("512M"));
     }
 }

@@ -9,11 +9,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use skyport_api::{CreateDeployment, DeploymentView, GitSpec, LogLineView, SourceSpec};
+use skyport_api::{
+    CreateDeployment, DeploymentView, GitSpec, LogLineView, SettingsUpdate, SourceSpec,
+};
 use skyport_client::{Client, ClientError, LogEvent};
 use skyport_store::{DeploymentStatus, FailureKind, ServerName};
 
-use crate::cli::{Connection, DeployArgs};
+use crate::cli::{Connection, DeployArgs, SettingsArgs};
 use crate::config;
 use crate::progress::Progress;
 
@@ -34,6 +36,7 @@ pub(crate) async fn deploy(connection: &Connection, args: DeployArgs) -> anyhow:
         entrypoint: args.entrypoint.as_deref(),
         description: args.description.as_deref(),
         verbose: args.verbose,
+        settings: settings_update(&args.settings),
     };
     let deployment = if args.no_wait {
         start(&client, &request).await?
@@ -115,6 +118,17 @@ pub(crate) struct Deploy<'a> {
     pub(crate) entrypoint: Option<&'a str>,
     pub(crate) description: Option<&'a str>,
     pub(crate) verbose: bool,
+    pub(crate) settings: SettingsUpdate,
+}
+
+/// The API's form of the settings flags.
+pub(crate) fn settings_update(args: &SettingsArgs) -> SettingsUpdate {
+    SettingsUpdate {
+        memory_bytes: args.memory,
+        idle_timeout_seconds: args.idle_timeout.map(|d| d.as_secs().max(1)),
+        min_instances: args.min_instances,
+        max_instances: args.max_instances,
+    }
 }
 
 /// Deploys and waits for the build; a failed build is returned, not an error, so callers can
@@ -185,6 +199,7 @@ async fn start(client: &Client, request: &Deploy<'_>) -> anyhow::Result<Deployme
         source,
         entrypoint: request.entrypoint.map(str::to_owned),
         description: request.description.map(str::to_owned),
+        settings: (!request.settings.is_empty()).then(|| request.settings.clone()),
     };
     Ok(client.deploy(name.as_str(), &body).await?)
 }

@@ -6,14 +6,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use serde::Serialize;
-use skyport_api::{DeploymentView, LogLineView, ServerView};
+use skyport_api::{DeploymentView, LogLineView, PutServer, ServerView};
 use skyport_client::{Client, LogEvent, LogFilter};
-use skyport_store::{LogSource, LogStream};
+use skyport_store::{LogSource, LogStream, Timestamp};
 
 use crate::cli::{
     BuildsArgs, BuildsCommand, Connection, DeploymentsArgs, LogsArgs, ServersArgs, ServersCommand,
 };
-use crate::config;
+use crate::{config, deploy};
 
 /// Pause before `logs -f` reopens a dropped stream.
 const RECONNECT_PAUSE: Duration = Duration::from_millis(500);
@@ -74,16 +74,38 @@ pub(crate) async fn servers(
                 None => writeln!(out, "live:         none")?,
             }
             writeln!(out, "created:      {}", server.created_at)?;
+            print_settings(&mut out, &server)?;
+            print_figures(&mut out, &server)?;
             for instance in &server.instances {
                 writeln!(
                     out,
-                    "instance:     {} pid {} since {} ({} in flight)",
+                    "instance:     {} pid {} since {} ({} in flight, {} memory)",
                     instance.id,
                     instance.pid.map_or("?".to_owned(), |p| p.to_string()),
                     instance.started_at,
-                    instance.in_flight
+                    instance.in_flight,
+                    instance.memory_bytes.map_or("?".to_owned(), mib)
                 )?;
             }
+        }
+        ServersCommand::Set { name, settings } => {
+            let update = deploy::settings_update(&settings);
+            if update.is_empty() {
+                anyhow::bail!(
+                    "nothing to change: pass --memory, --idle-timeout, --min-instances or --max-instances"
+                );
+            }
+            let body = PutServer {
+                description: None,
+                settings: Some(update),
+            };
+            // PUT creates missing servers; `set` must only change existing ones.
+            client.server(&name).await?;
+            let server = client.put_server(&name, &body).await?;
+            if args.json {
+                return print_json(&server);
+            }
+            print_settings(&mut out, &server)?;
         }
         ServersCommand::Rm { name } => {
             client.remove_server(&name).await?;
@@ -151,6 +173,53 @@ fn show_build(out: &mut impl Write, deployment: &DeploymentView) -> anyhow::Resu
         }
     }
     Ok(())
+}
+
+fn print_settings(out: &mut impl Write, server: &ServerView) -> anyhow::Result<()> {
+    let s = &server.settings;
+    writeln!(
+        out,
+        "settings:     memory {} per instance, idle timeout {}s, instances {}..{}",
+        mib(s.memory_bytes),
+        s.idle_timeout_seconds,
+        s.min_instances,
+        s.max_instances
+    )?;
+    Ok(())
+}
+
+fn print_figures(out: &mut impl Write, server: &ServerView) -> anyhow::Result<()> {
+    let m = &server.metrics;
+    writeln!(
+        out,
+        "instances:    {} running, {} memory",
+        m.instances,
+        mib(m.memory_bytes)
+    )?;
+    writeln!(
+        out,
+        "cold starts:  {} (mean {:.0} ms), {} failed",
+        m.cold_starts,
+        m.cold_start_mean_seconds * 1000.0,
+        m.failed_starts
+    )?;
+    writeln!(
+        out,
+        "requests:     {} (mean {:.1} ms), {} errors",
+        m.requests,
+        m.request_mean_seconds * 1000.0,
+        m.errors
+    )?;
+    writeln!(
+        out,
+        "exits:        {} crashes, {} out-of-memory kills",
+        m.crashes, m.oom_kills
+    )?;
+    Ok(())
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{}M", bytes / (1024 * 1024))
 }
 
 fn state(server: &ServerView) -> &'static str {
@@ -229,6 +298,7 @@ pub(crate) async fn logs(connection: &Connection, args: LogsArgs) -> anyhow::Res
         deployment,
         after: None,
         limit: Some(args.lines),
+        since: args.since.map(|ago| (Timestamp::now() - ago).to_string()),
     };
     if !args.follow {
         let page = client.logs(&args.name, &filter).await?;

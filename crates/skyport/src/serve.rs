@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use skyport_api::DeploymentView;
+use skyport_api::{DeploymentView, SettingsUpdate};
 use skyport_build::{BuildLimits, Builder};
 use skyport_client::Client;
 use skyport_gateway::Gateway;
@@ -22,8 +22,9 @@ use crate::cli::{ServeArgs, UpArgs};
 use crate::config::{self, Credentials};
 use crate::deploy::{self, Deploy, SourceArg};
 
-/// How long an instance may take from spawn to its first answer.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// Requests one instance takes at once before another starts: a FastMCP server keeps its
+/// latency flat up to about this many concurrent requests on these machines.
+const INSTANCE_CONCURRENCY: u64 = 16;
 /// In-flight requests to a superseded deployment get this long before it is stopped.
 const RETIRE_GRACE: Duration = Duration::from_secs(30);
 /// Instances get this long to finish in-flight work at shutdown, after the HTTP server stopped.
@@ -68,6 +69,7 @@ pub(crate) async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         entrypoint: args.entrypoint.as_deref(),
         description: None,
         verbose: false,
+        settings: SettingsUpdate::default(),
     };
     let deployment = match deploy::run(&client, &request).await {
         Ok(deployment) => deployment,
@@ -144,14 +146,21 @@ impl Platform {
             keep_deployments: args.keep_deployments,
         };
         let builder = Builder::with_limits(store.clone(), data_dir.clone(), limits);
-        let runtime = Arc::new(LocalRuntime::new(
-            LocalRuntimeConfig {
-                scratch_dir: data_dir.join("run"),
-                start_timeout: START_TIMEOUT,
-                path: std::env::var_os("PATH"),
-            },
-            store.logs().writer(),
-        ));
+        let runtime = Arc::new(
+            LocalRuntime::start(
+                LocalRuntimeConfig {
+                    scratch_dir: data_dir.join("run"),
+                    state_dir: data_dir.join("instances"),
+                    start_timeout: args.start_timeout,
+                    path: std::env::var_os("PATH"),
+                    concurrency: INSTANCE_CONCURRENCY,
+                    cgroup_name: cgroup_name(&data_dir),
+                    zygotes: !args.no_zygotes,
+                },
+                store.logs().writer(),
+            )
+            .await,
+        );
         let dyn_runtime: Arc<dyn Runtime> = runtime.clone();
         let gateway = Gateway::new(store.clone(), dyn_runtime.clone()).await?;
         tokio::spawn(follow_live_deployments(
@@ -247,6 +256,21 @@ impl Platform {
         self.store.close().await;
         tracing::info!("stopped");
     }
+}
+
+/// Skyport's cgroup name for a data directory: stable across restarts (so a restart finds what
+/// a crashed run left) and distinct between data directories (so two Skyports never meet).
+fn cgroup_name(data_dir: &Path) -> String {
+    let path = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+    // FNV-1a: a fixed hash, unlike std's, whose output may change between Rust releases.
+    let hash = path
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    format!("skyport-{hash:016x}")
 }
 
 /// The URL clients use: an unspecified listen address is reached through loopback.

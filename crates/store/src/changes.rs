@@ -3,7 +3,7 @@
 
 use crate::{DeploymentId, ServerName};
 
-/// A committed change to which deployment serves a server.
+/// A committed change to which deployment serves a server, or to how it runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
     /// `live` now serves `server`; `previous` (if any) no longer does.
@@ -21,5 +21,10 @@ pub enum Change {
         server: ServerName,
         /// Its live deployment at the time.
         previous: Option<DeploymentId>,
+    },
+    /// How `server`'s instances run changed (memory cap, idle timeout, instance counts).
+    SettingsChanged {
+        /// The server whose settings changed.
+        server: ServerName,
     },
 }

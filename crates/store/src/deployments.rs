@@ -7,8 +7,8 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use crate::{
-    Change, DeploymentId, ServerId, ServerName, Store, StoreError, Timestamp, from_millis, now,
-    to_millis,
+    Change, DeploymentId, RuntimeSettings, ServerId, ServerName, Store, StoreError, Timestamp,
+    from_millis, now, to_millis,
 };
 
 /// Where a deployment is in its life.
@@ -197,6 +197,8 @@ pub struct Route {
     pub name: ServerName,
     /// Its live deployment, if one was promoted.
     pub live: Option<LiveDeployment>,
+    /// How its instances run.
+    pub settings: RuntimeSettings,
 }
 
 /// A deployment that serves requests, with what the runtime needs to start it.
@@ -487,7 +489,8 @@ impl Deployments<'_> {
     /// Every server with its live deployment, for the gateway's route table.
     pub async fn routes(&self) -> Result<Vec<Route>, StoreError> {
         sqlx::query(
-            "SELECT s.id AS server_id, s.name, d.id AS deployment_id, d.launch FROM servers s
+            "SELECT s.id AS server_id, s.name, d.id AS deployment_id, d.launch, s.memory_limit_bytes,
+             s.idle_timeout_ms, s.min_instances, s.max_instances FROM servers s
              LEFT JOIN deployments d ON d.id = s.live_deployment_id",
         )
         .fetch_all(&self.store.pool)
@@ -500,7 +503,8 @@ impl Deployments<'_> {
     /// One server's route, or `None` if there is no such server.
     pub async fn route(&self, name: &ServerName) -> Result<Option<Route>, StoreError> {
         sqlx::query(
-            "SELECT s.id AS server_id, s.name, d.id AS deployment_id, d.launch FROM servers s
+            "SELECT s.id AS server_id, s.name, d.id AS deployment_id, d.launch, s.memory_limit_bytes,
+             s.idle_timeout_ms, s.min_instances, s.max_instances FROM servers s
              LEFT JOIN deployments d ON d.id = s.live_deployment_id WHERE s.name = ?",
         )
         .bind(name)
@@ -525,6 +529,7 @@ fn route(row: &SqliteRow) -> Result<Route, StoreError> {
         server_id: row.try_get("server_id")?,
         name: row.try_get("name")?,
         live,
+        settings: crate::servers::settings(row)?,
     })
 }
 

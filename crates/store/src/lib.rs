@@ -13,6 +13,7 @@ mod keys;
 mod logs;
 mod names;
 mod servers;
+mod settings;
 
 use std::path::Path;
 use std::time::Duration;
@@ -31,6 +32,9 @@ pub use keys::{ApiKey, Keys, Principal};
 pub use logs::{LogLine, LogQuery, LogSource, LogStream, LogWriter, Logs, NewLogLine};
 pub use names::{NameError, ServerName};
 pub use servers::{Server, Servers};
+pub use settings::{
+    MAX_INSTANCES, MIN_MEMORY_BYTES, RuntimeSettings, SettingsError, SettingsPatch,
+};
 
 /// A point in time, as stored (milliseconds since the Unix epoch) and shown (RFC 3339).
 pub type Timestamp = jiff::Timestamp;

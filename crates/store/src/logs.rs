@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
@@ -17,6 +18,10 @@ use crate::{
 
 /// Lines kept per server; older ones are pruned as new ones arrive.
 const RETAINED_PER_SERVER: i64 = 50_000;
+/// Lines older than this are pruned, however few a server has.
+const RETAINED_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How often lines past [`RETAINED_AGE`] are looked for.
+const AGE_PRUNE_EVERY: Duration = Duration::from_secs(600);
 /// Longer lines are cut, so one runaway print cannot bloat the database.
 const MAX_LINE_BYTES: usize = 8 * 1024;
 /// Lines waiting to be written; past this, new lines are dropped (and counted) rather than
@@ -84,6 +89,8 @@ pub struct LogQuery {
     pub deployment_id: Option<DeploymentId>,
     /// Only build or only instance lines.
     pub source: Option<LogSource>,
+    /// Only lines written at or after this time.
+    pub since: Option<Timestamp>,
 }
 
 /// Appends log lines without waiting for the database; cheap to clone.
@@ -188,7 +195,7 @@ impl<'a> Logs<'a> {
                     "SELECT id, server_id, deployment_id, instance_id, source, stream, phase, at, line ",
                     "FROM log_lines WHERE (?1 IS NULL OR server_id = ?1) ",
                     "AND (?2 IS NULL OR deployment_id = ?2) AND (?3 IS NULL OR source = ?3) ",
-                    "AND (?4 IS NULL OR id > ?4) ORDER BY id ",
+                    "AND (?4 IS NULL OR id > ?4) AND (?6 IS NULL OR at >= ?6) ORDER BY id ",
                     $order,
                     " LIMIT ?5"
                 )
@@ -204,6 +211,7 @@ impl<'a> Logs<'a> {
             .bind(query.source.map(source_text))
             .bind(after)
             .bind(i64::from(limit))
+            .bind(query.since.map(to_millis))
             .fetch_all(&self.store.pool)
             .await?
             .iter()
@@ -220,6 +228,7 @@ enum Order {
 
 async fn write_batches(store: Store, mut rx: mpsc::Receiver<Command>) {
     let mut since_prune: HashMap<ServerId, i64> = HashMap::new();
+    let mut aged_at: Option<Instant> = None;
     let mut commands = Vec::with_capacity(512);
     while rx.recv_many(&mut commands, 512).await > 0 {
         let mut lines = Vec::new();
@@ -238,6 +247,10 @@ async fn write_batches(store: Store, mut rx: mpsc::Receiver<Command>) {
                 *since_prune.entry(line.server_id.clone()).or_default() += 1;
             }
             prune(&store, &mut since_prune).await;
+            if aged_at.is_none_or(|at| at.elapsed() >= AGE_PRUNE_EVERY) {
+                aged_at = Some(Instant::now());
+                prune_aged(&store, Timestamp::now() - RETAINED_AGE).await;
+            }
             store.logs.appended.notify_waiters();
         }
         for done in flushes {
@@ -287,6 +300,17 @@ async fn prune(store: &Store, since_prune: &mut HashMap<ServerId, i64>) {
         if let Err(e) = pruned {
             tracing::warn!(error = %e, %server, "cannot prune old log lines");
         }
+    }
+}
+
+/// Deletes every line written before `before`.
+async fn prune_aged(store: &Store, before: Timestamp) {
+    let pruned = sqlx::query("DELETE FROM log_lines WHERE at < ?")
+        .bind(to_millis(before))
+        .execute(&store.pool)
+        .await;
+    if let Err(e) = pruned {
+        tracing::warn!(error = %e, "cannot prune log lines past their retention age");
     }
 }
 

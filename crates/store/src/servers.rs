@@ -4,8 +4,8 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use crate::{
-    Change, DeploymentId, ServerId, ServerName, Store, StoreError, Timestamp, from_millis, now,
-    to_millis,
+    Change, DeploymentId, RuntimeSettings, ServerId, ServerName, SettingsError, SettingsPatch,
+    Store, StoreError, Timestamp, from_millis, now, to_millis,
 };
 
 /// A named MCP server; what clients connect to. Its code lives in deployments.
@@ -19,6 +19,8 @@ pub struct Server {
     pub description: String,
     /// The deployment that serves requests, once one has been promoted.
     pub live_deployment: Option<DeploymentId>,
+    /// How its instances run.
+    pub settings: RuntimeSettings,
     /// When the server was created.
     pub created_at: Timestamp,
     /// When its settings or live deployment last changed.
@@ -35,7 +37,8 @@ pub struct Servers<'a> {
 macro_rules! select_servers {
     ($rest:literal) => {
         concat!(
-            "SELECT id, name, description, live_deployment_id, created_at, updated_at FROM servers ",
+            "SELECT id, name, description, live_deployment_id, created_at, updated_at, ",
+            "memory_limit_bytes, idle_timeout_ms, min_instances, max_instances FROM servers ",
             $rest
         )
     };
@@ -107,17 +110,49 @@ impl Servers<'_> {
             .collect()
     }
 
+    /// Applies `patch` to the settings of the server named `name` and returns the server, or
+    /// `None` if there is no such server. Invalid settings change nothing.
+    pub async fn set_settings(
+        &self,
+        name: &ServerName,
+        patch: &SettingsPatch,
+    ) -> Result<Option<Result<Server, SettingsError>>, StoreError> {
+        let mut tx = self.store.pool.begin().await?;
+        let Some(current) = named(&mut tx, name).await? else {
+            return Ok(None);
+        };
+        let settings = match current.settings.patched(patch) {
+            Ok(settings) => settings,
+            Err(e) => return Ok(Some(Err(e))),
+        };
+        sqlx::query(
+            "UPDATE servers SET memory_limit_bytes = ?, idle_timeout_ms = ?, min_instances = ?,
+             max_instances = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(i64::try_from(settings.memory_bytes).unwrap_or(i64::MAX))
+        .bind(i64::try_from(settings.idle_timeout.as_millis()).unwrap_or(i64::MAX))
+        .bind(i64::from(settings.min_instances))
+        .bind(i64::from(settings.max_instances))
+        .bind(to_millis(now()))
+        .bind(&current.id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.store.publish(Change::SettingsChanged {
+            server: current.name.clone(),
+        });
+        Ok(Some(Ok(Server {
+            settings,
+            ..current
+        })))
+    }
+
     /// Removes a server with its deployments and logs; returns it, or `None` if it did not exist.
     pub async fn remove(&self, name: &ServerName) -> Result<Option<Server>, StoreError> {
         let mut tx = self.store.pool.begin().await?;
-        let Some(row) = sqlx::query(select_servers!("WHERE name = ?"))
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
+        let Some(removed) = named(&mut tx, name).await? else {
             return Ok(None);
         };
-        let removed = server(&row)?;
         sqlx::query("DELETE FROM log_lines WHERE server_id = ?")
             .bind(&removed.id)
             .execute(&mut *tx)
@@ -135,13 +170,45 @@ impl Servers<'_> {
     }
 }
 
+/// The server named `name`, read inside transaction `tx`.
+async fn named(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    name: &ServerName,
+) -> Result<Option<Server>, StoreError> {
+    sqlx::query(select_servers!("WHERE name = ?"))
+        .bind(name)
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|row| server(&row))
+        .transpose()
+}
+
 fn server(row: &SqliteRow) -> Result<Server, StoreError> {
     Ok(Server {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
         description: row.try_get("description")?,
         live_deployment: row.try_get("live_deployment_id")?,
+        settings: settings(row)?,
         created_at: from_millis(row.try_get("created_at")?)?,
         updated_at: from_millis(row.try_get("updated_at")?)?,
+    })
+}
+
+/// The settings columns of a `servers` row (also selected by the deployments' route queries).
+pub(crate) fn settings(row: &SqliteRow) -> Result<RuntimeSettings, StoreError> {
+    let number = |column: &str| -> Result<u64, StoreError> {
+        let value: i64 = row.try_get(column)?;
+        u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("{column} {value}")))
+    };
+    let count = |column: &str| -> Result<u32, StoreError> {
+        let value = number(column)?;
+        u32::try_from(value).map_err(|_| StoreError::Corrupt(format!("{column} {value}")))
+    };
+    Ok(RuntimeSettings {
+        memory_bytes: number("memory_limit_bytes")?,
+        idle_timeout: std::time::Duration::from_millis(number("idle_timeout_ms")?),
+        min_instances: count("min_instances")?,
+        max_instances: count("max_instances")?,
     })
 }

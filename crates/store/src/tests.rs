@@ -435,3 +435,96 @@ async fn build_log_lines_keep_their_phase() {
     let lines = store.logs().tail(&LogQuery::default(), 10).await.unwrap();
     assert_eq!(lines[0].line.phase, Some(BuildPhase::Install));
 }
+
+#[tokio::test]
+async fn settings_default_patch_validate_and_reach_routes() {
+    let store = store().await;
+    let (server, _) = store.servers().ensure(&name("a"), None).await.unwrap();
+    assert_eq!(server.settings, RuntimeSettings::default());
+    let mut changes = store.subscribe();
+    let patch = SettingsPatch {
+        memory_bytes: Some(512 * 1024 * 1024),
+        idle_timeout: Some(std::time::Duration::from_secs(2)),
+        min_instances: Some(1),
+        max_instances: None,
+    };
+    let updated = store
+        .servers()
+        .set_settings(&name("a"), &patch)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(updated.settings.memory_bytes, 512 * 1024 * 1024);
+    assert_eq!(updated.settings.max_instances, 4);
+    assert_eq!(
+        changes.recv().await.unwrap(),
+        Change::SettingsChanged { server: name("a") }
+    );
+    let route = store
+        .deployments()
+        .route(&name("a"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(route.settings, updated.settings);
+
+    let refused = SettingsPatch {
+        min_instances: Some(9),
+        ..SettingsPatch::default()
+    };
+    let error = store
+        .servers()
+        .set_settings(&name("a"), &refused)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
+    assert!(error.to_string().contains("--min-instances"), "{error}");
+    let kept = store.servers().get(&name("a")).await.unwrap().unwrap();
+    assert_eq!(kept.settings, updated.settings);
+    assert!(
+        store
+            .servers()
+            .set_settings(&name("nope"), &patch)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn logs_are_read_since_a_time_and_pruned_by_age() {
+    let store = store().await;
+    let (a, _) = store.servers().ensure(&name("a"), None).await.unwrap();
+    let writer = store.logs().writer();
+    let now = Timestamp::now();
+    let old = NewLogLine {
+        at: now - std::time::Duration::from_secs(8 * 24 * 3600),
+        ..line(&a.id, "old")
+    };
+    let recent = NewLogLine {
+        at: now - std::time::Duration::from_secs(60),
+        ..line(&a.id, "recent")
+    };
+    writer.write(old);
+    writer.write(recent);
+    writer.write(line(&a.id, "now"));
+    writer.flush().await;
+    let since = LogQuery {
+        since: Some(now - std::time::Duration::from_secs(600)),
+        ..LogQuery::default()
+    };
+    let texts: Vec<String> = store
+        .logs()
+        .tail(&since, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.line.line)
+        .collect();
+    assert_eq!(texts, ["recent", "now"]);
+    // The first batch of a writer prunes lines past the retention age.
+    let all = store.logs().tail(&LogQuery::default(), 10).await.unwrap();
+    assert!(all.iter().all(|l| l.line.line != "old"), "{all:?}");
+}

@@ -12,7 +12,8 @@ use skyport_api::{
     UploadCreated,
 };
 use skyport_build::{BuildRequest, Cancellation, Entrypoint, GitSource, GitUrl, Source, UploadId};
-use skyport_store::{Deployment, DeploymentId, LogQuery, LogSource, Server, ServerName};
+use skyport_runtime::render_prometheus;
+use skyport_store::{Deployment, DeploymentId, LogQuery, LogSource, Server, ServerName, Timestamp};
 
 use crate::stream::{self, Start};
 use crate::{ApiError, AppState, views};
@@ -51,14 +52,29 @@ pub(crate) async fn health() -> Json<Health> {
 }
 
 async fn list_servers(State(state): State<AppState>) -> Result<Json<Vec<ServerView>>, ApiError> {
-    let running = state.runtime.instances();
+    let live = live(&state);
     let servers = state.store.servers().list().await?;
     Ok(Json(
         servers
             .into_iter()
-            .map(|s| views::server(s, &state.public_url, &running))
+            .map(|s| views::server(s, &state.public_url, &live))
             .collect(),
     ))
+}
+
+fn live(state: &AppState) -> views::Live {
+    views::Live {
+        instances: state.runtime.instances(),
+        metrics: state.runtime.metrics(),
+    }
+}
+
+/// `GET /metrics`: the runtime's figures in the Prometheus text format.
+pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        render_prometheus(&state.runtime.metrics()),
+    )
 }
 
 async fn show_server(
@@ -69,7 +85,7 @@ async fn show_server(
     Ok(Json(views::server(
         server,
         &state.public_url,
-        &state.runtime.instances(),
+        &live(&state),
     )))
 }
 
@@ -79,17 +95,20 @@ async fn put_server(
     Json(body): Json<PutServer>,
 ) -> Result<(StatusCode, Json<ServerView>), ApiError> {
     let name: ServerName = name.parse()?;
-    let (server, created) = state
+    let (mut server, created) = state
         .store
         .servers()
         .ensure(&name, body.description.as_deref())
         .await?;
+    if let Some(update) = body.settings.as_ref().filter(|u| !u.is_empty()) {
+        server = set_settings(&state, &name, update).await?;
+    }
     let status = if created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    let view = views::server(server, &state.public_url, &state.runtime.instances());
+    let view = views::server(server, &state.public_url, &live(&state));
     Ok((status, Json(view)))
 }
 
@@ -136,11 +155,14 @@ async fn create_deployment(
             reference: reference.filter(|r| !r.is_empty()),
         }),
     };
-    let (server, _) = state
+    let (mut server, _) = state
         .store
         .servers()
         .ensure(&name, body.description.as_deref())
         .await?;
+    if let Some(update) = body.settings.as_ref().filter(|u| !u.is_empty()) {
+        server = set_settings(&state, &name, update).await?;
+    }
     let deployment = state
         .builder
         .start(&server, BuildRequest { source, entrypoint })
@@ -217,6 +239,8 @@ struct LogParams {
     /// Stream lines as Server-Sent Events (like `Accept: text/event-stream`).
     #[serde(default)]
     follow: bool,
+    /// Only lines written at or after this time (RFC 3339).
+    since: Option<Timestamp>,
 }
 
 /// `GET /servers/{name}/logs`: a page of lines, or with `follow` a live stream of them.
@@ -236,6 +260,7 @@ async fn server_logs(
         server_id: Some(server.id),
         deployment_id: deployment,
         source: params.source,
+        since: params.since,
     };
     if wants_stream(&headers, &params) {
         let start = start(&headers, &params)?;
@@ -257,6 +282,7 @@ async fn deployment_logs(
         server_id: Some(server.id),
         deployment_id: Some(deployment.id.clone()),
         source: Some(LogSource::Build),
+        since: params.since,
     };
     if wants_stream(&headers, &params) {
         // A build log is short and read whole: without a cursor the stream starts at its top.
@@ -331,6 +357,20 @@ async fn create_upload(
         StatusCode::CREATED,
         Json(UploadCreated { id: id.to_string() }),
     ))
+}
+
+async fn set_settings(
+    state: &AppState,
+    name: &ServerName,
+    update: &skyport_api::SettingsUpdate,
+) -> Result<Server, ApiError> {
+    state
+        .store
+        .servers()
+        .set_settings(name, &views::settings_patch(update))
+        .await?
+        .ok_or_else(|| no_such_server(name))?
+        .map_err(|e| ApiError::BadRequest(e.to_string()))
 }
 
 async fn existing_server(state: &AppState, name: &str) -> Result<Server, ApiError> {

@@ -1,4 +1,4 @@
-//! Skyport's HTTP application: `/healthz`, the REST API under `/api/v1/`, and the gateway's
+//! Skyport's HTTP application: `/healthz`, `/metrics`, the REST API under `/api/v1/`, and the gateway's
 //! `/servers/{name}/mcp` mounted beside them, behind a host check.
 //!
 //! Handlers read like a paragraph: extract, call the domain (store repositories, the builder,
@@ -51,9 +51,22 @@ pub fn app(state: AppState, gateway: &Gateway, options: &AppOptions) -> Router {
             state.clone(),
             auth::require_key,
         ))
-        .with_state(state);
+        .with_state(state.clone());
+    // Metrics name every server: open on loopback (like any local tool), else behind a key.
+    let metrics = Router::new().route("/metrics", get(api::metrics));
+    let metrics = if options.loopback_only {
+        metrics.with_state(state)
+    } else {
+        metrics
+            .route_layer(middleware::from_fn_with_state(
+                state.clone(),
+                auth::require_key,
+            ))
+            .with_state(state)
+    };
     let app = Router::new()
         .route("/healthz", get(api::health))
+        .merge(metrics)
         .nest("/api/v1", api)
         .merge(gateway.router());
     if options.loopback_only {

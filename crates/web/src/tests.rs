@@ -38,14 +38,24 @@ async fn fixture_with(limits: BuildLimits) -> Fixture {
     let store = Store::open_in_memory().await.unwrap();
     let admin = store.keys().ensure_admin().await.unwrap();
     let (_, token) = store.keys().create(&admin.id, "test").await.unwrap();
-    let runtime: Arc<dyn Runtime> = Arc::new(LocalRuntime::new(
-        LocalRuntimeConfig {
-            scratch_dir: dir.path().join("run"),
-            start_timeout: Duration::from_secs(5),
-            path: None,
-        },
-        store.logs().writer(),
-    ));
+    let runtime: Arc<dyn Runtime> = Arc::new(
+        LocalRuntime::start(
+            LocalRuntimeConfig {
+                scratch_dir: dir.path().join("run"),
+                state_dir: dir.path().join("instances"),
+                start_timeout: Duration::from_secs(5),
+                path: None,
+                concurrency: 16,
+                cgroup_name: format!(
+                    "skyport-test-{}",
+                    dir.path().file_name().unwrap().to_string_lossy()
+                ),
+                zygotes: false,
+            },
+            store.logs().writer(),
+        )
+        .await,
+    );
     let gateway = Gateway::new(store.clone(), runtime.clone()).await.unwrap();
     let state = AppState {
         builder: Builder::with_limits(store.clone(), dir.path().to_path_buf(), limits),
@@ -507,4 +517,39 @@ async fn server_logs_stream_live_and_resume_after_the_last_event() {
         .call("GET", "/api/v1/servers/live/logs?follow=true&after=x", None)
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}
+
+#[tokio::test]
+async fn settings_are_changed_checked_and_shown_with_metrics() {
+    let f = fixture().await;
+    let put = json!({"settings": {"memory_bytes": 536870912, "idle_timeout_seconds": 2, "min_instances": 1}});
+    let (status, created) = f.call("PUT", "/api/v1/servers/weather", Some(put)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(
+        created["settings"],
+        json!({"memory_bytes": 536870912, "idle_timeout_seconds": 2, "min_instances": 1, "max_instances": 4})
+    );
+    assert_eq!(created["metrics"]["cold_starts"], 0);
+    let bad = json!({"settings": {"max_instances": 0}});
+    let (status, body) = f.call("PUT", "/api/v1/servers/weather", Some(bad)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--max-instances"),
+        "{body}"
+    );
+    let request = Request::get("/metrics")
+        .header("host", "127.0.0.1:8420")
+        .body(Body::empty())
+        .unwrap();
+    let response = f.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8_lossy(&text);
+    assert!(
+        text.contains("# TYPE skyport_cold_start_seconds histogram"),
+        "{text}"
+    );
 }

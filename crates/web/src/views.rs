@@ -1,11 +1,23 @@
 //! From the store's records to the API's views.
 
-use skyport_api::{CommitView, DeploymentView, FailureView, InstanceView, LogLineView, ServerView};
-use skyport_runtime::InstanceInfo;
-use skyport_store::{Commit, Deployment, DeploymentStatus, LogLine, Server};
+use skyport_api::{
+    CommitView, DeploymentView, FailureView, InstanceView, LogLineView, ServerMetricsView,
+    ServerView, SettingsUpdate, SettingsView,
+};
+use skyport_runtime::{DeploymentMetrics, InstanceInfo};
+use skyport_store::{
+    Commit, Deployment, DeploymentStatus, LogLine, RuntimeSettings, Server, SettingsPatch,
+};
 
-/// A server with its URL and the instances of its live deployment.
-pub(crate) fn server(server: Server, public_url: &str, running: &[InstanceInfo]) -> ServerView {
+/// What the runtime reports right now, read once per request.
+pub(crate) struct Live {
+    pub(crate) instances: Vec<InstanceInfo>,
+    pub(crate) metrics: Vec<DeploymentMetrics>,
+}
+
+/// A server with its URL, settings, the instances of its live deployment and its figures.
+pub(crate) fn server(server: Server, public_url: &str, live: &Live) -> ServerView {
+    let running = &live.instances;
     let instances = running
         .iter()
         .filter(|i| i.server == server.name)
@@ -15,8 +27,10 @@ pub(crate) fn server(server: Server, public_url: &str, running: &[InstanceInfo])
             pid: i.pid,
             started_at: i.started_at,
             in_flight: i.in_flight,
+            memory_bytes: i.memory_bytes,
         })
         .collect();
+    let metrics = server_metrics(live.metrics.iter().filter(|m| m.server == server.name));
     ServerView {
         url: format!("{public_url}/servers/{}/mcp", server.name),
         id: server.id,
@@ -24,6 +38,8 @@ pub(crate) fn server(server: Server, public_url: &str, running: &[InstanceInfo])
         description: server.description,
         live_deployment: server.live_deployment,
         instances,
+        settings: settings(&server.settings),
+        metrics,
         created_at: server.created_at,
         updated_at: server.updated_at,
     }
@@ -111,4 +127,50 @@ pub(crate) fn log_line(line: LogLine) -> LogLineView {
         instance: line.line.instance_id.map(|i| i.to_string()),
         line: line.line.line,
     }
+}
+
+/// A server's settings as the API shows them.
+pub(crate) fn settings(settings: &RuntimeSettings) -> SettingsView {
+    SettingsView {
+        memory_bytes: settings.memory_bytes,
+        idle_timeout_seconds: settings.idle_timeout.as_secs(),
+        min_instances: settings.min_instances,
+        max_instances: settings.max_instances,
+    }
+}
+
+/// An API settings update as the store takes it.
+pub(crate) fn settings_patch(update: &SettingsUpdate) -> SettingsPatch {
+    SettingsPatch {
+        memory_bytes: update.memory_bytes,
+        idle_timeout: update
+            .idle_timeout_seconds
+            .map(std::time::Duration::from_secs),
+        min_instances: update.min_instances,
+        max_instances: update.max_instances,
+    }
+}
+
+/// The figures of a server's deployments, summed.
+fn server_metrics<'a>(
+    deployments: impl Iterator<Item = &'a DeploymentMetrics>,
+) -> ServerMetricsView {
+    let mut view = ServerMetricsView::default();
+    let (mut start_sum, mut request_sum) = (0.0, 0.0);
+    for m in deployments {
+        view.instances += m.instances;
+        view.memory_bytes += m.memory_bytes;
+        view.cold_starts += m.cold_starts.count;
+        start_sum += m.cold_starts.sum.as_secs_f64();
+        view.failed_starts += m.failed_starts;
+        view.requests += m.requests.count;
+        request_sum += m.requests.sum.as_secs_f64();
+        view.errors += m.errors;
+        view.crashes += m.crashes;
+        view.oom_kills += m.oom_kills;
+    }
+    let mean = |sum: f64, count: u64| if count == 0 { 0.0 } else { sum / count as f64 };
+    view.cold_start_mean_seconds = mean(start_sum, view.cold_starts);
+    view.request_mean_seconds = mean(request_sum, view.requests);
+    view
 }

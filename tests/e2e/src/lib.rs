@@ -256,34 +256,7 @@ impl Skyport {
         let port = free_port();
         let log = dir.path().join("serve.log");
         let out = File::create(&log).expect("create the serve log");
-        let err = out.try_clone().expect("clone the serve log handle");
-        let mut cmd = command(skyport_bin());
-        cmd.arg(subcommand)
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            // Its own process group, so that stopping it also stops any helper (uv, git) it left in it.
-            .process_group(0);
-        scrub_env(&mut cmd);
-        if std::env::var_os("UV_CACHE_DIR").is_none() {
-            cmd.env("UV_CACHE_DIR", workspace_root().join("target/uv-cache"));
-        }
-        // The log is a file read by people and assertions: no colour codes.
-        cmd.env("NO_COLOR", "1");
-        if std::env::var_os("RUST_LOG").is_none() {
-            cmd.env("RUST_LOG", "info");
-        }
-        if let Some(cwd) = cwd {
-            cmd.current_dir(cwd);
-        }
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start skyport {subcommand}: {e}"));
+        let child = start_child(subcommand, port, &data_dir, out, extra, cwd);
         Skyport {
             child,
             port,
@@ -292,6 +265,29 @@ impl Skyport {
             log,
             seen: Vec::new(),
         }
+    }
+
+    /// Starts `skyport serve EXTRA…` (a fresh data dir) and waits for `/healthz`.
+    pub fn serve_with(extra: &[&str]) -> Skyport {
+        let mut sky = Skyport::spawn("serve", extra, None);
+        sky.wait_healthy();
+        sky
+    }
+
+    /// Starts `skyport serve` again on the same data dir (on a new port, appending to the same
+    /// log) once the previous one has exited, as a user restarting it after a crash would.
+    pub fn restart(&mut self) {
+        assert!(
+            matches!(self.child.try_wait(), Ok(Some(_))),
+            "restart while the serve still runs"
+        );
+        self.port = free_port();
+        let out = fs::OpenOptions::new()
+            .append(true)
+            .open(&self.log)
+            .expect("open the serve log");
+        self.child = start_child("serve", self.port, &self.data_dir, out, &[], None);
+        self.wait_healthy();
     }
 
     fn wait_healthy(&mut self) {
@@ -496,6 +492,44 @@ impl Skyport {
             eprintln!("full skyport log kept at {}", dest.display());
         }
     }
+}
+
+/// Starts `skyport SUBCOMMAND --listen 127.0.0.1:PORT --data-dir DATA EXTRA…` writing to `out`.
+fn start_child(
+    subcommand: &str,
+    port: u16,
+    data_dir: &Path,
+    out: File,
+    extra: &[&str],
+    cwd: Option<&Path>,
+) -> Child {
+    let err = out.try_clone().expect("clone the serve log handle");
+    let mut cmd = command(skyport_bin());
+    cmd.arg(subcommand)
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        // Its own process group, so that stopping it also stops any helper (uv, git) it left in it.
+        .process_group(0);
+    scrub_env(&mut cmd);
+    if std::env::var_os("UV_CACHE_DIR").is_none() {
+        cmd.env("UV_CACHE_DIR", workspace_root().join("target/uv-cache"));
+    }
+    // The log is a file read by people and assertions: no colour codes.
+    cmd.env("NO_COLOR", "1");
+    if std::env::var_os("RUST_LOG").is_none() {
+        cmd.env("RUST_LOG", "info");
+    }
+    if let Some(cwd) = cwd {
+        cmd.current_dir(cwd);
+    }
+    cmd.spawn()
+        .unwrap_or_else(|e| panic!("cannot start skyport {subcommand}: {e}"))
 }
 
 /// Removes the caller's Skyport settings so a developer's environment cannot redirect a test.

@@ -67,6 +67,13 @@ impl Proc {
             .unwrap_or_default()
     }
 
+    /// Whether it runs Skyport's zygote program (a pre-imported interpreter that forks
+    /// instances; its command line carries the program, which names itself). Instances it
+    /// forked keep that command line too.
+    pub fn is_zygote(&self) -> bool {
+        self.cmdline().contains("Skyport's zygote")
+    }
+
     /// Whether it is a Python interpreter (by its executable name).
     pub fn is_python(&self) -> bool {
         let comm = fs::read_to_string(format!("/proc/{}/comm", self.pid)).unwrap_or_default();
@@ -106,13 +113,23 @@ pub fn descendants(root: u32) -> Vec<Proc> {
 }
 
 /// The server instances under `root`: descendant Python processes whose parent is not itself a
-/// Python process (so a server's own worker subprocesses are not counted as instances).
+/// Python process (so a server's own worker subprocesses are not counted as instances), except
+/// that instances forked by a zygote count and the zygotes themselves do not.
 pub fn python_instances(root: u32) -> Vec<Proc> {
     let all = descendants(root);
     let pythons: Vec<&Proc> = all.iter().filter(|p| p.is_python()).collect();
+    let is_python = |pid: u32| pythons.iter().any(|q| q.pid == pid);
+    // A forked instance keeps its zygote's command line: a zygote is the one whose parent is
+    // not Python.
+    let zygotes: Vec<u32> = pythons
+        .iter()
+        .filter(|p| p.is_zygote() && !is_python(p.ppid))
+        .map(|p| p.pid)
+        .collect();
     pythons
         .iter()
-        .filter(|p| !pythons.iter().any(|q| q.pid == p.ppid))
+        .filter(|p| !zygotes.contains(&p.pid))
+        .filter(|p| zygotes.contains(&p.ppid) || !is_python(p.ppid))
         .map(|p| **p)
         .collect()
 }

@@ -1,0 +1,104 @@
+//! How a server's instances run (`--memory`, `--idle-timeout`, `--min-instances`,
+//! `--max-instances`): the stored values, their defaults and the rules that keep them sane.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Smallest memory cap accepted: a FastMCP server needs about 60 MiB just to import.
+pub const MIN_MEMORY_BYTES: u64 = 64 * 1024 * 1024;
+/// Most instances one server may run.
+pub const MAX_INSTANCES: u32 = 64;
+
+/// How a server's instances run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeSettings {
+    /// Memory cap of each instance, in bytes.
+    pub memory_bytes: u64,
+    /// How long an instance may sit without work before it is stopped.
+    pub idle_timeout: Duration,
+    /// Instances kept running even when idle.
+    pub min_instances: u32,
+    /// Most instances started when every running one is at its concurrency limit.
+    pub max_instances: u32,
+}
+
+impl Default for RuntimeSettings {
+    fn default() -> RuntimeSettings {
+        RuntimeSettings {
+            memory_bytes: 1024 * 1024 * 1024,
+            idle_timeout: Duration::from_secs(300),
+            min_instances: 0,
+            max_instances: 4,
+        }
+    }
+}
+
+/// Changes to [`RuntimeSettings`]; `None` keeps the current value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettingsPatch {
+    /// New memory cap per instance, in bytes.
+    pub memory_bytes: Option<u64>,
+    /// New idle timeout.
+    pub idle_timeout: Option<Duration>,
+    /// New minimum of running instances.
+    pub min_instances: Option<u32>,
+    /// New maximum of running instances.
+    pub max_instances: Option<u32>,
+}
+
+/// Why settings were refused; messages say which flag to change.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    /// The memory cap is too small to run a server.
+    #[error("--memory must be at least {} MiB (got {} MiB)", MIN_MEMORY_BYTES / (1024 * 1024), .0 / (1024 * 1024))]
+    MemoryTooSmall(u64),
+    /// An idle timeout of zero would stop instances between requests.
+    #[error("--idle-timeout must be at least 1s")]
+    IdleTimeoutTooShort,
+    /// `max_instances` is 0 or above [`MAX_INSTANCES`].
+    #[error("--max-instances must be between 1 and {MAX_INSTANCES} (got {0})")]
+    MaxInstances(u32),
+    /// More instances kept warm than may run.
+    #[error("--min-instances ({min}) must not exceed --max-instances ({max})")]
+    MinAboveMax {
+        /// The minimum asked for.
+        min: u32,
+        /// The maximum in force.
+        max: u32,
+    },
+}
+
+impl RuntimeSettings {
+    /// These settings with `patch` applied, if the result is valid.
+    pub fn patched(self, patch: &SettingsPatch) -> Result<RuntimeSettings, SettingsError> {
+        let settings = RuntimeSettings {
+            memory_bytes: patch.memory_bytes.unwrap_or(self.memory_bytes),
+            idle_timeout: patch.idle_timeout.unwrap_or(self.idle_timeout),
+            min_instances: patch.min_instances.unwrap_or(self.min_instances),
+            max_instances: patch.max_instances.unwrap_or(self.max_instances),
+        };
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks the rules in [`SettingsError`].
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        if self.memory_bytes < MIN_MEMORY_BYTES {
+            return Err(SettingsError::MemoryTooSmall(self.memory_bytes));
+        }
+        if self.idle_timeout < Duration::from_secs(1) {
+            return Err(SettingsError::IdleTimeoutTooShort);
+        }
+        if self.max_instances == 0 || self.max_instances > MAX_INSTANCES {
+            return Err(SettingsError::MaxInstances(self.max_instances));
+        }
+        if self.min_instances > self.max_instances {
+            return Err(SettingsError::MinAboveMax {
+                min: self.min_instances,
+                max: self.max_instances,
+            });
+        }
+        Ok(())
+    }
+}
