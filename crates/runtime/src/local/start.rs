@@ -478,8 +478,8 @@ async fn supervise(s: Supervised) {
     }
     log.write(LogStream::Skyport, message);
     inner.forget(&instance);
-    exit.send_replace(Some(ended));
-
+    // Cleaned up before the exit is announced: shutdown waits for that announcement, and
+    // anything left after it would outlive Skyport.
     if let Some(cgroup) = &instance.cgroup {
         remove_cgroup(cgroup).await;
     }
@@ -487,6 +487,7 @@ async fn supervise(s: Supervised) {
     if let Err(e) = tokio::fs::remove_dir_all(&scratch).await {
         tracing::debug!(path = %scratch.display(), "cannot remove instance scratch dir: {e}");
     }
+    exit.send_replace(Some(ended));
 }
 
 /// Removes an instance's cgroup; the kernel refuses until its last process is fully gone.

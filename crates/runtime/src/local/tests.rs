@@ -495,12 +495,14 @@ async fn later_cold_starts_fork_from_the_environments_zygote() {
         f.store.logs().writer(),
     )
     .await;
-    // The first cold start spawns (and starts the zygote beside it).
+    // The first cold start spawns (and starts the zygote once it is ready).
     drop(f.runtime.acquire(&f.target, None).await.unwrap());
     let spawned = f.runtime.instances()[0].pid.unwrap();
     assert_eq!(parent_of(spawned), std::process::id());
     assert!(eventually(|| f.runtime.instances().is_empty()).await);
 
+    // The next is forked; it reports its exit and output like a spawned one, and its artifact
+    // is read-only.
     let lease = f.runtime.acquire(&f.target, None).await.unwrap();
     let forked = f.runtime.instances()[0].pid.unwrap();
     let zygote = parent_of(forked);
@@ -509,18 +511,43 @@ async fn later_cold_starts_fork_from_the_environments_zygote() {
         std::process::id(),
         "the second cold start was not forked"
     );
+    get(&lease, "/write").await;
     get(&lease, "/exit").await;
     let exit = lease.exit(Duration::from_secs(10)).await.unwrap();
     assert_eq!(exit.status, "exit code 1");
     assert!(exit.stderr_tail.contains("dying on request"), "{exit:?}");
     drop(lease);
+    let text = logged(&f).await;
     assert!(
-        logged(&f)
-            .await
-            .contains("forked from the environment's zygote")
+        text.contains("forked from the environment's zygote"),
+        "{text}"
     );
+    if crate::spawn::read_only_supported() {
+        assert!(text.contains("Read-only file system"), "{text}");
+    }
 
+    // A forked instance is capped like a spawned one.
+    let lease = f.runtime.acquire(&f.target, None).await.unwrap();
+    assert_eq!(parent_of(f.runtime.instances()[0].pid.unwrap()), zygote);
+    get(&lease, "/alloc").await;
+    let exit = lease.exit(Duration::from_secs(10)).await;
+    drop(lease);
+    if let Limits::Cgroups(_) = f.runtime.inner.limits {
+        let exit = exit.expect("the forked instance survived allocating past its limit");
+        assert_eq!(exit.out_of_memory, Some(128 * 1024 * 1024), "{exit:?}");
+    }
+
+    // FastMCP settings are read at import, long past in the zygote: such deployments spawn.
+    assert!(eventually(|| f.runtime.instances().is_empty()).await);
+    f.target.env = vec![EnvVar {
+        name: "FASTMCP_LOG_LEVEL".into(),
+        value: "DEBUG".into(),
+        secret: false,
+    }];
     drop(serving_instance(&f).await);
+    let spawned = f.runtime.instances()[0].pid.unwrap();
+    assert_eq!(parent_of(spawned), std::process::id());
+
     f.runtime.shutdown(Duration::from_secs(1)).await;
     assert!(
         eventually(|| !alive(zygote)).await,
