@@ -74,6 +74,11 @@ impl Proc {
         self.cmdline().contains("Skyport's zygote")
     }
 
+    /// Whether it is the build's background bytecode compilation of a new environment.
+    pub fn is_compiling(&self) -> bool {
+        self.cmdline().contains(" -m compileall ")
+    }
+
     /// Whether it is a Python interpreter (by its executable name).
     pub fn is_python(&self) -> bool {
         let comm = fs::read_to_string(format!("/proc/{}/comm", self.pid)).unwrap_or_default();
@@ -114,10 +119,14 @@ pub fn descendants(root: u32) -> Vec<Proc> {
 
 /// The server instances under `root`: descendant Python processes whose parent is not itself a
 /// Python process (so a server's own worker subprocesses are not counted as instances), except
-/// that instances forked by a zygote count and the zygotes themselves do not.
+/// that instances forked by a zygote count and the zygotes themselves (and the build's bytecode
+/// compilation) do not.
 pub fn python_instances(root: u32) -> Vec<Proc> {
     let all = descendants(root);
-    let pythons: Vec<&Proc> = all.iter().filter(|p| p.is_python()).collect();
+    let pythons: Vec<&Proc> = all
+        .iter()
+        .filter(|p| p.is_python() && !p.is_compiling())
+        .collect();
     let is_python = |pid: u32| pythons.iter().any(|q| q.pid == pid);
     // A forked instance keeps its zygote's command line: a zygote is the one whose parent is
     // not Python.
