@@ -282,6 +282,23 @@ fn broken_repositories_fail_with_their_class_and_the_live_deployment_keeps_servi
             "no-such-branch",
         ),
         (
+            "python-version",
+            repo(
+                &root,
+                "python399",
+                &[
+                    ("main.py", HELLO),
+                    (
+                        "fastmcp.json",
+                        r#"{"source": {"path": "main.py"}, "environment": {"python": "3.99"}}"#,
+                    ),
+                ],
+            ),
+            vec![],
+            "toolchain",
+            "Python 3.99",
+        ),
+        (
             "invalid-config",
             repo(
                 &root,
