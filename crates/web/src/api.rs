@@ -8,8 +8,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use skyport_api::{
-    CreateDeployment, DeploymentView, GitSpec, Health, LogPage, PutServer, ServerView, SourceSpec,
-    UploadCreated,
+    CreateDeployment, DeploymentView, GitSpec, Health, LogPage, PutServer, ServerView,
+    SettingsUpdate, SourceSpec, UploadCreated,
 };
 use skyport_build::{BuildRequest, Cancellation, Entrypoint, GitSource, GitUrl, Source, UploadId};
 use skyport_runtime::render_prometheus;
@@ -89,20 +89,34 @@ async fn show_server(
     )))
 }
 
+/// Creates the server if it does not exist, then applies the description and the settings
+/// the request carries; returns it and whether it was created.
+async fn ensure_server(
+    state: &AppState,
+    name: &ServerName,
+    description: Option<&str>,
+    settings: Option<&SettingsUpdate>,
+) -> Result<(Server, bool), ApiError> {
+    let (mut server, created) = state.store.servers().ensure(name, description).await?;
+    if let Some(update) = settings.filter(|u| !u.is_empty()) {
+        server = set_settings(state, name, update).await?;
+    }
+    Ok((server, created))
+}
+
 async fn put_server(
     State(state): State<AppState>,
     Path(name): Path<String>,
     Json(body): Json<PutServer>,
 ) -> Result<(StatusCode, Json<ServerView>), ApiError> {
     let name: ServerName = name.parse()?;
-    let (mut server, created) = state
-        .store
-        .servers()
-        .ensure(&name, body.description.as_deref())
-        .await?;
-    if let Some(update) = body.settings.as_ref().filter(|u| !u.is_empty()) {
-        server = set_settings(&state, &name, update).await?;
-    }
+    let (server, created) = ensure_server(
+        &state,
+        &name,
+        body.description.as_deref(),
+        body.settings.as_ref(),
+    )
+    .await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -155,14 +169,13 @@ async fn create_deployment(
             reference: reference.filter(|r| !r.is_empty()),
         }),
     };
-    let (mut server, _) = state
-        .store
-        .servers()
-        .ensure(&name, body.description.as_deref())
-        .await?;
-    if let Some(update) = body.settings.as_ref().filter(|u| !u.is_empty()) {
-        server = set_settings(&state, &name, update).await?;
-    }
+    let (server, _) = ensure_server(
+        &state,
+        &name,
+        body.description.as_deref(),
+        body.settings.as_ref(),
+    )
+    .await?;
     let deployment = state
         .builder
         .start(&server, BuildRequest { source, entrypoint })
