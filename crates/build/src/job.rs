@@ -301,6 +301,7 @@ async fn build(
         .map_err(|e| Failure::new(FailureKind::Internal, format!("hashing crashed: {e}")))??
     };
     let dest = inner.dirs.artifacts.join(&hash);
+    let mut reuse_guard = Some(inner.artifacts_in_use.read().await);
     let reused = artifact::load(&dest);
     let mut compile_later = None;
     let (manifest, inspection) = match reused {
@@ -312,6 +313,9 @@ async fn build(
             (manifest, inspection)
         }
         None => {
+            // A new artifact is not referenced by any deployment until this one is recorded,
+            // so collection cannot touch it: no need to hold the guard through the install.
+            reuse_guard = None;
             enter(BuildPhase::Install).await?;
             let settings = Settings {
                 envs: &inner.dirs.envs,
@@ -408,6 +412,7 @@ async fn build(
     log.info(&format!("built {}; promoting", built.entrypoint));
     log.flush().await;
     deployments.succeed(&id, &built).await?;
+    drop(reuse_guard);
     match deployments.promote(&id).await? {
         Some(previous) => log.info(&format!(
             "promoted; previous live deployment {previous} will be retired"
@@ -420,12 +425,17 @@ async fn build(
         inner.jobs.spawn(environment::compile_bytecode(env));
     }
     // Housekeeping runs on its own so that it does not hold the build's queue slot.
-    inner.jobs.spawn(artifact::collect_garbage(
-        inner.store.clone(),
-        inner.dirs.artifacts.clone(),
-        inner.dirs.envs.clone(),
-        inner.limits.keep_deployments,
-    ));
+    let collector = inner.clone();
+    inner.jobs.spawn(async move {
+        let _exclusive = collector.artifacts_in_use.write().await;
+        artifact::collect_garbage(
+            collector.store.clone(),
+            collector.dirs.artifacts.clone(),
+            collector.dirs.envs.clone(),
+            collector.limits.keep_deployments,
+        )
+        .await;
+    });
     Ok(())
 }
 

@@ -170,6 +170,10 @@ pub(crate) struct Inner {
     /// installing twice. A failed attempt is not cached, so fixing the machine needs no restart.
     pub(crate) toolchain: OnceCell<toolchain::Toolchain>,
     pub(crate) env_locks: environment::KeyLocks,
+    /// Garbage collection takes it for writing; a build that reuses an existing artifact
+    /// holds it for reading until its deployment is recorded, so the artifact cannot be
+    /// collected in between.
+    pub(crate) artifacts_in_use: tokio::sync::RwLock<()>,
     pub(crate) jobs: TaskTracker,
     pub(crate) queue: queue::Queue,
     pub(crate) limits: BuildLimits,
@@ -201,6 +205,7 @@ impl Builder {
                 dirs,
                 toolchain: OnceCell::new(),
                 env_locks: environment::KeyLocks::default(),
+                artifacts_in_use: tokio::sync::RwLock::new(()),
                 jobs: TaskTracker::new(),
                 queue: queue::Queue::new(limits.concurrency),
                 limits,
