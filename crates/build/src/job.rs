@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use skyport_store::{
-    BuildFailure, BuildPhase, Built, Deployment, DeploymentId, DeploymentStatus, FailureKind,
-    LaunchSpec, StoreError,
+    BuildFailure, BuildPhase, Built, Commit, Deployment, DeploymentId, DeploymentStatus,
+    FailureKind, LaunchSpec, StoreError,
 };
 use tokio::task::{JoinError, JoinHandle};
 use tokio_util::sync::CancellationToken;
@@ -20,6 +20,7 @@ use crate::environment::{self, Requirements, Settings};
 use crate::git::{self, Mirrors};
 use crate::inspect::{self, LAUNCHER, LAUNCHER_FILE};
 use crate::process::BuildLog;
+use crate::toolchain::{Interpreter, Toolchain};
 use crate::unpack::{self, Limits, UnpackError};
 use crate::{BuildRequest, Inner, Source, toolchain};
 
@@ -212,216 +213,66 @@ fn shown_duration(d: Duration) -> String {
     }
 }
 
+/// The phases of one build, in order; each helper below is one of them.
 async fn build(
     inner: Arc<Inner>,
     log: BuildLog,
     id: DeploymentId,
     request: BuildRequest,
 ) -> Result<(), Failure> {
-    let deployments = inner.store.deployments();
-    let enter = |phase: BuildPhase| {
-        log.enter(phase);
-        deployments.enter_phase(&id, phase)
+    let job = Job {
+        inner: &inner,
+        log: &log,
+        id: &id,
     };
     // The artifact is assembled under the deployment's id and renamed to its content hash
     // once complete; a failure removes this folder.
     let work = inner.dirs.artifacts.join(id.as_str());
-    let src = work.join("src");
 
-    enter(BuildPhase::Source).await?;
-    let commit = match &request.source {
-        Source::Upload(upload) => {
-            unpack_upload(&upload.path(&inner.dirs.uploads), &src, &log).await?;
-            None
-        }
-        Source::Git(git) => {
-            let mirrors = Mirrors {
-                dir: &inner.dirs.git,
-                locks: &inner.env_locks,
-            };
-            let commit = git::checkout(git, &mirrors, &src, &log).await?;
-            deployments.record_commit(&id, &commit).await?;
-            Some(commit)
-        }
-    };
+    job.enter(BuildPhase::Source).await?;
+    let commit = job.fetch_source(&request.source, &work.join("src")).await?;
 
-    enter(BuildPhase::Resolve).await?;
-    let located = locate(&src, &request, &log).await?;
-    let requirements = {
-        let (root, located) = (src.clone(), located.clone());
-        tokio::task::spawn_blocking(move || Requirements::resolve(&root, &located))
-            .await
-            .map_err(|e| Failure::new(FailureKind::Internal, format!("resolving crashed: {e}")))??
-    };
-    let toolchain = inner
-        .toolchain
-        .get_or_try_init(|| toolchain::discover(&inner.dirs.tools, &log))
-        .await?;
-    let python = toolchain.select(
-        requirements
-            .python
-            .as_ref()
-            .map(|(request, origin)| (request.as_str(), origin.as_str())),
-    )?;
-    log.info(&format!(
-        "using Python {} at {}{} and {} at {}",
-        python.version,
-        python.path.display(),
-        requirements
-            .python
-            .as_ref()
-            .map(|(request, origin)| format!(" ({origin} asks for {request})"))
-            .unwrap_or_default(),
-        toolchain.uv_version,
-        toolchain.uv.display()
-    ));
-    let env_key = environment::cache_key(toolchain, &python, &requirements);
-    let projects: Vec<String> = requirements
-        .projects
-        .iter()
-        .map(|p| format!("{}:{}", p.dir, p.buildable))
-        .collect();
-    let target = located.shown();
-    let requested_object = located.object.clone().unwrap_or_else(|| "-".to_owned());
-    let hash = {
-        let src = src.clone();
-        let (env_key, entry) = (env_key.clone(), format!("{target}:{requested_object}"));
-        tokio::task::spawn_blocking(move || {
-            artifact::hash(
-                &src,
-                &HashInputs {
-                    environment: &env_key,
-                    entrypoint: &entry,
-                    launcher: LAUNCHER,
-                    projects: &projects,
-                },
-            )
-        })
-        .await
-        .map_err(|e| Failure::new(FailureKind::Internal, format!("hashing crashed: {e}")))??
-    };
-    let dest = inner.dirs.artifacts.join(&hash);
-    let mut reuse_guard = Some(inner.artifacts_in_use.read().await);
-    let reused = artifact::load(&dest);
-    let mut compile_later = None;
-    let (manifest, inspection) = match reused {
+    job.enter(BuildPhase::Resolve).await?;
+    let (plan, toolchain) = job.resolve(&work.join("src"), &request).await?;
+    let dest = inner.dirs.artifacts.join(&plan.hash);
+    let reuse_guard = inner.artifacts_in_use.read().await;
+    let (assembled, reuse_guard) = match artifact::load(&dest) {
         Some((manifest, inspection)) => {
             log.info(&format!(
-                "artifact {hash} was already built from the same source and dependencies: reusing it"
+                "artifact {} was already built from the same source and dependencies: reusing it",
+                plan.hash
             ));
             artifact::remove(&work);
-            (manifest, inspection)
+            let reused = Assembled {
+                manifest,
+                inspection,
+                new_environment: None,
+            };
+            (reused, Some(reuse_guard))
         }
         None => {
             // A new artifact is not referenced by any deployment until this one is recorded,
             // so collection cannot touch it: no need to hold the guard through the install.
-            reuse_guard = None;
-            enter(BuildPhase::Install).await?;
-            let settings = Settings {
-                envs: &inner.dirs.envs,
-                uv_cache: &inner.dirs.uv_cache,
-                locks: &inner.env_locks,
-            };
-            let env = environment::ensure(toolchain, &python, &src, &requirements, &settings, &log)
-                .await?;
-            let site = work.join(SITE);
-            let installed = environment::install_projects(
-                toolchain,
-                &env,
-                &src,
-                &site,
-                &requirements,
-                &settings,
-                &log,
-            )
-            .await?;
-
-            enter(BuildPhase::Inspect).await?;
-            let paths = import_paths(&work, &located, &requirements, !installed.is_empty());
-            let inspected = inspect::inspect(
-                &env.path,
-                &work,
-                &src,
-                &launch_target(&src, &located),
-                located.object.as_deref(),
-                &paths,
-                &log,
-            )
-            .await?;
-            log.info(&inspect::summary(&inspected.inspection));
-            let manifest = Manifest {
-                hash: hash.clone(),
-                source: request.source.to_string(),
-                commit: commit.clone(),
-                entrypoint: format!("{target}:{}", inspected.object),
-                python: python.version.clone(),
-                environment: env.key.clone(),
-                packages: env.packages.iter().chain(&installed).cloned().collect(),
-            };
-            let (from, to, m, i) = (
-                work.clone(),
-                dest.clone(),
-                manifest.clone(),
-                inspected.inspection.clone(),
-            );
-            tokio::task::spawn_blocking(move || artifact::finish(&from, &to, &m, &i))
-                .await
-                .map_err(|e| {
-                    Failure::new(FailureKind::Internal, format!("finishing crashed: {e}"))
-                })??;
-            log.info(&format!("artifact {hash} stored"));
-            if env.created {
-                compile_later = Some(env.path.clone());
-            }
-            (manifest, inspected.inspection)
+            drop(reuse_guard);
+            let origin = (request.source.to_string(), commit);
+            let assembled = job.assemble(&plan, toolchain, &work, &dest, origin).await?;
+            (assembled, None)
         }
     };
-
-    let env = inner.dirs.envs.join(&manifest.environment);
-    let installed = dest.join(SITE).is_dir();
-    let object = manifest
-        .entrypoint
-        .rsplit_once(':')
-        .map(|(_, object)| object.to_owned())
-        .unwrap_or_default();
-    let mut args = vec![
-        dest.join(LAUNCHER_FILE).to_string_lossy().into_owned(),
-        "serve".to_owned(),
-        launch_target(&dest.join("src"), &located),
-        object,
-    ];
-    args.extend(
-        import_paths(&dest, &located, &requirements, installed)
-            .iter()
-            .map(|p| p.to_string_lossy().into_owned()),
+    let built = built(
+        &plan,
+        &dest,
+        &inner.dirs.envs,
+        assembled.manifest,
+        assembled.inspection,
     );
-    let built = Built {
-        entrypoint: manifest.entrypoint.clone(),
-        artifact: hash.clone(),
-        manifest: serde_json::to_value(&manifest).unwrap_or_default(),
-        launch: LaunchSpec {
-            program: env.join("bin").join("python"),
-            args,
-            working_dir: dest.join("src"),
-        },
-        inspection,
-    };
+
     // The phase goes first: entering a phase marks the deployment "building" again, and only a
     // ready deployment can be promoted.
-    enter(BuildPhase::Promote).await?;
-    log.info(&format!("built {}; promoting", built.entrypoint));
-    log.flush().await;
-    deployments.succeed(&id, &built).await?;
+    job.enter(BuildPhase::Promote).await?;
+    job.promote(&built).await?;
     drop(reuse_guard);
-    match deployments.promote(&id).await? {
-        Some(previous) => log.info(&format!(
-            "promoted; previous live deployment {previous} will be retired"
-        )),
-        None => log.info("promoted; this is the server's first live deployment"),
-    }
-    log.flush().await;
-    tracing::info!("build succeeded and was promoted");
-    if let Some(env) = compile_later {
+    if let Some(env) = assembled.new_environment {
         inner.jobs.spawn(environment::compile_bytecode(env));
     }
     // Housekeeping runs on its own so that it does not hold the build's queue slot.
@@ -437,6 +288,274 @@ async fn build(
         .await;
     });
     Ok(())
+}
+
+/// One build's context: where it logs and which deployment it records.
+struct Job<'a> {
+    inner: &'a Inner,
+    log: &'a BuildLog,
+    id: &'a DeploymentId,
+}
+
+/// What the resolve phase decided: everything the artifact's hash covers.
+struct Plan {
+    located: Located,
+    requirements: Requirements,
+    python: Interpreter,
+    environment: String,
+    hash: String,
+}
+
+/// A finished artifact's description, and the environment this build created, if it did
+/// (its bytecode is compiled after the deploy).
+struct Assembled {
+    manifest: Manifest,
+    inspection: serde_json::Value,
+    new_environment: Option<PathBuf>,
+}
+
+impl Job<'_> {
+    async fn enter(&self, phase: BuildPhase) -> Result<(), Failure> {
+        self.log.enter(phase);
+        self.inner
+            .store
+            .deployments()
+            .enter_phase(self.id, phase)
+            .await?;
+        Ok(())
+    }
+
+    /// Unpacks the upload or checks the commit out into `src`; returns the commit.
+    async fn fetch_source(&self, source: &Source, src: &Path) -> Result<Option<Commit>, Failure> {
+        match source {
+            Source::Upload(upload) => {
+                unpack_upload(&upload.path(&self.inner.dirs.uploads), src, self.log).await?;
+                Ok(None)
+            }
+            Source::Git(git) => {
+                let mirrors = Mirrors {
+                    dir: &self.inner.dirs.git,
+                    locks: &self.inner.env_locks,
+                };
+                let commit = git::checkout(git, &mirrors, src, self.log).await?;
+                self.inner
+                    .store
+                    .deployments()
+                    .record_commit(self.id, &commit)
+                    .await?;
+                Ok(Some(commit))
+            }
+        }
+    }
+
+    /// Finds the entrypoint, the requirements and the interpreter, and hashes the artifact.
+    async fn resolve(
+        &self,
+        src: &Path,
+        request: &BuildRequest,
+    ) -> Result<(Plan, &Toolchain), Failure> {
+        let located = locate(src, request, self.log).await?;
+        let requirements = {
+            let (root, located) = (src.to_path_buf(), located.clone());
+            tokio::task::spawn_blocking(move || Requirements::resolve(&root, &located))
+                .await
+                .map_err(|e| {
+                    Failure::new(FailureKind::Internal, format!("resolving crashed: {e}"))
+                })??
+        };
+        let toolchain = self
+            .inner
+            .toolchain
+            .get_or_try_init(|| toolchain::discover(&self.inner.dirs.tools, self.log))
+            .await?;
+        let asked = requirements.python.as_ref();
+        let python = toolchain.select(asked.map(|(r, origin)| (r.as_str(), origin.as_str())))?;
+        self.log.info(&format!(
+            "using Python {} at {}{} and {} at {}",
+            python.version,
+            python.path.display(),
+            asked
+                .map(|(request, origin)| format!(" ({origin} asks for {request})"))
+                .unwrap_or_default(),
+            toolchain.uv_version,
+            toolchain.uv.display()
+        ));
+        let environment = environment::cache_key(toolchain, &python, &requirements);
+        let projects: Vec<String> = requirements
+            .projects
+            .iter()
+            .map(|p| format!("{}:{}", p.dir, p.buildable))
+            .collect();
+        let entry = format!(
+            "{}:{}",
+            located.shown(),
+            located.object.as_deref().unwrap_or("-")
+        );
+        let (root, key) = (src.to_path_buf(), environment.clone());
+        let hash = tokio::task::spawn_blocking(move || {
+            artifact::hash(
+                &root,
+                &HashInputs {
+                    environment: &key,
+                    entrypoint: &entry,
+                    launcher: LAUNCHER,
+                    projects: &projects,
+                },
+            )
+        })
+        .await
+        .map_err(|e| Failure::new(FailureKind::Internal, format!("hashing crashed: {e}")))??;
+        let plan = Plan {
+            located,
+            requirements,
+            python,
+            environment,
+            hash,
+        };
+        Ok((plan, toolchain))
+    }
+
+    /// The install and inspect phases: the environment, the source's projects, inspection,
+    /// and the finished artifact at `dest`. `origin` is the source as shown and its commit.
+    async fn assemble(
+        &self,
+        plan: &Plan,
+        toolchain: &Toolchain,
+        work: &Path,
+        dest: &Path,
+        (source, commit): (String, Option<Commit>),
+    ) -> Result<Assembled, Failure> {
+        let src = work.join("src");
+        self.enter(BuildPhase::Install).await?;
+        let settings = Settings {
+            envs: &self.inner.dirs.envs,
+            uv_cache: &self.inner.dirs.uv_cache,
+            locks: &self.inner.env_locks,
+        };
+        let env = environment::ensure(
+            toolchain,
+            &plan.python,
+            &src,
+            &plan.requirements,
+            &settings,
+            self.log,
+        )
+        .await?;
+        debug_assert_eq!(env.key, plan.environment);
+        let installed = environment::install_projects(
+            toolchain,
+            &env,
+            &src,
+            &work.join(SITE),
+            &plan.requirements,
+            &settings,
+            self.log,
+        )
+        .await?;
+
+        self.enter(BuildPhase::Inspect).await?;
+        let paths = import_paths(
+            work,
+            &plan.located,
+            &plan.requirements,
+            !installed.is_empty(),
+        );
+        let inspected = inspect::inspect(
+            &env.path,
+            work,
+            &src,
+            &launch_target(&src, &plan.located),
+            plan.located.object.as_deref(),
+            &paths,
+            self.log,
+        )
+        .await?;
+        self.log.info(&inspect::summary(&inspected.inspection));
+        let manifest = Manifest {
+            hash: plan.hash.clone(),
+            source,
+            commit,
+            entrypoint: format!("{}:{}", plan.located.shown(), inspected.object),
+            python: plan.python.version.clone(),
+            environment: env.key.clone(),
+            packages: env.packages.iter().chain(&installed).cloned().collect(),
+        };
+        let (from, to, m, i) = (
+            work.to_path_buf(),
+            dest.to_path_buf(),
+            manifest.clone(),
+            inspected.inspection.clone(),
+        );
+        tokio::task::spawn_blocking(move || artifact::finish(&from, &to, &m, &i))
+            .await
+            .map_err(|e| {
+                Failure::new(FailureKind::Internal, format!("finishing crashed: {e}"))
+            })??;
+        self.log.info(&format!("artifact {} stored", plan.hash));
+        Ok(Assembled {
+            manifest,
+            inspection: inspected.inspection,
+            new_environment: env.created.then_some(env.path),
+        })
+    }
+
+    /// Records the build ready and makes it live (one transaction each, logged first).
+    async fn promote(&self, built: &Built) -> Result<(), Failure> {
+        let deployments = self.inner.store.deployments();
+        self.log
+            .info(&format!("built {}; promoting", built.entrypoint));
+        self.log.flush().await;
+        deployments.succeed(self.id, built).await?;
+        match deployments.promote(self.id).await? {
+            Some(previous) => self.log.info(&format!(
+                "promoted; previous live deployment {previous} will be retired"
+            )),
+            None => self
+                .log
+                .info("promoted; this is the server's first live deployment"),
+        }
+        self.log.flush().await;
+        tracing::info!("build succeeded and was promoted");
+        Ok(())
+    }
+}
+
+/// What the store records of a finished artifact, with how the runtime starts it.
+fn built(
+    plan: &Plan,
+    dest: &Path,
+    envs: &Path,
+    manifest: Manifest,
+    inspection: serde_json::Value,
+) -> Built {
+    let object = manifest
+        .entrypoint
+        .rsplit_once(':')
+        .map(|(_, object)| object.to_owned())
+        .unwrap_or_default();
+    let installed = dest.join(SITE).is_dir();
+    let mut args = vec![
+        dest.join(LAUNCHER_FILE).to_string_lossy().into_owned(),
+        "serve".to_owned(),
+        launch_target(&dest.join("src"), &plan.located),
+        object,
+    ];
+    args.extend(
+        import_paths(dest, &plan.located, &plan.requirements, installed)
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned()),
+    );
+    Built {
+        entrypoint: manifest.entrypoint.clone(),
+        artifact: manifest.hash.clone(),
+        launch: LaunchSpec {
+            program: envs.join(&manifest.environment).join("bin").join("python"),
+            args,
+            working_dir: dest.join("src"),
+        },
+        manifest: serde_json::to_value(&manifest).unwrap_or_default(),
+        inspection,
+    }
 }
 
 /// The launcher's target: the server file's absolute path, or `module:NAME`.
