@@ -151,13 +151,56 @@ fn redact_userinfo(text: &str) -> String {
     }
 }
 
+/// A branch, tag or (full or abbreviated) commit, as git may be asked to fetch it: never an
+/// option (`-…`) or a refspec that writes into the mirror (`a:b`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GitRef(String);
+
+impl GitRef {
+    /// The ref as given.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for GitRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for GitRef {
+    type Err = BuildError;
+
+    fn from_str(s: &str) -> Result<GitRef, BuildError> {
+        let invalid = |why: &str| {
+            Err(BuildError::InvalidGitRef(format!(
+                "'{s}' is not a git ref Skyport can fetch: {why}; pass a branch, a tag or a commit, e.g. --ref main"
+            )))
+        };
+        if s.is_empty() {
+            return invalid("it is empty");
+        }
+        if s.starts_with('-') {
+            return invalid("it starts with '-'");
+        }
+        if s.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return invalid("it contains spaces or control characters");
+        }
+        if s.contains(':') || s.contains("..") || s.contains('\\') {
+            return invalid("git does not allow ':', '..' or '\\' in a ref");
+        }
+        Ok(GitRef(s.to_owned()))
+    }
+}
+
 /// A git repository and the branch, tag or commit to build.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GitSource {
     /// Where the repository is.
     pub url: GitUrl,
-    /// Branch, tag or commit (full or abbreviated SHA); `None` is the remote's default branch.
-    pub reference: Option<String>,
+    /// What to build; `None` is the remote's default branch.
+    pub reference: Option<GitRef>,
 }
 
 /// Folders and locks git fetching uses.
@@ -196,7 +239,7 @@ pub(crate) async fn checkout(
         log.info(&format!("reusing the mirror of {}", source.url));
     }
     let wanted = match &source.reference {
-        Some(reference) => reference.clone(),
+        Some(reference) => reference.to_string(),
         None => git.default_branch().await?,
     };
     let sha = git.fetch(&wanted).await?;
@@ -540,6 +583,23 @@ mod tests {
             let err = bad.parse::<GitUrl>().unwrap_err().to_string();
             assert!(err.contains(why), "{bad}: {err}");
             assert!(!err.contains("topsecret"), "{err}");
+        }
+    }
+
+    #[test]
+    fn refs_that_git_would_read_as_options_or_refspecs_are_refused() {
+        for ok in ["main", "v1.2.0", "feature/x", "a1b2c3d", "refs/tags/v1"] {
+            assert_eq!(ok.parse::<GitRef>().unwrap().as_str(), ok);
+        }
+        for (bad, why) in [
+            ("--upload-pack=touch /tmp/x", "starts with '-'"),
+            ("main:refs/heads/evil", "':'"),
+            ("a..b", "'..'"),
+            ("two words", "spaces"),
+            ("", "empty"),
+        ] {
+            let err = bad.parse::<GitRef>().unwrap_err().to_string();
+            assert!(err.contains(why), "{bad}: {err}");
         }
     }
 

@@ -37,7 +37,7 @@ use tokio::sync::futures::Notified;
 use tokio_util::task::TaskTracker;
 
 pub use entrypoint::{DEFAULT_FILES, Entrypoint, Target};
-pub use git::{GitSource, GitUrl};
+pub use git::{GitRef, GitSource, GitUrl};
 pub use queue::Cancellation;
 pub use upload::{MAX_UPLOAD_BYTES, UploadId};
 
@@ -81,6 +81,9 @@ pub enum BuildError {
     /// The git URL is not one Skyport can fetch.
     #[error("{0}")]
     InvalidGitUrl(String),
+    /// The git ref could be read by git as an option or a refspec.
+    #[error("{0}")]
+    InvalidGitRef(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -100,7 +103,7 @@ impl Source {
     pub fn git_ref(&self) -> Option<&str> {
         match self {
             Source::Upload(_) => None,
-            Source::Git(git) => git.reference.as_deref(),
+            Source::Git(git) => git.reference.as_ref().map(GitRef::as_str),
         }
     }
 }

@@ -11,7 +11,9 @@ use skyport_api::{
     CreateDeployment, DeploymentView, GitSpec, Health, LogPage, PutServer, ServerView,
     SettingsUpdate, SourceSpec, UploadCreated,
 };
-use skyport_build::{BuildRequest, Cancellation, Entrypoint, GitSource, GitUrl, Source, UploadId};
+use skyport_build::{
+    BuildRequest, Cancellation, Entrypoint, GitRef, GitSource, GitUrl, Source, UploadId,
+};
 use skyport_runtime::render_prometheus;
 use skyport_store::{Deployment, DeploymentId, LogQuery, LogSource, Server, ServerName, Timestamp};
 
@@ -166,7 +168,10 @@ async fn create_deployment(
         SourceSpec::Upload(id) => Source::Upload(id.parse::<UploadId>()?),
         SourceSpec::Git(GitSpec { url, reference }) => Source::Git(GitSource {
             url: url.parse::<GitUrl>()?,
-            reference: reference.filter(|r| !r.is_empty()),
+            reference: reference
+                .filter(|r| !r.is_empty())
+                .map(|r| r.parse::<GitRef>())
+                .transpose()?,
         }),
     };
     let (server, _) = ensure_server(

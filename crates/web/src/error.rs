@@ -55,6 +55,7 @@ impl ApiError {
                 }
                 BuildError::UploadBody(_) => (StatusCode::BAD_REQUEST, "bad_upload"),
                 BuildError::InvalidGitUrl(_) => (StatusCode::BAD_REQUEST, "invalid_git_url"),
+                BuildError::InvalidGitRef(_) => (StatusCode::BAD_REQUEST, "invalid_git_ref"),
                 BuildError::Io { .. } | BuildError::Store(_) => {
                     (StatusCode::INTERNAL_SERVER_ERROR, "internal")
                 }

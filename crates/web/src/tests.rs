@@ -303,6 +303,12 @@ async fn git_sources_are_validated_and_never_show_credentials() {
             .contains("https://"),
         "the error does not say what is accepted: {body}"
     );
+    let option = json!({"source": {"git": {"url": "https://example.com/a.git", "ref": "--upload-pack=touch /tmp/x"}}});
+    let (status, body) = f
+        .call("POST", "/api/v1/servers/g/deployments", Some(option))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_git_ref");
     let (status, _) = f.call("GET", "/api/v1/servers/g", None).await;
     assert_eq!(
         status,

@@ -54,7 +54,7 @@ async fn builds_from_git_record_the_commit_and_reuse_mirror_and_artifact() {
     let git = |reference: Option<&str>| {
         Source::Git(GitSource {
             url: repo.url().parse().expect("url"),
-            reference: reference.map(str::to_owned),
+            reference: reference.map(|r| r.parse().expect("ref")),
         })
     };
 
