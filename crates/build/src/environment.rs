@@ -262,8 +262,6 @@ pub(crate) fn cache_key(toolchain: &Toolchain, python: &Interpreter, req: &Requi
 pub(crate) struct Environment {
     /// Its folder.
     pub(crate) path: PathBuf,
-    /// Its cache key.
-    pub(crate) key: String,
     /// `name==version` of every installed package.
     pub(crate) packages: Vec<String>,
     /// Whether this build created it (so its bytecode is not compiled yet).
@@ -323,21 +321,22 @@ pub(crate) struct Settings<'a> {
     pub(crate) locks: &'a KeyLocks,
 }
 
-/// Returns the environment for `req`, building it if no complete one exists.
+/// Returns the environment `key` (its [`cache_key`]) for `req`, building it if no complete one
+/// exists.
 pub(crate) async fn ensure(
     toolchain: &Toolchain,
     python: &Interpreter,
+    key: &str,
     src: &Path,
     req: &Requirements,
     settings: &Settings<'_>,
     log: &BuildLog,
 ) -> Result<Environment, Failure> {
-    let key = cache_key(toolchain, python, req);
-    let env = settings.envs.join(&key);
-    let _building = settings.locks.lock(&key).await;
+    let env = settings.envs.join(key);
+    let _building = settings.locks.lock(key).await;
     let created = !env.join(COMPLETE).is_file();
     if created {
-        create(toolchain, python, src, req, settings, &key, log).await?;
+        create(toolchain, python, src, req, settings, key, log).await?;
     } else {
         log.info(&format!("reusing environment {key} (cached)"));
     }
@@ -349,7 +348,6 @@ pub(crate) async fn ensure(
         .collect();
     Ok(Environment {
         path: env,
-        key,
         packages,
         created,
     })

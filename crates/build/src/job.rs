@@ -242,7 +242,9 @@ async fn build(
                 "artifact {} was already built from the same source and dependencies: reusing it",
                 plan.hash
             ));
-            artifact::remove(&work);
+            // A large checkout takes a while to delete: not on the async workers.
+            let unused = work.clone();
+            let _ = tokio::task::spawn_blocking(move || artifact::remove(&unused)).await;
             let reused = Assembled {
                 manifest,
                 inspection,
@@ -435,13 +437,13 @@ impl Job<'_> {
         let env = environment::ensure(
             toolchain,
             &plan.python,
+            &plan.environment,
             &src,
             &plan.requirements,
             &settings,
             self.log,
         )
         .await?;
-        debug_assert_eq!(env.key, plan.environment);
         let installed = environment::install_projects(
             toolchain,
             &env,
@@ -477,7 +479,7 @@ impl Job<'_> {
             commit,
             entrypoint: format!("{}:{}", plan.located.shown(), inspected.object),
             python: plan.python.version.clone(),
-            environment: env.key.clone(),
+            environment: plan.environment.clone(),
             packages: env.packages.iter().chain(&installed).cloned().collect(),
         };
         let (from, to, m, i) = (
