@@ -21,9 +21,9 @@ pub enum GatewayError {
     /// The request body is not JSON-RPC.
     #[error("{0}")]
     Malformed(ParseError),
-    /// The request body is larger than [`crate::MAX_REQUEST_BODY`].
-    #[error("the request body is larger than {} MiB", crate::MAX_REQUEST_BODY / (1024 * 1024))]
-    TooLarge,
+    /// The request body is larger than the gateway accepts (`--max-body`).
+    #[error("the request body is larger than the gateway's limit of {} bytes", .0)]
+    TooLarge(usize),
     /// The request body could not be read.
     #[error("cannot read the request body: {0}")]
     BadBody(String),
@@ -70,7 +70,7 @@ impl GatewayError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             GatewayError::Malformed(_) | GatewayError::BadBody(_) => StatusCode::BAD_REQUEST,
-            GatewayError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::Method => StatusCode::METHOD_NOT_ALLOWED,
             GatewayError::Upstream { .. } | GatewayError::InstanceExited { .. } => {
                 StatusCode::BAD_GATEWAY
@@ -79,7 +79,8 @@ impl GatewayError {
         }
     }
 
-    fn code(&self) -> i64 {
+    /// The JSON-RPC error code this error answers with.
+    pub(crate) fn code(&self) -> i64 {
         match self {
             GatewayError::UnknownServer(_) | GatewayError::UnknownSession => codes::NOT_FOUND,
             GatewayError::NotDeployed(_)
@@ -88,7 +89,7 @@ impl GatewayError {
             | GatewayError::InstanceExited { .. } => codes::UNAVAILABLE,
             GatewayError::Malformed(e) => e.code(),
             GatewayError::BadBody(_) | GatewayError::Method => codes::INVALID_REQUEST,
-            GatewayError::TooLarge => codes::TOO_LARGE,
+            GatewayError::TooLarge(_) => codes::TOO_LARGE,
             GatewayError::Internal(_) => codes::INTERNAL_ERROR,
         }
     }

@@ -15,6 +15,8 @@
 //!
 //! [`Lease`]: skyport_runtime::Lease
 
+mod audit;
+mod caller;
 mod error;
 mod proxy;
 mod routes;
@@ -29,14 +31,38 @@ use skyport_runtime::Runtime;
 use skyport_store::{Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
+pub use caller::Caller;
 pub use error::GatewayError;
 
+use crate::audit::AuditLog;
 use crate::proxy::Upstream;
 use crate::routes::RouteTable;
 use crate::sessions::Sessions;
 
-/// The largest request body accepted; MCP requests are small, so more is a mistake or abuse.
-pub const MAX_REQUEST_BODY: usize = 4 * 1024 * 1024;
+/// How the gateway behaves; `Default` is what `skyport serve` uses without flags.
+#[derive(Clone, Debug)]
+pub struct GatewayOptions {
+    /// The largest request body accepted; MCP requests are small, so more is a mistake or abuse.
+    pub max_body: usize,
+    /// How long a request may wait for its response to finish (event streams opened with
+    /// `GET` excepted).
+    pub request_timeout: Duration,
+    /// How long an unused session is kept.
+    pub session_ttl: Duration,
+    /// With a base domain, `NAME.BASE/mcp` serves server `NAME` too.
+    pub base_domain: Option<String>,
+}
+
+impl Default for GatewayOptions {
+    fn default() -> GatewayOptions {
+        GatewayOptions {
+            max_body: 6 * 1024 * 1024,
+            request_timeout: Duration::from_secs(170),
+            session_ttl: Duration::from_secs(24 * 3600),
+            base_domain: None,
+        }
+    }
+}
 
 /// How often sessions of stopped instances are forgotten.
 const SESSION_SWEEP: Duration = Duration::from_secs(60);
@@ -52,6 +78,8 @@ struct Inner {
     sessions: Sessions,
     runtime: Arc<dyn Runtime>,
     upstream: Upstream,
+    audit: AuditLog,
+    options: GatewayOptions,
     /// Cancelled at shutdown: ends server-to-client event streams, which would otherwise
     /// hold a graceful shutdown open until its deadline.
     closing: CancellationToken,
@@ -59,7 +87,11 @@ struct Inner {
 
 impl Gateway {
     /// Loads the route table and keeps it following the store until the store closes.
-    pub async fn new(store: Store, runtime: Arc<dyn Runtime>) -> Result<Gateway, StoreError> {
+    pub async fn new(
+        store: Store,
+        runtime: Arc<dyn Runtime>,
+        options: GatewayOptions,
+    ) -> Result<Gateway, StoreError> {
         let routes = RouteTable::load(&store).await?;
         routes.follow(store);
         let gateway = Gateway {
@@ -68,6 +100,8 @@ impl Gateway {
                 sessions: Sessions::default(),
                 runtime,
                 upstream: Upstream::new(),
+                audit: AuditLog::start(),
+                options,
                 closing: CancellationToken::new(),
             }),
         };

@@ -2,7 +2,7 @@
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
@@ -22,9 +22,14 @@ use skyport_runtime::{Exit, Lease, Target};
 use skyport_store::ServerName;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
+use crate::Gateway;
+use crate::audit::{AuditLog, Exchange};
+use crate::caller::Caller;
 use crate::error::GatewayError;
 use crate::sessions::Session;
-use crate::{Gateway, MAX_REQUEST_BODY};
+
+/// Response bytes kept for the audit log to classify the outcome by.
+const AUDIT_HEAD: usize = 4096;
 
 /// How long a failed forward waits to learn whether its instance died.
 const EXIT_WAIT: Duration = Duration::from_secs(2);
@@ -55,18 +60,57 @@ struct Call {
     session: Option<(String, Session)>,
 }
 
+/// What is known about a request as it goes, for its error response and its audit record.
+struct Facts {
+    started: Instant,
+    /// The id to answer errors with.
+    id: Option<Id>,
+    exchange: Exchange,
+}
+
 /// The handler of `/servers/{name}/mcp`.
 pub(crate) async fn handle(
     State(gateway): State<Gateway>,
     Path(name): Path<String>,
     request: Request,
 ) -> Response {
-    let mut id = None;
-    match proxy(&gateway, &name, request, &mut id).await {
+    let Ok(server) = name.parse::<ServerName>() else {
+        return GatewayError::UnknownServer(name).into_response();
+    };
+    let mut facts = Facts {
+        started: Instant::now(),
+        id: None,
+        exchange: Exchange {
+            at: SystemTime::now(),
+            server,
+            deployment: None,
+            principal: request
+                .extensions()
+                .get::<Caller>()
+                .map(|c| c.principal.clone()),
+            http_method: request.method().clone(),
+            method: None,
+            target: None,
+            status: 0,
+            refused: None,
+            cut: false,
+            duration: Duration::ZERO,
+            bytes_in: 0,
+            bytes_out: 0,
+            response_head: Bytes::new(),
+        },
+    };
+    match proxy(&gateway, &name, request, &mut facts).await {
         Ok(response) => response,
         Err(error) => {
             tracing::debug!(server = %name, "gateway refused a request: {error}");
-            error.into_response_for(id.as_ref())
+            let mut exchange = facts.exchange;
+            exchange.refused = Some(error.code());
+            let response = error.into_response_for(facts.id.as_ref());
+            exchange.status = response.status().as_u16();
+            exchange.duration = facts.started.elapsed();
+            gateway.inner.audit.record(exchange);
+            response
         }
     }
 }
@@ -75,20 +119,26 @@ async fn proxy(
     gateway: &Gateway,
     name: &str,
     request: Request,
-    id: &mut Option<Id>,
+    facts: &mut Facts,
 ) -> Result<Response, GatewayError> {
     let (parts, body) = request.into_parts();
     if ![Method::POST, Method::GET, Method::DELETE].contains(&parts.method) {
         return Err(GatewayError::Method);
     }
-    let body = read_body(&parts.headers, body).await?;
+    let body = read_body(&parts.headers, body, gateway.inner.options.max_body).await?;
+    facts.exchange.bytes_in = body.len() as u64;
     let message = if parts.method == Method::POST {
         let message = jsonrpc::Body::parse(&body).map_err(GatewayError::Malformed)?;
-        id.clone_from(&message.first_id().cloned());
+        facts.id.clone_from(&message.first_id().cloned());
+        if let Some(first) = message.envelopes().first() {
+            facts.exchange.method.clone_from(&first.method);
+            facts.exchange.target.clone_from(&first.target);
+        }
         Some(message)
     } else {
         None
     };
+    let id = &mut facts.id;
 
     let server: ServerName = name
         .parse()
@@ -101,6 +151,7 @@ async fn proxy(
         .map_err(|e| GatewayError::Internal(e.to_string()))?
         .ok_or_else(|| GatewayError::UnknownServer(name.to_owned()))?;
     let target = Target::live(route).ok_or_else(|| GatewayError::NotDeployed(name.to_owned()))?;
+    facts.exchange.deployment = Some(target.deployment.clone());
     let call = Call {
         session: session(gateway, &parts.headers, &server, &target.deployment)?,
         initialize: message.as_ref().is_some_and(jsonrpc::Body::is_initialize),
@@ -154,6 +205,11 @@ async fn proxy(
     if response.status().is_server_error() {
         lease.fail();
     }
+    let audit = Audit {
+        log: gateway.inner.audit.clone(),
+        started: facts.started,
+        exchange: facts.exchange.clone(),
+    };
     Ok(client_response(
         gateway,
         &parts.method,
@@ -161,20 +217,23 @@ async fn proxy(
         call,
         response,
         lease,
+        audit,
     ))
 }
 
-async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, GatewayError> {
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, GatewayError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|length| length > MAX_REQUEST_BODY) {
-        return Err(GatewayError::TooLarge);
+    if declared.is_some_and(|length| length > limit) {
+        return Err(GatewayError::TooLarge(limit));
     }
-    match Limited::new(body, MAX_REQUEST_BODY).collect().await {
+    match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(GatewayError::TooLarge),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(GatewayError::TooLarge(limit))
+        }
         Err(e) => Err(GatewayError::BadBody(e.to_string())),
     }
 }
@@ -234,7 +293,25 @@ fn upstream_request(
     if let Some((_, session)) = &call.session {
         headers.insert(SESSION_ID, session.upstream.clone());
     }
+    if let Some(caller) = parts.extensions.get::<Caller>() {
+        identify(headers, caller);
+    }
     Ok(request)
+}
+
+/// Tells the server who calls, in headers the client could not have set (every `skyport-*`
+/// header of the client's was dropped).
+fn identify(headers: &mut HeaderMap, caller: &Caller) {
+    let mut set = |name: &'static str, value: &str| {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(name, value);
+        }
+    };
+    set("skyport-user-id", caller.principal.as_str());
+    if let Some(email) = &caller.email {
+        set("skyport-user-email", email);
+    }
+    set("skyport-roles", &caller.roles.join(","));
 }
 
 /// Whether a client's request header goes to the instance. Hop-by-hop headers belong to one
@@ -274,6 +351,7 @@ fn client_response(
     call: Call,
     response: http::Response<Incoming>,
     lease: Lease,
+    mut audit: Audit,
 ) -> Response {
     let (mut parts, body) = response.into_parts();
     let upstream_session = parts.headers.remove(SESSION_ID);
@@ -316,6 +394,7 @@ fn client_response(
         id: call.id.clone(),
         server: call.server.to_string(),
     });
+    audit.exchange.status = parts.status.as_u16();
     let body = Leased {
         body,
         closing,
@@ -323,6 +402,7 @@ fn client_response(
         failing: None,
         done: false,
         lease,
+        audit,
     };
     Response::from_parts(parts, Body::new(body)).into_response()
 }
@@ -353,6 +433,34 @@ struct Leased {
     /// The error event went out: nothing follows.
     done: bool,
     lease: Lease,
+    /// Filled in as the body goes; recorded when it is dropped.
+    audit: Audit,
+}
+
+/// A request's audit record, completed as its response body streams.
+struct Audit {
+    log: AuditLog,
+    started: Instant,
+    exchange: Exchange,
+}
+
+impl Audit {
+    fn saw(&mut self, data: &Bytes) {
+        let exchange = &mut self.exchange;
+        exchange.bytes_out += data.len() as u64;
+        if exchange.response_head.is_empty() {
+            exchange.response_head = data.slice(..data.len().min(AUDIT_HEAD));
+        }
+    }
+}
+
+impl Drop for Leased {
+    fn drop(&mut self) {
+        let mut exchange = self.audit.exchange.clone();
+        exchange.cut |= !self.done && !http_body::Body::is_end_stream(&self.body);
+        exchange.duration = self.audit.started.elapsed();
+        self.audit.log.record(exchange);
+    }
 }
 
 /// How an instance ended, as [`Lease::exit`] reports it.
@@ -396,11 +504,18 @@ impl http_body::Body for Leased {
                 };
                 this.failing = None;
                 this.done = true;
+                this.audit.exchange.cut = true;
                 return Poll::Ready(Some(Ok(Frame::data(
                     error.into_event_for(report.id.as_ref()),
                 ))));
             }
             match Pin::new(&mut this.body).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Some(data) = frame.data_ref() {
+                        this.audit.saw(data);
+                    }
+                    return Poll::Ready(Some(Ok(frame)));
+                }
                 Poll::Ready(Some(Err(e))) => {
                     this.lease.fail();
                     if this.report.is_none() {

@@ -153,7 +153,9 @@ async fn fixture() -> Fixture {
         addr: upstream().await,
         instance: Mutex::new(InstanceId::generate()),
     });
-    let gateway = Gateway::new(store, runtime.clone()).await.unwrap();
+    let gateway = Gateway::new(store, runtime.clone(), GatewayOptions::default())
+        .await
+        .unwrap();
     Fixture { gateway, runtime }
 }
 
@@ -253,7 +255,7 @@ async fn malformed_and_oversized_bodies_are_refused_before_any_instance_starts()
     assert_eq!(body["error"]["code"], -32700);
     let huge = format!(
         r#"{{"jsonrpc":"2.0","id":3,"method":"x","params":"{}"}}"#,
-        "a".repeat(MAX_REQUEST_BODY)
+        "a".repeat(GatewayOptions::default().max_body)
     );
     let (status, _, body) = send(&f.gateway, post("/servers/echo/mcp", None, huge)).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);

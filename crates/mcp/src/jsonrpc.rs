@@ -32,15 +32,20 @@ pub enum Id {
     String(String),
 }
 
-/// The parts of one JSON-RPC message a proxy looks at; the rest of the message is not parsed.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+/// The `_meta` key carrying a stateless-era (2026-07-28) request's protocol revision.
+pub const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+
+/// The parts of one JSON-RPC message a proxy looks at; the rest of the message is not kept.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Envelope {
     /// Present on requests and notifications, absent on responses.
-    #[serde(default)]
     pub method: Option<String>,
     /// Present on requests and responses, absent on notifications.
-    #[serde(default)]
     pub id: Option<Id>,
+    /// What the request acts on: `params.name` (a tool or prompt) or `params.uri` (a resource).
+    pub target: Option<String>,
+    /// The protocol revision in `params._meta`, which stateless-era requests carry.
+    pub meta_version: Option<String>,
 }
 
 impl Envelope {
@@ -96,10 +101,32 @@ impl Body {
 }
 
 fn envelope(value: Value) -> Result<Envelope, ParseError> {
-    if !value.is_object() {
+    let Value::Object(mut message) = value else {
         return Err(ParseError::NotAMessage);
-    }
-    serde_json::from_value(value).map_err(|_| ParseError::NotAMessage)
+    };
+    let method = match message.remove("method") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(method)) => Some(method),
+        Some(_) => return Err(ParseError::NotAMessage),
+    };
+    let id = match message.remove("id") {
+        None | Some(Value::Null) => None,
+        Some(id) => Some(serde_json::from_value(id).map_err(|_| ParseError::NotAMessage)?),
+    };
+    let params = message.get("params");
+    let text = |value: Option<&Value>| value.and_then(Value::as_str).map(str::to_owned);
+    let target = params.and_then(|p| text(p.get("name")).or_else(|| text(p.get("uri"))));
+    let meta_version = text(
+        params
+            .and_then(|p| p.get("_meta"))
+            .and_then(|m| m.get(META_PROTOCOL_VERSION)),
+    );
+    Ok(Envelope {
+        method,
+        id,
+        target,
+        meta_version,
+    })
 }
 
 /// Why a body is not JSON-RPC.

@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use skyport_api::{DeploymentView, SettingsUpdate};
 use skyport_build::{BuildLimits, Builder};
 use skyport_client::Client;
-use skyport_gateway::Gateway;
+use skyport_gateway::{Gateway, GatewayOptions};
 use skyport_runtime::{LocalRuntime, LocalRuntimeConfig, Runtime, follow_live_deployments};
 use skyport_store::{DeploymentStatus, Store};
 use skyport_web::{AppOptions, AppState};
@@ -162,7 +162,12 @@ impl Platform {
             .await,
         );
         let dyn_runtime: Arc<dyn Runtime> = runtime.clone();
-        let gateway = Gateway::new(store.clone(), dyn_runtime.clone()).await?;
+        let gateway = Gateway::new(
+            store.clone(),
+            dyn_runtime.clone(),
+            GatewayOptions::default(),
+        )
+        .await?;
         tokio::spawn(follow_live_deployments(
             store.clone(),
             dyn_runtime.clone(),

@@ -9,7 +9,7 @@ use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use skyport_build::{BuildLimits, Builder};
-use skyport_gateway::Gateway;
+use skyport_gateway::{Gateway, GatewayOptions};
 use skyport_runtime::{LocalRuntime, LocalRuntimeConfig, Runtime};
 use skyport_store::{LogSource, LogStream, NewLogLine, ServerName, Store, Timestamp};
 use tokio::io::AsyncReadExt;
@@ -56,7 +56,9 @@ async fn fixture_with(limits: BuildLimits) -> Fixture {
         )
         .await,
     );
-    let gateway = Gateway::new(store.clone(), runtime.clone()).await.unwrap();
+    let gateway = Gateway::new(store.clone(), runtime.clone(), GatewayOptions::default())
+        .await
+        .unwrap();
     let state = AppState {
         builder: Builder::with_limits(store.clone(), dir.path().to_path_buf(), limits),
         store: store.clone(),

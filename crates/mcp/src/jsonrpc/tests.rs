@@ -61,3 +61,22 @@ fn error_bodies_carry_the_request_id() {
         serde_json::from_slice(&error_body(None, codes::PARSE_ERROR, "bad")).unwrap();
     assert_eq!(value["id"], serde_json::Value::Null);
 }
+
+#[test]
+fn finds_what_a_request_acts_on_and_its_stateless_version() {
+    let body = Body::parse(
+        br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"name":"x"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#,
+    )
+    .unwrap();
+    let envelope = &body.envelopes()[0];
+    assert_eq!(envelope.target.as_deref(), Some("echo"));
+    assert_eq!(envelope.meta_version.as_deref(), Some("2026-07-28"));
+    let read = Body::parse(
+        br#"{"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"uri":"file:///a"}}"#,
+    )
+    .unwrap();
+    assert_eq!(read.envelopes()[0].target.as_deref(), Some("file:///a"));
+    let positional =
+        Body::parse(br#"{"jsonrpc":"2.0","id":3,"method":"x","params":[1,2]}"#).unwrap();
+    assert_eq!(positional.envelopes()[0].target, None);
+}
