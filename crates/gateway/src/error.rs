@@ -18,6 +18,32 @@ pub enum GatewayError {
     /// The session id was not issued by this gateway, was ended, or its instance is gone.
     #[error("session not found; it expired or was ended: start a new session with initialize")]
     UnknownSession,
+    /// A legacy (HTTP+SSE) message names no open legacy session: it ended, expired, or was
+    /// opened by someone else.
+    #[error(
+        "no open SSE session has this sessionId; it ended or expired: connect to the server's /sse URL again"
+    )]
+    UnknownLegacySession,
+    /// A legacy message URL without its `sessionId`.
+    #[error(
+        "the message URL has no sessionId: POST to the URL the endpoint event of the /sse stream names"
+    )]
+    MissingLegacySession,
+    /// A second `initialize` on a legacy session.
+    #[error(
+        "this SSE session is already initialized: connect to the server's /sse URL again to start another"
+    )]
+    AlreadyInitialized,
+    /// The server answered a bridged legacy message with an HTTP error and no JSON-RPC message.
+    #[error(
+        "server '{server}' answered HTTP {status} without a JSON-RPC message; `skyport logs {server}` shows its output"
+    )]
+    UpstreamStatus {
+        /// The server.
+        server: String,
+        /// The HTTP status it answered.
+        status: u16,
+    },
     /// The request body is not JSON-RPC.
     #[error("{0}")]
     Malformed(ParseError),
@@ -65,16 +91,21 @@ pub enum GatewayError {
 impl GatewayError {
     fn status(&self) -> StatusCode {
         match self {
-            GatewayError::UnknownServer(_) | GatewayError::UnknownSession => StatusCode::NOT_FOUND,
+            GatewayError::UnknownServer(_)
+            | GatewayError::UnknownSession
+            | GatewayError::UnknownLegacySession => StatusCode::NOT_FOUND,
             GatewayError::NotDeployed(_) | GatewayError::Start { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            GatewayError::Malformed(_) | GatewayError::BadBody(_) => StatusCode::BAD_REQUEST,
+            GatewayError::Malformed(_)
+            | GatewayError::BadBody(_)
+            | GatewayError::MissingLegacySession
+            | GatewayError::AlreadyInitialized => StatusCode::BAD_REQUEST,
             GatewayError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::Method => StatusCode::METHOD_NOT_ALLOWED,
-            GatewayError::Upstream { .. } | GatewayError::InstanceExited { .. } => {
-                StatusCode::BAD_GATEWAY
-            }
+            GatewayError::Upstream { .. }
+            | GatewayError::InstanceExited { .. }
+            | GatewayError::UpstreamStatus { .. } => StatusCode::BAD_GATEWAY,
             GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -82,13 +113,19 @@ impl GatewayError {
     /// The JSON-RPC error code this error answers with.
     pub(crate) fn code(&self) -> i64 {
         match self {
-            GatewayError::UnknownServer(_) | GatewayError::UnknownSession => codes::NOT_FOUND,
+            GatewayError::UnknownServer(_)
+            | GatewayError::UnknownSession
+            | GatewayError::UnknownLegacySession => codes::NOT_FOUND,
             GatewayError::NotDeployed(_)
             | GatewayError::Start { .. }
             | GatewayError::Upstream { .. }
-            | GatewayError::InstanceExited { .. } => codes::UNAVAILABLE,
+            | GatewayError::InstanceExited { .. }
+            | GatewayError::UpstreamStatus { .. } => codes::UNAVAILABLE,
             GatewayError::Malformed(e) => e.code(),
-            GatewayError::BadBody(_) | GatewayError::Method => codes::INVALID_REQUEST,
+            GatewayError::BadBody(_)
+            | GatewayError::Method
+            | GatewayError::MissingLegacySession
+            | GatewayError::AlreadyInitialized => codes::INVALID_REQUEST,
             GatewayError::TooLarge(_) => codes::TOO_LARGE,
             GatewayError::Internal(_) => codes::INTERNAL_ERROR,
         }

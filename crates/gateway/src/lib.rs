@@ -1,4 +1,5 @@
-//! The MCP front door: `/servers/{name}/mcp`.
+//! The MCP front door: `/servers/{name}/mcp`, and `/servers/{name}/sse` + `/messages` for
+//! legacy HTTP+SSE clients.
 //!
 //! A request is routed by server name to the live deployment (an in-memory table that follows
 //! the store's change feed, so routing costs no query), gets a [`Lease`] on an instance from
@@ -18,6 +19,7 @@
 mod audit;
 mod caller;
 mod error;
+mod legacy;
 mod proxy;
 mod routes;
 mod sessions;
@@ -26,7 +28,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::any;
+use axum::routing::{any, get, post};
 use skyport_runtime::Runtime;
 use skyport_store::{Store, StoreError};
 use tokio_util::sync::CancellationToken;
@@ -35,6 +37,7 @@ pub use caller::Caller;
 pub use error::GatewayError;
 
 use crate::audit::AuditLog;
+use crate::legacy::LegacySessions;
 use crate::proxy::Upstream;
 use crate::routes::RouteTable;
 use crate::sessions::Sessions;
@@ -79,6 +82,8 @@ struct Inner {
     runtime: Arc<dyn Runtime>,
     upstream: Upstream,
     audit: AuditLog,
+    /// Sessions of legacy HTTP+SSE (2024-11-05) clients, bridged to the streamable path.
+    legacy: LegacySessions,
     options: GatewayOptions,
     /// Cancelled at shutdown: ends server-to-client event streams, which would otherwise
     /// hold a graceful shutdown open until its deadline.
@@ -101,6 +106,7 @@ impl Gateway {
                 runtime,
                 upstream: Upstream::new(),
                 audit: AuditLog::start(),
+                legacy: LegacySessions::default(),
                 options,
                 closing: CancellationToken::new(),
             }),
@@ -114,6 +120,9 @@ impl Gateway {
         Router::new()
             .route("/servers/{name}/mcp", any(proxy::handle))
             .route("/servers/{name}/mcp/", any(proxy::handle))
+            .route("/servers/{name}/sse", get(legacy::open))
+            .route("/servers/{name}/sse/", get(legacy::open))
+            .route("/servers/{name}/messages", post(legacy::message))
             .with_state(self.clone())
     }
 
