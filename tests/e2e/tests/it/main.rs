@@ -6,6 +6,7 @@ mod build;
 mod builds;
 mod deploy;
 mod gateway;
+mod legacy_sse;
 mod runtime;
 mod servers;
 mod up;
