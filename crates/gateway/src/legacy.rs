@@ -16,6 +16,7 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -55,11 +56,8 @@ const INBOX: usize = 64;
 /// How long ending the gateway session behind a closed legacy session may take.
 const DELETE_WAIT: Duration = Duration::from_secs(5);
 
-/// Pause before the server-to-client stream is opened again after it ended.
+/// Pause before the server-to-client stream is opened again after the upstream closed it.
 const RELISTEN: Duration = Duration::from_secs(1);
-
-/// Failed attempts in a row after which the server-to-client stream is given up.
-const RELISTEN_ATTEMPTS: u32 = 3;
 
 /// The open legacy sessions, by the id given in their endpoint event.
 #[derive(Default)]
@@ -154,7 +152,7 @@ async fn open_session(
         events,
         ended: ended.clone(),
         session: None,
-        listening: false,
+        listener: None,
     };
     let idle = gateway.inner.options.session_ttl;
     tokio::spawn(bridge.run(posted, idle));
@@ -297,8 +295,8 @@ struct Bridge {
     /// Cancelled when the session ends, for whichever reason.
     ended: CancellationToken,
     session: Option<GatewaySession>,
-    /// Whether the server-to-client stream was opened.
-    listening: bool,
+    /// The server-to-client stream, once the session is initialized.
+    listener: Option<Listener>,
 }
 
 impl Bridge {
@@ -384,38 +382,44 @@ impl Bridge {
         let server = self.server.clone();
         let events = self.events.clone();
         let ended = self.ended.clone();
+        let listener = self.listener.clone();
         let in_session = session.is_some();
         let answer = async move {
             let response = forwarded.await;
-            let lost = in_session && response.status() == StatusCode::NOT_FOUND;
+            let status = response.status();
             relay(response, id.as_ref(), &server, &events, |_| {}).await;
-            if lost {
+            if in_session && status == StatusCode::NOT_FOUND {
                 // The gateway no longer knows the session (expired, or its server removed):
                 // this legacy session cannot go on; ending its stream tells the client.
                 ended.cancel();
+            } else if status.is_success()
+                && let Some(listener) = listener
+            {
+                listener.ensure();
             }
         };
-        if initialized {
-            tokio::select! {
-                () = self.ended.cancelled() => return,
-                () = answer => {}
-            }
-            if let Some(session) = session
-                && !self.listening
-            {
-                self.listening = true;
-                let listen = listen(
-                    self.gateway.clone(),
-                    self.server.clone(),
-                    session,
-                    self.events.clone(),
-                );
-                let ended = self.ended.clone();
-                tokio::spawn(async move { ended.run_until_cancelled(listen).await });
-            }
-        } else {
+        if !initialized {
             let ended = self.ended.clone();
             tokio::spawn(async move { ended.run_until_cancelled(answer).await });
+            return;
+        }
+        tokio::select! {
+            () = self.ended.cancelled() => return,
+            () = answer => {}
+        }
+        if let Some(session) = session
+            && self.listener.is_none()
+        {
+            let listener = Listener {
+                gateway: self.gateway.clone(),
+                server: self.server.clone(),
+                session,
+                events: self.events.clone(),
+                ended: self.ended.clone(),
+                state: Arc::default(),
+            };
+            listener.ensure();
+            self.listener = Some(listener);
         }
     }
 
@@ -454,67 +458,124 @@ impl Bridge {
     }
 }
 
-/// Keeps the server-to-client stream of `session` open and its messages flowing to the client,
-/// opening it again when it ends (an instance restart ends it; the gateway replays the session
-/// on the next request). Ends when the upstream has no such stream (405), the session is gone
-/// (404), or opening it keeps failing.
-async fn listen(
+/// The bridge's server-to-client stream (the streamable `GET`). It is opened again at once when
+/// the upstream closes it cleanly; after a failure (the instance died, the request was refused)
+/// it stays closed until a message of the session gets through again, so that listening never
+/// restarts an instance by itself: the next request replays the session, and listening resumes
+/// on the new instance. A 405 (the server offers no such stream) or 404 (the session is gone)
+/// closes it for good.
+#[derive(Clone)]
+struct Listener {
     gateway: Gateway,
     server: ServerName,
     session: GatewaySession,
     events: mpsc::Sender<Bytes>,
-) {
-    let mut last_event = None;
-    let mut failures = 0;
-    loop {
+    ended: CancellationToken,
+    state: Arc<Mutex<Listening>>,
+}
+
+#[derive(Default)]
+struct Listening {
+    open: bool,
+    refused: bool,
+    /// The id of the last event relayed, to resume from.
+    last_event: Option<HeaderValue>,
+}
+
+/// How one `GET` stream ended.
+enum Ending {
+    /// The upstream closed it: open it again.
+    Closed,
+    /// It broke or could not be opened: wait for the next message to get through.
+    Failed,
+    /// The upstream has no such stream, or the session is gone.
+    Refused,
+    /// The client's stream is gone.
+    ClientGone,
+}
+
+impl Listener {
+    /// Opens the stream unless it is open or was refused.
+    fn ensure(&self) {
+        {
+            let mut state = self.state.lock();
+            if state.open || state.refused {
+                return;
+            }
+            state.open = true;
+        }
+        let listener = self.clone();
+        let ended = self.ended.clone();
+        tokio::spawn(async move { ended.run_until_cancelled(listener.run()).await });
+    }
+
+    async fn run(self) {
+        loop {
+            let ending = self.listen().await;
+            let mut state = self.state.lock();
+            match ending {
+                Ending::Closed => {}
+                Ending::Failed => {
+                    state.open = false;
+                    return;
+                }
+                Ending::Refused => {
+                    state.open = false;
+                    state.refused = true;
+                    return;
+                }
+                Ending::ClientGone => return,
+            }
+            drop(state);
+            tokio::time::sleep(RELISTEN).await;
+        }
+    }
+
+    async fn listen(&self) -> Ending {
         let mut headers = HeaderMap::new();
         headers.insert(
             header::ACCEPT,
             HeaderValue::from_static("text/event-stream"),
         );
-        if let Some(last) = &last_event {
-            headers.insert(LAST_EVENT_ID, HeaderValue::clone(last));
+        if let Some(last) = self.state.lock().last_event.clone() {
+            headers.insert(LAST_EVENT_ID, last);
         }
-        let request = bridged(&server, Method::GET, &session, headers);
-        let response =
-            proxy::handle(State(gateway.clone()), Path(server.to_string()), request).await;
+        let request = bridged(&self.server, Method::GET, &self.session, headers);
+        let response = proxy::handle(
+            State(self.gateway.clone()),
+            Path(self.server.to_string()),
+            request,
+        )
+        .await;
         let status = response.status();
         if status == StatusCode::METHOD_NOT_ALLOWED || status == StatusCode::NOT_FOUND {
-            tracing::debug!(server = %server, %status, "no server-to-client stream for a legacy session");
-            return;
+            tracing::debug!(server = %self.server, %status, "no server-to-client stream for a legacy session");
+            return Ending::Refused;
         }
-        if status.is_success() && is_event_stream(response.headers()) {
-            failures = 0;
-            let mut decoder = sse::Decoder::default();
-            let mut body = response.into_body();
-            while let Some(Ok(frame)) = body.frame().await {
-                let Some(data) = frame.data_ref() else {
-                    continue;
-                };
-                for event in decoder.feed(data) {
-                    if let Some(id) = event
-                        .id
-                        .as_deref()
-                        .and_then(|i| HeaderValue::from_str(i).ok())
-                    {
-                        last_event = Some(id);
-                    }
-                    if is_message(&event) && !push(&events, message_event(&event.data)).await {
-                        return;
-                    }
+        if !status.is_success() || !is_event_stream(response.headers()) {
+            tracing::debug!(server = %self.server, %status, "a legacy session's server-to-client stream was not opened");
+            return Ending::Failed;
+        }
+        let mut decoder = sse::Decoder::default();
+        let mut body = response.into_body();
+        loop {
+            let frame = match body.frame().await {
+                None => return Ending::Closed,
+                Some(Err(_)) => return Ending::Failed,
+                Some(Ok(frame)) => frame,
+            };
+            let Some(data) = frame.data_ref() else {
+                continue;
+            };
+            for event in decoder.feed(data) {
+                if let Some(id) = event.id.as_deref() {
+                    self.state.lock().last_event = HeaderValue::from_str(id).ok();
+                }
+                if is_message(&event) && !push(&self.events, message_event(&event.data)).await {
+                    return Ending::ClientGone;
                 }
             }
-        } else {
-            failures += 1;
-            tracing::debug!(server = %server, %status, "opening a legacy session's server-to-client stream failed");
-            if failures >= RELISTEN_ATTEMPTS {
-                return;
-            }
         }
-        if events.is_closed() {
-            return;
-        }
-        tokio::time::sleep(RELISTEN).await;
     }
 }
 

@@ -11,8 +11,8 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::State as UpstreamState;
 use axum::response::IntoResponse;
-use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
+use futures_util::{FutureExt, StreamExt};
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
@@ -80,16 +80,26 @@ async fn upstream(seen: Arc<Seen>) -> SocketAddr {
         }
     }
     async fn get(UpstreamState(seen): UpstreamState<Arc<Seen>>) -> axum::response::Response {
-        seen.gets.fetch_add(1, Ordering::SeqCst);
-        let first = futures_util::stream::once(async {
-            Ok::<_, std::convert::Infallible>(
+        let first_get = seen.gets.fetch_add(1, Ordering::SeqCst) == 0;
+        let event = futures_util::stream::once(async {
+            Ok::<_, std::io::Error>(
                 "id: g1\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/tools/list_changed\"}\n\n",
             )
         });
-        let stream = first.chain(futures_util::stream::pending());
+        // The first stream breaks after its event, as an instance dying would break it (a
+        // moment later, so that the event goes out first rather than with the break).
+        let rest = if first_get {
+            futures_util::stream::once(async {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Err(std::io::Error::other("instance died"))
+            })
+            .boxed()
+        } else {
+            futures_util::stream::pending().boxed()
+        };
         (
             [("content-type", "text/event-stream")],
-            Body::from_stream(stream),
+            Body::from_stream(event.chain(rest)),
         )
             .into_response()
     }
@@ -97,7 +107,6 @@ async fn upstream(seen: Arc<Seen>) -> SocketAddr {
         seen.deletes.fetch_add(1, Ordering::SeqCst);
         StatusCode::OK
     }
-    use futures_util::StreamExt;
     let app = axum::Router::new()
         .route("/mcp", axum::routing::post(post).get(get).delete(delete))
         .with_state(seen);
@@ -200,6 +209,8 @@ struct Stream {
     body: Body,
     decoder: Decoder,
     ready: VecDeque<Event>,
+    /// Server notifications seen so far.
+    notified: usize,
 }
 
 impl Stream {
@@ -215,6 +226,7 @@ impl Stream {
             body: response.into_body(),
             decoder: Decoder::default(),
             ready: VecDeque::new(),
+            notified: 0,
         }
     }
 
@@ -238,7 +250,11 @@ impl Stream {
     async fn message(&mut self) -> Value {
         let event = self.next().await.expect("the stream ended");
         assert_eq!(event.event, "message", "{event:?}");
-        serde_json::from_str(&event.data).unwrap()
+        let message: Value = serde_json::from_str(&event.data).unwrap();
+        if message["method"] == "notifications/tools/list_changed" {
+            self.notified += 1;
+        }
+        message
     }
 
     /// The messages URL from the endpoint event.
@@ -359,14 +375,42 @@ async fn answers_and_server_messages_arrive_on_the_event_stream() {
     assert_eq!(list["result"]["tools"][0]["name"], "echo");
 
     assert_eq!(send(&f.gateway, &url, CALL).await.0, StatusCode::ACCEPTED);
-    let call = stream.message().await;
+    let call = answer(&mut stream).await;
     assert_eq!(call["id"], 3);
     let headers = &call["result"]["headers"];
     assert_eq!(headers["mcp-session-id"], UPSTREAM_SESSION, "{headers}");
     assert_eq!(headers["mcp-protocol-version"], "2024-11-05", "{headers}");
     assert_eq!(headers["x-tenant"], "acme", "{headers}");
     assert!(headers.get("authorization").is_none(), "{headers}");
-    assert_eq!(f.seen.gets.load(Ordering::SeqCst), 1);
+}
+
+/// The next message that is not a server notification.
+async fn answer(stream: &mut Stream) -> Value {
+    loop {
+        let message = stream.message().await;
+        if message.get("method").is_none() {
+            return message;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_broken_server_stream_is_opened_again_once_a_message_gets_through() {
+    let f = fixture(GatewayOptions::default()).await;
+    let (mut stream, url) = initialized(&f).await;
+    // Each GET stream sends one notification; the first one breaks after it.
+    let reopened = tokio::time::timeout(WAIT, async {
+        while f.seen.gets.load(Ordering::SeqCst) < 2 {
+            assert_eq!(send(&f.gateway, &url, CALL).await.0, StatusCode::ACCEPTED);
+            assert_eq!(answer(&mut stream).await["id"], 3);
+        }
+    })
+    .await;
+    assert!(reopened.is_ok(), "the server stream was not opened again");
+    while stream.notified < 2 {
+        stream.message().await;
+    }
+    assert_eq!(f.seen.gets.load(Ordering::SeqCst), 2);
 }
 
 #[tokio::test]
@@ -374,10 +418,7 @@ async fn an_upstream_failure_without_json_rpc_answers_the_request_on_the_stream(
     let f = fixture(GatewayOptions::default()).await;
     let (mut stream, url) = initialized(&f).await;
     assert_eq!(send(&f.gateway, &url, FAIL).await.0, StatusCode::ACCEPTED);
-    let mut answer = stream.message().await;
-    if answer.get("method").is_some() {
-        answer = stream.message().await;
-    }
+    let answer = answer(&mut stream).await;
     assert_eq!(answer["id"], 4, "{answer}");
     assert_eq!(answer["error"]["code"], jsonrpc::codes::UNAVAILABLE);
     assert!(
@@ -416,10 +457,7 @@ async fn bad_posts_are_refused_with_json_rpc_errors() {
         send(&f.gateway, &url, INITIALIZE).await.0,
         StatusCode::ACCEPTED
     );
-    let mut again = stream.message().await;
-    if again.get("method").is_some() {
-        again = stream.message().await;
-    }
+    let again = answer(&mut stream).await;
     assert_eq!(again["id"], 1);
     assert_eq!(again["error"]["code"], jsonrpc::codes::INVALID_REQUEST);
 }
