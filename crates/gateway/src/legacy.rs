@@ -338,7 +338,7 @@ impl Bridge {
     /// as streamable clients send it, so a request waiting on the client (sampling,
     /// elicitation) never blocks the client's answer to it.
     async fn dispatch(&mut self, posted: Posted) {
-        let id = posted.message.first_id().cloned();
+        let id = request_id(&posted.message);
         if posted.message.is_initialize() {
             if self.session.is_some() {
                 self.push_error(id.as_ref(), GatewayError::AlreadyInitialized)
@@ -621,6 +621,9 @@ async fn relay(
             Bytes::new()
         }
     };
+    if status == StatusCode::ACCEPTED {
+        return;
+    }
     let Some(id) = id else {
         if !status.is_success() {
             tracing::debug!(server = %server, %status, "a bridged notification or response was refused");
@@ -638,6 +641,17 @@ async fn relay(
         };
         push(events, error_event(Some(id), &error)).await;
     }
+}
+
+/// The id of the first request in a message: what an answer the gateway makes up must carry.
+/// Responses the client sends (to sampling, elicitation) have ids too, but nothing answers
+/// them.
+fn request_id(message: &jsonrpc::Body) -> Option<Id> {
+    message
+        .envelopes()
+        .iter()
+        .find(|e| e.method.is_some())
+        .and_then(|e| e.id.clone())
 }
 
 /// Queues an event for the client; false when the client's stream is gone.

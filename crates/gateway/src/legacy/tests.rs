@@ -63,7 +63,9 @@ async fn upstream(seen: Arc<Seen>) -> SocketAddr {
             {
                 StatusCode::NOT_FOUND.into_response()
             }
-            _ if message.get("id").is_none() => StatusCode::ACCEPTED.into_response(),
+            _ if message.get("id").is_none() || message.get("method").is_none() => {
+                StatusCode::ACCEPTED.into_response()
+            }
             Some("tools/list") => {
                 let list = reply(json!({"tools": [{"name": "echo"}]}));
                 let events = format!("id: p\ndata: \n\nid: 1\nevent: message\ndata: {list}\n\n");
@@ -374,6 +376,9 @@ async fn answers_and_server_messages_arrive_on_the_event_stream() {
     assert_eq!(list["id"], 2);
     assert_eq!(list["result"]["tools"][0]["name"], "echo");
 
+    // The client's answer to a server request is accepted upstream; nothing answers it.
+    let reply = r#"{"jsonrpc":"2.0","id":"server-1","result":{}}"#;
+    assert_eq!(send(&f.gateway, &url, reply).await.0, StatusCode::ACCEPTED);
     assert_eq!(send(&f.gateway, &url, CALL).await.0, StatusCode::ACCEPTED);
     let call = answer(&mut stream).await;
     assert_eq!(call["id"], 3);
