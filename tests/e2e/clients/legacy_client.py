@@ -1,21 +1,23 @@
-"""Exercise a legacy HTTP+SSE (2024-11-05) endpoint and print one JSON line.
+"""Exercise a legacy HTTP+SSE (2024-11-05) endpoint and print JSON lines.
 
-usage: legacy_client.py sdk|fastmcp SSE_URL [KILL_PID]
+usage: legacy_client.py sdk|fastmcp SSE_URL
   sdk      the official `mcp` SDK's `sse_client`
   fastmcp  the FastMCP `Client` with an `SSETransport`
-Both list tools and call hello on one legacy session; with KILL_PID they then SIGKILL that process
-(the instance serving the session), wait until it is gone, and call hello again on the same session.
+  Lists tools and calls hello on one legacy session; prints one line.
+usage: legacy_client.py hold sdk|fastmcp SSE_URL
+  Holds ONE legacy session open: prints {"ready": true, "tools": [...]}, then for each stdin line
+  `call NAME` calls hello(name=NAME) on that same session and prints one line; EOF ends it. The
+  client never reconnects, so a test can break things between calls and see the session live on.
 usage: legacy_client.py raw SSE_URL
-  opens the event stream by hand, reports the endpoint event and the statuses of a malformed POST
+  Opens the event stream by hand, reports the endpoint event and the statuses of a malformed POST
   and of a POST to a session id nobody was given.
-Prints {"ok": true, ...} or {"ok": false, "error": "..."}; exits 0 only when ok. Bounded by a timeout.
+Lines are {"ok": true, ...} or {"ok": false, "error": "..."}; every wait is bounded.
 """
 
 import asyncio
+import contextlib
 import http.client
 import json
-import os
-import signal
 import sys
 import urllib.parse
 
@@ -24,50 +26,69 @@ from fastmcp import Client
 from fastmcp.client.transports import SSETransport
 from mcp.client.sse import sse_client
 
-from report import report, text_of
+from report import describe, report, text_of
 
 
-async def gone(pid):
-    """Waits until process `pid` no longer runs (a zombie counts as gone)."""
+CALL_TIMEOUT = 120
+
+
+def emit(out):
+    print(json.dumps(out), flush=True)
+
+
+@contextlib.asynccontextmanager
+async def connect(kind, url):
+    """A connected client of `kind` and functions listing tools and calling hello."""
+    if kind == "sdk":
+        async with mcp.Client(sse_client(url), mode="legacy") as c:
+
+            async def list_tools():
+                return [t.name for t in (await c.list_tools()).tools]
+
+            async def call(who):
+                return await c.call_tool("hello", {"name": who})
+
+            yield list_tools, call
+    else:
+        async with Client(SSETransport(url)) as c:
+
+            async def list_tools():
+                return [t.name for t in await c.list_tools()]
+
+            async def call(who):
+                return await c.call_tool("hello", {"name": who}, raise_on_error=False)
+
+            yield list_tools, call
+
+
+async def once(kind, url):
+    async with connect(kind, url) as (list_tools, call):
+        tools = sorted(await list_tools())
+        called = await call("e2e")
+        return {"ok": not called.is_error, "tools": tools, "text": text_of(called.content)}
+
+
+async def lines():
+    loop = asyncio.get_running_loop()
     while True:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                    return
-        except (FileNotFoundError, ProcessLookupError):
+        line = await loop.run_in_executor(None, sys.stdin.readline)
+        if not line:
             return
-        await asyncio.sleep(0.05)
+        yield line.strip()
 
 
-async def session(list_tools, call, kill_pid):
-    tools = sorted(await list_tools())
-    first = await call("e2e")
-    out = {"ok": not first.is_error, "tools": tools, "text": text_of(first.content)}
-    if kill_pid:
-        os.kill(int(kill_pid), signal.SIGKILL)
-        await gone(int(kill_pid))
-        after = await call("after-kill")
-        out["ok"] = out["ok"] and not after.is_error
-        out["after"] = text_of(after.content)
-    return out
-
-
-async def sdk(url, kill_pid=None):
-    async with mcp.Client(sse_client(url), mode="legacy") as c:
-
-        async def list_tools():
-            return [t.name for t in (await c.list_tools()).tools]
-
-        return await session(list_tools, lambda who: c.call_tool("hello", {"name": who}), kill_pid)
-
-
-async def fastmcp(url, kill_pid=None):
-    async with Client(SSETransport(url)) as c:
-
-        async def list_tools():
-            return [t.name for t in await c.list_tools()]
-
-        return await session(list_tools, lambda who: c.call_tool("hello", {"name": who}), kill_pid)
+async def hold(kind, url):
+    async with connect(kind, url) as (list_tools, call):
+        emit({"ok": True, "ready": True, "tools": sorted(await list_tools())})
+        async for line in lines():
+            cmd, _, name = line.partition(" ")
+            try:
+                if cmd != "call":
+                    raise ValueError(f"unknown command {line!r}")
+                res = await asyncio.wait_for(call(name), CALL_TIMEOUT)
+                emit({"ok": not res.is_error, "text": text_of(res.content)})
+            except BaseException as e:  # noqa: BLE001 - report, the test decides
+                emit({"ok": False, "error": describe(e)})
 
 
 def post(parts, path, body):
@@ -109,9 +130,16 @@ async def raw(url):
 
 
 def main():
-    cmd, url, *rest = sys.argv[1:]
-    runs = {"sdk": sdk, "fastmcp": fastmcp, "raw": raw}
-    report(lambda: runs[cmd](url, *rest))
+    cmd, *rest = sys.argv[1:]
+    if cmd == "hold":
+        try:
+            asyncio.run(hold(*rest))
+        except BaseException as e:  # noqa: BLE001
+            emit({"ok": False, "error": describe(e)})
+            sys.exit(1)
+        return
+    runs = {"sdk": lambda: once("sdk", *rest), "fastmcp": lambda: once("fastmcp", *rest), "raw": lambda: raw(*rest)}
+    report(runs[cmd])
 
 
 if __name__ == "__main__":
