@@ -8,4 +8,5 @@ mod deploy;
 mod gateway;
 mod runtime;
 mod servers;
+mod sessions;
 mod up;
