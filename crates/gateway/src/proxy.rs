@@ -18,7 +18,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
 use http_body::Frame;
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -41,6 +41,10 @@ use crate::sessions::{Binding, Opening, Session};
 
 /// How long a failed forward waits to learn whether its instance died.
 const EXIT_WAIT: Duration = Duration::from_secs(2);
+
+/// The most of a refused (too large) body read before answering; beyond it the connection is
+/// simply closed.
+const DISCARD_LIMIT: usize = 64 * 1024 * 1024;
 
 /// Response bytes kept for the audit log to classify the outcome by.
 const AUDIT_HEAD: usize = 4096;
@@ -786,15 +790,32 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Byte
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|length| length > limit) {
+        discard(body).await;
         return Err(GatewayError::TooLarge(limit));
     }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(GatewayError::TooLarge(limit))
+    let mut body = body.into_data_stream();
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut read = 0;
+    while let Some(chunk) = futures_util::StreamExt::next(&mut body).await {
+        let chunk = chunk.map_err(|e| GatewayError::BadBody(e.to_string()))?;
+        read += chunk.len();
+        if read > limit {
+            discard(Body::from_stream(body)).await;
+            return Err(GatewayError::TooLarge(limit));
         }
-        Err(e) => Err(GatewayError::BadBody(e.to_string())),
+        chunks.push(chunk);
     }
+    // A small request arrives in one chunk: no copy then.
+    Ok(match chunks.len() {
+        1 => chunks.swap_remove(0),
+        _ => Bytes::from(chunks.concat()),
+    })
+}
+
+/// Reads and drops the rest of a refused body (up to [`DISCARD_LIMIT`]), so that the client,
+/// still sending, reads the error instead of a reset connection.
+async fn discard(body: Body) {
+    let _ = Limited::new(body, DISCARD_LIMIT).collect().await;
 }
 
 /// Sends `inbound` to the leased instance, with the upstream's session id if it has one.
