@@ -458,12 +458,11 @@ impl Bridge {
     }
 }
 
-/// The bridge's server-to-client stream (the streamable `GET`). It is opened again at once when
-/// the upstream closes it cleanly; after a failure (the instance died, the request was refused)
-/// it stays closed until a message of the session gets through again, so that listening never
-/// restarts an instance by itself: the next request replays the session, and listening resumes
-/// on the new instance. A 405 (the server offers no such stream) or 404 (the session is gone)
-/// closes it for good.
+/// The bridge's server-to-client stream (the streamable `GET`). The proxy keeps it open across
+/// instance restarts, so it normally opens once. When the upstream closes it cleanly, it opens
+/// again at once. When opening fails (no instance could start), it stays closed until a message
+/// of the session gets through again, so listening never starts an instance by itself. A 405
+/// (the server offers no such stream) or 404 (the session is gone) closes it for good.
 #[derive(Clone)]
 struct Listener {
     gateway: Gateway,

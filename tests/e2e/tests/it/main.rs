@@ -9,4 +9,5 @@ mod gateway;
 mod legacy_sse;
 mod runtime;
 mod servers;
+mod sessions;
 mod up;
