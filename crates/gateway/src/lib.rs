@@ -16,9 +16,11 @@
 //! [`Lease`]: skyport_runtime::Lease
 
 mod audit;
+mod auth;
 mod caller;
 mod error;
 mod proxy;
+mod ratelimit;
 mod routes;
 mod sessions;
 
@@ -26,15 +28,18 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::any;
+use axum::middleware;
+use axum::routing::{any, get};
 use skyport_runtime::Runtime;
 use skyport_store::{Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
 pub use caller::Caller;
 pub use error::GatewayError;
+pub use ratelimit::{RateLimit, RateLimitError};
 
 use crate::audit::AuditLog;
+use crate::auth::Keyring;
 use crate::proxy::Upstream;
 use crate::routes::RouteTable;
 use crate::sessions::Sessions;
@@ -51,6 +56,14 @@ pub struct GatewayOptions {
     pub session_ttl: Duration,
     /// With a base domain, `NAME.BASE/mcp` serves server `NAME` too.
     pub base_domain: Option<String>,
+    /// Whether servers that do not set `--auth` require a credential: off while Skyport
+    /// listens only on loopback, on once it is reachable from elsewhere.
+    pub default_auth: bool,
+    /// The address clients reach Skyport at, without a trailing slash (for the URLs of
+    /// protected resource metadata).
+    pub public_url: String,
+    /// Requests each API key may make; `None` does not limit.
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl Default for GatewayOptions {
@@ -60,6 +73,9 @@ impl Default for GatewayOptions {
             request_timeout: Duration::from_secs(170),
             session_ttl: Duration::from_secs(24 * 3600),
             base_domain: None,
+            default_auth: false,
+            public_url: "http://127.0.0.1:8420".to_owned(),
+            rate_limit: None,
         }
     }
 }
@@ -75,6 +91,7 @@ pub struct Gateway {
 
 struct Inner {
     routes: RouteTable,
+    keys: Keyring,
     sessions: Sessions,
     runtime: Arc<dyn Runtime>,
     upstream: Upstream,
@@ -93,10 +110,12 @@ impl Gateway {
         options: GatewayOptions,
     ) -> Result<Gateway, StoreError> {
         let routes = RouteTable::load(&store).await?;
+        let keys = Keyring::load(&store).await?;
         routes.follow(store);
         let gateway = Gateway {
             inner: Arc::new(Inner {
                 routes,
+                keys,
                 sessions: Sessions::default(),
                 runtime,
                 upstream: Upstream::new(),
@@ -114,6 +133,14 @@ impl Gateway {
         Router::new()
             .route("/servers/{name}/mcp", any(proxy::handle))
             .route("/servers/{name}/mcp/", any(proxy::handle))
+            .route_layer(middleware::from_fn_with_state(
+                self.clone(),
+                auth::authenticate,
+            ))
+            .route(
+                &format!("{}/servers/{{name}}/mcp", auth::METADATA_PREFIX),
+                get(auth::metadata),
+            )
             .with_state(self.clone())
     }
 
