@@ -154,7 +154,8 @@ impl Keys<'_> {
     }
 
     /// Creates a key for `principal` that works until `expires_at` (forever when `None`);
-    /// returns it with its secret, which is not stored.
+    /// returns it with its secret, which is not stored. An empty name becomes `key-` and the
+    /// random end of the key's id, so that every key can be named.
     pub async fn create(
         &self,
         principal: &PrincipalId,
@@ -165,13 +166,19 @@ impl Keys<'_> {
         rand::rng().fill_bytes(&mut bytes);
         let secret = format!("{SECRET_PREFIX}{}", hex::encode(bytes));
         let id = ApiKeyId::generate();
+        let name = if name.is_empty() {
+            let tail = id.as_str().len().saturating_sub(8);
+            format!("key-{}", &id.as_str()[tail..])
+        } else {
+            name.to_owned()
+        };
         sqlx::query(
             "INSERT INTO api_keys (id, principal_id, name, key_hash, created_at, expires_at)
              VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(&id)
         .bind(principal)
-        .bind(name)
+        .bind(&name)
         .bind(KeyHash::of(&secret).hex())
         .bind(to_millis(now()))
         .bind(expires_at.map(to_millis))

@@ -111,6 +111,10 @@ async fn an_ambiguous_name_asks_for_an_id() {
     store.keys().create(&admin.id, "cli", None).await.unwrap();
     let error = store.keys().find(&KeyRef::parse("cli")).await.unwrap_err();
     assert!(error.to_string().contains("by its id"), "{error}");
+    let (unnamed, _) = store.keys().create(&admin.id, "", None).await.unwrap();
+    assert!(unnamed.name.starts_with("key-") && unnamed.name.len() == 12, "{unnamed:?}");
+    let found = store.keys().find(&KeyRef::parse(&unnamed.name)).await.unwrap();
+    assert_eq!(found.map(|k| k.id), Some(unnamed.id));
 }
 
 #[tokio::test]
