@@ -29,8 +29,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, Method, header};
 use skyport_store::{
-    ApiKeyId, Change, Credential, KeyHash, LAST_USED_PRECISION, SECRET_PREFIXES, ServerName,
-    Store, StoreError, Timestamp,
+    ApiKeyId, Change, Credential, KeyHash, LAST_USED_PRECISION, SECRET_PREFIXES, ServerName, Store,
+    StoreError, Timestamp,
 };
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
@@ -309,10 +309,7 @@ pub(crate) fn metadata_url(public_url: &str, server: &ServerName) -> String {
 
 /// `GET /.well-known/oauth-protected-resource/servers/{name}/mcp`: the server's protected
 /// resource metadata, for clients that were refused with `401`.
-pub(crate) async fn metadata(
-    State(gateway): State<Gateway>,
-    Path(name): Path<String>,
-) -> Response {
+pub(crate) async fn metadata(State(gateway): State<Gateway>, Path(name): Path<String>) -> Response {
     let Ok(server) = name.parse::<ServerName>() else {
         return GatewayError::UnknownServer(name).into_response();
     };

@@ -145,10 +145,7 @@ mod tests {
             assert_eq!(bucket.take(&limit, start), Ok(()));
         }
         // The fourth at the same instant waits one interval (100 ms).
-        assert_eq!(
-            bucket.take(&limit, start),
-            Err(Duration::from_millis(100))
-        );
+        assert_eq!(bucket.take(&limit, start), Err(Duration::from_millis(100)));
         // Refused requests cost nothing: 100 ms later exactly one more passes.
         assert_eq!(bucket.take(&limit, start + SECOND / 10), Ok(()));
         assert!(bucket.take(&limit, start + SECOND / 10).is_err());
@@ -165,7 +162,11 @@ mod tests {
         let limit = limit(100, 1);
         let bucket = Bucket::default();
         for i in 0..1000 {
-            assert_eq!(bucket.take(&limit, SECOND + i * SECOND / 100), Ok(()), "{i}");
+            assert_eq!(
+                bucket.take(&limit, SECOND + i * SECOND / 100),
+                Ok(()),
+                "{i}"
+            );
         }
     }
 

@@ -7,8 +7,8 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use crate::{
-    Change, DeploymentId, GatewaySettings, RuntimeSettings, ServerId, ServerName, Store, StoreError, Timestamp,
-    from_millis, now, to_millis,
+    Change, DeploymentId, GatewaySettings, RuntimeSettings, ServerId, ServerName, Store,
+    StoreError, Timestamp, from_millis, now, to_millis,
 };
 
 /// Where a deployment is in its life.

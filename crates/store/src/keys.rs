@@ -253,14 +253,13 @@ impl Keys<'_> {
     /// Revokes key `id` now (a key already revoked keeps its first revocation time); returns
     /// it, or `None` if there is no such key.
     pub async fn revoke(&self, id: &ApiKeyId) -> Result<Option<ApiKey>, StoreError> {
-        let revoked = sqlx::query(
-            "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-        )
-        .bind(to_millis(now()))
-        .bind(id)
-        .execute(&self.store.pool)
-        .await?
-        .rows_affected();
+        let revoked =
+            sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+                .bind(to_millis(now()))
+                .bind(id)
+                .execute(&self.store.pool)
+                .await?
+                .rows_affected();
         if revoked > 0 {
             self.store.publish(Change::Keys);
         }
@@ -337,7 +336,8 @@ impl Keys<'_> {
             return Ok(None);
         };
         let last_used = optional_time(&row, "last_used_at")?;
-        if last_used.is_none_or(|used| at.duration_since(used).unsigned_abs() >= LAST_USED_PRECISION)
+        if last_used
+            .is_none_or(|used| at.duration_since(used).unsigned_abs() >= LAST_USED_PRECISION)
         {
             self.record_use(&[(row.try_get("key_id")?, at)]).await?;
         }

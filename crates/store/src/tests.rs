@@ -536,7 +536,12 @@ async fn gateway_settings_follow_the_platform_until_set_and_reach_routes() {
     let updated = set(patch).await.unwrap();
     assert_eq!(updated.gateway.auth, Some(true));
     assert_eq!(updated.settings, RuntimeSettings::default());
-    let route = store.deployments().route(&name("a")).await.unwrap().unwrap();
+    let route = store
+        .deployments()
+        .route(&name("a"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(route.gateway, updated.gateway);
     let listed = store.deployments().routes().await.unwrap();
     assert_eq!(listed[0].gateway, updated.gateway);
@@ -553,7 +558,10 @@ async fn gateway_settings_follow_the_platform_until_set_and_reach_routes() {
         Some(std::time::Duration::from_secs(30))
     );
 
-    for bad in [std::time::Duration::from_millis(500), MAX_REQUEST_TIMEOUT * 2] {
+    for bad in [
+        std::time::Duration::from_millis(500),
+        MAX_REQUEST_TIMEOUT * 2,
+    ] {
         let refused = SettingsPatch {
             request_timeout: Some(Some(bad)),
             ..SettingsPatch::default()

@@ -111,7 +111,9 @@ fn valid_name(name: &str) -> Result<String, ApiError> {
         return Err(refused("use at most 64 characters"));
     }
     if name.chars().any(|c| c.is_control() || c == '/') {
-        return Err(refused("use letters, digits, spaces and punctuation other than '/'"));
+        return Err(refused(
+            "use letters, digits, spaces and punctuation other than '/'",
+        ));
     }
     if matches!(KeyRef::parse(name), KeyRef::Id(_)) {
         return Err(refused("it looks like a key id"));

@@ -575,7 +575,10 @@ async fn gateway_settings_are_set_reset_and_shown_with_the_defaults() {
     let (status, server) = f.call("PUT", "/api/v1/servers/weather", Some(put)).await;
     assert_eq!(status, StatusCode::CREATED, "{server}");
     let settings = &server["settings"];
-    assert_eq!((settings["auth"].clone(), settings["auth_effective"].clone()), (json!(true), json!(true)));
+    assert_eq!(
+        (settings["auth"].clone(), settings["auth_effective"].clone()),
+        (json!(true), json!(true))
+    );
     assert_eq!(settings["request_timeout_effective_seconds"], 30);
     // Absent keeps, null returns to the platform's default.
     let reset = json!({"settings": {"auth": null}});
@@ -587,14 +590,23 @@ async fn gateway_settings_are_set_reset_and_shown_with_the_defaults() {
     let bad = json!({"settings": {"request_timeout_seconds": 0}});
     let (status, body) = f.call("PUT", "/api/v1/servers/weather", Some(bad)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("--request-timeout"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--request-timeout")
+    );
 }
 
 #[tokio::test]
 async fn keys_are_created_once_listed_and_revoked_by_name() {
     let f = fixture().await;
     let (status, created) = f
-        .call("POST", "/api/v1/keys", Some(json!({"name": "ci", "expires_in": 3600})))
+        .call(
+            "POST",
+            "/api/v1/keys",
+            Some(json!({"name": "ci", "expires_in": 3600})),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let secret = created["secret"].as_str().unwrap().to_owned();
@@ -604,16 +616,28 @@ async fn keys_are_created_once_listed_and_revoked_by_name() {
     assert_eq!(created["key"]["state"], "active");
     assert!(created["key"]["expires_at"].is_string());
 
-    let (status, body) = f.call("POST", "/api/v1/keys", Some(json!({"name": "ci"}))).await;
+    let (status, body) = f
+        .call("POST", "/api/v1/keys", Some(json!({"name": "ci"})))
+        .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    let (status, _) = f.call("POST", "/api/v1/keys", Some(json!({"expires_in": 0}))).await;
+    let (status, _) = f
+        .call("POST", "/api/v1/keys", Some(json!({"expires_in": 0})))
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
     let (status, listed) = f.call("GET", "/api/v1/keys", None).await;
     assert_eq!(status, StatusCode::OK);
-    let names: Vec<_> = listed.as_array().unwrap().iter().map(|k| k["name"].clone()).collect();
+    let names: Vec<_> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["name"].clone())
+        .collect();
     assert_eq!(names, [json!("test"), json!("ci")]);
-    assert!(!listed.to_string().contains(&secret), "a listing shows a secret");
+    assert!(
+        !listed.to_string().contains(&secret),
+        "a listing shows a secret"
+    );
 
     let new_key = |secret: &str| {
         Request::get("/api/v1/servers")
@@ -626,7 +650,10 @@ async fn keys_are_created_once_listed_and_revoked_by_name() {
     let (status, revoked) = f.call("DELETE", "/api/v1/keys/ci", None).await;
     assert_eq!(status, StatusCode::OK, "{revoked}");
     assert_eq!(revoked["state"], "revoked");
-    assert_eq!(send(&f.app, new_key(&secret)).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        send(&f.app, new_key(&secret)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
     let (status, _) = f.call("DELETE", "/api/v1/keys/ci", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }

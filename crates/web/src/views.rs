@@ -1,10 +1,10 @@
 //! From the store's records to the API's views.
 
+use crate::ServerDefaults;
 use skyport_api::{
     CommitView, DeploymentView, FailureView, InstanceView, LogLineView, ServerMetricsView,
     ServerView, SettingsUpdate, SettingsView,
 };
-use crate::ServerDefaults;
 use skyport_runtime::{DeploymentMetrics, InstanceInfo};
 use skyport_store::{
     Commit, Deployment, DeploymentStatus, GatewaySettings, LogLine, RuntimeSettings, Server,

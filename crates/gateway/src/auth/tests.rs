@@ -10,9 +10,7 @@ use futures_util::future::BoxFuture;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
-use skyport_runtime::{
-    DeploymentMetrics, InstanceInfo, Lease, Runtime, StartError, Target,
-};
+use skyport_runtime::{DeploymentMetrics, InstanceInfo, Lease, Runtime, StartError, Target};
 use skyport_store::{DeploymentId, InstanceId, SettingsPatch};
 use tower::ServiceExt;
 
@@ -56,7 +54,11 @@ struct Fixture {
 /// Servers `open` (auth off), `closed` (auth on) and `plain` (the platform's default).
 async fn fixture(options: GatewayOptions) -> Fixture {
     let store = Store::open_in_memory().await.unwrap();
-    for (name, auth) in [("open", Some(false)), ("closed", Some(true)), ("plain", None)] {
+    for (name, auth) in [
+        ("open", Some(false)),
+        ("closed", Some(true)),
+        ("plain", None),
+    ] {
         let name: ServerName = name.parse().unwrap();
         store.servers().ensure(&name, None).await.unwrap();
         let patch = SettingsPatch {
@@ -118,11 +120,19 @@ async fn a_server_with_auth_refuses_requests_without_a_working_key() {
     );
     assert_eq!(headers[header::CONTENT_TYPE], "application/json");
     assert_eq!(body["jsonrpc"], "2.0");
-    assert_eq!(body["error"]["code"], skyport_mcp::jsonrpc::codes::FORBIDDEN);
+    assert_eq!(
+        body["error"]["code"],
+        skyport_mcp::jsonrpc::codes::FORBIDDEN
+    );
     let message = body["error"]["message"].as_str().unwrap();
     assert!(message.contains("skyport keys create"), "{message}");
 
-    for wrong in ["sk_nope", "sky_nope", "not-a-key", &f.secret[..f.secret.len() - 1]] {
+    for wrong in [
+        "sk_nope",
+        "sky_nope",
+        "not-a-key",
+        &f.secret[..f.secret.len() - 1],
+    ] {
         let (status, headers, _) = call(&f, "/servers/closed/mcp", Some(wrong)).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{wrong}");
         let challenge = headers[header::WWW_AUTHENTICATE].to_str().unwrap();
@@ -138,7 +148,10 @@ async fn auth_follows_the_platform_default_unless_the_server_chose() {
     assert_eq!(call(&open, "/servers/plain/mcp", None).await.0, PASSED);
     assert_eq!(call(&open, "/servers/open/mcp", None).await.0, PASSED);
     // A key that does not work is ignored where no key is needed.
-    assert_eq!(call(&open, "/servers/open/mcp", Some("sk_nope")).await.0, PASSED);
+    assert_eq!(
+        call(&open, "/servers/open/mcp", Some("sk_nope")).await.0,
+        PASSED
+    );
 
     let closed = fixture(GatewayOptions {
         default_auth: true,
@@ -162,15 +175,31 @@ async fn revoked_and_expired_keys_stop_working_without_a_restart() {
     let f = fixture(options()).await;
     let admin = f.store.keys().ensure_admin().await.unwrap();
     let soon = Timestamp::now() + Duration::from_millis(300);
-    let (_, short) = f.store.keys().create(&admin.id, "short", Some(soon)).await.unwrap();
-    let (key, revoked) = f.store.keys().create(&admin.id, "gone", None).await.unwrap();
+    let (_, short) = f
+        .store
+        .keys()
+        .create(&admin.id, "short", Some(soon))
+        .await
+        .unwrap();
+    let (key, revoked) = f
+        .store
+        .keys()
+        .create(&admin.id, "gone", None)
+        .await
+        .unwrap();
     wait_for(&f, &revoked, PASSED).await;
-    assert_eq!(call(&f, "/servers/closed/mcp", Some(&short)).await.0, PASSED);
+    assert_eq!(
+        call(&f, "/servers/closed/mcp", Some(&short)).await.0,
+        PASSED
+    );
 
     f.store.keys().revoke(&key.id).await.unwrap();
     wait_for(&f, &revoked, StatusCode::UNAUTHORIZED).await;
     wait_for(&f, &short, StatusCode::UNAUTHORIZED).await;
-    assert_eq!(call(&f, "/servers/closed/mcp", Some(&f.secret)).await.0, PASSED);
+    assert_eq!(
+        call(&f, "/servers/closed/mcp", Some(&f.secret)).await.0,
+        PASSED
+    );
 }
 
 /// Waits (bounded) until `secret` gets `want` on the protected server: the keyring follows
@@ -198,13 +227,25 @@ async fn a_key_past_its_rate_limit_is_told_when_to_retry() {
     })
     .await;
     for _ in 0..2 {
-        assert_eq!(call(&f, "/servers/open/mcp", Some(&f.secret)).await.0, PASSED);
+        assert_eq!(
+            call(&f, "/servers/open/mcp", Some(&f.secret)).await.0,
+            PASSED
+        );
     }
     let (status, headers, body) = call(&f, "/servers/open/mcp", Some(&f.secret)).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
-    let retry: u64 = headers[header::RETRY_AFTER].to_str().unwrap().parse().unwrap();
+    let retry: u64 = headers[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=60).contains(&retry), "Retry-After {retry}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("rate limit"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("rate limit")
+    );
     // Requests without a key are not limited.
     for _ in 0..5 {
         assert_eq!(call(&f, "/servers/open/mcp", None).await.0, PASSED);
@@ -221,10 +262,21 @@ async fn protected_resource_metadata_names_the_server_url() {
     assert_eq!(response.status(), StatusCode::OK);
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     let document: Value = serde_json::from_slice(&bytes).unwrap();
-    assert_eq!(document["resource"], "https://sky.example/servers/closed/mcp");
-    assert_eq!(document["bearer_methods_supported"], serde_json::json!(["header"]));
+    assert_eq!(
+        document["resource"],
+        "https://sky.example/servers/closed/mcp"
+    );
+    assert_eq!(
+        document["bearer_methods_supported"],
+        serde_json::json!(["header"])
+    );
     assert_eq!(document["authorization_servers"], serde_json::json!([]));
-    assert!(document["resource_name"].as_str().unwrap().contains("closed"));
+    assert!(
+        document["resource_name"]
+            .as_str()
+            .unwrap()
+            .contains("closed")
+    );
 
     let request = Request::get("/.well-known/oauth-protected-resource/servers/ghost/mcp")
         .body(Body::empty())
