@@ -9,8 +9,8 @@ use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use skyport_api::{
-    CreateDeployment, DeploymentView, ErrorBody, Health, LogPage, PutServer, ServerView,
-    UploadCreated,
+    CreateDeployment, CreateKey, DeploymentView, ErrorBody, Health, KeyCreated, KeyView, LogPage,
+    PutServer, ServerView, UploadCreated,
 };
 
 pub use events::{LogEvent, LogStream};
@@ -216,6 +216,23 @@ impl Client {
         Ok(LogStream::new(self.execute(request).await?))
     }
 
+    /// Creates an API key acting as the caller; the answer holds its secret, shown only now.
+    pub async fn create_key(&self, request: &CreateKey) -> Result<KeyCreated, ClientError> {
+        self.send(self.api(Method::POST, "/keys").json(request))
+            .await
+    }
+
+    /// The API keys the caller may see (all of them for an administrator), oldest first.
+    pub async fn keys(&self) -> Result<Vec<KeyView>, ClientError> {
+        self.send(self.api(Method::GET, "/keys")).await
+    }
+
+    /// Revokes the key with this id, or the live key with this name; returns it, revoked.
+    pub async fn revoke_key(&self, id_or_name: &str) -> Result<KeyView, ClientError> {
+        let path = format!("/keys/{}", path_segment(id_or_name));
+        self.send(self.api(Method::DELETE, &path)).await
+    }
+
     fn api(&self, method: Method, path: &str) -> RequestBuilder {
         let request = self
             .http
@@ -261,6 +278,18 @@ impl Client {
             },
         })
     }
+}
+
+/// `text` as one URL path segment: key names may hold spaces and punctuation.
+fn path_segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn describe_status(status: StatusCode, text: &str) -> String {

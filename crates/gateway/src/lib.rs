@@ -16,18 +16,20 @@
 //! [`Lease`]: skyport_runtime::Lease
 
 mod audit;
+mod auth;
 mod caller;
 mod cors;
 mod error;
 mod hosts;
 mod proxy;
+mod ratelimit;
 mod routes;
 mod sessions;
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use axum::routing::any;
+use axum::routing::{any, get};
 use axum::{Router, middleware};
 use skyport_runtime::Runtime;
 use skyport_store::{Store, StoreError};
@@ -35,8 +37,10 @@ use tokio_util::sync::CancellationToken;
 
 pub use caller::Caller;
 pub use error::GatewayError;
+pub use ratelimit::{RateLimit, RateLimitError};
 
 use crate::audit::AuditLog;
+use crate::auth::Keyring;
 use crate::proxy::Upstream;
 use crate::routes::RouteTable;
 use crate::sessions::Sessions;
@@ -56,6 +60,14 @@ pub struct GatewayOptions {
     /// Web origins whose pages may call the gateway (CORS), besides loopback ones; `*` allows
     /// any.
     pub cors_origins: Vec<String>,
+    /// Whether servers that do not set `--auth` require a credential: off while Skyport
+    /// listens only on loopback, on once it is reachable from elsewhere.
+    pub default_auth: bool,
+    /// The address clients reach Skyport at, without a trailing slash (for the URLs of
+    /// protected resource metadata).
+    pub public_url: String,
+    /// Requests each API key may make; `None` does not limit.
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl Default for GatewayOptions {
@@ -66,6 +78,9 @@ impl Default for GatewayOptions {
             session_ttl: Duration::from_secs(24 * 3600),
             base_domain: None,
             cors_origins: Vec::new(),
+            default_auth: false,
+            public_url: "http://127.0.0.1:8420".to_owned(),
+            rate_limit: None,
         }
     }
 }
@@ -81,6 +96,7 @@ pub struct Gateway {
 
 struct Inner {
     routes: RouteTable,
+    keys: Keyring,
     sessions: Sessions,
     runtime: Arc<dyn Runtime>,
     upstream: Upstream,
@@ -99,10 +115,12 @@ impl Gateway {
         options: GatewayOptions,
     ) -> Result<Gateway, StoreError> {
         let routes = RouteTable::load(&store).await?;
+        let keys = Keyring::load(&store).await?;
         routes.follow(store.clone());
         let gateway = Gateway {
             inner: Arc::new(Inner {
                 routes,
+                keys,
                 sessions: Sessions::new(store, options.session_ttl),
                 runtime,
                 upstream: Upstream::new(),
@@ -122,6 +140,14 @@ impl Gateway {
             .route("/servers/{name}/mcp/", any(proxy::handle))
             .route("/mcp", any(hosts::handle))
             .route("/mcp/", any(hosts::handle))
+            .route_layer(middleware::from_fn_with_state(
+                self.clone(),
+                auth::authenticate,
+            ))
+            .route(
+                &format!("{}/servers/{{name}}/mcp", auth::METADATA_PREFIX),
+                get(auth::metadata),
+            )
             .layer(middleware::from_fn_with_state(self.clone(), cors::layer))
             .with_state(self.clone())
     }

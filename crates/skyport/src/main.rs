@@ -5,6 +5,7 @@ mod cli;
 mod config;
 mod deploy;
 mod inspect;
+mod keys;
 mod progress;
 mod serve;
 
@@ -51,5 +52,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Deployments(args) => inspect::deployments(&cli.connection, args).await,
         Command::Logs(args) => inspect::logs(&cli.connection, args).await,
         Command::Builds(args) => inspect::builds(&cli.connection, args).await,
+        Command::Keys(args) => keys::keys(&cli.connection, args).await,
     }
 }

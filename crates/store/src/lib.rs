@@ -29,13 +29,16 @@ pub use deployments::{
     FailureKind, LaunchSpec, LiveDeployment, NewDeployment, Route,
 };
 pub use ids::{ApiKeyId, DeploymentId, InstanceId, PrincipalId, ServerId};
-pub use keys::{ApiKey, Keys, Principal};
+pub use keys::{
+    ApiKey, Credential, KeyHash, KeyRef, Keys, LAST_USED_PRECISION, Principal, SECRET_PREFIXES,
+};
 pub use logs::{LogLine, LogQuery, LogSource, LogStream, LogWriter, Logs, NewLogLine};
 pub use names::{NameError, ServerName};
 pub use servers::{Server, Servers};
 pub use sessions::{SessionBinding, SessionUse, Sessions, StoredSession};
 pub use settings::{
-    MAX_INSTANCES, MIN_MEMORY_BYTES, RuntimeSettings, SettingsError, SettingsPatch,
+    GatewaySettings, MAX_INSTANCES, MAX_REQUEST_TIMEOUT, MIN_MEMORY_BYTES, RuntimeSettings,
+    SettingsError, SettingsPatch,
 };
 
 /// A point in time, as stored (milliseconds since the Unix epoch) and shown (RFC 3339).
@@ -147,7 +150,7 @@ impl Store {
         Sessions { store: self }
     }
 
-    /// Follows changes to live deployments made through this store.
+    /// Follows changes to live deployments, server settings and keys made through this store.
     pub fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.changes.subscribe()
     }

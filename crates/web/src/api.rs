@@ -17,6 +17,7 @@ use skyport_build::{
 use skyport_runtime::render_prometheus;
 use skyport_store::{Deployment, DeploymentId, LogQuery, LogSource, Server, ServerName, Timestamp};
 
+use crate::keys;
 use crate::stream::{self, Start};
 use crate::{ApiError, AppState, views};
 
@@ -43,6 +44,8 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/deployments/{id}/logs", get(deployment_logs))
         .route("/builds", get(list_builds))
         .route("/uploads", post(create_upload))
+        .route("/keys", get(keys::list).post(keys::create))
+        .route("/keys/{key}", axum::routing::delete(keys::revoke))
 }
 
 /// `GET /healthz`.
@@ -59,7 +62,7 @@ async fn list_servers(State(state): State<AppState>) -> Result<Json<Vec<ServerVi
     Ok(Json(
         servers
             .into_iter()
-            .map(|s| views::server(s, &state.public_url, &live))
+            .map(|s| views::server(s, &state.public_url, &state.server_defaults, &live))
             .collect(),
     ))
 }
@@ -87,6 +90,7 @@ async fn show_server(
     Ok(Json(views::server(
         server,
         &state.public_url,
+        &state.server_defaults,
         &live(&state),
     )))
 }
@@ -124,7 +128,12 @@ async fn put_server(
     } else {
         StatusCode::OK
     };
-    let view = views::server(server, &state.public_url, &live(&state));
+    let view = views::server(
+        server,
+        &state.public_url,
+        &state.server_defaults,
+        &live(&state),
+    );
     Ok((status, Json(view)))
 }
 

@@ -8,10 +8,12 @@ mod api;
 mod auth;
 mod error;
 mod host;
+mod keys;
 mod stream;
 mod views;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::middleware;
@@ -34,6 +36,18 @@ pub struct AppState {
     pub runtime: Arc<dyn Runtime>,
     /// The address clients reach Skyport at, without a trailing slash (for MCP URLs).
     pub public_url: String,
+    /// What servers get for the settings they leave to the platform.
+    pub server_defaults: ServerDefaults,
+}
+
+/// The platform's defaults for per-server gateway settings (flags of `skyport serve`), shown
+/// beside a server's own choice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServerDefaults {
+    /// Whether the gateway requires a credential.
+    pub auth: bool,
+    /// How long a request may take.
+    pub request_timeout: Duration,
 }
 
 /// How the application is exposed.

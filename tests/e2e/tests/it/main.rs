@@ -6,6 +6,7 @@ mod build;
 mod builds;
 mod deploy;
 mod gateway;
+mod keys;
 mod runtime;
 mod servers;
 mod sessions;
