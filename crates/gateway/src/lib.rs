@@ -18,6 +18,7 @@
 mod audit;
 mod caller;
 mod error;
+mod metrics;
 mod proxy;
 mod routes;
 mod sessions;
@@ -35,6 +36,7 @@ pub use caller::Caller;
 pub use error::GatewayError;
 
 use crate::audit::AuditLog;
+use crate::metrics::GatewayMetrics;
 use crate::proxy::Upstream;
 use crate::routes::RouteTable;
 use crate::sessions::Sessions;
@@ -79,6 +81,7 @@ struct Inner {
     runtime: Arc<dyn Runtime>,
     upstream: Upstream,
     audit: AuditLog,
+    metrics: Arc<GatewayMetrics>,
     options: GatewayOptions,
     /// Cancelled at shutdown: ends server-to-client event streams, which would otherwise
     /// hold a graceful shutdown open until its deadline.
@@ -93,14 +96,17 @@ impl Gateway {
         options: GatewayOptions,
     ) -> Result<Gateway, StoreError> {
         let routes = RouteTable::load(&store).await?;
-        routes.follow(store);
+        routes.follow(store.clone());
+        let metrics = Arc::new(GatewayMetrics::default());
+        let audit = AuditLog::start(store, routes.clone(), metrics.clone());
         let gateway = Gateway {
             inner: Arc::new(Inner {
                 routes,
                 sessions: Sessions::default(),
                 runtime,
                 upstream: Upstream::new(),
-                audit: AuditLog::start(),
+                audit,
+                metrics,
                 options,
                 closing: CancellationToken::new(),
             }),
@@ -121,6 +127,24 @@ impl Gateway {
     /// down, so waiting for in-flight work does not mean waiting for idle listeners.
     pub fn close_streams(&self) {
         self.inner.closing.cancel();
+    }
+
+    /// Waits until the audit records of requests finished so far are stored. Call at shutdown
+    /// after the HTTP server stopped and before the store closes, and before reading the audit
+    /// log when it must show the latest requests.
+    pub async fn flush_audit(&self) {
+        self.inner.audit.flush().await;
+    }
+
+    /// Audit records lost since the gateway started (dropped at a full queue, or not stored).
+    pub fn audit_lost(&self) -> u64 {
+        self.inner.metrics.lost()
+    }
+
+    /// Appends the gateway's per-server metrics to `out` in the Prometheus text format.
+    pub fn render_metrics(&self, out: &mut String) {
+        let sessions = self.inner.sessions.count_by_server();
+        self.inner.metrics.render(&sessions, out);
     }
 
     /// Client sessions currently open through the gateway.

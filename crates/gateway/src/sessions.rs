@@ -54,6 +54,15 @@ impl Sessions {
             .retain(|_, s| running.contains(&s.instance));
     }
 
+    /// How many are open per server.
+    pub(crate) fn count_by_server(&self) -> HashMap<ServerName, usize> {
+        let mut counts = HashMap::new();
+        for session in self.open.lock().values() {
+            *counts.entry(session.server.clone()).or_default() += 1;
+        }
+        counts
+    }
+
     /// How many are open.
     pub(crate) fn len(&self) -> usize {
         self.open.lock().len()
