@@ -12,12 +12,14 @@
 
 mod outcome;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use skyport_store::{
-    AuditRetention, DeploymentId, NewAuditRecord, PrincipalId, ServerName, Store, Timestamp,
+    AuditRetention, DeploymentId, NewAuditRecord, PrincipalId, ServerId, ServerName, Store,
+    Timestamp,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -100,6 +102,7 @@ impl AuditLog {
             routes,
             metrics: metrics.clone(),
             pruned_at: None,
+            ids: HashMap::new(),
         };
         tokio::spawn(writer.run(commands));
         AuditLog { queue, metrics }
@@ -131,6 +134,8 @@ struct Writer {
     routes: RouteTable,
     metrics: Arc<GatewayMetrics>,
     pruned_at: Option<Instant>,
+    /// Server ids looked up in the store during the current batch.
+    ids: HashMap<ServerName, Option<ServerId>>,
 }
 
 impl Writer {
@@ -144,7 +149,7 @@ impl Writer {
             loop {
                 for command in received.drain(..) {
                     match command {
-                        Command::Record(exchange) => rows.push(self.row(&exchange)),
+                        Command::Record(exchange) => rows.push(self.row(&exchange).await),
                         Command::Flush(done) => flushes.push(done),
                     }
                 }
@@ -159,6 +164,7 @@ impl Writer {
                 }
             }
             self.store_rows(&mut rows).await;
+            self.ids.clear();
             for done in flushes.drain(..) {
                 let _ = done.send(());
             }
@@ -167,14 +173,14 @@ impl Writer {
     }
 
     /// The row of an exchange, counted in the metrics on the way.
-    fn row(&self, exchange: &Exchange) -> NewAuditRecord {
+    async fn row(&mut self, exchange: &Exchange) -> NewAuditRecord {
         let Classified {
             outcome,
             error_code,
         } = classify(exchange);
         let row = NewAuditRecord {
             at: Timestamp::try_from(exchange.at).unwrap_or_else(|_| Timestamp::now()),
-            server_id: self.routes.server_id(&exchange.server),
+            server_id: self.server_id(&exchange.server).await,
             server: exchange.server.clone(),
             deployment_id: exchange.deployment.clone(),
             principal_id: exchange.principal.clone(),
@@ -190,6 +196,26 @@ impl Writer {
         };
         self.metrics.observe(&row);
         row
+    }
+
+    /// The id of the server named `name`: from the route table, else (a server created since
+    /// the table was loaded, or no server) from the store, once per name and batch.
+    async fn server_id(&mut self, name: &ServerName) -> Option<ServerId> {
+        if let Some(id) = self.routes.server_id(name) {
+            return Some(id);
+        }
+        if let Some(id) = self.ids.get(name) {
+            return id.clone();
+        }
+        let id = match self.store.servers().get(name).await {
+            Ok(server) => server.map(|s| s.id),
+            Err(e) => {
+                tracing::warn!(error = %e, %name, "cannot look up a server for its audit record");
+                None
+            }
+        };
+        self.ids.insert(name.clone(), id.clone());
+        id
     }
 
     async fn store_rows(&mut self, rows: &mut Vec<NewAuditRecord>) {

@@ -47,6 +47,8 @@ pub(crate) enum Command {
     Logs(LogsArgs),
     /// List or cancel the builds that are queued or running.
     Builds(BuildsArgs),
+    /// Show the MCP requests made through the gateway, newest first.
+    Audit(AuditArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -252,6 +254,22 @@ pub(crate) enum BuildsCommand {
         /// The deployment id (`skyport builds ls` lists them).
         id: String,
     },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AuditArgs {
+    /// Only requests to this server.
+    #[arg(long)]
+    pub(crate) server: Option<String>,
+    /// Only requests from the last DURATION, e.g. 10m or 2h.
+    #[arg(long, value_parser = parse_duration)]
+    pub(crate) since: Option<Duration>,
+    /// How many requests to show at most.
+    #[arg(long, short = 'n', default_value_t = 100)]
+    pub(crate) limit: u32,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 /// A duration as people write it: `90s`, `15m`, `1h30m`, `500ms`; a bare number is seconds.
