@@ -39,16 +39,6 @@ pub enum AuditOutcome {
 }
 
 impl AuditOutcome {
-    /// Every outcome, in display order.
-    pub const ALL: [AuditOutcome; 6] = [
-        AuditOutcome::Ok,
-        AuditOutcome::ToolError,
-        AuditOutcome::RpcError,
-        AuditOutcome::HttpError,
-        AuditOutcome::Cut,
-        AuditOutcome::Refused,
-    ];
-
     /// The outcome as stored and shown.
     pub fn as_str(self) -> &'static str {
         match self {
