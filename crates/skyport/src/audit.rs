@@ -36,15 +36,15 @@ pub(crate) async fn audit(connection: &Connection, args: AuditArgs) -> anyhow::R
     }
     writeln!(
         out,
-        "{:<19} {:<16} {:<12} {:<18} {:<24} {:<18} {:>9} {:>15}",
+        "{:<19} {:<16} {:<12} {:<26} {:<24} {:<18} {:>9} {:>15}",
         "TIME (UTC)", "SERVER", "PRINCIPAL", "METHOD", "TARGET", "OUTCOME", "MS", "BYTES IN/OUT"
     )?;
     for record in &page.records {
         writeln!(
             out,
-            "{:<19} {:<16} {:<12} {:<18} {:<24} {:<18} {:>9.1} {:>15}",
+            "{:<19} {:<16} {:<12} {:<26} {:<24} {:<18} {:>9.1} {:>15}",
             record.at.strftime("%Y-%m-%d %H:%M:%S"),
-            record.server,
+            record.server.as_str(),
             principal(record),
             record.method.as_deref().unwrap_or(&record.http_method),
             record.target.as_deref().unwrap_or("-"),
