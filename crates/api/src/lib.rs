@@ -7,8 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 use skyport_store::{
-    ApiKeyId, BuildPhase, DeploymentId, DeploymentStatus, FailureKind, LogSource, LogStream,
-    ServerId, ServerName, Timestamp,
+    ApiKeyId, AuditOutcome, BuildPhase, DeploymentId, DeploymentStatus, FailureKind, LogSource,
+    LogStream, PrincipalId, ServerId, ServerName, Timestamp,
 };
 
 /// A server as the API shows it.
@@ -309,6 +309,53 @@ pub struct LogPage {
     pub lines: Vec<LogLineView>,
     /// Pass as `after` to continue; unchanged when there was nothing new.
     pub cursor: i64,
+}
+
+/// One MCP request through the gateway, from the audit log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecordView {
+    /// Position in the log; increases with every request recorded.
+    pub id: i64,
+    /// When the request arrived.
+    pub at: Timestamp,
+    /// The server name in the request's path.
+    pub server: ServerName,
+    /// The server's id, when the name belonged to a server.
+    pub server_id: Option<ServerId>,
+    /// The deployment that answered, once routed.
+    pub deployment: Option<DeploymentId>,
+    /// Who called, when authenticated.
+    pub principal: Option<PrincipalId>,
+    /// The caller's name, when it still exists.
+    pub principal_name: Option<String>,
+    /// `POST`, `GET` (the server's event stream) or `DELETE` (ending a session).
+    pub http_method: String,
+    /// The JSON-RPC method (the first message's, for a batch).
+    pub method: Option<String>,
+    /// The tool or prompt name, or the resource URI.
+    pub target: Option<String>,
+    /// How it ended.
+    pub outcome: AuditOutcome,
+    /// The HTTP status the client got.
+    pub status: u16,
+    /// The JSON-RPC error code, for errors that carry one.
+    pub error_code: Option<i64>,
+    /// From arrival to the end of the response, in milliseconds.
+    pub duration_ms: f64,
+    /// Request body bytes.
+    pub bytes_in: u64,
+    /// Response body bytes.
+    pub bytes_out: u64,
+}
+
+/// `GET /api/v1/audit` answer: requests newest first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditPage {
+    /// The requests, newest first.
+    pub records: Vec<AuditRecordView>,
+    /// Records lost since Skyport started (the writer's queue was full, or the store failed):
+    /// when it is not 0, the log misses requests.
+    pub lost: u64,
 }
 
 /// The names of the Server-Sent Events of a log stream (`Accept: text/event-stream`).

@@ -9,8 +9,8 @@ use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use skyport_api::{
-    CreateDeployment, CreateKey, DeploymentView, ErrorBody, Health, KeyCreated, KeyView, LogPage,
-    PutServer, ServerView, UploadCreated,
+    AuditPage, CreateDeployment, CreateKey, DeploymentView, ErrorBody, Health, KeyCreated, KeyView,
+    LogPage, PutServer, ServerView, UploadCreated,
 };
 
 pub use events::{LogEvent, LogStream};
@@ -69,6 +69,20 @@ pub struct LogFilter {
     /// Only lines written at or after this time (RFC 3339).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub since: Option<String>,
+}
+
+/// Filters for [`Client::audit`].
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct AuditFilter {
+    /// Only requests to this server.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// Only requests since this time: RFC 3339, or a duration back from now such as `1h`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// At most this many requests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
 }
 
 /// A client of one Skyport.
@@ -173,6 +187,12 @@ impl Client {
             .api(Method::GET, &format!("/servers/{server}/logs"))
             .query(filter);
         self.send(request).await
+    }
+
+    /// The gateway's audit log: MCP requests matching `filter`, newest first.
+    pub async fn audit(&self, filter: &AuditFilter) -> Result<AuditPage, ClientError> {
+        self.send(self.api(Method::GET, "/audit").query(filter))
+            .await
     }
 
     /// Cancels a queued or running build; returns the deployment, recorded as cancelled.

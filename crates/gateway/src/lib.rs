@@ -21,6 +21,7 @@ mod caller;
 mod cors;
 mod error;
 mod hosts;
+mod metrics;
 mod proxy;
 mod ratelimit;
 mod routes;
@@ -41,6 +42,7 @@ pub use ratelimit::{RateLimit, RateLimitError};
 
 use crate::audit::AuditLog;
 use crate::auth::Keyring;
+use crate::metrics::GatewayMetrics;
 use crate::proxy::Upstream;
 use crate::routes::RouteTable;
 use crate::sessions::Sessions;
@@ -101,6 +103,7 @@ struct Inner {
     runtime: Arc<dyn Runtime>,
     upstream: Upstream,
     audit: AuditLog,
+    metrics: Arc<GatewayMetrics>,
     options: GatewayOptions,
     /// Cancelled at shutdown: ends server-to-client event streams, which would otherwise
     /// hold a graceful shutdown open until its deadline.
@@ -117,6 +120,8 @@ impl Gateway {
         let routes = RouteTable::load(&store).await?;
         let keys = Keyring::load(&store).await?;
         routes.follow(store.clone());
+        let metrics = Arc::new(GatewayMetrics::default());
+        let audit = AuditLog::start(store.clone(), routes.clone(), metrics.clone());
         let gateway = Gateway {
             inner: Arc::new(Inner {
                 routes,
@@ -124,7 +129,8 @@ impl Gateway {
                 sessions: Sessions::new(store, options.session_ttl),
                 runtime,
                 upstream: Upstream::new(),
-                audit: AuditLog::start(),
+                audit,
+                metrics,
                 options,
                 closing: CancellationToken::new(),
             }),
@@ -164,6 +170,29 @@ impl Gateway {
         if let Err(e) = self.inner.sessions.flush().await {
             tracing::warn!("cannot record session uses: {e}");
         }
+    }
+
+    /// Waits until the audit records of requests finished so far are stored. Call at shutdown
+    /// after the HTTP server stopped and before the store closes, and before reading the audit
+    /// log when it must show the latest requests.
+    pub async fn flush_audit(&self) {
+        self.inner.audit.flush().await;
+    }
+
+    /// Audit records lost since the gateway started (dropped at a full queue, or not stored).
+    pub fn audit_lost(&self) -> u64 {
+        self.inner.metrics.lost()
+    }
+
+    /// Appends the gateway's per-server metrics to `out` in the Prometheus text format.
+    pub fn render_metrics(&self, out: &mut String) {
+        let names = self.inner.routes.names();
+        let sessions = self.inner.sessions.count_by_server();
+        let sessions = sessions
+            .into_iter()
+            .filter_map(|(id, count)| Some((names.get(&id)?.clone(), count)))
+            .collect();
+        self.inner.metrics.render(&sessions, out);
     }
 
     /// Client sessions in memory (open and used recently).

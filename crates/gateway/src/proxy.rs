@@ -1029,9 +1029,19 @@ impl Audit {
     fn saw(&mut self, data: &Bytes) {
         let exchange = &mut self.exchange;
         exchange.bytes_out += data.len() as u64;
-        if exchange.response_head.is_empty() {
-            exchange.response_head = data.slice(..data.len().min(AUDIT_HEAD));
+        let head = &mut exchange.response_head;
+        let room = AUDIT_HEAD.saturating_sub(head.len());
+        if room == 0 {
+            return;
         }
+        let more = data.slice(..data.len().min(room));
+        // The answer may follow a notification in its own frame: keep up to AUDIT_HEAD bytes
+        // across frames (without a copy while it is one frame).
+        *head = if head.is_empty() {
+            more
+        } else {
+            Bytes::from([head.as_ref(), more.as_ref()].concat())
+        };
     }
 }
 

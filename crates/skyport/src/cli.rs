@@ -50,6 +50,8 @@ pub(crate) enum Command {
     Builds(BuildsArgs),
     /// Create, list or revoke API keys (for MCP clients and the CLI).
     Keys(KeysArgs),
+    /// Show the MCP requests made through the gateway, newest first.
+    Audit(AuditArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -345,6 +347,22 @@ pub(crate) enum KeysCommand {
         /// The key's id (key_…) or name.
         key: String,
     },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AuditArgs {
+    /// Only requests to this server.
+    #[arg(long)]
+    pub(crate) server: Option<String>,
+    /// Only requests from the last DURATION, e.g. 10m or 2h.
+    #[arg(long, value_parser = parse_duration)]
+    pub(crate) since: Option<Duration>,
+    /// How many requests to show at most.
+    #[arg(long, short = 'n', default_value_t = 100)]
+    pub(crate) limit: u32,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 /// A duration as people write it: `90s`, `15m`, `1h30m`, `500ms`; a bare number is seconds.

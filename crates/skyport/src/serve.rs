@@ -249,7 +249,7 @@ impl Platform {
     }
 
     /// Stops accepting, gives in-flight requests the grace period, then stops instances,
-    /// waits for builds, and flushes the logs.
+    /// waits for builds, and flushes the audit log and the logs.
     async fn stop(mut self) {
         tracing::info!(
             "shutting down: finishing in-flight requests (up to {}s)",
@@ -278,6 +278,8 @@ impl Platform {
             tracing::warn!("builds still running at shutdown will be marked failed on next start");
         }
         self.gateway.flush().await;
+        // Requests finished while shutting down are audited before the store closes.
+        self.gateway.flush_audit().await;
         self.store.logs().writer().flush().await;
         self.store.close().await;
         tracing::info!("stopped");

@@ -1,11 +1,12 @@
 //! Skyport's durable state: the schema, its migrations and one typed repository per aggregate
-//! (servers, deployments, logs, principals and keys, gateway sessions), plus the change feed that tells the
+//! (servers, deployments, logs, principals and keys, gateway sessions, the audit log), plus the change feed that tells the
 //! gateway and the runtime when a server's live deployment moved.
 //!
 //! All SQL of the project lives here. Callers get domain types (`Server`, `Deployment`,
 //! `ServerName`, the id newtypes) and never see rows, pools or transactions. This crate knows
 //! nothing about HTTP, processes or builds: it stores what they decide.
 
+mod audit;
 mod changes;
 mod deployments;
 mod ids;
@@ -23,6 +24,9 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use tokio::sync::broadcast;
 
+pub use audit::{
+    Audit, AuditOutcome, AuditQuery, AuditRecord, AuditRetention, MAX_AUDIT_PAGE, NewAuditRecord,
+};
 pub use changes::Change;
 pub use deployments::{
     BuildFailure, BuildPhase, Built, Commit, Deployment, DeploymentStatus, Deployments,
@@ -148,6 +152,11 @@ impl Store {
     /// The gateway's client sessions.
     pub fn sessions(&self) -> Sessions<'_> {
         Sessions { store: self }
+    }
+
+    /// The audit log of MCP requests.
+    pub fn audit(&self) -> Audit<'_> {
+        Audit { store: self }
     }
 
     /// Follows changes to live deployments, server settings and keys made through this store.

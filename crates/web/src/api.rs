@@ -5,7 +5,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use skyport_api::{
     CreateDeployment, DeploymentView, GitSpec, Health, LogPage, PutServer, ServerView,
@@ -14,6 +14,7 @@ use skyport_api::{
 use skyport_build::{
     BuildRequest, Cancellation, Entrypoint, GitRef, GitSource, GitUrl, Source, UploadId,
 };
+use skyport_gateway::Gateway;
 use skyport_runtime::render_prometheus;
 use skyport_store::{Deployment, DeploymentId, LogQuery, LogSource, Server, ServerName, Timestamp};
 
@@ -74,12 +75,14 @@ fn live(state: &AppState) -> views::Live {
     }
 }
 
-/// `GET /metrics`: the runtime's figures in the Prometheus text format.
-pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        render_prometheus(&state.runtime.metrics()),
-    )
+/// `GET /metrics`: the runtime's and the gateway's figures in the Prometheus text format.
+pub(crate) async fn metrics(
+    State(state): State<AppState>,
+    Extension(gateway): Extension<Gateway>,
+) -> impl IntoResponse {
+    let mut text = render_prometheus(&state.runtime.metrics());
+    gateway.render_metrics(&mut text);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
 async fn show_server(

@@ -5,6 +5,7 @@
 //! the runtime), map the error ([`ApiError`]). No SQL and no process handling here.
 
 mod api;
+mod audit;
 mod auth;
 mod error;
 mod host;
@@ -15,9 +16,9 @@ mod views;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::middleware;
 use axum::routing::get;
+use axum::{Extension, Router};
 use skyport_build::Builder;
 use skyport_gateway::Gateway;
 use skyport_runtime::Runtime;
@@ -61,13 +62,17 @@ pub struct AppOptions {
 /// The whole application.
 pub fn app(state: AppState, gateway: &Gateway, options: &AppOptions) -> Router {
     let api = api::router()
+        .merge(audit::router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,
         ))
+        .layer(Extension(gateway.clone()))
         .with_state(state.clone());
     // Metrics name every server: open on loopback (like any local tool), else behind a key.
-    let metrics = Router::new().route("/metrics", get(api::metrics));
+    let metrics = Router::new()
+        .route("/metrics", get(api::metrics))
+        .layer(Extension(gateway.clone()));
     let metrics = if options.loopback_only {
         metrics.with_state(state)
     } else {

@@ -657,3 +657,56 @@ async fn keys_are_created_once_listed_and_revoked_by_name() {
     let (status, _) = f.call("DELETE", "/api/v1/keys/ci", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn gateway_requests_are_audited_and_counted() {
+    let f = fixture().await;
+    f.call("PUT", "/api/v1/servers/quiet", Some(json!({})))
+        .await;
+    let call =
+        json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "hello"}});
+    for path in ["/servers/nope/mcp", "/servers/quiet/mcp"] {
+        let request = f.request(
+            "POST",
+            path,
+            &[("accept", "application/json, text/event-stream")],
+            Some(call.clone()),
+        );
+        let response = f.app.clone().oneshot(request).await.unwrap();
+        assert!(response.status().is_client_error() || response.status().is_server_error());
+    }
+
+    let (status, page) = f
+        .call("GET", "/api/v1/audit?server=quiet&since=1h", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let records = page["records"].as_array().unwrap();
+    assert_eq!(records.len(), 1, "{page}");
+    let record = &records[0];
+    assert_eq!(record["server"], "quiet");
+    assert_eq!(record["method"], "tools/call");
+    assert_eq!(record["target"], "hello");
+    assert_eq!(record["outcome"], "refused");
+    assert_eq!(record["status"], 503);
+    assert_eq!(page["lost"], 0);
+    let (_, all) = f.call("GET", "/api/v1/audit?limit=10", None).await;
+    assert_eq!(all["records"].as_array().unwrap().len(), 2, "{all}");
+    assert_eq!(all["records"][1]["server"], "nope", "newest first: {all}");
+    let (status, body) = f.call("GET", "/api/v1/audit?since=yesterday", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    let request = Request::get("/metrics")
+        .header("host", "127.0.0.1:8420")
+        .body(Body::empty())
+        .unwrap();
+    let response = f.app.clone().oneshot(request).await.unwrap();
+    let text = response.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8_lossy(&text);
+    for line in [
+        "skyport_gateway_requests_total{server=\"quiet\",method=\"tools/call\",outcome=\"refused\"} 1\n",
+        "skyport_gateway_unrouted_requests_total 1\n",
+        "# TYPE skyport_cold_start_seconds histogram\n",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+}
