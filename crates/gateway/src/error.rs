@@ -111,6 +111,23 @@ pub enum GatewayError {
     /// Skyport itself failed (its database); details are in its log.
     #[error("Skyport could not route the request; see its log")]
     Internal(String),
+    /// The server requires a credential and the request had none that works.
+    #[error(
+        "{}: send an API key as `Authorization: Bearer sk_…` (create one with `skyport keys create`)",
+        refusal(.presented)
+    )]
+    Unauthorized {
+        /// The URL of the server's protected resource metadata, for `WWW-Authenticate`.
+        metadata: String,
+        /// Whether a credential was sent (then it was wrong, not missing).
+        presented: bool,
+    },
+    /// The API key made more requests than `--rate-limit` allows.
+    #[error("rate limit of this API key exceeded: retry in {retry_after}s")]
+    RateLimited {
+        /// Seconds until a request would pass, for `Retry-After`.
+        retry_after: u64,
+    },
     /// The instance did not answer the forwarded request.
     #[error("server '{server}' did not answer: {detail}")]
     Upstream {
@@ -145,6 +162,8 @@ impl GatewayError {
             | GatewayError::UpstreamStatus { .. }
             | GatewayError::Replay { .. } => StatusCode::BAD_GATEWAY,
             GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            GatewayError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            GatewayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -171,6 +190,34 @@ impl GatewayError {
             | GatewayError::AlreadyInitialized => codes::INVALID_REQUEST,
             GatewayError::TooLarge(_) => codes::TOO_LARGE,
             GatewayError::Internal(_) => codes::INTERNAL_ERROR,
+            GatewayError::Unauthorized { .. } => codes::FORBIDDEN,
+            // No JSON-RPC code says "slow down"; the HTTP status and Retry-After do.
+            GatewayError::RateLimited { .. } => codes::UNAVAILABLE,
+        }
+    }
+
+    /// The header that tells the client what to do next, for errors that have one.
+    fn advice(&self) -> Option<(header::HeaderName, HeaderValue)> {
+        match self {
+            GatewayError::Unauthorized {
+                metadata,
+                presented,
+            } => {
+                // RFC 6750 §3.1: a wrong token is `invalid_token`; a missing one gets no code.
+                let error = if *presented {
+                    "error=\"invalid_token\", "
+                } else {
+                    ""
+                };
+                let challenge = format!("Bearer {error}resource_metadata=\"{metadata}\"");
+                HeaderValue::from_str(&challenge)
+                    .ok()
+                    .map(|v| (header::WWW_AUTHENTICATE, v))
+            }
+            GatewayError::RateLimited { retry_after } => {
+                Some((header::RETRY_AFTER, HeaderValue::from(*retry_after)))
+            }
+            _ => None,
         }
     }
 
@@ -185,6 +232,9 @@ impl GatewayError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if let Some((name, value)) = self.advice() {
+            response.headers_mut().insert(name, value);
+        }
         response
     }
 }
@@ -211,5 +261,14 @@ impl GatewayError {
 impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
         self.into_response_for(None)
+    }
+}
+
+/// Why a request without a working credential was refused.
+fn refusal(presented: &bool) -> &'static str {
+    if *presented {
+        "the API key is not valid (unknown, expired or revoked)"
+    } else {
+        "this server requires an API key"
     }
 }

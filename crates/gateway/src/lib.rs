@@ -17,12 +17,15 @@
 //! [`Lease`]: skyport_runtime::Lease
 
 mod audit;
+mod auth;
 mod caller;
 mod cors;
 mod error;
 mod hosts;
 mod legacy;
+mod metrics;
 mod proxy;
+mod ratelimit;
 mod routes;
 mod sessions;
 
@@ -37,9 +40,12 @@ use tokio_util::sync::CancellationToken;
 
 pub use caller::Caller;
 pub use error::GatewayError;
+pub use ratelimit::{RateLimit, RateLimitError};
 
 use crate::audit::AuditLog;
+use crate::auth::Keyring;
 use crate::legacy::LegacySessions;
+use crate::metrics::GatewayMetrics;
 use crate::proxy::Upstream;
 use crate::routes::RouteTable;
 use crate::sessions::Sessions;
@@ -59,6 +65,14 @@ pub struct GatewayOptions {
     /// Web origins whose pages may call the gateway (CORS), besides loopback ones; `*` allows
     /// any.
     pub cors_origins: Vec<String>,
+    /// Whether servers that do not set `--auth` require a credential: off while Skyport
+    /// listens only on loopback, on once it is reachable from elsewhere.
+    pub default_auth: bool,
+    /// The address clients reach Skyport at, without a trailing slash (for the URLs of
+    /// protected resource metadata).
+    pub public_url: String,
+    /// Requests each API key may make; `None` does not limit.
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl Default for GatewayOptions {
@@ -69,6 +83,9 @@ impl Default for GatewayOptions {
             session_ttl: Duration::from_secs(24 * 3600),
             base_domain: None,
             cors_origins: Vec::new(),
+            default_auth: false,
+            public_url: "http://127.0.0.1:8420".to_owned(),
+            rate_limit: None,
         }
     }
 }
@@ -84,12 +101,14 @@ pub struct Gateway {
 
 struct Inner {
     routes: RouteTable,
+    keys: Keyring,
     sessions: Sessions,
     runtime: Arc<dyn Runtime>,
     upstream: Upstream,
     audit: AuditLog,
     /// Sessions of legacy HTTP+SSE (2024-11-05) clients, bridged to the streamable path.
     legacy: LegacySessions,
+    metrics: Arc<GatewayMetrics>,
     options: GatewayOptions,
     /// Cancelled at shutdown: ends server-to-client event streams, which would otherwise
     /// hold a graceful shutdown open until its deadline.
@@ -104,15 +123,20 @@ impl Gateway {
         options: GatewayOptions,
     ) -> Result<Gateway, StoreError> {
         let routes = RouteTable::load(&store).await?;
+        let keys = Keyring::load(&store).await?;
         routes.follow(store.clone());
+        let metrics = Arc::new(GatewayMetrics::default());
+        let audit = AuditLog::start(store.clone(), routes.clone(), metrics.clone());
         let gateway = Gateway {
             inner: Arc::new(Inner {
                 routes,
+                keys,
                 sessions: Sessions::new(store, options.session_ttl),
                 runtime,
                 upstream: Upstream::new(),
-                audit: AuditLog::start(),
+                audit,
                 legacy: LegacySessions::default(),
+                metrics,
                 options,
                 closing: CancellationToken::new(),
             }),
@@ -131,6 +155,14 @@ impl Gateway {
             .route("/servers/{name}/messages", post(legacy::message))
             .route("/mcp", any(hosts::handle))
             .route("/mcp/", any(hosts::handle))
+            .route_layer(middleware::from_fn_with_state(
+                self.clone(),
+                auth::authenticate,
+            ))
+            .route(
+                &format!("{}/servers/{{name}}/mcp", auth::METADATA_PREFIX),
+                get(auth::metadata),
+            )
             .layer(middleware::from_fn_with_state(self.clone(), cors::layer))
             .with_state(self.clone())
     }
@@ -147,6 +179,29 @@ impl Gateway {
         if let Err(e) = self.inner.sessions.flush().await {
             tracing::warn!("cannot record session uses: {e}");
         }
+    }
+
+    /// Waits until the audit records of requests finished so far are stored. Call at shutdown
+    /// after the HTTP server stopped and before the store closes, and before reading the audit
+    /// log when it must show the latest requests.
+    pub async fn flush_audit(&self) {
+        self.inner.audit.flush().await;
+    }
+
+    /// Audit records lost since the gateway started (dropped at a full queue, or not stored).
+    pub fn audit_lost(&self) -> u64 {
+        self.inner.metrics.lost()
+    }
+
+    /// Appends the gateway's per-server metrics to `out` in the Prometheus text format.
+    pub fn render_metrics(&self, out: &mut String) {
+        let names = self.inner.routes.names();
+        let sessions = self.inner.sessions.count_by_server();
+        let sessions = sessions
+            .into_iter()
+            .filter_map(|(id, count)| Some((names.get(&id)?.clone(), count)))
+            .collect();
+        self.inner.metrics.render(&sessions, out);
     }
 
     /// Client sessions in memory (open and used recently).

@@ -75,6 +75,8 @@ impl Upstream {
 /// What is known about a request as it goes, for its error response and its audit record.
 struct Facts {
     started: Instant,
+    /// The request's time limit: the server's, else the gateway's.
+    limit: Duration,
     /// The id to answer errors with.
     id: Option<Id>,
     exchange: Exchange,
@@ -109,8 +111,10 @@ pub(crate) async fn handle(
     let Ok(server) = name.parse::<ServerName>() else {
         return GatewayError::UnknownServer(name).into_response();
     };
+    let limit = gateway.inner.options.request_timeout;
     let mut facts = Facts {
         started: Instant::now(),
+        limit,
         id: None,
         exchange: Exchange {
             at: SystemTime::now(),
@@ -166,7 +170,16 @@ async fn proxy(
     if ![Method::POST, Method::GET, Method::DELETE].contains(&parts.method) {
         return Err(GatewayError::Method);
     }
-    let body = read_body(&parts.headers, body, gateway.inner.options.max_body).await?;
+    // A client trickling its body is bounded by the gateway's limit; the server's own applies
+    // once it is known.
+    let reading = read_body(&parts.headers, body, gateway.inner.options.max_body);
+    let timeout = || GatewayError::Timeout {
+        server: name.to_owned(),
+        limit: facts.limit,
+    };
+    let body = tokio::time::timeout(facts.limit, reading)
+        .await
+        .map_err(|_| timeout())??;
     facts.exchange.bytes_in = body.len() as u64;
     let message = if parts.method == Method::POST {
         let message = jsonrpc::Body::parse(&body).map_err(GatewayError::Malformed)?;
@@ -187,6 +200,9 @@ async fn proxy(
         .await
         .map_err(|e| GatewayError::Internal(e.to_string()))?
         .ok_or_else(|| GatewayError::UnknownServer(name.to_owned()))?;
+    if let Some(limit) = route.gateway.request_timeout {
+        facts.limit = limit;
+    }
     let target = Target::live(route).ok_or_else(|| GatewayError::NotDeployed(name.to_owned()))?;
     facts.exchange.deployment = Some(target.deployment.clone());
     let inbound = Inbound {
@@ -196,10 +212,19 @@ async fn proxy(
         headers: parts.headers,
         body,
     };
-    match message {
-        Some(jsonrpc::Body::Batch(_)) => batch(gateway, &target, inbound, facts).await,
-        message => single(gateway, &target, inbound, message.as_ref(), facts).await,
-    }
+    let limit = facts.limit;
+    let answer = async {
+        match message {
+            Some(jsonrpc::Body::Batch(_)) => batch(gateway, &target, inbound, facts).await,
+            message => single(gateway, &target, inbound, message.as_ref(), facts).await,
+        }
+    };
+    tokio::time::timeout(limit.saturating_sub(facts.started.elapsed()), answer)
+        .await
+        .map_err(|_| GatewayError::Timeout {
+            server: name.to_owned(),
+            limit,
+        })?
 }
 
 /// One JSON-RPC message (or a GET/DELETE), in whichever era the client speaks.
@@ -923,7 +948,7 @@ fn respond(
     }
     let streamed = is_event_stream(&parts.headers);
     let listening = *method == Method::GET;
-    let limit = gateway.inner.options.request_timeout;
+    let limit = facts.limit;
     let mut audit = Audit {
         log: gateway.inner.audit.clone(),
         started: facts.started,
@@ -1004,9 +1029,19 @@ impl Audit {
     fn saw(&mut self, data: &Bytes) {
         let exchange = &mut self.exchange;
         exchange.bytes_out += data.len() as u64;
-        if exchange.response_head.is_empty() {
-            exchange.response_head = data.slice(..data.len().min(AUDIT_HEAD));
+        let head = &mut exchange.response_head;
+        let room = AUDIT_HEAD.saturating_sub(head.len());
+        if room == 0 {
+            return;
         }
+        let more = data.slice(..data.len().min(room));
+        // The answer may follow a notification in its own frame: keep up to AUDIT_HEAD bytes
+        // across frames (without a copy while it is one frame).
+        *head = if head.is_empty() {
+            more
+        } else {
+            Bytes::from([head.as_ref(), more.as_ref()].concat())
+        };
     }
 }
 

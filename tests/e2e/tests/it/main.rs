@@ -2,10 +2,12 @@
 //! real FastMCP servers through the CLI and talks to them through the gateway with real clients.
 //! One test binary so that the harness is compiled once; tests are independent and run in parallel.
 
+mod audit;
 mod build;
 mod builds;
 mod deploy;
 mod gateway;
+mod keys;
 mod legacy_sse;
 mod runtime;
 mod servers;
