@@ -4,6 +4,7 @@
 
 mod build;
 mod builds;
+mod conformance;
 mod deploy;
 mod gateway;
 mod runtime;
