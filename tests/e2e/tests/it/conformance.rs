@@ -4,7 +4,8 @@
 //! everything fixture run directly and against the same fixture deployed behind the gateway; every
 //! scenario that passes directly must pass through the gateway too. What passes directly is what
 //! FastMCP itself conforms to, so the comparison isolates what the gateway adds. The Inspector CLI
-//! then lists and calls tools through the gateway as a person debugging a server would.
+//! then lists tools through the gateway (the same list as the server's own), calls one and reads a
+//! resource, as a person debugging a server would.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -108,7 +109,10 @@ fn conformance_suite_passes_through_the_gateway_wherever_it_passes_directly() {
 fn inspector_cli_lists_and_calls_tools_through_the_gateway() {
     let (node, bin) = node_tools();
     let sky = Skyport::serve();
-    sky.deploy_ok(&fixture("everything"), "everything");
+    let folder = sky.scratch().join("everything");
+    copy_dir(&fixture("everything"), &folder).expect("copy the everything fixture");
+    sky.deploy_ok(&folder, "everything");
+    let direct = DirectServer::start(&folder, &sky.scratch().join("direct.log"));
     let url = sky.mcp_url("everything");
 
     let list = inspector(
@@ -118,6 +122,17 @@ fn inspector_cli_lists_and_calls_tools_through_the_gateway() {
         &[&url, "--method", "tools/list"],
     );
     let listed = parse_json(&list);
+    let baseline = inspector(
+        &node,
+        &bin,
+        sky.scratch(),
+        &[&direct.mcp_url(), "--method", "tools/list"],
+    );
+    assert_eq!(
+        listed,
+        parse_json(&baseline),
+        "tools/list through the gateway differs from the server's own"
+    );
     let names: BTreeSet<&str> = listed["tools"]
         .as_array()
         .map(|tools| tools.iter().filter_map(|t| t["name"].as_str()).collect())
