@@ -17,7 +17,9 @@
 
 mod audit;
 mod caller;
+mod cors;
 mod error;
+mod hosts;
 mod proxy;
 mod routes;
 mod sessions;
@@ -25,8 +27,8 @@ mod sessions;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use axum::Router;
 use axum::routing::any;
+use axum::{Router, middleware};
 use skyport_runtime::Runtime;
 use skyport_store::{Store, StoreError};
 use tokio_util::sync::CancellationToken;
@@ -51,6 +53,9 @@ pub struct GatewayOptions {
     pub session_ttl: Duration,
     /// With a base domain, `NAME.BASE/mcp` serves server `NAME` too.
     pub base_domain: Option<String>,
+    /// Web origins whose pages may call the gateway (CORS), besides loopback ones; `*` allows
+    /// any.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for GatewayOptions {
@@ -60,12 +65,13 @@ impl Default for GatewayOptions {
             request_timeout: Duration::from_secs(170),
             session_ttl: Duration::from_secs(24 * 3600),
             base_domain: None,
+            cors_origins: Vec::new(),
         }
     }
 }
 
-/// How often sessions of stopped instances are forgotten.
-const SESSION_SWEEP: Duration = Duration::from_secs(60);
+/// How often session uses are written to the store and expired sessions deleted.
+const SESSION_FLUSH: Duration = Duration::from_secs(30);
 
 /// The gateway's shared state; cheap to clone.
 #[derive(Clone)]
@@ -93,11 +99,11 @@ impl Gateway {
         options: GatewayOptions,
     ) -> Result<Gateway, StoreError> {
         let routes = RouteTable::load(&store).await?;
-        routes.follow(store);
+        routes.follow(store.clone());
         let gateway = Gateway {
             inner: Arc::new(Inner {
                 routes,
-                sessions: Sessions::default(),
+                sessions: Sessions::new(store, options.session_ttl),
                 runtime,
                 upstream: Upstream::new(),
                 audit: AuditLog::start(),
@@ -105,7 +111,7 @@ impl Gateway {
                 closing: CancellationToken::new(),
             }),
         };
-        tokio::spawn(sweep_sessions(Arc::downgrade(&gateway.inner)));
+        tokio::spawn(flush_sessions(Arc::downgrade(&gateway.inner)));
         Ok(gateway)
     }
 
@@ -114,6 +120,9 @@ impl Gateway {
         Router::new()
             .route("/servers/{name}/mcp", any(proxy::handle))
             .route("/servers/{name}/mcp/", any(proxy::handle))
+            .route("/mcp", any(hosts::handle))
+            .route("/mcp/", any(hosts::handle))
+            .layer(middleware::from_fn_with_state(self.clone(), cors::layer))
             .with_state(self.clone())
     }
 
@@ -123,29 +132,33 @@ impl Gateway {
         self.inner.closing.cancel();
     }
 
-    /// Client sessions currently open through the gateway.
+    /// Writes what is only in memory about sessions (when each was last used) to the store;
+    /// call at shutdown, before the store closes.
+    pub async fn flush(&self) {
+        if let Err(e) = self.inner.sessions.flush().await {
+            tracing::warn!("cannot record session uses: {e}");
+        }
+    }
+
+    /// Client sessions in memory (open and used recently).
     pub fn session_count(&self) -> usize {
         self.inner.sessions.len()
     }
 }
 
-/// Sessions of instances that stopped (idle, crashed, retired) are dead: clients that do not
-/// end them with DELETE would otherwise leave them in memory forever.
-async fn sweep_sessions(gateway: Weak<Inner>) {
+/// Session uses are counted in memory; this writes them out now and then, and deletes
+/// sessions unused for their time to live.
+async fn flush_sessions(gateway: Weak<Inner>) {
     let mut tick =
-        tokio::time::interval_at(tokio::time::Instant::now() + SESSION_SWEEP, SESSION_SWEEP);
+        tokio::time::interval_at(tokio::time::Instant::now() + SESSION_FLUSH, SESSION_FLUSH);
     loop {
         tick.tick().await;
         let Some(inner) = gateway.upgrade() else {
             return;
         };
-        let running = inner
-            .runtime
-            .instances()
-            .into_iter()
-            .map(|i| i.id)
-            .collect();
-        inner.sessions.retain_instances(&running);
+        if let Err(e) = inner.sessions.flush().await {
+            tracing::warn!("cannot record session uses: {e}");
+        }
     }
 }
 

@@ -81,6 +81,17 @@ pub(crate) struct ServeArgs {
     /// interpreter of its environment (slower cold starts; for comparison or troubleshooting).
     #[arg(long)]
     pub(crate) no_zygotes: bool,
+    /// How long an unused client session is kept (and resumed on a new instance when its own
+    /// is gone) before it expires and its client must initialize again.
+    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    pub(crate) session_ttl: Duration,
+    /// Serve server NAME at NAME.BASE_DOMAIN/mcp too (point a wildcard DNS record at Skyport).
+    #[arg(long, value_name = "BASE_DOMAIN")]
+    pub(crate) base_domain: Option<String>,
+    /// A web origin whose pages may call the gateway (CORS), besides loopback ones; repeat it
+    /// for several, or `*` for any.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    pub(crate) cors_origins: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -162,12 +162,13 @@ impl Platform {
             .await,
         );
         let dyn_runtime: Arc<dyn Runtime> = runtime.clone();
-        let gateway = Gateway::new(
-            store.clone(),
-            dyn_runtime.clone(),
-            GatewayOptions::default(),
-        )
-        .await?;
+        let gateway_options = GatewayOptions {
+            base_domain: args.base_domain.clone(),
+            cors_origins: args.cors_origins.clone(),
+            session_ttl: args.session_ttl,
+            ..GatewayOptions::default()
+        };
+        let gateway = Gateway::new(store.clone(), dyn_runtime.clone(), gateway_options).await?;
         tokio::spawn(follow_live_deployments(
             store.clone(),
             dyn_runtime.clone(),
@@ -257,6 +258,7 @@ impl Platform {
         {
             tracing::warn!("builds still running at shutdown will be marked failed on next start");
         }
+        self.gateway.flush().await;
         self.store.logs().writer().flush().await;
         self.store.close().await;
         tracing::info!("stopped");

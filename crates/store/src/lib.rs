@@ -1,5 +1,5 @@
 //! Skyport's durable state: the schema, its migrations and one typed repository per aggregate
-//! (servers, deployments, logs, principals and keys), plus the change feed that tells the
+//! (servers, deployments, logs, principals and keys, gateway sessions), plus the change feed that tells the
 //! gateway and the runtime when a server's live deployment moved.
 //!
 //! All SQL of the project lives here. Callers get domain types (`Server`, `Deployment`,
@@ -13,6 +13,7 @@ mod keys;
 mod logs;
 mod names;
 mod servers;
+mod sessions;
 mod settings;
 
 use std::path::Path;
@@ -32,6 +33,7 @@ pub use keys::{ApiKey, Keys, Principal};
 pub use logs::{LogLine, LogQuery, LogSource, LogStream, LogWriter, Logs, NewLogLine};
 pub use names::{NameError, ServerName};
 pub use servers::{Server, Servers};
+pub use sessions::{SessionBinding, SessionUse, Sessions, StoredSession};
 pub use settings::{
     MAX_INSTANCES, MIN_MEMORY_BYTES, RuntimeSettings, SettingsError, SettingsPatch,
 };
@@ -138,6 +140,11 @@ impl Store {
     /// Principals and their API keys.
     pub fn keys(&self) -> Keys<'_> {
         Keys { store: self }
+    }
+
+    /// The gateway's client sessions.
+    pub fn sessions(&self) -> Sessions<'_> {
+        Sessions { store: self }
     }
 
     /// Follows changes to live deployments made through this store.

@@ -9,4 +9,5 @@ mod deploy;
 mod gateway;
 mod runtime;
 mod servers;
+mod sessions;
 mod up;
