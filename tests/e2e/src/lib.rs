@@ -11,12 +11,16 @@
 //! - the client Python: `SKYPORT_TEST_PYTHON`, else `<workspace>/target/e2e/venv/bin/python`
 //!   (`scripts/test` creates it with `mcp`, `fastmcp` and `uv`);
 //! - the uv cache: `UV_CACHE_DIR`, else `<workspace>/target/uv-cache`, shared by every test's serve so
-//!   that only the first build of a run downloads packages.
+//!   that only the first build of a run downloads packages;
+//! - the Node tools (a Node 22 binary, the MCP conformance suite, the MCP Inspector):
+//!   `SKYPORT_TEST_NODE` and `SKYPORT_TEST_NPM_BIN`, else `<workspace>/target/e2e/npm` (`scripts/test`
+//!   installs them there from `tests/e2e/npm/`).
 //!
 //! Every test starts its own [`Skyport`], so tests run in parallel (nextest) without sharing state.
 //! Every wait is bounded; a [`Skyport`] stops its serve on drop (SIGTERM, then SIGKILL after a bound),
 //! kills any instance that outlived it, and prints the tail of its log when the test is failing.
 
+mod direct;
 mod http;
 mod procs;
 
@@ -31,6 +35,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+pub use crate::direct::{DIRECT_START_TIMEOUT, DirectServer};
 pub use crate::http::{HttpResponse, http};
 pub use crate::procs::{Proc, descendants, python_instances, signal, wait_until};
 
@@ -82,9 +87,33 @@ pub fn python() -> PathBuf {
     py
 }
 
+/// The Node tools: the Node 22 binary and the `node_modules/.bin` folder holding `conformance` and
+/// `inspector` (run them as `NODE BIN/TOOL …`); panics with what to do when they are missing.
+pub fn node_tools() -> (PathBuf, PathBuf) {
+    let npm = workspace_root().join("target/e2e/npm/node_modules/.bin");
+    let node =
+        std::env::var_os("SKYPORT_TEST_NODE").map_or_else(|| npm.join("node"), PathBuf::from);
+    let bin = std::env::var_os("SKYPORT_TEST_NPM_BIN").map_or(npm, PathBuf::from);
+    assert!(
+        node.exists() && bin.join("conformance").exists() && bin.join("inspector").exists(),
+        "Node tools not found ({} and {}/{{conformance,inspector}}): run `./scripts/test` once (it \
+         installs tests/e2e/npm into target/e2e/npm) or set SKYPORT_TEST_NODE and SKYPORT_TEST_NPM_BIN",
+        node.display(),
+        bin.display()
+    );
+    (node, bin)
+}
+
 /// A folder under `examples/`.
 pub fn example(name: &str) -> PathBuf {
     workspace_root().join("examples").join(name)
+}
+
+/// A test server folder under `tests/e2e/fixtures/`.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
 }
 
 /// A free TCP port on 127.0.0.1 (free when asked; the serve binds it right after).

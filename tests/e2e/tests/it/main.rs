@@ -5,6 +5,7 @@
 mod audit;
 mod build;
 mod builds;
+mod conformance;
 mod deploy;
 mod gateway;
 mod keys;
