@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use skyport_gateway::{Gateway, GatewayOptions};
@@ -126,8 +127,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
     let gateway = Gateway::new(store, runtime, GatewayOptions::default()).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    // Responses stream in several small writes; without TCP_NODELAY each waits for the
+    // client's delayed ACK (40 ms on Linux). The servers on the direct side set it too.
+    let listener = listener.tap_io(|stream| {
+        let _ = stream.set_nodelay(true);
+    });
     let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{}", listener.local_addr()?)?;
+    writeln!(stdout, "{addr}")?;
     stdout.flush()?;
     drop(stdout);
     axum::serve(listener, gateway.router()).await?;
