@@ -12,6 +12,8 @@
 
 use std::io::Write;
 
+use axum::serve::ListenerExt;
+
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{ServerCapabilities, ServerConfig};
@@ -70,6 +72,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let app = axum::Router::new().nest_service("/mcp", service);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let addr = listener.local_addr()?;
+    // An event-stream reply goes out in several small writes; without TCP_NODELAY, Nagle's
+    // algorithm holds each behind the client's delayed ACK (40 ms on Linux). Uvicorn, under
+    // FastMCP, sets it too.
+    let listener = listener.tap_io(|stream| {
+        let _ = stream.set_nodelay(true);
+    });
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{addr}")?;
     stdout.flush()?;
