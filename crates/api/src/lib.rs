@@ -7,8 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 use skyport_store::{
-    BuildPhase, DeploymentId, DeploymentStatus, FailureKind, LogSource, LogStream, ServerId,
-    ServerName, Timestamp,
+    ApiKeyId, AuditOutcome, BuildPhase, DeploymentId, DeploymentStatus, FailureKind, LogSource,
+    LogStream, PrincipalId, ServerId, ServerName, Timestamp,
 };
 
 /// A server as the API shows it.
@@ -64,6 +64,18 @@ pub struct SettingsView {
     pub min_instances: u32,
     /// Most instances run at once.
     pub max_instances: u32,
+    /// Whether the gateway requires a credential; `null` follows the platform's default.
+    #[serde(default)]
+    pub auth: Option<bool>,
+    /// Whether the gateway requires a credential now (the server's choice, else the default).
+    #[serde(default)]
+    pub auth_effective: bool,
+    /// Seconds a request may take; `null` follows the platform's default.
+    #[serde(default)]
+    pub request_timeout_seconds: Option<u64>,
+    /// Seconds a request may take now (the server's choice, else the default).
+    #[serde(default)]
+    pub request_timeout_effective_seconds: u64,
 }
 
 /// Changes to a server's settings; absent fields keep their value.
@@ -81,6 +93,30 @@ pub struct SettingsUpdate {
     /// Most instances run at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_instances: Option<u32>,
+    /// Whether the gateway requires a credential; `null` returns to the platform's default.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub auth: Option<Option<bool>>,
+    /// Seconds a request may take; `null` returns to the platform's default.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub request_timeout_seconds: Option<Option<u64>>,
+}
+
+/// A field that is present (`Some`), even as `null` (`Some(None)`): absent fields are `None`
+/// through `#[serde(default)]`, so "keep" and "reset to the default" stay apart.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 impl SettingsUpdate {
@@ -275,6 +311,53 @@ pub struct LogPage {
     pub cursor: i64,
 }
 
+/// One MCP request through the gateway, from the audit log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecordView {
+    /// Position in the log; increases with every request recorded.
+    pub id: i64,
+    /// When the request arrived.
+    pub at: Timestamp,
+    /// The server name in the request's path.
+    pub server: ServerName,
+    /// The server's id, when the name belonged to a server.
+    pub server_id: Option<ServerId>,
+    /// The deployment that answered, once routed.
+    pub deployment: Option<DeploymentId>,
+    /// Who called, when authenticated.
+    pub principal: Option<PrincipalId>,
+    /// The caller's name, when it still exists.
+    pub principal_name: Option<String>,
+    /// `POST`, `GET` (the server's event stream) or `DELETE` (ending a session).
+    pub http_method: String,
+    /// The JSON-RPC method (the first message's, for a batch).
+    pub method: Option<String>,
+    /// The tool or prompt name, or the resource URI.
+    pub target: Option<String>,
+    /// How it ended.
+    pub outcome: AuditOutcome,
+    /// The HTTP status the client got.
+    pub status: u16,
+    /// The JSON-RPC error code, for errors that carry one.
+    pub error_code: Option<i64>,
+    /// From arrival to the end of the response, in milliseconds.
+    pub duration_ms: f64,
+    /// Request body bytes.
+    pub bytes_in: u64,
+    /// Response body bytes.
+    pub bytes_out: u64,
+}
+
+/// `GET /api/v1/audit` answer: requests newest first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditPage {
+    /// The requests, newest first.
+    pub records: Vec<AuditRecordView>,
+    /// Records lost since Skyport started (the writer's queue was full, or the store failed):
+    /// when it is not 0, the log misses requests.
+    pub lost: u64,
+}
+
 /// The names of the Server-Sent Events of a log stream (`Accept: text/event-stream`).
 ///
 /// Each log line is an unnamed event (`message` to an `EventSource`) whose `id:` is the
@@ -287,6 +370,47 @@ pub mod events {
     pub const DEPLOYMENT: &str = "deployment";
     /// The build is over; the stream closes after it.
     pub const END: &str = "end";
+}
+
+/// An API key as the API shows it (never with its secret).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KeyView {
+    /// Its id.
+    pub id: ApiKeyId,
+    /// What it is for.
+    pub name: String,
+    /// The name of who it acts as.
+    pub principal: String,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it stops working, if ever.
+    pub expires_at: Option<Timestamp>,
+    /// When it was last used, to about a minute.
+    pub last_used_at: Option<Timestamp>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<Timestamp>,
+    /// `active`, `expired` or `revoked`.
+    pub state: String,
+}
+
+/// `POST /api/v1/keys`: creates an API key acting as the caller.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateKey {
+    /// What it is for; unique among live keys. Default: `key-` and the end of its id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Seconds until it stops working; never when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<u64>,
+}
+
+/// `POST /api/v1/keys` answer: the key and its secret, which is shown this once.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KeyCreated {
+    /// The key.
+    pub key: KeyView,
+    /// Send it as `Authorization: Bearer SECRET`; it cannot be shown again.
+    pub secret: String,
 }
 
 /// The body of every error response.

@@ -9,8 +9,8 @@ use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use skyport_api::{
-    CreateDeployment, DeploymentView, ErrorBody, Health, LogPage, PutServer, ServerView,
-    UploadCreated,
+    AuditPage, CreateDeployment, CreateKey, DeploymentView, ErrorBody, Health, KeyCreated, KeyView,
+    LogPage, PutServer, ServerView, UploadCreated,
 };
 
 pub use events::{LogEvent, LogStream};
@@ -69,6 +69,20 @@ pub struct LogFilter {
     /// Only lines written at or after this time (RFC 3339).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub since: Option<String>,
+}
+
+/// Filters for [`Client::audit`].
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct AuditFilter {
+    /// Only requests to this server.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// Only requests since this time: RFC 3339, or a duration back from now such as `1h`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// At most this many requests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
 }
 
 /// A client of one Skyport.
@@ -175,6 +189,12 @@ impl Client {
         self.send(request).await
     }
 
+    /// The gateway's audit log: MCP requests matching `filter`, newest first.
+    pub async fn audit(&self, filter: &AuditFilter) -> Result<AuditPage, ClientError> {
+        self.send(self.api(Method::GET, "/audit").query(filter))
+            .await
+    }
+
     /// Cancels a queued or running build; returns the deployment, recorded as cancelled.
     pub async fn cancel(&self, id: &str) -> Result<DeploymentView, ClientError> {
         self.send(self.api(Method::POST, &format!("/deployments/{id}/cancel")))
@@ -214,6 +234,23 @@ impl Client {
             request = request.query(&[("after", after)]);
         }
         Ok(LogStream::new(self.execute(request).await?))
+    }
+
+    /// Creates an API key acting as the caller; the answer holds its secret, shown only now.
+    pub async fn create_key(&self, request: &CreateKey) -> Result<KeyCreated, ClientError> {
+        self.send(self.api(Method::POST, "/keys").json(request))
+            .await
+    }
+
+    /// The API keys the caller may see (all of them for an administrator), oldest first.
+    pub async fn keys(&self) -> Result<Vec<KeyView>, ClientError> {
+        self.send(self.api(Method::GET, "/keys")).await
+    }
+
+    /// Revokes the key with this id, or the live key with this name; returns it, revoked.
+    pub async fn revoke_key(&self, id_or_name: &str) -> Result<KeyView, ClientError> {
+        let path = format!("/keys/{}", path_segment(id_or_name));
+        self.send(self.api(Method::DELETE, &path)).await
     }
 
     fn api(&self, method: Method, path: &str) -> RequestBuilder {
@@ -261,6 +298,18 @@ impl Client {
             },
         })
     }
+}
+
+/// `text` as one URL path segment: key names may hold spaces and punctuation.
+fn path_segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn describe_status(status: StatusCode, text: &str) -> String {

@@ -3,6 +3,7 @@
 
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
+use skyport_mcp::era::{HEADER_MISMATCH, HeaderMismatch};
 use skyport_mcp::jsonrpc::{Id, ParseError, codes, error_body};
 use skyport_runtime::{Exit, StartError};
 
@@ -12,6 +13,16 @@ pub enum GatewayError {
     /// The path names no server.
     #[error("no server named '{0}' on this Skyport; `skyport servers ls` lists them")]
     UnknownServer(String),
+    /// Host routing found no server name in the request's host.
+    #[error(
+        "no server is routed by host '{0}'; use /servers/NAME/mcp, or NAME.BASE_DOMAIN/mcp with `skyport serve --base-domain`"
+    )]
+    UnknownHost(String),
+    /// A web page of an origin that may not call the gateway.
+    #[error(
+        "requests from web pages of origin '{0}' are refused; allow it with `skyport serve --cors-origin {0}`"
+    )]
+    Origin(String),
     /// The server has never been deployed successfully (or its live deployment was removed).
     #[error("server '{0}' has no live deployment; deploy it with `skyport deploy`")]
     NotDeployed(String),
@@ -49,9 +60,48 @@ pub enum GatewayError {
         /// How the instance ended.
         exit: Exit,
     },
+    /// A stateless request's mirrored headers disagree with its body.
+    #[error("{0}")]
+    HeaderMismatch(HeaderMismatch),
+    /// The request did not finish within the request timeout.
+    #[error(
+        "server '{server}' did not finish answering within the request timeout of {}s; raise it with `skyport servers set {server} --request-timeout` if the tool needs longer",
+        limit.as_secs()
+    )]
+    Timeout {
+        /// The server.
+        server: String,
+        /// The limit that was reached.
+        limit: std::time::Duration,
+    },
+    /// A session's `initialize` could not be replayed on a new instance.
+    #[error("server '{server}' could not resume the session on a new instance: {detail}")]
+    Replay {
+        /// The server.
+        server: String,
+        /// What went wrong.
+        detail: String,
+    },
     /// Skyport itself failed (its database); details are in its log.
     #[error("Skyport could not route the request; see its log")]
     Internal(String),
+    /// The server requires a credential and the request had none that works.
+    #[error(
+        "{}: send an API key as `Authorization: Bearer sk_…` (create one with `skyport keys create`)",
+        refusal(.presented)
+    )]
+    Unauthorized {
+        /// The URL of the server's protected resource metadata, for `WWW-Authenticate`.
+        metadata: String,
+        /// Whether a credential was sent (then it was wrong, not missing).
+        presented: bool,
+    },
+    /// The API key made more requests than `--rate-limit` allows.
+    #[error("rate limit of this API key exceeded: retry in {retry_after}s")]
+    RateLimited {
+        /// Seconds until a request would pass, for `Retry-After`.
+        retry_after: u64,
+    },
     /// The instance did not answer the forwarded request.
     #[error("server '{server}' did not answer: {detail}")]
     Upstream {
@@ -65,32 +115,74 @@ pub enum GatewayError {
 impl GatewayError {
     fn status(&self) -> StatusCode {
         match self {
-            GatewayError::UnknownServer(_) | GatewayError::UnknownSession => StatusCode::NOT_FOUND,
+            GatewayError::UnknownServer(_)
+            | GatewayError::UnknownSession
+            | GatewayError::UnknownHost(_) => StatusCode::NOT_FOUND,
+            GatewayError::Origin(_) => StatusCode::FORBIDDEN,
             GatewayError::NotDeployed(_) | GatewayError::Start { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            GatewayError::Malformed(_) | GatewayError::BadBody(_) => StatusCode::BAD_REQUEST,
+            GatewayError::Malformed(_)
+            | GatewayError::BadBody(_)
+            | GatewayError::HeaderMismatch(_) => StatusCode::BAD_REQUEST,
+            GatewayError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             GatewayError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::Method => StatusCode::METHOD_NOT_ALLOWED,
-            GatewayError::Upstream { .. } | GatewayError::InstanceExited { .. } => {
-                StatusCode::BAD_GATEWAY
-            }
+            GatewayError::Upstream { .. }
+            | GatewayError::InstanceExited { .. }
+            | GatewayError::Replay { .. } => StatusCode::BAD_GATEWAY,
             GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            GatewayError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            GatewayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
     /// The JSON-RPC error code this error answers with.
     pub(crate) fn code(&self) -> i64 {
         match self {
-            GatewayError::UnknownServer(_) | GatewayError::UnknownSession => codes::NOT_FOUND,
+            GatewayError::UnknownServer(_)
+            | GatewayError::UnknownSession
+            | GatewayError::UnknownHost(_) => codes::NOT_FOUND,
+            GatewayError::Origin(_) => codes::FORBIDDEN,
             GatewayError::NotDeployed(_)
             | GatewayError::Start { .. }
             | GatewayError::Upstream { .. }
-            | GatewayError::InstanceExited { .. } => codes::UNAVAILABLE,
+            | GatewayError::InstanceExited { .. }
+            | GatewayError::Replay { .. } => codes::UNAVAILABLE,
+            GatewayError::Timeout { .. } => codes::TIMEOUT,
+            GatewayError::HeaderMismatch(_) => HEADER_MISMATCH,
             GatewayError::Malformed(e) => e.code(),
             GatewayError::BadBody(_) | GatewayError::Method => codes::INVALID_REQUEST,
             GatewayError::TooLarge(_) => codes::TOO_LARGE,
             GatewayError::Internal(_) => codes::INTERNAL_ERROR,
+            GatewayError::Unauthorized { .. } => codes::FORBIDDEN,
+            // No JSON-RPC code says "slow down"; the HTTP status and Retry-After do.
+            GatewayError::RateLimited { .. } => codes::UNAVAILABLE,
+        }
+    }
+
+    /// The header that tells the client what to do next, for errors that have one.
+    fn advice(&self) -> Option<(header::HeaderName, HeaderValue)> {
+        match self {
+            GatewayError::Unauthorized {
+                metadata,
+                presented,
+            } => {
+                // RFC 6750 §3.1: a wrong token is `invalid_token`; a missing one gets no code.
+                let error = if *presented {
+                    "error=\"invalid_token\", "
+                } else {
+                    ""
+                };
+                let challenge = format!("Bearer {error}resource_metadata=\"{metadata}\"");
+                HeaderValue::from_str(&challenge)
+                    .ok()
+                    .map(|v| (header::WWW_AUTHENTICATE, v))
+            }
+            GatewayError::RateLimited { retry_after } => {
+                Some((header::RETRY_AFTER, HeaderValue::from(*retry_after)))
+            }
+            _ => None,
         }
     }
 
@@ -105,11 +197,19 @@ impl GatewayError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if let Some((name, value)) = self.advice() {
+            response.headers_mut().insert(name, value);
+        }
         response
     }
 }
 
 impl GatewayError {
+    /// The error as a JSON-RPC response value, for one answer among a batch's.
+    pub(crate) fn into_value_for(self, id: Option<&Id>) -> serde_json::Value {
+        serde_json::from_slice(&error_body(id, self.code(), &self.to_string())).unwrap_or_default()
+    }
+
     /// The error as a server-sent event answering the request with id `id`, for a response
     /// whose status already went out as an event stream. The leading blank lines end whatever
     /// event the stream was cut in the middle of.
@@ -126,5 +226,14 @@ impl GatewayError {
 impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
         self.into_response_for(None)
+    }
+}
+
+/// Why a request without a working credential was refused.
+fn refusal(presented: &bool) -> &'static str {
+    if *presented {
+        "the API key is not valid (unknown, expired or revoked)"
+    } else {
+        "this server requires an API key"
     }
 }

@@ -16,25 +16,33 @@
 //! [`Lease`]: skyport_runtime::Lease
 
 mod audit;
+mod auth;
 mod caller;
+mod cors;
 mod error;
+mod hosts;
+mod metrics;
 mod proxy;
+mod ratelimit;
 mod routes;
 mod sessions;
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use axum::Router;
-use axum::routing::any;
+use axum::routing::{any, get};
+use axum::{Router, middleware};
 use skyport_runtime::Runtime;
 use skyport_store::{Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
 pub use caller::Caller;
 pub use error::GatewayError;
+pub use ratelimit::{RateLimit, RateLimitError};
 
 use crate::audit::AuditLog;
+use crate::auth::Keyring;
+use crate::metrics::GatewayMetrics;
 use crate::proxy::Upstream;
 use crate::routes::RouteTable;
 use crate::sessions::Sessions;
@@ -51,6 +59,17 @@ pub struct GatewayOptions {
     pub session_ttl: Duration,
     /// With a base domain, `NAME.BASE/mcp` serves server `NAME` too.
     pub base_domain: Option<String>,
+    /// Web origins whose pages may call the gateway (CORS), besides loopback ones; `*` allows
+    /// any.
+    pub cors_origins: Vec<String>,
+    /// Whether servers that do not set `--auth` require a credential: off while Skyport
+    /// listens only on loopback, on once it is reachable from elsewhere.
+    pub default_auth: bool,
+    /// The address clients reach Skyport at, without a trailing slash (for the URLs of
+    /// protected resource metadata).
+    pub public_url: String,
+    /// Requests each API key may make; `None` does not limit.
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl Default for GatewayOptions {
@@ -60,12 +79,16 @@ impl Default for GatewayOptions {
             request_timeout: Duration::from_secs(170),
             session_ttl: Duration::from_secs(24 * 3600),
             base_domain: None,
+            cors_origins: Vec::new(),
+            default_auth: false,
+            public_url: "http://127.0.0.1:8420".to_owned(),
+            rate_limit: None,
         }
     }
 }
 
-/// How often sessions of stopped instances are forgotten.
-const SESSION_SWEEP: Duration = Duration::from_secs(60);
+/// How often session uses are written to the store and expired sessions deleted.
+const SESSION_FLUSH: Duration = Duration::from_secs(30);
 
 /// The gateway's shared state; cheap to clone.
 #[derive(Clone)]
@@ -75,10 +98,12 @@ pub struct Gateway {
 
 struct Inner {
     routes: RouteTable,
+    keys: Keyring,
     sessions: Sessions,
     runtime: Arc<dyn Runtime>,
     upstream: Upstream,
     audit: AuditLog,
+    metrics: Arc<GatewayMetrics>,
     options: GatewayOptions,
     /// Cancelled at shutdown: ends server-to-client event streams, which would otherwise
     /// hold a graceful shutdown open until its deadline.
@@ -93,19 +118,24 @@ impl Gateway {
         options: GatewayOptions,
     ) -> Result<Gateway, StoreError> {
         let routes = RouteTable::load(&store).await?;
-        routes.follow(store);
+        let keys = Keyring::load(&store).await?;
+        routes.follow(store.clone());
+        let metrics = Arc::new(GatewayMetrics::default());
+        let audit = AuditLog::start(store.clone(), routes.clone(), metrics.clone());
         let gateway = Gateway {
             inner: Arc::new(Inner {
                 routes,
-                sessions: Sessions::default(),
+                keys,
+                sessions: Sessions::new(store, options.session_ttl),
                 runtime,
                 upstream: Upstream::new(),
-                audit: AuditLog::start(),
+                audit,
+                metrics,
                 options,
                 closing: CancellationToken::new(),
             }),
         };
-        tokio::spawn(sweep_sessions(Arc::downgrade(&gateway.inner)));
+        tokio::spawn(flush_sessions(Arc::downgrade(&gateway.inner)));
         Ok(gateway)
     }
 
@@ -114,6 +144,17 @@ impl Gateway {
         Router::new()
             .route("/servers/{name}/mcp", any(proxy::handle))
             .route("/servers/{name}/mcp/", any(proxy::handle))
+            .route("/mcp", any(hosts::handle))
+            .route("/mcp/", any(hosts::handle))
+            .route_layer(middleware::from_fn_with_state(
+                self.clone(),
+                auth::authenticate,
+            ))
+            .route(
+                &format!("{}/servers/{{name}}/mcp", auth::METADATA_PREFIX),
+                get(auth::metadata),
+            )
+            .layer(middleware::from_fn_with_state(self.clone(), cors::layer))
             .with_state(self.clone())
     }
 
@@ -123,29 +164,56 @@ impl Gateway {
         self.inner.closing.cancel();
     }
 
-    /// Client sessions currently open through the gateway.
+    /// Writes what is only in memory about sessions (when each was last used) to the store;
+    /// call at shutdown, before the store closes.
+    pub async fn flush(&self) {
+        if let Err(e) = self.inner.sessions.flush().await {
+            tracing::warn!("cannot record session uses: {e}");
+        }
+    }
+
+    /// Waits until the audit records of requests finished so far are stored. Call at shutdown
+    /// after the HTTP server stopped and before the store closes, and before reading the audit
+    /// log when it must show the latest requests.
+    pub async fn flush_audit(&self) {
+        self.inner.audit.flush().await;
+    }
+
+    /// Audit records lost since the gateway started (dropped at a full queue, or not stored).
+    pub fn audit_lost(&self) -> u64 {
+        self.inner.metrics.lost()
+    }
+
+    /// Appends the gateway's per-server metrics to `out` in the Prometheus text format.
+    pub fn render_metrics(&self, out: &mut String) {
+        let names = self.inner.routes.names();
+        let sessions = self.inner.sessions.count_by_server();
+        let sessions = sessions
+            .into_iter()
+            .filter_map(|(id, count)| Some((names.get(&id)?.clone(), count)))
+            .collect();
+        self.inner.metrics.render(&sessions, out);
+    }
+
+    /// Client sessions in memory (open and used recently).
     pub fn session_count(&self) -> usize {
         self.inner.sessions.len()
     }
 }
 
-/// Sessions of instances that stopped (idle, crashed, retired) are dead: clients that do not
-/// end them with DELETE would otherwise leave them in memory forever.
-async fn sweep_sessions(gateway: Weak<Inner>) {
+/// Session uses are counted in memory; this writes them out now and then, and deletes
+/// sessions unused for their time to live.
+async fn flush_sessions(gateway: Weak<Inner>) {
     let mut tick =
-        tokio::time::interval_at(tokio::time::Instant::now() + SESSION_SWEEP, SESSION_SWEEP);
+        tokio::time::interval_at(tokio::time::Instant::now() + SESSION_FLUSH, SESSION_FLUSH);
     loop {
         tick.tick().await;
         let Some(inner) = gateway.upgrade() else {
             return;
         };
-        let running = inner
-            .runtime
-            .instances()
-            .into_iter()
-            .map(|i| i.id)
-            .collect();
-        inner.sessions.retain_instances(&running);
+        if let Err(e) = inner.sessions.flush().await {
+            tracing::warn!("cannot record session uses: {e}");
+        }
     }
 }
 

@@ -1,6 +1,13 @@
-//! Forwarding one MCP request: read → route → session → lease → forward → map the response.
+//! Forwarding one MCP request: read → era → route → session → lease → forward → respond.
+//!
+//! A session-era request with a session id is forwarded on the instance that holds the
+//! session upstream; when that instance is gone (idle stop, crash, redeploy, Skyport restart)
+//! the session's `initialize` and `notifications/initialized` are replayed on whichever instance
+//! the runtime leases, and the request goes there: the client never sees the move. A stateless
+//! request (revision 2026-07-28) is checked and forwarded on its own, and never given a session.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -11,28 +18,43 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
 use http_body::Frame;
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use skyport_mcp::headers::SESSION_ID;
+use serde_json::Value;
+use skyport_mcp::era::{Era, check_mirrored_headers};
+use skyport_mcp::headers::{LAST_EVENT_ID, MCP_METHOD, MCP_NAME, PROTOCOL_VERSION, SESSION_ID};
 use skyport_mcp::jsonrpc::{self, Id};
+use skyport_mcp::sse;
 use skyport_runtime::{Exit, Lease, Target};
 use skyport_store::ServerName;
+use tokio::time::{Interval, Sleep};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use crate::Gateway;
 use crate::audit::{AuditLog, Exchange};
 use crate::caller::Caller;
 use crate::error::GatewayError;
-use crate::sessions::Session;
+use crate::sessions::{Binding, Opening, Session};
+
+/// How long a failed forward waits to learn whether its instance died.
+const EXIT_WAIT: Duration = Duration::from_secs(2);
+
+/// The most of a refused (too large) body read before answering; beyond it the connection is
+/// simply closed.
+const DISCARD_LIMIT: usize = 64 * 1024 * 1024;
 
 /// Response bytes kept for the audit log to classify the outcome by.
 const AUDIT_HEAD: usize = 4096;
 
-/// How long a failed forward waits to learn whether its instance died.
-const EXIT_WAIT: Duration = Duration::from_secs(2);
+/// How often an idle server-to-client event stream gets a comment, so that proxies and
+/// clients between Skyport and the client do not take it for dead.
+const KEEPALIVE: Duration = Duration::from_secs(15);
+
+/// The notification that completes a replayed `initialize`.
+const INITIALIZED: &[u8] = br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
 
 /// The pooled HTTP/1 client to instances; connections are reused across requests.
 pub(crate) struct Upstream {
@@ -50,22 +72,34 @@ impl Upstream {
     }
 }
 
-/// What the gateway learned about a request before forwarding it.
-struct Call {
-    server: ServerName,
-    /// The id to answer errors with.
-    id: Option<Id>,
-    initialize: bool,
-    /// The client's session id and what it maps to.
-    session: Option<(String, Session)>,
-}
-
 /// What is known about a request as it goes, for its error response and its audit record.
 struct Facts {
     started: Instant,
+    /// The request's time limit: the server's, else the gateway's.
+    limit: Duration,
     /// The id to answer errors with.
     id: Option<Id>,
     exchange: Exchange,
+}
+
+impl Facts {
+    /// Records a request that ends without a streamed body from an instance.
+    fn record(&self, log: &AuditLog, status: StatusCode) {
+        let mut exchange = self.exchange.clone();
+        exchange.status = status.as_u16();
+        exchange.duration = self.started.elapsed();
+        log.record(exchange);
+    }
+}
+
+/// A request as the gateway forwards it (its body read, its credentials kept aside).
+#[derive(Clone)]
+struct Inbound {
+    method: Method,
+    query: Option<String>,
+    headers: HeaderMap,
+    caller: Option<Caller>,
+    body: Bytes,
 }
 
 /// The handler of `/servers/{name}/mcp`.
@@ -77,8 +111,10 @@ pub(crate) async fn handle(
     let Ok(server) = name.parse::<ServerName>() else {
         return GatewayError::UnknownServer(name).into_response();
     };
+    let limit = gateway.inner.options.request_timeout;
     let mut facts = Facts {
         started: Instant::now(),
+        limit,
         id: None,
         exchange: Exchange {
             at: SystemTime::now(),
@@ -100,7 +136,16 @@ pub(crate) async fn handle(
             response_head: Bytes::new(),
         },
     };
-    match proxy(&gateway, &name, request, &mut facts).await {
+    let limit = gateway.inner.options.request_timeout;
+    let outcome =
+        match tokio::time::timeout(limit, proxy(&gateway, &name, request, &mut facts)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(GatewayError::Timeout {
+                server: name.clone(),
+                limit,
+            }),
+        };
+    match outcome {
         Ok(response) => response,
         Err(error) => {
             tracing::debug!(server = %name, "gateway refused a request: {error}");
@@ -125,7 +170,16 @@ async fn proxy(
     if ![Method::POST, Method::GET, Method::DELETE].contains(&parts.method) {
         return Err(GatewayError::Method);
     }
-    let body = read_body(&parts.headers, body, gateway.inner.options.max_body).await?;
+    // A client trickling its body is bounded by the gateway's limit; the server's own applies
+    // once it is known.
+    let reading = read_body(&parts.headers, body, gateway.inner.options.max_body);
+    let timeout = || GatewayError::Timeout {
+        server: name.to_owned(),
+        limit: facts.limit,
+    };
+    let body = tokio::time::timeout(facts.limit, reading)
+        .await
+        .map_err(|_| timeout())??;
     facts.exchange.bytes_in = body.len() as u64;
     let message = if parts.method == Method::POST {
         let message = jsonrpc::Body::parse(&body).map_err(GatewayError::Malformed)?;
@@ -138,87 +192,621 @@ async fn proxy(
     } else {
         None
     };
-    let id = &mut facts.id;
 
-    let server: ServerName = name
-        .parse()
-        .map_err(|_| GatewayError::UnknownServer(name.to_owned()))?;
     let route = gateway
         .inner
         .routes
-        .get(&server)
+        .get(&facts.exchange.server)
         .await
         .map_err(|e| GatewayError::Internal(e.to_string()))?
         .ok_or_else(|| GatewayError::UnknownServer(name.to_owned()))?;
+    if let Some(limit) = route.gateway.request_timeout {
+        facts.limit = limit;
+    }
     let target = Target::live(route).ok_or_else(|| GatewayError::NotDeployed(name.to_owned()))?;
     facts.exchange.deployment = Some(target.deployment.clone());
-    let call = Call {
-        session: session(gateway, &parts.headers, &server, &target.deployment)?,
-        initialize: message.as_ref().is_some_and(jsonrpc::Body::is_initialize),
-        id: id.clone(),
-        server,
+    let inbound = Inbound {
+        method: parts.method,
+        query: parts.uri.query().map(str::to_owned),
+        caller: parts.extensions.get::<Caller>().cloned(),
+        headers: parts.headers,
+        body,
     };
+    let limit = facts.limit;
+    let answer = async {
+        match message {
+            Some(jsonrpc::Body::Batch(_)) => batch(gateway, &target, inbound, facts).await,
+            message => single(gateway, &target, inbound, message.as_ref(), facts).await,
+        }
+    };
+    tokio::time::timeout(limit.saturating_sub(facts.started.elapsed()), answer)
+        .await
+        .map_err(|_| GatewayError::Timeout {
+            server: name.to_owned(),
+            limit,
+        })?
+}
 
-    let affinity = call.session.as_ref().map(|(_, s)| &s.instance);
+/// One JSON-RPC message (or a GET/DELETE), in whichever era the client speaks.
+async fn single(
+    gateway: &Gateway,
+    target: &Target,
+    inbound: Inbound,
+    message: Option<&jsonrpc::Body>,
+    facts: &Facts,
+) -> Result<Response, GatewayError> {
+    let session_id = match inbound.headers.get(SESSION_ID) {
+        Some(value) => Some(
+            value
+                .to_str()
+                .map_err(|_| GatewayError::UnknownSession)?
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let version = inbound
+        .headers
+        .get(PROTOCOL_VERSION)
+        .and_then(|v| v.to_str().ok());
+    match Era::of(version, session_id.is_some(), message) {
+        Era::Stateless => {
+            if let Some(jsonrpc::Body::Single(envelope)) = message {
+                let header = |name: &str| inbound.headers.get(name).and_then(|v| v.to_str().ok());
+                check_mirrored_headers(header, envelope).map_err(GatewayError::HeaderMismatch)?;
+            }
+            forward(gateway, target, inbound, facts).await
+        }
+        Era::Session => match session_id {
+            Some(id) => on_session(gateway, target, &id, inbound, facts).await,
+            None if message.is_some_and(jsonrpc::Body::is_initialize) => {
+                initialize(gateway, target, inbound, facts).await
+            }
+            // No session and not opening one: the server says what it makes of that.
+            None => forward(gateway, target, inbound, facts).await,
+        },
+    }
+}
+
+/// Forwards a request that belongs to no session; whatever session id the server answers
+/// with stays inside.
+async fn forward(
+    gateway: &Gateway,
+    target: &Target,
+    inbound: Inbound,
+    facts: &Facts,
+) -> Result<Response, GatewayError> {
+    let lease = acquire(gateway, target, None).await?;
+    let response = match send(gateway, &lease, &inbound, None).await {
+        Ok(response) => response,
+        Err(e) => return Err(failed(target, &lease, e).await),
+    };
+    Ok(respond(
+        gateway,
+        &inbound.method,
+        None,
+        response,
+        lease,
+        facts,
+    ))
+}
+
+/// Opens a session: forwards `initialize` and, when the server answers with a session of its
+/// own, records a new client-facing session (durably) bound to it.
+async fn initialize(
+    gateway: &Gateway,
+    target: &Target,
+    inbound: Inbound,
+    facts: &Facts,
+) -> Result<Response, GatewayError> {
+    let lease = acquire(gateway, target, None).await?;
+    let response = match send(gateway, &lease, &inbound, None).await {
+        Ok(response) => response,
+        Err(e) => return Err(failed(target, &lease, e).await),
+    };
+    let upstream = response.headers().get(SESSION_ID).cloned();
+    let session = match upstream {
+        Some(upstream) if response.status().is_success() => {
+            let opening = Opening {
+                server: target.server_id.clone(),
+                principal: inbound.caller.as_ref().map(|c| c.principal.clone()),
+                protocol_version: requested_version(&inbound.body),
+                initialize: inbound.body.clone(),
+                binding: Binding {
+                    deployment: target.deployment.clone(),
+                    instance: Some(lease.instance().clone()),
+                    upstream: Some(upstream),
+                },
+            };
+            let session = gateway
+                .inner
+                .sessions
+                .open(opening)
+                .await
+                .map_err(|e| GatewayError::Internal(e.to_string()))?;
+            tracing::debug!(server = %target.server_name, instance = %lease.instance(), "session opened");
+            Some(session)
+        }
+        _ => None,
+    };
+    let id = session.as_ref().map(|s| s.id.as_str());
+    Ok(respond(
+        gateway,
+        &inbound.method,
+        id,
+        response,
+        lease,
+        facts,
+    ))
+}
+
+/// The protocol revision an `initialize` asks for.
+fn requested_version(body: &[u8]) -> Option<String> {
+    let value: Value = serde_json::from_slice(body).ok()?;
+    value
+        .pointer("/params/protocolVersion")?
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// A request on an existing session: found in memory or the store, moved to a live instance
+/// if its own is gone, then forwarded with the upstream's session id.
+async fn on_session(
+    gateway: &Gateway,
+    target: &Target,
+    id: &str,
+    inbound: Inbound,
+    facts: &Facts,
+) -> Result<Response, GatewayError> {
+    let sessions = &gateway.inner.sessions;
+    let caller = inbound.caller.as_ref().map(|c| &c.principal);
+    let session = sessions
+        .find(id)
+        .await
+        .map_err(|e| GatewayError::Internal(e.to_string()))?
+        // Another server's session, or another principal's, is not this client's to use.
+        .filter(|s| s.server == target.server_id)
+        .filter(|s| s.principal.is_none() || s.principal.as_ref() == caller)
+        .ok_or(GatewayError::UnknownSession)?;
+    session.touch(
+        inbound
+            .headers
+            .get(PROTOCOL_VERSION)
+            .and_then(|v| v.to_str().ok()),
+    );
+    if inbound.method == Method::DELETE {
+        return end_session(gateway, target, &session, &inbound, facts).await;
+    }
+    let mut retried = false;
+    loop {
+        let binding = session.binding();
+        let affinity = binding
+            .instance
+            .as_ref()
+            .filter(|_| binding.deployment == target.deployment);
+        let lease = acquire(gateway, target, affinity).await?;
+        if !session.is_bound_to(&target.deployment, lease.instance()) {
+            replay(gateway, target, &session, &lease, &inbound).await?;
+        }
+        let upstream = session.binding().upstream;
+        match send(gateway, &lease, &inbound, upstream.as_ref()).await {
+            // The instance lost the session (it restarted its session table, or expired it):
+            // the request was not handled, so replaying and sending it again is safe.
+            Ok(response) if response.status() == StatusCode::NOT_FOUND && !retried => {
+                tracing::debug!(server = %target.server_name, "the instance no longer knows a session; replaying it");
+                session.unbind();
+            }
+            Ok(response)
+                if inbound.method == Method::GET
+                    && response.status().is_success()
+                    && is_event_stream(response.headers()) =>
+            {
+                facts.record(&gateway.inner.audit, response.status());
+                // A listening stream is not work: the instance may stop while it is open.
+                drop(lease);
+                return Ok(listen(gateway, target, session, inbound, response));
+            }
+            Ok(response) => {
+                if response.status() == StatusCode::NOT_FOUND {
+                    let _ = sessions.close(&session.id).await;
+                    return Ok(respond(
+                        gateway,
+                        &inbound.method,
+                        None,
+                        response,
+                        lease,
+                        facts,
+                    ));
+                }
+                return Ok(respond(
+                    gateway,
+                    &inbound.method,
+                    Some(&session.id),
+                    response,
+                    lease,
+                    facts,
+                ));
+            }
+            // Nothing listens at the instance's address: it died after it was leased, and the
+            // request never reached it.
+            Err(e) if e.is_connect() && !retried => {
+                lease.fail();
+                let _ = lease.exit(EXIT_WAIT).await;
+                session.unbind();
+            }
+            Err(e) => return Err(failed(target, &lease, e).await),
+        }
+        retried = true;
+    }
+}
+
+/// A session's server-to-client event stream. It outlives the instance it was opened on: when
+/// that instance stops (idle, crash, redeploy) the client's stream stays open with keepalives,
+/// and when the session moves to another instance the stream is opened again there.
+fn listen(
+    gateway: &Gateway,
+    target: &Target,
+    session: Arc<Session>,
+    inbound: Inbound,
+    response: http::Response<Incoming>,
+) -> Response {
+    let (mut parts, body) = response.into_parts();
+    parts.headers.remove(SESSION_ID);
+    strip_hop_by_hop(&mut parts.headers);
+    if let Ok(value) = HeaderValue::from_str(&session.id) {
+        parts.headers.insert(SESSION_ID, value);
+    }
+    let (frames, received) = tokio::sync::mpsc::channel::<Bytes>(16);
+    tokio::spawn(relay(
+        gateway.clone(),
+        target.clone(),
+        session,
+        inbound,
+        body,
+        frames,
+    ));
+    let stream = futures_util::stream::unfold(received, |mut received| async move {
+        let data = received.recv().await?;
+        Some((Ok::<_, std::convert::Infallible>(data), received))
+    });
+    Response::from_parts(parts, Body::from_stream(stream))
+}
+
+/// Copies upstream events to the client, parks when the upstream stream ends, and reattaches
+/// when the session moves; ends when the client leaves, the session ends, or Skyport stops.
+async fn relay(
+    gateway: Gateway,
+    target: Target,
+    session: Arc<Session>,
+    inbound: Inbound,
+    body: Incoming,
+    frames: tokio::sync::mpsc::Sender<Bytes>,
+) {
+    let closing = gateway.inner.closing.clone();
+    let mut moves = session.moves();
+    moves.mark_unchanged();
+    let mut keepalive =
+        tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE);
+    let mut at_boundary = true;
+    let mut upstream = Some(body);
+    loop {
+        let parked = upstream.is_none();
+        let next = async {
+            match &mut upstream {
+                Some(body) => body.frame().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = closing.cancelled() => return,
+            () = session.ended.cancelled() => return,
+            () = frames.closed() => return,
+            _ = keepalive.tick(), if at_boundary => {
+                if frames.send(Bytes::from_static(b": keepalive\n\n")).await.is_err() {
+                    return;
+                }
+            }
+            frame = next => match frame {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        at_boundary = data.ends_with(b"\n\n") || data.ends_with(b"\r\n\r\n");
+                        if frames.send(data).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                // The instance stopped or closed the stream: wait for the session's next home.
+                _ => {
+                    upstream = None;
+                    at_boundary = true;
+                }
+            },
+            moved = moves.changed(), if parked => {
+                if moved.is_err() {
+                    return;
+                }
+                upstream = reattach(&gateway, &target, &session, &inbound).await;
+            }
+        }
+    }
+}
+
+/// Opens the session's event stream again on the instance it moved to, if it still runs there.
+async fn reattach(
+    gateway: &Gateway,
+    target: &Target,
+    session: &Session,
+    inbound: &Inbound,
+) -> Option<Incoming> {
+    let route = gateway.inner.routes.get(&target.server_name).await.ok()??;
+    let target = Target::live(route)?;
+    let binding = session.binding();
     let lease = gateway
         .inner
         .runtime
-        .acquire(&target, affinity)
+        .acquire(&target, binding.instance.as_ref())
+        .await
+        .ok()?;
+    if !session.is_bound_to(&target.deployment, lease.instance()) {
+        return None;
+    }
+    let response = send(gateway, &lease, inbound, binding.upstream.as_ref())
+        .await
+        .ok()?;
+    (response.status().is_success() && is_event_stream(response.headers()))
+        .then(|| response.into_body())
+}
+
+/// Moves `session` to the leased instance by replaying what opened it there.
+async fn replay(
+    gateway: &Gateway,
+    target: &Target,
+    session: &Session,
+    lease: &Lease,
+    inbound: &Inbound,
+) -> Result<(), GatewayError> {
+    let _turn = session.replaying.lock().await;
+    // Another request replayed it here while this one waited.
+    if session.is_bound_to(&target.deployment, lease.instance()) {
+        return Ok(());
+    }
+    let refused = |detail: String| GatewayError::Replay {
+        server: target.server_name.to_string(),
+        detail,
+    };
+    let mut headers = replay_headers(&inbound.headers);
+    let initialize = Inbound {
+        method: Method::POST,
+        query: None,
+        headers: headers.clone(),
+        caller: inbound.caller.clone(),
+        body: session.initialize.clone(),
+    };
+    let response = send(gateway, lease, &initialize, None)
+        .await
+        .map_err(|e| refused(e.to_string()))?;
+    let status = response.status();
+    let upstream = response.headers().get(SESSION_ID).cloned();
+    // The answer itself is not needed, but the server must finish writing it.
+    let answer = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| refused(e.to_string()))?;
+    if !status.is_success() {
+        let text: String = String::from_utf8_lossy(&answer.to_bytes())
+            .chars()
+            .take(300)
+            .collect();
+        return Err(refused(format!(
+            "initialize answered HTTP {status}: {text}"
+        )));
+    }
+    if let Some(upstream) = &upstream {
+        if let Some(version) = inbound.headers.get(PROTOCOL_VERSION) {
+            headers.insert(PROTOCOL_VERSION, version.clone());
+        }
+        let initialized = Inbound {
+            headers,
+            body: Bytes::from_static(INITIALIZED),
+            ..initialize
+        };
+        let response = send(gateway, lease, &initialized, Some(upstream))
+            .await
+            .map_err(|e| refused(e.to_string()))?;
+        let _ = response.into_body().collect().await;
+    }
+    tracing::info!(
+        server = %target.server_name,
+        instance = %lease.instance(),
+        "replayed a session's initialize on a new instance"
+    );
+    let binding = Binding {
+        deployment: target.deployment.clone(),
+        instance: Some(lease.instance().clone()),
+        upstream,
+    };
+    gateway.inner.sessions.rebind(session, binding).await;
+    Ok(())
+}
+
+/// The client's headers that go with a replayed `initialize`: its own (custom headers carry
+/// tenancy), without those describing the request being replayed for.
+fn replay_headers(client: &HeaderMap) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for (name, value) in client {
+        let about_the_request = [
+            header::CONTENT_TYPE.as_str(),
+            header::ACCEPT.as_str(),
+            PROTOCOL_VERSION,
+            MCP_METHOD,
+            MCP_NAME,
+            LAST_EVENT_ID,
+        ]
+        .contains(&name.as_str());
+        if !about_the_request {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        header::ACCEPT,
+        HeaderValue::from_static("application/json, text/event-stream"),
+    );
+    headers
+}
+
+/// `DELETE` on a session: ends it upstream when its instance still runs, and here.
+async fn end_session(
+    gateway: &Gateway,
+    target: &Target,
+    session: &Session,
+    inbound: &Inbound,
+    facts: &Facts,
+) -> Result<Response, GatewayError> {
+    let binding = session.binding();
+    let running = binding.deployment == target.deployment
+        && binding.instance.as_ref().is_some_and(|instance| {
+            gateway
+                .inner
+                .runtime
+                .instances()
+                .iter()
+                .any(|i| i.id == *instance)
+        });
+    if running
+        && let Ok(lease) = gateway
+            .inner
+            .runtime
+            .acquire(target, binding.instance.as_ref())
+            .await
+        && session.is_bound_to(&target.deployment, lease.instance())
+        && let Ok(response) = send(gateway, &lease, inbound, binding.upstream.as_ref()).await
+    {
+        let _ = response.into_body().collect().await;
+    }
+    gateway
+        .inner
+        .sessions
+        .close(&session.id)
+        .await
+        .map_err(|e| GatewayError::Internal(e.to_string()))?;
+    facts.record(&gateway.inner.audit, StatusCode::OK);
+    Ok(StatusCode::OK.into_response())
+}
+
+/// A JSON-RPC batch (revision 2025-03-26): servers of later revisions refuse arrays, so each
+/// message goes on its own, in order, and the answers come back as one array.
+async fn batch(
+    gateway: &Gateway,
+    target: &Target,
+    inbound: Inbound,
+    facts: &Facts,
+) -> Result<Response, GatewayError> {
+    let items: Vec<Value> =
+        serde_json::from_slice(&inbound.body).map_err(|e| GatewayError::BadBody(e.to_string()))?;
+    let mut answers = Vec::new();
+    let mut session = inbound.headers.get(SESSION_ID).cloned();
+    for item in items {
+        let body = Bytes::from(item.to_string());
+        let message = jsonrpc::Body::parse(&body).map_err(GatewayError::Malformed)?;
+        let id = message.first_id().cloned();
+        let mut part = Inbound {
+            body,
+            ..inbound.clone()
+        };
+        if let Some(session) = &session {
+            part.headers.insert(SESSION_ID, session.clone());
+        }
+        let response = match Box::pin(single(gateway, target, part, Some(&message), facts)).await {
+            Ok(response) => response,
+            Err(error) => {
+                if id.is_some() {
+                    answers.push(error.into_value_for(id.as_ref()));
+                }
+                continue;
+            }
+        };
+        if let Some(issued) = response.headers().get(SESSION_ID) {
+            session = Some(issued.clone());
+        }
+        answers.extend(messages_in(response).await);
+    }
+    let mut response = if answers.is_empty() {
+        StatusCode::ACCEPTED.into_response()
+    } else {
+        (
+            [(header::CONTENT_TYPE, "application/json")],
+            Value::Array(answers).to_string(),
+        )
+            .into_response()
+    };
+    if let Some(session) = session {
+        response.headers_mut().insert(SESSION_ID, session);
+    }
+    Ok(response)
+}
+
+/// The JSON-RPC responses in a response body, whether JSON or an event stream.
+async fn messages_in(response: Response) -> Vec<Value> {
+    let streamed = is_event_stream(response.headers());
+    let Ok(body) = response.into_body().collect().await else {
+        return Vec::new();
+    };
+    let body = body.to_bytes();
+    let values: Vec<Value> = if streamed {
+        sse::Decoder::default()
+            .feed(&body)
+            .into_iter()
+            .filter_map(|event| serde_json::from_str(&event.data).ok())
+            .collect()
+    } else {
+        serde_json::from_slice(&body).into_iter().collect()
+    };
+    // Progress and log notifications have no place in a batch's answer.
+    values
+        .into_iter()
+        .filter(|v| {
+            v.get("id").is_some() && (v.get("result").is_some() || v.get("error").is_some())
+        })
+        .collect()
+}
+
+async fn acquire(
+    gateway: &Gateway,
+    target: &Target,
+    affinity: Option<&skyport_store::InstanceId>,
+) -> Result<Lease, GatewayError> {
+    gateway
+        .inner
+        .runtime
+        .acquire(target, affinity)
         .await
         .map_err(|error| GatewayError::Start {
-            server: name.to_owned(),
+            server: target.server_name.to_string(),
             error,
-        })?;
-    if let Some((client_id, session)) = &call.session
-        && session.instance != *lease.instance()
-    {
-        // The instance that knew this session is gone (crashed or stopped).
-        gateway.inner.sessions.close(client_id);
-        return Err(GatewayError::UnknownSession);
-    }
+        })
+}
 
-    let upstream_request = upstream_request(&parts, body, &call, &lease)?;
-    let response = match gateway
-        .inner
-        .upstream
-        .client
-        .request(upstream_request)
-        .await
-    {
-        Ok(response) => response,
-        Err(e) => {
-            lease.fail();
-            // A dropped connection is most often the instance dying (a crash, an
-            // out-of-memory kill): say how it ended rather than how the socket did.
-            return Err(match lease.exit(EXIT_WAIT).await {
-                Some(exit) => GatewayError::InstanceExited {
-                    server: name.to_owned(),
-                    exit,
-                },
-                None => GatewayError::Upstream {
-                    server: name.to_owned(),
-                    detail: e.to_string(),
-                },
-            });
-        }
-    };
-    if response.status().is_server_error() {
-        lease.fail();
+/// What to tell the client when a forward failed: how the instance ended, if it did (a
+/// dropped connection is most often a crash or an out-of-memory kill), else what the
+/// connection reported.
+async fn failed(
+    target: &Target,
+    lease: &Lease,
+    error: hyper_util::client::legacy::Error,
+) -> GatewayError {
+    lease.fail();
+    let server = target.server_name.to_string();
+    match lease.exit(EXIT_WAIT).await {
+        Some(exit) => GatewayError::InstanceExited { server, exit },
+        None => GatewayError::Upstream {
+            server,
+            detail: error.to_string(),
+        },
     }
-    let audit = Audit {
-        log: gateway.inner.audit.clone(),
-        started: facts.started,
-        exchange: facts.exchange.clone(),
-    };
-    Ok(client_response(
-        gateway,
-        &parts.method,
-        &target,
-        call,
-        response,
-        lease,
-        audit,
-    ))
 }
 
 async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, GatewayError> {
@@ -227,62 +815,50 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Byte
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|length| length > limit) {
+        discard(body).await;
         return Err(GatewayError::TooLarge(limit));
     }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(GatewayError::TooLarge(limit))
+    let mut body = body.into_data_stream();
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut read = 0;
+    while let Some(chunk) = futures_util::StreamExt::next(&mut body).await {
+        let chunk = chunk.map_err(|e| GatewayError::BadBody(e.to_string()))?;
+        read += chunk.len();
+        if read > limit {
+            discard(Body::from_stream(body)).await;
+            return Err(GatewayError::TooLarge(limit));
         }
-        Err(e) => Err(GatewayError::BadBody(e.to_string())),
+        chunks.push(chunk);
     }
+    // A small request arrives in one chunk: no copy then.
+    Ok(match chunks.len() {
+        1 => chunks.swap_remove(0),
+        _ => Bytes::from(chunks.concat()),
+    })
 }
 
-/// The session a request names, if any; a name this gateway did not issue for this server's
-/// current deployment is an error, as the transport specifies (404, so the client
-/// re-initializes).
-fn session(
+/// Reads and drops the rest of a refused body (up to [`DISCARD_LIMIT`]), so that the client,
+/// still sending, reads the error instead of a reset connection.
+async fn discard(body: Body) {
+    let _ = Limited::new(body, DISCARD_LIMIT).collect().await;
+}
+
+/// Sends `inbound` to the leased instance, with the upstream's session id if it has one.
+async fn send(
     gateway: &Gateway,
-    headers: &HeaderMap,
-    server: &ServerName,
-    live: &skyport_store::DeploymentId,
-) -> Result<Option<(String, Session)>, GatewayError> {
-    let Some(value) = headers.get(SESSION_ID) else {
-        return Ok(None);
-    };
-    let client_id = value.to_str().map_err(|_| GatewayError::UnknownSession)?;
-    let session = gateway
-        .inner
-        .sessions
-        .get(client_id)
-        .filter(|s| s.server == *server)
-        .ok_or(GatewayError::UnknownSession)?;
-    if session.deployment != *live {
-        gateway.inner.sessions.close(client_id);
-        return Err(GatewayError::UnknownSession);
-    }
-    Ok(Some((client_id.to_owned(), session)))
-}
-
-fn upstream_request(
-    parts: &http::request::Parts,
-    body: Bytes,
-    call: &Call,
     lease: &Lease,
-) -> Result<http::Request<Full<Bytes>>, GatewayError> {
-    let query = parts
-        .uri
-        .query()
-        .map(|q| format!("?{q}"))
-        .unwrap_or_default();
-    let uri = format!("http://{}/mcp{query}", lease.addr());
-    let mut request = http::Request::builder()
-        .method(parts.method.clone())
-        .uri(uri)
-        .body(Full::new(body))
-        .map_err(|e| GatewayError::BadBody(e.to_string()))?;
+    inbound: &Inbound,
+    upstream_session: Option<&HeaderValue>,
+) -> Result<http::Response<Incoming>, hyper_util::client::legacy::Error> {
+    let uri = match &inbound.query {
+        Some(query) => format!("http://{}/mcp?{query}", lease.addr()),
+        None => format!("http://{}/mcp", lease.addr()),
+    };
+    let mut request = http::Request::new(Full::new(inbound.body.clone()));
+    *request.method_mut() = inbound.method.clone();
+    *request.uri_mut() = uri.parse().unwrap_or_default();
     let headers = request.headers_mut();
-    for (name, value) in &parts.headers {
+    for (name, value) in &inbound.headers {
         if forwarded(name) {
             headers.append(name.clone(), value.clone());
         }
@@ -290,28 +866,13 @@ fn upstream_request(
     if let Ok(host) = HeaderValue::from_str(&lease.addr().to_string()) {
         headers.insert(header::HOST, host);
     }
-    if let Some((_, session)) = &call.session {
-        headers.insert(SESSION_ID, session.upstream.clone());
+    if let Some(upstream) = upstream_session {
+        headers.insert(SESSION_ID, upstream.clone());
     }
-    if let Some(caller) = parts.extensions.get::<Caller>() {
+    if let Some(caller) = &inbound.caller {
         identify(headers, caller);
     }
-    Ok(request)
-}
-
-/// Tells the server who calls, in headers the client could not have set (every `skyport-*`
-/// header of the client's was dropped).
-fn identify(headers: &mut HeaderMap, caller: &Caller) {
-    let mut set = |name: &'static str, value: &str| {
-        if let Ok(value) = HeaderValue::from_str(value) {
-            headers.insert(name, value);
-        }
-    };
-    set("skyport-user-id", caller.principal.as_str());
-    if let Some(email) = &caller.email {
-        set("skyport-user-email", email);
-    }
-    set("skyport-roles", &caller.roles.join(","));
+    gateway.inner.upstream.client.request(request).await
 }
 
 /// Whether a client's request header goes to the instance. Hop-by-hop headers belong to one
@@ -329,6 +890,21 @@ fn forwarded(name: &HeaderName) -> bool {
         || name.as_str().starts_with("skyport-"))
 }
 
+/// Tells the server who calls, in headers the client could not have set (every `skyport-*`
+/// header of the client's was dropped).
+fn identify(headers: &mut HeaderMap, caller: &Caller) {
+    let mut set = |name: &'static str, value: &str| {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(name, value);
+        }
+    };
+    set("skyport-user-id", caller.principal.as_str());
+    if let Some(email) = &caller.email {
+        set("skyport-user-email", email);
+    }
+    set("skyport-roles", &caller.roles.join(","));
+}
+
 fn is_hop_by_hop(name: &HeaderName) -> bool {
     matches!(
         name.as_str(),
@@ -344,61 +920,57 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
     )
 }
 
-fn client_response(
-    gateway: &Gateway,
-    method: &Method,
-    target: &Target,
-    call: Call,
-    response: http::Response<Incoming>,
-    lease: Lease,
-    mut audit: Audit,
-) -> Response {
-    let (mut parts, body) = response.into_parts();
-    let upstream_session = parts.headers.remove(SESSION_ID);
-    strip_hop_by_hop(&mut parts.headers);
-    let sessions = &gateway.inner.sessions;
-    match (&call.session, upstream_session) {
-        (Some((client_id, _)), _) => {
-            let ended = parts.status == StatusCode::NOT_FOUND
-                || (*method == Method::DELETE && parts.status.is_success());
-            if ended {
-                sessions.close(client_id);
-            } else if let Ok(value) = HeaderValue::from_str(client_id) {
-                parts.headers.insert(SESSION_ID, value);
-            }
-        }
-        (None, Some(upstream)) if call.initialize && parts.status.is_success() => {
-            let client_id = sessions.open(Session {
-                server: call.server.clone(),
-                deployment: target.deployment.clone(),
-                instance: lease.instance().clone(),
-                upstream,
-            });
-            tracing::debug!(server = %call.server, id = ?call.id, "session opened");
-            if let Ok(value) = HeaderValue::from_str(&client_id) {
-                parts.headers.insert(SESSION_ID, value);
-            }
-        }
-        _ => {}
-    }
-    // A GET is the server-to-client event stream: idle by nature, so it ends at shutdown
-    // rather than counting as work to wait for.
-    let closing =
-        (*method == Method::GET).then(|| Box::pin(gateway.inner.closing.clone().cancelled_owned()));
-    let streamed = parts
-        .headers
+fn is_event_stream(headers: &HeaderMap) -> bool {
+    headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"));
-    let report = (*method == Method::POST && streamed).then(|| Report {
-        id: call.id.clone(),
-        server: call.server.to_string(),
-    });
+        .is_some_and(|v| v.starts_with("text/event-stream"))
+}
+
+/// The client's response: the instance's, with the gateway's session id in place of the
+/// upstream's, its body streaming through with the lease attached.
+fn respond(
+    gateway: &Gateway,
+    method: &Method,
+    session: Option<&str>,
+    response: http::Response<Incoming>,
+    lease: Lease,
+    facts: &Facts,
+) -> Response {
+    let (mut parts, body) = response.into_parts();
+    if parts.status.is_server_error() {
+        lease.fail();
+    }
+    parts.headers.remove(SESSION_ID);
+    strip_hop_by_hop(&mut parts.headers);
+    if let Some(value) = session.and_then(|id| HeaderValue::from_str(id).ok()) {
+        parts.headers.insert(SESSION_ID, value);
+    }
+    let streamed = is_event_stream(&parts.headers);
+    let listening = *method == Method::GET;
+    let limit = facts.limit;
+    let mut audit = Audit {
+        log: gateway.inner.audit.clone(),
+        started: facts.started,
+        exchange: facts.exchange.clone(),
+    };
     audit.exchange.status = parts.status.as_u16();
     let body = Leased {
         body,
-        closing,
-        report,
+        // A GET is the server-to-client event stream: idle by nature, so it ends at shutdown
+        // rather than counting as work to wait for, has no time limit, and gets keepalives.
+        closing: listening.then(|| Box::pin(gateway.inner.closing.clone().cancelled_owned())),
+        keepalive: (listening && streamed)
+            .then(|| tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE)),
+        at_boundary: true,
+        deadline: (!listening).then(|| {
+            let left = limit.saturating_sub(facts.started.elapsed());
+            Box::pin(tokio::time::sleep(left))
+        }),
+        limit,
+        report: (*method == Method::POST && streamed).then(|| Report {
+            id: facts.id.clone(),
+        }),
         failing: None,
         done: false,
         lease,
@@ -425,6 +997,15 @@ struct Leased {
     body: Incoming,
     /// When set and cancelled, the body ends early.
     closing: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+    /// Set for a server-to-client event stream: a comment goes out when it ticks while the
+    /// stream is idle between events.
+    keepalive: Option<Interval>,
+    /// The last data ended an event (or none was sent yet): a comment would not split one.
+    at_boundary: bool,
+    /// When the request runs out of time (requests only; event streams have none).
+    deadline: Option<Pin<Box<Sleep>>>,
+    /// The time limit, for the error saying it was reached.
+    limit: Duration,
     /// Set for an event stream answering a POST: if the instance cuts it, the stream ends with
     /// a JSON-RPC error event saying why, since the status line went out long before.
     report: Option<Report>,
@@ -448,9 +1029,19 @@ impl Audit {
     fn saw(&mut self, data: &Bytes) {
         let exchange = &mut self.exchange;
         exchange.bytes_out += data.len() as u64;
-        if exchange.response_head.is_empty() {
-            exchange.response_head = data.slice(..data.len().min(AUDIT_HEAD));
+        let head = &mut exchange.response_head;
+        let room = AUDIT_HEAD.saturating_sub(head.len());
+        if room == 0 {
+            return;
         }
+        let more = data.slice(..data.len().min(room));
+        // The answer may follow a notification in its own frame: keep up to AUDIT_HEAD bytes
+        // across frames (without a copy while it is one frame).
+        *head = if head.is_empty() {
+            more
+        } else {
+            Bytes::from([head.as_ref(), more.as_ref()].concat())
+        };
     }
 }
 
@@ -469,17 +1060,34 @@ type ExitFuture = Pin<Box<dyn Future<Output = Option<Exit>> + Send>>;
 /// Whom a cut event stream's error event answers.
 struct Report {
     id: Option<Id>,
-    server: String,
+}
+
+/// A body error, for a response cut in the middle.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl Leased {
+    /// Ends the body with `error`: as a JSON-RPC error event on an event stream, else by
+    /// cutting the body (its status line went out long ago).
+    fn end_with(&mut self, error: GatewayError) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.done = true;
+        self.audit.exchange.cut = true;
+        match &self.report {
+            Some(report) => Poll::Ready(Some(Ok(Frame::data(
+                error.into_event_for(report.id.as_ref()),
+            )))),
+            None => Poll::Ready(Some(Err(error.into()))),
+        }
+    }
 }
 
 impl http_body::Body for Leased {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
         if this.done {
             return Poll::Ready(None);
@@ -489,12 +1097,19 @@ impl http_body::Body for Leased {
         {
             return Poll::Ready(None);
         }
+        if let Some(deadline) = &mut this.deadline
+            && deadline.as_mut().poll(cx).is_ready()
+        {
+            let server = this.audit.exchange.server.to_string();
+            let limit = this.limit;
+            return this.end_with(GatewayError::Timeout { server, limit });
+        }
         loop {
-            if let (Some((exit, detail)), Some(report)) = (&mut this.failing, &this.report) {
+            if let Some((exit, detail)) = &mut this.failing {
                 let Poll::Ready(exit) = exit.as_mut().poll(cx) else {
                     return Poll::Pending;
                 };
-                let server = report.server.clone();
+                let server = this.audit.exchange.server.to_string();
                 let error = match exit {
                     Some(exit) => GatewayError::InstanceExited { server, exit },
                     None => GatewayError::Upstream {
@@ -503,27 +1118,36 @@ impl http_body::Body for Leased {
                     },
                 };
                 this.failing = None;
-                this.done = true;
-                this.audit.exchange.cut = true;
-                return Poll::Ready(Some(Ok(Frame::data(
-                    error.into_event_for(report.id.as_ref()),
-                ))));
+                return this.end_with(error);
             }
             match Pin::new(&mut this.body).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
                     if let Some(data) = frame.data_ref() {
                         this.audit.saw(data);
+                        this.at_boundary = data.ends_with(b"\n\n") || data.ends_with(b"\r\n\r\n");
                     }
                     return Poll::Ready(Some(Ok(frame)));
                 }
                 Poll::Ready(Some(Err(e))) => {
                     this.lease.fail();
                     if this.report.is_none() {
-                        return Poll::Ready(Some(Err(e)));
+                        this.audit.exchange.cut = true;
+                        return Poll::Ready(Some(Err(e.into())));
                     }
                     this.failing = Some((this.lease.exit(EXIT_WAIT), e.to_string()));
                 }
-                other => return other,
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => {
+                    if this.at_boundary
+                        && let Some(keepalive) = &mut this.keepalive
+                        && keepalive.poll_tick(cx).is_ready()
+                    {
+                        return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(
+                            b": keepalive\n\n",
+                        )))));
+                    }
+                    return Poll::Pending;
+                }
             }
         }
     }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use skyport_store::{Route, ServerName, Store, StoreError};
+use skyport_store::{Route, ServerId, ServerName, Store, StoreError};
 use tokio::sync::broadcast::error::RecvError;
 
 /// The route table; lookups are a lock-free pointer load.
@@ -51,6 +51,21 @@ impl RouteTable {
             return Ok(Some(route.clone()));
         }
         self.store.deployments().route(name).await
+    }
+
+    /// The id of the server named `name`, as the table has it now (no query).
+    /// The name of every server by id, as the table has it.
+    pub(crate) fn names(&self) -> HashMap<ServerId, ServerName> {
+        self.routes
+            .load()
+            .values()
+            .map(|route| (route.server_id.clone(), route.name.clone()))
+            .collect()
+    }
+
+    /// The id of server `name`, as the table has it.
+    pub(crate) fn server_id(&self, name: &ServerName) -> Option<ServerId> {
+        self.routes.load().get(name).map(|r| r.server_id.clone())
     }
 }
 

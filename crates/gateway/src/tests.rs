@@ -22,25 +22,59 @@ use tower::ServiceExt;
 
 use super::*;
 
-const UPSTREAM_SESSION: &str = "upstream-session-1";
+/// What the scripted upstream saw and holds.
+#[derive(Default)]
+struct Seen {
+    /// Session ids it issued and still knows.
+    sessions: Vec<String>,
+    /// The JSON-RPC methods it received, in order.
+    methods: Vec<String>,
+}
 
-/// An upstream that issues a session at initialize, insists on it afterwards, echoes the
-/// headers it received, and streams three SSE events on GET with pauses between them.
-async fn upstream() -> SocketAddr {
-    async fn post(headers: HeaderMap, Json(message): Json<Value>) -> axum::response::Response {
-        let seen: serde_json::Map<_, _> = headers
-            .iter()
-            .map(|(k, v)| (k.to_string(), json!(v.to_str().unwrap_or(""))))
-            .collect();
-        let reply = json!({"jsonrpc": "2.0", "id": message["id"], "result": {"headers": seen}});
-        if message["method"] == "initialize" {
-            return ([("mcp-session-id", UPSTREAM_SESSION)], Json(reply)).into_response();
+/// An upstream that issues a fresh session at each initialize and insists on a known one
+/// afterwards (answering stateless-era requests without one), echoes the headers it received,
+/// sleeps on `slow`, and streams three SSE events on GET with pauses between them.
+async fn upstream(seen: Arc<Mutex<Seen>>) -> SocketAddr {
+    let on_post = seen.clone();
+    let post = move |headers: HeaderMap, Json(message): Json<Value>| {
+        let seen = on_post.clone();
+        async move {
+            let method = message["method"].as_str().unwrap_or_default().to_owned();
+            let echoed: serde_json::Map<_, _> = headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), json!(v.to_str().unwrap_or(""))))
+                .collect();
+            let reply =
+                json!({"jsonrpc": "2.0", "id": message["id"], "result": {"headers": echoed}});
+            let session = headers
+                .get("mcp-session-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let refused = {
+                let mut state = seen.lock();
+                state.methods.push(method.clone());
+                if method == "initialize" {
+                    let issued = format!("upstream-{}", state.sessions.len() + 1);
+                    state.sessions.push(issued.clone());
+                    return ([("mcp-session-id", issued)], Json(reply)).into_response();
+                }
+                let stateless = headers
+                    .get("mcp-protocol-version")
+                    .is_some_and(|v| v == "2026-07-28");
+                !stateless && !session.as_ref().is_some_and(|s| state.sessions.contains(s))
+            };
+            if refused {
+                return StatusCode::NOT_FOUND.into_response();
+            }
+            if method == "slow" {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+            if message.get("id").is_none() {
+                return StatusCode::ACCEPTED.into_response();
+            }
+            ([("mcp-session-id", "upstream-never-shown")], Json(reply)).into_response()
         }
-        if headers.get("mcp-session-id").and_then(|v| v.to_str().ok()) != Some(UPSTREAM_SESSION) {
-            return StatusCode::NOT_FOUND.into_response();
-        }
-        ([("mcp-session-id", UPSTREAM_SESSION)], Json(reply)).into_response()
-    }
+    };
     async fn get() -> axum::response::Response {
         let events = futures_util::stream::iter(0..3).then(|i| async move {
             if i > 0 {
@@ -54,11 +88,19 @@ async fn upstream() -> SocketAddr {
         )
             .into_response()
     }
+    let on_delete = seen.clone();
     let app = axum::Router::new().route(
         "/mcp",
         axum::routing::post(post)
             .get(get)
-            .delete(|| async { StatusCode::OK }),
+            .delete(move |headers: HeaderMap| {
+                let seen = on_delete.clone();
+                async move {
+                    let session = headers.get("mcp-session-id").and_then(|v| v.to_str().ok());
+                    seen.lock().sessions.retain(|s| Some(s.as_str()) != session);
+                    StatusCode::OK
+                }
+            }),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -71,6 +113,7 @@ async fn upstream() -> SocketAddr {
 struct FakeRuntime {
     addr: SocketAddr,
     instance: Mutex<InstanceId>,
+    deployment: Mutex<DeploymentId>,
 }
 
 /// A lease on the fake instance: nothing to count, and it never exits.
@@ -100,7 +143,16 @@ impl Runtime for FakeRuntime {
         async {}.boxed()
     }
     fn instances(&self) -> Vec<InstanceInfo> {
-        Vec::new()
+        vec![InstanceInfo {
+            id: self.instance.lock().clone(),
+            deployment: self.deployment.lock().clone(),
+            server: "echo".parse().unwrap(),
+            pid: None,
+            addr: self.addr,
+            started_at: skyport_store::Timestamp::now(),
+            in_flight: 0,
+            memory_bytes: None,
+        }]
     }
     fn shutdown(&self, _: Duration) -> BoxFuture<'_, ()> {
         async {}.boxed()
@@ -110,9 +162,15 @@ impl Runtime for FakeRuntime {
 struct Fixture {
     gateway: Gateway,
     runtime: Arc<FakeRuntime>,
+    store: Store,
+    seen: Arc<Mutex<Seen>>,
 }
 
 async fn fixture() -> Fixture {
+    fixture_with(GatewayOptions::default()).await
+}
+
+async fn fixture_with(options: GatewayOptions) -> Fixture {
     let store = Store::open_in_memory().await.unwrap();
     let name: ServerName = "echo".parse().unwrap();
     let (server, _) = store.servers().ensure(&name, None).await.unwrap();
@@ -149,14 +207,21 @@ async fn fixture() -> Fixture {
         .await
         .unwrap();
     store.deployments().promote(&deployment.id).await.unwrap();
+    let seen = Arc::new(Mutex::new(Seen::default()));
     let runtime = Arc::new(FakeRuntime {
-        addr: upstream().await,
+        addr: upstream(seen.clone()).await,
         instance: Mutex::new(InstanceId::generate()),
+        deployment: Mutex::new(deployment.id.clone()),
     });
-    let gateway = Gateway::new(store, runtime.clone(), GatewayOptions::default())
+    let gateway = Gateway::new(store.clone(), runtime.clone(), options)
         .await
         .unwrap();
-    Fixture { gateway, runtime }
+    Fixture {
+        gateway,
+        runtime,
+        store,
+        seen,
+    }
 }
 
 fn post(path: &str, session: Option<&str>, body: impl Into<Body>) -> Request<Body> {
@@ -172,7 +237,8 @@ fn post(path: &str, session: Option<&str>, body: impl Into<Body>) -> Request<Bod
     request.body(body.into()).unwrap()
 }
 
-const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#;
+const INITIALIZE: &str =
+    r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18"}}"#;
 const LIST: &str = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
 
 async fn send(gateway: &Gateway, request: Request<Body>) -> (StatusCode, HeaderMap, Value) {
@@ -193,14 +259,14 @@ async fn initialize(f: &Fixture) -> String {
 async fn the_gateway_issues_its_own_session_and_maps_it_upstream() {
     let f = fixture().await;
     let session = initialize(&f).await;
-    assert_ne!(session, UPSTREAM_SESSION);
+    assert!(!session.starts_with("upstream"));
     assert_eq!(session.len(), 32);
     let (status, headers, body) =
         send(&f.gateway, post("/servers/echo/mcp", Some(&session), LIST)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers["mcp-session-id"], session.as_str());
     let seen = &body["result"]["headers"];
-    assert_eq!(seen["mcp-session-id"], UPSTREAM_SESSION);
+    assert_eq!(seen["mcp-session-id"], "upstream-1");
     assert_eq!(seen["x-tenant"], "acme");
     assert!(seen.get("authorization").is_none(), "{seen}");
     assert!(seen.get("skyport-user-id").is_none(), "{seen}");
@@ -240,7 +306,7 @@ async fn a_session_the_gateway_did_not_issue_is_a_404() {
     let f = fixture().await;
     let (status, _, body) = send(
         &f.gateway,
-        post("/servers/echo/mcp", Some(UPSTREAM_SESSION), LIST),
+        post("/servers/echo/mcp", Some("upstream-1"), LIST),
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -262,14 +328,260 @@ async fn malformed_and_oversized_bodies_are_refused_before_any_instance_starts()
     assert_eq!(body["error"]["code"], -32003);
 }
 
+/// The methods the upstream received since the last call.
+fn methods(f: &Fixture) -> Vec<String> {
+    std::mem::take(&mut f.seen.lock().methods)
+}
+
 #[tokio::test]
-async fn a_session_whose_instance_is_gone_is_a_404_and_forgotten() {
+async fn a_session_whose_instance_is_gone_is_replayed_on_the_new_one() {
     let f = fixture().await;
     let session = initialize(&f).await;
+    methods(&f);
     *f.runtime.instance.lock() = InstanceId::generate();
+    let (status, headers, body) =
+        send(&f.gateway, post("/servers/echo/mcp", Some(&session), LIST)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["mcp-session-id"], session.as_str());
+    assert_eq!(body["result"]["headers"]["mcp-session-id"], "upstream-2");
+    assert_eq!(
+        methods(&f),
+        ["initialize", "notifications/initialized", "tools/list"]
+    );
+    // Bound to the new instance now: no second replay.
+    send(&f.gateway, post("/servers/echo/mcp", Some(&session), LIST)).await;
+    assert_eq!(methods(&f), ["tools/list"]);
+}
+
+#[tokio::test]
+async fn a_session_survives_a_restart_of_the_gateway_and_its_instances() {
+    let f = fixture().await;
+    let session = initialize(&f).await;
+    f.gateway.flush().await;
+    methods(&f);
+    *f.runtime.instance.lock() = InstanceId::generate();
+    let restarted = Gateway::new(
+        f.store.clone(),
+        f.runtime.clone(),
+        GatewayOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(restarted.session_count(), 0);
+    let (status, _, body) = send(&restarted, post("/servers/echo/mcp", Some(&session), LIST)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        methods(&f),
+        ["initialize", "notifications/initialized", "tools/list"]
+    );
+    assert_eq!(restarted.session_count(), 1);
+}
+
+#[tokio::test]
+async fn a_session_the_upstream_forgot_is_replayed_once() {
+    let f = fixture().await;
+    let session = initialize(&f).await;
+    f.seen.lock().sessions.clear();
+    methods(&f);
     let (status, _, _) = send(&f.gateway, post("/servers/echo/mcp", Some(&session), LIST)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        methods(&f),
+        [
+            "tools/list",
+            "initialize",
+            "notifications/initialized",
+            "tools/list"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_expired_session_is_a_404() {
+    let f = fixture_with(GatewayOptions {
+        session_ttl: Duration::from_millis(50),
+        ..GatewayOptions::default()
+    })
+    .await;
+    let session = initialize(&f).await;
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    let (status, _, body) = send(&f.gateway, post("/servers/echo/mcp", Some(&session), LIST)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], -32001);
+    f.gateway.flush().await;
+    assert_eq!(f.store.sessions().count().await.unwrap(), 0);
+}
+
+fn stateless(method: &str, name: Option<&str>, body: &str) -> Request<Body> {
+    let mut request = Request::post("/servers/echo/mcp")
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", method);
+    if let Some(name) = name {
+        request = request.header("mcp-name", name);
+    }
+    request.body(Body::from(body.to_owned())).unwrap()
+}
+
+const STATELESS_CALL: &str = r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"echo","arguments":{},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+
+#[tokio::test]
+async fn stateless_requests_are_forwarded_alone_and_get_no_session() {
+    let f = fixture().await;
+    let (status, headers, body) = send(
+        &f.gateway,
+        stateless("tools/call", Some("echo"), STATELESS_CALL),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(headers.get("mcp-session-id").is_none(), "{headers:?}");
+    assert_eq!(body["result"]["headers"]["mcp-method"], "tools/call");
     assert_eq!(f.gateway.session_count(), 0);
+}
+
+#[tokio::test]
+async fn stateless_headers_that_disagree_with_the_body_are_refused_here() {
+    let f = fixture().await;
+    for (method, name) in [
+        ("tools/list", Some("echo")),
+        ("tools/call", Some("other")),
+        ("tools/call", None),
+    ] {
+        let (status, _, body) = send(&f.gateway, stateless(method, name, STATELESS_CALL)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {name:?}");
+        assert_eq!(body["error"]["code"], -32020);
+        assert_eq!(body["id"], 5);
+    }
+    assert!(methods(&f).is_empty());
+}
+
+#[tokio::test]
+async fn a_batch_is_answered_as_one_array() {
+    let f = fixture().await;
+    let session = initialize(&f).await;
+    let batch = r#"[{"jsonrpc":"2.0","method":"notifications/initialized"},
+        {"jsonrpc":"2.0","id":"a","method":"tools/list"},
+        {"jsonrpc":"2.0","id":"b","method":"tools/list"}]"#;
+    let (status, headers, body) =
+        send(&f.gateway, post("/servers/echo/mcp", Some(&session), batch)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["mcp-session-id"], session.as_str());
+    let ids: Vec<&Value> = body.as_array().unwrap().iter().map(|a| &a["id"]).collect();
+    assert_eq!(ids, [&json!("a"), &json!("b")]);
+}
+
+#[tokio::test]
+async fn a_request_past_the_timeout_is_answered_with_an_error_naming_the_limit() {
+    let f = fixture_with(GatewayOptions {
+        request_timeout: Duration::from_millis(300),
+        ..GatewayOptions::default()
+    })
+    .await;
+    let session = initialize(&f).await;
+    let slow = r#"{"jsonrpc":"2.0","id":9,"method":"slow"}"#;
+    let (status, _, body) = send(&f.gateway, post("/servers/echo/mcp", Some(&session), slow)).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(body["id"], 9);
+    assert_eq!(body["error"]["code"], -32010);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("request timeout")
+    );
+}
+
+#[tokio::test]
+async fn the_caller_reaches_the_server_as_skyport_headers_and_forgeries_do_not() {
+    let f = fixture().await;
+    let mut request = post("/servers/echo/mcp", None, INITIALIZE);
+    let principal = skyport_store::PrincipalId::generate();
+    request.extensions_mut().insert(Caller {
+        principal: principal.clone(),
+        name: "ada".into(),
+        email: Some("ada@example.com".into()),
+        roles: vec!["admin".into()],
+        key: None,
+    });
+    let (status, headers, body) = send(&f.gateway, request).await;
+    assert_eq!(status, StatusCode::OK);
+    let seen = &body["result"]["headers"];
+    assert_eq!(seen["skyport-user-id"], principal.as_str());
+    assert_eq!(seen["skyport-user-email"], "ada@example.com");
+    assert_eq!(seen["skyport-roles"], "admin");
+    // The session is the caller's: without that identity it is not found.
+    let session = headers["mcp-session-id"].to_str().unwrap();
+    let (status, _, _) = send(&f.gateway, post("/servers/echo/mcp", Some(session), LIST)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn host_routing_serves_a_server_by_name_under_the_base_domain() {
+    let f = fixture_with(GatewayOptions {
+        base_domain: Some("mcp.test".into()),
+        ..GatewayOptions::default()
+    })
+    .await;
+    let mut request = post("/mcp", None, INITIALIZE);
+    request
+        .headers_mut()
+        .insert("host", "echo.mcp.test:8420".parse().unwrap());
+    let (status, headers, _) = send(&f.gateway, request).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers.contains_key("mcp-session-id"));
+    let mut request = post("/mcp", None, INITIALIZE);
+    request
+        .headers_mut()
+        .insert("host", "echo.elsewhere.test".parse().unwrap());
+    let (status, _, _) = send(&f.gateway, request).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn browsers_may_call_from_loopback_origins_only() {
+    let f = fixture().await;
+    let preflight = Request::options("/servers/echo/mcp")
+        .header("origin", "http://localhost:6274")
+        .header("access-control-request-method", "POST")
+        .body(Body::empty())
+        .unwrap();
+    let (status, headers, _) = send(&f.gateway, preflight).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        headers["access-control-allow-origin"],
+        "http://localhost:6274"
+    );
+    let allowed = headers["access-control-allow-headers"].to_str().unwrap();
+    assert!(allowed.contains("mcp-session-id"), "{allowed}");
+    let mut request = post("/servers/echo/mcp", None, INITIALIZE);
+    request
+        .headers_mut()
+        .insert("origin", "http://localhost:6274".parse().unwrap());
+    let (status, headers, _) = send(&f.gateway, request).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers["access-control-expose-headers"]
+            .to_str()
+            .unwrap()
+            .contains("mcp-session-id")
+    );
+    let mut request = post("/servers/echo/mcp", None, INITIALIZE);
+    request
+        .headers_mut()
+        .insert("origin", "https://evil.example".parse().unwrap());
+    let (status, _, body) = send(&f.gateway, request).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--cors-origin")
+    );
+    assert!(
+        methods(&f).len() == 1,
+        "the refused request reached the server"
+    );
 }
 
 #[tokio::test]
@@ -282,8 +594,10 @@ async fn delete_ends_the_session() {
         .unwrap();
     let (status, _, _) = send(&f.gateway, delete).await;
     assert_eq!(status, StatusCode::OK);
+    assert!(f.seen.lock().sessions.is_empty(), "not ended upstream");
     let (status, _, _) = send(&f.gateway, post("/servers/echo/mcp", Some(&session), LIST)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(f.store.sessions().count().await.unwrap(), 0);
 }
 
 #[tokio::test]
@@ -308,8 +622,48 @@ async fn server_sent_events_stream_through_unbuffered() {
         String::from_utf8_lossy(first.data_ref().unwrap()).contains("\"n\":0"),
         "{first:?}"
     );
-    let rest = body.collect().await.unwrap().to_bytes();
-    assert!(String::from_utf8_lossy(&rest).contains("\"n\":2"));
+    // The upstream then ends its stream; the client's stays open, parked until the session
+    // moves to another instance.
+    let mut rest = String::new();
+    while !rest.contains("\"n\":2") {
+        let frame = tokio::time::timeout(Duration::from_secs(2), body.frame())
+            .await
+            .expect("the later events did not arrive")
+            .unwrap()
+            .unwrap();
+        rest.push_str(&String::from_utf8_lossy(frame.data_ref().unwrap()));
+    }
+    let parked = tokio::time::timeout(Duration::from_millis(300), body.frame()).await;
+    assert!(
+        parked.is_err(),
+        "the stream ended with its instance's: {parked:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_parked_event_stream_reattaches_when_the_session_moves() {
+    let f = fixture().await;
+    let session = initialize(&f).await;
+    let get = Request::get("/servers/echo/mcp")
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session)
+        .body(Body::empty())
+        .unwrap();
+    let mut body = f.gateway.router().oneshot(get).await.unwrap().into_body();
+    let mut seen = String::new();
+    while !seen.contains("\"n\":2") {
+        let frame = body.frame().await.unwrap().unwrap();
+        seen.push_str(&String::from_utf8_lossy(frame.data_ref().unwrap()));
+    }
+    *f.runtime.instance.lock() = InstanceId::generate();
+    let (status, _, _) = send(&f.gateway, post("/servers/echo/mcp", Some(&session), LIST)).await;
+    assert_eq!(status, StatusCode::OK);
+    let again = tokio::time::timeout(Duration::from_secs(2), body.frame())
+        .await
+        .expect("the stream did not reattach")
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(again.data_ref().unwrap()).contains("\"n\":0"));
 }
 
 #[tokio::test]

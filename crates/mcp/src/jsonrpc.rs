@@ -20,6 +20,8 @@ pub mod codes {
     pub const TOO_LARGE: i64 = -32003;
     /// The request was refused by a gateway rule (host check, authentication).
     pub const FORBIDDEN: i64 = -32004;
+    /// The request did not finish within the gateway's request timeout.
+    pub const TIMEOUT: i64 = -32010;
 }
 
 /// A JSON-RPC request id: a number or a string (null ids are not requests).

@@ -4,7 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use skyport_gateway::RateLimit;
 
 /// Skyport: deploy, run and serve MCP servers on your own machine.
 #[derive(Debug, Parser)]
@@ -47,6 +48,10 @@ pub(crate) enum Command {
     Logs(LogsArgs),
     /// List or cancel the builds that are queued or running.
     Builds(BuildsArgs),
+    /// Create, list or revoke API keys (for MCP clients and the CLI).
+    Keys(KeysArgs),
+    /// Show the MCP requests made through the gateway, newest first.
+    Audit(AuditArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -81,6 +86,32 @@ pub(crate) struct ServeArgs {
     /// interpreter of its environment (slower cold starts; for comparison or troubleshooting).
     #[arg(long)]
     pub(crate) no_zygotes: bool,
+    /// How long an unused client session is kept (and resumed on a new instance when its own
+    /// is gone) before it expires and its client must initialize again.
+    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    pub(crate) session_ttl: Duration,
+    /// Serve server NAME at NAME.BASE_DOMAIN/mcp too (point a wildcard DNS record at Skyport).
+    #[arg(long, value_name = "BASE_DOMAIN")]
+    pub(crate) base_domain: Option<String>,
+    /// A web origin whose pages may call the gateway (CORS), besides loopback ones; repeat it
+    /// for several, or `*` for any.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    pub(crate) cors_origins: Vec<String>,
+    /// The address clients reach Skyport at (e.g. https://mcp.example.com), when it is not
+    /// the listen address (a proxy in front); servers then require API keys by default.
+    #[arg(long, env = "SKYPORT_PUBLIC_URL")]
+    pub(crate) public_url: Option<String>,
+    /// How long an MCP request may take before the gateway answers with an error, for
+    /// servers that set no --request-timeout of their own.
+    #[arg(long, default_value = "170s", value_parser = parse_duration)]
+    pub(crate) request_timeout: Duration,
+    /// Requests each API key may make through the gateway, e.g. 100/s or 600/m [default: no
+    /// limit]. Requests without a key are not limited.
+    #[arg(long, value_parser = clap::value_parser!(RateLimit))]
+    pub(crate) rate_limit: Option<RateLimit>,
+    /// Requests a key may make at once after a quiet spell [default: twice the rate's count]
+    #[arg(long, requires = "rate_limit", value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) rate_limit_burst: Option<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -143,6 +174,41 @@ pub(crate) struct SettingsArgs {
     /// Most instances started when the running ones are busy [default: 4]
     #[arg(long)]
     pub(crate) max_instances: Option<u32>,
+    /// Whether MCP clients need an API key; `default` follows the platform (off while Skyport
+    /// listens only on loopback, on otherwise)
+    #[arg(long, value_enum)]
+    pub(crate) auth: Option<AuthArg>,
+    /// How long an MCP request may take, e.g. 30s or 10m; `default` follows `serve
+    /// --request-timeout` (170s)
+    #[arg(long, value_parser = parse_request_timeout)]
+    pub(crate) request_timeout: Option<Inherit<Duration>>,
+}
+
+/// `--auth on|off|default`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum AuthArg {
+    /// Clients must send an API key.
+    On,
+    /// Anyone who can reach Skyport may call the server.
+    Off,
+    /// Follow the platform's default.
+    Default,
+}
+
+/// A per-server value or the platform's default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Inherit<T> {
+    /// The server's own value.
+    Set(T),
+    /// Follow the platform.
+    Default,
+}
+
+fn parse_request_timeout(text: &str) -> Result<Inherit<Duration>, String> {
+    if text.trim() == "default" {
+        return Ok(Inherit::Default);
+    }
+    parse_duration(text).map(Inherit::Set)
 }
 
 /// A size like `512M`, `2G`, `1048576` (bytes); K, M and G are powers of 1024.
@@ -252,6 +318,51 @@ pub(crate) enum BuildsCommand {
         /// The deployment id (`skyport builds ls` lists them).
         id: String,
     },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KeysArgs {
+    #[command(subcommand)]
+    pub(crate) command: Option<KeysCommand>,
+    /// Print JSON.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeysCommand {
+    /// List keys, revoked and expired ones too (the default).
+    Ls,
+    /// Create a key acting as you; its secret is printed once and cannot be shown again.
+    Create {
+        /// What it is for (unique among live keys) [default: key- and the end of its id]
+        #[arg(long)]
+        name: Option<String>,
+        /// Stop working after this long, e.g. 30d, 12h [default: never]
+        #[arg(long, value_parser = parse_duration)]
+        expires: Option<Duration>,
+    },
+    /// Revoke a key at once, by id or name.
+    Revoke {
+        /// The key's id (key_…) or name.
+        key: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AuditArgs {
+    /// Only requests to this server.
+    #[arg(long)]
+    pub(crate) server: Option<String>,
+    /// Only requests from the last DURATION, e.g. 10m or 2h.
+    #[arg(long, value_parser = parse_duration)]
+    pub(crate) since: Option<Duration>,
+    /// How many requests to show at most.
+    #[arg(long, short = 'n', default_value_t = 100)]
+    pub(crate) limit: u32,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 /// A duration as people write it: `90s`, `15m`, `1h30m`, `500ms`; a bare number is seconds.

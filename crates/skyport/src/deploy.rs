@@ -15,7 +15,7 @@ use skyport_api::{
 use skyport_client::{Client, ClientError, LogEvent};
 use skyport_store::{DeploymentStatus, FailureKind, ServerName};
 
-use crate::cli::{Connection, DeployArgs, SettingsArgs};
+use crate::cli::{AuthArg, Connection, DeployArgs, Inherit, SettingsArgs};
 use crate::config;
 use crate::progress::Progress;
 
@@ -128,6 +128,15 @@ pub(crate) fn settings_update(args: &SettingsArgs) -> SettingsUpdate {
         idle_timeout_seconds: args.idle_timeout.map(|d| d.as_secs().max(1)),
         min_instances: args.min_instances,
         max_instances: args.max_instances,
+        auth: args.auth.map(|auth| match auth {
+            AuthArg::On => Some(true),
+            AuthArg::Off => Some(false),
+            AuthArg::Default => None,
+        }),
+        request_timeout_seconds: args.request_timeout.map(|timeout| match timeout {
+            Inherit::Set(timeout) => Some(timeout.as_secs()),
+            Inherit::Default => None,
+        }),
     }
 }
 

@@ -92,7 +92,7 @@ pub(crate) async fn servers(
             let update = deploy::settings_update(&settings);
             if update.is_empty() {
                 anyhow::bail!(
-                    "nothing to change: pass --memory, --idle-timeout, --min-instances or --max-instances"
+                    "nothing to change: pass --memory, --idle-timeout, --min-instances, --max-instances, --auth or --request-timeout"
                 );
             }
             let body = PutServer {
@@ -184,6 +184,15 @@ fn print_settings(out: &mut impl Write, server: &ServerView) -> anyhow::Result<(
         s.idle_timeout_seconds,
         s.min_instances,
         s.max_instances
+    )?;
+    let chosen = |own: bool| if own { "" } else { " (platform default)" };
+    writeln!(
+        out,
+        "gateway:      auth {}{}, request timeout {}s{}",
+        if s.auth_effective { "on" } else { "off" },
+        chosen(s.auth.is_some()),
+        s.request_timeout_effective_seconds,
+        chosen(s.request_timeout_seconds.is_some()),
     )?;
     Ok(())
 }

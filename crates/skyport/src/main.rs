@@ -1,10 +1,12 @@
 //! `skyport`: the command line. Parses arguments and dispatches; the work happens in the
 //! library crates (`serve` wires them together, the other commands use the API client).
 
+mod audit;
 mod cli;
 mod config;
 mod deploy;
 mod inspect;
+mod keys;
 mod progress;
 mod serve;
 
@@ -51,5 +53,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Deployments(args) => inspect::deployments(&cli.connection, args).await,
         Command::Logs(args) => inspect::logs(&cli.connection, args).await,
         Command::Builds(args) => inspect::builds(&cli.connection, args).await,
+        Command::Keys(args) => keys::keys(&cli.connection, args).await,
+        Command::Audit(args) => audit::audit(&cli.connection, args).await,
     }
 }

@@ -11,10 +11,10 @@ use anyhow::{Context, bail};
 use skyport_api::{DeploymentView, SettingsUpdate};
 use skyport_build::{BuildLimits, Builder};
 use skyport_client::Client;
-use skyport_gateway::{Gateway, GatewayOptions};
+use skyport_gateway::{Gateway, GatewayOptions, RateLimit};
 use skyport_runtime::{LocalRuntime, LocalRuntimeConfig, Runtime, follow_live_deployments};
 use skyport_store::{DeploymentStatus, Store};
-use skyport_web::{AppOptions, AppState};
+use skyport_web::{AppOptions, AppState, ServerDefaults};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -139,6 +139,27 @@ impl Platform {
         let addr = listener.local_addr()?;
         let url = public_url(addr);
         let token = ensure_credentials(&store, &data_dir, &url).await?;
+        let public = match &args.public_url {
+            Some(given) => checked_public_url(given)?,
+            None => url.clone(),
+        };
+        // DESIGN.md: servers are open while only this machine can reach Skyport, and need a
+        // key as soon as anything else can (another listen address, or a public URL, which
+        // means a proxy forwards to it).
+        let default_auth = !addr.ip().is_loopback() || args.public_url.is_some();
+        let gateway_options = GatewayOptions {
+            request_timeout: args.request_timeout,
+            default_auth,
+            public_url: public.clone(),
+            rate_limit: args.rate_limit.map(|limit| RateLimit {
+                burst: args.rate_limit_burst.unwrap_or(limit.burst),
+                ..limit
+            }),
+            base_domain: args.base_domain.clone(),
+            cors_origins: args.cors_origins.clone(),
+            session_ttl: args.session_ttl,
+            ..GatewayOptions::default()
+        };
 
         let limits = BuildLimits {
             concurrency: usize::from(args.build_concurrency),
@@ -162,12 +183,7 @@ impl Platform {
             .await,
         );
         let dyn_runtime: Arc<dyn Runtime> = runtime.clone();
-        let gateway = Gateway::new(
-            store.clone(),
-            dyn_runtime.clone(),
-            GatewayOptions::default(),
-        )
-        .await?;
+        let gateway = Gateway::new(store.clone(), dyn_runtime.clone(), gateway_options).await?;
         tokio::spawn(follow_live_deployments(
             store.clone(),
             dyn_runtime.clone(),
@@ -177,7 +193,11 @@ impl Platform {
             store: store.clone(),
             builder: builder.clone(),
             runtime: dyn_runtime,
-            public_url: url.clone(),
+            public_url: public,
+            server_defaults: ServerDefaults {
+                auth: default_auth,
+                request_timeout: args.request_timeout,
+            },
         };
         let options = AppOptions {
             loopback_only: addr.ip().is_loopback(),
@@ -229,7 +249,7 @@ impl Platform {
     }
 
     /// Stops accepting, gives in-flight requests the grace period, then stops instances,
-    /// waits for builds, and flushes the logs.
+    /// waits for builds, and flushes the audit log and the logs.
     async fn stop(mut self) {
         tracing::info!(
             "shutting down: finishing in-flight requests (up to {}s)",
@@ -257,6 +277,9 @@ impl Platform {
         {
             tracing::warn!("builds still running at shutdown will be marked failed on next start");
         }
+        self.gateway.flush().await;
+        // Requests finished while shutting down are audited before the store closes.
+        self.gateway.flush_audit().await;
         self.store.logs().writer().flush().await;
         self.store.close().await;
         tracing::info!("stopped");
@@ -287,6 +310,22 @@ fn public_url(addr: SocketAddr) -> String {
     }
 }
 
+/// `--public-url` without its trailing slash, if it is an http(s) URL.
+fn checked_public_url(given: &str) -> anyhow::Result<String> {
+    let trimmed = given.trim().trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("https://")
+        .or_else(|| trimmed.strip_prefix("http://"));
+    match rest {
+        Some(host) if !host.is_empty() && !host.contains(char::is_whitespace) => {
+            Ok(trimmed.to_owned())
+        }
+        _ => bail!(
+            "--public-url must be an http:// or https:// URL like https://mcp.example.com (got '{given}')"
+        ),
+    }
+}
+
 /// Makes sure `DATA_DIR/credentials` holds a valid admin key for this Skyport, creating one
 /// on first start, so the CLI on this machine needs no login.
 async fn ensure_credentials(store: &Store, data_dir: &Path, url: &str) -> anyhow::Result<String> {
@@ -305,7 +344,7 @@ async fn ensure_credentials(store: &Store, data_dir: &Path, url: &str) -> anyhow
         }
         return Ok(stored.token);
     }
-    let (_, token) = store.keys().create(&admin.id, "cli").await?;
+    let (_, token) = store.keys().create(&admin.id, "cli", None).await?;
     config::write_credentials(
         data_dir,
         &Credentials {
@@ -403,6 +442,17 @@ mod tests {
         let folder = dir.path().join("My_Weather Server");
         std::fs::create_dir(&folder).unwrap();
         assert_eq!(name_of(&folder).unwrap(), "my-weather-server");
+    }
+
+    #[test]
+    fn public_urls_are_http_without_a_trailing_slash() {
+        assert_eq!(
+            checked_public_url("https://mcp.example.com/").unwrap(),
+            "https://mcp.example.com"
+        );
+        for bad in ["mcp.example.com", "ftp://x", "https://", "http://a b"] {
+            assert!(checked_public_url(bad).is_err(), "{bad} was accepted");
+        }
     }
 
     #[test]

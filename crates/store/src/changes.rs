@@ -3,7 +3,7 @@
 
 use crate::{DeploymentId, ServerName};
 
-/// A committed change to which deployment serves a server, or to how it runs.
+/// A committed change to which deployment serves a server, to how it runs, or to the keys.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
     /// `live` now serves `server`; `previous` (if any) no longer does.
@@ -27,4 +27,6 @@ pub enum Change {
         /// The server whose settings changed.
         server: ServerName,
     },
+    /// An API key was created or revoked (or a key's principal changed): caches of keys reload.
+    Keys,
 }

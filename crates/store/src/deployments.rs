@@ -7,8 +7,8 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use crate::{
-    Change, DeploymentId, RuntimeSettings, ServerId, ServerName, Store, StoreError, Timestamp,
-    from_millis, now, to_millis,
+    Change, DeploymentId, GatewaySettings, RuntimeSettings, ServerId, ServerName, Store,
+    StoreError, Timestamp, from_millis, now, to_millis,
 };
 
 /// Where a deployment is in its life.
@@ -199,6 +199,8 @@ pub struct Route {
     pub live: Option<LiveDeployment>,
     /// How its instances run.
     pub settings: RuntimeSettings,
+    /// How the gateway treats it.
+    pub gateway: GatewaySettings,
 }
 
 /// A deployment that serves requests, with what the runtime needs to start it.
@@ -490,7 +492,8 @@ impl Deployments<'_> {
     pub async fn routes(&self) -> Result<Vec<Route>, StoreError> {
         sqlx::query(
             "SELECT s.id AS server_id, s.name, d.id AS deployment_id, d.launch, s.memory_limit_bytes,
-             s.idle_timeout_ms, s.min_instances, s.max_instances FROM servers s
+             s.idle_timeout_ms, s.min_instances, s.max_instances, s.auth, s.request_timeout_ms
+             FROM servers s
              LEFT JOIN deployments d ON d.id = s.live_deployment_id",
         )
         .fetch_all(&self.store.pool)
@@ -504,7 +507,8 @@ impl Deployments<'_> {
     pub async fn route(&self, name: &ServerName) -> Result<Option<Route>, StoreError> {
         sqlx::query(
             "SELECT s.id AS server_id, s.name, d.id AS deployment_id, d.launch, s.memory_limit_bytes,
-             s.idle_timeout_ms, s.min_instances, s.max_instances FROM servers s
+             s.idle_timeout_ms, s.min_instances, s.max_instances, s.auth, s.request_timeout_ms
+             FROM servers s
              LEFT JOIN deployments d ON d.id = s.live_deployment_id WHERE s.name = ?",
         )
         .bind(name)
@@ -530,6 +534,7 @@ fn route(row: &SqliteRow) -> Result<Route, StoreError> {
         name: row.try_get("name")?,
         live,
         settings: crate::servers::settings(row)?,
+        gateway: crate::servers::gateway(row)?,
     })
 }
 

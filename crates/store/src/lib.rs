@@ -1,11 +1,12 @@
 //! Skyport's durable state: the schema, its migrations and one typed repository per aggregate
-//! (servers, deployments, logs, principals and keys), plus the change feed that tells the
+//! (servers, deployments, logs, principals and keys, gateway sessions, the audit log), plus the change feed that tells the
 //! gateway and the runtime when a server's live deployment moved.
 //!
 //! All SQL of the project lives here. Callers get domain types (`Server`, `Deployment`,
 //! `ServerName`, the id newtypes) and never see rows, pools or transactions. This crate knows
 //! nothing about HTTP, processes or builds: it stores what they decide.
 
+mod audit;
 mod changes;
 mod deployments;
 mod ids;
@@ -13,6 +14,7 @@ mod keys;
 mod logs;
 mod names;
 mod servers;
+mod sessions;
 mod settings;
 
 use std::path::Path;
@@ -22,18 +24,25 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use tokio::sync::broadcast;
 
+pub use audit::{
+    Audit, AuditOutcome, AuditQuery, AuditRecord, AuditRetention, MAX_AUDIT_PAGE, NewAuditRecord,
+};
 pub use changes::Change;
 pub use deployments::{
     BuildFailure, BuildPhase, Built, Commit, Deployment, DeploymentStatus, Deployments,
     FailureKind, LaunchSpec, LiveDeployment, NewDeployment, Route,
 };
 pub use ids::{ApiKeyId, DeploymentId, InstanceId, PrincipalId, ServerId};
-pub use keys::{ApiKey, Keys, Principal};
+pub use keys::{
+    ApiKey, Credential, KeyHash, KeyRef, Keys, LAST_USED_PRECISION, Principal, SECRET_PREFIXES,
+};
 pub use logs::{LogLine, LogQuery, LogSource, LogStream, LogWriter, Logs, NewLogLine};
 pub use names::{NameError, ServerName};
 pub use servers::{Server, Servers};
+pub use sessions::{SessionBinding, SessionUse, Sessions, StoredSession};
 pub use settings::{
-    MAX_INSTANCES, MIN_MEMORY_BYTES, RuntimeSettings, SettingsError, SettingsPatch,
+    GatewaySettings, MAX_INSTANCES, MAX_REQUEST_TIMEOUT, MIN_MEMORY_BYTES, RuntimeSettings,
+    SettingsError, SettingsPatch,
 };
 
 /// A point in time, as stored (milliseconds since the Unix epoch) and shown (RFC 3339).
@@ -140,7 +149,17 @@ impl Store {
         Keys { store: self }
     }
 
-    /// Follows changes to live deployments made through this store.
+    /// The gateway's client sessions.
+    pub fn sessions(&self) -> Sessions<'_> {
+        Sessions { store: self }
+    }
+
+    /// The audit log of MCP requests.
+    pub fn audit(&self) -> Audit<'_> {
+        Audit { store: self }
+    }
+
+    /// Follows changes to live deployments, server settings and keys made through this store.
     pub fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.changes.subscribe()
     }

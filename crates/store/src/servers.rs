@@ -4,8 +4,8 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use crate::{
-    Change, DeploymentId, RuntimeSettings, ServerId, ServerName, SettingsError, SettingsPatch,
-    Store, StoreError, Timestamp, from_millis, now, to_millis,
+    Change, DeploymentId, GatewaySettings, RuntimeSettings, ServerId, ServerName, SettingsError,
+    SettingsPatch, Store, StoreError, Timestamp, from_millis, now, to_millis,
 };
 
 /// A named MCP server; what clients connect to. Its code lives in deployments.
@@ -21,6 +21,8 @@ pub struct Server {
     pub live_deployment: Option<DeploymentId>,
     /// How its instances run.
     pub settings: RuntimeSettings,
+    /// How the gateway treats it.
+    pub gateway: GatewaySettings,
     /// When the server was created.
     pub created_at: Timestamp,
     /// When its settings or live deployment last changed.
@@ -38,7 +40,8 @@ macro_rules! select_servers {
     ($rest:literal) => {
         concat!(
             "SELECT id, name, description, live_deployment_id, created_at, updated_at, ",
-            "memory_limit_bytes, idle_timeout_ms, min_instances, max_instances FROM servers ",
+            "memory_limit_bytes, idle_timeout_ms, min_instances, max_instances, auth, ",
+            "request_timeout_ms FROM servers ",
             $rest
         )
     };
@@ -121,18 +124,28 @@ impl Servers<'_> {
         let Some(current) = named(&mut tx, name).await? else {
             return Ok(None);
         };
-        let settings = match current.settings.patched(patch) {
-            Ok(settings) => settings,
+        let patched = current
+            .settings
+            .patched(patch)
+            .and_then(|s| Ok((s, current.gateway.patched(patch)?)));
+        let (settings, gateway) = match patched {
+            Ok(patched) => patched,
             Err(e) => return Ok(Some(Err(e))),
         };
         sqlx::query(
             "UPDATE servers SET memory_limit_bytes = ?, idle_timeout_ms = ?, min_instances = ?,
-             max_instances = ?, updated_at = ? WHERE id = ?",
+             max_instances = ?, auth = ?, request_timeout_ms = ?, updated_at = ? WHERE id = ?",
         )
         .bind(i64::try_from(settings.memory_bytes).unwrap_or(i64::MAX))
         .bind(i64::try_from(settings.idle_timeout.as_millis()).unwrap_or(i64::MAX))
         .bind(i64::from(settings.min_instances))
         .bind(i64::from(settings.max_instances))
+        .bind(gateway.auth)
+        .bind(
+            gateway
+                .request_timeout
+                .map(|t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX)),
+        )
         .bind(to_millis(now()))
         .bind(&current.id)
         .execute(&mut *tx)
@@ -143,6 +156,7 @@ impl Servers<'_> {
         });
         Ok(Some(Ok(Server {
             settings,
+            gateway,
             ..current
         })))
     }
@@ -190,6 +204,7 @@ fn server(row: &SqliteRow) -> Result<Server, StoreError> {
         description: row.try_get("description")?,
         live_deployment: row.try_get("live_deployment_id")?,
         settings: settings(row)?,
+        gateway: gateway(row)?,
         created_at: from_millis(row.try_get("created_at")?)?,
         updated_at: from_millis(row.try_get("updated_at")?)?,
     })
@@ -210,5 +225,21 @@ pub(crate) fn settings(row: &SqliteRow) -> Result<RuntimeSettings, StoreError> {
         idle_timeout: std::time::Duration::from_millis(number("idle_timeout_ms")?),
         min_instances: count("min_instances")?,
         max_instances: count("max_instances")?,
+    })
+}
+
+/// The gateway columns of a `servers` row (also selected by the deployments' route queries).
+pub(crate) fn gateway(row: &SqliteRow) -> Result<GatewaySettings, StoreError> {
+    let timeout: Option<i64> = row.try_get("request_timeout_ms")?;
+    let request_timeout = timeout
+        .map(|ms| {
+            u64::try_from(ms)
+                .map(std::time::Duration::from_millis)
+                .map_err(|_| StoreError::Corrupt(format!("request_timeout_ms {ms}")))
+        })
+        .transpose()?;
+    Ok(GatewaySettings {
+        auth: row.try_get("auth")?,
+        request_timeout,
     })
 }

@@ -1,5 +1,6 @@
 //! How a server's instances run (`--memory`, `--idle-timeout`, `--min-instances`,
-//! `--max-instances`): the stored values, their defaults and the rules that keep them sane.
+//! `--max-instances`) and how the gateway treats it (`--auth`, `--request-timeout`): the stored
+//! values, their defaults and the rules that keep them sane.
 
 use std::time::Duration;
 
@@ -9,6 +10,9 @@ use serde::{Deserialize, Serialize};
 pub const MIN_MEMORY_BYTES: u64 = 64 * 1024 * 1024;
 /// Most instances one server may run.
 pub const MAX_INSTANCES: u32 = 64;
+/// Longest request timeout a server may set: a day, past which a request is a stream and
+/// belongs on `GET`.
+pub const MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 /// How a server's instances run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,7 +38,18 @@ impl Default for RuntimeSettings {
     }
 }
 
-/// Changes to [`RuntimeSettings`]; `None` keeps the current value.
+/// How the gateway treats a server. `None` follows the platform's default (the flags of
+/// `skyport serve`), so a server that never chose changes with the platform.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewaySettings {
+    /// Whether requests need a credential.
+    pub auth: Option<bool>,
+    /// How long a request may take before the gateway answers with an error.
+    pub request_timeout: Option<Duration>,
+}
+
+/// Changes to a server's [`RuntimeSettings`] and [`GatewaySettings`]; `None` keeps the current
+/// value, and for the gateway's settings `Some(None)` returns to the platform's default.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SettingsPatch {
     /// New memory cap per instance, in bytes.
@@ -45,6 +60,10 @@ pub struct SettingsPatch {
     pub min_instances: Option<u32>,
     /// New maximum of running instances.
     pub max_instances: Option<u32>,
+    /// Whether the gateway requires a credential.
+    pub auth: Option<Option<bool>>,
+    /// New request timeout.
+    pub request_timeout: Option<Option<Duration>>,
 }
 
 /// Why settings were refused; messages say which flag to change.
@@ -67,6 +86,9 @@ pub enum SettingsError {
         /// The maximum in force.
         max: u32,
     },
+    /// A request timeout below a second or above [`MAX_REQUEST_TIMEOUT`].
+    #[error("--request-timeout must be between 1s and 24h (got {}ms)", .0.as_millis())]
+    RequestTimeout(Duration),
 }
 
 impl RuntimeSettings {
@@ -100,5 +122,21 @@ impl RuntimeSettings {
             });
         }
         Ok(())
+    }
+}
+
+impl GatewaySettings {
+    /// These settings with `patch` applied, if the result is valid.
+    pub fn patched(self, patch: &SettingsPatch) -> Result<GatewaySettings, SettingsError> {
+        let settings = GatewaySettings {
+            auth: patch.auth.unwrap_or(self.auth),
+            request_timeout: patch.request_timeout.unwrap_or(self.request_timeout),
+        };
+        if let Some(timeout) = settings.request_timeout
+            && (timeout < Duration::from_secs(1) || timeout > MAX_REQUEST_TIMEOUT)
+        {
+            return Err(SettingsError::RequestTimeout(timeout));
+        }
+        Ok(settings)
     }
 }

@@ -329,23 +329,6 @@ async fn followers_are_woken_by_new_lines() {
 }
 
 #[tokio::test]
-async fn keys_authenticate_their_principal_only() {
-    let store = store().await;
-    let admin = store.keys().ensure_admin().await.unwrap();
-    assert_eq!(store.keys().ensure_admin().await.unwrap(), admin);
-    assert!(admin.is_admin);
-    let (key, secret) = store.keys().create(&admin.id, "cli").await.unwrap();
-    assert_eq!(key.principal, admin.id);
-    assert!(secret.starts_with("sky_") && secret.len() == 68);
-    assert_eq!(
-        store.keys().authenticate(&secret).await.unwrap(),
-        Some(admin)
-    );
-    assert_eq!(store.keys().authenticate("sky_wrong").await.unwrap(), None);
-    assert_eq!(store.keys().authenticate("").await.unwrap(), None);
-}
-
-#[tokio::test]
 async fn a_file_database_keeps_data_across_opens() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("skyport.db");
@@ -446,7 +429,7 @@ async fn settings_default_patch_validate_and_reach_routes() {
         memory_bytes: Some(512 * 1024 * 1024),
         idle_timeout: Some(std::time::Duration::from_secs(2)),
         min_instances: Some(1),
-        max_instances: None,
+        ..SettingsPatch::default()
     };
     let updated = store
         .servers()
@@ -527,4 +510,65 @@ async fn logs_are_read_since_a_time_and_pruned_by_age() {
     // The first batch of a writer prunes lines past the retention age.
     let all = store.logs().tail(&LogQuery::default(), 10).await.unwrap();
     assert!(all.iter().all(|l| l.line.line != "old"), "{all:?}");
+}
+
+#[tokio::test]
+async fn gateway_settings_follow_the_platform_until_set_and_reach_routes() {
+    let store = store().await;
+    let (server, _) = store.servers().ensure(&name("a"), None).await.unwrap();
+    assert_eq!(server.gateway, GatewaySettings::default());
+    let patch = SettingsPatch {
+        auth: Some(Some(true)),
+        request_timeout: Some(Some(std::time::Duration::from_secs(30))),
+        ..SettingsPatch::default()
+    };
+    let set = |patch: SettingsPatch| {
+        let store = store.clone();
+        async move {
+            store
+                .servers()
+                .set_settings(&name("a"), &patch)
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    let updated = set(patch).await.unwrap();
+    assert_eq!(updated.gateway.auth, Some(true));
+    assert_eq!(updated.settings, RuntimeSettings::default());
+    let route = store
+        .deployments()
+        .route(&name("a"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(route.gateway, updated.gateway);
+    let listed = store.deployments().routes().await.unwrap();
+    assert_eq!(listed[0].gateway, updated.gateway);
+
+    // Leaving a field out keeps it; `Some(None)` returns to the platform's default.
+    let reset = SettingsPatch {
+        auth: Some(None),
+        ..SettingsPatch::default()
+    };
+    let updated = set(reset).await.unwrap();
+    assert_eq!(updated.gateway.auth, None);
+    assert_eq!(
+        updated.gateway.request_timeout,
+        Some(std::time::Duration::from_secs(30))
+    );
+
+    for bad in [
+        std::time::Duration::from_millis(500),
+        MAX_REQUEST_TIMEOUT * 2,
+    ] {
+        let refused = SettingsPatch {
+            request_timeout: Some(Some(bad)),
+            ..SettingsPatch::default()
+        };
+        let error = set(refused).await.unwrap_err();
+        assert!(error.to_string().contains("--request-timeout"), "{error}");
+    }
+    let kept = store.servers().get(&name("a")).await.unwrap().unwrap();
+    assert_eq!(kept.gateway, updated.gateway);
 }

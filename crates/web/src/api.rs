@@ -5,7 +5,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use skyport_api::{
     CreateDeployment, DeploymentView, GitSpec, Health, LogPage, PutServer, ServerView,
@@ -14,9 +14,11 @@ use skyport_api::{
 use skyport_build::{
     BuildRequest, Cancellation, Entrypoint, GitRef, GitSource, GitUrl, Source, UploadId,
 };
+use skyport_gateway::Gateway;
 use skyport_runtime::render_prometheus;
 use skyport_store::{Deployment, DeploymentId, LogQuery, LogSource, Server, ServerName, Timestamp};
 
+use crate::keys;
 use crate::stream::{self, Start};
 use crate::{ApiError, AppState, views};
 
@@ -43,6 +45,8 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/deployments/{id}/logs", get(deployment_logs))
         .route("/builds", get(list_builds))
         .route("/uploads", post(create_upload))
+        .route("/keys", get(keys::list).post(keys::create))
+        .route("/keys/{key}", axum::routing::delete(keys::revoke))
 }
 
 /// `GET /healthz`.
@@ -59,7 +63,7 @@ async fn list_servers(State(state): State<AppState>) -> Result<Json<Vec<ServerVi
     Ok(Json(
         servers
             .into_iter()
-            .map(|s| views::server(s, &state.public_url, &live))
+            .map(|s| views::server(s, &state.public_url, &state.server_defaults, &live))
             .collect(),
     ))
 }
@@ -71,12 +75,14 @@ fn live(state: &AppState) -> views::Live {
     }
 }
 
-/// `GET /metrics`: the runtime's figures in the Prometheus text format.
-pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        render_prometheus(&state.runtime.metrics()),
-    )
+/// `GET /metrics`: the runtime's and the gateway's figures in the Prometheus text format.
+pub(crate) async fn metrics(
+    State(state): State<AppState>,
+    Extension(gateway): Extension<Gateway>,
+) -> impl IntoResponse {
+    let mut text = render_prometheus(&state.runtime.metrics());
+    gateway.render_metrics(&mut text);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
 async fn show_server(
@@ -87,6 +93,7 @@ async fn show_server(
     Ok(Json(views::server(
         server,
         &state.public_url,
+        &state.server_defaults,
         &live(&state),
     )))
 }
@@ -124,7 +131,12 @@ async fn put_server(
     } else {
         StatusCode::OK
     };
-    let view = views::server(server, &state.public_url, &live(&state));
+    let view = views::server(
+        server,
+        &state.public_url,
+        &state.server_defaults,
+        &live(&state),
+    );
     Ok((status, Json(view)))
 }
 

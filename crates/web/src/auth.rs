@@ -1,4 +1,5 @@
-//! API authentication: every `/api/v1` request carries an API key as a bearer token.
+//! API authentication: every `/api/v1` request carries an API key as a bearer token; the
+//! principal it acts as goes into the request's extensions for handlers that need it.
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -10,7 +11,7 @@ use crate::{ApiError, AppState};
 /// Lets the request through when it carries a valid API key.
 pub(crate) async fn require_key(
     State(state): State<AppState>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     let secret = request
@@ -23,7 +24,10 @@ pub(crate) async fn require_key(
         return ApiError::Unauthorized.into_response();
     };
     match state.store.keys().authenticate(secret).await {
-        Ok(Some(_principal)) => next.run(request).await,
+        Ok(Some(principal)) => {
+            request.extensions_mut().insert(principal);
+            next.run(request).await
+        }
         Ok(None) => ApiError::Unauthorized.into_response(),
         Err(e) => ApiError::from(e).into_response(),
     }

@@ -12,7 +12,7 @@ use skyport_store::{NameError, StoreError};
 pub enum ApiError {
     /// No or a wrong credential.
     #[error(
-        "missing or invalid API key: send `Authorization: Bearer sky_…` (the CLI reads DATA_DIR/credentials, or set SKYPORT_TOKEN)"
+        "missing or invalid API key: send `Authorization: Bearer sk_…` (the CLI reads DATA_DIR/credentials, or set SKYPORT_TOKEN)"
     )]
     Unauthorized,
     /// The request names something that does not exist.

@@ -38,7 +38,9 @@ fn is_loopback(host: &str) -> bool {
     } else {
         host.rsplit_once(':').map_or(host, |(name, _)| name)
     };
+    // Names under .localhost resolve to loopback (RFC 6761): host routing uses them locally.
     name.eq_ignore_ascii_case("localhost")
+        || name.to_ascii_lowercase().ends_with(".localhost")
         || name
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
@@ -56,6 +58,7 @@ mod tests {
             "LOCALHOST:1",
             "[::1]:8420",
             "127.3.4.5",
+            "hello.localhost:8420",
         ] {
             assert!(is_loopback(host), "{host}");
         }

@@ -5,17 +5,20 @@
 //! the runtime), map the error ([`ApiError`]). No SQL and no process handling here.
 
 mod api;
+mod audit;
 mod auth;
 mod error;
 mod host;
+mod keys;
 mod stream;
 mod views;
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::Router;
 use axum::middleware;
 use axum::routing::get;
+use axum::{Extension, Router};
 use skyport_build::Builder;
 use skyport_gateway::Gateway;
 use skyport_runtime::Runtime;
@@ -34,6 +37,18 @@ pub struct AppState {
     pub runtime: Arc<dyn Runtime>,
     /// The address clients reach Skyport at, without a trailing slash (for MCP URLs).
     pub public_url: String,
+    /// What servers get for the settings they leave to the platform.
+    pub server_defaults: ServerDefaults,
+}
+
+/// The platform's defaults for per-server gateway settings (flags of `skyport serve`), shown
+/// beside a server's own choice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServerDefaults {
+    /// Whether the gateway requires a credential.
+    pub auth: bool,
+    /// How long a request may take.
+    pub request_timeout: Duration,
 }
 
 /// How the application is exposed.
@@ -47,13 +62,17 @@ pub struct AppOptions {
 /// The whole application.
 pub fn app(state: AppState, gateway: &Gateway, options: &AppOptions) -> Router {
     let api = api::router()
+        .merge(audit::router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,
         ))
+        .layer(Extension(gateway.clone()))
         .with_state(state.clone());
     // Metrics name every server: open on loopback (like any local tool), else behind a key.
-    let metrics = Router::new().route("/metrics", get(api::metrics));
+    let metrics = Router::new()
+        .route("/metrics", get(api::metrics))
+        .layer(Extension(gateway.clone()));
     let metrics = if options.loopback_only {
         metrics.with_state(state)
     } else {

@@ -37,7 +37,7 @@ async fn fixture_with(limits: BuildLimits) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_in_memory().await.unwrap();
     let admin = store.keys().ensure_admin().await.unwrap();
-    let (_, token) = store.keys().create(&admin.id, "test").await.unwrap();
+    let (_, token) = store.keys().create(&admin.id, "test", None).await.unwrap();
     let runtime: Arc<dyn Runtime> = Arc::new(
         LocalRuntime::start(
             LocalRuntimeConfig {
@@ -64,6 +64,10 @@ async fn fixture_with(limits: BuildLimits) -> Fixture {
         store: store.clone(),
         runtime,
         public_url: "http://127.0.0.1:8420".to_owned(),
+        server_defaults: crate::ServerDefaults {
+            auth: false,
+            request_timeout: Duration::from_secs(170),
+        },
     };
     let app = app(
         state,
@@ -535,7 +539,9 @@ async fn settings_are_changed_checked_and_shown_with_metrics() {
     assert_eq!(status, StatusCode::CREATED, "{created}");
     assert_eq!(
         created["settings"],
-        json!({"memory_bytes": 536870912, "idle_timeout_seconds": 2, "min_instances": 1, "max_instances": 4})
+        json!({"memory_bytes": 536870912, "idle_timeout_seconds": 2, "min_instances": 1, "max_instances": 4,
+               "auth": null, "auth_effective": false,
+               "request_timeout_seconds": null, "request_timeout_effective_seconds": 170})
     );
     assert_eq!(created["metrics"]["cold_starts"], 0);
     let bad = json!({"settings": {"max_instances": 0}});
@@ -560,4 +566,147 @@ async fn settings_are_changed_checked_and_shown_with_metrics() {
         text.contains("# TYPE skyport_cold_start_seconds histogram"),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn gateway_settings_are_set_reset_and_shown_with_the_defaults() {
+    let f = fixture().await;
+    let put = json!({"settings": {"auth": true, "request_timeout_seconds": 30}});
+    let (status, server) = f.call("PUT", "/api/v1/servers/weather", Some(put)).await;
+    assert_eq!(status, StatusCode::CREATED, "{server}");
+    let settings = &server["settings"];
+    assert_eq!(
+        (settings["auth"].clone(), settings["auth_effective"].clone()),
+        (json!(true), json!(true))
+    );
+    assert_eq!(settings["request_timeout_effective_seconds"], 30);
+    // Absent keeps, null returns to the platform's default.
+    let reset = json!({"settings": {"auth": null}});
+    let (status, server) = f.call("PUT", "/api/v1/servers/weather", Some(reset)).await;
+    assert_eq!(status, StatusCode::OK, "{server}");
+    assert_eq!(server["settings"]["auth"], Value::Null);
+    assert_eq!(server["settings"]["auth_effective"], false);
+    assert_eq!(server["settings"]["request_timeout_seconds"], 30);
+    let bad = json!({"settings": {"request_timeout_seconds": 0}});
+    let (status, body) = f.call("PUT", "/api/v1/servers/weather", Some(bad)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--request-timeout")
+    );
+}
+
+#[tokio::test]
+async fn keys_are_created_once_listed_and_revoked_by_name() {
+    let f = fixture().await;
+    let (status, created) = f
+        .call(
+            "POST",
+            "/api/v1/keys",
+            Some(json!({"name": "ci", "expires_in": 3600})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("sk_"), "{secret}");
+    assert_eq!(created["key"]["name"], "ci");
+    assert_eq!(created["key"]["principal"], "admin");
+    assert_eq!(created["key"]["state"], "active");
+    assert!(created["key"]["expires_at"].is_string());
+
+    let (status, body) = f
+        .call("POST", "/api/v1/keys", Some(json!({"name": "ci"})))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (status, _) = f
+        .call("POST", "/api/v1/keys", Some(json!({"expires_in": 0})))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    let (status, listed) = f.call("GET", "/api/v1/keys", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let names: Vec<_> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["name"].clone())
+        .collect();
+    assert_eq!(names, [json!("test"), json!("ci")]);
+    assert!(
+        !listed.to_string().contains(&secret),
+        "a listing shows a secret"
+    );
+
+    let new_key = |secret: &str| {
+        Request::get("/api/v1/servers")
+            .header("host", "127.0.0.1:8420")
+            .header("authorization", format!("Bearer {secret}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    assert_eq!(send(&f.app, new_key(&secret)).await.0, StatusCode::OK);
+    let (status, revoked) = f.call("DELETE", "/api/v1/keys/ci", None).await;
+    assert_eq!(status, StatusCode::OK, "{revoked}");
+    assert_eq!(revoked["state"], "revoked");
+    assert_eq!(
+        send(&f.app, new_key(&secret)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (status, _) = f.call("DELETE", "/api/v1/keys/ci", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn gateway_requests_are_audited_and_counted() {
+    let f = fixture().await;
+    f.call("PUT", "/api/v1/servers/quiet", Some(json!({})))
+        .await;
+    let call =
+        json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "hello"}});
+    for path in ["/servers/nope/mcp", "/servers/quiet/mcp"] {
+        let request = f.request(
+            "POST",
+            path,
+            &[("accept", "application/json, text/event-stream")],
+            Some(call.clone()),
+        );
+        let response = f.app.clone().oneshot(request).await.unwrap();
+        assert!(response.status().is_client_error() || response.status().is_server_error());
+    }
+
+    let (status, page) = f
+        .call("GET", "/api/v1/audit?server=quiet&since=1h", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let records = page["records"].as_array().unwrap();
+    assert_eq!(records.len(), 1, "{page}");
+    let record = &records[0];
+    assert_eq!(record["server"], "quiet");
+    assert_eq!(record["method"], "tools/call");
+    assert_eq!(record["target"], "hello");
+    assert_eq!(record["outcome"], "refused");
+    assert_eq!(record["status"], 503);
+    assert_eq!(page["lost"], 0);
+    let (_, all) = f.call("GET", "/api/v1/audit?limit=10", None).await;
+    assert_eq!(all["records"].as_array().unwrap().len(), 2, "{all}");
+    assert_eq!(all["records"][1]["server"], "nope", "newest first: {all}");
+    let (status, body) = f.call("GET", "/api/v1/audit?since=yesterday", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    let request = Request::get("/metrics")
+        .header("host", "127.0.0.1:8420")
+        .body(Body::empty())
+        .unwrap();
+    let response = f.app.clone().oneshot(request).await.unwrap();
+    let text = response.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8_lossy(&text);
+    for line in [
+        "skyport_gateway_requests_total{server=\"quiet\",method=\"tools/call\",outcome=\"refused\"} 1\n",
+        "skyport_gateway_unrouted_requests_total 1\n",
+        "# TYPE skyport_cold_start_seconds histogram\n",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
 }

@@ -1,12 +1,14 @@
 //! From the store's records to the API's views.
 
+use crate::ServerDefaults;
 use skyport_api::{
     CommitView, DeploymentView, FailureView, InstanceView, LogLineView, ServerMetricsView,
     ServerView, SettingsUpdate, SettingsView,
 };
 use skyport_runtime::{DeploymentMetrics, InstanceInfo};
 use skyport_store::{
-    Commit, Deployment, DeploymentStatus, LogLine, RuntimeSettings, Server, SettingsPatch,
+    Commit, Deployment, DeploymentStatus, GatewaySettings, LogLine, RuntimeSettings, Server,
+    SettingsPatch,
 };
 
 /// What the runtime reports right now, read once per request.
@@ -16,7 +18,12 @@ pub(crate) struct Live {
 }
 
 /// A server with its URL, settings, the instances of its live deployment and its figures.
-pub(crate) fn server(server: Server, public_url: &str, live: &Live) -> ServerView {
+pub(crate) fn server(
+    server: Server,
+    public_url: &str,
+    defaults: &ServerDefaults,
+    live: &Live,
+) -> ServerView {
     let running = &live.instances;
     let instances = running
         .iter()
@@ -38,7 +45,7 @@ pub(crate) fn server(server: Server, public_url: &str, live: &Live) -> ServerVie
         description: server.description,
         live_deployment: server.live_deployment,
         instances,
-        settings: settings(&server.settings),
+        settings: settings(&server.settings, &server.gateway, defaults),
         metrics,
         created_at: server.created_at,
         updated_at: server.updated_at,
@@ -129,13 +136,24 @@ pub(crate) fn log_line(line: LogLine) -> LogLineView {
     }
 }
 
-/// A server's settings as the API shows them.
-pub(crate) fn settings(settings: &RuntimeSettings) -> SettingsView {
+/// A server's settings as the API shows them, with the defaults it follows filled in.
+pub(crate) fn settings(
+    settings: &RuntimeSettings,
+    gateway: &GatewaySettings,
+    defaults: &ServerDefaults,
+) -> SettingsView {
     SettingsView {
         memory_bytes: settings.memory_bytes,
         idle_timeout_seconds: settings.idle_timeout.as_secs(),
         min_instances: settings.min_instances,
         max_instances: settings.max_instances,
+        auth: gateway.auth,
+        auth_effective: gateway.auth.unwrap_or(defaults.auth),
+        request_timeout_seconds: gateway.request_timeout.map(|t| t.as_secs()),
+        request_timeout_effective_seconds: gateway
+            .request_timeout
+            .unwrap_or(defaults.request_timeout)
+            .as_secs(),
     }
 }
 
@@ -148,6 +166,10 @@ pub(crate) fn settings_patch(update: &SettingsUpdate) -> SettingsPatch {
             .map(std::time::Duration::from_secs),
         min_instances: update.min_instances,
         max_instances: update.max_instances,
+        auth: update.auth,
+        request_timeout: update
+            .request_timeout_seconds
+            .map(|t| t.map(std::time::Duration::from_secs)),
     }
 }
 

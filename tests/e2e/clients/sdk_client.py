@@ -2,7 +2,8 @@
 
 usage: sdk_client.py URL hello|call|concurrent [ARGS...]
   hello URL                   list tools, call hello, read resource://hello/about, get prompt greet
-  call URL TOOL JSON_ARGS     call one tool
+  call URL TOOL JSON_ARGS [MODE]  call one tool; MODE is the SDK's protocol mode (default legacy:
+                              sessions; 2026-07-28: stateless; auto: negotiate)
   concurrent URL N            N sessions at once, each calling hello; reports every result
 Prints {"ok": true, ...} or {"ok": false, "error": "..."}; exits 0 only when ok. Every await is bounded.
 """
@@ -25,8 +26,8 @@ async def hello(url):
         return hello_summary(tools, called, resource.contents, prompt.messages)
 
 
-async def call(url, tool, args):
-    async with mcp.Client(url, mode="legacy") as c:
+async def call(url, tool, args, mode="legacy"):
+    async with mcp.Client(url, mode=mode) as c:
         res = await c.call_tool(tool, json.loads(args))
         return {"ok": not res.is_error, "text": text_of(res.content)}
 

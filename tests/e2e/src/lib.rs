@@ -274,14 +274,14 @@ impl Skyport {
         sky
     }
 
-    /// Starts `skyport serve` again on the same data dir (on a new port, appending to the same
-    /// log) once the previous one has exited, as a user restarting it after a crash would.
+    /// Starts `skyport serve` again on the same data dir and port (appending to the same log)
+    /// once the previous one has exited, as a user restarting it after a crash would: clients
+    /// keep their URL.
     pub fn restart(&mut self) {
         assert!(
             matches!(self.child.try_wait(), Ok(Some(_))),
             "restart while the serve still runs"
         );
-        self.port = free_port();
         let out = fs::OpenOptions::new()
             .append(true)
             .open(&self.log)

@@ -88,3 +88,153 @@ fn gateway_sessions_and_errors() {
         "a request in an ended session: {after:?}"
     );
 }
+
+const META: &str = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"e2e","version":"0"},"io.modelcontextprotocol/clientCapabilities":{}}"#;
+
+/// A raw stateless-era (2026-07-28) request with the headers that mirror its body.
+fn stateless(sky: &Skyport, method: &str, name: Option<&str>, body: &str) -> HttpResponse {
+    let mut headers = vec![
+        ACCEPT,
+        JSON,
+        ("MCP-Protocol-Version", "2026-07-28"),
+        ("Mcp-Method", method),
+    ];
+    if let Some(name) = name {
+        headers.push(("Mcp-Name", name));
+    }
+    http(
+        &sky.addr(),
+        "POST",
+        "/servers/hello/mcp",
+        &headers,
+        Some(body),
+    )
+    .unwrap_or_else(|e| panic!("POST {method}: {e}\n{}", sky.log_tail(40)))
+}
+
+#[test]
+fn both_protocol_eras_batches_and_bad_input() {
+    let sky = Skyport::serve();
+    sky.deploy_ok(&example("hello"), "hello");
+    let path = "/servers/hello/mcp";
+
+    // The stateless era: discovery and a call, each on its own, and no session invented.
+    let discover =
+        format!(r#"{{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{{{META}}}}}"#);
+    let found = stateless(&sky, "server/discover", None, &discover);
+    assert_eq!(found.status, 200, "server/discover: {found:?}");
+    assert!(found.body.contains("2026-07-28"), "{found:?}");
+    assert!(found.header("mcp-session-id").is_none(), "{found:?}");
+    let call = format!(
+        r#"{{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{{"name":"hello","arguments":{{"name":"stateless"}},{META}}}}}"#
+    );
+    let called = stateless(&sky, "tools/call", Some("hello"), &call);
+    assert_eq!(called.status, 200, "stateless tools/call: {called:?}");
+    assert!(called.body.contains("Hello, stateless!"), "{called:?}");
+    assert!(called.header("mcp-session-id").is_none(), "{called:?}");
+    let mismatch = stateless(&sky, "tools/call", Some("other"), &call);
+    assert_eq!(mismatch.status, 400, "{mismatch:?}");
+    assert_eq!(
+        mismatch.json().unwrap()["error"]["code"],
+        -32020,
+        "{mismatch:?}"
+    );
+
+    // The official SDK in each era.
+    for mode in ["2026-07-28", "auto", "legacy"] {
+        let (run, v) = sky.client(
+            "sdk_client.py",
+            &[
+                "call",
+                &sky.mcp_url("hello"),
+                "hello",
+                r#"{"name":"sdk"}"#,
+                mode,
+            ],
+        );
+        assert_eq!(v["text"], "Hello, sdk!", "mode {mode}: {run}");
+    }
+
+    // A 2025-03-26 batch: answered as one array, in the session.
+    let init = post(&sky, path, None, INITIALIZE);
+    let session = init.header("mcp-session-id").expect("a session").to_owned();
+    let batch = format!("[{INITIALIZED},{LIST},{CALL}]");
+    let answered = post(&sky, path, Some(&session), &batch);
+    assert_eq!(answered.status, 200, "batch: {answered:?}");
+    let answers = answered.json().expect("a JSON array");
+    let ids: Vec<&serde_json::Value> = answers
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|a| &a["id"])
+        .collect();
+    assert_eq!(ids, [2, 3], "{answers}");
+    assert!(answered.body.contains("Hello, raw!"), "{answered:?}");
+
+    // Bad input is answered with a clear error and the session keeps working.
+    let wrong_type = http(
+        &sky.addr(),
+        "POST",
+        path,
+        &[
+            ACCEPT,
+            ("Content-Type", "text/plain"),
+            ("Mcp-Session-Id", &session),
+            VERSION,
+        ],
+        Some(CALL),
+    )
+    .expect("POST text/plain");
+    assert!(
+        (400..500).contains(&wrong_type.status),
+        "wrong content type: {wrong_type:?}"
+    );
+    let no_accept = http(
+        &sky.addr(),
+        "POST",
+        path,
+        &[JSON, ("Mcp-Session-Id", &session), VERSION],
+        Some(CALL),
+    )
+    .expect("POST without Accept");
+    assert!(
+        (400..500).contains(&no_accept.status),
+        "missing Accept: {no_accept:?}"
+    );
+    let unknown = post(
+        &sky,
+        path,
+        Some(&session),
+        r#"{"jsonrpc":"2.0","id":4,"method":"no/such/method"}"#,
+    );
+    let error = unknown.json().unwrap_or_default();
+    assert!(
+        unknown.body.contains("-32601") || error["error"]["code"] == -32601,
+        "unknown method: {unknown:?}"
+    );
+    let huge = format!(
+        r#"{{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{{"name":"hello","arguments":{{"name":"{}"}}}}}}"#,
+        "x".repeat(7 * 1024 * 1024)
+    );
+    let refused = post(&sky, path, Some(&session), &huge);
+    assert_eq!(refused.status, 413, "oversized body");
+    assert_eq!(refused.json().unwrap()["error"]["code"], -32003);
+    let still = post(&sky, path, Some(&session), CALL);
+    assert!(
+        still.body.contains("Hello, raw!"),
+        "after bad input: {still:?}"
+    );
+}
+
+#[test]
+fn an_expired_session_is_a_404() {
+    let sky = Skyport::serve_with(&["--session-ttl", "2s"]);
+    sky.deploy_ok(&example("hello"), "hello");
+    let path = "/servers/hello/mcp";
+    let init = post(&sky, path, None, INITIALIZE);
+    let session = init.header("mcp-session-id").expect("a session").to_owned();
+    assert_eq!(post(&sky, path, Some(&session), CALL).status, 200);
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let expired = post(&sky, path, Some(&session), CALL);
+    assert_eq!(expired.status, 404, "{expired:?}");
+}

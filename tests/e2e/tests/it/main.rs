@@ -2,10 +2,13 @@
 //! real FastMCP servers through the CLI and talks to them through the gateway with real clients.
 //! One test binary so that the harness is compiled once; tests are independent and run in parallel.
 
+mod audit;
 mod build;
 mod builds;
 mod deploy;
 mod gateway;
+mod keys;
 mod runtime;
 mod servers;
+mod sessions;
 mod up;

@@ -263,7 +263,9 @@ fn settings_are_set_validated_and_shown() {
     let server = show(&sky, "knobs");
     assert_eq!(
         server["settings"],
-        serde_json::json!({"memory_bytes": 536870912, "idle_timeout_seconds": 90, "min_instances": 1, "max_instances": 2})
+        serde_json::json!({"memory_bytes": 536870912, "idle_timeout_seconds": 90, "min_instances": 1, "max_instances": 2,
+                           "auth": null, "auth_effective": false,
+                           "request_timeout_seconds": null, "request_timeout_effective_seconds": 170})
     );
     let bad = sky.cli(&["servers", "set", "knobs", "--min-instances", "5"]);
     assert!(!bad.success, "{bad}");

@@ -1,0 +1,336 @@
+//! Who may call a server through the gateway: API keys as bearer tokens, checked against an
+//! in-memory copy of the store's keys, the per-key rate limit, and the protected resource
+//! metadata (RFC 9728) that tells a client refused with `401` how to authenticate.
+//!
+//! The key cache ([`Keyring`]) maps the SHA-256 of each live secret to its caller. It is
+//! loaded at start and reloaded whole on the store's [`Change::Keys`] (create, revoke), like
+//! the route table: a request costs a hash and a map lookup, never a query. Expiry is checked
+//! per request against the cached time. `last_used_at` is written lazily: at most once a
+//! minute per key, in batches, off the request path.
+//!
+//! A valid key becomes a [`Caller`] in the request's extensions whatever the server's auth
+//! setting, so identity headers reach servers whenever a client sends a key. Without auth, a
+//! missing or unusable credential is not an error: the request goes on anonymously (a public
+//! server should not break because a client sends some other token). This module must not
+//! read request bodies (that is the proxy's job, and it would cost every request).
+//!
+//! [`Change::Keys`]: skyport_store::Change::Keys
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use axum::Json;
+use axum::extract::rejection::RawPathParamsRejection;
+use axum::extract::{Path, RawPathParams, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, Method, header};
+use skyport_store::{
+    ApiKeyId, Change, Credential, KeyHash, LAST_USED_PRECISION, SECRET_PREFIXES, ServerName, Store,
+    StoreError, Timestamp,
+};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
+
+use crate::Gateway;
+use crate::caller::Caller;
+use crate::error::GatewayError;
+use crate::ratelimit::{Bucket, Clock, retry_after_secs};
+
+/// How long uses of keys are gathered before their `last_used_at` is written.
+const USE_BATCH: Duration = Duration::from_secs(2);
+
+/// The well-known path prefix of protected resource metadata (RFC 9728 §3): the resource's
+/// own path follows it.
+pub(crate) const METADATA_PREFIX: &str = "/.well-known/oauth-protected-resource";
+
+/// The live keys, by hash of their secret; lookups are a lock-free pointer load.
+pub(crate) struct Keyring {
+    entries: Arc<ArcSwap<HashMap<KeyHash, Arc<Entry>>>>,
+    uses: mpsc::UnboundedSender<(ApiKeyId, Timestamp)>,
+    clock: Clock,
+}
+
+/// One live key.
+struct Entry {
+    caller: Caller,
+    expires_at: Option<Timestamp>,
+    usage: Arc<Usage>,
+}
+
+/// What using a key changes; kept across reloads of the keyring, so that a new key elsewhere
+/// does not reset everyone's rate limit.
+#[derive(Default)]
+struct Usage {
+    bucket: Bucket,
+    /// When a use was last sent to the store (milliseconds since the epoch; 0 never).
+    recorded_ms: AtomicI64,
+}
+
+/// A key that checked out.
+pub(crate) struct Authenticated {
+    pub(crate) caller: Caller,
+    usage: Arc<Usage>,
+}
+
+impl Keyring {
+    /// The store's live keys now; keeps following it (reloads on key changes) and writes
+    /// uses back in batches.
+    pub(crate) async fn load(store: &Store) -> Result<Keyring, StoreError> {
+        // Subscribe before reading, so no change between the read and the follow is missed.
+        let changes = store.subscribe();
+        let entries = Arc::new(ArcSwap::from_pointee(build(
+            store.keys().credentials().await?,
+            &HashMap::new(),
+        )));
+        tokio::spawn(follow(store.clone(), entries.clone(), changes));
+        let (uses, pending) = mpsc::unbounded_channel();
+        tokio::spawn(record_uses(store.clone(), pending));
+        Ok(Keyring {
+            entries,
+            uses,
+            clock: Clock::start(),
+        })
+    }
+
+    /// The caller `secret` authenticates as at `now`, if it is a live key.
+    pub(crate) fn check(&self, secret: &str, now: Timestamp) -> Option<Authenticated> {
+        if !SECRET_PREFIXES.iter().any(|p| secret.starts_with(p)) {
+            return None;
+        }
+        let entries = self.entries.load();
+        let entry = entries.get(&KeyHash::of(secret))?;
+        if entry.expires_at.is_some_and(|at| now >= at) {
+            return None;
+        }
+        self.note_use(entry, now);
+        Some(Authenticated {
+            caller: entry.caller.clone(),
+            usage: entry.usage.clone(),
+        })
+    }
+
+    /// Sends the use to the store when the last one sent is older than the precision
+    /// listings show; one request in many thousands pays for a channel send.
+    fn note_use(&self, entry: &Entry, now: Timestamp) {
+        let now_ms = now.as_millisecond();
+        let precision = i64::try_from(LAST_USED_PRECISION.as_millis()).unwrap_or(i64::MAX);
+        let recorded = entry.usage.recorded_ms.load(Ordering::Relaxed);
+        if now_ms.saturating_sub(recorded) < precision {
+            return;
+        }
+        let won = entry
+            .usage
+            .recorded_ms
+            .compare_exchange(recorded, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok();
+        if won && let Some(key) = &entry.caller.key {
+            let _ = self.uses.send((key.clone(), now));
+        }
+    }
+
+    /// Takes one request from the key's bucket; `Err` says how long until one would pass.
+    pub(crate) fn take(
+        &self,
+        key: &Authenticated,
+        limit: &crate::RateLimit,
+    ) -> Result<(), Duration> {
+        key.usage.bucket.take(limit, self.clock.now())
+    }
+}
+
+/// The keyring for `credentials`, reusing the usage of keys that were already loaded.
+fn build(
+    credentials: Vec<Credential>,
+    previous: &HashMap<KeyHash, Arc<Entry>>,
+) -> HashMap<KeyHash, Arc<Entry>> {
+    credentials
+        .into_iter()
+        .map(|credential| {
+            let usage = previous
+                .get(&credential.hash)
+                .map(|e| e.usage.clone())
+                .unwrap_or_default();
+            let roles = if credential.principal.is_admin {
+                vec!["admin".to_owned()]
+            } else {
+                Vec::new()
+            };
+            let entry = Entry {
+                caller: Caller {
+                    principal: credential.principal.id,
+                    name: credential.principal.name,
+                    email: None,
+                    roles,
+                    key: Some(credential.key),
+                },
+                expires_at: credential.expires_at,
+                usage,
+            };
+            (credential.hash, Arc::new(entry))
+        })
+        .collect()
+}
+
+/// Reloads the keyring on every key change (or when changes were missed) until the feed ends.
+async fn follow(
+    store: Store,
+    entries: Arc<ArcSwap<HashMap<KeyHash, Arc<Entry>>>>,
+    mut changes: tokio::sync::broadcast::Receiver<Change>,
+) {
+    loop {
+        match changes.recv().await {
+            Ok(Change::Keys) | Err(RecvError::Lagged(_)) => {
+                match store.keys().credentials().await {
+                    Ok(credentials) => {
+                        let fresh = build(credentials, &entries.load());
+                        entries.store(Arc::new(fresh));
+                    }
+                    Err(e) => tracing::error!("cannot reload API keys: {e}"),
+                }
+            }
+            Ok(_) => {}
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Writes uses of keys in batches until the keyring is dropped. Best effort: a failed write
+/// loses only "last used" times, which the next use records again.
+async fn record_uses(store: Store, mut pending: mpsc::UnboundedReceiver<(ApiKeyId, Timestamp)>) {
+    while let Some(first) = pending.recv().await {
+        tokio::time::sleep(USE_BATCH).await;
+        let mut batch = vec![first];
+        while let Ok(next) = pending.try_recv() {
+            batch.push(next);
+        }
+        if let Err(e) = store.keys().record_use(&batch).await {
+            tracing::warn!("cannot record when API keys were last used: {e}");
+        }
+    }
+}
+
+/// The middleware in front of every gateway route of one server: authenticates the caller,
+/// refuses requests a server's auth setting requires a key for, and applies the rate limit.
+pub(crate) async fn authenticate(
+    State(gateway): State<Gateway>,
+    params: Result<RawPathParams, RawPathParamsRejection>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    // CORS preflights carry no credentials by design; whatever answers them is not a call.
+    if request.method() == Method::OPTIONS {
+        return next.run(request).await;
+    }
+    let options = &gateway.inner.options;
+    let name = params
+        .ok()
+        .and_then(|p| {
+            p.iter()
+                .find(|(key, _)| *key == "name")
+                .map(|(_, value)| value.to_owned())
+        })
+        .or_else(|| host_server(request.headers(), options.base_domain.as_deref()));
+    let Some(server) = name.and_then(|n| n.parse::<ServerName>().ok()) else {
+        // No server this could be: the handler answers that, and there is nothing to protect.
+        return next.run(request).await;
+    };
+    let required = match gateway.inner.routes.get(&server).await {
+        Ok(route) => route
+            .and_then(|r| r.gateway.auth)
+            .unwrap_or(options.default_auth),
+        Err(e) => return GatewayError::Internal(e.to_string()).into_response(),
+    };
+    let (presented, authenticated) = match bearer(request.headers()) {
+        Some(secret) => (true, gateway.inner.keys.check(secret, Timestamp::now())),
+        None => (false, None),
+    };
+    match authenticated {
+        Some(key) => {
+            if let Some(limit) = &options.rate_limit
+                && let Err(wait) = gateway.inner.keys.take(&key, limit)
+            {
+                return GatewayError::RateLimited {
+                    retry_after: retry_after_secs(wait),
+                }
+                .into_response();
+            }
+            request.extensions_mut().insert(key.caller);
+        }
+        None if required => {
+            return GatewayError::Unauthorized {
+                metadata: metadata_url(&options.public_url, &server),
+                presented,
+            }
+            .into_response();
+        }
+        None => {}
+    }
+    next.run(request).await
+}
+
+/// The bearer token of the `Authorization` header (a secret: never logged, never forwarded);
+/// any other scheme, or none, is no credential.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// The server a host-routed request (`NAME.BASE_DOMAIN`) is for.
+fn host_server(headers: &HeaderMap, base_domain: Option<&str>) -> Option<String> {
+    let base = base_domain?.trim_matches('.');
+    let host = headers.get(header::HOST)?.to_str().ok()?;
+    let host = host.rsplit_once(':').map_or(host, |(h, port)| {
+        if port.bytes().all(|b| b.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    });
+    let name = host.strip_suffix(base)?.strip_suffix('.')?;
+    (!name.is_empty() && !name.contains('.')).then(|| name.to_ascii_lowercase())
+}
+
+/// The MCP URL of a server: what its protected resource metadata names as the resource.
+pub(crate) fn resource_url(public_url: &str, server: &ServerName) -> String {
+    format!("{public_url}/servers/{server}/mcp")
+}
+
+/// Where a server's protected resource metadata is served (RFC 9728 §3.1: the well-known
+/// prefix goes between the host and the resource's path).
+pub(crate) fn metadata_url(public_url: &str, server: &ServerName) -> String {
+    format!("{public_url}{METADATA_PREFIX}/servers/{server}/mcp")
+}
+
+/// `GET /.well-known/oauth-protected-resource/servers/{name}/mcp`: the server's protected
+/// resource metadata, for clients that were refused with `401`.
+pub(crate) async fn metadata(State(gateway): State<Gateway>, Path(name): Path<String>) -> Response {
+    let Ok(server) = name.parse::<ServerName>() else {
+        return GatewayError::UnknownServer(name).into_response();
+    };
+    match gateway.inner.routes.get(&server).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return GatewayError::UnknownServer(name).into_response(),
+        Err(e) => return GatewayError::Internal(e.to_string()).into_response(),
+    }
+    let public_url = &gateway.inner.options.public_url;
+    // No authorization server is listed yet: Skyport's OAuth authorization server is a later
+    // step, and naming Skyport here would send clients to metadata endpoints that do not
+    // exist. An empty list tells them the truth: the only credential is an API key, sent as
+    // a bearer token in the header.
+    let document = serde_json::json!({
+        "resource": resource_url(public_url, &server),
+        "authorization_servers": [],
+        "bearer_methods_supported": ["header"],
+        "resource_name": format!("{server} (Skyport)"),
+    });
+    Json(document).into_response()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,324 @@
+//! Authentication in front of the gateway's routes, against a real (in-memory) store: keys that
+//! work, keys that do not, the `401` a client is told what to do with, and the rate limit.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use skyport_runtime::{DeploymentMetrics, InstanceInfo, Lease, Runtime, StartError, Target};
+use skyport_store::{DeploymentId, InstanceId, SettingsPatch};
+use tower::ServiceExt;
+
+use super::*;
+use crate::{GatewayOptions, RateLimit};
+
+/// A runtime the requests of these tests never reach: every server here is undeployed, so a
+/// request that passes authentication is answered `503` by the proxy before it asks for an
+/// instance.
+struct Unused;
+
+impl Runtime for Unused {
+    fn acquire<'a>(
+        &'a self,
+        _: &'a Target,
+        _: Option<&'a InstanceId>,
+    ) -> BoxFuture<'a, Result<Lease, StartError>> {
+        async { unreachable!("no server of these tests is deployed") }.boxed()
+    }
+    fn keep_warm(&self, _: &[Target]) {}
+    fn metrics(&self) -> Vec<DeploymentMetrics> {
+        Vec::new()
+    }
+    fn retire(&self, _: &DeploymentId, _: Duration) -> BoxFuture<'_, ()> {
+        async {}.boxed()
+    }
+    fn instances(&self) -> Vec<InstanceInfo> {
+        Vec::new()
+    }
+    fn shutdown(&self, _: Duration) -> BoxFuture<'_, ()> {
+        async {}.boxed()
+    }
+}
+
+struct Fixture {
+    store: Store,
+    gateway: Gateway,
+    secret: String,
+}
+
+/// Servers `open` (auth off), `closed` (auth on) and `plain` (the platform's default).
+async fn fixture(options: GatewayOptions) -> Fixture {
+    let store = Store::open_in_memory().await.unwrap();
+    for (name, auth) in [
+        ("open", Some(false)),
+        ("closed", Some(true)),
+        ("plain", None),
+    ] {
+        let name: ServerName = name.parse().unwrap();
+        store.servers().ensure(&name, None).await.unwrap();
+        let patch = SettingsPatch {
+            auth: Some(auth),
+            ..SettingsPatch::default()
+        };
+        store.servers().set_settings(&name, &patch).await.unwrap();
+    }
+    let admin = store.keys().ensure_admin().await.unwrap();
+    let (_, secret) = store.keys().create(&admin.id, "test", None).await.unwrap();
+    let gateway = Gateway::new(store.clone(), Arc::new(Unused), options)
+        .await
+        .unwrap();
+    Fixture {
+        store,
+        gateway,
+        secret,
+    }
+}
+
+fn options() -> GatewayOptions {
+    GatewayOptions {
+        public_url: "https://sky.example".to_owned(),
+        ..GatewayOptions::default()
+    }
+}
+
+async fn call(f: &Fixture, path: &str, secret: Option<&str>) -> (StatusCode, HeaderMap, Value) {
+    let mut request = Request::post(path)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream");
+    if let Some(secret) = secret {
+        request = request.header("authorization", format!("Bearer {secret}"));
+    }
+    let body = Body::from(r#"{"jsonrpc":"2.0","id":7,"method":"tools/list"}"#);
+    let response = f
+        .gateway
+        .router()
+        .oneshot(request.body(body).unwrap())
+        .await
+        .unwrap();
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes();
+    let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (parts.status, parts.headers, value)
+}
+
+/// Past authentication, an undeployed server answers 503: the request got through.
+const PASSED: StatusCode = StatusCode::SERVICE_UNAVAILABLE;
+
+#[tokio::test]
+async fn a_server_with_auth_refuses_requests_without_a_working_key() {
+    let f = fixture(options()).await;
+    let (status, headers, body) = call(&f, "/servers/closed/mcp", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(
+        headers[header::WWW_AUTHENTICATE],
+        "Bearer resource_metadata=\"https://sky.example/.well-known/oauth-protected-resource/servers/closed/mcp\""
+    );
+    assert_eq!(headers[header::CONTENT_TYPE], "application/json");
+    assert_eq!(body["jsonrpc"], "2.0");
+    assert_eq!(
+        body["error"]["code"],
+        skyport_mcp::jsonrpc::codes::FORBIDDEN
+    );
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("skyport keys create"), "{message}");
+
+    for wrong in [
+        "sk_nope",
+        "sky_nope",
+        "not-a-key",
+        &f.secret[..f.secret.len() - 1],
+    ] {
+        let (status, headers, _) = call(&f, "/servers/closed/mcp", Some(wrong)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{wrong}");
+        let challenge = headers[header::WWW_AUTHENTICATE].to_str().unwrap();
+        assert!(challenge.starts_with("Bearer error=\"invalid_token\", resource_metadata="));
+    }
+    let (status, _, _) = call(&f, "/servers/closed/mcp", Some(&f.secret)).await;
+    assert_eq!(status, PASSED);
+}
+
+#[tokio::test]
+async fn auth_follows_the_platform_default_unless_the_server_chose() {
+    let open = fixture(options()).await;
+    assert_eq!(call(&open, "/servers/plain/mcp", None).await.0, PASSED);
+    assert_eq!(call(&open, "/servers/open/mcp", None).await.0, PASSED);
+    // A key that does not work is ignored where no key is needed.
+    assert_eq!(
+        call(&open, "/servers/open/mcp", Some("sk_nope")).await.0,
+        PASSED
+    );
+
+    let closed = fixture(GatewayOptions {
+        default_auth: true,
+        ..options()
+    })
+    .await;
+    assert_eq!(
+        call(&closed, "/servers/plain/mcp", None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(call(&closed, "/servers/open/mcp", None).await.0, PASSED);
+    // Unknown servers are not told apart from protected ones without a key.
+    assert_eq!(
+        call(&closed, "/servers/ghost/mcp", None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn revoked_and_expired_keys_stop_working_without_a_restart() {
+    let f = fixture(options()).await;
+    let admin = f.store.keys().ensure_admin().await.unwrap();
+    let soon = Timestamp::now() + Duration::from_millis(300);
+    let (_, short) = f
+        .store
+        .keys()
+        .create(&admin.id, "short", Some(soon))
+        .await
+        .unwrap();
+    let (key, revoked) = f
+        .store
+        .keys()
+        .create(&admin.id, "gone", None)
+        .await
+        .unwrap();
+    wait_for(&f, &revoked, PASSED).await;
+    assert_eq!(
+        call(&f, "/servers/closed/mcp", Some(&short)).await.0,
+        PASSED
+    );
+
+    f.store.keys().revoke(&key.id).await.unwrap();
+    wait_for(&f, &revoked, StatusCode::UNAUTHORIZED).await;
+    wait_for(&f, &short, StatusCode::UNAUTHORIZED).await;
+    assert_eq!(
+        call(&f, "/servers/closed/mcp", Some(&f.secret)).await.0,
+        PASSED
+    );
+}
+
+/// Waits (bounded) until `secret` gets `want` on the protected server: the keyring follows
+/// the store's change feed a moment after a commit.
+async fn wait_for(f: &Fixture, secret: &str, want: StatusCode) {
+    for _ in 0..100 {
+        if call(f, "/servers/closed/mcp", Some(secret)).await.0 == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{secret} never got {want}");
+}
+
+#[tokio::test]
+async fn a_key_past_its_rate_limit_is_told_when_to_retry() {
+    let limit = RateLimit {
+        requests: 1,
+        per: Duration::from_secs(60),
+        burst: 2,
+    };
+    let f = fixture(GatewayOptions {
+        rate_limit: Some(limit),
+        ..options()
+    })
+    .await;
+    for _ in 0..2 {
+        assert_eq!(
+            call(&f, "/servers/open/mcp", Some(&f.secret)).await.0,
+            PASSED
+        );
+    }
+    let (status, headers, body) = call(&f, "/servers/open/mcp", Some(&f.secret)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    let retry: u64 = headers[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "Retry-After {retry}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("rate limit")
+    );
+    // Requests without a key are not limited.
+    for _ in 0..5 {
+        assert_eq!(call(&f, "/servers/open/mcp", None).await.0, PASSED);
+    }
+}
+
+#[tokio::test]
+async fn protected_resource_metadata_names_the_server_url() {
+    let f = fixture(options()).await;
+    let request = Request::get("/.well-known/oauth-protected-resource/servers/closed/mcp")
+        .body(Body::empty())
+        .unwrap();
+    let response = f.gateway.router().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let document: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(
+        document["resource"],
+        "https://sky.example/servers/closed/mcp"
+    );
+    assert_eq!(
+        document["bearer_methods_supported"],
+        serde_json::json!(["header"])
+    );
+    assert_eq!(document["authorization_servers"], serde_json::json!([]));
+    assert!(
+        document["resource_name"]
+            .as_str()
+            .unwrap()
+            .contains("closed")
+    );
+
+    let request = Request::get("/.well-known/oauth-protected-resource/servers/ghost/mcp")
+        .body(Body::empty())
+        .unwrap();
+    let response = f.gateway.router().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
+
+#[test]
+fn only_bearer_credentials_count() {
+    let headers = |value: &str| {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, value.parse().unwrap());
+        headers
+    };
+    let token = |value: &str| bearer(&headers(value)).map(str::to_owned);
+    assert_eq!(token("Bearer sk_abc").as_deref(), Some("sk_abc"));
+    assert_eq!(token("bearer  sk_abc ").as_deref(), Some("sk_abc"));
+    assert_eq!(token("Basic dXNlcjpwYXNz"), None);
+    assert_eq!(token("Bearer "), None);
+    assert_eq!(token("sk_abc"), None);
+    assert!(bearer(&HeaderMap::new()).is_none());
+}
+
+#[test]
+fn host_routed_requests_name_their_server() {
+    let host = |value: &str| {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, value.parse().unwrap());
+        headers
+    };
+    let base = Some("mcp.example.com");
+    assert_eq!(
+        host_server(&host("weather.mcp.example.com"), base).as_deref(),
+        Some("weather")
+    );
+    assert_eq!(
+        host_server(&host("Weather.mcp.example.com:8420"), base).as_deref(),
+        Some("weather")
+    );
+    assert_eq!(host_server(&host("mcp.example.com"), base), None);
+    assert_eq!(host_server(&host("a.b.mcp.example.com"), base), None);
+    assert_eq!(host_server(&host("weather.other.com"), base), None);
+    assert_eq!(host_server(&host("weather.mcp.example.com"), None), None);
+}

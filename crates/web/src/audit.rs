@@ -1,0 +1,147 @@
+//! `GET /api/v1/audit`: the gateway's audit log of MCP requests, newest first, filtered by
+//! server and time.
+
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use serde::Deserialize;
+use skyport_api::{AuditPage, AuditRecordView};
+use skyport_gateway::Gateway;
+use skyport_store::{AuditQuery, AuditRecord, MAX_AUDIT_PAGE, ServerName, Timestamp};
+
+use crate::{ApiError, AppState};
+
+/// Requests one page holds when no limit is given.
+const DEFAULT_LIMIT: u32 = 100;
+/// How long a read waits for records still queued in the gateway's writer.
+const FLUSH_WAIT: Duration = Duration::from_secs(2);
+
+/// The audit routes (they need the [`Gateway`] as an extension).
+pub(crate) fn router() -> Router<AppState> {
+    Router::new().route("/audit", get(list))
+}
+
+/// Query of `GET /audit`.
+#[derive(Debug, Deserialize)]
+struct AuditParams {
+    /// Only requests to this server.
+    server: Option<String>,
+    /// Only requests since this time: an RFC 3339 timestamp, or a duration back from now
+    /// (`90s`, `15m`, `1h30m`, `7d`).
+    since: Option<String>,
+    /// At most this many requests.
+    limit: Option<u32>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Extension(gateway): Extension<Gateway>,
+    Query(params): Query<AuditParams>,
+) -> Result<Json<AuditPage>, ApiError> {
+    let query = AuditQuery {
+        server: params
+            .server
+            .as_deref()
+            .map(str::parse::<ServerName>)
+            .transpose()?,
+        since: params.since.as_deref().map(since).transpose()?,
+        limit: params.limit.unwrap_or(DEFAULT_LIMIT).min(MAX_AUDIT_PAGE),
+    };
+    // Requests that just finished are still in the writer's batch: reading right after a
+    // call should show it. A writer slow to answer only makes the page less fresh.
+    let _ = tokio::time::timeout(FLUSH_WAIT, gateway.flush_audit()).await;
+    let records = state.store.audit().query(&query).await?;
+    Ok(Json(AuditPage {
+        records: records.into_iter().map(view).collect(),
+        lost: gateway.audit_lost(),
+    }))
+}
+
+fn view(record: AuditRecord) -> AuditRecordView {
+    let r = record.record;
+    AuditRecordView {
+        id: record.id,
+        at: r.at,
+        server: r.server,
+        server_id: r.server_id,
+        deployment: r.deployment_id,
+        principal: r.principal_id,
+        principal_name: record.principal_name,
+        http_method: r.http_method,
+        method: r.method,
+        target: r.target,
+        outcome: r.outcome,
+        status: r.status,
+        error_code: r.error_code,
+        duration_ms: r.duration.as_secs_f64() * 1000.0,
+        bytes_in: r.bytes_in,
+        bytes_out: r.bytes_out,
+    }
+}
+
+/// The start of a `since` filter: a timestamp, or now minus a duration.
+fn since(text: &str) -> Result<Timestamp, ApiError> {
+    if let Ok(at) = text.parse::<Timestamp>() {
+        return Ok(at);
+    }
+    let ago = duration(text).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "since '{text}' is neither an RFC 3339 time nor a duration: write e.g. 15m, 1h30m, 7d or 2026-01-31T12:00:00Z"
+        ))
+    })?;
+    Timestamp::now()
+        .checked_sub(ago)
+        .map_err(|_| ApiError::BadRequest(format!("since '{text}' is too far back")))
+}
+
+/// A duration written as numbers with units (`ms`, `s`, `m`, `h`, `d`), e.g. `1h30m`.
+fn duration(text: &str) -> Option<Duration> {
+    let mut total = Duration::ZERO;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
+        let number: u64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let seconds = match &rest[..unit_len] {
+            "ms" => {
+                total = total.checked_add(Duration::from_millis(number))?;
+                rest = &rest[unit_len..];
+                continue;
+            }
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            _ => return None,
+        };
+        total = total.checked_add(Duration::from_secs(number.checked_mul(seconds)?))?;
+        rest = &rest[unit_len..];
+    }
+    Some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::duration;
+
+    #[test]
+    fn since_durations_read_like_the_cli_writes_them() {
+        assert_eq!(duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(duration("7d"), Some(Duration::from_secs(7 * 86_400)));
+        assert_eq!(duration("250ms"), Some(Duration::from_millis(250)));
+        for bad in ["", "h", "15x", "1.5h", "-3s", "5 minutes"] {
+            assert_eq!(duration(bad), None, "{bad:?} was accepted");
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! `/api/v1/keys`: create (the secret is in the answer, once), list and revoke API keys.
+//!
+//! A key acts as the principal that created it. Administrators see and revoke every key;
+//! anyone else only their own.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use skyport_api::{CreateKey, KeyCreated, KeyView};
+use skyport_store::{ApiKey, KeyRef, Principal, Timestamp};
+
+use crate::{ApiError, AppState};
+
+/// Longest name a key may have: it is shown in one column of `skyport keys ls`.
+const MAX_NAME: usize = 64;
+
+/// Longest lifetime `expires_in` may ask for (ten years): beyond, "never" is what is meant.
+const MAX_EXPIRES_IN: u64 = 10 * 365 * 86_400;
+
+/// `POST /api/v1/keys`.
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
+    Json(body): Json<CreateKey>,
+) -> Result<(StatusCode, Json<KeyCreated>), ApiError> {
+    let expires_at = match body.expires_in {
+        None => None,
+        Some(0) => {
+            return Err(ApiError::BadRequest(
+                "expires_in must be at least 1 second; leave it out for a key that does not expire"
+                    .to_owned(),
+            ));
+        }
+        Some(secs) if secs > MAX_EXPIRES_IN => {
+            return Err(ApiError::BadRequest(
+                "expires_in may be at most ten years; leave it out for a key that does not expire"
+                    .to_owned(),
+            ));
+        }
+        Some(secs) => Some(Timestamp::now() + std::time::Duration::from_secs(secs)),
+    };
+    let name = match body.name.as_deref().map(str::trim) {
+        Some(name) => Some(valid_name(name)?),
+        None => None,
+    };
+    if let Some(name) = &name
+        && !state.store.keys().live_named(name).await?.is_empty()
+    {
+        return Err(ApiError::Conflict(format!(
+            "a live key is already named '{name}'; choose another --name or revoke it first (`skyport keys revoke {name}`)"
+        )));
+    }
+    let (key, secret) = state
+        .store
+        .keys()
+        .create(&caller.id, name.as_deref().unwrap_or(""), expires_at)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(KeyCreated {
+            key: view(key),
+            secret,
+        }),
+    ))
+}
+
+/// `GET /api/v1/keys`: every key the caller may see, oldest first.
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
+) -> Result<Json<Vec<KeyView>>, ApiError> {
+    let only = (!caller.is_admin).then_some(&caller.id);
+    let keys = state.store.keys().list(only).await?;
+    Ok(Json(keys.into_iter().map(view).collect()))
+}
+
+/// `DELETE /api/v1/keys/{id-or-name}`: revokes the key; answers it, revoked.
+pub(crate) async fn revoke(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
+    Path(which): Path<String>,
+) -> Result<Json<KeyView>, ApiError> {
+    let not_found = || {
+        ApiError::NotFound(format!(
+            "no live key named '{which}' and no key with that id; `skyport keys ls` lists them"
+        ))
+    };
+    let key = state
+        .store
+        .keys()
+        .find(&KeyRef::parse(&which))
+        .await?
+        .filter(|k| caller.is_admin || k.principal == caller.id)
+        .ok_or_else(not_found)?;
+    let revoked = state
+        .store
+        .keys()
+        .revoke(&key.id)
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(Json(view(revoked)))
+}
+
+/// A key name: printable, short, and not an id (ids and names share `revoke`'s argument).
+fn valid_name(name: &str) -> Result<String, ApiError> {
+    let refused = |why: &str| ApiError::BadRequest(format!("invalid key name '{name}': {why}"));
+    if name.is_empty() {
+        return Err(refused("it is empty; leave --name out for a generated one"));
+    }
+    if name.chars().count() > MAX_NAME {
+        return Err(refused("use at most 64 characters"));
+    }
+    if name.chars().any(|c| c.is_control() || c == '/') {
+        return Err(refused(
+            "use letters, digits, spaces and punctuation other than '/'",
+        ));
+    }
+    if matches!(KeyRef::parse(name), KeyRef::Id(_)) {
+        return Err(refused("it looks like a key id"));
+    }
+    Ok(name.to_owned())
+}
+
+fn view(key: ApiKey) -> KeyView {
+    let state = if key.revoked_at.is_some() {
+        "revoked"
+    } else if key.is_live(Timestamp::now()) {
+        "active"
+    } else {
+        "expired"
+    };
+    KeyView {
+        id: key.id,
+        name: key.name,
+        principal: key.principal_name,
+        created_at: key.created_at,
+        expires_at: key.expires_at,
+        last_used_at: key.last_used_at,
+        revoked_at: key.revoked_at,
+        state: state.to_owned(),
+    }
+}
