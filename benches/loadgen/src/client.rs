@@ -137,7 +137,9 @@ impl Session {
         let (status, _, reply) = self.post(body, true).await?;
         let took = started.elapsed();
         let text = String::from_utf8_lossy(&reply);
-        if status != StatusCode::OK || !text.contains(&self.text) || text.contains("\"isError\":true")
+        if status != StatusCode::OK
+            || !text.contains(&self.text)
+            || text.contains("\"isError\":true")
         {
             return Err(format!(
                 "tools/call echo at {}{} answered {status}: {text}",
