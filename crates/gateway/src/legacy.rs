@@ -27,7 +27,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Extensions, Method, StatusCode};
 use http_body::Frame;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use parking_lot::Mutex;
 use skyport_mcp::headers::{LAST_EVENT_ID, PROTOCOL_VERSION, SESSION_ID};
 use skyport_mcp::jsonrpc::{self, Id, error_body};
@@ -215,7 +215,7 @@ async fn post(
 ) -> Result<(), GatewayError> {
     let (parts, body) = request.into_parts();
     let session_id = session_param(parts.uri.query()).ok_or(GatewayError::MissingLegacySession)?;
-    let body = read_body(&parts.headers, body, gateway.inner.options.max_body).await?;
+    let body = proxy::read_body(&parts.headers, body, gateway.inner.options.max_body).await?;
     let message = jsonrpc::Body::parse(&body);
     if let Ok(message) = &message {
         id.clone_from(&message.first_id().cloned());
@@ -242,24 +242,6 @@ async fn post(
         .send(posted)
         .await
         .map_err(|_| GatewayError::UnknownLegacySession)
-}
-
-/// The body of a POST, refused past `limit` bytes like a streamable request's.
-async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, GatewayError> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|length| length > limit) {
-        return Err(GatewayError::TooLarge(limit));
-    }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(GatewayError::TooLarge(limit))
-        }
-        Err(e) => Err(GatewayError::BadBody(e.to_string())),
-    }
 }
 
 /// The session id in a messages URL's query (`sessionId`, or `session_id` as the Python SDK's

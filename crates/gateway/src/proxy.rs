@@ -426,11 +426,19 @@ async fn on_session(
                     facts,
                 ));
             }
-            // Nothing listens at the instance's address: it died after it was leased, and the
-            // request never reached it.
-            Err(e) if e.is_connect() && !retried => {
+            // The instance died before answering: nothing listened at its address (it died
+            // after it was leased), or the connection broke under the request (it was dying
+            // while the runtime still counted it). The session moves and the request goes once
+            // more, to a live instance; one that kills its instance again gets the error.
+            Err(e) if !retried => {
                 lease.fail();
-                let _ = lease.exit(EXIT_WAIT).await;
+                let exited = lease.exit(EXIT_WAIT).await;
+                if exited.is_none() && !e.is_connect() {
+                    return Err(GatewayError::Upstream {
+                        server: target.server_name.to_string(),
+                        detail: e.to_string(),
+                    });
+                }
                 session.unbind();
             }
             Err(e) => return Err(failed(target, &lease, e).await),
@@ -809,7 +817,12 @@ async fn failed(
     }
 }
 
-async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, GatewayError> {
+/// A request body, refused past `limit` bytes (after reading it off, up to a bound).
+pub(crate) async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Bytes, GatewayError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use axum::serve::ListenerExt;
 use skyport_api::{DeploymentView, SettingsUpdate};
 use skyport_build::{BuildLimits, Builder};
 use skyport_client::Client;
@@ -204,6 +205,13 @@ impl Platform {
         };
         let app = skyport_web::app(state, &gateway, &options);
         let (stop_http, stopped) = oneshot::channel::<()>();
+        // Event-stream answers go out in small writes; with Nagle's algorithm each one waits
+        // for the client's delayed ACK (~40 ms on Linux).
+        let listener = listener.tap_io(|stream| {
+            if let Err(e) = stream.set_nodelay(true) {
+                tracing::debug!("cannot set TCP_NODELAY on a client connection: {e}");
+            }
+        });
         let http = tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(async {
