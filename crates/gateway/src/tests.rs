@@ -108,12 +108,64 @@ async fn upstream(seen: Arc<Mutex<Seen>>) -> SocketAddr {
     addr
 }
 
-/// A runtime with one instance at `addr`; `restart` gives it a new identity, as a crash and
-/// restart would.
-struct FakeRuntime {
+/// A runtime with one instance at `addr`; replacing `instance` gives it a new identity, as a
+/// crash and restart would.
+pub(crate) struct FakeRuntime {
     addr: SocketAddr,
     instance: Mutex<InstanceId>,
     deployment: Mutex<DeploymentId>,
+}
+
+impl FakeRuntime {
+    pub(crate) fn new(addr: SocketAddr, deployment: DeploymentId) -> Arc<FakeRuntime> {
+        Arc::new(FakeRuntime {
+            addr,
+            instance: Mutex::new(InstanceId::generate()),
+            deployment: Mutex::new(deployment),
+        })
+    }
+}
+
+/// A store where server `echo` has a live deployment (its id is returned) and server `idle`
+/// was never deployed.
+pub(crate) async fn deployed_store() -> (Store, DeploymentId) {
+    let store = Store::open_in_memory().await.unwrap();
+    let name: ServerName = "echo".parse().unwrap();
+    let (server, _) = store.servers().ensure(&name, None).await.unwrap();
+    store
+        .servers()
+        .ensure(&"idle".parse().unwrap(), None)
+        .await
+        .unwrap();
+    let deployment = store
+        .deployments()
+        .create(
+            &server.id,
+            &skyport_store::NewDeployment {
+                source: "test".to_owned(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let built = Built {
+        artifact: "test".to_owned(),
+        manifest: serde_json::Value::Null,
+        entrypoint: "main.py:mcp".into(),
+        launch: LaunchSpec {
+            program: "python3".into(),
+            args: vec![],
+            working_dir: ".".into(),
+        },
+        inspection: json!({}),
+    };
+    store
+        .deployments()
+        .succeed(&deployment.id, &built)
+        .await
+        .unwrap();
+    store.deployments().promote(&deployment.id).await.unwrap();
+    (store, deployment.id)
 }
 
 /// A lease on the fake instance: nothing to count, and it never exits.
@@ -171,48 +223,9 @@ async fn fixture() -> Fixture {
 }
 
 async fn fixture_with(options: GatewayOptions) -> Fixture {
-    let store = Store::open_in_memory().await.unwrap();
-    let name: ServerName = "echo".parse().unwrap();
-    let (server, _) = store.servers().ensure(&name, None).await.unwrap();
-    store
-        .servers()
-        .ensure(&"idle".parse().unwrap(), None)
-        .await
-        .unwrap();
-    let deployment = store
-        .deployments()
-        .create(
-            &server.id,
-            &skyport_store::NewDeployment {
-                source: "test".to_owned(),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    let built = Built {
-        artifact: "test".to_owned(),
-        manifest: serde_json::Value::Null,
-        entrypoint: "main.py:mcp".into(),
-        launch: LaunchSpec {
-            program: "python3".into(),
-            args: vec![],
-            working_dir: ".".into(),
-        },
-        inspection: json!({}),
-    };
-    store
-        .deployments()
-        .succeed(&deployment.id, &built)
-        .await
-        .unwrap();
-    store.deployments().promote(&deployment.id).await.unwrap();
+    let (store, deployment) = deployed_store().await;
     let seen = Arc::new(Mutex::new(Seen::default()));
-    let runtime = Arc::new(FakeRuntime {
-        addr: upstream(seen.clone()).await,
-        instance: Mutex::new(InstanceId::generate()),
-        deployment: Mutex::new(deployment.id.clone()),
-    });
+    let runtime = FakeRuntime::new(upstream(seen.clone()).await, deployment);
     let gateway = Gateway::new(store.clone(), runtime.clone(), options)
         .await
         .unwrap();

@@ -21,6 +21,7 @@
 //! kills any instance that outlived it, and prints the tail of its log when the test is failing.
 
 mod direct;
+mod held;
 mod http;
 mod procs;
 
@@ -36,6 +37,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 pub use crate::direct::{DIRECT_START_TIMEOUT, DirectServer};
+pub use crate::held::HeldClient;
 pub use crate::http::{HttpResponse, http};
 pub use crate::procs::{Proc, descendants, python_instances, signal, wait_until};
 

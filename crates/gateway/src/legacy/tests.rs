@@ -11,16 +11,11 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::State as UpstreamState;
 use axum::response::IntoResponse;
-use futures_util::future::BoxFuture;
-use futures_util::{FutureExt, StreamExt};
+use futures_util::StreamExt;
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use skyport_mcp::sse::{Decoder, Event};
-use skyport_runtime::{
-    DeploymentMetrics, Exit, InstanceInfo, Lease, LeaseHold, Runtime, StartError, Target,
-};
-use skyport_store::{Built, DeploymentId, InstanceId, LaunchSpec, Store};
 use tower::ServiceExt;
 
 use super::*;
@@ -110,101 +105,15 @@ async fn upstream(seen: Arc<Seen>) -> SocketAddr {
     addr
 }
 
-/// A runtime with one instance that never changes or exits.
-struct OneInstance {
-    addr: SocketAddr,
-    instance: InstanceId,
-    deployment: DeploymentId,
-}
-
-struct NoHold;
-
-impl LeaseHold for NoHold {
-    fn fail(&self) {}
-    fn exit(&self, _: Duration) -> BoxFuture<'static, Option<Exit>> {
-        async { None }.boxed()
-    }
-}
-
-impl Runtime for OneInstance {
-    fn acquire<'a>(
-        &'a self,
-        _: &'a Target,
-        _: Option<&'a InstanceId>,
-    ) -> BoxFuture<'a, Result<Lease, StartError>> {
-        let lease = Lease::new(self.addr, self.instance.clone(), Box::new(NoHold));
-        async move { Ok(lease) }.boxed()
-    }
-    fn keep_warm(&self, _: &[Target]) {}
-    fn metrics(&self) -> Vec<DeploymentMetrics> {
-        Vec::new()
-    }
-    fn retire(&self, _: &DeploymentId, _: Duration) -> BoxFuture<'_, ()> {
-        async {}.boxed()
-    }
-    fn instances(&self) -> Vec<InstanceInfo> {
-        vec![InstanceInfo {
-            id: self.instance.clone(),
-            deployment: self.deployment.clone(),
-            server: "echo".parse().unwrap(),
-            pid: None,
-            addr: self.addr,
-            started_at: skyport_store::Timestamp::now(),
-            in_flight: 0,
-            memory_bytes: None,
-        }]
-    }
-    fn shutdown(&self, _: Duration) -> BoxFuture<'_, ()> {
-        async {}.boxed()
-    }
-}
-
 struct Fixture {
     gateway: Gateway,
     seen: Arc<Seen>,
 }
 
 async fn fixture(options: GatewayOptions) -> Fixture {
-    let store = Store::open_in_memory().await.unwrap();
-    let (server, _) = store
-        .servers()
-        .ensure(&"echo".parse().unwrap(), None)
-        .await
-        .unwrap();
-    let deployment = store
-        .deployments()
-        .create(
-            &server.id,
-            &skyport_store::NewDeployment {
-                source: "test".to_owned(),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    let built = Built {
-        artifact: "test".to_owned(),
-        manifest: Value::Null,
-        entrypoint: "main.py:mcp".into(),
-        launch: LaunchSpec {
-            program: "python3".into(),
-            args: vec![],
-            working_dir: ".".into(),
-        },
-        inspection: json!({}),
-    };
-    store
-        .deployments()
-        .succeed(&deployment.id, &built)
-        .await
-        .unwrap();
-    store.deployments().promote(&deployment.id).await.unwrap();
+    let (store, deployment) = crate::tests::deployed_store().await;
     let seen = Arc::new(Seen::default());
-    let runtime = Arc::new(OneInstance {
-        addr: upstream(seen.clone()).await,
-        instance: InstanceId::generate(),
-        deployment: deployment.id,
-    });
+    let runtime = crate::tests::FakeRuntime::new(upstream(seen.clone()).await, deployment);
     let gateway = Gateway::new(store, runtime, options).await.unwrap();
     Fixture { gateway, seen }
 }

@@ -2,81 +2,12 @@
 //! official `mcp` SDK's `sse_client` and the FastMCP `Client`'s `SSETransport` list and call tools,
 //! and keep their session when the instance behind it is killed; bad messages are refused.
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
-use std::process::{Child, ChildStdin, Stdio};
-use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
 
-use skyport_e2e::{Skyport, command, example, python, signal, wait_until};
-
-/// How long one call may take (a cold start and a replay included).
-const CALL: Duration = Duration::from_secs(120);
+use skyport_e2e::{HeldClient, Skyport, example, signal, wait_until};
 
 fn sse_url(sky: &Skyport, server: &str) -> String {
     format!("{}/servers/{server}/sse", sky.url())
-}
-
-/// A client process holding one legacy SSE session open (`clients/legacy_client.py hold`).
-struct LegacyClient {
-    kind: &'static str,
-    child: Child,
-    stdin: ChildStdin,
-    lines: Receiver<String>,
-}
-
-impl LegacyClient {
-    /// Connects; returns the client and its first line (`ready`, with the tools listed).
-    fn open(kind: &'static str, url: &str) -> (LegacyClient, serde_json::Value) {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/legacy_client.py");
-        let mut child = command(python())
-            .arg(script)
-            .args(["hold", kind, url])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the legacy client");
-        let stdin = child.stdin.take().expect("client stdin");
-        let stdout = child.stdout.take().expect("client stdout");
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let mut client = LegacyClient {
-            kind,
-            child,
-            stdin,
-            lines,
-        };
-        let ready = client.answer();
-        (client, ready)
-    }
-
-    fn answer(&mut self) -> serde_json::Value {
-        let line = self
-            .lines
-            .recv_timeout(CALL)
-            .unwrap_or_else(|e| panic!("{} client gave no answer: {e}", self.kind));
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"))
-    }
-
-    /// Calls hello(NAME) on the open session; the whole answer line.
-    fn hello(&mut self, name: &str) -> serde_json::Value {
-        writeln!(self.stdin, "call {name}").expect("write to the client");
-        self.answer()
-    }
-}
-
-impl Drop for LegacyClient {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]
@@ -86,7 +17,7 @@ fn legacy_sse_clients_keep_their_session_across_an_instance_kill() {
     let url = sse_url(&sky, "hello");
     let mut clients = Vec::new();
     for kind in ["sdk", "fastmcp"] {
-        let (client, ready) = LegacyClient::open(kind, &url);
+        let (client, ready) = HeldClient::open(kind, "legacy_client.py", &["hold", kind, &url]);
         assert_eq!(
             ready["ready"],
             true,

@@ -3,86 +3,18 @@
 //! to zero, after its instance is killed with -9, after a redeploy, and after `skyport serve` itself
 //! is killed with -9 and restarted; neither client ever re-initializes.
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
-use std::process::{Child, ChildStdin, Stdio};
-use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
 
-use skyport_e2e::{Skyport, command, copy_dir, example, python, signal, wait_until};
+use skyport_e2e::{HeldClient, Skyport, copy_dir, example, signal, wait_until};
 
-/// How long one call may take (a cold start and a replay included).
-const CALL: Duration = Duration::from_secs(120);
-
-/// A client process holding one MCP session open (`clients/session_client.py`).
-struct SessionClient {
-    kind: &'static str,
-    child: Child,
-    stdin: ChildStdin,
-    lines: Receiver<String>,
-}
-
-impl SessionClient {
-    fn open(kind: &'static str, url: &str) -> SessionClient {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/session_client.py");
-        let mut child = command(python())
-            .arg(script)
-            .args([kind, url])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the session client");
-        let stdin = child.stdin.take().expect("client stdin");
-        let stdout = child.stdout.take().expect("client stdout");
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let mut client = SessionClient {
-            kind,
-            child,
-            stdin,
-            lines,
-        };
-        let ready = client.answer();
-        assert_eq!(
-            ready["ready"], true,
-            "{kind} client did not connect: {ready}"
-        );
-        client
-    }
-
-    fn answer(&mut self) -> serde_json::Value {
-        let line = self
-            .lines
-            .recv_timeout(CALL)
-            .unwrap_or_else(|e| panic!("{} client gave no answer: {e}", self.kind));
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"))
-    }
-
-    /// Calls hello(NAME) on the open session; the answer's text.
-    fn hello(&mut self, name: &str) -> String {
-        writeln!(self.stdin, "call {name}").expect("write to the client");
-        let answer = self.answer();
-        assert_eq!(
-            answer["ok"], true,
-            "{} client, call {name}: {answer}",
-            self.kind
-        );
-        answer["text"].as_str().unwrap_or_default().to_owned()
-    }
-}
-
-impl Drop for SessionClient {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Opens a client of library `kind` holding one session at `url`.
+fn open(kind: &str, url: &str) -> HeldClient {
+    let (client, ready) = HeldClient::open(kind, "session_client.py", &[kind, url]);
+    assert_eq!(
+        ready["ready"], true,
+        "{kind} client did not connect: {ready}"
+    );
+    client
 }
 
 #[test]
@@ -93,15 +25,17 @@ fn one_session_survives_scale_to_zero_kill_redeploy_and_restart() {
     let deployed = sky.deploy(&source, "hello", &["--idle-timeout", "2s"]);
     assert!(deployed.success, "{deployed}");
     let url = sky.mcp_url("hello");
-    let mut clients = [
-        SessionClient::open("sdk", &url),
-        SessionClient::open("fastmcp", &url),
-    ];
+    let mut clients = [open("sdk", &url), open("fastmcp", &url)];
     let mut all_say = |step: &str, greeting: &str| {
         for client in &mut clients {
-            let text = client.hello(step);
+            let answer = client.hello(step);
             assert_eq!(
-                text,
+                answer["ok"], true,
+                "{} client, {step}: {answer}",
+                client.kind
+            );
+            assert_eq!(
+                answer["text"],
                 format!("{greeting}, {step}!"),
                 "{} client after {step}",
                 client.kind
