@@ -303,14 +303,16 @@ async fn initialize(
         Ok(response) => response,
         Err(e) => return Err(failed(target, &lease, e).await),
     };
-    let upstream = response.headers().get(SESSION_ID).cloned();
+    let upstream = upstream_session(response.headers());
     let session = match upstream {
         Some(upstream) if response.status().is_success() => {
             let opening = Opening {
                 server: target.server_id.clone(),
                 principal: inbound.caller.as_ref().map(|c| c.principal.clone()),
                 protocol_version: requested_version(&inbound.body),
-                initialize: inbound.body.clone(),
+                // A copy: the body is a slice of the connection's receive buffer, which a
+                // session kept for a day would otherwise keep whole.
+                initialize: Bytes::copy_from_slice(&inbound.body),
                 binding: Binding {
                     deployment: target.deployment.clone(),
                     instance: Some(lease.instance().clone()),
@@ -337,6 +339,13 @@ async fn initialize(
         lease,
         facts,
     ))
+}
+
+/// The session id an instance answered with, in its own allocation: a header value is a slice
+/// of the connection's receive buffer, which a session kept for a day would otherwise keep.
+fn upstream_session(headers: &HeaderMap) -> Option<HeaderValue> {
+    let value = headers.get(SESSION_ID)?;
+    HeaderValue::from_bytes(value.as_bytes()).ok()
 }
 
 /// The protocol revision an `initialize` asks for.
@@ -593,7 +602,7 @@ async fn replay(
         .await
         .map_err(|e| refused(e.to_string()))?;
     let status = response.status();
-    let upstream = response.headers().get(SESSION_ID).cloned();
+    let upstream = upstream_session(response.headers());
     // The answer itself is not needed, but the server must finish writing it.
     let answer = response
         .into_body()
@@ -1047,14 +1056,11 @@ impl Audit {
         if room == 0 {
             return;
         }
-        let more = data.slice(..data.len().min(room));
-        // The answer may follow a notification in its own frame: keep up to AUDIT_HEAD bytes
-        // across frames (without a copy while it is one frame).
-        *head = if head.is_empty() {
-            more
-        } else {
-            Bytes::from([head.as_ref(), more.as_ref()].concat())
-        };
+        // A copy, not a slice: a slice would keep the whole receive buffer alive while the
+        // record waits in the audit queue. The answer may follow a notification in its own
+        // frame, so up to AUDIT_HEAD bytes are kept across frames.
+        let more = &data[..data.len().min(room)];
+        *head = Bytes::from([head.as_ref(), more].concat());
     }
 }
 
