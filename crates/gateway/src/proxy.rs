@@ -275,11 +275,7 @@ async fn forward(
     inbound: Inbound,
     facts: &Facts,
 ) -> Result<Response, GatewayError> {
-    let lease = acquire(gateway, target, None).await?;
-    let response = match send(gateway, &lease, &inbound, None).await {
-        Ok(response) => response,
-        Err(e) => return Err(failed(target, &lease, e).await),
-    };
+    let (lease, response) = send_anywhere(gateway, target, &inbound).await?;
     Ok(respond(
         gateway,
         &inbound.method,
@@ -290,6 +286,19 @@ async fn forward(
     ))
 }
 
+/// Sends a request outside any session to whichever instance the runtime leases.
+async fn send_anywhere(
+    gateway: &Gateway,
+    target: &Target,
+    inbound: &Inbound,
+) -> Result<(Lease, http::Response<Incoming>), GatewayError> {
+    let lease = acquire(gateway, target, None).await?;
+    match send(gateway, &lease, inbound, None).await {
+        Ok(response) => Ok((lease, response)),
+        Err(e) => Err(failed(target, &lease, e).await),
+    }
+}
+
 /// Opens a session: forwards `initialize` and, when the server answers with a session of its
 /// own, records a new client-facing session (durably) bound to it.
 async fn initialize(
@@ -298,11 +307,7 @@ async fn initialize(
     inbound: Inbound,
     facts: &Facts,
 ) -> Result<Response, GatewayError> {
-    let lease = acquire(gateway, target, None).await?;
-    let response = match send(gateway, &lease, &inbound, None).await {
-        Ok(response) => response,
-        Err(e) => return Err(failed(target, &lease, e).await),
-    };
+    let (lease, response) = send_anywhere(gateway, target, &inbound).await?;
     let upstream = upstream_session(response.headers());
     let session = match upstream {
         Some(upstream) if response.status().is_success() => {
