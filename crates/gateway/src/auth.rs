@@ -233,17 +233,23 @@ pub(crate) async fn authenticate(
                 .find(|(key, _)| *key == "name")
                 .map(|(_, value)| value.to_owned())
         })
-        .or_else(|| host_server(request.headers(), options.base_domain.as_deref()));
+        .or_else(|| crate::hosts::server_of(&request, options.base_domain.as_deref()));
     let Some(server) = name.and_then(|n| n.parse::<ServerName>().ok()) else {
         // No server this could be: the handler answers that, and there is nothing to protect.
         return next.run(request).await;
     };
-    let required = match gateway.inner.routes.get(&server).await {
-        Ok(route) => route
-            .and_then(|r| r.gateway.auth)
-            .unwrap_or(options.default_auth),
+    let route = match gateway.inner.routes.get(&server).await {
+        Ok(route) => route,
         Err(e) => return GatewayError::Internal(e.to_string()).into_response(),
     };
+    let required = route
+        .as_ref()
+        .and_then(|r| r.gateway.auth)
+        .unwrap_or(options.default_auth);
+    // The proxy routes by the same entry rather than looking it up a second time.
+    if let Some(route) = route {
+        request.extensions_mut().insert(route);
+    }
     let (presented, authenticated) = match bearer(request.headers()) {
         Some(secret) => (true, gateway.inner.keys.check(secret, Timestamp::now())),
         None => (false, None),
@@ -279,21 +285,6 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
-}
-
-/// The server a host-routed request (`NAME.BASE_DOMAIN`) is for.
-fn host_server(headers: &HeaderMap, base_domain: Option<&str>) -> Option<String> {
-    let base = base_domain?.trim_matches('.');
-    let host = headers.get(header::HOST)?.to_str().ok()?;
-    let host = host.rsplit_once(':').map_or(host, |(h, port)| {
-        if port.bytes().all(|b| b.is_ascii_digit()) {
-            h
-        } else {
-            host
-        }
-    });
-    let name = host.strip_suffix(base)?.strip_suffix('.')?;
-    (!name.is_empty() && !name.contains('.')).then(|| name.to_ascii_lowercase())
 }
 
 /// The MCP URL of a server: what its protected resource metadata names as the resource.

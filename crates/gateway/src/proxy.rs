@@ -29,7 +29,7 @@ use skyport_mcp::headers::{LAST_EVENT_ID, MCP_METHOD, MCP_NAME, PROTOCOL_VERSION
 use skyport_mcp::jsonrpc::{self, Id};
 use skyport_mcp::sse;
 use skyport_runtime::{Exit, Lease, Target};
-use skyport_store::ServerName;
+use skyport_store::{Route, ServerName};
 use tokio::time::{Interval, Sleep};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
@@ -166,7 +166,7 @@ async fn proxy(
     request: Request,
     facts: &mut Facts,
 ) -> Result<Response, GatewayError> {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     if ![Method::POST, Method::GET, Method::DELETE].contains(&parts.method) {
         return Err(GatewayError::Method);
     }
@@ -193,13 +193,17 @@ async fn proxy(
         None
     };
 
-    let route = gateway
-        .inner
-        .routes
-        .get(&facts.exchange.server)
-        .await
-        .map_err(|e| GatewayError::Internal(e.to_string()))?
-        .ok_or_else(|| GatewayError::UnknownServer(name.to_owned()))?;
+    // Authentication found the route already, unless this request did not pass through it.
+    let route = match parts.extensions.remove::<Route>() {
+        Some(route) if route.name == facts.exchange.server => route,
+        _ => gateway
+            .inner
+            .routes
+            .get(&facts.exchange.server)
+            .await
+            .map_err(|e| GatewayError::Internal(e.to_string()))?
+            .ok_or_else(|| GatewayError::UnknownServer(name.to_owned()))?,
+    };
     if let Some(limit) = route.gateway.request_timeout {
         facts.limit = limit;
     }

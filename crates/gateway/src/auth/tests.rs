@@ -300,25 +300,3 @@ fn only_bearer_credentials_count() {
     assert_eq!(token("sk_abc"), None);
     assert!(bearer(&HeaderMap::new()).is_none());
 }
-
-#[test]
-fn host_routed_requests_name_their_server() {
-    let host = |value: &str| {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::HOST, value.parse().unwrap());
-        headers
-    };
-    let base = Some("mcp.example.com");
-    assert_eq!(
-        host_server(&host("weather.mcp.example.com"), base).as_deref(),
-        Some("weather")
-    );
-    assert_eq!(
-        host_server(&host("Weather.mcp.example.com:8420"), base).as_deref(),
-        Some("weather")
-    );
-    assert_eq!(host_server(&host("mcp.example.com"), base), None);
-    assert_eq!(host_server(&host("a.b.mcp.example.com"), base), None);
-    assert_eq!(host_server(&host("weather.other.com"), base), None);
-    assert_eq!(host_server(&host("weather.mcp.example.com"), None), None);
-}
