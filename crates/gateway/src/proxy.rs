@@ -1005,7 +1005,7 @@ fn respond(
         failing: None,
         done: false,
         lease,
-        audit,
+        audit: Some(audit),
     };
     Response::from_parts(parts, Body::new(body)).into_response()
 }
@@ -1045,8 +1045,8 @@ struct Leased {
     /// The error event went out: nothing follows.
     done: bool,
     lease: Lease,
-    /// Filled in as the body goes; recorded when it is dropped.
-    audit: Audit,
+    /// Filled in as the body goes; taken and recorded when it is dropped.
+    audit: Option<Audit>,
 }
 
 /// A request's audit record, completed as its response body streams.
@@ -1075,10 +1075,17 @@ impl Audit {
 
 impl Drop for Leased {
     fn drop(&mut self) {
-        let mut exchange = self.audit.exchange.clone();
-        exchange.cut |= !self.done && !http_body::Body::is_end_stream(&self.body);
-        exchange.duration = self.audit.started.elapsed();
-        self.audit.log.record(exchange);
+        let cut = !self.done && !http_body::Body::is_end_stream(&self.body);
+        if let Some(Audit {
+            log,
+            started,
+            mut exchange,
+        }) = self.audit.take()
+        {
+            exchange.cut |= cut;
+            exchange.duration = started.elapsed();
+            log.record(exchange);
+        }
     }
 }
 
@@ -1094,11 +1101,25 @@ struct Report {
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 impl Leased {
+    /// The server answering, for error messages.
+    fn server(&self) -> String {
+        self.audit
+            .as_ref()
+            .map(|a| a.exchange.server.to_string())
+            .unwrap_or_default()
+    }
+
+    fn mark_cut(&mut self) {
+        if let Some(audit) = &mut self.audit {
+            audit.exchange.cut = true;
+        }
+    }
+
     /// Ends the body with `error`: as a JSON-RPC error event on an event stream, else by
     /// cutting the body (its status line went out long ago).
     fn end_with(&mut self, error: GatewayError) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         self.done = true;
-        self.audit.exchange.cut = true;
+        self.mark_cut();
         match &self.report {
             Some(report) => Poll::Ready(Some(Ok(Frame::data(
                 error.into_event_for(report.id.as_ref()),
@@ -1128,7 +1149,7 @@ impl http_body::Body for Leased {
         if let Some(deadline) = &mut this.deadline
             && deadline.as_mut().poll(cx).is_ready()
         {
-            let server = this.audit.exchange.server.to_string();
+            let server = this.server();
             let limit = this.limit;
             return this.end_with(GatewayError::Timeout { server, limit });
         }
@@ -1137,21 +1158,21 @@ impl http_body::Body for Leased {
                 let Poll::Ready(exit) = exit.as_mut().poll(cx) else {
                     return Poll::Pending;
                 };
-                let server = this.audit.exchange.server.to_string();
+                let detail = std::mem::take(detail);
+                this.failing = None;
+                let server = this.server();
                 let error = match exit {
                     Some(exit) => GatewayError::InstanceExited { server, exit },
-                    None => GatewayError::Upstream {
-                        server,
-                        detail: std::mem::take(detail),
-                    },
+                    None => GatewayError::Upstream { server, detail },
                 };
-                this.failing = None;
                 return this.end_with(error);
             }
             match Pin::new(&mut this.body).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
                     if let Some(data) = frame.data_ref() {
-                        this.audit.saw(data);
+                        if let Some(audit) = &mut this.audit {
+                            audit.saw(data);
+                        }
                         this.at_boundary = data.ends_with(b"\n\n") || data.ends_with(b"\r\n\r\n");
                     }
                     return Poll::Ready(Some(Ok(frame)));
@@ -1159,7 +1180,7 @@ impl http_body::Body for Leased {
                 Poll::Ready(Some(Err(e))) => {
                     this.lease.fail();
                     if this.report.is_none() {
-                        this.audit.exchange.cut = true;
+                        this.mark_cut();
                         return Poll::Ready(Some(Err(e.into())));
                     }
                     this.failing = Some((this.lease.exit(EXIT_WAIT), e.to_string()));
