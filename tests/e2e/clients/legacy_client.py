@@ -26,14 +26,7 @@ from fastmcp import Client
 from fastmcp.client.transports import SSETransport
 from mcp.client.sse import sse_client
 
-from report import describe, report, text_of
-
-
-CALL_TIMEOUT = 120
-
-
-def emit(out):
-    print(json.dumps(out), flush=True)
+from report import answer_calls, describe, emit, report, text_of
 
 
 @contextlib.asynccontextmanager
@@ -68,27 +61,10 @@ async def once(kind, url):
         return {"ok": not called.is_error, "tools": tools, "text": text_of(called.content)}
 
 
-async def lines():
-    loop = asyncio.get_running_loop()
-    while True:
-        line = await loop.run_in_executor(None, sys.stdin.readline)
-        if not line:
-            return
-        yield line.strip()
-
-
 async def hold(kind, url):
     async with connect(kind, url) as (list_tools, call):
         emit({"ok": True, "ready": True, "tools": sorted(await list_tools())})
-        async for line in lines():
-            cmd, _, name = line.partition(" ")
-            try:
-                if cmd != "call":
-                    raise ValueError(f"unknown command {line!r}")
-                res = await asyncio.wait_for(call(name), CALL_TIMEOUT)
-                emit({"ok": not res.is_error, "text": text_of(res.content)})
-            except BaseException as e:  # noqa: BLE001 - report, the test decides
-                emit({"ok": False, "error": describe(e)})
+        await answer_calls(call)
 
 
 def post(parts, path, body):

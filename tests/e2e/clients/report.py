@@ -34,11 +34,31 @@ def describe(e):
     return f"{type(e).__name__}: {e}"[:500]
 
 
+def emit(out):
+    """Prints one JSON line, at once (the test reads it while the client runs on)."""
+    print(json.dumps(out), flush=True)
+
+
+async def answer_calls(call):
+    """Serves a test holding one session open: for each stdin line `call NAME`, awaits
+    `call(NAME)` (a tool result), bounded by TIMEOUT, and emits one line; EOF ends it."""
+    loop = asyncio.get_running_loop()
+    while line := (await loop.run_in_executor(None, sys.stdin.readline)).strip():
+        cmd, _, name = line.partition(" ")
+        try:
+            if cmd != "call":
+                raise ValueError(f"unknown command {line!r}")
+            res = await asyncio.wait_for(call(name), TIMEOUT)
+            emit({"ok": not res.is_error, "text": text_of(res.content)})
+        except BaseException as e:  # noqa: BLE001 - report, the test decides
+            emit({"ok": False, "error": describe(e)})
+
+
 def report(make_coroutine):
     """Runs the coroutine `make_coroutine()` returns, bounded by TIMEOUT, and reports it."""
     try:
         out = asyncio.run(asyncio.wait_for(make_coroutine(), TIMEOUT))
     except BaseException as e:  # noqa: BLE001 - report any failure as data
         out = {"ok": False, "error": describe(e)}
-    print(json.dumps(out), flush=True)
+    emit(out)
     sys.exit(0 if out.get("ok") else 1)
