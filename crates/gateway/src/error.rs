@@ -58,8 +58,11 @@ pub enum GatewayError {
     /// The request body is not JSON-RPC.
     #[error("{0}")]
     Malformed(ParseError),
-    /// The request body is larger than the gateway accepts (`--max-body`).
-    #[error("the request body is larger than the gateway's limit of {} bytes", .0)]
+    /// The request body is larger than the gateway accepts (`GatewayOptions::max_body`).
+    #[error(
+        "the request body is larger than the gateway's limit of {} bytes; send large data by reference (a resource URI or URL), not inline",
+        .0
+    )]
     TooLarge(usize),
     /// The request body could not be read.
     #[error("cannot read the request body: {0}")]
@@ -101,7 +104,9 @@ pub enum GatewayError {
         limit: std::time::Duration,
     },
     /// A session's `initialize` could not be replayed on a new instance.
-    #[error("server '{server}' could not resume the session on a new instance: {detail}")]
+    #[error(
+        "server '{server}' could not resume the session on a new instance: {detail}. Start a new session with initialize; `skyport logs {server}` shows the server's side"
+    )]
     Replay {
         /// The server.
         server: String,
@@ -129,7 +134,7 @@ pub enum GatewayError {
         retry_after: u64,
     },
     /// The instance did not answer the forwarded request.
-    #[error("server '{server}' did not answer: {detail}")]
+    #[error("server '{server}' did not answer: {detail}. `skyport logs {server}` shows its output")]
     Upstream {
         /// The server.
         server: String,
