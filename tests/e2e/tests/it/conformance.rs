@@ -45,14 +45,19 @@ const MUST_PASS_DIRECTLY: &[&str] = &[
 /// Fewer scenarios passing directly than this, over all revisions, means the run proved little.
 const MIN_DIRECT_PASSES: usize = 80;
 
+/// The everything fixture deployed as server `everything` and also started directly.
+fn everything(sky: &Skyport) -> DirectServer {
+    let folder = sky.scratch().join("everything");
+    copy_dir(&fixture("everything"), &folder).expect("copy the everything fixture");
+    sky.deploy_ok(&folder, "everything");
+    DirectServer::start(&folder, &sky.scratch().join("direct.log"))
+}
+
 #[test]
 fn conformance_suite_passes_through_the_gateway_wherever_it_passes_directly() {
     let (node, bin) = node_tools();
     let sky = Skyport::serve();
-    let folder = sky.scratch().join("everything");
-    copy_dir(&fixture("everything"), &folder).expect("copy the everything fixture");
-    sky.deploy_ok(&folder, "everything");
-    let direct = DirectServer::start(&folder, &sky.scratch().join("direct.log"));
+    let direct = everything(&sky);
     let gateway = sky.mcp_url("everything");
     warm_up(&sky, "everything");
 
@@ -109,10 +114,7 @@ fn conformance_suite_passes_through_the_gateway_wherever_it_passes_directly() {
 fn inspector_cli_lists_and_calls_tools_through_the_gateway() {
     let (node, bin) = node_tools();
     let sky = Skyport::serve();
-    let folder = sky.scratch().join("everything");
-    copy_dir(&fixture("everything"), &folder).expect("copy the everything fixture");
-    sky.deploy_ok(&folder, "everything");
-    let direct = DirectServer::start(&folder, &sky.scratch().join("direct.log"));
+    let direct = everything(&sky);
     let url = sky.mcp_url("everything");
 
     let list = inspector(
