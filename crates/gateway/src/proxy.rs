@@ -30,7 +30,7 @@ use skyport_mcp::jsonrpc::{self, Id};
 use skyport_mcp::sse;
 use skyport_runtime::{Exit, Lease, Target};
 use skyport_store::{Route, ServerName};
-use tokio::time::{Interval, Sleep};
+use tokio::time::Sleep;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use crate::Gateway;
@@ -988,12 +988,10 @@ fn respond(
     audit.exchange.status = parts.status.as_u16();
     let body = Leased {
         body,
-        // A GET is the server-to-client event stream: idle by nature, so it ends at shutdown
-        // rather than counting as work to wait for, has no time limit, and gets keepalives.
+        // A GET outside a session (no era has one; a session's goes through `listen`) is
+        // still idle by nature: it ends at shutdown rather than counting as work to wait for,
+        // and has no time limit.
         closing: listening.then(|| Box::pin(gateway.inner.closing.clone().cancelled_owned())),
-        keepalive: (listening && streamed)
-            .then(|| tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE)),
-        at_boundary: true,
         deadline: (!listening).then(|| {
             let left = limit.saturating_sub(facts.started.elapsed());
             Box::pin(tokio::time::sleep(left))
@@ -1028,11 +1026,6 @@ struct Leased {
     body: Incoming,
     /// When set and cancelled, the body ends early.
     closing: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
-    /// Set for a server-to-client event stream: a comment goes out when it ticks while the
-    /// stream is idle between events.
-    keepalive: Option<Interval>,
-    /// The last data ended an event (or none was sent yet): a comment would not split one.
-    at_boundary: bool,
     /// When the request runs out of time (requests only; event streams have none).
     deadline: Option<Pin<Box<Sleep>>>,
     /// The time limit, for the error saying it was reached.
@@ -1169,11 +1162,10 @@ impl http_body::Body for Leased {
             }
             match Pin::new(&mut this.body).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
-                    if let Some(data) = frame.data_ref() {
-                        if let Some(audit) = &mut this.audit {
-                            audit.saw(data);
-                        }
-                        this.at_boundary = data.ends_with(b"\n\n") || data.ends_with(b"\r\n\r\n");
+                    if let Some(data) = frame.data_ref()
+                        && let Some(audit) = &mut this.audit
+                    {
+                        audit.saw(data);
                     }
                     return Poll::Ready(Some(Ok(frame)));
                 }
@@ -1186,17 +1178,7 @@ impl http_body::Body for Leased {
                     this.failing = Some((this.lease.exit(EXIT_WAIT), e.to_string()));
                 }
                 Poll::Ready(None) => return Poll::Ready(None),
-                Poll::Pending => {
-                    if this.at_boundary
-                        && let Some(keepalive) = &mut this.keepalive
-                        && keepalive.poll_tick(cx).is_ready()
-                    {
-                        return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(
-                            b": keepalive\n\n",
-                        )))));
-                    }
-                    return Poll::Pending;
-                }
+                Poll::Pending => return Poll::Pending,
             }
         }
     }
