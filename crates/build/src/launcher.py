@@ -242,7 +242,13 @@ def serve_main(path, name):
         print(f"skyport: {f.message}", file=sys.stderr, flush=True)
         sys.exit(3)
     options = dict(transport="http", host="127.0.0.1", port=port, path="/mcp", show_banner=False)
-    if kind == "fastmcp" and sock is not None and accepts(getattr(obj, "run_http_async", None), "sockets"):
+    run_http = getattr(obj, "run_http_async", None)
+    if kind == "fastmcp" and accepts(run_http, "uvicorn_config"):
+        # Skyport's audit log records every request; an access line per request from uvicorn
+        # would repeat it, cost the instance CPU and push the server's own lines out of the
+        # log retention.
+        options["uvicorn_config"] = {"access_log": False}
+    if kind == "fastmcp" and sock is not None and accepts(run_http, "sockets"):
         obj.run(**options, sockets=[sock])
     elif kind == "fastmcp":
         if sock is not None:
@@ -253,7 +259,9 @@ def serve_main(path, name):
         import uvicorn
 
         app = obj.streamable_http_app()
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", log_level="info")
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=port, lifespan="on", log_level="info", access_log=False
+        )
         server = uvicorn.Server(config)
         asyncio.run(server.serve(sockets=[sock] if sock is not None else None))
 

@@ -73,7 +73,15 @@ fn logs_show_build_and_instance_output() {
     assert!(
         found,
         "`skyport logs loud` lacks the instance's output\n{}",
-        last.map(|r| r.to_string()).unwrap_or_default()
+        last.as_ref().map(|r| r.to_string()).unwrap_or_default()
+    );
+    // The gateway's audit log records each request; the instance must not log one line per
+    // request besides (uvicorn's access log), which would cost every call and crowd out the
+    // server's own lines.
+    let logs = last.map(|r| r.stdout).unwrap_or_default();
+    assert!(
+        !logs.contains("POST /mcp"),
+        "the instance logs an access line per request:\n{logs}"
     );
 
     let run = sky.cli(&["logs", "loud", "--build"]);
