@@ -3,7 +3,8 @@
 //! The proxy hands each finished exchange to [`AuditLog::record`], which never blocks: a
 //! bounded channel feeds a writer task that classifies each exchange (`outcome.rs`), counts
 //! it in the gateway's metrics, and stores rows in batches (up to [`BATCH`] rows, or what
-//! arrived within [`BATCH_WINDOW`] of the first, in one transaction). When the channel is
+//! arrived within [`BATCH_WINDOW`] of the first, in one transaction). The writer wakes once
+//! per batch, not per record. When the channel is
 //! full the record is dropped and counted rather than slowing requests down.
 //!
 //! The writer ends when every sender is gone; at shutdown, [`AuditLog::flush`] waits for what
@@ -21,7 +22,7 @@ use skyport_store::{
     AuditRetention, DeploymentId, NewAuditRecord, PrincipalId, ServerId, ServerName, Store,
     Timestamp,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::metrics::GatewayMetrics;
@@ -86,6 +87,8 @@ enum Command {
 pub(crate) struct AuditLog {
     queue: mpsc::Sender<Command>,
     metrics: Arc<GatewayMetrics>,
+    /// Wakes the writer before its batch window closes, for a flush.
+    flushing: Arc<Notify>,
 }
 
 impl AuditLog {
@@ -104,8 +107,13 @@ impl AuditLog {
             pruned_at: None,
             ids: HashMap::new(),
         };
-        tokio::spawn(writer.run(commands));
-        AuditLog { queue, metrics }
+        let flushing = Arc::new(Notify::new());
+        tokio::spawn(writer.run(commands, flushing.clone()));
+        AuditLog {
+            queue,
+            metrics,
+            flushing,
+        }
     }
 
     /// Queues a record; never waits.
@@ -123,6 +131,7 @@ impl AuditLog {
     pub(crate) async fn flush(&self) {
         let (done, stored) = oneshot::channel();
         if self.queue.send(Command::Flush(done)).await.is_ok() {
+            self.flushing.notify_one();
             let _ = stored.await;
         }
     }
@@ -139,7 +148,7 @@ struct Writer {
 }
 
 impl Writer {
-    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>, flushing: Arc<Notify>) {
         let mut received = Vec::with_capacity(BATCH);
         let mut rows = Vec::with_capacity(BATCH);
         let mut flushes = Vec::new();
@@ -156,11 +165,20 @@ impl Writer {
                 if rows.len() >= BATCH || !flushes.is_empty() {
                     break;
                 }
-                tokio::select! {
-                    () = &mut window => break,
-                    n = commands.recv_many(&mut received, BATCH - rows.len()) => if n == 0 {
-                        break;
-                    },
+                // The rest of the batch queues up until the window closes (or a flush is
+                // asked for) and is then taken at once: waiting on the queue instead would
+                // wake this task, on a busy gateway another thread, once per request.
+                if !window.is_elapsed() {
+                    tokio::select! {
+                        () = &mut window => {}
+                        () = flushing.notified() => {}
+                    }
+                }
+                // Nothing waits here: the queue is not empty, so `recv_many` returns at once.
+                if commands.is_empty()
+                    || commands.recv_many(&mut received, BATCH - rows.len()).await == 0
+                {
+                    break;
                 }
             }
             self.store_rows(&mut rows).await;

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http::Method;
 use skyport_store::{AuditOutcome, AuditQuery, ServerName, Store};
 
-use super::{AuditLog, Classified, Exchange, classify};
+use super::{AuditLog, BATCH_WINDOW, Classified, Exchange, classify};
 use crate::metrics::GatewayMetrics;
 use crate::routes::RouteTable;
 
@@ -224,4 +224,33 @@ async fn the_writer_stores_classified_rows_and_counts_them() {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }
     assert!(!text.contains("server=\"nope\""), "{text}");
+}
+
+#[tokio::test]
+async fn records_reach_the_store_when_their_window_closes_without_a_flush() {
+    let store = Store::open_in_memory().await.unwrap();
+    let hello: ServerName = "hello".parse().unwrap();
+    store.servers().ensure(&hello, None).await.unwrap();
+    let routes = RouteTable::load(&store).await.unwrap();
+    let log = AuditLog::start(store.clone(), routes, Arc::new(GatewayMetrics::default()));
+    let query = AuditQuery {
+        server: Some(hello),
+        since: None,
+        limit: 100,
+    };
+    // Records arriving while a window is open join its batch; a later one opens the next.
+    for round in 1..=2 {
+        for _ in 0..3 {
+            log.record(exchange(200, r#"{"jsonrpc":"2.0","id":1,"result":{}}"#));
+        }
+        let mut stored = 0;
+        for _ in 0..100 {
+            stored = store.audit().query(&query).await.unwrap().len();
+            if stored == 3 * round {
+                break;
+            }
+            tokio::time::sleep(BATCH_WINDOW / 4).await;
+        }
+        assert_eq!(stored, 3 * round, "round {round}");
+    }
 }
