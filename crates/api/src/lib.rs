@@ -5,6 +5,10 @@
 //! and leave out what it must not see (launch commands, artifact paths). Field names are part
 //! of the public contract; change them only with a new API version.
 
+mod env;
+
+pub use env::{EnvAssignment, EnvChanged, EnvList, EnvVarView, SetEnv};
+
 use serde::{Deserialize, Serialize};
 use skyport_store::{
     ApiKeyId, AuditOutcome, BuildPhase, DeploymentId, DeploymentStatus, FailureKind, LogSource,
@@ -249,6 +253,9 @@ pub struct CreateDeployment {
     /// The server's settings, changed when given (before the build starts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settings: Option<SettingsUpdate>,
+    /// Production variables (and secrets) set on the server before the build starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvAssignment>,
 }
 
 /// Where a deployment's code comes from: `{"upload": "upl_…"}` or

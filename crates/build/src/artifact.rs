@@ -158,6 +158,51 @@ fn write_json<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
     std::fs::write(path, bytes)
 }
 
+/// The source folder of the finished artifact `hash`, if it is still there.
+pub(crate) fn source_of(artifacts: &Path, hash: &str) -> Result<PathBuf, Failure> {
+    let src = artifacts.join(hash).join("src");
+    if is_hash(hash) && src.is_dir() {
+        Ok(src)
+    } else {
+        Err(Failure::new(
+            FailureKind::Source,
+            format!(
+                "artifact {hash} is gone (garbage collection removed it); deploy the source again with `skyport deploy`"
+            ),
+        ))
+    }
+}
+
+/// Copies an artifact's (read-only) source folder to `to`, writable, leaving out bytecode
+/// caches: a new build of the same files, as an upload would give it.
+pub(crate) fn copy_source(from: &Path, to: &Path) -> Result<(), Failure> {
+    copy_tree(from, to).map_err(|e| {
+        Failure::new(
+            FailureKind::Internal,
+            format!("cannot copy the source from {}: {e}", from.display()),
+        )
+    })
+}
+
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let target = to.join(entry.file_name());
+        if kind.is_dir() {
+            if entry.file_name() != "__pycache__" {
+                copy_tree(&entry.path(), &target)?;
+            }
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), &target)?;
+            // The copy keeps the read-only mode of the artifact's file; the build may write.
+            set_read_only(&target, false);
+        }
+    }
+    Ok(())
+}
+
 /// Removes an artifact (or a build's unfinished one), read-only or not.
 pub(crate) fn remove(dir: &Path) {
     set_read_only(dir, false);

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use skyport_store::FailureKind;
+use skyport_store::{EnvVar, FailureKind};
 use tokio::time::Instant;
 
 use crate::config::EnvironmentSection;
@@ -232,8 +232,17 @@ fn names_fastmcp(requirement: &str) -> bool {
     name.to_ascii_lowercase().replace(['_', '.'], "-") == "fastmcp"
 }
 
-/// The cache key of an environment: 16 hex digits of a SHA-256 over its inputs.
-pub(crate) fn cache_key(toolchain: &Toolchain, python: &Interpreter, req: &Requirements) -> String {
+/// The cache key of an environment: 16 hex digits of a SHA-256 over its inputs. Of the
+/// deployment's variables, those uv and pip read (`UV_*`, `PIP_*`: a private index, its
+/// credentials, find-links) are inputs, since they can change what gets installed; secrets
+/// among them too, which only a SHA-256 of many fields ever shows. Other variables do not
+/// change the environment, so changing them reuses it (and the artifact).
+pub(crate) fn cache_key(
+    toolchain: &Toolchain,
+    python: &Interpreter,
+    req: &Requirements,
+    variables: &[EnvVar],
+) -> String {
     let mut hash = Sha256::new();
     // Each field is tagged and length-prefixed so that no two different inputs hash the same
     // byte stream (e.g. moving bytes from one file to the other).
@@ -254,7 +263,16 @@ pub(crate) fn cache_key(toolchain: &Toolchain, python: &Interpreter, req: &Requi
         field("package", package.as_bytes());
     }
     field("fastmcp", &[u8::from(req.has_fastmcp)]);
+    for var in variables.iter().filter(|v| reads_variable(&v.name)) {
+        field("variable", var.name.as_bytes());
+        field("value", var.value.as_bytes());
+    }
     hex::encode(&hash.finalize()[..8])
+}
+
+/// Whether uv or pip reads the variable `name` (and so it may change what gets installed).
+fn reads_variable(name: &str) -> bool {
+    name.starts_with("UV_") || name.starts_with("PIP_")
 }
 
 /// A complete environment.
@@ -319,6 +337,8 @@ pub(crate) struct Settings<'a> {
     pub(crate) envs: &'a Path,
     pub(crate) uv_cache: &'a Path,
     pub(crate) locks: &'a KeyLocks,
+    /// The deployment's variables, which uv gets (a private index and its credentials).
+    pub(crate) variables: &'a [EnvVar],
 }
 
 /// Returns the environment `key` (its [`cache_key`]) for `req`, building it if no complete one
@@ -583,10 +603,7 @@ async fn uv(
     log.info(&shown(&toolchain.uv, args));
     let mut cmd = command(&toolchain.uv);
     cmd.args(args).current_dir(src);
-    for (name, value) in uv_environment(settings.uv_cache, |name| std::env::var(name).ok()) {
-        cmd.env(name, value);
-    }
-    prepare_uv(&mut cmd);
+    prepare_uv(&mut cmd, settings);
     let limit = deadline.saturating_duration_since(Instant::now());
     run_logged(cmd, log, limit, ERROR_TAIL)
         .await
@@ -608,8 +625,22 @@ async fn uv(
         })
 }
 
-/// What every uv command gets besides its cache settings.
-fn prepare_uv(cmd: &mut tokio::process::Command) {
+/// What every uv command gets: the deployment's variables, then Skyport's settings for uv
+/// (which read the deployment's variables before Skyport's own environment, so a deployment's
+/// `PIP_INDEX_URL` is carried over like an operator's).
+fn prepare_uv(cmd: &mut tokio::process::Command, settings: &Settings<'_>) {
+    let variables = settings.variables;
+    cmd.envs(variables.iter().map(|v| (&v.name, &v.value)));
+    let lookup = |name: &str| {
+        variables
+            .iter()
+            .find(|v| v.name == name)
+            .map(|v| v.value.clone())
+            .or_else(|| std::env::var(name).ok())
+    };
+    for (name, value) in uv_environment(settings.uv_cache, lookup) {
+        cmd.env(name, value);
+    }
     // These would make uv (or the Python it probes) look at another environment.
     for name in ["VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONPATH", "PYTHONHOME"] {
         cmd.env_remove(name);
@@ -634,10 +665,7 @@ async fn uv_output(
 ) -> Result<String, Failure> {
     let mut cmd = command(&toolchain.uv);
     cmd.args(args).current_dir(src).kill_on_drop(true);
-    for (name, value) in uv_environment(settings.uv_cache, |name| std::env::var(name).ok()) {
-        cmd.env(name, value);
-    }
-    prepare_uv(&mut cmd);
+    prepare_uv(&mut cmd, settings);
     cmd.stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let child = cmd

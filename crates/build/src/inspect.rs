@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
-use skyport_store::FailureKind;
+use skyport_store::{EnvVar, FailureKind};
 
 use crate::job::Failure;
 use crate::process::{BuildLog, RunError, command, run_logged};
@@ -33,7 +33,7 @@ pub(crate) struct Inspected {
 }
 
 /// Runs `launcher.py inspect` for `target` (a file's path or `module:NAME`) with the
-/// environment's Python, importing from `paths` first.
+/// environment's Python and the deployment's `variables`, importing from `paths` first.
 pub(crate) async fn inspect(
     env: &Path,
     artifact: &Path,
@@ -41,6 +41,7 @@ pub(crate) async fn inspect(
     target: &str,
     object: Option<&str>,
     paths: &[std::path::PathBuf],
+    variables: &[EnvVar],
     log: &BuildLog,
 ) -> Result<Inspected, Failure> {
     let shown = target
@@ -67,6 +68,8 @@ pub(crate) async fn inspect(
         .args(paths)
         .current_dir(src)
         .env_clear()
+        // The deployment's variables first, so that Skyport's own settings win a clash.
+        .envs(variables.iter().map(|v| (&v.name, &v.value)))
         .envs(minimal_environment());
     log.info(&format!(
         "inspecting {file}{}",

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use skyport_store::{
-    BuildFailure, BuildPhase, Built, Commit, Deployment, DeploymentId, DeploymentStatus,
-    FailureKind, LaunchSpec, StoreError,
+    BuildFailure, BuildPhase, Built, Commit, Deployment, DeploymentId, DeploymentStatus, EnvVar,
+    FailureKind, LaunchSpec, Redactor, StoreError,
 };
 use tokio::task::{JoinError, JoinHandle};
 use tokio_util::sync::CancellationToken;
@@ -72,11 +72,25 @@ pub(crate) async fn run(
             deployment.server_id.clone(),
             id.clone(),
         );
+        // The environment fixed when the deployment was created: what uv and the inspection
+        // get, and the secrets every line of the log is cleaned of.
+        let (env, log) = match inner.store.env().of_deployment(&id).await {
+            Ok(env) => {
+                let redactor = Redactor::new(&env);
+                (Ok(env), log.redacting(redactor))
+            }
+            Err(e) => (Err(Failure::from(e)), log),
+        };
         // The phases run in their own task so that a panic in them is caught here and still
         // recorded as a failure, instead of leaving the deployment "building" forever, and so
         // that cancelling or timing out can abort them.
-        let task = tokio::spawn(build(inner.clone(), log.clone(), id.clone(), request));
-        let outcome = supervise(&inner, &id, task, &stop).await;
+        let outcome = match env {
+            Ok(env) => {
+                let task = tokio::spawn(build(inner.clone(), log.clone(), id.clone(), request, env));
+                supervise(&inner, &id, task, &stop).await
+            }
+            Err(failure) => Ok(Err(failure)),
+        };
         let failure = match outcome {
             Ok(Ok(())) => return,
             Ok(Err(failure)) => failure,
@@ -85,6 +99,8 @@ pub(crate) async fn run(
                 format!("the build crashed ({e}); this is a bug in Skyport, please report it"),
             ),
         };
+        // Failure messages quote tool output, which may hold a secret value.
+        let failure = Failure::new(failure.kind, log.redact(&failure.message));
         tracing::info!(kind = failure.kind.as_str(), "build failed");
         log.info(&failure.message);
         log.flush().await;
@@ -219,11 +235,13 @@ async fn build(
     log: BuildLog,
     id: DeploymentId,
     request: BuildRequest,
+    env: Vec<EnvVar>,
 ) -> Result<(), Failure> {
     let job = Job {
         inner: &inner,
         log: &log,
         id: &id,
+        env: &env,
     };
     // The artifact is assembled under the deployment's id and renamed to its content hash
     // once complete; a failure removes this folder.
@@ -292,11 +310,12 @@ async fn build(
     Ok(())
 }
 
-/// One build's context: where it logs and which deployment it records.
+/// One build's context: where it logs, which deployment it records, and its environment.
 struct Job<'a> {
     inner: &'a Inner,
     log: &'a BuildLog,
     id: &'a DeploymentId,
+    env: &'a [EnvVar],
 }
 
 /// What the resolve phase decided: everything the artifact's hash covers.
@@ -347,6 +366,18 @@ impl Job<'_> {
                     .await?;
                 Ok(Some(commit))
             }
+            Source::Artifact(hash) => {
+                self.log
+                    .info(&format!("copying the source of artifact {hash}"));
+                let from = artifact::source_of(&self.inner.dirs.artifacts, hash)?;
+                let to = src.to_path_buf();
+                tokio::task::spawn_blocking(move || artifact::copy_source(&from, &to))
+                    .await
+                    .map_err(|e| {
+                        Failure::new(FailureKind::Internal, format!("copying crashed: {e}"))
+                    })??;
+                Ok(None)
+            }
         }
     }
 
@@ -382,7 +413,7 @@ impl Job<'_> {
             toolchain.uv_version,
             toolchain.uv.display()
         ));
-        let environment = environment::cache_key(toolchain, &python, &requirements);
+        let environment = environment::cache_key(toolchain, &python, &requirements, self.env);
         let projects: Vec<String> = requirements
             .projects
             .iter()
@@ -433,6 +464,7 @@ impl Job<'_> {
             envs: &self.inner.dirs.envs,
             uv_cache: &self.inner.dirs.uv_cache,
             locks: &self.inner.env_locks,
+            variables: self.env,
         };
         let env = environment::ensure(
             toolchain,
@@ -469,6 +501,7 @@ impl Job<'_> {
             &launch_target(&src, &plan.located),
             plan.located.object.as_deref(),
             &paths,
+            self.env,
             self.log,
         )
         .await?;

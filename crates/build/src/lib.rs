@@ -31,7 +31,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::Stream;
-use skyport_store::{Deployment, DeploymentId, NewDeployment, Server, Store, StoreError};
+use skyport_store::{
+    BuildFailure, Deployment, DeploymentId, FailureKind, NewDeployment, Server, Store, StoreError,
+};
 use tokio::sync::OnceCell;
 use tokio::sync::futures::Notified;
 use tokio_util::task::TaskTracker;
@@ -39,6 +41,9 @@ use tokio_util::task::TaskTracker;
 pub use entrypoint::{DEFAULT_FILES, Entrypoint, Target};
 pub use git::{GitRef, GitSource, GitUrl};
 pub use queue::Cancellation;
+/// A preview build's origin, which decides its environment; defined by the store, which
+/// resolves the variables.
+pub use skyport_store::PreviewOf;
 pub use upload::{MAX_UPLOAD_BYTES, UploadId};
 
 /// Why a build could not be started. Failures of the build itself are recorded on the
@@ -84,6 +89,9 @@ pub enum BuildError {
     /// The git ref could be read by git as an option or a refspec.
     #[error("{0}")]
     InvalidGitRef(String),
+    /// There is nothing to rebuild: no live deployment, or its source cannot be fetched again.
+    #[error("{0}")]
+    NotRedeployable(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -96,13 +104,16 @@ pub enum Source {
     Upload(UploadId),
     /// A git repository.
     Git(GitSource),
+    /// The source folder of an existing artifact (named by its content hash): how an uploaded
+    /// source is built again, since each upload is consumed by its build.
+    Artifact(String),
 }
 
 impl Source {
     /// The branch, tag or commit asked for, for git sources.
     pub fn git_ref(&self) -> Option<&str> {
         match self {
-            Source::Upload(_) => None,
+            Source::Upload(_) | Source::Artifact(_) => None,
             Source::Git(git) => git.reference.as_ref().map(GitRef::as_str),
         }
     }
@@ -113,6 +124,7 @@ impl fmt::Display for Source {
         match self {
             Source::Upload(id) => write!(f, "upload:{id}"),
             Source::Git(git) => write!(f, "{}", git.url),
+            Source::Artifact(hash) => write!(f, "artifact:{hash}"),
         }
     }
 }
@@ -124,6 +136,10 @@ pub struct BuildRequest {
     pub source: Source,
     /// The server file and object; `None` tries main.py, server.py, app.py.
     pub entrypoint: Option<Entrypoint>,
+    /// `None` builds a production deployment, whose environment is the server's production
+    /// scope; `Some` a preview, whose environment is its parent's preview scope overridden by
+    /// the branch's scope.
+    pub preview: Option<PreviewOf>,
 }
 
 /// How many builds run at once and how long each may take.
@@ -226,8 +242,9 @@ impl Builder {
         upload::save(&self.inner.dirs.uploads, body, MAX_UPLOAD_BYTES).await
     }
 
-    /// Records a queued deployment of `server` and queues its build (it starts at once when
-    /// fewer than [`BuildLimits::concurrency`] builds run); returns the deployment at once.
+    /// Records a queued deployment of `server`, fixes its environment (a snapshot of the
+    /// variables it resolves to now) and queues its build (it starts at once when fewer than
+    /// [`BuildLimits::concurrency`] builds run); returns the deployment at once.
     /// A waiting build of the same server and git ref is superseded: recorded as cancelled.
     /// Follow it through the store (status, phase, build log).
     pub async fn start(
@@ -248,14 +265,60 @@ impl Builder {
             git_ref: request.source.git_ref().map(str::to_owned),
             entrypoint: request.entrypoint.as_ref().map(ToString::to_string),
         };
-        let deployment = self
+        let deployments = self.inner.store.deployments();
+        let deployment = deployments.create(&server.id, &new).await?;
+        let snapshot = self
+            .inner
+            .store
+            .env()
+            .snapshot(&deployment.id, &server.id, request.preview.as_ref())
+            .await;
+        if let Err(e) = snapshot {
+            let failure = BuildFailure {
+                kind: FailureKind::Internal,
+                message: format!("the environment could not be fixed for the build: {e}"),
+            };
+            // The deployment is recorded failed so that it does not stay queued forever.
+            if let Err(recorded) = deployments.fail(&deployment.id, &failure).await {
+                tracing::error!(error = %recorded, "cannot record a failed start");
+            }
+            return Err(e.into());
+        }
+        queue::submit(&self.inner, deployment.clone(), request).await;
+        Ok(deployment)
+    }
+
+    /// Starts a new deployment of `server` built from what its live deployment was built
+    /// from (the same git URL at the same commit, or the live artifact's source for an
+    /// upload), with the server's environment as it is now: how a change of variables takes
+    /// effect. Git credentials are never stored, so a private https repository must be
+    /// deployed again with its credentials instead.
+    pub async fn redeploy(&self, server: &Server) -> Result<Deployment, BuildError> {
+        let none = || {
+            BuildError::NotRedeployable(format!(
+                "server '{}' has no live deployment to build again; deploy it first with `skyport deploy SOURCE --name {}`",
+                server.name, server.name
+            ))
+        };
+        let live_id = server.live_deployment.as_ref().ok_or_else(none)?;
+        let live = self
             .inner
             .store
             .deployments()
-            .create(&server.id, &new)
-            .await?;
-        queue::submit(&self.inner, deployment.clone(), request).await;
-        Ok(deployment)
+            .get(live_id)
+            .await?
+            .ok_or_else(none)?;
+        let entrypoint = live
+            .requested_entrypoint
+            .as_deref()
+            .map(str::parse::<Entrypoint>)
+            .transpose()?;
+        let request = BuildRequest {
+            source: redeploy_source(&live)?,
+            entrypoint,
+            preview: None,
+        };
+        self.start(server, request).await
     }
 
     /// Cancels the build of `id`: a waiting one leaves the queue, a running one is stopped
@@ -289,6 +352,23 @@ impl Builder {
         // once none is running. It is never reopened, so concurrent drains cannot starve.
         self.inner.jobs.close();
         self.inner.jobs.wait().await;
+    }
+}
+
+/// Where a redeploy of `live` takes its source from.
+fn redeploy_source(live: &Deployment) -> Result<Source, BuildError> {
+    if let Some(commit) = &live.commit {
+        return Ok(Source::Git(GitSource {
+            url: live.source.parse()?,
+            reference: Some(commit.sha.parse()?),
+        }));
+    }
+    match &live.built {
+        Some(built) if live.pruned_at.is_none() => Ok(Source::Artifact(built.artifact.clone())),
+        _ => Err(BuildError::NotRedeployable(format!(
+            "the live deployment {} has no source left to build again; deploy the source again with `skyport deploy`",
+            live.id
+        ))),
     }
 }
 

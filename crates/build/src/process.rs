@@ -9,7 +9,8 @@ use std::time::Duration;
 use std::sync::{Arc, Mutex};
 
 use skyport_store::{
-    BuildPhase, DeploymentId, LogSource, LogStream, LogWriter, NewLogLine, ServerId, Timestamp,
+    BuildPhase, DeploymentId, LogSource, LogStream, LogWriter, NewLogLine, Redactor, ServerId,
+    Timestamp,
 };
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
@@ -26,6 +27,8 @@ pub(crate) struct BuildLog {
     deployment_id: DeploymentId,
     /// The phase running now; every line is tagged with it.
     phase: Arc<Mutex<Option<BuildPhase>>>,
+    /// Replaces the deployment's secret values in every line before it is stored.
+    redactor: Arc<Redactor>,
 }
 
 impl BuildLog {
@@ -35,7 +38,22 @@ impl BuildLog {
             server_id,
             deployment_id,
             phase: Arc::default(),
+            redactor: Arc::default(),
         }
+    }
+
+    /// This log, with `redactor` applied to every line.
+    pub(crate) fn redacting(self, redactor: Redactor) -> Self {
+        BuildLog {
+            redactor: Arc::new(redactor),
+            ..self
+        }
+    }
+
+    /// `text` with the deployment's secret values replaced, for messages that leave the log
+    /// (the recorded failure).
+    pub(crate) fn redact(&self, text: &str) -> String {
+        self.redactor.apply(text).into_owned()
     }
 
     /// Tags the lines that follow with `phase`.
@@ -65,7 +83,7 @@ impl BuildLog {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
             at: Timestamp::now(),
-            line,
+            line: self.redactor.apply(&line).into_owned(),
         });
     }
 

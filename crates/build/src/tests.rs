@@ -464,31 +464,52 @@ fn environment_keys_follow_the_requirements_and_nothing_else() {
         files: vec![("requirements.txt".to_owned(), text.as_bytes().to_vec())],
         ..Requirements::default()
     };
-    let key = cache_key(&tc, &py, &reqs("httpx==0.28.1\n"));
+    let key = cache_key(&tc, &py, &reqs("httpx==0.28.1\n"), &[]);
     assert_eq!(key.len(), 16);
     assert!(key.bytes().all(|b| b.is_ascii_hexdigit()));
     // Stable for the same inputs...
-    assert_eq!(key, cache_key(&tc, &py, &reqs("httpx==0.28.1\n")));
+    assert_eq!(key, cache_key(&tc, &py, &reqs("httpx==0.28.1\n"), &[]));
     // ...and different when the requirements change.
-    assert_ne!(key, cache_key(&tc, &py, &reqs("httpx==0.28.0\n")));
-    assert_ne!(key, cache_key(&tc, &py, &none));
+    assert_ne!(key, cache_key(&tc, &py, &reqs("httpx==0.28.0\n"), &[]));
+    assert_ne!(key, cache_key(&tc, &py, &none, &[]), &[]);
     // The same bytes in another file are another environment.
     let as_pyproject = Requirements {
         files: vec![("pyproject.toml".to_owned(), b"httpx==0.28.1\n".to_vec())],
         ..Requirements::default()
     };
-    assert_ne!(key, cache_key(&tc, &py, &as_pyproject));
+    assert_ne!(key, cache_key(&tc, &py, &as_pyproject, &[]), &[]);
     let with_package = Requirements {
         packages: vec!["httpx".to_owned()],
         ..reqs("httpx==0.28.1\n")
     };
-    assert_ne!(key, cache_key(&tc, &py, &with_package));
+    assert_ne!(key, cache_key(&tc, &py, &with_package, &[]), &[]);
     // A new interpreter or uv means a new environment.
     let other_python = tc.select(Some(("3.10", "test"))).expect("3.10");
-    assert_ne!(key, cache_key(&tc, &other_python, &reqs("httpx==0.28.1\n")));
+    assert_ne!(
+        key,
+        cache_key(&tc, &other_python, &reqs("httpx==0.28.1\n"), &[])
+    );
     let mut other = toolchain();
     other.uv_version = "uv 0.14.0".to_owned();
-    assert_ne!(key, cache_key(&other, &py, &reqs("httpx==0.28.1\n")));
+    assert_ne!(key, cache_key(&other, &py, &reqs("httpx==0.28.1\n"), &[]));
+    // Variables uv reads (a private index) make another environment; others do not.
+    let var = |name: &str, value: &str, secret: bool| skyport_store::EnvVar {
+        name: name.to_owned(),
+        value: value.to_owned(),
+        secret,
+    };
+    let httpx = reqs("httpx==0.28.1\n");
+    let index = cache_key(
+        &tc,
+        &py,
+        &httpx,
+        &[var("UV_INDEX_URL", "http://a/simple", true)],
+    );
+    assert_ne!(key, index);
+    let other_index = [var("UV_INDEX_URL", "http://b/simple", true)];
+    assert_ne!(index, cache_key(&tc, &py, &httpx, &other_index));
+    let app_only = [var("API_KEY", "x", true), var("MODE", "fast", false)];
+    assert_eq!(key, cache_key(&tc, &py, &httpx, &app_only));
 }
 
 #[test]
@@ -722,6 +743,7 @@ async fn build_tarball(
     let request = crate::BuildRequest {
         source: crate::Source::Upload(upload),
         entrypoint: entrypoint.map(|e| e.parse().expect("entrypoint")),
+        preview: None,
     };
     let queued = builder.start(server, request).await.expect("start");
     builder.drain().await;
@@ -752,6 +774,7 @@ async fn starting_a_build_of_an_unknown_upload_creates_no_deployment() {
     let request = crate::BuildRequest {
         source: crate::Source::Upload(UploadId::generate()),
         entrypoint: None,
+        preview: None,
     };
     let result = builder.start(&server, request).await;
     assert!(

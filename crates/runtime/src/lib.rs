@@ -15,7 +15,6 @@ mod local;
 mod metrics;
 mod output;
 mod reconcile;
-mod redact;
 mod spawn;
 mod zygote;
 
@@ -27,6 +26,10 @@ use futures_util::future::BoxFuture;
 use skyport_store::{
     DeploymentId, InstanceId, LaunchSpec, Route, RuntimeSettings, ServerId, ServerName, Timestamp,
 };
+
+/// One variable of an instance's environment (defined by the store, which fixes it per
+/// deployment; re-exported so runtime callers need not know where it lives).
+pub use skyport_store::EnvVar;
 
 pub use local::{LocalRuntime, LocalRuntimeConfig};
 pub use metrics::{DeploymentMetrics, Histogram, render_prometheus};
@@ -60,34 +63,8 @@ impl Target {
             deployment: live.id,
             launch: live.launch,
             settings: route.settings,
-            env: Vec::new(),
+            env: live.env,
         })
-    }
-}
-
-/// One variable of an instance's environment.
-#[derive(Clone, PartialEq, Eq)]
-pub struct EnvVar {
-    /// Its name.
-    pub name: String,
-    /// Its value.
-    pub value: String,
-    /// A secret's value is replaced by `[redacted:NAME]` in everything Skyport stores or shows.
-    pub secret: bool,
-}
-
-impl fmt::Debug for EnvVar {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let value = if self.secret {
-            "[redacted]"
-        } else {
-            &self.value
-        };
-        f.debug_struct("EnvVar")
-            .field("name", &self.name)
-            .field("value", &value)
-            .field("secret", &self.secret)
-            .finish()
     }
 }
 

@@ -11,7 +11,7 @@ use skyport_store::{
 };
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 
-use crate::redact::Redactor;
+use skyport_store::Redactor;
 
 /// Longest line read in one piece; a longer one is split (the store cuts it further).
 const MAX_LINE: usize = 16 * 1024;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use skyport_gateway::RateLimit;
+use skyport_store::EnvScope;
 
 /// Skyport: deploy, run and serve MCP servers on your own machine.
 #[derive(Debug, Parser)]
@@ -52,6 +53,8 @@ pub(crate) enum Command {
     Keys(KeysArgs),
     /// Show the MCP requests made through the gateway, newest first.
     Audit(AuditArgs),
+    /// Set, remove or list a server's environment variables and secrets.
+    Env(EnvArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -155,6 +158,13 @@ pub(crate) struct DeployArgs {
     /// Print the deployment as JSON.
     #[arg(long)]
     pub(crate) json: bool,
+    /// A production variable set on the server before the build; repeat it for several.
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub(crate) env: Vec<String>,
+    /// Store every --env of this command as a secret: encrypted, never shown, redacted from
+    /// logs.
+    #[arg(long, requires = "env")]
+    pub(crate) secret: bool,
     #[command(flatten)]
     pub(crate) settings: SettingsArgs,
 }
@@ -347,6 +357,72 @@ pub(crate) enum KeysCommand {
         /// The key's id (key_…) or name.
         key: String,
     },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct EnvArgs {
+    #[command(subcommand)]
+    pub(crate) command: EnvCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum EnvCommand {
+    /// Set variables; running deployments keep theirs until the next deployment (--redeploy).
+    Set {
+        /// The server.
+        name: String,
+        /// The variables.
+        #[arg(required = true, value_name = "KEY=VALUE")]
+        vars: Vec<String>,
+        /// Store them as secrets: encrypted, never shown, redacted from logs.
+        #[arg(long)]
+        secret: bool,
+        #[command(flatten)]
+        change: EnvChangeArgs,
+    },
+    /// Remove variables from a scope.
+    Unset {
+        /// The server.
+        name: String,
+        /// The variable names.
+        #[arg(required = true, value_name = "KEY")]
+        keys: Vec<String>,
+        #[command(flatten)]
+        change: EnvChangeArgs,
+    },
+    /// List variables (secrets masked).
+    Ls {
+        /// The server.
+        name: String,
+        /// Only this scope [default: every scope]
+        #[arg(long, value_parser = parse_scope)]
+        scope: Option<EnvScope>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// What `env set` and `env unset` share.
+#[derive(Debug, Args)]
+pub(crate) struct EnvChangeArgs {
+    /// production, preview (every preview deployment) or branch:NAME (previews of one branch)
+    #[arg(long, default_value = "production", value_parser = parse_scope)]
+    pub(crate) scope: EnvScope,
+    /// Build a new deployment from the live one's source now, so that the change takes effect.
+    #[arg(long)]
+    pub(crate) redeploy: bool,
+    /// Print the build log while redeploying.
+    #[arg(long, short)]
+    pub(crate) verbose: bool,
+    /// Print the answer as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+fn parse_scope(text: &str) -> Result<EnvScope, String> {
+    text.parse()
+        .map_err(|e: skyport_store::EnvError| e.to_string())
 }
 
 #[derive(Debug, Args)]

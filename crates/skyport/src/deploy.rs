@@ -10,14 +10,15 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use skyport_api::{
-    CreateDeployment, DeploymentView, GitSpec, LogLineView, SettingsUpdate, SourceSpec,
+    CreateDeployment, DeploymentView, EnvAssignment, GitSpec, LogLineView, SettingsUpdate,
+    SourceSpec,
 };
 use skyport_client::{Client, ClientError, LogEvent};
 use skyport_store::{DeploymentStatus, FailureKind, ServerName};
 
 use crate::cli::{AuthArg, Connection, DeployArgs, Inherit, SettingsArgs};
-use crate::config;
 use crate::progress::Progress;
+use crate::{config, env};
 
 /// Build log lines shown when a build fails.
 const FAILED_LOG_LINES: usize = 25;
@@ -37,6 +38,7 @@ pub(crate) async fn deploy(connection: &Connection, args: DeployArgs) -> anyhow:
         description: args.description.as_deref(),
         verbose: args.verbose,
         settings: settings_update(&args.settings),
+        env: env::assignments(&args.env, args.secret)?,
     };
     let deployment = if args.no_wait {
         start(&client, &request).await?
@@ -119,6 +121,8 @@ pub(crate) struct Deploy<'a> {
     pub(crate) description: Option<&'a str>,
     pub(crate) verbose: bool,
     pub(crate) settings: SettingsUpdate,
+    /// Production variables set before the build.
+    pub(crate) env: Vec<EnvAssignment>,
 }
 
 /// The API's form of the settings flags.
@@ -144,22 +148,32 @@ pub(crate) fn settings_update(args: &SettingsArgs) -> SettingsUpdate {
 /// show it their way. Progress and the failure go to stderr.
 pub(crate) async fn run(client: &Client, request: &Deploy<'_>) -> anyhow::Result<DeploymentView> {
     let deployment = start(client, request).await?;
-    let deployment = follow(client, request, &deployment).await?;
+    wait(client, request.name, request.verbose, &deployment).await
+}
+
+/// Follows a started deployment of server `name` to its end and says how it ended (on
+/// stderr); a failed build is returned, not an error.
+pub(crate) async fn wait(
+    client: &Client,
+    name: &str,
+    verbose: bool,
+    deployment: &DeploymentView,
+) -> anyhow::Result<DeploymentView> {
+    let deployment = follow(client, name, verbose, deployment).await?;
     match (&deployment.status, &deployment.failure) {
         (DeploymentStatus::Failed, Some(failure)) => {
             eprintln!(
-                "error: deploy of '{}' failed ({}: {}):\n{}",
-                request.name,
+                "error: deploy of '{name}' failed ({}: {}):\n{}",
                 failure.kind.as_str(),
                 summary(failure.kind),
                 indent(&failure.message)
             );
             eprintln!(
-                "The previous deployment (if any) is still serving. Full build log: skyport logs {} --build {}",
-                request.name, deployment.id
+                "The previous deployment (if any) is still serving. Full build log: skyport logs {name} --build {}",
+                deployment.id
             );
         }
-        _ => eprintln!("✓ '{}' is live ({})", request.name, deployment.id),
+        _ => eprintln!("✓ '{name}' is live ({})", deployment.id),
     }
     Ok(deployment)
 }
@@ -209,6 +223,7 @@ async fn start(client: &Client, request: &Deploy<'_>) -> anyhow::Result<Deployme
         entrypoint: request.entrypoint.map(str::to_owned),
         description: request.description.map(str::to_owned),
         settings: (!request.settings.is_empty()).then(|| request.settings.clone()),
+        env: request.env.clone(),
     };
     Ok(client.deploy(name.as_str(), &body).await?)
 }
@@ -216,13 +231,14 @@ async fn start(client: &Client, request: &Deploy<'_>) -> anyhow::Result<Deployme
 /// Follows the build's live log stream until its `end` event, reopening it where it broke.
 async fn follow(
     client: &Client,
-    request: &Deploy<'_>,
+    name: &str,
+    verbose: bool,
     deployment: &DeploymentView,
 ) -> anyhow::Result<DeploymentView> {
     let mut shown = Shown {
         progress: Progress::new(),
         recent: VecDeque::new(),
-        verbose: request.verbose,
+        verbose,
     };
     let mut cursor = None;
     for _ in 0..=MAX_RECONNECTS {
@@ -244,8 +260,7 @@ async fn follow(
         tokio::time::sleep(RECONNECT_PAUSE).await;
     }
     bail!(
-        "the build's log stream kept breaking; follow it with `skyport logs {} --build {} -f`",
-        request.name,
+        "the build's log stream kept breaking; follow it with `skyport logs {name} --build {} -f`",
         deployment.id
     )
 }

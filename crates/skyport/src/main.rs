@@ -5,6 +5,7 @@ mod audit;
 mod cli;
 mod config;
 mod deploy;
+mod env;
 mod inspect;
 mod keys;
 mod progress;
@@ -55,5 +56,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Builds(args) => inspect::builds(&cli.connection, args).await,
         Command::Keys(args) => keys::keys(&cli.connection, args).await,
         Command::Audit(args) => audit::audit(&cli.connection, args).await,
+        Command::Env(args) => env::env(&cli.connection, args).await,
     }
 }

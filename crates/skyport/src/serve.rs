@@ -14,7 +14,7 @@ use skyport_build::{BuildLimits, Builder};
 use skyport_client::Client;
 use skyport_gateway::{Gateway, GatewayOptions, RateLimit};
 use skyport_runtime::{LocalRuntime, LocalRuntimeConfig, Runtime, follow_live_deployments};
-use skyport_store::{DeploymentStatus, Store};
+use skyport_store::{DeploymentStatus, KeySource, MasterKey, Store};
 use skyport_web::{AppOptions, AppState, ServerDefaults};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -71,6 +71,7 @@ pub(crate) async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         description: None,
         verbose: false,
         settings: SettingsUpdate::default(),
+        env: Vec::new(),
     };
     let deployment = match deploy::run(&client, &request).await {
         Ok(deployment) => deployment,
@@ -121,7 +122,11 @@ impl Platform {
             Some(path) => PathBuf::from(path.trim_start_matches("//")),
             None => data_dir.join("skyport.db"),
         };
-        let store = Store::open(&database).await?;
+        let store = Store::open(&database)
+            .await?
+            .with_master_key(master_key(&data_dir)?);
+        let secrets = store.env().check_secrets().await?;
+        tracing::debug!("{secrets} stored secret(s) open with the master key");
         let interrupted = store.deployments().fail_interrupted().await?;
         if interrupted > 0 {
             tracing::warn!(
@@ -332,6 +337,22 @@ fn checked_public_url(given: &str) -> anyhow::Result<String> {
             "--public-url must be an http:// or https:// URL like https://mcp.example.com (got '{given}')"
         ),
     }
+}
+
+/// The key that seals secrets: `SKYPORT_MASTER_KEY`, else `DATA_DIR/master.key` (created on
+/// the first start).
+fn master_key(data_dir: &Path) -> anyhow::Result<MasterKey> {
+    let variable = std::env::var("SKYPORT_MASTER_KEY").ok();
+    let (key, source) = MasterKey::load_or_create(variable.as_deref(), data_dir)?;
+    match source {
+        KeySource::Created(path) => tracing::info!(
+            "created the master key that encrypts secrets at {}; back it up with the data directory: without it, secrets cannot be read",
+            path.display()
+        ),
+        KeySource::File(path) => tracing::debug!("master key from {}", path.display()),
+        KeySource::Variable => tracing::debug!("master key from SKYPORT_MASTER_KEY"),
+    }
+    Ok(key)
 }
 
 /// Makes sure `DATA_DIR/credentials` holds a valid admin key for this Skyport, creating one

@@ -1,5 +1,6 @@
 //! The deployments repository: build lifecycle, artifacts' launch specs, and promotion.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -7,7 +8,7 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use crate::{
-    Change, DeploymentId, GatewaySettings, RuntimeSettings, ServerId, ServerName, Store,
+    Change, DeploymentId, EnvVar, GatewaySettings, RuntimeSettings, ServerId, ServerName, Store,
     StoreError, Timestamp, from_millis, now, to_millis,
 };
 
@@ -210,6 +211,8 @@ pub struct LiveDeployment {
     pub id: DeploymentId,
     /// How to start an instance of it.
     pub launch: LaunchSpec,
+    /// Its environment, fixed when its build started (secrets opened).
+    pub env: Vec<EnvVar>,
 }
 
 /// Access to deployments; obtained from [`Store::deployments`].
@@ -490,22 +493,21 @@ impl Deployments<'_> {
 
     /// Every server with its live deployment, for the gateway's route table.
     pub async fn routes(&self) -> Result<Vec<Route>, StoreError> {
-        sqlx::query(
+        let rows = sqlx::query(
             "SELECT s.id AS server_id, s.name, d.id AS deployment_id, d.launch, s.memory_limit_bytes,
              s.idle_timeout_ms, s.min_instances, s.max_instances, s.auth, s.request_timeout_ms
              FROM servers s
              LEFT JOIN deployments d ON d.id = s.live_deployment_id",
         )
         .fetch_all(&self.store.pool)
-        .await?
-        .iter()
-        .map(route)
-        .collect()
+        .await?;
+        let mut env = self.store.env().live().await?;
+        rows.iter().map(|row| route(row, &mut env)).collect()
     }
 
     /// One server's route, or `None` if there is no such server.
     pub async fn route(&self, name: &ServerName) -> Result<Option<Route>, StoreError> {
-        sqlx::query(
+        let row = sqlx::query(
             "SELECT s.id AS server_id, s.name, d.id AS deployment_id, d.launch, s.memory_limit_bytes,
              s.idle_timeout_ms, s.min_instances, s.max_instances, s.auth, s.request_timeout_ms
              FROM servers s
@@ -513,17 +515,28 @@ impl Deployments<'_> {
         )
         .bind(name)
         .fetch_optional(&self.store.pool)
-        .await?
-        .map(|row| route(&row))
-        .transpose()
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let mut env = match row.try_get::<Option<DeploymentId>, _>("deployment_id")? {
+            Some(id) => BTreeMap::from([(id.clone(), self.store.env().of_deployment(&id).await?)]),
+            None => BTreeMap::new(),
+        };
+        route(&row, &mut env).map(Some)
     }
 }
 
-fn route(row: &SqliteRow) -> Result<Route, StoreError> {
+/// A route from its row; `env` holds the live deployments' environments (taken from it).
+fn route(
+    row: &SqliteRow,
+    env: &mut BTreeMap<DeploymentId, Vec<EnvVar>>,
+) -> Result<Route, StoreError> {
     let deployment: Option<DeploymentId> = row.try_get("deployment_id")?;
     let launch: Option<String> = row.try_get("launch")?;
     let live = match (deployment, launch) {
         (Some(id), Some(launch)) => Some(LiveDeployment {
+            env: env.remove(&id).unwrap_or_default(),
             id,
             launch: parse_launch(&launch)?,
         }),

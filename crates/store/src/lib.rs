@@ -1,5 +1,6 @@
 //! Skyport's durable state: the schema, its migrations and one typed repository per aggregate
-//! (servers, deployments, logs, principals and keys, gateway sessions, the audit log), plus the change feed that tells the
+//! (servers, deployments, logs, principals and keys, gateway sessions, the audit log, environment
+//! variables and sealed secrets), plus the change feed that tells the
 //! gateway and the runtime when a server's live deployment moved.
 //!
 //! All SQL of the project lives here. Callers get domain types (`Server`, `Deployment`,
@@ -9,15 +10,19 @@
 mod audit;
 mod changes;
 mod deployments;
+mod env;
 mod ids;
 mod keys;
 mod logs;
 mod names;
+mod redact;
+mod secrets;
 mod servers;
 mod sessions;
 mod settings;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::SqlitePool;
@@ -32,12 +37,18 @@ pub use deployments::{
     BuildFailure, BuildPhase, Built, Commit, Deployment, DeploymentStatus, Deployments,
     FailureKind, LaunchSpec, LiveDeployment, NewDeployment, Route,
 };
+pub use env::{
+    Env, EnvEntry, EnvError, EnvKey, EnvScope, EnvVar, MAX_VALUE_BYTES, NewEnvVar, PreviewOf,
+    resolve,
+};
 pub use ids::{ApiKeyId, DeploymentId, InstanceId, PrincipalId, ServerId};
 pub use keys::{
     ApiKey, Credential, KeyHash, KeyRef, Keys, LAST_USED_PRECISION, Principal, SECRET_PREFIXES,
 };
 pub use logs::{LogLine, LogQuery, LogSource, LogStream, LogWriter, Logs, NewLogLine};
 pub use names::{NameError, ServerName};
+pub use redact::Redactor;
+pub use secrets::{KeySource, MASTER_KEY_FILE, MasterKey, MasterKeyError};
 pub use servers::{Server, Servers};
 pub use sessions::{SessionBinding, SessionUse, Sessions, StoredSession};
 pub use settings::{
@@ -71,6 +82,9 @@ pub enum StoreError {
     /// A stored value no longer parses; the database was edited by hand or by a newer Skyport.
     #[error("stored data is not readable: {0}")]
     Corrupt(String),
+    /// A secret cannot be sealed or opened (no master key, or not the one it was sealed with).
+    #[error("{0}")]
+    Sealed(String),
 }
 
 /// A handle on the database; cheap to clone.
@@ -79,6 +93,8 @@ pub struct Store {
     pool: SqlitePool,
     changes: broadcast::Sender<Change>,
     logs: logs::Shared,
+    /// Seals and opens secrets; without it, secrets can be neither set nor read.
+    master_key: Option<Arc<MasterKey>>,
 }
 
 impl Store {
@@ -126,7 +142,14 @@ impl Store {
             pool,
             changes,
             logs: logs::Shared::default(),
+            master_key: None,
         })
+    }
+
+    /// This store, sealing and opening secrets with `key`; call it before cloning the store.
+    pub fn with_master_key(mut self, key: MasterKey) -> Store {
+        self.master_key = Some(Arc::new(key));
+        self
     }
 
     /// Servers: names, descriptions, live pointers.
@@ -152,6 +175,11 @@ impl Store {
     /// The gateway's client sessions.
     pub fn sessions(&self) -> Sessions<'_> {
         Sessions { store: self }
+    }
+
+    /// Environment variables and secrets, and deployments' snapshots of them.
+    pub fn env(&self) -> Env<'_> {
+        Env { store: self }
     }
 
     /// The audit log of MCP requests.

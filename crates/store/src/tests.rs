@@ -173,7 +173,8 @@ async fn promotion_moves_the_live_pointer_and_announces_it() {
         route.live,
         Some(LiveDeployment {
             id: second.id.clone(),
-            launch: launch()
+            launch: launch(),
+            env: Vec::new(),
         })
     );
     assert_eq!(store.deployments().routes().await.unwrap(), vec![route]);

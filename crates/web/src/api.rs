@@ -18,9 +18,9 @@ use skyport_gateway::Gateway;
 use skyport_runtime::render_prometheus;
 use skyport_store::{Deployment, DeploymentId, LogQuery, LogSource, Server, ServerName, Timestamp};
 
-use crate::keys;
 use crate::stream::{self, Start};
 use crate::{ApiError, AppState, views};
+use crate::{env, keys};
 
 /// Most log lines one request returns.
 const MAX_LOG_PAGE: u32 = 5_000;
@@ -37,6 +37,12 @@ pub(crate) fn router() -> Router<AppState> {
             get(list_deployments).post(create_deployment),
         )
         .route("/servers/{name}/logs", get(server_logs))
+        .route("/servers/{name}/env", get(env::list).put(env::set))
+        .route(
+            "/servers/{name}/env/{key}",
+            axum::routing::delete(env::unset),
+        )
+        .route("/servers/{name}/redeploy", post(env::redeploy))
         .route(
             "/deployments/{id}",
             get(show_deployment).delete(remove_deployment),
@@ -176,6 +182,7 @@ async fn create_deployment(
         .as_deref()
         .map(str::parse::<Entrypoint>)
         .transpose()?;
+    let vars = env::parse_assignments(&body.env)?;
     let source = match body.source {
         SourceSpec::Upload(id) => Source::Upload(id.parse::<UploadId>()?),
         SourceSpec::Git(GitSpec { url, reference }) => Source::Git(GitSource {
@@ -193,10 +200,13 @@ async fn create_deployment(
         body.settings.as_ref(),
     )
     .await?;
-    let deployment = state
-        .builder
-        .start(&server, BuildRequest { source, entrypoint })
-        .await?;
+    env::set_for_deploy(&state, &server, &vars).await?;
+    let request = BuildRequest {
+        source,
+        entrypoint,
+        preview: None,
+    };
+    let deployment = state.builder.start(&server, request).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(views::deployment(deployment, &server)),
@@ -403,7 +413,7 @@ async fn set_settings(
         .map_err(|e| ApiError::BadRequest(e.to_string()))
 }
 
-async fn existing_server(state: &AppState, name: &str) -> Result<Server, ApiError> {
+pub(crate) async fn existing_server(state: &AppState, name: &str) -> Result<Server, ApiError> {
     let name: ServerName = name.parse()?;
     state
         .store

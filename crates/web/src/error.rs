@@ -5,7 +5,7 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use skyport_api::{ErrorBody, ErrorDetail};
 use skyport_build::BuildError;
-use skyport_store::{NameError, StoreError};
+use skyport_store::{EnvError, NameError, StoreError};
 
 /// Why an API request failed.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +21,9 @@ pub enum ApiError {
     /// A server name that is not a DNS label.
     #[error(transparent)]
     InvalidName(#[from] NameError),
+    /// A variable name, value or scope that cannot be used.
+    #[error(transparent)]
+    InvalidEnv(#[from] EnvError),
     /// Any other malformed request.
     #[error("{0}")]
     BadRequest(String),
@@ -42,6 +45,7 @@ impl ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::InvalidName(_) => (StatusCode::BAD_REQUEST, "invalid_name"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::InvalidEnv(_) => (StatusCode::BAD_REQUEST, "invalid_env"),
             ApiError::Conflict(_) | ApiError::Store(StoreError::Conflict(_)) => {
                 (StatusCode::CONFLICT, "conflict")
             }
@@ -56,6 +60,7 @@ impl ApiError {
                 BuildError::UploadBody(_) => (StatusCode::BAD_REQUEST, "bad_upload"),
                 BuildError::InvalidGitUrl(_) => (StatusCode::BAD_REQUEST, "invalid_git_url"),
                 BuildError::InvalidGitRef(_) => (StatusCode::BAD_REQUEST, "invalid_git_ref"),
+                BuildError::NotRedeployable(_) => (StatusCode::CONFLICT, "not_redeployable"),
                 BuildError::Io { .. } | BuildError::Store(_) => {
                     (StatusCode::INTERNAL_SERVER_ERROR, "internal")
                 }

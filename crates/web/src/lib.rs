@@ -7,6 +7,7 @@
 mod api;
 mod audit;
 mod auth;
+mod env;
 mod error;
 mod host;
 mod keys;

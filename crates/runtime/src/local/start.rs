@@ -29,12 +29,12 @@ use crate::cgroup::Cgroup;
 use crate::leftovers::{self, PidRecord};
 use crate::metrics::DeploymentStats;
 use crate::output::{LogContext, Tail, pump};
-use crate::redact::Redactor;
 use crate::spawn::{
     self, Confinement, LISTEN_FD, Signal, signal_group, signal_process, spawn_instance,
 };
 use crate::zygote::{ForkRequest, Forked};
 use crate::{Exit, StartError, Target};
+use skyport_store::Redactor;
 
 /// Pause between readiness probes when one fails without the process having exited.
 const PROBE_RETRY: Duration = Duration::from_millis(20);

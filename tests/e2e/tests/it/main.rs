@@ -7,6 +7,7 @@ mod build;
 mod builds;
 mod conformance;
 mod deploy;
+mod env;
 mod gateway;
 mod keys;
 mod legacy_sse;

@@ -1,5 +1,7 @@
-//! Secret values out of instance output: every line is rewritten before it is stored, streamed
-//! or quoted in an error, so a server that prints its API key does not leak it through Skyport.
+//! Secret values out of build and instance output: every line is rewritten before it is stored,
+//! streamed or quoted in an error, so a server (or a build step) that prints its API key does not
+//! leak it through Skyport. It lives beside the secrets because both the build and the runtime
+//! use it, and neither may depend on the other.
 
 use std::borrow::Cow;
 
@@ -10,16 +12,25 @@ use crate::EnvVar;
 const MIN_SECRET_LEN: usize = 4;
 
 /// Replaces secret values by `[redacted:NAME]`.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Redactor {
+#[derive(Clone, Default)]
+pub struct Redactor {
     /// `(value, replacement)`, longest value first so a secret containing another is replaced
     /// whole.
     secrets: Vec<(String, String)>,
 }
 
+impl std::fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The values are the secrets themselves: only their names may be shown.
+        f.debug_list()
+            .entries(self.secrets.iter().map(|(_, replacement)| replacement))
+            .finish()
+    }
+}
+
 impl Redactor {
     /// A redactor for the secrets among `env`.
-    pub(crate) fn new(env: &[EnvVar]) -> Redactor {
+    pub fn new(env: &[EnvVar]) -> Redactor {
         let mut secrets: Vec<(String, String)> = env
             .iter()
             .filter(|v| v.secret && v.value.len() >= MIN_SECRET_LEN)
@@ -30,7 +41,7 @@ impl Redactor {
     }
 
     /// `line` with every secret value replaced.
-    pub(crate) fn apply<'a>(&self, line: &'a str) -> Cow<'a, str> {
+    pub fn apply<'a>(&self, line: &'a str) -> Cow<'a, str> {
         let mut line = Cow::Borrowed(line);
         for (value, replacement) in &self.secrets {
             if line.contains(value.as_str()) {
