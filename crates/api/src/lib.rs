@@ -5,11 +5,15 @@
 //! and leave out what it must not see (launch commands, artifact paths). Field names are part
 //! of the public contract; change them only with a new API version.
 
+mod sources;
+
 use serde::{Deserialize, Serialize};
 use skyport_store::{
     ApiKeyId, AuditOutcome, BuildPhase, DeploymentId, DeploymentStatus, FailureKind, LogSource,
     LogStream, PrincipalId, ServerId, ServerName, Timestamp,
 };
+
+pub use sources::{HookAnswer, PreviewView, SourceUpdate, SourceView};
 
 /// A server as the API shows it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -30,6 +34,12 @@ pub struct ServerView {
     pub settings: SettingsView,
     /// What its instances have done since Skyport started, and use now.
     pub metrics: ServerMetricsView,
+    /// Where its code comes from for builds nobody typed (pushes, polling, previews).
+    #[serde(default)]
+    pub source: SourceView,
+    /// What it previews, if it is a preview.
+    #[serde(default)]
+    pub preview: Option<PreviewView>,
     /// When it was first deployed.
     pub created_at: Timestamp,
     /// When it last changed.
@@ -111,7 +121,7 @@ pub struct SettingsUpdate {
 
 /// A field that is present (`Some`), even as `null` (`Some(None)`): absent fields are `None`
 /// through `#[serde(default)]`, so "keep" and "reset to the default" stay apart.
-fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+pub(crate) fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: Deserialize<'de>,
@@ -231,6 +241,9 @@ pub struct PutServer {
     /// Changes to how its instances run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settings: Option<SettingsUpdate>,
+    /// Changes to where its code comes from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceUpdate>,
 }
 
 /// `POST /api/v1/servers/{name}/deployments`: builds and promotes a new deployment; creates the
@@ -249,6 +262,10 @@ pub struct CreateDeployment {
     /// The server's settings, changed when given (before the build starts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settings: Option<SettingsUpdate>,
+    /// The branch whose pushes redeploy the server (git sources); built when no `ref` is
+    /// given. The git URL and the entrypoint are recorded as the server's tracked source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
 }
 
 /// Where a deployment's code comes from: `{"upload": "upl_…"}` or

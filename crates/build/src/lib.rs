@@ -20,9 +20,11 @@ mod inspect;
 mod job;
 mod process;
 mod queue;
+mod redeploy;
 mod toolchain;
 mod unpack;
 mod upload;
+mod watch;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -31,7 +33,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::Stream;
-use skyport_store::{Deployment, DeploymentId, NewDeployment, Server, Store, StoreError};
+use skyport_store::{
+    Deployment, DeploymentId, NameError, NewDeployment, Server, ServerId, ServerName, Store,
+    StoreError,
+};
 use tokio::sync::OnceCell;
 use tokio::sync::futures::Notified;
 use tokio_util::task::TaskTracker;
@@ -39,7 +44,9 @@ use tokio_util::task::TaskTracker;
 pub use entrypoint::{DEFAULT_FILES, Entrypoint, Target};
 pub use git::{GitRef, GitSource, GitUrl};
 pub use queue::Cancellation;
+pub use redeploy::{Reaction, SourceEvent};
 pub use upload::{MAX_UPLOAD_BYTES, UploadId};
+pub use watch::{SWEEP_INTERVAL, follow_sources};
 
 /// Why a build could not be started. Failures of the build itself are recorded on the
 /// deployment (with a `FailureKind`), not returned.
@@ -87,6 +94,14 @@ pub enum BuildError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A build of the server's tracked source was asked for, but it has none.
+    #[error(
+        "server '{0}' has no git source to build; set one with `skyport servers set {0} --source URL`"
+    )]
+    NoSource(ServerName),
+    /// No preview name fits the server and branch.
+    #[error("{0}")]
+    PreviewName(#[from] NameError),
 }
 
 /// Where a deployment's source comes from.
@@ -124,6 +139,17 @@ pub struct BuildRequest {
     pub source: Source,
     /// The server file and object; `None` tries main.py, server.py, app.py.
     pub entrypoint: Option<Entrypoint>,
+    /// `Some` for a preview build (of a branch of another server); `None` for production.
+    pub preview: Option<PreviewOf>,
+}
+
+/// What a preview build previews: its parent server and the branch it builds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PreviewOf {
+    /// The server the preview belongs to.
+    pub parent: ServerId,
+    /// The git branch it builds.
+    pub branch: String,
 }
 
 /// How many builds run at once and how long each may take.

@@ -722,6 +722,7 @@ async fn build_tarball(
     let request = crate::BuildRequest {
         source: crate::Source::Upload(upload),
         entrypoint: entrypoint.map(|e| e.parse().expect("entrypoint")),
+        preview: None,
     };
     let queued = builder.start(server, request).await.expect("start");
     builder.drain().await;
@@ -752,6 +753,7 @@ async fn starting_a_build_of_an_unknown_upload_creates_no_deployment() {
     let request = crate::BuildRequest {
         source: crate::Source::Upload(UploadId::generate()),
         entrypoint: None,
+        preview: None,
     };
     let result = builder.start(&server, request).await;
     assert!(

@@ -9,6 +9,7 @@ mod inspect;
 mod keys;
 mod progress;
 mod serve;
+mod sources;
 
 use std::process::ExitCode;
 

@@ -16,6 +16,7 @@ mod names;
 mod servers;
 mod sessions;
 mod settings;
+mod sources;
 
 use std::path::Path;
 use std::time::Duration;
@@ -43,6 +44,9 @@ pub use sessions::{SessionBinding, SessionUse, Sessions, StoredSession};
 pub use settings::{
     GatewaySettings, MAX_INSTANCES, MAX_REQUEST_TIMEOUT, MIN_MEMORY_BYTES, RuntimeSettings,
     SettingsError, SettingsPatch,
+};
+pub use sources::{
+    DEFAULT_BRANCH, MIN_POLL_INTERVAL, Preview, PreviewError, SourcePatch, TrackedSource,
 };
 
 /// A point in time, as stored (milliseconds since the Unix epoch) and shown (RFC 3339).

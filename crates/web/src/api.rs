@@ -12,15 +12,15 @@ use skyport_api::{
     SettingsUpdate, SourceSpec, UploadCreated,
 };
 use skyport_build::{
-    BuildRequest, Cancellation, Entrypoint, GitRef, GitSource, GitUrl, Source, UploadId,
+    BuildRequest, Cancellation, Entrypoint, GitRef, GitSource, GitUrl, PreviewOf, Source, UploadId,
 };
 use skyport_gateway::Gateway;
 use skyport_runtime::render_prometheus;
 use skyport_store::{Deployment, DeploymentId, LogQuery, LogSource, Server, ServerName, Timestamp};
 
-use crate::keys;
 use crate::stream::{self, Start};
 use crate::{ApiError, AppState, views};
+use crate::{keys, sources};
 
 /// Most log lines one request returns.
 const MAX_LOG_PAGE: u32 = 5_000;
@@ -106,6 +106,7 @@ async fn ensure_server(
     description: Option<&str>,
     settings: Option<&SettingsUpdate>,
 ) -> Result<(Server, bool), ApiError> {
+    sources::refuse_new_preview(state, name).await?;
     let (mut server, created) = state.store.servers().ensure(name, description).await?;
     if let Some(update) = settings.filter(|u| !u.is_empty()) {
         server = set_settings(state, name, update).await?;
@@ -119,13 +120,17 @@ async fn put_server(
     Json(body): Json<PutServer>,
 ) -> Result<(StatusCode, Json<ServerView>), ApiError> {
     let name: ServerName = name.parse()?;
-    let (server, created) = ensure_server(
+    let source = sources::patch(None, body.source.as_ref())?;
+    let (mut server, created) = ensure_server(
         &state,
         &name,
         body.description.as_deref(),
         body.settings.as_ref(),
     )
     .await?;
+    if !source.is_empty() {
+        server = sources::set(&state, &name, &source).await?;
+    }
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -176,14 +181,21 @@ async fn create_deployment(
         .as_deref()
         .map(str::parse::<Entrypoint>)
         .transpose()?;
+    let branch = body
+        .branch
+        .as_deref()
+        .map(str::parse::<GitRef>)
+        .transpose()?;
     let source = match body.source {
         SourceSpec::Upload(id) => Source::Upload(id.parse::<UploadId>()?),
         SourceSpec::Git(GitSpec { url, reference }) => Source::Git(GitSource {
             url: url.parse::<GitUrl>()?,
-            reference: reference
-                .filter(|r| !r.is_empty())
-                .map(|r| r.parse::<GitRef>())
-                .transpose()?,
+            // Without a ref, the tracked branch is what is built.
+            reference: match reference.filter(|r| !r.is_empty()) {
+                Some(reference) => Some(reference.parse::<GitRef>()?),
+                None => branch.clone(),
+            },
+            commit: None,
         }),
     };
     let (server, _) = ensure_server(
@@ -193,10 +205,22 @@ async fn create_deployment(
         body.settings.as_ref(),
     )
     .await?;
-    let deployment = state
-        .builder
-        .start(&server, BuildRequest { source, entrypoint })
-        .await?;
+    let tracked = sources::deployed(&source, branch.as_ref(), entrypoint.as_ref());
+    let server = if tracked.is_empty() {
+        server
+    } else {
+        sources::set(&state, &name, &tracked).await?
+    };
+    let preview = server.preview.clone().map(|p| PreviewOf {
+        parent: p.parent,
+        branch: p.branch,
+    });
+    let request = BuildRequest {
+        source,
+        entrypoint,
+        preview,
+    };
+    let deployment = state.builder.start(&server, request).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(views::deployment(deployment, &server)),

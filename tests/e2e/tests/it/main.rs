@@ -14,3 +14,4 @@ mod runtime;
 mod servers;
 mod sessions;
 mod up;
+mod webhooks;
