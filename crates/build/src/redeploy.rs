@@ -6,7 +6,7 @@
 //! Events arrive already parsed and verified (the web crate reads webhooks, `watch` polls);
 //! this module decides what they build and never sees HTTP.
 
-use skyport_store::{Deployment, PreviewError, Server, ServerName};
+use skyport_store::{DeploymentId, PreviewError, Server, ServerName};
 
 use crate::{
     BuildError, BuildRequest, Builder, Entrypoint, GitRef, GitSource, GitUrl, PreviewOf, Source,
@@ -37,16 +37,16 @@ pub enum SourceEvent {
 }
 
 /// What an event did.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reaction {
-    /// A production build of the server was queued.
-    Production(Deployment),
+    /// A production build of the server was queued as this deployment.
+    Production(DeploymentId),
     /// A build of a preview (created if it was new) was queued.
     Preview {
         /// The preview server.
-        preview: Server,
+        preview: ServerName,
         /// Its new deployment.
-        deployment: Deployment,
+        deployment: DeploymentId,
     },
     /// The branch's preview was removed.
     PreviewRemoved(ServerName),
@@ -67,7 +67,7 @@ impl Builder {
         match event {
             SourceEvent::Pushed { branch, sha } if branch == tracked => {
                 let request = self.tracked_build(server, &branch, &sha, None)?;
-                Ok(Reaction::Production(self.start(server, request).await?))
+                Ok(Reaction::Production(self.start(server, request).await?.id))
             }
             SourceEvent::Pushed { branch, sha } | SourceEvent::PullRequest { branch, sha } => {
                 if branch == tracked {
@@ -108,8 +108,8 @@ impl Builder {
         }
         let deployment = self.start(&preview, request).await?;
         Ok(Reaction::Preview {
-            preview,
-            deployment,
+            preview: preview.name,
+            deployment: deployment.id,
         })
     }
 

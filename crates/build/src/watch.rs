@@ -117,7 +117,7 @@ impl Polls {
                 };
                 match builder.react(&server, event).await {
                     Ok(Reaction::Production(d)) => tracing::info!(
-                        server = %server.name, deployment = %d.id, commit = %head,
+                        server = %server.name, deployment = %d, commit = %head,
                         "new commit found by polling; building it"
                     ),
                     Ok(_) => {}

@@ -320,7 +320,7 @@ pub(crate) enum ServersCommand {
         #[command(flatten)]
         settings: SettingsArgs,
         #[command(flatten)]
-        source: SourceArgs,
+        source: Box<SourceArgs>,
     },
     /// Remove a server, its deployments and instances.
     Rm {

@@ -101,11 +101,11 @@ fn answered(
                 outcome: "production".to_owned(),
                 url: url(&server.name),
                 message: format!(
-                    "building deployment {} of '{}'; it goes live when the build succeeds",
-                    deployment.id, server.name
+                    "building deployment {deployment} of '{}'; it goes live when the build succeeds",
+                    server.name
                 ),
                 server: Some(server.name.clone()),
-                deployment: Some(deployment.id),
+                deployment: Some(deployment),
             },
         ),
         Reaction::Preview {
@@ -115,13 +115,10 @@ fn answered(
             StatusCode::ACCEPTED,
             HookAnswer {
                 outcome: "preview".to_owned(),
-                url: url(&preview.name),
-                message: format!(
-                    "building deployment {} of preview '{}'",
-                    deployment.id, preview.name
-                ),
-                server: Some(preview.name),
-                deployment: Some(deployment.id),
+                url: url(&preview),
+                message: format!("building deployment {deployment} of preview '{preview}'"),
+                server: Some(preview),
+                deployment: Some(deployment),
             },
         ),
         Reaction::PreviewRemoved(name) => (

@@ -1,3 +1,6 @@
+//! Preview names (labels, cuts, hashes), previews in the store (inheritance, stable names,
+//! removal with their parent, expiry) and the checks on source settings.
+
 use std::time::Duration;
 
 use crate::*;

@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
-use skyport_e2e::{DEPLOY_TIMEOUT, Skyport, command, deployments_of, http, python, wait_until};
+use skyport_e2e::{
+    DEPLOY_TIMEOUT, Skyport, command, deployments_of, git, http, python, wait_until,
+};
 
 const SECRET: &str = "e2e-webhook-secret-0123456789";
 
@@ -68,7 +70,7 @@ impl Repo {
                 message,
             ],
         );
-        git_out(&self.work, &["rev-parse", "HEAD"])
+        git(&self.work, &["rev-parse", "HEAD"])
     }
 
     fn push(&self, branch: &str) {
@@ -78,24 +80,6 @@ impl Repo {
     fn url(&self) -> String {
         self.bare.to_string_lossy().into_owned()
     }
-}
-
-fn git(cwd: &Path, args: &[&str]) {
-    git_out(cwd, args);
-}
-
-fn git_out(cwd: &Path, args: &[&str]) -> String {
-    let out = command("git")
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("run git");
-    assert!(
-        out.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 /// `sha256=` and the HMAC-SHA256 of `body` under `secret`, computed by Python's `hmac`, as a
@@ -191,7 +175,7 @@ fn pushes_redeploy_and_branches_get_previews() {
     deploy_tracking_main(&sky, &repo);
 
     // Without a secret the webhook is off.
-    let sha = git_out(&repo.work, &["rev-parse", "HEAD"]);
+    let sha = git(&repo.work, &["rev-parse", "HEAD"]);
     let (status, answer) = deliver(&sky, "app", "push", &push_payload("main", &sha), SECRET);
     assert_eq!(status, 404, "{answer}");
     assert!(answer.to_string().contains("--webhook-secret"), "{answer}");

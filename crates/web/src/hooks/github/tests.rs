@@ -1,3 +1,6 @@
+//! GitHub deliveries: the HMAC against RFC 4231 and GitHub's documented example, refused signatures,
+//! and each event's payload read into what it builds.
+
 use skyport_build::SourceEvent;
 
 use super::*;
