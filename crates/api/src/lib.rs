@@ -6,6 +6,7 @@
 //! of the public contract; change them only with a new API version.
 
 mod env;
+mod sources;
 
 pub use env::{EnvAssignment, EnvChanged, EnvList, EnvVarView, SetEnv};
 
@@ -14,6 +15,8 @@ use skyport_store::{
     ApiKeyId, AuditOutcome, BuildPhase, DeploymentId, DeploymentStatus, FailureKind, LogSource,
     LogStream, PrincipalId, ServerId, ServerName, Timestamp,
 };
+
+pub use sources::{HookAnswer, PreviewView, SourceUpdate, SourceView};
 
 /// A server as the API shows it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -34,6 +37,12 @@ pub struct ServerView {
     pub settings: SettingsView,
     /// What its instances have done since Skyport started, and use now.
     pub metrics: ServerMetricsView,
+    /// Where its code comes from for builds nobody typed (pushes, polling, previews).
+    #[serde(default)]
+    pub source: SourceView,
+    /// What it previews, if it is a preview.
+    #[serde(default)]
+    pub preview: Option<PreviewView>,
     /// When it was first deployed.
     pub created_at: Timestamp,
     /// When it last changed.
@@ -115,7 +124,7 @@ pub struct SettingsUpdate {
 
 /// A field that is present (`Some`), even as `null` (`Some(None)`): absent fields are `None`
 /// through `#[serde(default)]`, so "keep" and "reset to the default" stay apart.
-fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+pub(crate) fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: Deserialize<'de>,
@@ -235,6 +244,9 @@ pub struct PutServer {
     /// Changes to how its instances run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settings: Option<SettingsUpdate>,
+    /// Changes to where its code comes from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceUpdate>,
 }
 
 /// `POST /api/v1/servers/{name}/deployments`: builds and promotes a new deployment; creates the
@@ -256,6 +268,10 @@ pub struct CreateDeployment {
     /// Production variables (and secrets) set on the server before the build starts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<EnvAssignment>,
+    /// The branch whose pushes redeploy the server (git sources); built when no `ref` is
+    /// given. The git URL and the entrypoint are recorded as the server's tracked source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
 }
 
 /// Where a deployment's code comes from: `{"upload": "upl_…"}` or

@@ -39,6 +39,11 @@ pub struct GitUrl {
 }
 
 impl GitUrl {
+    /// Whether the URL carried a user and password (or token), which are never shown or stored.
+    pub fn has_credentials(&self) -> bool {
+        self.credentials.is_some()
+    }
+
     /// The URL as git is asked to fetch it (credentials are supplied separately).
     fn fetch_url(&self) -> &str {
         &self.shown
@@ -201,6 +206,10 @@ pub struct GitSource {
     pub url: GitUrl,
     /// What to build; `None` is the remote's default branch.
     pub reference: Option<GitRef>,
+    /// The exact commit to build, when `reference` names the branch it was pushed to: the
+    /// deployment records the branch (so a newer push supersedes it in the queue) and builds
+    /// this commit even if the branch has moved on since.
+    pub commit: Option<GitRef>,
 }
 
 /// Folders and locks git fetching uses.
@@ -223,7 +232,7 @@ pub(crate) async fn checkout(
     let git = Git {
         mirror: &mirror,
         url: &source.url,
-        log,
+        log: Some(log),
     };
     if !mirror.join("HEAD").is_file() {
         tokio::fs::create_dir_all(&mirror).await.map_err(|e| {
@@ -238,7 +247,7 @@ pub(crate) async fn checkout(
     } else {
         log.info(&format!("reusing the mirror of {}", source.url));
     }
-    let wanted = match &source.reference {
+    let wanted = match source.commit.as_ref().or(source.reference.as_ref()) {
         Some(reference) => reference.to_string(),
         None => git.default_branch().await?,
     };
@@ -268,10 +277,38 @@ fn looks_like_sha(text: &str) -> bool {
     (4..=40).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// The commit `branch` of `url` points at now (`git ls-remote`), or `None` when the remote
+/// has no such branch. `workdir` is any existing folder for git to run in.
+pub(crate) async fn remote_head(
+    url: &GitUrl,
+    branch: &GitRef,
+    workdir: &Path,
+) -> Result<Option<String>, Failure> {
+    let git = Git {
+        mirror: workdir,
+        url,
+        log: None,
+    };
+    let wanted = format!("refs/heads/{branch}");
+    let out = git
+        .run(
+            &["ls-remote", "--heads", url.fetch_url(), &wanted],
+            "list the remote's branches",
+        )
+        .await?;
+    Ok(out
+        .lines()
+        .filter_map(|line| line.split_once('\t'))
+        .find(|(_, name)| *name == wanted)
+        .map(|(sha, _)| sha.to_owned()))
+}
+
 struct Git<'a> {
+    /// The folder git runs in: the mirror, or any folder for commands that need none.
     mirror: &'a Path,
     url: &'a GitUrl,
-    log: &'a BuildLog,
+    /// Where git's standard error goes, when a build is running.
+    log: Option<&'a BuildLog>,
 }
 
 /// What one git command printed.
@@ -282,6 +319,12 @@ struct Output {
 }
 
 impl Git<'_> {
+    fn note(&self, text: &str) {
+        if let Some(log) = self.log {
+            log.info(text);
+        }
+    }
+
     fn command(&self) -> Command {
         let mut git = command(std::env::var_os("SKYPORT_GIT").unwrap_or_else(|| "git".into()));
         git.arg("-C")
@@ -372,7 +415,7 @@ impl Git<'_> {
 
     /// Fetches `wanted` (branch, tag or SHA) shallowly; returns the commit's full SHA.
     async fn fetch(&self, wanted: &str) -> Result<String, Failure> {
-        self.log.info(&format!("fetching {wanted}"));
+        self.note(&format!("fetching {wanted}"));
         let url = self.url.fetch_url();
         let shallow = self
             .output(
@@ -393,8 +436,7 @@ impl Git<'_> {
         } else if looks_like_sha(wanted) {
             // An abbreviated SHA (or a server that refuses to serve a commit by id) needs the
             // branches and tags, whose history holds it.
-            self.log
-                .info("not fetchable by id; fetching branches and tags to find the commit");
+            self.note("not fetchable by id; fetching branches and tags to find the commit");
             let mut args = vec!["fetch", "--quiet", "--force", "--no-tags"];
             if self.mirror.join("shallow").is_file() {
                 args.push("--unshallow");
@@ -497,9 +539,9 @@ impl Git<'_> {
         let _ = tokio::fs::remove_file(&archive).await;
         let unpacked = unpacked.map_err(|e| Failure::new(FailureKind::Source, e.to_string()))?;
         for note in &unpacked.skipped {
-            self.log.info(note);
+            self.note(note);
         }
-        self.log.info(&format!(
+        self.note(&format!(
             "checked out {} files ({} KiB)",
             unpacked.files,
             unpacked.bytes.div_ceil(1024)
@@ -510,7 +552,7 @@ impl Git<'_> {
 
 /// Runs a git command, logging its standard error (its progress and errors) and capturing its
 /// standard output (what the caller parses).
-async fn run_captured(mut git: Command, log: &BuildLog) -> Result<Output, RunError> {
+async fn run_captured(mut git: Command, log: Option<&BuildLog>) -> Result<Output, RunError> {
     git.stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -525,8 +567,10 @@ async fn run_captured(mut git: Command, log: &BuildLog) -> Result<Output, RunErr
     group.disarm();
     let stderr = String::from_utf8_lossy(&output.stderr);
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    for line in &lines {
-        log.line(skyport_store::LogStream::Stderr, (*line).to_owned());
+    if let Some(log) = log {
+        for line in &lines {
+            log.line(skyport_store::LogStream::Stderr, (*line).to_owned());
+        }
     }
     let tail = lines[lines.len().saturating_sub(ERROR_TAIL)..].join("\n");
     Ok(Output {

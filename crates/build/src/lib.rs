@@ -20,9 +20,11 @@ mod inspect;
 mod job;
 mod process;
 mod queue;
+mod redeploy;
 mod toolchain;
 mod unpack;
 mod upload;
+mod watch;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -32,7 +34,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::Stream;
 use skyport_store::{
-    BuildFailure, Deployment, DeploymentId, FailureKind, NewDeployment, Server, Store, StoreError,
+    BuildFailure, Deployment, DeploymentId, FailureKind, NameError, NewDeployment, Server,
+    ServerName, Store, StoreError,
 };
 use tokio::sync::OnceCell;
 use tokio::sync::futures::Notified;
@@ -41,10 +44,12 @@ use tokio_util::task::TaskTracker;
 pub use entrypoint::{DEFAULT_FILES, Entrypoint, Target};
 pub use git::{GitRef, GitSource, GitUrl};
 pub use queue::Cancellation;
+pub use redeploy::{Reaction, SourceEvent};
 /// A preview build's origin, which decides its environment; defined by the store, which
 /// resolves the variables.
 pub use skyport_store::PreviewOf;
 pub use upload::{MAX_UPLOAD_BYTES, UploadId};
+pub use watch::{SWEEP_INTERVAL, follow_sources};
 
 /// Why a build could not be started. Failures of the build itself are recorded on the
 /// deployment (with a `FailureKind`), not returned.
@@ -95,6 +100,14 @@ pub enum BuildError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A build of the server's tracked source was asked for, but it has none.
+    #[error(
+        "server '{0}' has no git source to build; set one with `skyport servers set {0} --source URL`"
+    )]
+    NoSource(ServerName),
+    /// No preview name fits the server and branch.
+    #[error("{0}")]
+    PreviewName(#[from] NameError),
 }
 
 /// Where a deployment's source comes from.
@@ -361,6 +374,7 @@ fn redeploy_source(live: &Deployment) -> Result<Source, BuildError> {
         return Ok(Source::Git(GitSource {
             url: live.source.parse()?,
             reference: Some(commit.sha.parse()?),
+            commit: None,
         }));
     }
     match &live.built {

@@ -143,9 +143,14 @@ pub(crate) struct DeployArgs {
     /// fastmcp.json, main.py, server.py or app.py]
     #[arg(long)]
     pub(crate) entrypoint: Option<String>,
-    /// Git branch, tag or commit to build [default: the repository's default branch]
+    /// Git branch, tag or commit to build [default: --branch, else the repository's default
+    /// branch]
     #[arg(long = "ref", value_name = "REF")]
     pub(crate) reference: Option<String>,
+    /// The branch whose pushes redeploy the server (webhooks, --poll) and whose other
+    /// branches get previews [default: main]
+    #[arg(long)]
+    pub(crate) branch: Option<String>,
     /// What the server is for.
     #[arg(long)]
     pub(crate) description: Option<String>,
@@ -192,6 +197,61 @@ pub(crate) struct SettingsArgs {
     /// --request-timeout` (170s)
     #[arg(long, value_parser = parse_request_timeout)]
     pub(crate) request_timeout: Option<Inherit<Duration>>,
+}
+
+/// Where a server's code comes from and what redeploys it (`servers set`); absent flags keep
+/// the value.
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct SourceArgs {
+    /// What the server is for.
+    #[arg(long)]
+    pub(crate) description: Option<String>,
+    /// FILE.py[:OBJECT], MODULE:OBJECT or fastmcp.json for later builds.
+    #[arg(long)]
+    pub(crate) entrypoint: Option<String>,
+    /// The git repository later builds fetch (pushes, polling, previews).
+    #[arg(long, value_name = "URL")]
+    pub(crate) source: Option<String>,
+    /// The branch whose pushes redeploy the server; other branches get previews.
+    #[arg(long)]
+    pub(crate) branch: Option<String>,
+    /// The secret GitHub signs webhook deliveries with (16+ characters); `generate` makes
+    /// a random one and prints it once; `off` turns the webhook off.
+    #[arg(long, value_name = "SECRET|generate|off")]
+    pub(crate) webhook_secret: Option<String>,
+    /// Check the tracked branch for new commits this often (e.g. 60s), or `off`.
+    #[arg(long, value_name = "INTERVAL|off", value_parser = parse_duration_or_off)]
+    pub(crate) poll: Option<OrOff<Duration>>,
+    /// Remove a preview this long after its last build (e.g. 7d), or `off` (previews then
+    /// go when their branch is deleted or their pull request closed).
+    #[arg(long, value_name = "TTL|off", value_parser = parse_duration_or_off)]
+    pub(crate) preview_ttl: Option<OrOff<Duration>>,
+}
+
+/// A value, or `off` for none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OrOff<T> {
+    /// The value.
+    Set(T),
+    /// Turned off.
+    Off,
+}
+
+impl<T> OrOff<T> {
+    /// The value, or `None` when off.
+    pub(crate) fn value(self) -> Option<T> {
+        match self {
+            OrOff::Set(value) => Some(value),
+            OrOff::Off => None,
+        }
+    }
+}
+
+fn parse_duration_or_off(text: &str) -> Result<OrOff<Duration>, String> {
+    if text.trim() == "off" {
+        return Ok(OrOff::Off);
+    }
+    parse_duration(text).map(OrOff::Set)
 }
 
 /// `--auth on|off|default`.
@@ -263,12 +323,14 @@ pub(crate) enum ServersCommand {
         /// The server.
         name: String,
     },
-    /// Change how a server's instances run (memory, idle timeout, instance counts).
+    /// Change a server's description, source, redeploys, previews and how its instances run.
     Set {
         /// The server.
         name: String,
         #[command(flatten)]
         settings: SettingsArgs,
+        #[command(flatten)]
+        source: Box<SourceArgs>,
     },
     /// Remove a server, its deployments and instances.
     Rm {
@@ -495,6 +557,36 @@ mod tests {
         }
         assert_eq!(parse_duration("1d"), Ok(secs(86_400)));
         assert!(parse_duration("5 minutes").is_err());
+    }
+
+    #[test]
+    fn source_flags_parse_with_off_values() {
+        let cli = Cli::try_parse_from([
+            "skyport",
+            "servers",
+            "set",
+            "api",
+            "--poll",
+            "60s",
+            "--preview-ttl",
+            "off",
+            "--branch",
+            "dev",
+            "--webhook-secret",
+            "generate",
+        ])
+        .unwrap();
+        let Command::Servers(ServersArgs {
+            command: Some(ServersCommand::Set { source, .. }),
+            ..
+        }) = cli.command
+        else {
+            panic!("not servers set: {cli:?}");
+        };
+        assert_eq!(source.poll, Some(OrOff::Set(Duration::from_secs(60))));
+        assert_eq!(source.preview_ttl, Some(OrOff::Off));
+        assert_eq!(source.branch.as_deref(), Some("dev"));
+        assert_eq!(source.webhook_secret.as_deref(), Some("generate"));
     }
 
     #[test]

@@ -33,6 +33,7 @@ pub(crate) async fn deploy(connection: &Connection, args: DeployArgs) -> anyhow:
     let request = Deploy {
         source: &source,
         reference: args.reference.as_deref(),
+        branch: args.branch.as_deref(),
         name: &args.name,
         entrypoint: args.entrypoint.as_deref(),
         description: args.description.as_deref(),
@@ -116,6 +117,8 @@ pub(crate) struct Deploy<'a> {
     pub(crate) source: &'a SourceArg,
     /// The git ref to build; only for git sources.
     pub(crate) reference: Option<&'a str>,
+    /// The branch pushes redeploy; only for git sources.
+    pub(crate) branch: Option<&'a str>,
     pub(crate) name: &'a str,
     pub(crate) entrypoint: Option<&'a str>,
     pub(crate) description: Option<&'a str>,
@@ -200,6 +203,12 @@ async fn start(client: &Client, request: &Deploy<'_>) -> anyhow::Result<Deployme
     let name: ServerName = request.name.parse()?;
     let source = match request.source {
         SourceArg::Folder(folder) => {
+            if let Some(branch) = request.branch {
+                bail!(
+                    "--branch {branch} needs a git source, but {} is a folder; pass the repository's URL or path instead",
+                    folder.display()
+                );
+            }
             if let Some(reference) = request.reference {
                 bail!(
                     "--ref {reference} needs a git source, but {} is a folder; pass the repository's URL or path instead, or drop --ref to deploy the folder as it is",
@@ -224,6 +233,7 @@ async fn start(client: &Client, request: &Deploy<'_>) -> anyhow::Result<Deployme
         description: request.description.map(str::to_owned),
         settings: (!request.settings.is_empty()).then(|| request.settings.clone()),
         env: request.env.clone(),
+        branch: request.branch.map(str::to_owned),
     };
     Ok(client.deploy(name.as_str(), &body).await?)
 }

@@ -13,6 +13,7 @@ use skyport_store::{LogSource, LogStream, Timestamp};
 use crate::cli::{
     BuildsArgs, BuildsCommand, Connection, DeploymentsArgs, LogsArgs, ServersArgs, ServersCommand,
 };
+use crate::sources::{self, SourceChange};
 use crate::{config, deploy};
 
 /// Pause before `logs -f` reopens a dropped stream.
@@ -44,11 +45,12 @@ pub(crate) async fn servers(
                 for server in &servers {
                     writeln!(
                         out,
-                        "{:<24} {:<10} {:>9}  {}",
+                        "{:<24} {:<10} {:>9}  {}{}",
                         server.name,
                         state(server),
                         server.instances.len(),
-                        server.url
+                        server.url,
+                        sources::mark(server)
                     )?;
                 }
             }
@@ -74,6 +76,7 @@ pub(crate) async fn servers(
                 None => writeln!(out, "live:         none")?,
             }
             writeln!(out, "created:      {}", server.created_at)?;
+            sources::print(&mut out, &server)?;
             print_settings(&mut out, &server)?;
             print_figures(&mut out, &server)?;
             for instance in &server.instances {
@@ -88,24 +91,36 @@ pub(crate) async fn servers(
                 )?;
             }
         }
-        ServersCommand::Set { name, settings } => {
+        ServersCommand::Set {
+            name,
+            settings,
+            source,
+        } => {
             let update = deploy::settings_update(&settings);
-            if update.is_empty() {
+            let change = SourceChange::from_args(&source);
+            if update.is_empty() && change.update.is_empty() && source.description.is_none() {
                 anyhow::bail!(
-                    "nothing to change: pass --memory, --idle-timeout, --min-instances, --max-instances, --auth or --request-timeout"
+                    "nothing to change: pass --description, --entrypoint, --source, --branch, --webhook-secret, --poll, --preview-ttl, --memory, --idle-timeout, --min-instances, --max-instances, --auth or --request-timeout"
                 );
             }
             let body = PutServer {
-                description: None,
-                settings: Some(update),
+                description: source.description.clone(),
+                settings: (!update.is_empty()).then_some(update),
+                source: (!change.update.is_empty()).then(|| change.update.clone()),
             };
             // PUT creates missing servers; `set` must only change existing ones.
             client.server(&name).await?;
             let server = client.put_server(&name, &body).await?;
             if args.json {
+                // The secret made here exists nowhere else: it goes to stderr beside the JSON.
+                if let Some(secret) = &change.generated {
+                    eprintln!("webhook secret (shown once): {secret}");
+                }
                 return print_json(&server);
             }
+            sources::print(&mut out, &server)?;
             print_settings(&mut out, &server)?;
+            change.explain(&mut out, &server)?;
         }
         ServersCommand::Rm { name } => {
             client.remove_server(&name).await?;

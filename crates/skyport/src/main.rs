@@ -10,6 +10,7 @@ mod inspect;
 mod keys;
 mod progress;
 mod serve;
+mod sources;
 
 use std::process::ExitCode;
 

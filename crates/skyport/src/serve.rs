@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use axum::serve::ListenerExt;
 use skyport_api::{DeploymentView, SettingsUpdate};
-use skyport_build::{BuildLimits, Builder};
+use skyport_build::{BuildLimits, Builder, SWEEP_INTERVAL, follow_sources};
 use skyport_client::Client;
 use skyport_gateway::{Gateway, GatewayOptions, RateLimit};
 use skyport_runtime::{LocalRuntime, LocalRuntimeConfig, Runtime, follow_live_deployments};
@@ -18,6 +18,7 @@ use skyport_store::{DeploymentStatus, KeySource, MasterKey, Store};
 use skyport_web::{AppOptions, AppState, ServerDefaults};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::cli::{ServeArgs, UpArgs};
 use crate::config::{self, Credentials};
@@ -66,6 +67,7 @@ pub(crate) async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let request = Deploy {
         source: &source,
         reference: None,
+        branch: None,
         name: &name,
         entrypoint: args.entrypoint.as_deref(),
         description: None,
@@ -100,6 +102,9 @@ struct Platform {
     gateway: Gateway,
     http: JoinHandle<std::io::Result<()>>,
     stop_http: Option<oneshot::Sender<()>>,
+    /// Polls sources and removes expired previews.
+    sources: JoinHandle<()>,
+    stop_sources: CancellationToken,
     grace: Duration,
 }
 
@@ -195,6 +200,12 @@ impl Platform {
             dyn_runtime.clone(),
             RETIRE_GRACE,
         ));
+        let stop_sources = CancellationToken::new();
+        let sources = tokio::spawn(follow_sources(
+            builder.clone(),
+            SWEEP_INTERVAL,
+            stop_sources.clone(),
+        ));
         let state = AppState {
             store: store.clone(),
             builder: builder.clone(),
@@ -239,6 +250,8 @@ impl Platform {
             gateway,
             http,
             stop_http: Some(stop_http),
+            sources,
+            stop_sources,
             grace: Duration::from_secs(args.shutdown_grace),
         })
     }
@@ -283,6 +296,11 @@ impl Platform {
     }
 
     async fn stop_rest(self) {
+        // No new builds from polling once shutdown begins; a check in progress is aborted.
+        self.stop_sources.cancel();
+        if let Err(e) = self.sources.await {
+            tracing::warn!("the source poller ended badly: {e}");
+        }
         self.runtime.shutdown(INSTANCE_STOP_GRACE).await;
         if tokio::time::timeout(self.grace, self.builder.drain())
             .await

@@ -491,6 +491,20 @@ impl Deployments<'_> {
             .collect()
     }
 
+    /// Whether `server` has a deployment built (or being built) from commit `sha`: asked for
+    /// by that SHA, or recorded with it after fetching.
+    pub async fn has_commit(&self, server: &ServerId, sha: &str) -> Result<bool, StoreError> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM deployments WHERE server_id = ? AND (commit_sha = ? OR git_ref = ?) LIMIT 1",
+        )
+        .bind(server)
+        .bind(sha)
+        .bind(sha)
+        .fetch_optional(&self.store.pool)
+        .await?;
+        Ok(found.is_some())
+    }
+
     /// Every server with its live deployment, for the gateway's route table.
     pub async fn routes(&self) -> Result<Vec<Route>, StoreError> {
         let rows = sqlx::query(

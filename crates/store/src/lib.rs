@@ -20,6 +20,7 @@ mod secrets;
 mod servers;
 mod sessions;
 mod settings;
+mod sources;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -54,6 +55,9 @@ pub use sessions::{SessionBinding, SessionUse, Sessions, StoredSession};
 pub use settings::{
     GatewaySettings, MAX_INSTANCES, MAX_REQUEST_TIMEOUT, MIN_MEMORY_BYTES, RuntimeSettings,
     SettingsError, SettingsPatch,
+};
+pub use sources::{
+    DEFAULT_BRANCH, MIN_POLL_INTERVAL, Preview, PreviewError, SourcePatch, TrackedSource,
 };
 
 /// A point in time, as stored (milliseconds since the Unix epoch) and shown (RFC 3339).

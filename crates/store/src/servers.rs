@@ -3,6 +3,7 @@
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
+use crate::sources::{self, Preview, TrackedSource};
 use crate::{
     Change, DeploymentId, GatewaySettings, RuntimeSettings, ServerId, ServerName, SettingsError,
     SettingsPatch, Store, StoreError, Timestamp, from_millis, now, to_millis,
@@ -23,6 +24,12 @@ pub struct Server {
     pub settings: RuntimeSettings,
     /// How the gateway treats it.
     pub gateway: GatewaySettings,
+    /// Where its code comes from for builds nobody typed (pushes, polling, previews).
+    pub source: TrackedSource,
+    /// What it previews, if it is a preview.
+    pub preview: Option<Preview>,
+    /// When it is removed, if it is a preview with a lifetime.
+    pub expires_at: Option<Timestamp>,
     /// When the server was created.
     pub created_at: Timestamp,
     /// When its settings or live deployment last changed.
@@ -41,11 +48,14 @@ macro_rules! select_servers {
         concat!(
             "SELECT id, name, description, live_deployment_id, created_at, updated_at, ",
             "memory_limit_bytes, idle_timeout_ms, min_instances, max_instances, auth, ",
-            "request_timeout_ms FROM servers ",
+            "request_timeout_ms, source_url, source_branch, entrypoint, webhook_secret, ",
+            "poll_interval_ms, preview_ttl_ms, parent_id, preview_branch, preview_expires_at ",
+            "FROM servers ",
             $rest
         )
     };
 }
+pub(crate) use select_servers;
 
 impl Servers<'_> {
     /// Returns the server named `name`, creating it if it does not exist; `true` when created.
@@ -161,12 +171,14 @@ impl Servers<'_> {
         })))
     }
 
-    /// Removes a server with its deployments and logs; returns it, or `None` if it did not exist.
+    /// Removes a server with its deployments, logs and previews; returns it, or `None` if it
+    /// did not exist.
     pub async fn remove(&self, name: &ServerName) -> Result<Option<Server>, StoreError> {
         let mut tx = self.store.pool.begin().await?;
         let Some(removed) = named(&mut tx, name).await? else {
             return Ok(None);
         };
+        let previews = sources::remove_previews(&mut tx, &removed.id).await?;
         sqlx::query("DELETE FROM log_lines WHERE server_id = ?")
             .bind(&removed.id)
             .execute(&mut *tx)
@@ -176,6 +188,7 @@ impl Servers<'_> {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.store.publish_removed(&previews);
         self.store.publish(Change::ServerRemoved {
             server: removed.name.clone(),
             previous: removed.live_deployment.clone(),
@@ -185,7 +198,7 @@ impl Servers<'_> {
 }
 
 /// The server named `name`, read inside transaction `tx`.
-async fn named(
+pub(crate) async fn named(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     name: &ServerName,
 ) -> Result<Option<Server>, StoreError> {
@@ -197,7 +210,8 @@ async fn named(
         .transpose()
 }
 
-fn server(row: &SqliteRow) -> Result<Server, StoreError> {
+pub(crate) fn server(row: &SqliteRow) -> Result<Server, StoreError> {
+    let (preview, expires_at) = sources::preview(row)?;
     Ok(Server {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
@@ -205,6 +219,9 @@ fn server(row: &SqliteRow) -> Result<Server, StoreError> {
         live_deployment: row.try_get("live_deployment_id")?,
         settings: settings(row)?,
         gateway: gateway(row)?,
+        source: sources::tracked_source(row)?,
+        preview,
+        expires_at,
         created_at: from_millis(row.try_get("created_at")?)?,
         updated_at: from_millis(row.try_get("updated_at")?)?,
     })

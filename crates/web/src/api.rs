@@ -12,7 +12,7 @@ use skyport_api::{
     SettingsUpdate, SourceSpec, UploadCreated,
 };
 use skyport_build::{
-    BuildRequest, Cancellation, Entrypoint, GitRef, GitSource, GitUrl, Source, UploadId,
+    BuildRequest, Cancellation, Entrypoint, GitRef, GitSource, GitUrl, PreviewOf, Source, UploadId,
 };
 use skyport_gateway::Gateway;
 use skyport_runtime::render_prometheus;
@@ -20,7 +20,7 @@ use skyport_store::{Deployment, DeploymentId, LogQuery, LogSource, Server, Serve
 
 use crate::stream::{self, Start};
 use crate::{ApiError, AppState, views};
-use crate::{env, keys};
+use crate::{env, keys, sources};
 
 /// Most log lines one request returns.
 const MAX_LOG_PAGE: u32 = 5_000;
@@ -112,6 +112,7 @@ async fn ensure_server(
     description: Option<&str>,
     settings: Option<&SettingsUpdate>,
 ) -> Result<(Server, bool), ApiError> {
+    sources::refuse_new_preview(state, name).await?;
     let (mut server, created) = state.store.servers().ensure(name, description).await?;
     if let Some(update) = settings.filter(|u| !u.is_empty()) {
         server = set_settings(state, name, update).await?;
@@ -125,13 +126,17 @@ async fn put_server(
     Json(body): Json<PutServer>,
 ) -> Result<(StatusCode, Json<ServerView>), ApiError> {
     let name: ServerName = name.parse()?;
-    let (server, created) = ensure_server(
+    let source = sources::patch(None, body.source.as_ref())?;
+    let (mut server, created) = ensure_server(
         &state,
         &name,
         body.description.as_deref(),
         body.settings.as_ref(),
     )
     .await?;
+    if !source.is_empty() {
+        server = sources::set(&state, &name, &source).await?;
+    }
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -183,14 +188,21 @@ async fn create_deployment(
         .map(str::parse::<Entrypoint>)
         .transpose()?;
     let vars = env::parse_assignments(&body.env)?;
+    let branch = body
+        .branch
+        .as_deref()
+        .map(str::parse::<GitRef>)
+        .transpose()?;
     let source = match body.source {
         SourceSpec::Upload(id) => Source::Upload(id.parse::<UploadId>()?),
         SourceSpec::Git(GitSpec { url, reference }) => Source::Git(GitSource {
             url: url.parse::<GitUrl>()?,
-            reference: reference
-                .filter(|r| !r.is_empty())
-                .map(|r| r.parse::<GitRef>())
-                .transpose()?,
+            // Without a ref, the tracked branch is what is built.
+            reference: match reference.filter(|r| !r.is_empty()) {
+                Some(reference) => Some(reference.parse::<GitRef>()?),
+                None => branch.clone(),
+            },
+            commit: None,
         }),
     };
     let (server, _) = ensure_server(
@@ -201,10 +213,20 @@ async fn create_deployment(
     )
     .await?;
     env::set_for_deploy(&state, &server, &vars).await?;
+    let tracked = sources::deployed(&source, branch.as_ref(), entrypoint.as_ref());
+    let server = if tracked.is_empty() {
+        server
+    } else {
+        sources::set(&state, &name, &tracked).await?
+    };
+    let preview = server.preview.clone().map(|p| PreviewOf {
+        parent: p.parent,
+        branch: p.branch,
+    });
     let request = BuildRequest {
         source,
         entrypoint,
-        preview: None,
+        preview,
     };
     let deployment = state.builder.start(&server, request).await?;
     Ok((

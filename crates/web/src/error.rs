@@ -27,6 +27,12 @@ pub enum ApiError {
     /// Any other malformed request.
     #[error("{0}")]
     BadRequest(String),
+    /// A webhook delivery whose signature is missing or wrong.
+    #[error("{0}")]
+    BadSignature(String),
+    /// A body over its size limit.
+    #[error("{0}")]
+    TooLarge(String),
     /// The request conflicts with the current state.
     #[error("{0}")]
     Conflict(String),
@@ -46,6 +52,8 @@ impl ApiError {
             ApiError::InvalidName(_) => (StatusCode::BAD_REQUEST, "invalid_name"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::InvalidEnv(_) => (StatusCode::BAD_REQUEST, "invalid_env"),
+            ApiError::BadSignature(_) => (StatusCode::UNAUTHORIZED, "bad_signature"),
+            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             ApiError::Conflict(_) | ApiError::Store(StoreError::Conflict(_)) => {
                 (StatusCode::CONFLICT, "conflict")
             }
@@ -61,6 +69,8 @@ impl ApiError {
                 BuildError::InvalidGitUrl(_) => (StatusCode::BAD_REQUEST, "invalid_git_url"),
                 BuildError::InvalidGitRef(_) => (StatusCode::BAD_REQUEST, "invalid_git_ref"),
                 BuildError::NotRedeployable(_) => (StatusCode::CONFLICT, "not_redeployable"),
+                BuildError::NoSource(_) => (StatusCode::CONFLICT, "no_source"),
+                BuildError::PreviewName(_) => (StatusCode::BAD_REQUEST, "invalid_name"),
                 BuildError::Io { .. } | BuildError::Store(_) => {
                     (StatusCode::INTERNAL_SERVER_ERROR, "internal")
                 }

@@ -9,8 +9,10 @@ mod audit;
 mod auth;
 mod env;
 mod error;
+mod hooks;
 mod host;
 mod keys;
+mod sources;
 mod stream;
 mod views;
 
@@ -62,6 +64,7 @@ pub struct AppOptions {
 
 /// The whole application.
 pub fn app(state: AppState, gateway: &Gateway, options: &AppOptions) -> Router {
+    let state_for_hooks = state.clone();
     let api = api::router()
         .merge(audit::router())
         .route_layer(middleware::from_fn_with_state(
@@ -88,6 +91,8 @@ pub fn app(state: AppState, gateway: &Gateway, options: &AppOptions) -> Router {
         .route("/healthz", get(api::health))
         .merge(metrics)
         .nest("/api/v1", api)
+        // Webhooks authenticate by signature, not by API key.
+        .merge(hooks::router().with_state(state_for_hooks))
         .merge(gateway.router());
     if options.loopback_only {
         app.layer(middleware::from_fn(host::loopback_only))

@@ -2,13 +2,13 @@
 
 use crate::ServerDefaults;
 use skyport_api::{
-    CommitView, DeploymentView, FailureView, InstanceView, LogLineView, ServerMetricsView,
-    ServerView, SettingsUpdate, SettingsView,
+    CommitView, DeploymentView, FailureView, InstanceView, LogLineView, PreviewView,
+    ServerMetricsView, ServerView, SettingsUpdate, SettingsView, SourceView,
 };
 use skyport_runtime::{DeploymentMetrics, InstanceInfo};
 use skyport_store::{
     Commit, Deployment, DeploymentStatus, GatewaySettings, LogLine, RuntimeSettings, Server,
-    SettingsPatch,
+    SettingsPatch, TrackedSource,
 };
 
 /// What the runtime reports right now, read once per request.
@@ -38,6 +38,7 @@ pub(crate) fn server(
         })
         .collect();
     let metrics = server_metrics(live.metrics.iter().filter(|m| m.server == server.name));
+    let preview = preview(&server);
     ServerView {
         url: format!("{public_url}/servers/{}/mcp", server.name),
         id: server.id,
@@ -47,6 +48,8 @@ pub(crate) fn server(
         instances,
         settings: settings(&server.settings, &server.gateway, defaults),
         metrics,
+        source: source(&server.source),
+        preview,
         created_at: server.created_at,
         updated_at: server.updated_at,
     }
@@ -154,6 +157,29 @@ pub(crate) fn settings(
             .request_timeout
             .unwrap_or(defaults.request_timeout)
             .as_secs(),
+    }
+}
+
+/// What a preview previews; its parent's name is the part of its own before `--`.
+fn preview(server: &Server) -> Option<PreviewView> {
+    let preview = server.preview.as_ref()?;
+    let (parent, _) = server.name.as_str().split_once("--")?;
+    Some(PreviewView {
+        parent: parent.parse().ok()?,
+        branch: preview.branch.clone(),
+        expires_at: server.expires_at,
+    })
+}
+
+/// A tracked source as the API shows it: never the webhook secret itself.
+fn source(source: &TrackedSource) -> SourceView {
+    SourceView {
+        url: source.url.clone(),
+        branch: source.branch.clone(),
+        entrypoint: source.entrypoint.clone(),
+        webhook: source.webhook_secret.is_some(),
+        poll_interval_seconds: source.poll_interval.map(|d| d.as_secs()),
+        preview_ttl_seconds: source.preview_ttl.map(|d| d.as_secs()),
     }
 }
 

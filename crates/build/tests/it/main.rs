@@ -55,6 +55,7 @@ async fn builds_from_git_record_the_commit_and_reuse_mirror_and_artifact() {
         Source::Git(GitSource {
             url: repo.url().parse().expect("url"),
             reference: reference.map(|r| r.parse().expect("ref")),
+            commit: None,
         })
     };
 
@@ -371,7 +372,14 @@ impl Harness {
         let entrypoint: Option<Entrypoint> = entrypoint.map(|e| e.parse().expect("entrypoint"));
         let queued = self
             .builder
-            .start(&server, BuildRequest { source, entrypoint })
+            .start(
+                &server,
+                BuildRequest {
+                    source,
+                    entrypoint,
+                    preview: None,
+                },
+            )
             .await
             .expect("start");
         assert_eq!(queued.status, DeploymentStatus::Queued);

@@ -15,3 +15,4 @@ mod runtime;
 mod servers;
 mod sessions;
 mod up;
+mod webhooks;
