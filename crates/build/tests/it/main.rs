@@ -371,7 +371,14 @@ impl Harness {
         let entrypoint: Option<Entrypoint> = entrypoint.map(|e| e.parse().expect("entrypoint"));
         let queued = self
             .builder
-            .start(&server, BuildRequest { source, entrypoint })
+            .start(
+                &server,
+                BuildRequest {
+                    source,
+                    entrypoint,
+                    preview: None,
+                },
+            )
             .await
             .expect("start");
         assert_eq!(queued.status, DeploymentStatus::Queued);
