@@ -32,18 +32,31 @@ pub(crate) struct Inspected {
     pub(crate) inspection: Value,
 }
 
-/// Runs `launcher.py inspect` for `target` (a file's path or `module:NAME`) with the
-/// environment's Python and the deployment's `variables`, importing from `paths` first.
+/// What the launcher imports.
+pub(crate) struct Subject<'a> {
+    /// A file's path or `module:NAME`.
+    pub(crate) target: &'a str,
+    /// The server object, when known.
+    pub(crate) object: Option<&'a str>,
+    /// Folders put first on the import path.
+    pub(crate) paths: &'a [std::path::PathBuf],
+}
+
+/// Runs `launcher.py inspect` for `subject` with the environment's Python and the
+/// deployment's `variables`.
 pub(crate) async fn inspect(
     env: &Path,
     artifact: &Path,
     src: &Path,
-    target: &str,
-    object: Option<&str>,
-    paths: &[std::path::PathBuf],
+    subject: &Subject<'_>,
     variables: &[EnvVar],
     log: &BuildLog,
 ) -> Result<Inspected, Failure> {
+    let Subject {
+        target,
+        object,
+        paths,
+    } = *subject;
     let shown = target
         .strip_prefix(&*src.to_string_lossy())
         .map(|rest| rest.trim_start_matches('/'))

@@ -494,17 +494,14 @@ impl Job<'_> {
             &plan.requirements,
             !installed.is_empty(),
         );
-        let inspected = inspect::inspect(
-            &env.path,
-            work,
-            &src,
-            &launch_target(&src, &plan.located),
-            plan.located.object.as_deref(),
-            &paths,
-            self.env,
-            self.log,
-        )
-        .await?;
+        let target = launch_target(&src, &plan.located);
+        let subject = inspect::Subject {
+            target: &target,
+            object: plan.located.object.as_deref(),
+            paths: &paths,
+        };
+        let inspected =
+            inspect::inspect(&env.path, work, &src, &subject, self.env, self.log).await?;
         self.log.info(&inspect::summary(&inspected.inspection));
         let manifest = Manifest {
             hash: plan.hash.clone(),

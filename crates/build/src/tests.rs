@@ -471,18 +471,18 @@ fn environment_keys_follow_the_requirements_and_nothing_else() {
     assert_eq!(key, cache_key(&tc, &py, &reqs("httpx==0.28.1\n"), &[]));
     // ...and different when the requirements change.
     assert_ne!(key, cache_key(&tc, &py, &reqs("httpx==0.28.0\n"), &[]));
-    assert_ne!(key, cache_key(&tc, &py, &none, &[]), &[]);
+    assert_ne!(key, cache_key(&tc, &py, &none, &[]));
     // The same bytes in another file are another environment.
     let as_pyproject = Requirements {
         files: vec![("pyproject.toml".to_owned(), b"httpx==0.28.1\n".to_vec())],
         ..Requirements::default()
     };
-    assert_ne!(key, cache_key(&tc, &py, &as_pyproject, &[]), &[]);
+    assert_ne!(key, cache_key(&tc, &py, &as_pyproject, &[]));
     let with_package = Requirements {
         packages: vec!["httpx".to_owned()],
         ..reqs("httpx==0.28.1\n")
     };
-    assert_ne!(key, cache_key(&tc, &py, &with_package, &[]), &[]);
+    assert_ne!(key, cache_key(&tc, &py, &with_package, &[]));
     // A new interpreter or uv means a new environment.
     let other_python = tc.select(Some(("3.10", "test"))).expect("3.10");
     assert_ne!(

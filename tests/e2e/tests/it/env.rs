@@ -51,7 +51,7 @@ fn secrets_reach_the_tool_but_no_log_or_api_and_redeploy_applies_changes() {
     assert_eq!(seen(&sky, "envd", "REGION"), "eu-west");
 
     // A plain variable set now reaches the next deployment, not the live one.
-    let run = sky.cli(&["env", "set", "envd", "MODE=first"]);
+    let run = sky.cli(&["env", "set", "envd", "MODE=mode-one-7c1e"]);
     check(&run, "env set");
     assert!(
         run.stdout.contains("takes effect on the next deployment")
@@ -97,7 +97,7 @@ fn secrets_reach_the_tool_but_no_log_or_api_and_redeploy_applies_changes() {
     let run = sky.cli(&["env", "ls", "envd"]);
     check(&run, "env ls");
     assert!(
-        run.stdout.contains("••••••") && run.stdout.contains("first"),
+        run.stdout.contains("••••••") && run.stdout.contains("mode-one-7c1e"),
         "{run}"
     );
     for args in [
@@ -113,14 +113,17 @@ fn secrets_reach_the_tool_but_no_log_or_api_and_redeploy_applies_changes() {
         );
     }
 
-    // At rest: the key file is private and the database holds no plaintext secret.
+    // At rest: the key file is private and the database holds no plaintext secret (while the
+    // plain variable is found, so the search would find one).
     let key = sky.data_dir().join("master.key");
     let mode =
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600, "master.key is not private");
     let bytes = database_bytes(sky.data_dir());
     assert!(
-        bytes.windows(b"eu-west".len()).any(|w| w == b"eu-west"),
+        bytes
+            .windows(b"mode-one-7c1e".len())
+            .any(|w| w == b"mode-one-7c1e"),
         "the database bytes were not read"
     );
     assert!(
