@@ -47,7 +47,7 @@ pub use queue::Cancellation;
 pub use redeploy::{Reaction, SourceEvent};
 /// A preview build's origin, which decides its environment; defined by the store, which
 /// resolves the variables.
-pub use skyport_store::PreviewOf;
+pub use skyport_store::Preview;
 pub use upload::{MAX_UPLOAD_BYTES, UploadId};
 pub use watch::{SWEEP_INTERVAL, follow_sources};
 
@@ -152,7 +152,7 @@ pub struct BuildRequest {
     /// `None` builds a production deployment, whose environment is the server's production
     /// scope; `Some` a preview, whose environment is its parent's preview scope overridden by
     /// the branch's scope.
-    pub preview: Option<PreviewOf>,
+    pub preview: Option<Preview>,
 }
 
 /// How many builds run at once and how long each may take.
@@ -329,7 +329,7 @@ impl Builder {
         let request = BuildRequest {
             source: redeploy_source(&live)?,
             entrypoint,
-            preview: None,
+            preview: server.preview.clone(),
         };
         self.start(server, request).await
     }

@@ -9,7 +9,7 @@
 use skyport_store::{DeploymentId, PreviewError, Server, ServerName};
 
 use crate::{
-    BuildError, BuildRequest, Builder, Entrypoint, GitRef, GitSource, GitUrl, PreviewOf, Source,
+    BuildError, BuildRequest, Builder, Entrypoint, GitRef, GitSource, GitUrl, Preview, Source,
 };
 
 /// Something that happened to a server's tracked source.
@@ -87,7 +87,7 @@ impl Builder {
         branch: &str,
         sha: &str,
     ) -> Result<Reaction, BuildError> {
-        let of = PreviewOf {
+        let of = Preview {
             parent: server.id.clone(),
             branch: branch.to_owned(),
         };
@@ -147,7 +147,7 @@ impl Builder {
         server: &Server,
         branch: &str,
         sha: &str,
-        preview: Option<PreviewOf>,
+        preview: Option<Preview>,
     ) -> Result<BuildRequest, BuildError> {
         let url = server
             .source

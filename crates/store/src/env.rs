@@ -12,7 +12,9 @@ use std::str::FromStr;
 use sqlx::Row;
 
 use crate::secrets::{self, MasterKey};
-use crate::{DeploymentId, ServerId, Store, StoreError, Timestamp, from_millis, now, to_millis};
+use crate::{
+    DeploymentId, Preview, ServerId, Store, StoreError, Timestamp, from_millis, now, to_millis,
+};
 
 /// Longest value a variable may hold.
 pub const MAX_VALUE_BYTES: usize = 32 * 1024;
@@ -227,16 +229,6 @@ pub struct EnvEntry {
     pub updated_at: Timestamp,
 }
 
-/// A preview deployment's origin: its variables come from `parent`'s preview scope, overridden
-/// by `parent`'s `branch:<branch>` scope.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PreviewOf {
-    /// The server the preview is of.
-    pub parent: ServerId,
-    /// The branch it builds.
-    pub branch: String,
-}
-
 /// The variables a deployment gets out of one server's variables in every scope: for a
 /// production deployment (`branch` is `None`) the production scope's; for a preview of `branch`,
 /// the preview scope's overridden by the `branch:<branch>` scope's. Sorted by name.
@@ -381,7 +373,7 @@ impl Env<'_> {
         &self,
         deployment: &DeploymentId,
         server: &ServerId,
-        preview: Option<&PreviewOf>,
+        preview: Option<&Preview>,
     ) -> Result<Vec<String>, StoreError> {
         let (source, branch) = match preview {
             Some(p) => (&p.parent, Some(p.branch.as_str())),

@@ -39,8 +39,7 @@ pub use deployments::{
     FailureKind, LaunchSpec, LiveDeployment, NewDeployment, Route,
 };
 pub use env::{
-    Env, EnvEntry, EnvError, EnvKey, EnvScope, EnvVar, MAX_VALUE_BYTES, NewEnvVar, PreviewOf,
-    resolve,
+    Env, EnvEntry, EnvError, EnvKey, EnvScope, EnvVar, MAX_VALUE_BYTES, NewEnvVar, resolve,
 };
 pub use ids::{ApiKeyId, DeploymentId, InstanceId, PrincipalId, ServerId};
 pub use keys::{

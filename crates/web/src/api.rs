@@ -12,7 +12,7 @@ use skyport_api::{
     SettingsUpdate, SourceSpec, UploadCreated,
 };
 use skyport_build::{
-    BuildRequest, Cancellation, Entrypoint, GitRef, GitSource, GitUrl, PreviewOf, Source, UploadId,
+    BuildRequest, Cancellation, Entrypoint, GitRef, GitSource, GitUrl, Source, UploadId,
 };
 use skyport_gateway::Gateway;
 use skyport_runtime::render_prometheus;
@@ -219,14 +219,10 @@ async fn create_deployment(
     } else {
         sources::set(&state, &name, &tracked).await?
     };
-    let preview = server.preview.clone().map(|p| PreviewOf {
-        parent: p.parent,
-        branch: p.branch,
-    });
     let request = BuildRequest {
         source,
         entrypoint,
-        preview,
+        preview: server.preview.clone(),
     };
     let deployment = state.builder.start(&server, request).await?;
     Ok((

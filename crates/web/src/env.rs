@@ -57,6 +57,7 @@ pub(crate) async fn set(
         ));
     }
     let server = existing_server(&state, &name).await?;
+    refuse_preview(&state, &server).await?;
     check_redeploy(&server, &scope, body.redeploy)?;
     state.store.env().set(&server.id, &scope, &vars).await?;
     let changed = vars.iter().map(|v| v.name().to_string()).collect();
@@ -72,6 +73,7 @@ pub(crate) async fn unset(
     let scope = parse_scope(params.scope.as_deref())?;
     let key: EnvKey = key.parse()?;
     let server = existing_server(&state, &name).await?;
+    refuse_preview(&state, &server).await?;
     check_redeploy(&server, &scope, params.redeploy)?;
     let removed = state
         .store
@@ -123,6 +125,22 @@ pub(crate) fn parse_assignments(vars: &[EnvAssignment]) -> Result<Vec<NewEnvVar>
     vars.iter()
         .map(|v| Ok(NewEnvVar::new(v.name.parse()?, v.value.clone(), v.secret)?))
         .collect()
+}
+
+/// A preview's builds read its parent's variables, so variables set on the preview itself
+/// would never be used: the error says where to set them instead.
+async fn refuse_preview(state: &AppState, server: &Server) -> Result<(), ApiError> {
+    let Some(preview) = &server.preview else {
+        return Ok(());
+    };
+    let parent = match state.store.servers().by_id(&preview.parent).await? {
+        Some(parent) => parent.name.to_string(),
+        None => "its parent".to_owned(),
+    };
+    Err(ApiError::BadRequest(format!(
+        "'{}' is a preview of '{parent}', whose variables it uses; set them there: `skyport env set {parent} KEY=VALUE --scope branch:{}` (or --scope preview for every preview)",
+        server.name, preview.branch
+    )))
 }
 
 /// A redeploy after a change is asked for before anything changes, so that a request that

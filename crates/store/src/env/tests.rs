@@ -236,7 +236,7 @@ async fn a_snapshot_is_fixed_when_taken_and_secrets_open_for_the_deployment_only
     // A preview child takes its parent's preview scopes, not its own production scope.
     let child = server(&store, "a-feat-preview").await;
     let preview = deployment(&store, &child).await;
-    let of = PreviewOf {
+    let of = Preview {
         parent: a.id.clone(),
         branch: "feat".to_owned(),
     };

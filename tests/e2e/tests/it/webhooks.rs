@@ -239,6 +239,13 @@ fn pushes_redeploy_and_branches_get_previews() {
         .find(|l| l.starts_with("app--feature-x"))
         .unwrap_or_default();
     assert!(line.contains("preview of app"), "{ls}");
+    // A preview's variables are its parent's: setting them on the preview says where instead.
+    let refused = sky.cli(&["env", "set", "app--feature-x", "MODE=x"]);
+    assert!(!refused.success, "{refused}");
+    assert!(
+        refused.stderr.contains("--scope branch:feature/x"),
+        "{refused}"
+    );
 
     // A broken commit on main fails; the previous deployment keeps serving.
     git(&repo.work, &["checkout", "-q", "main"]);
