@@ -5,11 +5,15 @@
 //! and leave out what it must not see (launch commands, artifact paths). Field names are part
 //! of the public contract; change them only with a new API version.
 
+mod promotions;
+
 use serde::{Deserialize, Serialize};
 use skyport_store::{
     ApiKeyId, AuditOutcome, BuildPhase, DeploymentId, DeploymentStatus, FailureKind, LogSource,
     LogStream, PrincipalId, ServerId, ServerName, Timestamp,
 };
+
+pub use promotions::{PromotionView, RollBack};
 
 /// A server as the API shows it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -190,6 +194,10 @@ pub struct DeploymentView {
     pub failure: Option<FailureView>,
     /// What the server offers, as found by the build.
     pub inspection: Option<serde_json::Value>,
+    /// Who asked for it (the name of the API key's principal); `null` for builds nobody
+    /// asked for through the API.
+    #[serde(default)]
+    pub created_by: Option<String>,
     /// When it was requested.
     pub created_at: Timestamp,
     /// When the build started.

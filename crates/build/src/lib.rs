@@ -22,6 +22,7 @@ mod job;
 mod process;
 mod promote;
 mod queue;
+mod removal;
 mod toolchain;
 mod unpack;
 mod upload;

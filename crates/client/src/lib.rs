@@ -4,6 +4,7 @@
 
 mod events;
 mod pack;
+mod promotions;
 
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::Serialize;

@@ -402,7 +402,10 @@ impl Deployments<'_> {
         kind: PromotionKind,
         by: Option<&PrincipalId>,
     ) -> Result<Option<DeploymentId>, StoreError> {
-        let mut tx = self.store.pool.begin().await?;
+        // IMMEDIATE takes the write lock first: a transaction that reads and then writes would
+        // fail with SQLITE_BUSY_SNAPSHOT, not wait, when another connection (the log writer,
+        // a build) wrote in between.
+        let mut tx = self.store.pool.begin_with("BEGIN IMMEDIATE").await?;
         let row = sqlx::query(
             "SELECT d.status, d.pruned_at, d.created_by, d.server_id, s.name, s.live_deployment_id
              FROM deployments d JOIN servers s ON s.id = d.server_id WHERE d.id = ?",

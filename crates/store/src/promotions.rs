@@ -1,5 +1,6 @@
 //! Promotions: the record of every move of a server's live pointer (a deploy going live, a
-//! rollback), and the choice of the deployment a rollback goes to.
+//! rollback), the choice of the deployment a rollback goes to, and which artifacts a removed
+//! server leaves unused.
 //!
 //! Choosing is pure (`previous_target`, `chosen_target`) so that the rules are tested without a
 //! database; the repository methods only read what they need. Nothing here starts instances:
@@ -11,7 +12,7 @@ use sqlx::Row;
 use crate::deployments::parse_enum;
 use crate::{
     Deployment, DeploymentId, DeploymentStatus, Deployments, FailureKind, PrincipalId, Server,
-    ServerName, StoreError, Timestamp, from_millis,
+    ServerId, ServerName, StoreError, Timestamp, from_millis,
 };
 
 /// Who did something, as far as the store knows.
@@ -62,7 +63,9 @@ pub struct Promotion {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RollbackRefusal {
     /// Nothing of the server matches the given id or prefix.
-    #[error("no deployment of '{server}' matches '{given}'; `skyport deployments {server}` lists them")]
+    #[error(
+        "no deployment of '{server}' matches '{given}'; `skyport deployments {server}` lists them"
+    )]
     Unknown {
         /// The server rolled back.
         server: ServerName,
@@ -80,7 +83,9 @@ pub enum RollbackRefusal {
         matches: Vec<DeploymentId>,
     },
     /// The deployment belongs to another server.
-    #[error("deployment {id} belongs to server '{owner}', not '{server}'; run `skyport rollback {owner} {id}` to roll that server back")]
+    #[error(
+        "deployment {id} belongs to server '{owner}', not '{server}'; run `skyport rollback {owner} {id}` to roll that server back"
+    )]
     OtherServer {
         /// The server rolled back.
         server: ServerName,
@@ -124,13 +129,17 @@ pub enum RollbackRefusal {
         id: DeploymentId,
     },
     /// The server has no live deployment to go back from.
-    #[error("'{server}' has no live deployment to roll back from; name the deployment to make live: `skyport rollback {server} DEPLOYMENT`")]
+    #[error(
+        "'{server}' has no live deployment to roll back from; name the deployment to make live: `skyport rollback {server} DEPLOYMENT`"
+    )]
     NothingLive {
         /// The server rolled back.
         server: ServerName,
     },
     /// No ready deployment with its artifact is older than the live one.
-    #[error("'{server}' has no ready deployment older than the live one whose artifact is still kept; `skyport deployments {server}` lists them, or deploy again")]
+    #[error(
+        "'{server}' has no ready deployment older than the live one whose artifact is still kept; `skyport deployments {server}` lists them, or deploy again"
+    )]
     NoEarlier {
         /// The server rolled back.
         server: ServerName,
@@ -174,11 +183,26 @@ impl Deployments<'_> {
         Ok(chosen_target(&server.name, live, &deployments, given).cloned())
     }
 
+    /// The artifacts of `server`'s deployments that no other server's deployment uses: what
+    /// removing the server leaves unused.
+    pub async fn artifacts_only_of(&self, server: &ServerId) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT artifact FROM deployments
+             WHERE server_id = ? AND artifact IS NOT NULL AND pruned_at IS NULL
+             AND artifact NOT IN (
+                SELECT artifact FROM deployments WHERE server_id != ? AND artifact IS NOT NULL)",
+        )
+        .bind(server)
+        .bind(server)
+        .fetch_all(&self.store.pool)
+        .await?;
+        rows.iter()
+            .map(|row| row.try_get("artifact").map_err(StoreError::from))
+            .collect()
+    }
+
     /// A server's promotions, newest first.
-    pub async fn promotions(
-        &self,
-        server: &crate::ServerId,
-    ) -> Result<Vec<Promotion>, StoreError> {
+    pub async fn promotions(&self, server: &ServerId) -> Result<Vec<Promotion>, StoreError> {
         let rows = sqlx::query(
             "SELECT r.deployment_id, r.previous_id, r.kind, r.principal_id, r.at, p.name
              FROM promotions r LEFT JOIN principals p ON p.id = r.principal_id
@@ -221,10 +245,9 @@ pub(crate) fn previous_target<'a>(
             server: server.clone(),
         });
     };
-    let older = deployments.iter().skip_while(|d| &d.id != live).skip(1);
+    let mut older = deployments.iter().skip_while(|d| &d.id != live).skip(1);
     older
-        .filter(|d| d.status == DeploymentStatus::Ready && d.pruned_at.is_none())
-        .next()
+        .find(|d| d.status == DeploymentStatus::Ready && d.pruned_at.is_none())
         .ok_or_else(|| RollbackRefusal::NoEarlier {
             server: server.clone(),
         })

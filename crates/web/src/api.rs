@@ -16,7 +16,9 @@ use skyport_build::{
 };
 use skyport_gateway::Gateway;
 use skyport_runtime::render_prometheus;
-use skyport_store::{Deployment, DeploymentId, LogQuery, LogSource, Server, ServerName, Timestamp};
+use skyport_store::{
+    Deployment, DeploymentId, LogQuery, LogSource, Principal, Server, ServerName, Timestamp,
+};
 
 use crate::keys;
 use crate::stream::{self, Start};
@@ -145,7 +147,7 @@ async fn remove_server(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let name: ServerName = name.parse()?;
-    match state.store.servers().remove(&name).await? {
+    match state.builder.remove_server(&name).await? {
         Some(_) => Ok(StatusCode::NO_CONTENT),
         None => Err(no_such_server(&name)),
     }
@@ -167,6 +169,7 @@ async fn list_deployments(
 
 async fn create_deployment(
     State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
     Path(name): Path<String>,
     Json(body): Json<CreateDeployment>,
 ) -> Result<(StatusCode, Json<DeploymentView>), ApiError> {
@@ -195,7 +198,7 @@ async fn create_deployment(
     .await?;
     let deployment = state
         .builder
-        .start(&server, BuildRequest { source, entrypoint })
+        .start_as(&server, BuildRequest { source, entrypoint }, &caller.id)
         .await?;
     Ok((
         StatusCode::ACCEPTED,
@@ -403,7 +406,7 @@ async fn set_settings(
         .map_err(|e| ApiError::BadRequest(e.to_string()))
 }
 
-async fn existing_server(state: &AppState, name: &str) -> Result<Server, ApiError> {
+pub(crate) async fn existing_server(state: &AppState, name: &str) -> Result<Server, ApiError> {
     let name: ServerName = name.parse()?;
     state
         .store

@@ -10,6 +10,7 @@ mod auth;
 mod error;
 mod host;
 mod keys;
+mod promotions;
 mod stream;
 mod views;
 
@@ -63,6 +64,7 @@ pub struct AppOptions {
 pub fn app(state: AppState, gateway: &Gateway, options: &AppOptions) -> Router {
     let api = api::router()
         .merge(audit::router())
+        .merge(promotions::router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,

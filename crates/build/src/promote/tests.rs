@@ -107,21 +107,45 @@ async fn fixture(fail_with: Option<&str>) -> Fixture {
 async fn a_rollback_readies_the_earlier_deployment_before_switching_to_it() {
     let f = fixture(None).await;
     let admin = f.store.keys().ensure_admin().await.unwrap();
-    let rolled = f.builder.roll_back(&f.server, None, &admin.id).await.unwrap();
+    let rolled = f
+        .builder
+        .roll_back(&f.server, None, &admin.id)
+        .await
+        .unwrap();
     assert_eq!(rolled.id, f.v1.id);
     // The hook ran while v2 was still live, with v1's own launch spec.
     assert_eq!(
         *f.hook.seen.lock().unwrap(),
-        vec![(f.v1.id.clone(), Some(f.v2.id.clone()), vec!["v1".to_owned()])]
+        vec![(
+            f.v1.id.clone(),
+            Some(f.v2.id.clone()),
+            vec!["v1".to_owned()]
+        )]
     );
-    let server = f.store.servers().by_id(&f.server.id).await.unwrap().unwrap();
+    let server = f
+        .store
+        .servers()
+        .by_id(&f.server.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(server.live_deployment, Some(f.v1.id.clone()));
-    let promotions = f.store.deployments().promotions(&f.server.id).await.unwrap();
+    let promotions = f
+        .store
+        .deployments()
+        .promotions(&f.server.id)
+        .await
+        .unwrap();
     assert_eq!(promotions[0].kind, PromotionKind::Rollback);
     assert_eq!(promotions[0].by.as_ref().map(|a| &a.id), Some(&admin.id));
     // Nothing was built: still two deployments.
     assert_eq!(
-        f.store.deployments().list(&f.server.id).await.unwrap().len(),
+        f.store
+            .deployments()
+            .list(&f.server.id)
+            .await
+            .unwrap()
+            .len(),
         2
     );
 }
@@ -142,7 +166,13 @@ async fn a_failed_warm_up_keeps_the_live_deployment_and_says_why() {
         message.contains("failed to start") && message.contains("boom"),
         "{message}"
     );
-    let server = f.store.servers().by_id(&f.server.id).await.unwrap().unwrap();
+    let server = f
+        .store
+        .servers()
+        .by_id(&f.server.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(server.live_deployment, Some(f.v2.id.clone()));
 }
 

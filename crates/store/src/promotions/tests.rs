@@ -48,7 +48,11 @@ impl Fixture {
             },
             inspection: serde_json::json!({}),
         };
-        self.store.deployments().succeed(&d.id, &built).await.unwrap();
+        self.store
+            .deployments()
+            .succeed(&d.id, &built)
+            .await
+            .unwrap();
         d
     }
 
@@ -58,7 +62,11 @@ impl Fixture {
             kind,
             message: "it broke".to_owned(),
         };
-        self.store.deployments().fail(&d.id, &failure).await.unwrap();
+        self.store
+            .deployments()
+            .fail(&d.id, &failure)
+            .await
+            .unwrap();
         d
     }
 
@@ -166,7 +174,14 @@ async fn deployments_that_cannot_serve_are_refused_with_what_to_do() {
         .unwrap();
 
     let mut messages = Vec::new();
-    for id in [&failed.id, &cancelled.id, &queued.id, &pruned.id, &live.id, &foreign.id] {
+    for id in [
+        &failed.id,
+        &cancelled.id,
+        &queued.id,
+        &pruned.id,
+        &live.id,
+        &foreign.id,
+    ] {
         messages.push(f.target(Some(id.as_str())).await.unwrap_err().to_string());
     }
     let expected = [
@@ -201,7 +216,11 @@ async fn promotions_are_recorded_with_their_kind_and_who() {
         },
         inspection: serde_json::json!({}),
     };
-    f.store.deployments().succeed(&v1.id, &built("a1")).await.unwrap();
+    f.store
+        .deployments()
+        .succeed(&v1.id, &built("a1"))
+        .await
+        .unwrap();
     f.store.deployments().promote(&v1.id).await.unwrap();
     let v2 = f.ready("a2").await;
     f.store.deployments().promote(&v2.id).await.unwrap();
@@ -226,10 +245,22 @@ async fn promotions_are_recorded_with_their_kind_and_who() {
     };
     assert_eq!(stored.created_by, Some(admin_actor.clone()));
 
-    let promotions = f.store.deployments().promotions(&f.server.id).await.unwrap();
+    let promotions = f
+        .store
+        .deployments()
+        .promotions(&f.server.id)
+        .await
+        .unwrap();
     let seen: Vec<_> = promotions
         .iter()
-        .map(|p| (p.kind, p.deployment.clone(), p.previous.clone(), p.by.clone()))
+        .map(|p| {
+            (
+                p.kind,
+                p.deployment.clone(),
+                p.previous.clone(),
+                p.by.clone(),
+            )
+        })
         .collect();
     assert_eq!(
         seen,
@@ -241,8 +272,18 @@ async fn promotions_are_recorded_with_their_kind_and_who() {
                 Some(admin_actor.clone())
             ),
             // v2 was created by nobody (a push, say): its deploy is credited to nobody.
-            (PromotionKind::Deploy, v2.id.clone(), Some(v1.id.clone()), None),
-            (PromotionKind::Deploy, v1.id.clone(), None, Some(admin_actor)),
+            (
+                PromotionKind::Deploy,
+                v2.id.clone(),
+                Some(v1.id.clone()),
+                None
+            ),
+            (
+                PromotionKind::Deploy,
+                v1.id.clone(),
+                None,
+                Some(admin_actor)
+            ),
         ]
     );
 }

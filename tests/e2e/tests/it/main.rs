@@ -10,6 +10,7 @@ mod deploy;
 mod gateway;
 mod keys;
 mod legacy_sse;
+mod rollback;
 mod runtime;
 mod servers;
 mod sessions;
