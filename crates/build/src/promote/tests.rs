@@ -11,11 +11,14 @@ use skyport_store::{
 
 use crate::{BuildLimits, Builder, Candidate, RollbackError, Warmed, Warmup};
 
+/// One warm-up asked of the hook: the candidate, what was live then, the candidate's launch args.
+type Asked = (DeploymentId, Option<DeploymentId>, Vec<String>);
+
 /// A hook that records what it was asked to ready, and what was live at that moment.
 struct Recorder {
     store: Store,
     fail_with: Option<String>,
-    seen: Mutex<Vec<(DeploymentId, Option<DeploymentId>, Vec<String>)>>,
+    seen: Mutex<Vec<Asked>>,
 }
 
 impl Warmup for Recorder {
