@@ -63,8 +63,7 @@ async def open_session(http, url):
     return session
 
 
-async def worker(http, url, period, offset, stop_at, samples):
-    session = await open_session(http, url)
+async def worker(http, url, session, period, offset, stop_at, samples):
     next_at = time.monotonic() + offset
     n = 0
     while next_at < stop_at:
@@ -115,13 +114,15 @@ async def main():
     rate = float(sys.argv[7]) if len(sys.argv) > 7 else 100.0
     period = WORKERS / rate
     samples, windows, durations, errors = [], [], [], []
-    began = time.monotonic()
-    stop_at = began + STEADY + switches * SPACING + TAIL
     timeout = aiohttp.ClientTimeout(total=30)
     connector = aiohttp.TCPConnector(limit=WORKERS * 2)
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http:
+        # Sessions open (and the live deployment warms up) before the clock starts.
+        sessions = await asyncio.gather(*(open_session(http, url) for _ in range(WORKERS)))
+        began = time.monotonic()
+        stop_at = began + STEADY + switches * SPACING + TAIL
         # b is live when the run starts; the first switch goes to a.
-        load = [worker(http, url, period, i * period / WORKERS, stop_at, samples) for i in range(WORKERS)]
+        load = [worker(http, url, s, period, i * period / WORKERS, stop_at, samples) for i, s in enumerate(sessions)]
         await asyncio.gather(switch(sky, server, (a, b), switches, windows, durations, errors), *load)
     first_switch = windows[0][0] if windows else stop_at
     steady = [lat for (t, lat, ok, _) in samples if ok and t < first_switch]

@@ -518,12 +518,13 @@ impl Job<'_> {
             server: self.server,
             deployment: self.id,
             launch: &built.launch,
+            patience: None,
         };
         match self.inner.warmup.warm_up(candidate).await {
             Ok(Warmed::Ready) => self
                 .log
                 .info("an instance of the new deployment is ready; promoting"),
-            Ok(Warmed::NotNeeded) => self.log.info("promoting"),
+            Ok(Warmed::Starting | Warmed::NotNeeded) => self.log.info("promoting"),
             Err(message) => {
                 return Err(Failure::new(
                     FailureKind::Start,

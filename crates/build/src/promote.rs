@@ -5,6 +5,8 @@
 //! This crate must not know the runtime: the binary implements [`Warmup`] with it. A hook
 //! that fails keeps the previous deployment live.
 
+use std::time::Duration;
+
 use futures_util::future::BoxFuture;
 use skyport_store::{
     Deployment, DeploymentId, LaunchSpec, PrincipalId, RollbackRefusal, Server, ServerId,
@@ -12,6 +14,11 @@ use skyport_store::{
 };
 
 use crate::Builder;
+
+/// How long a rollback waits for its target's instance before switching. A rollback's target
+/// served before, so the switch need not prove it starts; and a rollback must stay well under a
+/// second even when its target has no instance left and a cold start takes longer.
+const ROLLBACK_PATIENCE: Duration = Duration::from_millis(500);
 
 /// A deployment about to go live.
 #[derive(Clone, Copy, Debug)]
@@ -22,6 +29,9 @@ pub struct Candidate<'a> {
     pub deployment: &'a DeploymentId,
     /// How to start an instance of it.
     pub launch: &'a LaunchSpec,
+    /// How long the switch may wait for the instance; past it, the switch goes ahead while the
+    /// start goes on (the first requests wait for it). `None` waits for the start to end.
+    pub patience: Option<Duration>,
 }
 
 /// What a warm-up did.
@@ -29,6 +39,9 @@ pub struct Candidate<'a> {
 pub enum Warmed {
     /// An instance of the candidate answered; it takes the first requests after the switch.
     Ready,
+    /// An instance is starting but was not ready within the candidate's patience; the first
+    /// requests after the switch wait for that same start.
+    Starting,
     /// Nothing was started: the live deployment had no warm instance either, so the first
     /// request after the switch starts one, as it would have anyway.
     NotNeeded,
@@ -98,6 +111,7 @@ impl Builder {
             server: &server.id,
             deployment: &target.id,
             launch: &built.launch,
+            patience: Some(ROLLBACK_PATIENCE),
         };
         let warmed = self.inner.warmup.warm_up(candidate).await;
         if let Err(message) = warmed {

@@ -51,7 +51,17 @@ impl RuntimeWarmup {
             ..route
         })
         .ok_or_else(|| "the candidate has no launch spec".to_owned())?;
-        match self.runtime.acquire(&target, None).await {
+        let acquired = match candidate.patience {
+            // The start runs in the runtime's own task: giving up waiting does not stop it.
+            Some(patience) => {
+                match tokio::time::timeout(patience, self.runtime.acquire(&target, None)).await {
+                    Ok(acquired) => acquired,
+                    Err(_) => return Ok(Warmed::Starting),
+                }
+            }
+            None => self.runtime.acquire(&target, None).await,
+        };
+        match acquired {
             Ok(lease) => {
                 drop(lease);
                 Ok(Warmed::Ready)

@@ -249,6 +249,20 @@ pub fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
     Command::new(program)
 }
 
+/// Runs `git ARGS…` in `cwd` (test repositories); panics with git's error when it fails.
+pub fn git(cwd: &Path, args: &[&str]) {
+    let out = command("git")
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("run git");
+    assert!(
+        out.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A running `skyport serve` (or `skyport up`) with its own port, data dir and log.
 pub struct Skyport {
     child: Child,

@@ -49,6 +49,14 @@ struct Fixture {
     v2: Deployment,
 }
 
+impl Fixture {
+    /// The server's live deployment now.
+    async fn live(&self) -> Option<DeploymentId> {
+        let server = self.store.servers().by_id(&self.server.id).await.unwrap();
+        server.and_then(|s| s.live_deployment)
+    }
+}
+
 /// A server with two ready deployments, the second live, and a builder readying with a
 /// [`Recorder`] that fails with `fail_with`.
 async fn fixture(fail_with: Option<&str>) -> Fixture {
@@ -125,14 +133,7 @@ async fn a_rollback_readies_the_earlier_deployment_before_switching_to_it() {
             vec!["v1".to_owned()]
         )]
     );
-    let server = f
-        .store
-        .servers()
-        .by_id(&f.server.id)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(server.live_deployment, Some(f.v1.id.clone()));
+    assert_eq!(f.live().await, Some(f.v1.id.clone()));
     let promotions = f
         .store
         .deployments()
@@ -169,14 +170,7 @@ async fn a_failed_warm_up_keeps_the_live_deployment_and_says_why() {
         message.contains("failed to start") && message.contains("boom"),
         "{message}"
     );
-    let server = f
-        .store
-        .servers()
-        .by_id(&f.server.id)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(server.live_deployment, Some(f.v2.id.clone()));
+    assert_eq!(f.live().await, Some(f.v2.id.clone()));
 }
 
 #[tokio::test]

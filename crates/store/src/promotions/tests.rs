@@ -36,7 +36,12 @@ impl Fixture {
 
     /// A ready deployment with its own artifact, named `artifact`.
     async fn ready(&self, artifact: &str) -> Deployment {
-        let d = self.create(None).await;
+        self.ready_by(artifact, None).await
+    }
+
+    /// Like [`Fixture::ready`], created by `by`.
+    async fn ready_by(&self, artifact: &str, by: Option<&PrincipalId>) -> Deployment {
+        let d = self.create(by).await;
         let built = Built {
             artifact: artifact.to_owned(),
             manifest: serde_json::json!({ "hash": artifact }),
@@ -204,23 +209,7 @@ async fn deployments_that_cannot_serve_are_refused_with_what_to_do() {
 async fn promotions_are_recorded_with_their_kind_and_who() {
     let f = Fixture::new().await;
     let admin = f.store.keys().ensure_admin().await.unwrap();
-    let v1 = f.create(Some(&admin.id)).await;
-    let built = |artifact: &str| Built {
-        artifact: artifact.to_owned(),
-        manifest: serde_json::json!({}),
-        entrypoint: "main.py:mcp".to_owned(),
-        launch: LaunchSpec {
-            program: PathBuf::from("python"),
-            args: Vec::new(),
-            working_dir: PathBuf::from("src"),
-        },
-        inspection: serde_json::json!({}),
-    };
-    f.store
-        .deployments()
-        .succeed(&v1.id, &built("a1"))
-        .await
-        .unwrap();
+    let v1 = f.ready_by("a1", Some(&admin.id)).await;
     f.store.deployments().promote(&v1.id).await.unwrap();
     let v2 = f.ready("a2").await;
     f.store.deployments().promote(&v2.id).await.unwrap();

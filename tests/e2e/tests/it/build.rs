@@ -5,7 +5,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use skyport_e2e::{Skyport, command, deployments_of};
+use skyport_e2e::{Skyport, deployments_of, git};
 
 const HELLO: &str = r#"from fastmcp import FastMCP
 
@@ -54,19 +54,6 @@ fn repo(root: &Path, name: &str, files: &[(&str, &str)]) -> String {
         ],
     );
     format!("file://{}", bare.display())
-}
-
-fn git(cwd: &Path, args: &[&str]) {
-    let out = command("git")
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("run git");
-    assert!(
-        out.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// The newest deployment of `server`, as `skyport deployments --json` shows it.

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
-use skyport_e2e::{HeldClient, Run, Skyport, command, deployments_of, http, wait_until};
+use skyport_e2e::{HeldClient, Run, Skyport, deployments_of, git, http, wait_until};
 
 /// A FastMCP server whose answers carry `greeting`: `hello` greets, `slow` sleeps then says
 /// which version answered. `extra` is appended to the file.
@@ -139,19 +139,6 @@ impl Repo {
         );
         git(&self.work, &["push", "-q", "origin", "main"]);
     }
-}
-
-fn git(cwd: &Path, args: &[&str]) {
-    let out = command("git")
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("run git");
-    assert!(
-        out.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn deploy_git(sky: &Skyport, url: &str, name: &str) -> Run {
