@@ -6,6 +6,7 @@
 //! of the public contract; change them only with a new API version.
 
 mod env;
+mod promotions;
 mod sources;
 
 pub use env::{EnvAssignment, EnvChanged, EnvList, EnvVarView, SetEnv};
@@ -16,6 +17,7 @@ use skyport_store::{
     LogStream, PrincipalId, ServerId, ServerName, Timestamp,
 };
 
+pub use promotions::{PromotionView, RollBack};
 pub use sources::{HookAnswer, PreviewView, SourceUpdate, SourceView};
 
 /// A server as the API shows it.
@@ -203,6 +205,10 @@ pub struct DeploymentView {
     pub failure: Option<FailureView>,
     /// What the server offers, as found by the build.
     pub inspection: Option<serde_json::Value>,
+    /// Who asked for it (the name of the API key's principal); `null` for builds nobody
+    /// asked for through the API.
+    #[serde(default)]
+    pub created_by: Option<String>,
     /// When it was requested.
     pub created_at: Timestamp,
     /// When the build started.

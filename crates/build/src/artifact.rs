@@ -308,7 +308,7 @@ pub(crate) async fn collect_garbage(store: Store, artifacts: PathBuf, envs: Path
     }
 }
 
-fn is_hash(name: &str) -> bool {
+pub(crate) fn is_hash(name: &str) -> bool {
     !name.is_empty() && name.bytes().all(|b| b.is_ascii_hexdigit())
 }
 

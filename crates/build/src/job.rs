@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use skyport_store::{
     BuildFailure, BuildPhase, Built, Commit, Deployment, DeploymentId, DeploymentStatus, EnvVar,
-    FailureKind, LaunchSpec, Redactor, StoreError,
+    FailureKind, LaunchSpec, Redactor, ServerId, StoreError,
 };
 use tokio::task::{JoinError, JoinHandle};
 use tokio_util::sync::CancellationToken;
@@ -22,7 +22,7 @@ use crate::inspect::{self, LAUNCHER, LAUNCHER_FILE};
 use crate::process::BuildLog;
 use crate::toolchain::{Interpreter, Toolchain};
 use crate::unpack::{self, Limits, UnpackError};
-use crate::{BuildRequest, Inner, Source, toolchain};
+use crate::{BuildRequest, Candidate, Inner, Source, Warmed, toolchain};
 
 /// The folder of an artifact that holds its installed local projects.
 const SITE: &str = "site";
@@ -86,7 +86,13 @@ pub(crate) async fn run(
         // that cancelling or timing out can abort them.
         let outcome = match env {
             Ok(env) => {
-                let task = tokio::spawn(build(inner.clone(), log.clone(), id.clone(), request, env));
+                let task = tokio::spawn(build(
+                    inner.clone(),
+                    log.clone(),
+                    (deployment.server_id.clone(), id.clone()),
+                    request,
+                    env,
+                ));
                 supervise(&inner, &id, task, &stop).await
             }
             Err(failure) => Ok(Err(failure)),
@@ -233,13 +239,14 @@ fn shown_duration(d: Duration) -> String {
 async fn build(
     inner: Arc<Inner>,
     log: BuildLog,
-    id: DeploymentId,
+    (server, id): (ServerId, DeploymentId),
     request: BuildRequest,
     env: Vec<EnvVar>,
 ) -> Result<(), Failure> {
     let job = Job {
         inner: &inner,
         log: &log,
+        server: &server,
         id: &id,
         env: &env,
     };
@@ -310,10 +317,12 @@ async fn build(
     Ok(())
 }
 
-/// One build's context: where it logs, which deployment it records, and its environment.
+/// One build's context: where it logs, which deployment (of which server) it records, and its
+/// environment.
 struct Job<'a> {
     inner: &'a Inner,
     log: &'a BuildLog,
+    server: &'a ServerId,
     id: &'a DeploymentId,
     env: &'a [EnvVar],
 }
@@ -531,12 +540,33 @@ impl Job<'_> {
         })
     }
 
-    /// Records the build ready and makes it live (one transaction each, logged first).
+    /// Readies the build's first instance, then records the build ready and makes it live
+    /// (one transaction each, logged first).
     async fn promote(&self, built: &Built) -> Result<(), Failure> {
         let deployments = self.inner.store.deployments();
-        self.log
-            .info(&format!("built {}; promoting", built.entrypoint));
+        self.log.info(&format!("built {}", built.entrypoint));
         self.log.flush().await;
+        let candidate = Candidate {
+            server: self.server,
+            deployment: self.id,
+            launch: &built.launch,
+            patience: None,
+        };
+        match self.inner.warmup.warm_up(candidate).await {
+            Ok(Warmed::Ready) => self
+                .log
+                .info("an instance of the new deployment is ready; promoting"),
+            Ok(Warmed::Starting | Warmed::NotNeeded) => self.log.info("promoting"),
+            Err(message) => {
+                return Err(Failure::new(
+                    FailureKind::Start,
+                    format!(
+                        "the new deployment was not made live because its first instance failed to start: {message}\n\
+                         The previous deployment keeps serving; fix the server's startup and deploy again"
+                    ),
+                ));
+            }
+        }
         deployments.succeed(self.id, built).await?;
         match deployments.promote(self.id).await? {
             Some(previous) => self.log.info(&format!(

@@ -5,7 +5,8 @@
 //! This crate spawns processes (uv, pip, Python) and owns the data folder's `uploads`,
 //! `artifacts`, `envs`, `tools` and `cache/uv`. It must not know HTTP (the web crate streams
 //! bodies in), must not write SQL (the store does), and must not start instances: the runtime
-//! follows the store's change feed after a promotion.
+//! follows the store's change feed after a promotion, and readies a deployment before its
+//! promotion through the [`Warmup`] hook the binary implements.
 //!
 //! Layout of an artifact, `DATA/artifacts/<deployment id>/`: `src/` (the source, never
 //! modified after unpacking) and `launcher.py`. Its environment lives in `DATA/envs/<key>/`,
@@ -19,8 +20,10 @@ mod git;
 mod inspect;
 mod job;
 mod process;
+mod promote;
 mod queue;
 mod redeploy;
+mod removal;
 mod toolchain;
 mod unpack;
 mod upload;
@@ -34,8 +37,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::Stream;
 use skyport_store::{
-    BuildFailure, Deployment, DeploymentId, FailureKind, NameError, NewDeployment, Server,
-    ServerName, Store, StoreError,
+    BuildFailure, Deployment, DeploymentId, FailureKind, NameError, NewDeployment, PrincipalId,
+    Server, ServerName, Store, StoreError,
 };
 use tokio::sync::OnceCell;
 use tokio::sync::futures::Notified;
@@ -43,6 +46,7 @@ use tokio_util::task::TaskTracker;
 
 pub use entrypoint::{DEFAULT_FILES, Entrypoint, Target};
 pub use git::{GitRef, GitSource, GitUrl};
+pub use promote::{Candidate, RollbackError, Warmed, Warmup};
 pub use queue::Cancellation;
 pub use redeploy::{Reaction, SourceEvent};
 /// A preview build's origin, which decides its environment; defined by the store, which
@@ -209,6 +213,8 @@ pub(crate) struct Inner {
     pub(crate) jobs: TaskTracker,
     pub(crate) queue: queue::Queue,
     pub(crate) limits: BuildLimits,
+    /// Readies each deployment before it goes live.
+    pub(crate) warmup: Arc<dyn Warmup>,
 }
 
 impl Builder {
@@ -220,6 +226,17 @@ impl Builder {
 
     /// Like [`Builder::new`], with the given limits.
     pub fn with_limits(store: Store, data_dir: PathBuf, limits: BuildLimits) -> Builder {
+        Builder::with_warmup(store, data_dir, limits, Arc::new(promote::ColdStart))
+    }
+
+    /// Like [`Builder::with_limits`], readying every deployment with `warmup` before it goes
+    /// live (a failed warm-up fails the build, or refuses the rollback).
+    pub fn with_warmup(
+        store: Store,
+        data_dir: PathBuf,
+        limits: BuildLimits,
+        warmup: Arc<dyn Warmup>,
+    ) -> Builder {
         // Launch specs hold absolute paths: the runtime starts instances from its own working
         // directory.
         let data_dir = std::path::absolute(&data_dir).unwrap_or(data_dir);
@@ -241,6 +258,7 @@ impl Builder {
                 jobs: TaskTracker::new(),
                 queue: queue::Queue::new(limits.concurrency),
                 limits,
+                warmup,
             }),
         }
     }
@@ -255,15 +273,35 @@ impl Builder {
         upload::save(&self.inner.dirs.uploads, body, MAX_UPLOAD_BYTES).await
     }
 
-    /// Records a queued deployment of `server`, fixes its environment (a snapshot of the
-    /// variables it resolves to now) and queues its build (it starts at once when fewer than
-    /// [`BuildLimits::concurrency`] builds run); returns the deployment at once.
-    /// A waiting build of the same server and git ref is superseded: recorded as cancelled.
-    /// Follow it through the store (status, phase, build log).
+    /// Records a queued deployment of `server` that nobody asked for through the API (a push,
+    /// a poll) and queues its build; see [`Builder::start_as`].
     pub async fn start(
         &self,
         server: &Server,
         request: BuildRequest,
+    ) -> Result<Deployment, BuildError> {
+        self.queue_build(server, request, None).await
+    }
+
+    /// Records a queued deployment of `server`, created by `principal`, fixes its environment
+    /// (a snapshot of the variables it resolves to now) and queues its build (it starts at once
+    /// when fewer than [`BuildLimits::concurrency`] builds run); returns the deployment at once. A waiting build of the same server and git ref is superseded:
+    /// recorded as cancelled. Follow it through the store (status, phase, build log).
+    pub async fn start_as(
+        &self,
+        server: &Server,
+        request: BuildRequest,
+        principal: &PrincipalId,
+    ) -> Result<Deployment, BuildError> {
+        self.queue_build(server, request, Some(principal.clone()))
+            .await
+    }
+
+    async fn queue_build(
+        &self,
+        server: &Server,
+        request: BuildRequest,
+        created_by: Option<PrincipalId>,
     ) -> Result<Deployment, BuildError> {
         if let Source::Upload(id) = &request.source {
             let exists = tokio::fs::try_exists(id.path(&self.inner.dirs.uploads))
@@ -277,6 +315,7 @@ impl Builder {
             source: request.source.to_string(),
             git_ref: request.source.git_ref().map(str::to_owned),
             entrypoint: request.entrypoint.as_ref().map(ToString::to_string),
+            created_by,
         };
         let deployments = self.inner.store.deployments();
         let deployment = deployments.create(&server.id, &new).await?;

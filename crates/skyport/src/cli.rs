@@ -43,8 +43,11 @@ pub(crate) enum Command {
     Deploy(DeployArgs),
     /// List, show or remove servers.
     Servers(ServersArgs),
-    /// List a server's deployments, newest first.
+    /// List a server's deployments (newest first) and the moves of its live deployment.
     Deployments(DeploymentsArgs),
+    /// Make an earlier deployment live again, without a build (default: the one before the
+    /// live one).
+    Rollback(RollbackArgs),
     /// Show a server's logs (instances and builds).
     Logs(LogsArgs),
     /// List or cancel the builds that are queued or running.
@@ -344,6 +347,18 @@ pub(crate) struct DeploymentsArgs {
     /// The server.
     pub(crate) name: String,
     /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RollbackArgs {
+    /// The server.
+    pub(crate) name: String,
+    /// The deployment to make live: its id or a unique prefix of it [default: the newest ready
+    /// deployment older than the live one whose artifact is still kept]
+    pub(crate) deployment: Option<String>,
+    /// Print the deployment now live as JSON.
     #[arg(long)]
     pub(crate) json: bool,
 }

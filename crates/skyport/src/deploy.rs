@@ -191,6 +191,7 @@ fn summary(kind: FailureKind) -> &'static str {
             "the server file or object is missing, does not parse, or fails to import"
         }
         FailureKind::Inspection => "the server loaded but did not answer MCP requests",
+        FailureKind::Start => "the server built but its first instance failed to start",
         FailureKind::Toolchain => "no Python on this machine fits what the source asks for",
         FailureKind::Timeout => "the build took longer than its time limit",
         FailureKind::Cancelled => "the build was cancelled or superseded by a newer one",

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use serde::Serialize;
-use skyport_api::{DeploymentView, LogLineView, PutServer, ServerView};
+use skyport_api::{DeploymentView, LogLineView, PromotionView, PutServer, ServerView};
 use skyport_client::{Client, LogEvent, LogFilter};
 use skyport_store::{LogSource, LogStream, Timestamp};
 
@@ -260,27 +260,66 @@ pub(crate) async fn deployments(
 ) -> anyhow::Result<ExitCode> {
     let client = config::client(connection);
     let deployments = client.deployments(&args.name).await?;
+    let promotions = client.promotions(&args.name).await?;
     if args.json {
-        return print_json(&deployments);
+        return print_json(&History {
+            deployments,
+            promotions,
+        });
     }
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "{:<30} {:<9} {:<25} {:<12} DETAIL",
-        "ID", "STATUS", "CREATED", "COMMIT"
+        "{:<30} {:<9} {:<25} {:<12} {:<16} {:<10} DETAIL",
+        "ID", "STATUS", "CREATED", "COMMIT", "AUTHOR", "BY"
     )?;
     for deployment in &deployments {
         writeln!(
             out,
-            "{:<30} {:<9} {:<25} {:<12} {}",
+            "{:<30} {:<9} {:<25} {:<12} {:<16} {:<10} {}",
             deployment.id,
             status(deployment),
             deployment.created_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
             deployment.commit.as_ref().map_or("-", |c| c.short.as_str()),
+            deployment
+                .commit
+                .as_ref()
+                .map_or("-", |c| author_name(&c.author)),
+            deployment.created_by.as_deref().unwrap_or("-"),
             detail(deployment)
         )?;
     }
+    if !promotions.is_empty() {
+        writeln!(out, "\nPromotions (newest first):")?;
+        for promotion in &promotions {
+            writeln!(
+                out,
+                "  {}  {:<8} {}{}  by {}",
+                promotion.at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+                promotion.kind.as_str(),
+                promotion.deployment,
+                promotion
+                    .previous
+                    .as_ref()
+                    .map(|p| format!(" (was {p})"))
+                    .unwrap_or_default(),
+                promotion.by.as_deref().unwrap_or("-")
+            )?;
+        }
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `deployments N --json`: the deployments and the moves of the live pointer, newest first.
+#[derive(Serialize)]
+struct History {
+    deployments: Vec<DeploymentView>,
+    promotions: Vec<PromotionView>,
+}
+
+/// `Ada Lovelace` of `Ada Lovelace <ada@example.com>`.
+fn author_name(author: &str) -> &str {
+    author.split(" <").next().unwrap_or(author)
 }
 
 fn status(deployment: &DeploymentView) -> String {

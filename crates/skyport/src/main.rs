@@ -9,8 +9,10 @@ mod env;
 mod inspect;
 mod keys;
 mod progress;
+mod rollback;
 mod serve;
 mod sources;
+mod warmup;
 
 use std::process::ExitCode;
 
@@ -53,6 +55,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Deploy(args) => deploy::deploy(&cli.connection, args).await,
         Command::Servers(args) => inspect::servers(&cli.connection, args).await,
         Command::Deployments(args) => inspect::deployments(&cli.connection, args).await,
+        Command::Rollback(args) => rollback::rollback(&cli.connection, args).await,
         Command::Logs(args) => inspect::logs(&cli.connection, args).await,
         Command::Builds(args) => inspect::builds(&cli.connection, args).await,
         Command::Keys(args) => keys::keys(&cli.connection, args).await,

@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::{ServeArgs, UpArgs};
 use crate::config::{self, Credentials};
 use crate::deploy::{self, Deploy, SourceArg};
+use crate::warmup::RuntimeWarmup;
 
 /// Requests one instance takes at once before another starts: a FastMCP server keeps its
 /// latency flat up to about this many concurrent requests on these machines.
@@ -177,7 +178,6 @@ impl Platform {
             timeout: args.build_timeout,
             keep_deployments: args.keep_deployments,
         };
-        let builder = Builder::with_limits(store.clone(), data_dir.clone(), limits);
         let runtime = Arc::new(
             LocalRuntime::start(
                 LocalRuntimeConfig {
@@ -194,6 +194,11 @@ impl Platform {
             .await,
         );
         let dyn_runtime: Arc<dyn Runtime> = runtime.clone();
+        let warmup = Arc::new(RuntimeWarmup {
+            store: store.clone(),
+            runtime: dyn_runtime.clone(),
+        });
+        let builder = Builder::with_warmup(store.clone(), data_dir.clone(), limits, warmup);
         let gateway = Gateway::new(store.clone(), dyn_runtime.clone(), gateway_options).await?;
         tokio::spawn(follow_live_deployments(
             store.clone(),

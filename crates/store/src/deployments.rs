@@ -7,9 +7,10 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
+use crate::promotions::{Actor, PromotionKind};
 use crate::{
-    Change, DeploymentId, EnvVar, GatewaySettings, RuntimeSettings, ServerId, ServerName, Store,
-    StoreError, Timestamp, from_millis, now, to_millis,
+    Change, DeploymentId, EnvVar, GatewaySettings, PrincipalId, RuntimeSettings, ServerId,
+    ServerName, Store, StoreError, Timestamp, from_millis, now, to_millis,
 };
 
 /// Where a deployment is in its life.
@@ -69,6 +70,8 @@ pub enum FailureKind {
     Entrypoint,
     /// The server imported but did not answer the inspection's MCP requests.
     Inspection,
+    /// The build succeeded but its first instance failed to start before going live.
+    Start,
     /// No usable Python interpreter (or uv) satisfies what the source asks for.
     Toolchain,
     /// The build took longer than its time limit.
@@ -88,6 +91,7 @@ impl FailureKind {
             FailureKind::Dependencies => "dependencies",
             FailureKind::Entrypoint => "entrypoint",
             FailureKind::Inspection => "inspection",
+            FailureKind::Start => "start",
             FailureKind::Toolchain => "toolchain",
             FailureKind::Timeout => "timeout",
             FailureKind::Cancelled => "cancelled",
@@ -126,6 +130,8 @@ pub struct NewDeployment {
     pub git_ref: Option<String>,
     /// The entrypoint the user asked for, if any.
     pub entrypoint: Option<String>,
+    /// Who asked for it through the API; `None` when nobody did (a push, a poll).
+    pub created_by: Option<PrincipalId>,
 }
 
 /// The git commit a deployment was built from.
@@ -181,6 +187,8 @@ pub struct Deployment {
     pub built: Option<Built>,
     /// Why the build failed, if it did.
     pub failure: Option<BuildFailure>,
+    /// Who asked for it through the API, if someone did.
+    pub created_by: Option<Actor>,
     /// When it was created.
     pub created_at: Timestamp,
     /// When its build started.
@@ -227,7 +235,8 @@ macro_rules! select_deployments {
             "SELECT id, server_id, status, phase, source, entrypoint, resolved_entrypoint, ",
             "failure_kind, failure_message, launch, inspection, created_at, started_at, finished_at, ",
             "git_ref, commit_sha, commit_author, commit_message, commit_at, artifact, manifest, ",
-            "pruned_at ",
+            "pruned_at, created_by, ",
+            "(SELECT p.name FROM principals p WHERE p.id = deployments.created_by) AS created_by_name ",
             "FROM deployments ",
             $rest
         )
@@ -243,14 +252,15 @@ impl Deployments<'_> {
     ) -> Result<Deployment, StoreError> {
         let id = DeploymentId::generate();
         sqlx::query(
-            "INSERT INTO deployments (id, server_id, status, source, git_ref, entrypoint, created_at)
-             VALUES (?, ?, 'queued', ?, ?, ?, ?)",
+            "INSERT INTO deployments (id, server_id, status, source, git_ref, entrypoint, created_by,
+             created_at) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?)",
         )
         .bind(&id)
         .bind(server)
         .bind(&new.source)
         .bind(&new.git_ref)
         .bind(&new.entrypoint)
+        .bind(&new.created_by)
         .bind(to_millis(now()))
         .execute(&self.store.pool)
         .await?;
@@ -370,12 +380,38 @@ impl Deployments<'_> {
         Ok(done.rows_affected())
     }
 
-    /// Makes a ready deployment its server's live one, atomically; returns the previous one.
+    /// Makes a freshly built deployment its server's live one, atomically, recording the
+    /// promotion as a deploy by whoever created the deployment; returns the previous live one.
     pub async fn promote(&self, id: &DeploymentId) -> Result<Option<DeploymentId>, StoreError> {
-        let mut tx = self.store.pool.begin().await?;
+        self.switch(id, PromotionKind::Deploy, None).await
+    }
+
+    /// Makes an earlier deployment its server's live one again, atomically, recording the
+    /// promotion as a rollback by `by`; returns the previous live one. Choose the deployment
+    /// with [`Deployments::rollback_target`].
+    pub async fn roll_back_to(
+        &self,
+        id: &DeploymentId,
+        by: &PrincipalId,
+    ) -> Result<Option<DeploymentId>, StoreError> {
+        self.switch(id, PromotionKind::Rollback, Some(by)).await
+    }
+
+    /// Moves the live pointer to `id` and records the promotion in the same transaction; `by`
+    /// defaults to the deployment's creator.
+    async fn switch(
+        &self,
+        id: &DeploymentId,
+        kind: PromotionKind,
+        by: Option<&PrincipalId>,
+    ) -> Result<Option<DeploymentId>, StoreError> {
+        // IMMEDIATE takes the write lock first: a transaction that reads and then writes would
+        // fail with SQLITE_BUSY_SNAPSHOT, not wait, when another connection (the log writer,
+        // a build) wrote in between.
+        let mut tx = self.store.pool.begin_with("BEGIN IMMEDIATE").await?;
         let row = sqlx::query(
-            "SELECT d.status, s.name, s.live_deployment_id FROM deployments d
-             JOIN servers s ON s.id = d.server_id WHERE d.id = ?",
+            "SELECT d.status, d.pruned_at, d.created_by, d.server_id, s.name, s.live_deployment_id
+             FROM deployments d JOIN servers s ON s.id = d.server_id WHERE d.id = ?",
         )
         .bind(id)
         .fetch_optional(&mut *tx)
@@ -387,14 +423,36 @@ impl Deployments<'_> {
                 "deployment {id} is {status}; only a ready deployment can be promoted"
             )));
         }
+        if row.try_get::<Option<i64>, _>("pruned_at")?.is_some() {
+            return Err(StoreError::Conflict(format!(
+                "the artifact of deployment {id} was removed; deploy its source again"
+            )));
+        }
         let server: ServerName = row.try_get("name")?;
+        let server_id: ServerId = row.try_get("server_id")?;
         let previous: Option<DeploymentId> = row.try_get("live_deployment_id")?;
-        sqlx::query("UPDATE servers SET live_deployment_id = ?, updated_at = ? WHERE name = ?")
+        let by = match by {
+            Some(by) => Some(by.clone()),
+            None => row.try_get::<Option<PrincipalId>, _>("created_by")?,
+        };
+        sqlx::query("UPDATE servers SET live_deployment_id = ?, updated_at = ? WHERE id = ?")
             .bind(id)
             .bind(to_millis(now()))
-            .bind(&server)
+            .bind(&server_id)
             .execute(&mut *tx)
             .await?;
+        sqlx::query(
+            "INSERT INTO promotions (server_id, deployment_id, previous_id, kind, principal_id, at)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&server_id)
+        .bind(id)
+        .bind(&previous)
+        .bind(kind.as_str())
+        .bind(&by)
+        .bind(to_millis(now()))
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         let previous = previous.filter(|p| p != id);
         self.store.publish(Change::Promoted {
@@ -645,6 +703,15 @@ fn deployment(row: &SqliteRow) -> Result<Deployment, StoreError> {
         commit,
         requested_entrypoint: row.try_get("entrypoint")?,
         pruned_at: optional_time("pruned_at")?,
+        created_by: row
+            .try_get::<Option<PrincipalId>, _>("created_by")?
+            .map(|id| -> Result<Actor, StoreError> {
+                Ok(Actor {
+                    id,
+                    name: row.try_get("created_by_name")?,
+                })
+            })
+            .transpose()?,
         built,
         failure,
         created_at: from_millis(row.try_get("created_at")?)?,

@@ -1,6 +1,6 @@
 //! Skyport's durable state: the schema, its migrations and one typed repository per aggregate
-//! (servers, deployments, logs, principals and keys, gateway sessions, the audit log, environment
-//! variables and sealed secrets), plus the change feed that tells the
+//! (servers, deployments and their promotions, logs, principals and keys, gateway sessions, the
+//! audit log, environment variables and sealed secrets), plus the change feed that tells the
 //! gateway and the runtime when a server's live deployment moved.
 //!
 //! All SQL of the project lives here. Callers get domain types (`Server`, `Deployment`,
@@ -15,6 +15,7 @@ mod ids;
 mod keys;
 mod logs;
 mod names;
+mod promotions;
 mod redact;
 mod secrets;
 mod servers;
@@ -47,6 +48,7 @@ pub use keys::{
 };
 pub use logs::{LogLine, LogQuery, LogSource, LogStream, LogWriter, Logs, NewLogLine};
 pub use names::{NameError, ServerName};
+pub use promotions::{Actor, Promotion, PromotionKind, RollbackRefusal};
 pub use redact::Redactor;
 pub use secrets::{KeySource, MASTER_KEY_FILE, MasterKey, MasterKeyError};
 pub use servers::{Server, Servers};

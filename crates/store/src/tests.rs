@@ -278,6 +278,7 @@ fn upload(source: &str, entrypoint: Option<&str>) -> NewDeployment {
         source: source.to_owned(),
         git_ref: None,
         entrypoint: entrypoint.map(str::to_owned),
+        created_by: None,
     }
 }
 
@@ -363,6 +364,7 @@ async fn commits_and_artifacts_are_recorded_and_old_artifacts_pruned() {
         source: "https://example.com/acme/gc.git".to_owned(),
         git_ref: Some("main".to_owned()),
         entrypoint: None,
+        created_by: None,
     };
     let mut ids = Vec::new();
     for n in 0..4 {

@@ -16,7 +16,9 @@ use skyport_build::{
 };
 use skyport_gateway::Gateway;
 use skyport_runtime::render_prometheus;
-use skyport_store::{Deployment, DeploymentId, LogQuery, LogSource, Server, ServerName, Timestamp};
+use skyport_store::{
+    Deployment, DeploymentId, LogQuery, LogSource, Principal, Server, ServerName, Timestamp,
+};
 
 use crate::stream::{self, Start};
 use crate::{ApiError, AppState, views};
@@ -156,7 +158,7 @@ async fn remove_server(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let name: ServerName = name.parse()?;
-    match state.store.servers().remove(&name).await? {
+    match state.builder.remove_server(&name).await? {
         Some(_) => Ok(StatusCode::NO_CONTENT),
         None => Err(no_such_server(&name)),
     }
@@ -178,6 +180,7 @@ async fn list_deployments(
 
 async fn create_deployment(
     State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
     Path(name): Path<String>,
     Json(body): Json<CreateDeployment>,
 ) -> Result<(StatusCode, Json<DeploymentView>), ApiError> {
@@ -224,7 +227,7 @@ async fn create_deployment(
         entrypoint,
         preview: server.preview.clone(),
     };
-    let deployment = state.builder.start(&server, request).await?;
+    let deployment = state.builder.start_as(&server, request, &caller.id).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(views::deployment(deployment, &server)),

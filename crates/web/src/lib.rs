@@ -12,6 +12,7 @@ mod error;
 mod hooks;
 mod host;
 mod keys;
+mod promotions;
 mod sources;
 mod stream;
 mod views;
@@ -67,6 +68,7 @@ pub fn app(state: AppState, gateway: &Gateway, options: &AppOptions) -> Router {
     let state_for_hooks = state.clone();
     let api = api::router()
         .merge(audit::router())
+        .merge(promotions::router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,

@@ -7,7 +7,7 @@ use skyport_api::{
 };
 use skyport_runtime::{DeploymentMetrics, InstanceInfo};
 use skyport_store::{
-    Commit, Deployment, DeploymentStatus, GatewaySettings, LogLine, RuntimeSettings, Server,
+    Actor, Commit, Deployment, DeploymentStatus, GatewaySettings, LogLine, RuntimeSettings, Server,
     SettingsPatch, TrackedSource,
 };
 
@@ -99,6 +99,7 @@ pub(crate) fn deployment(deployment: Deployment, server: &Server) -> DeploymentV
             message: f.message,
         }),
         inspection,
+        created_by: deployment.created_by.map(actor),
         created_at: deployment.created_at,
         started_at: deployment.started_at,
         finished_at: deployment.finished_at,
@@ -113,6 +114,11 @@ pub(crate) fn status(status: DeploymentStatus) -> &'static str {
         DeploymentStatus::Ready => "ready",
         DeploymentStatus::Failed => "failed",
     }
+}
+
+/// Who did something, by name (by id when the principal is gone).
+pub(crate) fn actor(actor: Actor) -> String {
+    actor.name.unwrap_or_else(|| actor.id.to_string())
 }
 
 fn commit(commit: Commit) -> CommitView {

@@ -11,6 +11,7 @@ mod env;
 mod gateway;
 mod keys;
 mod legacy_sse;
+mod rollback;
 mod runtime;
 mod servers;
 mod sessions;
