@@ -28,7 +28,7 @@ use skyport_mcp::era::{Era, check_mirrored_headers};
 use skyport_mcp::headers::{LAST_EVENT_ID, MCP_METHOD, MCP_NAME, PROTOCOL_VERSION, SESSION_ID};
 use skyport_mcp::jsonrpc::{self, Id};
 use skyport_mcp::sse;
-use skyport_runtime::{Exit, Lease, Target};
+use skyport_runtime::{Exit, Lease, StartError, Target};
 use skyport_store::{Route, ServerName};
 use tokio::time::Sleep;
 use tokio_util::sync::WaitForCancellationFutureOwned;
@@ -217,13 +217,35 @@ async fn proxy(
         body,
     };
     let limit = facts.limit;
+    let left = limit.saturating_sub(facts.started.elapsed());
     let answer = async {
-        match message {
-            Some(jsonrpc::Body::Batch(_)) => batch(gateway, &target, inbound, facts).await,
-            message => single(gateway, &target, inbound, message.as_ref(), facts).await,
+        let mut target = target;
+        let mut retried = false;
+        loop {
+            let answer = match &message {
+                Some(jsonrpc::Body::Batch(_)) => batch(gateway, &target, &inbound, facts).await,
+                message => single(gateway, &target, &inbound, message.as_ref(), facts).await,
+            };
+            match answer {
+                // The deployment was retired while the request waited for one of its instances
+                // to start (a newer deployment went live, e.g. a rollback): no instance saw the
+                // request, so it goes to the deployment live now.
+                Err(GatewayError::Start {
+                    error: StartError::Stopping,
+                    ..
+                }) if !retried => match successor(gateway, &target).await {
+                    Some(next) => {
+                        facts.exchange.deployment = Some(next.deployment.clone());
+                        target = next;
+                        retried = true;
+                    }
+                    None => return answer,
+                },
+                answer => return answer,
+            }
         }
     };
-    tokio::time::timeout(limit.saturating_sub(facts.started.elapsed()), answer)
+    tokio::time::timeout(left, answer)
         .await
         .map_err(|_| GatewayError::Timeout {
             server: name.to_owned(),
@@ -231,11 +253,17 @@ async fn proxy(
         })?
 }
 
+/// The target of the deployment live now for `target`'s server, when it is another one.
+async fn successor(gateway: &Gateway, target: &Target) -> Option<Target> {
+    let route = gateway.inner.routes.get(&target.server_name).await.ok()??;
+    Target::live(route).filter(|next| next.deployment != target.deployment)
+}
+
 /// One JSON-RPC message (or a GET/DELETE), in whichever era the client speaks.
 async fn single(
     gateway: &Gateway,
     target: &Target,
-    inbound: Inbound,
+    inbound: &Inbound,
     message: Option<&jsonrpc::Body>,
     facts: &Facts,
 ) -> Result<Response, GatewayError> {
@@ -276,10 +304,10 @@ async fn single(
 async fn forward(
     gateway: &Gateway,
     target: &Target,
-    inbound: Inbound,
+    inbound: &Inbound,
     facts: &Facts,
 ) -> Result<Response, GatewayError> {
-    let (lease, response) = send_anywhere(gateway, target, &inbound).await?;
+    let (lease, response) = send_anywhere(gateway, target, inbound).await?;
     Ok(respond(
         gateway,
         &inbound.method,
@@ -308,10 +336,10 @@ async fn send_anywhere(
 async fn initialize(
     gateway: &Gateway,
     target: &Target,
-    inbound: Inbound,
+    inbound: &Inbound,
     facts: &Facts,
 ) -> Result<Response, GatewayError> {
-    let (lease, response) = send_anywhere(gateway, target, &inbound).await?;
+    let (lease, response) = send_anywhere(gateway, target, inbound).await?;
     let upstream = upstream_session(response.headers());
     let session = match upstream {
         Some(upstream) if response.status().is_success() => {
@@ -372,7 +400,7 @@ async fn on_session(
     gateway: &Gateway,
     target: &Target,
     id: &str,
-    inbound: Inbound,
+    inbound: &Inbound,
     facts: &Facts,
 ) -> Result<Response, GatewayError> {
     let sessions = &gateway.inner.sessions;
@@ -392,7 +420,7 @@ async fn on_session(
             .and_then(|v| v.to_str().ok()),
     );
     if inbound.method == Method::DELETE {
-        return end_session(gateway, target, &session, &inbound, facts).await;
+        return end_session(gateway, target, &session, inbound, facts).await;
     }
     let mut retried = false;
     loop {
@@ -403,10 +431,10 @@ async fn on_session(
             .filter(|_| binding.deployment == target.deployment);
         let lease = acquire(gateway, target, affinity).await?;
         if !session.is_bound_to(&target.deployment, lease.instance()) {
-            replay(gateway, target, &session, &lease, &inbound).await?;
+            replay(gateway, target, &session, &lease, inbound).await?;
         }
         let upstream = session.binding().upstream;
-        match send(gateway, &lease, &inbound, upstream.as_ref()).await {
+        match send(gateway, &lease, inbound, upstream.as_ref()).await {
             // The instance lost the session (it restarted its session table, or expired it):
             // the request was not handled, so replaying and sending it again is safe.
             Ok(response) if response.status() == StatusCode::NOT_FOUND && !retried => {
@@ -421,7 +449,7 @@ async fn on_session(
                 facts.record(&gateway.inner.audit, response.status());
                 // A listening stream is not work: the instance may stop while it is open.
                 drop(lease);
-                return Ok(listen(gateway, target, session, inbound, response));
+                return Ok(listen(gateway, target, session, inbound.clone(), response));
             }
             Ok(response) => {
                 if response.status() == StatusCode::NOT_FOUND {
@@ -728,7 +756,7 @@ async fn end_session(
 async fn batch(
     gateway: &Gateway,
     target: &Target,
-    inbound: Inbound,
+    inbound: &Inbound,
     facts: &Facts,
 ) -> Result<Response, GatewayError> {
     let items: Vec<Value> =
@@ -746,7 +774,7 @@ async fn batch(
         if let Some(session) = &session {
             part.headers.insert(SESSION_ID, session.clone());
         }
-        let response = match Box::pin(single(gateway, target, part, Some(&message), facts)).await {
+        let response = match Box::pin(single(gateway, target, &part, Some(&message), facts)).await {
             Ok(response) => response,
             Err(error) => {
                 if id.is_some() {

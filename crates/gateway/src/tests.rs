@@ -114,6 +114,9 @@ pub(crate) struct FakeRuntime {
     addr: SocketAddr,
     instance: Mutex<InstanceId>,
     deployment: Mutex<DeploymentId>,
+    /// A rollback racing a start: acquiring an instance of the first deployment promotes the
+    /// second in the store and then fails as a retired deployment's start does.
+    superseded: Mutex<Option<(DeploymentId, DeploymentId, Store)>>,
 }
 
 impl FakeRuntime {
@@ -122,6 +125,7 @@ impl FakeRuntime {
             addr,
             instance: Mutex::new(InstanceId::generate()),
             deployment: Mutex::new(deployment),
+            superseded: Mutex::new(None),
         })
     }
 }
@@ -131,12 +135,21 @@ impl FakeRuntime {
 pub(crate) async fn deployed_store() -> (Store, DeploymentId) {
     let store = Store::open_in_memory().await.unwrap();
     let name: ServerName = "echo".parse().unwrap();
-    let (server, _) = store.servers().ensure(&name, None).await.unwrap();
+    store.servers().ensure(&name, None).await.unwrap();
     store
         .servers()
         .ensure(&"idle".parse().unwrap(), None)
         .await
         .unwrap();
+    let deployment = ready_deployment(&store).await;
+    store.deployments().promote(&deployment).await.unwrap();
+    (store, deployment)
+}
+
+/// A new deployment of `echo` that built and can go live.
+async fn ready_deployment(store: &Store) -> DeploymentId {
+    let name: ServerName = "echo".parse().unwrap();
+    let server = store.servers().get(&name).await.unwrap().unwrap();
     let deployment = store
         .deployments()
         .create(
@@ -164,8 +177,7 @@ pub(crate) async fn deployed_store() -> (Store, DeploymentId) {
         .succeed(&deployment.id, &built)
         .await
         .unwrap();
-    store.deployments().promote(&deployment.id).await.unwrap();
-    (store, deployment.id)
+    deployment.id
 }
 
 /// A lease on the fake instance: nothing to count, and it never exits.
@@ -181,11 +193,24 @@ impl LeaseHold for NoHold {
 impl Runtime for FakeRuntime {
     fn acquire<'a>(
         &'a self,
-        _: &'a Target,
+        target: &'a Target,
         _: Option<&'a InstanceId>,
     ) -> BoxFuture<'a, Result<Lease, StartError>> {
         let lease = Lease::new(self.addr, self.instance.lock().clone(), Box::new(NoHold));
-        async move { Ok(lease) }.boxed()
+        let superseded = self
+            .superseded
+            .lock()
+            .take_if(|(old, _, _)| *old == target.deployment);
+        async move {
+            if let Some((_, next, store)) = superseded {
+                store.deployments().promote(&next).await.unwrap();
+                // The gateway's route table follows the store's change feed.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                return Err(StartError::Stopping);
+            }
+            Ok(lease)
+        }
+        .boxed()
     }
     fn keep_warm(&self, _: &[Target]) {}
     fn metrics(&self) -> Vec<DeploymentMetrics> {
@@ -697,4 +722,26 @@ async fn closing_streams_ends_event_streams_but_not_requests() {
     assert!(end.is_none());
     let (status, _, _) = send(&f.gateway, post("/servers/echo/mcp", Some(&session), LIST)).await;
     assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_request_waiting_on_a_retired_deployment_goes_to_the_one_live_now() {
+    let f = fixture().await;
+    let first = f.runtime.deployment.lock().clone();
+    let second = ready_deployment(&f.store).await;
+    *f.runtime.superseded.lock() = Some((first, second.clone(), f.store.clone()));
+    let (status, _, body) = send(&f.gateway, post("/servers/echo/mcp", None, INITIALIZE)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        f.runtime.superseded.lock().is_none(),
+        "the race did not happen"
+    );
+    let live = f
+        .store
+        .servers()
+        .get(&"echo".parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(live.live_deployment, Some(second));
 }
