@@ -265,6 +265,51 @@ pub fn git(cwd: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// A bare repository and a work tree whose pushes go to it, as a developer's clone would.
+pub struct GitRepo {
+    /// The work tree (branch `main` to begin with).
+    pub work: PathBuf,
+    /// The bare repository Skyport fetches from.
+    pub bare: PathBuf,
+}
+
+impl GitRepo {
+    /// An empty repository `ROOT/NAME.git` on branch `main` and its work tree `ROOT/NAME-work`.
+    pub fn new(root: &Path, name: &str) -> GitRepo {
+        let work = root.join(format!("{name}-work"));
+        let bare = root.join(format!("{name}.git"));
+        fs::create_dir_all(&work).expect("create the work tree");
+        let bare_path = bare.to_string_lossy();
+        git(root, &["init", "-q", "--bare", "-b", "main", &bare_path]);
+        git(&work, &["init", "-q", "-b", "main"]);
+        git(&work, &["remote", "add", "origin", &bare_path]);
+        GitRepo { work, bare }
+    }
+
+    /// Commits `text` as `file` on the work tree's branch, by `author`; returns the SHA.
+    pub fn commit(&self, file: &str, text: &str, author: &str, message: &str) -> String {
+        fs::write(self.work.join(file), text).expect("write a file of the work tree");
+        git(&self.work, &["add", "-A"]);
+        let name = format!("user.name={author}");
+        let email = format!("user.email={}@example.com", author.to_lowercase());
+        git(
+            &self.work,
+            &["-c", &name, "-c", &email, "commit", "-q", "-m", message],
+        );
+        git(&self.work, &["rev-parse", "HEAD"])
+    }
+
+    /// Pushes `branch` to the bare repository.
+    pub fn push(&self, branch: &str) {
+        git(&self.work, &["push", "-q", "origin", branch]);
+    }
+
+    /// The bare repository as a `file://` URL.
+    pub fn url(&self) -> String {
+        format!("file://{}", self.bare.display())
+    }
+}
+
 /// A running `skyport serve` (or `skyport up`) with its own port, data dir and log.
 pub struct Skyport {
     child: Child,

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
-use skyport_e2e::{HeldClient, Run, Skyport, deployments_of, git, http, wait_until};
+use skyport_e2e::{GitRepo, HeldClient, Run, Skyport, deployments_of, http, wait_until};
 
 /// A FastMCP server whose answers carry `greeting`: `hello` greets, `slow` sleeps then says
 /// which version answered. `extra` is appended to the file.
@@ -97,50 +97,6 @@ fn rollback(sky: &Skyport, args: &[&str]) -> Run {
     run
 }
 
-/// A bare repository with a work tree beside it; each [`Repo::commit`] is pushed to `main`.
-struct Repo {
-    work: PathBuf,
-    url: String,
-}
-
-impl Repo {
-    fn new(root: &Path) -> Repo {
-        let bare = root.join("repo.git");
-        let work = root.join("repo-work");
-        fs::create_dir_all(&work).expect("create the work tree");
-        git(
-            root,
-            &[
-                "init",
-                "-q",
-                "--bare",
-                "-b",
-                "main",
-                &bare.to_string_lossy(),
-            ],
-        );
-        git(&work, &["init", "-q", "-b", "main"]);
-        git(&work, &["remote", "add", "origin", &bare.to_string_lossy()]);
-        Repo {
-            work,
-            url: format!("file://{}", bare.display()),
-        }
-    }
-
-    /// Commits `main.py` as `author` with `message` and pushes it.
-    fn commit(&self, main_py: &str, author: &str, message: &str) {
-        fs::write(self.work.join("main.py"), main_py).expect("write main.py");
-        git(&self.work, &["add", "-A"]);
-        let name = format!("user.name={author}");
-        let email = format!("user.email={}@example.com", author.to_lowercase());
-        git(
-            &self.work,
-            &["-c", &name, "-c", &email, "commit", "-q", "-m", message],
-        );
-        git(&self.work, &["push", "-q", "origin", "main"]);
-    }
-}
-
 fn deploy_git(sky: &Skyport, url: &str, name: &str) -> Run {
     sky.cli_bounded(
         &["deploy", url, "--name", name],
@@ -151,14 +107,20 @@ fn deploy_git(sky: &Skyport, url: &str, name: &str) -> Run {
 #[test]
 fn rollback_serves_an_earlier_deployment_without_a_build_and_refuses_what_cannot_serve() {
     let sky = Skyport::serve_with(&["--keep-deployments", "2"]);
-    let repo = Repo::new(sky.scratch());
-    repo.commit(&server_source("Hello", ""), "Ada", "first version");
-    let run = deploy_git(&sky, &repo.url, "rb");
+    let repo = GitRepo::new(sky.scratch(), "repo");
+    repo.commit(
+        "main.py",
+        &server_source("Hello", ""),
+        "Ada",
+        "first version",
+    );
+    repo.push("main");
+    let run = deploy_git(&sky, &repo.url(), "rb");
     assert!(run.success, "{run}");
     refused(&sky, &["rb"], "no ready deployment older than the live one");
-
-    repo.commit(&server_source("Hi", ""), "Bob", "second version");
-    let run = deploy_git(&sky, &repo.url, "rb");
+    repo.commit("main.py", &server_source("Hi", ""), "Bob", "second version");
+    repo.push("main");
+    let run = deploy_git(&sky, &repo.url(), "rb");
     assert!(run.success, "{run}");
     assert_eq!(hello(&sky, "rb"), "Hi, r!");
     let (deployments, _) = history(&sky, "rb");
@@ -226,8 +188,9 @@ fn rollback_serves_an_earlier_deployment_without_a_build_and_refuses_what_cannot
     // Refusals, each with what to do; none changes what serves.
     refused(&sky, &["rb", &v2], "already live");
     refused(&sky, &["rb", "dep_zzzz"], "no deployment of 'rb' matches");
-    repo.commit("this is not python\n", "Eve", "broken");
-    let run = deploy_git(&sky, &repo.url, "rb");
+    repo.commit("main.py", "this is not python\n", "Eve", "broken");
+    repo.push("main");
+    let run = deploy_git(&sky, &repo.url(), "rb");
     assert!(!run.success, "a broken commit deployed\n{run}");
     let (deployments, _) = history(&sky, "rb");
     let broken = id_of(&deployments[0]);
@@ -235,8 +198,14 @@ fn rollback_serves_an_earlier_deployment_without_a_build_and_refuses_what_cannot
     refused(&sky, &["rb", &broken], "failed to build");
 
     // A third good version: with --keep-deployments 2, v1's artifact is collected.
-    repo.commit(&server_source("Howdy", ""), "Ada", "third version");
-    let run = deploy_git(&sky, &repo.url, "rb");
+    repo.commit(
+        "main.py",
+        &server_source("Howdy", ""),
+        "Ada",
+        "third version",
+    );
+    repo.push("main");
+    let run = deploy_git(&sky, &repo.url(), "rb");
     assert!(run.success, "{run}");
     let pruned = wait_until(Duration::from_secs(30), || {
         history(&sky, "rb")

@@ -4,16 +4,17 @@
 //! bad signature builds nothing, a broken commit leaves the previous deployment serving; and
 //! a server that polls its source finds a push without any webhook.
 
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
 use skyport_e2e::{
-    DEPLOY_TIMEOUT, Skyport, command, deployments_of, git, http, python, wait_until,
+    DEPLOY_TIMEOUT, GitRepo, Skyport, command, deployments_of, git, http, python, wait_until,
 };
 
 const SECRET: &str = "e2e-webhook-secret-0123456789";
+/// Who commits in these tests.
+const PUSHER: &str = "Pusher";
 
 /// A server whose `version` tool answers `text`.
 fn server_py(text: &str) -> String {
@@ -22,64 +23,12 @@ fn server_py(text: &str) -> String {
     )
 }
 
-/// A work tree whose pushes go to a bare repository, as a developer's clone would.
-struct Repo {
-    work: PathBuf,
-    bare: PathBuf,
-}
-
-impl Repo {
-    /// `ROOT/app.git` holding one commit of `main.py` answering `v1` on `main`.
-    fn new(root: &Path) -> Repo {
-        let work = root.join("app-work");
-        let bare = root.join("app.git");
-        fs::create_dir_all(&work).expect("create the work tree");
-        git(
-            root,
-            &[
-                "init",
-                "-q",
-                "--bare",
-                "-b",
-                "main",
-                &bare.to_string_lossy(),
-            ],
-        );
-        git(&work, &["init", "-q", "-b", "main"]);
-        git(&work, &["remote", "add", "origin", &bare.to_string_lossy()]);
-        let repo = Repo { work, bare };
-        repo.commit("main.py", &server_py("v1"), "v1");
-        repo.push("main");
-        repo
-    }
-
-    /// Commits `text` as `file` on the current branch; returns the commit's SHA.
-    fn commit(&self, file: &str, text: &str, message: &str) -> String {
-        fs::write(self.work.join(file), text).expect("write a file");
-        git(&self.work, &["add", "-A"]);
-        git(
-            &self.work,
-            &[
-                "-c",
-                "user.email=e2e@example.com",
-                "-c",
-                "user.name=E2E Pusher",
-                "commit",
-                "-q",
-                "-m",
-                message,
-            ],
-        );
-        git(&self.work, &["rev-parse", "HEAD"])
-    }
-
-    fn push(&self, branch: &str) {
-        git(&self.work, &["push", "-q", "origin", branch]);
-    }
-
-    fn url(&self) -> String {
-        self.bare.to_string_lossy().into_owned()
-    }
+/// `ROOT/app.git` holding one commit of `main.py` answering `v1` on `main`.
+fn app_repo(root: &Path) -> GitRepo {
+    let repo = GitRepo::new(root, "app");
+    repo.commit("main.py", &server_py("v1"), PUSHER, "v1");
+    repo.push("main");
+    repo
 }
 
 /// `sha256=` and the HMAC-SHA256 of `body` under `secret`, computed by Python's `hmac`, as a
@@ -159,9 +108,16 @@ fn version(sky: &Skyport, server: &str) -> String {
     v["text"].as_str().unwrap_or_default().to_owned()
 }
 
-fn deploy_tracking_main(sky: &Skyport, repo: &Repo) {
+fn deploy_tracking_main(sky: &Skyport, repo: &GitRepo) {
     let run = sky.cli_bounded(
-        &["deploy", &repo.url(), "--name", "app", "--branch", "main"],
+        &[
+            "deploy",
+            &repo.bare.to_string_lossy(),
+            "--name",
+            "app",
+            "--branch",
+            "main",
+        ],
         DEPLOY_TIMEOUT,
     );
     assert!(run.success, "{run}\n{}", sky.log_tail(40));
@@ -171,7 +127,7 @@ fn deploy_tracking_main(sky: &Skyport, repo: &Repo) {
 #[test]
 fn pushes_redeploy_and_branches_get_previews() {
     let sky = Skyport::serve();
-    let repo = Repo::new(&sky.scratch().join("repos"));
+    let repo = app_repo(&sky.scratch().join("repos"));
     deploy_tracking_main(&sky, &repo);
 
     // Without a secret the webhook is off.
@@ -187,7 +143,7 @@ fn pushes_redeploy_and_branches_get_previews() {
     assert_eq!(status, 200, "{answer}");
 
     // A bad signature builds nothing.
-    let v2 = repo.commit("main.py", &server_py("v2"), "v2");
+    let v2 = repo.commit("main.py", &server_py("v2"), PUSHER, "v2");
     repo.push("main");
     let before = deployments(&sky, "app").len();
     let (status, answer) = deliver(
@@ -215,7 +171,7 @@ fn pushes_redeploy_and_branches_get_previews() {
 
     // A push to another branch builds its preview; production is unchanged.
     git(&repo.work, &["checkout", "-q", "-b", "feature/x"]);
-    let branch_sha = repo.commit("main.py", &server_py("branch x"), "branch x");
+    let branch_sha = repo.commit("main.py", &server_py("branch x"), PUSHER, "branch x");
     repo.push("feature/x");
     let (status, answer) = deliver(
         &sky,
@@ -249,7 +205,7 @@ fn pushes_redeploy_and_branches_get_previews() {
 
     // A broken commit on main fails; the previous deployment keeps serving.
     git(&repo.work, &["checkout", "-q", "main"]);
-    let broken = repo.commit("main.py", "this is not python(\n", "broken");
+    let broken = repo.commit("main.py", "this is not python(\n", PUSHER, "broken");
     repo.push("main");
     let (status, answer) = deliver(&sky, "app", "push", &push_payload("main", &broken), SECRET);
     assert_eq!(status, 202, "{answer}");
@@ -272,18 +228,25 @@ fn pushes_redeploy_and_branches_get_previews() {
     let (status, answer) = deliver(&sky, "app", "pull_request", &closed, SECRET);
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["outcome"], "removed", "{answer}");
-    let gone = http(
-        &sky.addr(),
-        "POST",
-        "/servers/app--feature-x/mcp",
-        &[
-            ("Content-Type", "application/json"),
-            ("Accept", "application/json, text/event-stream"),
-        ],
-        Some(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#),
-    )
-    .expect("request the removed preview");
-    assert_eq!(gone.status, 404, "{}", gone.body);
+    // The gateway's route table follows the removal a moment after it is committed.
+    let mut last = None;
+    let gone = wait_until(Duration::from_secs(10), || {
+        let answer = http(
+            &sky.addr(),
+            "POST",
+            "/servers/app--feature-x/mcp",
+            &[
+                ("Content-Type", "application/json"),
+                ("Accept", "application/json, text/event-stream"),
+            ],
+            Some(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#),
+        )
+        .expect("request the removed preview");
+        let gone = answer.status == 404;
+        last = Some(answer.body);
+        gone
+    });
+    assert!(gone, "the removed preview still answers: {last:?}");
     assert!(!sky.cli(&["servers", "show", "app--feature-x"]).success);
     assert_eq!(version(&sky, "app"), "v2");
 }
@@ -291,12 +254,12 @@ fn pushes_redeploy_and_branches_get_previews() {
 #[test]
 fn polling_finds_a_push_without_a_webhook() {
     let sky = Skyport::serve();
-    let repo = Repo::new(&sky.scratch().join("repos"));
+    let repo = app_repo(&sky.scratch().join("repos"));
     deploy_tracking_main(&sky, &repo);
     let run = sky.cli(&["servers", "set", "app", "--poll", "1s"]);
     assert!(run.success, "{run}");
 
-    let v2 = repo.commit("main.py", &server_py("v2"), "v2");
+    let v2 = repo.commit("main.py", &server_py("v2"), PUSHER, "v2");
     repo.push("main");
     let mut live = Value::Null;
     let found = wait_until(DEPLOY_TIMEOUT, || {
