@@ -20,6 +20,7 @@ mod zygote;
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -50,7 +51,7 @@ pub struct Target {
     pub settings: RuntimeSettings,
     /// The deployment's environment variables and secrets (nothing else reaches an instance
     /// but a minimal allowlist).
-    pub env: Vec<EnvVar>,
+    pub env: Arc<[EnvVar]>,
 }
 
 impl Target {

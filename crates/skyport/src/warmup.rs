@@ -53,7 +53,7 @@ impl RuntimeWarmup {
             live: Some(LiveDeployment {
                 id: candidate.deployment.clone(),
                 launch: candidate.launch.clone(),
-                env,
+                env: env.into(),
             }),
             ..route
         })

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
@@ -219,8 +220,9 @@ pub struct LiveDeployment {
     pub id: DeploymentId,
     /// How to start an instance of it.
     pub launch: LaunchSpec,
-    /// Its environment, fixed when its build started (secrets opened).
-    pub env: Vec<EnvVar>,
+    /// Its environment, fixed when its build started (secrets opened); shared, because every
+    /// request's route and target carry it.
+    pub env: Arc<[EnvVar]>,
 }
 
 /// Access to deployments; obtained from [`Store::deployments`].
@@ -608,7 +610,7 @@ fn route(
     let launch: Option<String> = row.try_get("launch")?;
     let live = match (deployment, launch) {
         (Some(id), Some(launch)) => Some(LiveDeployment {
-            env: env.remove(&id).unwrap_or_default(),
+            env: env.remove(&id).unwrap_or_default().into(),
             id,
             launch: parse_launch(&launch)?,
         }),

@@ -182,7 +182,7 @@ async fn promotion_moves_the_live_pointer_and_announces_it() {
         Some(LiveDeployment {
             id: second.id.clone(),
             launch: launch(),
-            env: Vec::new(),
+            env: Vec::new().into(),
         })
     );
     assert_eq!(store.deployments().routes().await.unwrap(), vec![route]);

@@ -91,7 +91,7 @@ async fn fixture_with(script: &str, settings: RuntimeSettings, concurrency: u64)
             working_dir: dir.path().to_path_buf(),
         },
         settings,
-        env: Vec::new(),
+        env: Vec::new().into(),
     };
     Fixture {
         _dir: dir,
@@ -404,7 +404,7 @@ async fn a_server_that_never_answers_times_out_with_its_stderr() {
 #[tokio::test]
 async fn instances_get_their_environment_only_and_secrets_are_redacted() {
     let mut f = fixture(SERVER).await;
-    f.target.env = vec![
+    f.target.env = Arc::from([
         EnvVar {
             name: "API_TOKEN".into(),
             value: "tok-supersecret-123".into(),
@@ -415,7 +415,7 @@ async fn instances_get_their_environment_only_and_secrets_are_redacted() {
             value: "eu-test-1".into(),
             secret: false,
         },
-    ];
+    ]);
     // A variable of the test process, which must not reach the instance.
     let leaked = std::env::vars().next().map(|(k, _)| k).unwrap_or_default();
     let lease = f.runtime.acquire(&f.target, None).await.unwrap();
@@ -539,11 +539,11 @@ async fn later_cold_starts_fork_from_the_environments_zygote() {
 
     // FastMCP settings are read at import, long past in the zygote: such deployments spawn.
     assert!(eventually(|| f.runtime.instances().is_empty()).await);
-    f.target.env = vec![EnvVar {
+    f.target.env = Arc::from([EnvVar {
         name: "FASTMCP_LOG_LEVEL".into(),
         value: "DEBUG".into(),
         secret: false,
-    }];
+    }]);
     drop(serving_instance(&f).await);
     let spawned = f.runtime.instances()[0].pid.unwrap();
     assert_eq!(parent_of(spawned), std::process::id());
