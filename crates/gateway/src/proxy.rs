@@ -136,16 +136,9 @@ pub(crate) async fn handle(
             response_head: Bytes::new(),
         },
     };
-    let limit = gateway.inner.options.request_timeout;
-    let outcome =
-        match tokio::time::timeout(limit, proxy(&gateway, &name, request, &mut facts)).await {
-            Ok(outcome) => outcome,
-            Err(_) => Err(GatewayError::Timeout {
-                server: name.clone(),
-                limit,
-            }),
-        };
-    match outcome {
+    // Each phase that waits is bounded inside: reading the body by the gateway's limit, the
+    // answer by the server's (which may be longer than the gateway's).
+    match proxy(&gateway, &name, request, &mut facts).await {
         Ok(response) => response,
         Err(error) => {
             tracing::debug!(server = %name, "gateway refused a request: {error}");

@@ -33,7 +33,7 @@ struct Seen {
 
 /// An upstream that issues a fresh session at each initialize and insists on a known one
 /// afterwards (answering stateless-era requests without one), echoes the headers it received,
-/// sleeps on `slow`, and streams three SSE events on GET with pauses between them.
+/// sleeps on `slow` (5 s) and `nap` (1 s), and streams three SSE events on GET with pauses between them.
 async fn upstream(seen: Arc<Mutex<Seen>>) -> SocketAddr {
     let on_post = seen.clone();
     let post = move |headers: HeaderMap, Json(message): Json<Value>| {
@@ -66,8 +66,10 @@ async fn upstream(seen: Arc<Mutex<Seen>>) -> SocketAddr {
             if refused {
                 return StatusCode::NOT_FOUND.into_response();
             }
-            if method == "slow" {
-                tokio::time::sleep(Duration::from_secs(5)).await;
+            match method.as_str() {
+                "slow" => tokio::time::sleep(Duration::from_secs(5)).await,
+                "nap" => tokio::time::sleep(Duration::from_secs(1)).await,
+                _ => {}
             }
             if message.get("id").is_none() {
                 return StatusCode::ACCEPTED.into_response();
@@ -528,6 +530,36 @@ async fn a_request_past_the_timeout_is_answered_with_an_error_naming_the_limit()
             .unwrap()
             .contains("request timeout")
     );
+}
+
+#[tokio::test]
+async fn a_server_may_allow_longer_than_the_gateway() {
+    let (store, deployment) = deployed_store().await;
+    let patch = skyport_store::SettingsPatch {
+        request_timeout: Some(Some(Duration::from_secs(30))),
+        ..Default::default()
+    };
+    let name: ServerName = "echo".parse().unwrap();
+    store.servers().set_settings(&name, &patch).await.unwrap();
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let runtime = FakeRuntime::new(upstream(seen.clone()).await, deployment);
+    let options = GatewayOptions {
+        request_timeout: Duration::from_millis(300),
+        ..GatewayOptions::default()
+    };
+    let f = Fixture {
+        gateway: Gateway::new(store.clone(), runtime.clone(), options)
+            .await
+            .unwrap(),
+        runtime,
+        store,
+        seen,
+    };
+    let session = initialize(&f).await;
+    let nap = r#"{"jsonrpc":"2.0","id":9,"method":"nap"}"#;
+    let (status, _, body) = send(&f.gateway, post("/servers/echo/mcp", Some(&session), nap)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["id"], 9);
 }
 
 #[tokio::test]
