@@ -23,6 +23,7 @@ use crate::cli::{Cli, Command};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(worker_threads())
         .enable_all()
         .build()
     {
@@ -39,6 +40,20 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Skyport's share of the cores: half of them (at least one), since the Python servers it runs
+/// need the rest; `TOKIO_WORKER_THREADS` overrides it. More workers than the proxy needs cost
+/// more than they give: every request then wakes an idle worker to look for work, a futex wake
+/// and a thread switch each time (about five per request measured on 2 cores, none with one
+/// worker), which is most of what the gateway adds to a call's latency on a small machine.
+fn worker_threads() -> usize {
+    let configured = std::env::var("TOKIO_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0);
+    configured
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
