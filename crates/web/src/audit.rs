@@ -9,8 +9,11 @@ use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use skyport_api::{AuditPage, AuditRecordView};
 use skyport_gateway::Gateway;
-use skyport_store::{AuditQuery, AuditRecord, MAX_AUDIT_PAGE, ServerName, Timestamp};
+use skyport_store::{
+    AuditQuery, AuditRecord, MAX_AUDIT_PAGE, Principal, ServerName, Timestamp,
+};
 
+use crate::access::{Permission, authorize, require_org_admin};
 use crate::{ApiError, AppState};
 
 /// Requests one page holds when no limit is given.
@@ -38,8 +41,19 @@ struct AuditParams {
 async fn list(
     State(state): State<AppState>,
     Extension(gateway): Extension<Gateway>,
+    Extension(caller): Extension<Principal>,
     Query(params): Query<AuditParams>,
 ) -> Result<Json<AuditPage>, ApiError> {
+    // Org admins read the whole log; a server's admins read that server's.
+    match params.server.as_deref() {
+        Some(server) => {
+            authorize(&state, &caller, server, Permission::Audit).await?;
+        }
+        None => require_org_admin(
+            &caller,
+            "read the whole audit log; pass --server NAME for a server you administer",
+        )?,
+    }
     let query = AuditQuery {
         server: params
             .server
