@@ -15,7 +15,8 @@ impl Client {
             user: user.to_owned(),
             password: password.to_owned(),
         };
-        self.send(self.api(Method::POST, "/login").json(&body)).await
+        self.send(self.api(Method::POST, "/login").json(&body))
+            .await
     }
 
     /// Every user and service account (org admins).

@@ -184,7 +184,12 @@ impl AccessTable {
             .map(|(_, role)| *role);
         resolve_role(
             false,
-            rules.principals.get(principal).copied().into_iter().chain(by_group),
+            rules
+                .principals
+                .get(principal)
+                .copied()
+                .into_iter()
+                .chain(by_group),
             rules.default_role,
         )
     }
@@ -381,9 +386,10 @@ impl Access<'_> {
     /// Every grant, default role and group membership, for an in-memory [`AccessTable`].
     pub async fn table(&self) -> Result<AccessTable, StoreError> {
         let mut table = AccessTable::default();
-        let grants = sqlx::query("SELECT server_id, principal_id, group_id, role FROM server_grants")
-            .fetch_all(&self.store.pool)
-            .await?;
+        let grants =
+            sqlx::query("SELECT server_id, principal_id, group_id, role FROM server_grants")
+                .fetch_all(&self.store.pool)
+                .await?;
         for row in &grants {
             let rules = table.servers.entry(row.try_get("server_id")?).or_default();
             let role = parse_role(row.try_get("role")?)?;
@@ -427,13 +433,16 @@ impl Access<'_> {
     ) -> Result<(Option<PrincipalId>, Option<GroupId>), GrantError> {
         match grantee {
             Grantee::Principal(name) => {
-                let principal = self.store.users().get(name).await?.ok_or_else(|| {
-                    GrantError::Unknown {
-                        kind: "user or service account",
-                        name: name.clone(),
-                        list: "users",
-                    }
-                })?;
+                let principal =
+                    self.store
+                        .users()
+                        .get(name)
+                        .await?
+                        .ok_or_else(|| GrantError::Unknown {
+                            kind: "user or service account",
+                            name: name.clone(),
+                            list: "users",
+                        })?;
                 Ok((Some(principal.id), None))
             }
             Grantee::Group(name) => {

@@ -8,13 +8,15 @@
 
 use std::collections::HashMap;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use rand::RngCore;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use crate::{Change, GroupId, PrincipalId, Store, StoreError, Timestamp, from_millis, now, to_millis};
+use crate::{
+    Change, GroupId, PrincipalId, Store, StoreError, Timestamp, from_millis, now, to_millis,
+};
 
 /// Longest name a principal or a group may have.
 const MAX_NAME: usize = 64;
@@ -197,11 +199,11 @@ impl Users<'_> {
     /// The principal named `name`, if any.
     pub async fn get(&self, name: &str) -> Result<Option<crate::Principal>, StoreError> {
         sqlx::query(select_principals!(" FROM principals WHERE name = ?"))
-        .bind(name)
-        .fetch_optional(&self.store.pool)
-        .await?
-        .map(|row| principal(&row))
-        .transpose()
+            .bind(name)
+            .fetch_optional(&self.store.pool)
+            .await?
+            .map(|row| principal(&row))
+            .transpose()
     }
 
     /// Every principal with its groups, by name.
@@ -241,11 +243,11 @@ impl Users<'_> {
     pub async fn remove(&self, name: &str) -> Result<crate::Principal, AccountError> {
         let mut tx = self.store.pool.begin().await.map_err(StoreError::from)?;
         let row = sqlx::query(select_principals!(" FROM principals WHERE name = ?"))
-        .bind(name)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(StoreError::from)?
-        .ok_or_else(|| AccountError::NoPrincipal(name.to_owned()))?;
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(StoreError::from)?
+            .ok_or_else(|| AccountError::NoPrincipal(name.to_owned()))?;
         let removed = principal(&row)?;
         if removed.is_admin {
             let admins: i64 =

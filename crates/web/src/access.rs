@@ -94,10 +94,7 @@ pub(crate) async fn require(
     if role.is_some_and(|role| role >= permission.role()) {
         return Ok(());
     }
-    let has = role.map_or_else(
-        || "no role".to_owned(),
-        |role| format!("the role {role}"),
-    );
+    let has = role.map_or_else(|| "no role".to_owned(), |role| format!("the role {role}"));
     Err(ApiError::Forbidden(format!(
         "{who} has {has} on server '{server}'; to {action} takes {needed}: ask an org admin or an admin of the server to run `skyport access grant {server} {who} {needed}`",
         who = caller.name,

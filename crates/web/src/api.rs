@@ -276,7 +276,8 @@ async fn show_deployment(
     Extension(caller): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Json<DeploymentView>, ApiError> {
-    let (deployment, server) = authorized_deployment(&state, &caller, &id, Permission::View).await?;
+    let (deployment, server) =
+        authorized_deployment(&state, &caller, &id, Permission::View).await?;
     Ok(Json(views::deployment(deployment, &server)))
 }
 
@@ -387,7 +388,8 @@ async fn deployment_logs(
     Query(params): Query<LogParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (deployment, server) = authorized_deployment(&state, &caller, &id, Permission::Logs).await?;
+    let (deployment, server) =
+        authorized_deployment(&state, &caller, &id, Permission::Logs).await?;
     let query = LogQuery {
         server_id: Some(server.id),
         deployment_id: Some(deployment.id.clone()),

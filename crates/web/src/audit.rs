@@ -9,9 +9,7 @@ use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use skyport_api::{AuditPage, AuditRecordView};
 use skyport_gateway::Gateway;
-use skyport_store::{
-    AuditQuery, AuditRecord, MAX_AUDIT_PAGE, Principal, ServerName, Timestamp,
-};
+use skyport_store::{AuditQuery, AuditRecord, MAX_AUDIT_PAGE, Principal, ServerName, Timestamp};
 
 use crate::access::{Permission, authorize, require_org_admin};
 use crate::{ApiError, AppState};

@@ -4,9 +4,9 @@
 //!
 //! A secret's value is accepted and never answered: listings come from the store without it.
 
-use axum::{Extension, Json};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use serde::Deserialize;
 use skyport_api::{DeploymentView, EnvAssignment, EnvChanged, EnvList, EnvVarView, SetEnv};
 use skyport_store::{EnvEntry, EnvKey, EnvScope, NewEnvVar, Principal, Server};

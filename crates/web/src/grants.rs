@@ -14,10 +14,7 @@ use crate::{ApiError, AppState};
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/servers/{name}/access", get(show))
-        .route(
-            "/servers/{name}/access/grants",
-            axum::routing::post(grant),
-        )
+        .route("/servers/{name}/access/grants", axum::routing::post(grant))
         .route("/servers/{name}/access/grants/{who}", delete(revoke))
         .route("/servers/{name}/access/default", put(set_default))
 }
@@ -45,7 +42,11 @@ async fn grant(
         ))
     })?;
     let grantee = Grantee::parse(body.who.trim());
-    state.store.access().grant(&server.id, &grantee, role).await?;
+    state
+        .store
+        .access()
+        .grant(&server.id, &grantee, role)
+        .await?;
     view(&state, &server).await
 }
 

@@ -9,9 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post, put};
 use axum::{Extension, Json, Router};
-use skyport_api::{
-    CreateGroup, CreateUser, GroupView, KeyCreated, Login, UserCreated, UserView,
-};
+use skyport_api::{CreateGroup, CreateUser, GroupView, KeyCreated, Login, UserCreated, UserView};
 use skyport_store::{
     Account, AccountError, Group, NewPrincipal, Principal, PrincipalKind, generate_password,
 };
@@ -91,7 +89,11 @@ async fn create(
     } else {
         PrincipalKind::User
     };
-    if body.password.as_ref().is_some_and(|p| p.len() > MAX_PASSWORD) {
+    if body
+        .password
+        .as_ref()
+        .is_some_and(|p| p.len() > MAX_PASSWORD)
+    {
         return Err(ApiError::BadRequest(
             "the password is longer than 1024 characters; choose a shorter one".to_owned(),
         ));
@@ -101,11 +103,15 @@ async fn create(
             "the password is empty; leave it out for a generated one".to_owned(),
         ));
     }
-    let generated = (kind == PrincipalKind::User && body.password.is_none())
-        .then(generate_password);
+    let generated =
+        (kind == PrincipalKind::User && body.password.is_none()).then(generate_password);
     let new = NewPrincipal {
         name: body.name.trim(),
-        email: body.email.as_deref().map(str::trim).filter(|e| !e.is_empty()),
+        email: body
+            .email
+            .as_deref()
+            .map(str::trim)
+            .filter(|e| !e.is_empty()),
         kind,
         is_admin: body.admin,
     };

@@ -25,7 +25,10 @@ fn resolution_goes_admin_then_grants_then_default() {
     use ServerRole::*;
     assert_eq!(resolve_role(true, [], None), Some(Admin));
     assert_eq!(resolve_role(true, [Viewer], None), Some(Admin));
-    assert_eq!(resolve_role(false, [Viewer, Editor], Some(Admin)), Some(Editor));
+    assert_eq!(
+        resolve_role(false, [Viewer, Editor], Some(Admin)),
+        Some(Editor)
+    );
     assert_eq!(resolve_role(false, [], Some(Viewer)), Some(Viewer));
     assert_eq!(resolve_role(false, [], None), None);
     assert_eq!("editor".parse(), Ok(Editor));
@@ -48,7 +51,11 @@ async fn bootstrap_creates_one_admin_whose_password_verifies() {
         .unwrap();
     assert!(admin.is_admin);
     assert_eq!(store.keys().ensure_admin().await.unwrap(), admin);
-    for (name, wrong) in [("admin", "nope"), ("admin", ""), ("nobody", password.as_str())] {
+    for (name, wrong) in [
+        ("admin", "nope"),
+        ("admin", ""),
+        ("nobody", password.as_str()),
+    ] {
         assert_eq!(
             store.users().verify_password(name, wrong).await.unwrap(),
             None
@@ -69,7 +76,10 @@ async fn service_accounts_never_log_in_and_names_are_checked() {
     ));
     let bot = store.users().create(&bot, None).await.unwrap();
     assert_eq!(bot.kind, PrincipalKind::Service);
-    assert_eq!(store.users().verify_password("ci-bot", "").await.unwrap(), None);
+    assert_eq!(
+        store.users().verify_password("ci-bot", "").await.unwrap(),
+        None
+    );
     for bad in ["", "Ann", "group:x", "-a", "a b", &"a".repeat(65)] {
         assert!(
             matches!(
@@ -155,7 +165,10 @@ async fn roles_resolve_through_grants_groups_and_defaults() {
         .grant(&weather, &Grantee::parse("group:ops"), ServerRole::Viewer)
         .await
         .unwrap();
-    access.set_default(&notes, Some(ServerRole::Viewer)).await.unwrap();
+    access
+        .set_default(&notes, Some(ServerRole::Viewer))
+        .await
+        .unwrap();
     assert!(matches!(
         access
             .grant(&weather, &Grantee::parse("group:nope"), ServerRole::Viewer)
@@ -205,8 +218,18 @@ async fn roles_resolve_through_grants_groups_and_defaults() {
 
     store.users().remove_member("ops", "ann").await.unwrap();
     store.users().remove_member("ops", "bob").await.unwrap();
-    assert!(access.revoke(&weather, &Grantee::parse("ann")).await.unwrap());
-    assert!(!access.revoke(&weather, &Grantee::parse("ann")).await.unwrap());
+    assert!(
+        access
+            .revoke(&weather, &Grantee::parse("ann"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !access
+            .revoke(&weather, &Grantee::parse("ann"))
+            .await
+            .unwrap()
+    );
     access.set_default(&notes, None).await.unwrap();
     let table = access.table().await.unwrap();
     for who in [&ann, &bob] {
