@@ -160,12 +160,7 @@ fn print_group(out: &mut impl Write, group: &GroupView, json: bool) -> anyhow::R
     } else if group.members.is_empty() {
         writeln!(out, "group '{}' has no members", group.name)?;
     } else {
-        writeln!(
-            out,
-            "group '{}': {}",
-            group.name,
-            group.members.join(", ")
-        )?;
+        writeln!(out, "group '{}': {}", group.name, group.members.join(", "))?;
     }
     Ok(ExitCode::SUCCESS)
 }
