@@ -1,6 +1,7 @@
 //! Who may reach which server, in memory: the store's [`AccessTable`] (grants, default roles,
-//! group memberships), loaded at start and reloaded whole on [`Change::Access`] like the route
-//! table and the keyring, so deciding a request's role costs map lookups, never a query.
+//! group memberships, previews' parents), loaded at start and reloaded whole on
+//! [`Change::Access`] (and on promotions, which is how a new preview first goes live) like the
+//! route table and the keyring, so deciding a request's role costs map lookups, never a query.
 //!
 //! What a role permits beyond connecting (which tools) is the policy layer's business; this
 //! module only answers "which role, if any".
@@ -41,10 +42,12 @@ async fn follow(
 ) {
     loop {
         match changes.recv().await {
-            Ok(Change::Access) | Err(RecvError::Lagged(_)) => match store.access().table().await {
-                Ok(fresh) => table.store(Arc::new(fresh)),
-                Err(e) => tracing::error!("cannot reload access grants: {e}"),
-            },
+            Ok(Change::Access | Change::Promoted { .. }) | Err(RecvError::Lagged(_)) => {
+                match store.access().table().await {
+                    Ok(fresh) => table.store(Arc::new(fresh)),
+                    Err(e) => tracing::error!("cannot reload access grants: {e}"),
+                }
+            }
             Ok(_) => {}
             Err(RecvError::Closed) => return,
         }

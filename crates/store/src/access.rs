@@ -3,7 +3,8 @@
 //!
 //! Resolution ([`resolve_role`]) is the same everywhere: an organisation admin is `admin` on every
 //! server; else the highest role granted to the principal or to any of its groups; else the
-//! server's default role; else no access. The REST API asks the store per request
+//! server's default role; else no access. A preview has no grants of its own: the roles on
+//! the server it previews apply. The REST API asks the store per request
 //! ([`Access::role`]); the gateway keeps an [`AccessTable`] in memory and reloads it on
 //! [`Change::Access`]. What each role permits is decided above this crate.
 
@@ -146,6 +147,9 @@ pub fn resolve_role(
 pub struct AccessTable {
     servers: HashMap<ServerId, ServerRules>,
     members: HashMap<PrincipalId, Membership>,
+    /// Previews by id, with the server they preview: a preview is reached with its parent's
+    /// roles.
+    parents: HashMap<ServerId, ServerId>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -162,7 +166,7 @@ struct Membership {
 }
 
 impl AccessTable {
-    /// `principal`'s role on `server` (see [`resolve_role`]).
+    /// `principal`'s role on `server` (see [`resolve_role`]); on a preview, its parent's.
     pub fn role(
         &self,
         principal: &PrincipalId,
@@ -172,6 +176,7 @@ impl AccessTable {
         if is_admin {
             return Some(ServerRole::Admin);
         }
+        let server = self.parents.get(server).unwrap_or(server);
         let rules = self.servers.get(server)?;
         let groups = self
             .members
@@ -423,6 +428,14 @@ impl Access<'_> {
                 .or_default();
             membership.ids.push(row.try_get("id")?);
             membership.names.push(row.try_get("name")?);
+        }
+        let previews = sqlx::query("SELECT id, parent_id FROM servers WHERE parent_id IS NOT NULL")
+            .fetch_all(&self.store.pool)
+            .await?;
+        for row in &previews {
+            table
+                .parents
+                .insert(row.try_get("id")?, row.try_get("parent_id")?);
         }
         Ok(table)
     }

@@ -90,7 +90,7 @@ pub(crate) async fn require(
     server: &Server,
     permission: Permission,
 ) -> Result<(), ApiError> {
-    let role = state.store.access().role(caller, &server.id).await?;
+    let role = state.store.access().role(caller, subject(server)).await?;
     if role.is_some_and(|role| role >= permission.role()) {
         return Ok(());
     }
@@ -114,12 +114,17 @@ pub(crate) enum Visible {
 
 impl Visible {
     /// Whether `server` is listed.
-    pub(crate) fn includes(&self, server: &ServerId) -> bool {
+    pub(crate) fn includes(&self, server: &Server) -> bool {
         match self {
             Visible::All => true,
-            Visible::Only(roles) => roles.contains_key(server),
+            Visible::Only(roles) => roles.contains_key(subject(server)),
         }
     }
+}
+
+/// The server whose roles apply to `server`: a preview's parent, else itself.
+fn subject(server: &Server) -> &ServerId {
+    server.preview.as_ref().map_or(&server.id, |p| &p.parent)
 }
 
 /// The servers `caller` sees.

@@ -79,7 +79,7 @@ async fn list_servers(
     Ok(Json(
         servers
             .into_iter()
-            .filter(|s| visible.includes(&s.id))
+            .filter(|s| visible.includes(s))
             .map(|s| views::server(s, &state.public_url, &state.server_defaults, &live))
             .collect(),
     ))
@@ -327,7 +327,7 @@ async fn list_builds(
     for id in state.builder.active() {
         // A build that ended since the list was taken is simply left out.
         if let Ok((deployment, server)) = existing_deployment(&state, id.as_str()).await
-            && visible.includes(&server.id)
+            && visible.includes(&server)
         {
             builds.push(views::deployment(deployment, &server));
         }

@@ -246,3 +246,26 @@ async fn roles_resolve_through_grants_groups_and_defaults() {
     assert!(store.users().groups().await.unwrap().is_empty());
     assert!(access.of_server(&weather).await.unwrap().grants.is_empty());
 }
+
+#[tokio::test]
+async fn a_preview_is_reached_with_its_parents_roles() {
+    let store = store().await;
+    let name: ServerName = "api".parse().unwrap();
+    let (parent, _) = store.servers().ensure(&name, None).await.unwrap();
+    let (preview, _) = store
+        .servers()
+        .ensure_preview(&parent, "feature/x")
+        .await
+        .unwrap();
+    let ann = store.users().create(&user("ann"), None).await.unwrap();
+    store
+        .access()
+        .grant(&parent.id, &Grantee::parse("ann"), ServerRole::Editor)
+        .await
+        .unwrap();
+    let table = store.access().table().await.unwrap();
+    assert_eq!(
+        table.role(&ann.id, false, &preview.id),
+        Some(ServerRole::Editor)
+    );
+}
