@@ -93,13 +93,19 @@ fn live(state: &AppState) -> views::Live {
 }
 
 /// `GET /metrics`: the runtime's and the gateway's figures in the Prometheus text format.
+/// Behind a key (Skyport reachable from elsewhere) only org admins read them: they name every
+/// server.
 pub(crate) async fn metrics(
     State(state): State<AppState>,
     Extension(gateway): Extension<Gateway>,
-) -> impl IntoResponse {
+    caller: Option<Extension<Principal>>,
+) -> Result<impl IntoResponse, ApiError> {
+    if let Some(Extension(caller)) = &caller {
+        access::require_org_admin(caller, "read the platform's metrics")?;
+    }
     let mut text = render_prometheus(&state.runtime.metrics());
     gateway.render_metrics(&mut text);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
 }
 
 async fn show_server(
