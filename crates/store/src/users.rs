@@ -146,7 +146,6 @@ impl Users<'_> {
         .bind(to_millis(now()))
         .execute(&self.store.pool)
         .await?;
-        self.store.publish(Change::Keys);
         self.store.publish(Change::Access);
         Ok(Some(password))
     }
@@ -163,13 +162,16 @@ impl Users<'_> {
                 "a service account has no password; it authenticates with keys (`skyport keys create --for NAME`)".to_owned(),
             ));
         }
+        // Principals and groups share `grant`'s argument, so one name cannot be both.
+        if self.group_id(name).await?.is_some() {
+            return Err(AccountError::Exists(name.to_owned()));
+        }
         let hash = password.map(hash_password).transpose()?;
-        let id = PrincipalId::generate();
         let inserted = sqlx::query(
             "INSERT INTO principals (id, name, is_admin, kind, email, password_hash, created_at)
              VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
         )
-        .bind(&id)
+        .bind(PrincipalId::generate())
         .bind(name)
         .bind(new.is_admin)
         .bind(new.kind.as_str())
@@ -180,14 +182,7 @@ impl Users<'_> {
         .await
         .map_err(StoreError::from)?
         .rows_affected();
-        if inserted == 0 || self.group_id(name).await?.is_some() {
-            if inserted > 0 {
-                sqlx::query("DELETE FROM principals WHERE id = ?")
-                    .bind(&id)
-                    .execute(&self.store.pool)
-                    .await
-                    .map_err(StoreError::from)?;
-            }
+        if inserted == 0 {
             return Err(AccountError::Exists(name.to_owned()));
         }
         self.store.publish(Change::Access);
