@@ -141,7 +141,7 @@ pub(crate) fn require_org_admin(caller: &Principal, action: &str) -> Result<(), 
         return Ok(());
     }
     Err(ApiError::Forbidden(format!(
-        "only organisation admins may {action}; ask one to do it (or to make {} an admin)",
+        "only organisation admins may {action}, and {} is not one; ask one to do it",
         caller.name
     )))
 }
