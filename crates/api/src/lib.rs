@@ -5,10 +5,15 @@
 //! and leave out what it must not see (launch commands, artifact paths). Field names are part
 //! of the public contract; change them only with a new API version.
 
+mod access;
 mod env;
 mod promotions;
 mod sources;
 
+pub use access::{
+    AccessView, CreateGroup, CreateUser, GrantView, GroupView, Login, SetDefaultRole, UserCreated,
+    UserView,
+};
 pub use env::{EnvAssignment, EnvChanged, EnvList, EnvVarView, SetEnv};
 
 use serde::{Deserialize, Serialize};
@@ -422,7 +427,8 @@ pub struct KeyView {
     pub state: String,
 }
 
-/// `POST /api/v1/keys`: creates an API key acting as the caller.
+/// `POST /api/v1/keys`: creates an API key acting as the caller (or, for org admins, as
+/// another principal).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateKey {
     /// What it is for; unique among live keys. Default: `key-` and the end of its id.
@@ -431,6 +437,9 @@ pub struct CreateKey {
     /// Seconds until it stops working; never when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_in: Option<u64>,
+    /// The user or service account it acts as, when not the caller (org admins only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
 }
 
 /// `POST /api/v1/keys` answer: the key and its secret, which is shown this once.

@@ -2,6 +2,7 @@
 //! ([`LogStream`]), and [`pack`], which turns a source folder into the gzip tarball that
 //! `POST /api/v1/uploads` takes.
 
+mod access;
 mod env;
 mod events;
 mod pack;

@@ -9,7 +9,9 @@
 //! minute per key, in batches, off the request path.
 //!
 //! A valid key becomes a [`Caller`] in the request's extensions whatever the server's auth
-//! setting, so identity headers reach servers whenever a client sends a key. Without auth, a
+//! setting, so identity headers reach servers whenever a client sends a key. Its role on the
+//! routed server comes from the in-memory access table (`access.rs`): with auth on, a caller
+//! without one is refused (`403`); with auth off it passes as a `viewer`. Without auth, a
 //! missing or unusable credential is not an error: the request goes on anonymously (a public
 //! server should not break because a client sends some other token). This module must not
 //! read request bodies (that is the proxy's job, and it would cost every request).
@@ -29,8 +31,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, Method, header};
 use skyport_store::{
-    ApiKeyId, Change, Credential, KeyHash, LAST_USED_PRECISION, SECRET_PREFIXES, ServerName, Store,
-    StoreError, Timestamp,
+    ApiKeyId, Change, Credential, KeyHash, LAST_USED_PRECISION, SECRET_PREFIXES, ServerName,
+    ServerRole, Store, StoreError, Timestamp,
 };
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
@@ -57,6 +59,8 @@ pub(crate) struct Keyring {
 /// One live key.
 struct Entry {
     caller: Caller,
+    /// Whether its principal administers the organisation (then it is `admin` everywhere).
+    is_admin: bool,
     expires_at: Option<Timestamp>,
     usage: Arc<Usage>,
 }
@@ -73,6 +77,7 @@ struct Usage {
 /// A key that checked out.
 pub(crate) struct Authenticated {
     pub(crate) caller: Caller,
+    is_admin: bool,
     usage: Arc<Usage>,
 }
 
@@ -109,6 +114,7 @@ impl Keyring {
         self.note_use(entry, now);
         Some(Authenticated {
             caller: entry.caller.clone(),
+            is_admin: entry.is_admin,
             usage: entry.usage.clone(),
         })
     }
@@ -154,17 +160,15 @@ fn build(
                 .get(&credential.hash)
                 .map(|e| e.usage.clone())
                 .unwrap_or_default();
-            let roles = if credential.principal.is_admin {
-                vec!["admin".to_owned()]
-            } else {
-                Vec::new()
-            };
+            // Roles and groups depend on the server: the middleware fills them per request.
             let entry = Entry {
+                is_admin: credential.principal.is_admin,
                 caller: Caller {
                     principal: credential.principal.id,
                     name: credential.principal.name,
-                    email: None,
-                    roles,
+                    email: credential.principal.email,
+                    roles: Vec::new(),
+                    groups: Vec::new(),
                     key: Some(credential.key),
                 },
                 expires_at: credential.expires_at,
@@ -246,10 +250,6 @@ pub(crate) async fn authenticate(
         .as_ref()
         .and_then(|r| r.gateway.auth)
         .unwrap_or(options.default_auth);
-    // The proxy routes by the same entry rather than looking it up a second time.
-    if let Some(route) = route {
-        request.extensions_mut().insert(route);
-    }
     let (presented, authenticated) = match bearer(request.headers()) {
         Some(secret) => (true, gateway.inner.keys.check(secret, Timestamp::now())),
         None => (false, None),
@@ -264,7 +264,26 @@ pub(crate) async fn authenticate(
                 }
                 .into_response();
             }
-            request.extensions_mut().insert(key.caller);
+            let mut caller = key.caller;
+            if let Some(route) = &route {
+                let access = gateway.inner.access.table();
+                let role = access.role(&caller.principal, key.is_admin, &route.server_id);
+                // On a public server a key without a role is an ordinary client: a viewer.
+                let role = match role {
+                    Some(role) => role,
+                    None if required => {
+                        return GatewayError::Forbidden {
+                            server: server.to_string(),
+                            principal: caller.name,
+                        }
+                        .into_response();
+                    }
+                    None => ServerRole::Viewer,
+                };
+                caller.roles = vec![role.as_str().to_owned()];
+                caller.groups = access.groups(&caller.principal).to_vec();
+            }
+            request.extensions_mut().insert(caller);
         }
         None if required => {
             return GatewayError::Unauthorized {
@@ -274,6 +293,10 @@ pub(crate) async fn authenticate(
             .into_response();
         }
         None => {}
+    }
+    // The proxy routes by the same entry rather than looking it up a second time.
+    if let Some(route) = route {
+        request.extensions_mut().insert(route);
     }
     next.run(request).await
 }

@@ -3,7 +3,9 @@
 
 use skyport_store::{ApiKeyId, PrincipalId};
 
-/// The authenticated caller of a gateway request.
+/// The authenticated caller of a gateway request. Once authentication has routed it, `roles`
+/// holds the caller's one effective role on the routed server (`admin`, `editor` or
+/// `viewer`), which is what `skyport-roles` carries.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Caller {
     /// The principal the credential acts as.
@@ -14,6 +16,8 @@ pub struct Caller {
     pub email: Option<String>,
     /// Its roles (e.g. `admin`).
     pub roles: Vec<String>,
+    /// The groups the principal belongs to, by name.
+    pub groups: Vec<String>,
     /// The API key used, when the credential was one (rate limits are per key).
     pub key: Option<ApiKeyId>,
 }

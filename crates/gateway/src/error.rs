@@ -127,6 +127,16 @@ pub enum GatewayError {
         /// Whether a credential was sent (then it was wrong, not missing).
         presented: bool,
     },
+    /// The caller is known but has no role on the server, whose auth is on.
+    #[error(
+        "{principal} has no role on server '{server}'; ask an org admin or an admin of the server to run `skyport access grant {server} {principal} viewer`"
+    )]
+    Forbidden {
+        /// The server.
+        server: String,
+        /// The caller's name.
+        principal: String,
+    },
     /// The API key made more requests than `--rate-limit` allows.
     #[error("rate limit of this API key exceeded: retry in {retry_after}s")]
     RateLimited {
@@ -150,7 +160,7 @@ impl GatewayError {
             | GatewayError::UnknownSession
             | GatewayError::UnknownLegacySession
             | GatewayError::UnknownHost(_) => StatusCode::NOT_FOUND,
-            GatewayError::Origin(_) => StatusCode::FORBIDDEN,
+            GatewayError::Origin(_) | GatewayError::Forbidden { .. } => StatusCode::FORBIDDEN,
             GatewayError::NotDeployed(_) | GatewayError::Start { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -179,7 +189,7 @@ impl GatewayError {
             | GatewayError::UnknownSession
             | GatewayError::UnknownLegacySession
             | GatewayError::UnknownHost(_) => codes::NOT_FOUND,
-            GatewayError::Origin(_) => codes::FORBIDDEN,
+            GatewayError::Origin(_) | GatewayError::Forbidden { .. } => codes::FORBIDDEN,
             GatewayError::NotDeployed(_)
             | GatewayError::Start { .. }
             | GatewayError::Upstream { .. }

@@ -16,6 +16,7 @@
 //!
 //! [`Lease`]: skyport_runtime::Lease
 
+mod access;
 mod audit;
 mod auth;
 mod caller;
@@ -42,6 +43,7 @@ pub use caller::Caller;
 pub use error::GatewayError;
 pub use ratelimit::{RateLimit, RateLimitError};
 
+use crate::access::Access;
 use crate::audit::AuditLog;
 use crate::auth::Keyring;
 use crate::legacy::LegacySessions;
@@ -102,6 +104,7 @@ pub struct Gateway {
 struct Inner {
     routes: RouteTable,
     keys: Keyring,
+    access: Access,
     sessions: Sessions,
     runtime: Arc<dyn Runtime>,
     upstream: Upstream,
@@ -124,6 +127,7 @@ impl Gateway {
     ) -> Result<Gateway, StoreError> {
         let routes = RouteTable::load(&store).await?;
         let keys = Keyring::load(&store).await?;
+        let access = Access::load(&store).await?;
         routes.follow(store.clone());
         let metrics = Arc::new(GatewayMetrics::default());
         let audit = AuditLog::start(store.clone(), routes.clone(), metrics.clone());
@@ -131,6 +135,7 @@ impl Gateway {
             inner: Arc::new(Inner {
                 routes,
                 keys,
+                access,
                 sessions: Sessions::new(store, options.session_ttl),
                 runtime,
                 upstream: Upstream::new(),

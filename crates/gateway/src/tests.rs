@@ -572,6 +572,7 @@ async fn the_caller_reaches_the_server_as_skyport_headers_and_forgeries_do_not()
         name: "ada".into(),
         email: Some("ada@example.com".into()),
         roles: vec!["admin".into()],
+        groups: Vec::new(),
         key: None,
     });
     let (status, headers, body) = send(&f.gateway, request).await;
@@ -584,6 +585,71 @@ async fn the_caller_reaches_the_server_as_skyport_headers_and_forgeries_do_not()
     let session = headers["mcp-session-id"].to_str().unwrap();
     let (status, _, _) = send(&f.gateway, post("/servers/echo/mcp", Some(session), LIST)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_role_on_the_routed_server_reaches_it_as_skyport_roles() {
+    let f = fixture().await;
+    let new = skyport_store::NewPrincipal {
+        name: "ann",
+        email: Some("ann@example.com"),
+        kind: skyport_store::PrincipalKind::User,
+        is_admin: false,
+    };
+    let ann = f.store.users().create(&new, None).await.unwrap();
+    f.store.users().create_group("ops").await.unwrap();
+    f.store.users().add_member("ops", "ann").await.unwrap();
+    let (_, secret) = f.store.keys().create(&ann.id, "", None).await.unwrap();
+    let admin = f.store.keys().ensure_admin().await.unwrap();
+    let (_, admin_secret) = f.store.keys().create(&admin.id, "", None).await.unwrap();
+    let roles_seen = |secret: String| {
+        let gateway = f.gateway.clone();
+        async move {
+            let request = Request::post("/servers/echo/mcp")
+                .header("content-type", "application/json")
+                .header("accept", "application/json, text/event-stream")
+                .header("authorization", format!("Bearer {secret}"))
+                .header("skyport-roles", "admin")
+                .header("skyport-user-email", "forged@example.com")
+                .body(Body::from(INITIALIZE))
+                .unwrap();
+            let (status, _, body) = send(&gateway, request).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body["result"]["headers"].clone()
+        }
+    };
+    // The echo server's auth is off: a key without a grant is a viewer there.
+    let seen = roles_seen(secret.clone()).await;
+    assert_eq!(seen["skyport-roles"], "viewer");
+    assert_eq!(seen["skyport-user-id"], ann.id.as_str());
+    assert_eq!(seen["skyport-user-email"], "ann@example.com");
+
+    let echo = f
+        .store
+        .servers()
+        .get(&"echo".parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let ops = skyport_store::Grantee::parse("group:ops");
+    f.store
+        .access()
+        .grant(&echo.id, &ops, skyport_store::ServerRole::Editor)
+        .await
+        .unwrap();
+    let mut seen = roles_seen(secret.clone()).await;
+    for _ in 0..100 {
+        if seen["skyport-roles"] == "editor" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        seen = roles_seen(secret.clone()).await;
+    }
+    assert_eq!(
+        seen["skyport-roles"], "editor",
+        "the access table follows the store"
+    );
+    assert_eq!(roles_seen(admin_secret).await["skyport-roles"], "admin");
 }
 
 #[tokio::test]

@@ -58,6 +58,14 @@ pub(crate) enum Command {
     Audit(AuditArgs),
     /// Set, remove or list a server's environment variables and secrets.
     Env(EnvArgs),
+    /// Add, list or remove users and service accounts (organisation admins).
+    Users(UsersArgs),
+    /// Log in with a user's password: saves a new key as this user's credential for the URL.
+    Login(LoginArgs),
+    /// Create, list or remove groups and their members (organisation admins).
+    Groups(GroupsArgs),
+    /// Grant, revoke or list roles on a server, and set its default role.
+    Access(AccessArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -428,6 +436,9 @@ pub(crate) enum KeysCommand {
         /// Stop working after this long, e.g. 30d, 12h [default: never]
         #[arg(long, value_parser = parse_duration)]
         expires: Option<Duration>,
+        /// Act as this user or service account instead of you (organisation admins).
+        #[arg(long = "for", value_name = "NAME")]
+        principal: Option<String>,
     },
     /// Revoke a key at once, by id or name.
     Revoke {
@@ -612,4 +623,132 @@ mod tests {
         assert_eq!(parse_size("4096"), Ok(4096));
         assert!(parse_size("lots").unwrap_err().contains("512M"));
     }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UsersArgs {
+    #[command(subcommand)]
+    pub(crate) command: Option<UsersCommand>,
+    /// Print JSON.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum UsersCommand {
+    /// List users and service accounts (the default).
+    Ls,
+    /// Add a user (its generated password is printed once) or, with --service, a service
+    /// account.
+    Add {
+        /// Its unique name (lowercase letters, digits, '-', '_', '.', '@').
+        name: String,
+        /// Its e-mail address (servers see it as skyport-user-email).
+        #[arg(long)]
+        email: Option<String>,
+        /// Make it an organisation admin.
+        #[arg(long)]
+        admin: bool,
+        /// A service account: no password, keys only (`skyport keys create --for NAME`).
+        #[arg(long, conflicts_with = "password_stdin")]
+        service: bool,
+        /// Read the password from standard input instead of generating one.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Remove a user or service account with its keys and grants.
+    Rm {
+        /// Its name.
+        name: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LoginArgs {
+    /// The user [default: asked]
+    #[arg(long)]
+    pub(crate) user: Option<String>,
+    /// Read the password from standard input [default: SKYPORT_PASSWORD, else asked]
+    #[arg(long)]
+    pub(crate) password_stdin: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GroupsArgs {
+    #[command(subcommand)]
+    pub(crate) command: Option<GroupsCommand>,
+    /// Print JSON.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum GroupsCommand {
+    /// List groups and their members (the default).
+    Ls,
+    /// Create a group.
+    Create {
+        /// Its unique name.
+        group: String,
+    },
+    /// Remove a group and its grants.
+    Rm {
+        /// Its name.
+        group: String,
+    },
+    /// Add a user or service account to a group.
+    Add {
+        /// The group.
+        group: String,
+        /// The member.
+        user: String,
+    },
+    /// Remove a user or service account from a group.
+    Remove {
+        /// The group.
+        group: String,
+        /// The member.
+        user: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AccessArgs {
+    #[command(subcommand)]
+    pub(crate) command: AccessCommand,
+    /// Print JSON.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AccessCommand {
+    /// Show a server's default role and grants.
+    Ls {
+        /// The server.
+        name: String,
+    },
+    /// Give a user, service account or group:NAME a role on a server (replacing its role there).
+    Grant {
+        /// The server.
+        name: String,
+        /// A user or service account's name, or group:NAME.
+        who: String,
+        /// admin, editor or viewer.
+        role: String,
+    },
+    /// Remove a grant.
+    Revoke {
+        /// The server.
+        name: String,
+        /// A user or service account's name, or group:NAME.
+        who: String,
+    },
+    /// Set the role every organisation member has on a server without a grant.
+    Default {
+        /// The server.
+        name: String,
+        /// admin, editor, viewer or none.
+        role: String,
+    },
 }

@@ -1,5 +1,5 @@
-//! Where things are: the data directory, the CLI credential in it, and the client built from
-//! them.
+//! Where things are: the data directory, the CLI credential in it, the credentials
+//! `skyport login` saves in the user's config directory, and the client built from them.
 
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -54,8 +54,13 @@ pub(crate) fn read_credentials(data_dir: &Path) -> Option<Credentials> {
 
 /// Writes the credential file with mode 0600, replacing it atomically.
 pub(crate) fn write_credentials(data_dir: &Path, credentials: &Credentials) -> anyhow::Result<()> {
-    let path = credentials_path(data_dir);
-    let temporary = data_dir.join(".credentials.tmp");
+    write_private(data_dir, credentials)
+}
+
+/// Writes `value` as `DIR/credentials` with mode 0600, replacing it atomically.
+fn write_private(dir: &Path, value: &impl Serialize) -> anyhow::Result<()> {
+    let path = credentials_path(dir);
+    let temporary = dir.join(".credentials.tmp");
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -63,23 +68,91 @@ pub(crate) fn write_credentials(data_dir: &Path, credentials: &Credentials) -> a
         .mode(0o600)
         .open(&temporary)
         .with_context(|| format!("cannot write {}", temporary.display()))?;
-    file.write_all(serde_json::to_string_pretty(credentials)?.as_bytes())?;
+    file.write_all(serde_json::to_string_pretty(value)?.as_bytes())?;
     file.sync_all()?;
     std::fs::rename(&temporary, &path)
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
 
-/// A client for the Skyport the flags, the environment or the credential file point at.
-pub(crate) fn client(connection: &Connection) -> Client {
-    let stored = data_dir(connection.data_dir.as_deref())
+/// What `skyport login` saves: one key per Skyport URL, in
+/// `$XDG_CONFIG_HOME/skyport/credentials` (else `~/.config/skyport/credentials`), mode 0600.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct Logins {
+    /// The saved logins, one per URL.
+    pub(crate) logins: Vec<SavedLogin>,
+}
+
+/// One saved login.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct SavedLogin {
+    /// The Skyport it is for.
+    pub(crate) url: String,
+    /// Who logged in.
+    pub(crate) user: String,
+    /// The API key the login answered.
+    pub(crate) token: String,
+}
+
+fn logins_dir() -> anyhow::Result<PathBuf> {
+    dirs::config_dir()
+        .map(|d| d.join("skyport"))
+        .context("cannot find a config directory for this user: set XDG_CONFIG_HOME or HOME")
+}
+
+/// The saved logins, if there is a readable file of them.
+pub(crate) fn read_logins() -> Logins {
+    logins_dir()
         .ok()
-        .and_then(|dir| read_credentials(&dir));
-    let url = connection
+        .and_then(|dir| std::fs::read_to_string(credentials_path(&dir)).ok())
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default()
+}
+
+/// Saves `login`, replacing an earlier one for the same URL; returns the file written.
+pub(crate) fn save_login(login: SavedLogin) -> anyhow::Result<PathBuf> {
+    let dir = logins_dir()?;
+    create_data_dir(&dir)?;
+    let mut logins = read_logins();
+    logins.logins.retain(|l| l.url != login.url);
+    logins.logins.push(login);
+    write_private(&dir, &logins)?;
+    Ok(credentials_path(&dir))
+}
+
+/// The URL the CLI talks to: the flag or `SKYPORT_URL`, else the data dir credential's,
+/// else the default.
+pub(crate) fn url(connection: &Connection) -> String {
+    connection
         .url
         .clone()
-        .or_else(|| stored.as_ref().map(|c| c.url.clone()))
-        .unwrap_or_else(|| DEFAULT_URL.to_owned());
-    let token = connection.token.clone().or_else(|| stored.map(|c| c.token));
+        .or_else(|| stored(connection).map(|c| c.url))
+        .unwrap_or_else(|| DEFAULT_URL.to_owned())
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+fn stored(connection: &Connection) -> Option<Credentials> {
+    data_dir(connection.data_dir.as_deref())
+        .ok()
+        .and_then(|dir| read_credentials(&dir))
+}
+
+/// A client for the Skyport the flags, the environment or the credential files point at. The
+/// credential: `SKYPORT_TOKEN` (or `--token`), else the saved login for that URL, else the
+/// data directory's.
+pub(crate) fn client(connection: &Connection) -> Client {
+    let url = url(connection);
+    let token = connection
+        .token
+        .clone()
+        .or_else(|| {
+            read_logins()
+                .logins
+                .into_iter()
+                .find(|l| l.url == url)
+                .map(|l| l.token)
+        })
+        .or_else(|| stored(connection).map(|c| c.token));
     Client::new(&url, token)
 }

@@ -39,10 +39,15 @@ pub(crate) async fn keys(connection: &Connection, args: KeysArgs) -> anyhow::Res
                 )?;
             }
         }
-        KeysCommand::Create { name, expires } => {
+        KeysCommand::Create {
+            name,
+            expires,
+            principal,
+        } => {
             let request = CreateKey {
                 name,
                 expires_in: expires.map(|d| d.as_secs().max(1)),
+                principal,
             };
             let created = client.create_key(&request).await?;
             if args.json {
@@ -52,10 +57,11 @@ pub(crate) async fn keys(connection: &Connection, args: KeysArgs) -> anyhow::Res
             writeln!(out, "{}", created.secret)?;
             // The note goes to stderr so that `KEY=$(skyport keys create)` captures the secret.
             eprintln!(
-                "created key '{}' ({}){}; the secret above will not be shown again. \
+                "created key '{}' ({}) acting as {}{}; the secret above will not be shown again. \
                  Send it as `Authorization: Bearer …`",
                 created.key.name,
                 created.key.id,
+                created.key.principal,
                 expiry(&created.key)
             );
         }

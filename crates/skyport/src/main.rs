@@ -1,6 +1,7 @@
 //! `skyport`: the command line. Parses arguments and dispatches; the work happens in the
 //! library crates (`serve` wires them together, the other commands use the API client).
 
+mod access;
 mod audit;
 mod cli;
 mod config;
@@ -76,5 +77,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keys(args) => keys::keys(&cli.connection, args).await,
         Command::Audit(args) => audit::audit(&cli.connection, args).await,
         Command::Env(args) => env::env(&cli.connection, args).await,
+        Command::Users(args) => access::users(&cli.connection, args).await,
+        Command::Login(args) => access::login(&cli.connection, args).await,
+        Command::Groups(args) => access::groups(&cli.connection, args).await,
+        Command::Access(args) => access::access(&cli.connection, args).await,
     }
 }

@@ -379,8 +379,12 @@ fn master_key(data_dir: &Path) -> anyhow::Result<MasterKey> {
 }
 
 /// Makes sure `DATA_DIR/credentials` holds a valid admin key for this Skyport, creating one
-/// on first start, so the CLI on this machine needs no login.
+/// on first start, so the CLI on this machine needs no login. On first start it also creates
+/// the `admin` user and prints its generated password, once.
 async fn ensure_credentials(store: &Store, data_dir: &Path, url: &str) -> anyhow::Result<String> {
+    if let Some(password) = store.users().bootstrap().await? {
+        announce_admin_password(&password);
+    }
     let admin = store.keys().ensure_admin().await?;
     if let Some(stored) = config::read_credentials(data_dir)
         && store.keys().authenticate(&stored.token).await?.is_some()
@@ -405,6 +409,18 @@ async fn ensure_credentials(store: &Store, data_dir: &Path, url: &str) -> anyhow
         },
     )?;
     Ok(token)
+}
+
+/// Shows the first admin's password on the terminal: it is not stored anywhere else.
+fn announce_admin_password(password: &str) {
+    use std::io::Write;
+    let text = format!(
+        "\nCreated the organisation admin 'admin' with the password:\n\n    {password}\n\n\
+         It is shown this once. Log in from another machine with `skyport login --user admin`.\n\n"
+    );
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
 }
 
 /// `examples/hello` when run from a checkout, else the embedded copy written to the data dir.

@@ -29,4 +29,7 @@ pub enum Change {
     },
     /// An API key was created or revoked (or a key's principal changed): caches of keys reload.
     Keys,
+    /// A principal, group, membership, grant or default role changed: caches of who may
+    /// reach which server reload.
+    Access,
 }

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
+use crate::users::{PrincipalKind, principal};
 use crate::{
     ApiKeyId, Change, PrincipalId, Store, StoreError, Timestamp, from_millis, now, to_millis,
 };
@@ -34,6 +35,10 @@ pub struct Principal {
     pub name: String,
     /// Whether it administers the whole organisation.
     pub is_admin: bool,
+    /// A user or a service account.
+    pub kind: PrincipalKind,
+    /// Its e-mail address, when known.
+    pub email: Option<String>,
 }
 
 /// A key as listed (never with its secret).
@@ -137,19 +142,24 @@ macro_rules! select_keys {
 }
 
 impl Keys<'_> {
-    /// The administrator created on first start, creating it if there is none.
+    /// The oldest organisation admin, creating `admin` (without a password) if there is
+    /// none.
     pub async fn ensure_admin(&self) -> Result<Principal, StoreError> {
         sqlx::query(
-            "INSERT INTO principals (id, name, is_admin, created_at) VALUES (?, 'admin', 1, ?)
-             ON CONFLICT (name) DO NOTHING",
+            "INSERT INTO principals (id, name, is_admin, created_at)
+             SELECT ?, 'admin', 1, ? WHERE NOT EXISTS (SELECT 1 FROM principals WHERE is_admin = 1)
+             ON CONFLICT (name) DO UPDATE SET is_admin = 1",
         )
         .bind(PrincipalId::generate())
         .bind(to_millis(now()))
         .execute(&self.store.pool)
         .await?;
-        let row = sqlx::query("SELECT id, name, is_admin FROM principals WHERE name = 'admin'")
-            .fetch_one(&self.store.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT id, name, is_admin, kind, email FROM principals WHERE is_admin = 1
+             ORDER BY created_at, id LIMIT 1",
+        )
+        .fetch_one(&self.store.pool)
+        .await?;
         principal(&row)
     }
 
@@ -271,7 +281,8 @@ impl Keys<'_> {
     pub async fn credentials(&self) -> Result<Vec<Credential>, StoreError> {
         let at = to_millis(now());
         sqlx::query(
-            "SELECT k.id, k.key_hash, k.expires_at, p.id AS principal_id, p.name, p.is_admin
+            "SELECT k.id, k.key_hash, k.expires_at, p.id AS principal_id, p.name, p.is_admin,
+                    p.kind, p.email
              FROM api_keys k JOIN principals p ON p.id = k.principal_id
              WHERE k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > ?)",
         )
@@ -287,6 +298,8 @@ impl Keys<'_> {
                     id: row.try_get("principal_id")?,
                     name: row.try_get("name")?,
                     is_admin: row.try_get("is_admin")?,
+                    kind: PrincipalKind::parse(row.try_get("kind")?)?,
+                    email: row.try_get("email")?,
                 },
                 expires_at: optional_time(row, "expires_at")?,
             })
@@ -323,7 +336,7 @@ impl Keys<'_> {
         }
         let at = now();
         let row = sqlx::query(
-            "SELECT k.id AS key_id, k.last_used_at, p.id, p.name, p.is_admin
+            "SELECT k.id AS key_id, k.last_used_at, p.id, p.name, p.is_admin, p.kind, p.email
              FROM api_keys k JOIN principals p ON p.id = k.principal_id
              WHERE k.key_hash = ? AND k.revoked_at IS NULL
                AND (k.expires_at IS NULL OR k.expires_at > ?)",
@@ -343,14 +356,6 @@ impl Keys<'_> {
         }
         principal(&row).map(Some)
     }
-}
-
-fn principal(row: &SqliteRow) -> Result<Principal, StoreError> {
-    Ok(Principal {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        is_admin: row.try_get("is_admin")?,
-    })
 }
 
 fn api_key(row: &SqliteRow) -> Result<ApiKey, StoreError> {

@@ -1,5 +1,6 @@
 //! Skyport's durable state: the schema, its migrations and one typed repository per aggregate
-//! (servers, deployments and their promotions, logs, principals and keys, gateway sessions, the
+//! (servers, deployments and their promotions, logs, principals and keys, users, groups and
+//! per-server roles, gateway sessions, the
 //! audit log, environment variables and sealed secrets), plus the change feed that tells the
 //! gateway and the runtime when a server's live deployment moved.
 //!
@@ -7,6 +8,7 @@
 //! `ServerName`, the id newtypes) and never see rows, pools or transactions. This crate knows
 //! nothing about HTTP, processes or builds: it stores what they decide.
 
+mod access;
 mod audit;
 mod changes;
 mod deployments;
@@ -22,6 +24,7 @@ mod servers;
 mod sessions;
 mod settings;
 mod sources;
+mod users;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -31,6 +34,10 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use tokio::sync::broadcast;
 
+pub use access::{
+    Access, AccessTable, Grant, GrantError, Grantee, RoleError, ServerAccess, ServerRole,
+    resolve_role,
+};
 pub use audit::{
     Audit, AuditOutcome, AuditQuery, AuditRecord, AuditRetention, MAX_AUDIT_PAGE, NewAuditRecord,
 };
@@ -42,7 +49,7 @@ pub use deployments::{
 pub use env::{
     Env, EnvEntry, EnvError, EnvKey, EnvScope, EnvVar, MAX_VALUE_BYTES, NewEnvVar, resolve,
 };
-pub use ids::{ApiKeyId, DeploymentId, InstanceId, PrincipalId, ServerId};
+pub use ids::{ApiKeyId, DeploymentId, GroupId, InstanceId, PrincipalId, ServerId};
 pub use keys::{
     ApiKey, Credential, KeyHash, KeyRef, Keys, LAST_USED_PRECISION, Principal, SECRET_PREFIXES,
 };
@@ -59,6 +66,9 @@ pub use settings::{
 };
 pub use sources::{
     DEFAULT_BRANCH, MIN_POLL_INTERVAL, Preview, PreviewError, SourcePatch, TrackedSource,
+};
+pub use users::{
+    Account, AccountError, Group, NewPrincipal, PrincipalKind, Users, generate_password,
 };
 
 /// A point in time, as stored (milliseconds since the Unix epoch) and shown (RFC 3339).
@@ -175,6 +185,16 @@ impl Store {
     /// Principals and their API keys.
     pub fn keys(&self) -> Keys<'_> {
         Keys { store: self }
+    }
+
+    /// Users, service accounts and groups.
+    pub fn users(&self) -> Users<'_> {
+        Users { store: self }
+    }
+
+    /// Per-server roles: grants and default roles.
+    pub fn access(&self) -> Access<'_> {
+        Access { store: self }
     }
 
     /// The gateway's client sessions.

@@ -17,8 +17,11 @@ use skyport_build::{
 use skyport_gateway::Gateway;
 use skyport_runtime::render_prometheus;
 use skyport_store::{
-    Deployment, DeploymentId, LogQuery, LogSource, Principal, Server, ServerName, Timestamp,
+    Deployment, DeploymentId, Grantee, LogQuery, LogSource, Principal, Server, ServerName,
+    ServerRole, Timestamp,
 };
+
+use crate::access::{self, Permission, authorize};
 
 use crate::stream::{self, Start};
 use crate::{ApiError, AppState, views};
@@ -65,12 +68,18 @@ pub(crate) async fn health() -> Json<Health> {
     })
 }
 
-async fn list_servers(State(state): State<AppState>) -> Result<Json<Vec<ServerView>>, ApiError> {
+/// `GET /servers`: the servers the caller has a role on (every one for org admins).
+async fn list_servers(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
+) -> Result<Json<Vec<ServerView>>, ApiError> {
     let live = live(&state);
+    let visible = access::visible(&state, &caller).await?;
     let servers = state.store.servers().list().await?;
     Ok(Json(
         servers
             .into_iter()
+            .filter(|s| visible.includes(s))
             .map(|s| views::server(s, &state.public_url, &state.server_defaults, &live))
             .collect(),
     ))
@@ -84,20 +93,27 @@ fn live(state: &AppState) -> views::Live {
 }
 
 /// `GET /metrics`: the runtime's and the gateway's figures in the Prometheus text format.
+/// Behind a key (Skyport reachable from elsewhere) only org admins read them: they name every
+/// server.
 pub(crate) async fn metrics(
     State(state): State<AppState>,
     Extension(gateway): Extension<Gateway>,
-) -> impl IntoResponse {
+    caller: Option<Extension<Principal>>,
+) -> Result<impl IntoResponse, ApiError> {
+    if let Some(Extension(caller)) = &caller {
+        access::require_org_admin(caller, "read the platform's metrics")?;
+    }
     let mut text = render_prometheus(&state.runtime.metrics());
     gateway.render_metrics(&mut text);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
 }
 
 async fn show_server(
     State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
     Path(name): Path<String>,
 ) -> Result<Json<ServerView>, ApiError> {
-    let server = existing_server(&state, &name).await?;
+    let server = authorize(&state, &caller, &name, Permission::View).await?;
     Ok(Json(views::server(
         server,
         &state.public_url,
@@ -106,16 +122,35 @@ async fn show_server(
     )))
 }
 
-/// Creates the server if it does not exist, then applies the description and the settings
-/// the request carries; returns it and whether it was created.
+/// Creates the server if it does not exist (its creator becomes its admin), then applies the
+/// description and the settings the request carries; returns it and whether it was created.
+/// On an existing server the caller needs `permission`, and to change settings
+/// [`Permission::Settings`].
 async fn ensure_server(
     state: &AppState,
+    caller: &Principal,
     name: &ServerName,
+    permission: Permission,
     description: Option<&str>,
     settings: Option<&SettingsUpdate>,
 ) -> Result<(Server, bool), ApiError> {
     sources::refuse_new_preview(state, name).await?;
+    let changes_settings = settings.is_some_and(|u| !u.is_empty());
+    if let Some(server) = state.store.servers().get(name).await? {
+        access::require(state, caller, &server, permission).await?;
+        if changes_settings {
+            access::require(state, caller, &server, Permission::Settings).await?;
+        }
+    }
     let (mut server, created) = state.store.servers().ensure(name, description).await?;
+    if created {
+        let creator = Grantee::Principal(caller.name.clone());
+        state
+            .store
+            .access()
+            .grant(&server.id, &creator, ServerRole::Admin)
+            .await?;
+    }
     if let Some(update) = settings.filter(|u| !u.is_empty()) {
         server = set_settings(state, name, update).await?;
     }
@@ -124,6 +159,7 @@ async fn ensure_server(
 
 async fn put_server(
     State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
     Path(name): Path<String>,
     Json(body): Json<PutServer>,
 ) -> Result<(StatusCode, Json<ServerView>), ApiError> {
@@ -131,7 +167,9 @@ async fn put_server(
     let source = sources::patch(None, body.source.as_ref())?;
     let (mut server, created) = ensure_server(
         &state,
+        &caller,
         &name,
+        Permission::Sources,
         body.description.as_deref(),
         body.settings.as_ref(),
     )
@@ -155,9 +193,11 @@ async fn put_server(
 
 async fn remove_server(
     State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let name: ServerName = name.parse()?;
+    let server = authorize(&state, &caller, &name, Permission::Delete).await?;
+    let name = server.name;
     match state.builder.remove_server(&name).await? {
         Some(_) => Ok(StatusCode::NO_CONTENT),
         None => Err(no_such_server(&name)),
@@ -166,9 +206,10 @@ async fn remove_server(
 
 async fn list_deployments(
     State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
     Path(name): Path<String>,
 ) -> Result<Json<Vec<DeploymentView>>, ApiError> {
-    let server = existing_server(&state, &name).await?;
+    let server = authorize(&state, &caller, &name, Permission::View).await?;
     let deployments = state.store.deployments().list(&server.id).await?;
     Ok(Json(
         deployments
@@ -210,7 +251,9 @@ async fn create_deployment(
     };
     let (server, _) = ensure_server(
         &state,
+        &caller,
         &name,
+        Permission::Deploy,
         body.description.as_deref(),
         body.settings.as_ref(),
     )
@@ -236,17 +279,20 @@ async fn create_deployment(
 
 async fn show_deployment(
     State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Json<DeploymentView>, ApiError> {
-    let (deployment, server) = existing_deployment(&state, &id).await?;
+    let (deployment, server) =
+        authorized_deployment(&state, &caller, &id, Permission::View).await?;
     Ok(Json(views::deployment(deployment, &server)))
 }
 
 async fn remove_deployment(
     State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let (deployment, _) = existing_deployment(&state, &id).await?;
+    let (deployment, _) = authorized_deployment(&state, &caller, &id, Permission::Deploy).await?;
     state.store.deployments().remove(&deployment.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -255,9 +301,10 @@ async fn remove_deployment(
 /// deployment.
 async fn cancel_deployment(
     State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Json<DeploymentView>, ApiError> {
-    let (deployment, _) = existing_deployment(&state, &id).await?;
+    let (deployment, _) = authorized_deployment(&state, &caller, &id, Permission::Deploy).await?;
     let cancellation = state.builder.cancel(&deployment.id).await;
     let (deployment, server) = existing_deployment(&state, &id).await?;
     match cancellation {
@@ -275,12 +322,19 @@ async fn cancel_deployment(
     }
 }
 
-/// `GET /builds`: the builds running, then those waiting, in queue order.
-async fn list_builds(State(state): State<AppState>) -> Result<Json<Vec<DeploymentView>>, ApiError> {
+/// `GET /builds`: the builds running, then those waiting, in queue order (of the servers the
+/// caller sees).
+async fn list_builds(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
+) -> Result<Json<Vec<DeploymentView>>, ApiError> {
+    let visible = access::visible(&state, &caller).await?;
     let mut builds = Vec::new();
     for id in state.builder.active() {
         // A build that ended since the list was taken is simply left out.
-        if let Ok((deployment, server)) = existing_deployment(&state, id.as_str()).await {
+        if let Ok((deployment, server)) = existing_deployment(&state, id.as_str()).await
+            && visible.includes(&server)
+        {
             builds.push(views::deployment(deployment, &server));
         }
     }
@@ -307,11 +361,12 @@ struct LogParams {
 /// `GET /servers/{name}/logs`: a page of lines, or with `follow` a live stream of them.
 async fn server_logs(
     State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
     Path(name): Path<String>,
     Query(params): Query<LogParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let server = existing_server(&state, &name).await?;
+    let server = authorize(&state, &caller, &name, Permission::Logs).await?;
     let deployment = params
         .deployment
         .as_deref()
@@ -334,11 +389,13 @@ async fn server_logs(
 /// event once the build is over.
 async fn deployment_logs(
     State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
     Path(id): Path<String>,
     Query(params): Query<LogParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (deployment, server) = existing_deployment(&state, &id).await?;
+    let (deployment, server) =
+        authorized_deployment(&state, &caller, &id, Permission::Logs).await?;
     let query = LogQuery {
         server_id: Some(server.id),
         deployment_id: Some(deployment.id.clone()),
@@ -442,6 +499,19 @@ pub(crate) async fn existing_server(state: &AppState, name: &str) -> Result<Serv
         .get(&name)
         .await?
         .ok_or_else(|| no_such_server(&name))
+}
+
+/// The deployment `id` and its server when `caller` may act on the server as `permission`
+/// says.
+async fn authorized_deployment(
+    state: &AppState,
+    caller: &Principal,
+    id: &str,
+    permission: Permission,
+) -> Result<(Deployment, Server), ApiError> {
+    let (deployment, server) = existing_deployment(state, id).await?;
+    access::require(state, caller, &server, permission).await?;
+    Ok((deployment, server))
 }
 
 async fn existing_deployment(state: &AppState, id: &str) -> Result<(Deployment, Server), ApiError> {

@@ -9,8 +9,9 @@ use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use skyport_api::{AuditPage, AuditRecordView};
 use skyport_gateway::Gateway;
-use skyport_store::{AuditQuery, AuditRecord, MAX_AUDIT_PAGE, ServerName, Timestamp};
+use skyport_store::{AuditQuery, AuditRecord, MAX_AUDIT_PAGE, Principal, ServerName, Timestamp};
 
+use crate::access::{Permission, authorize, require_org_admin};
 use crate::{ApiError, AppState};
 
 /// Requests one page holds when no limit is given.
@@ -38,8 +39,21 @@ struct AuditParams {
 async fn list(
     State(state): State<AppState>,
     Extension(gateway): Extension<Gateway>,
+    Extension(caller): Extension<Principal>,
     Query(params): Query<AuditParams>,
 ) -> Result<Json<AuditPage>, ApiError> {
+    // Org admins read the whole log (removed servers' rows too); a server's admins read that
+    // server's.
+    match params.server.as_deref() {
+        Some(server) if !caller.is_admin => {
+            authorize(&state, &caller, server, Permission::Audit).await?;
+        }
+        Some(_) => {}
+        None => require_org_admin(
+            &caller,
+            "read the whole audit log; pass --server NAME for a server you administer",
+        )?,
+    }
     let query = AuditQuery {
         server: params
             .server

@@ -4,14 +4,14 @@
 //!
 //! A secret's value is accepted and never answered: listings come from the store without it.
 
-use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use serde::Deserialize;
 use skyport_api::{DeploymentView, EnvAssignment, EnvChanged, EnvList, EnvVarView, SetEnv};
-use skyport_store::{EnvEntry, EnvKey, EnvScope, NewEnvVar, Server};
+use skyport_store::{EnvEntry, EnvKey, EnvScope, NewEnvVar, Principal, Server};
 
-use crate::api::existing_server;
+use crate::access::{Permission, authorize};
 use crate::{ApiError, AppState, views};
 
 /// Query of the listing and removal endpoints.
@@ -27,10 +27,11 @@ pub(crate) struct ScopeParams {
 /// `GET /api/v1/servers/{name}/env`.
 pub(crate) async fn list(
     State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
     Path(name): Path<String>,
     Query(params): Query<ScopeParams>,
 ) -> Result<Json<EnvList>, ApiError> {
-    let server = existing_server(&state, &name).await?;
+    let server = authorize(&state, &caller, &name, Permission::Env).await?;
     let scope = params
         .scope
         .as_deref()
@@ -46,6 +47,7 @@ pub(crate) async fn list(
 /// `PUT /api/v1/servers/{name}/env`: sets the variables, then redeploys when asked.
 pub(crate) async fn set(
     State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
     Path(name): Path<String>,
     Json(body): Json<SetEnv>,
 ) -> Result<Json<EnvChanged>, ApiError> {
@@ -56,7 +58,7 @@ pub(crate) async fn set(
             "no variables given; send at least one {name, value}".to_owned(),
         ));
     }
-    let server = existing_server(&state, &name).await?;
+    let server = authorize(&state, &caller, &name, Permission::Env).await?;
     refuse_preview(&state, &server).await?;
     check_redeploy(&server, &scope, body.redeploy)?;
     state.store.env().set(&server.id, &scope, &vars).await?;
@@ -67,12 +69,13 @@ pub(crate) async fn set(
 /// `DELETE /api/v1/servers/{name}/env/{key}?scope=…`: removes one variable.
 pub(crate) async fn unset(
     State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
     Path((name, key)): Path<(String, String)>,
     Query(params): Query<ScopeParams>,
 ) -> Result<Json<EnvChanged>, ApiError> {
     let scope = parse_scope(params.scope.as_deref())?;
     let key: EnvKey = key.parse()?;
-    let server = existing_server(&state, &name).await?;
+    let server = authorize(&state, &caller, &name, Permission::Env).await?;
     refuse_preview(&state, &server).await?;
     check_redeploy(&server, &scope, params.redeploy)?;
     let removed = state
@@ -94,9 +97,10 @@ pub(crate) async fn unset(
 /// the server's variables as they are now.
 pub(crate) async fn redeploy(
     State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
     Path(name): Path<String>,
 ) -> Result<(StatusCode, Json<DeploymentView>), ApiError> {
-    let server = existing_server(&state, &name).await?;
+    let server = authorize(&state, &caller, &name, Permission::Deploy).await?;
     let deployment = state.builder.redeploy(&server).await?;
     Ok((
         StatusCode::ACCEPTED,

@@ -5,7 +5,7 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use skyport_api::{ErrorBody, ErrorDetail};
 use skyport_build::BuildError;
-use skyport_store::{EnvError, NameError, StoreError};
+use skyport_store::{AccountError, EnvError, GrantError, NameError, StoreError};
 
 /// Why an API request failed.
 #[derive(Debug, thiserror::Error)]
@@ -15,6 +15,14 @@ pub enum ApiError {
         "missing or invalid API key: send `Authorization: Bearer sk_…` (the CLI reads DATA_DIR/credentials, or set SKYPORT_TOKEN)"
     )]
     Unauthorized,
+    /// A login with a wrong name or password (which of the two is not said).
+    #[error(
+        "wrong user name or password; ask an org admin to create your user (`skyport users add NAME`) if you have none"
+    )]
+    WrongLogin,
+    /// The caller is known but may not do this.
+    #[error("{0}")]
+    Forbidden(String),
     /// The request names something that does not exist.
     #[error("{0}")]
     NotFound(String),
@@ -39,6 +47,12 @@ pub enum ApiError {
     /// A build could not be started.
     #[error(transparent)]
     Build(#[from] BuildError),
+    /// A user, service account or group that cannot be created or changed.
+    #[error(transparent)]
+    Account(#[from] AccountError),
+    /// A grant naming someone unknown.
+    #[error(transparent)]
+    Grant(#[from] GrantError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -47,7 +61,25 @@ pub enum ApiError {
 impl ApiError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
-            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Unauthorized | ApiError::WrongLogin => {
+                (StatusCode::UNAUTHORIZED, "unauthorized")
+            }
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::Account(e) => match e {
+                AccountError::InvalidName(_) => (StatusCode::BAD_REQUEST, "invalid_name"),
+                AccountError::Service(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+                AccountError::Exists(_) | AccountError::LastAdmin(_) => {
+                    (StatusCode::CONFLICT, "conflict")
+                }
+                AccountError::NoPrincipal(_) | AccountError::NoGroup(_) => {
+                    (StatusCode::NOT_FOUND, "not_found")
+                }
+                AccountError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            },
+            ApiError::Grant(e) => match e {
+                GrantError::Unknown { .. } => (StatusCode::NOT_FOUND, "not_found"),
+                GrantError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            },
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::InvalidName(_) => (StatusCode::BAD_REQUEST, "invalid_name"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),

@@ -1,14 +1,16 @@
 //! `/api/v1/keys`: create (the secret is in the answer, once), list and revoke API keys.
 //!
-//! A key acts as the principal that created it. Administrators see and revoke every key;
-//! anyone else only their own.
+//! A key acts as the principal that created it, or (created by an organisation admin for a
+//! service account or another user) as the principal named in the request. Organisation
+//! admins see and revoke every key; anyone else only their own.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use skyport_api::{CreateKey, KeyCreated, KeyView};
-use skyport_store::{ApiKey, KeyRef, Principal, Timestamp};
+use skyport_store::{AccountError, ApiKey, KeyRef, Principal, Timestamp};
 
+use crate::access::require_org_admin;
 use crate::{ApiError, AppState};
 
 /// Longest name a key may have: it is shown in one column of `skyport keys ls`.
@@ -50,10 +52,24 @@ pub(crate) async fn create(
             "a live key is already named '{name}'; choose another --name or revoke it first (`skyport keys revoke {name}`)"
         )));
     }
+    let owner = match body.principal.as_deref().map(str::trim) {
+        None => caller.id.clone(),
+        Some(other) if other == caller.name => caller.id.clone(),
+        Some(other) => {
+            require_org_admin(&caller, "create keys for other users or service accounts")?;
+            state
+                .store
+                .users()
+                .get(other)
+                .await?
+                .ok_or_else(|| AccountError::NoPrincipal(other.to_owned()))?
+                .id
+        }
+    };
     let (key, secret) = state
         .store
         .keys()
-        .create(&caller.id, name.as_deref().unwrap_or(""), expires_at)
+        .create(&owner, name.as_deref().unwrap_or(""), expires_at)
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -121,7 +137,8 @@ fn valid_name(name: &str) -> Result<String, ApiError> {
     Ok(name.to_owned())
 }
 
-fn view(key: ApiKey) -> KeyView {
+/// The API's view of a key.
+pub(crate) fn view(key: ApiKey) -> KeyView {
     let state = if key.revoked_at.is_some() {
         "revoked"
     } else if key.is_live(Timestamp::now()) {

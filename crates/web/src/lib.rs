@@ -1,20 +1,24 @@
 //! Skyport's HTTP application: `/healthz`, `/metrics`, the REST API under `/api/v1/`, and the gateway's
 //! `/servers/{name}/mcp` mounted beside them, behind a host check.
 //!
-//! Handlers read like a paragraph: extract, call the domain (store repositories, the builder,
-//! the runtime), map the error ([`ApiError`]). No SQL and no process handling here.
+//! Handlers read like a paragraph: extract, check the caller's permission (`access.rs`, the
+//! only place that decides it), call the domain (store repositories, the builder, the
+//! runtime), map the error ([`ApiError`]). No SQL and no process handling here.
 
+mod access;
 mod api;
 mod audit;
 mod auth;
 mod env;
 mod error;
+mod grants;
 mod hooks;
 mod host;
 mod keys;
 mod promotions;
 mod sources;
 mod stream;
+mod users;
 mod views;
 
 use std::sync::Arc;
@@ -69,10 +73,14 @@ pub fn app(state: AppState, gateway: &Gateway, options: &AppOptions) -> Router {
     let api = api::router()
         .merge(audit::router())
         .merge(promotions::router())
+        .merge(users::router())
+        .merge(grants::router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,
         ))
+        // A login authenticates by password: it is how a user without a key gets one.
+        .merge(users::login_router())
         .layer(Extension(gateway.clone()))
         .with_state(state.clone());
     // Metrics name every server: open on loopback (like any local tool), else behind a key.

@@ -8,6 +8,7 @@ use skyport_api::{DeploymentView, PromotionView, RollBack};
 use skyport_build::RollbackError;
 use skyport_store::{Principal, Promotion, RollbackRefusal};
 
+use crate::access::{Permission, authorize};
 use crate::api::existing_server;
 use crate::{ApiError, AppState, views};
 
@@ -25,7 +26,7 @@ async fn roll_back(
     Path(name): Path<String>,
     body: Option<Json<RollBack>>,
 ) -> Result<Json<DeploymentView>, ApiError> {
-    let server = existing_server(&state, &name).await?;
+    let server = authorize(&state, &caller, &name, Permission::Rollback).await?;
     let chosen = body.and_then(|Json(body)| body.deployment);
     let target = state
         .builder
@@ -38,9 +39,10 @@ async fn roll_back(
 
 async fn promotions(
     State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
     Path(name): Path<String>,
 ) -> Result<Json<Vec<PromotionView>>, ApiError> {
-    let server = existing_server(&state, &name).await?;
+    let server = authorize(&state, &caller, &name, Permission::View).await?;
     let promotions = state.store.deployments().promotions(&server.id).await?;
     Ok(Json(promotions.into_iter().map(promotion).collect()))
 }

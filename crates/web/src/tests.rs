@@ -19,6 +19,8 @@ use tower::ServiceExt;
 
 use super::*;
 
+mod access;
+
 /// Bound for anything a test waits for; generous, because a loaded machine is slow.
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -96,11 +98,22 @@ impl Fixture {
         headers: &[(&str, &str)],
         body: Option<Value>,
     ) -> Request<Body> {
+        self.request_as(&self.token, method, path, headers, body)
+    }
+
+    fn request_as(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Request<Body> {
         let mut request = Request::builder()
             .method(method)
             .uri(path)
             .header("host", "127.0.0.1:8420")
-            .header("authorization", format!("Bearer {}", self.token))
+            .header("authorization", format!("Bearer {token}"))
             .header("content-type", "application/json");
         for (name, value) in headers {
             request = request.header(*name, *value);

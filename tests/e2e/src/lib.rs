@@ -457,9 +457,25 @@ impl Skyport {
         let mut cmd = command(skyport_bin());
         cmd.args(args);
         scrub_env(&mut cmd);
+        // Logins saved by `skyport login` stay in this serve's scratch dir, never the user's.
         cmd.env("SKYPORT_URL", self.url())
-            .env("SKYPORT_DATA_DIR", &self.data_dir);
+            .env("SKYPORT_DATA_DIR", &self.data_dir)
+            .env("XDG_CONFIG_HOME", self.dir.path().join("config"));
         run_bounded(cmd, self.dir.path(), timeout)
+    }
+
+    /// Runs `skyport ARGS…` as another person on another machine would: `home` holds their
+    /// config (where `skyport login` saves their key) and an empty data dir (no admin
+    /// credential), `env` is added.
+    pub fn cli_as(&self, home: &Path, env: &[(&str, &str)], args: &[&str]) -> Run {
+        let mut cmd = command(skyport_bin());
+        cmd.args(args);
+        scrub_env(&mut cmd);
+        cmd.env("SKYPORT_URL", self.url())
+            .env("SKYPORT_DATA_DIR", home.join("data"))
+            .env("XDG_CONFIG_HOME", home.join("config"))
+            .envs(env.iter().copied());
+        run_bounded(cmd, self.dir.path(), DEPLOY_TIMEOUT)
     }
 
     /// `skyport deploy PATH --name NAME EXTRA…`, bounded; returns the run whatever its outcome.
@@ -626,7 +642,12 @@ fn start_child(
 
 /// Removes the caller's Skyport settings so a developer's environment cannot redirect a test.
 fn scrub_env(cmd: &mut Command) {
-    for var in ["SKYPORT_URL", "SKYPORT_TOKEN", "SKYPORT_DATA_DIR"] {
+    for var in [
+        "SKYPORT_URL",
+        "SKYPORT_TOKEN",
+        "SKYPORT_DATA_DIR",
+        "SKYPORT_PASSWORD",
+    ] {
         cmd.env_remove(var);
     }
 }

@@ -300,3 +300,96 @@ fn only_bearer_credentials_count() {
     assert_eq!(token("sk_abc"), None);
     assert!(bearer(&HeaderMap::new()).is_none());
 }
+
+/// A user `name` (in the groups given) with a key; returns the key's secret.
+async fn user(f: &Fixture, name: &str, groups: &[&str]) -> String {
+    let new = skyport_store::NewPrincipal {
+        name,
+        email: None,
+        kind: skyport_store::PrincipalKind::User,
+        is_admin: false,
+    };
+    let principal = f.store.users().create(&new, None).await.unwrap();
+    for group in groups {
+        if f.store.users().group_id(group).await.unwrap().is_none() {
+            f.store.users().create_group(group).await.unwrap();
+        }
+        f.store.users().add_member(group, name).await.unwrap();
+    }
+    f.store
+        .keys()
+        .create(&principal.id, "", None)
+        .await
+        .unwrap()
+        .1
+}
+
+async fn server_id(f: &Fixture, name: &str) -> skyport_store::ServerId {
+    let name: ServerName = name.parse().unwrap();
+    f.store.servers().get(&name).await.unwrap().unwrap().id
+}
+
+#[tokio::test]
+async fn a_key_without_a_role_is_refused_where_auth_is_on_and_a_viewer_where_it_is_off() {
+    let f = fixture(options()).await;
+    let ann = user(&f, "ann", &[]).await;
+    let bob = user(&f, "bob", &["ops"]).await;
+    wait_for(&f, &bob, StatusCode::FORBIDDEN).await;
+    let (status, _, body) = call(&f, "/servers/closed/mcp", Some(&ann)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(
+        (&body["id"], &body["error"]["code"]),
+        (&Value::Null, &skyport_mcp::jsonrpc::codes::FORBIDDEN.into())
+    );
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("no role on server 'closed'")
+            && message.contains("skyport access grant closed ann viewer"),
+        "{message}"
+    );
+    assert_eq!(call(&f, "/servers/open/mcp", Some(&ann)).await.0, PASSED);
+    assert_eq!(
+        call(&f, "/servers/closed/mcp", Some(&f.secret)).await.0,
+        PASSED,
+        "org admins pass"
+    );
+
+    // A personal grant, a group's grant and a default role each open the door.
+    let closed = server_id(&f, "closed").await;
+    let access = f.store.access();
+    access
+        .grant(
+            &closed,
+            &skyport_store::Grantee::parse("ann"),
+            ServerRole::Viewer,
+        )
+        .await
+        .unwrap();
+    wait_for(&f, &ann, PASSED).await;
+    assert_eq!(
+        call(&f, "/servers/closed/mcp", Some(&bob)).await.0,
+        StatusCode::FORBIDDEN
+    );
+    access
+        .grant(
+            &closed,
+            &skyport_store::Grantee::parse("group:ops"),
+            ServerRole::Editor,
+        )
+        .await
+        .unwrap();
+    wait_for(&f, &bob, PASSED).await;
+    f.store.users().remove_member("ops", "bob").await.unwrap();
+    wait_for(&f, &bob, StatusCode::FORBIDDEN).await;
+    access
+        .set_default(&closed, Some(ServerRole::Viewer))
+        .await
+        .unwrap();
+    wait_for(&f, &bob, PASSED).await;
+    access.set_default(&closed, None).await.unwrap();
+    access
+        .revoke(&closed, &skyport_store::Grantee::parse("ann"))
+        .await
+        .unwrap();
+    wait_for(&f, &ann, StatusCode::FORBIDDEN).await;
+}

@@ -24,7 +24,7 @@ def headers() -> dict:
 
 const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"e2e","version":"0"}}}"#;
 
-fn headers_server(sky: &Skyport) -> PathBuf {
+pub(crate) fn headers_server(sky: &Skyport) -> PathBuf {
     let dir = sky.scratch().join("headers");
     fs::create_dir_all(&dir).expect("create the server folder");
     fs::write(dir.join("main.py"), HEADERS_SERVER).expect("write the server");
@@ -32,7 +32,7 @@ fn headers_server(sky: &Skyport) -> PathBuf {
 }
 
 /// `initialize` over raw HTTP with an optional bearer key.
-fn initialize(sky: &Skyport, server: &str, key: Option<&str>) -> HttpResponse {
+pub(crate) fn initialize(sky: &Skyport, server: &str, key: Option<&str>) -> HttpResponse {
     let bearer = key.map(|k| format!("Bearer {k}"));
     let mut headers = vec![
         ("Accept", "application/json, text/event-stream"),
@@ -47,7 +47,7 @@ fn initialize(sky: &Skyport, server: &str, key: Option<&str>) -> HttpResponse {
 }
 
 /// Calls the `headers` tool with the `mcp` SDK; the headers the server saw, or the client's error.
-fn seen_headers(
+pub(crate) fn seen_headers(
     sky: &Skyport,
     server: &str,
     key: Option<&str>,

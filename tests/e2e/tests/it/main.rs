@@ -2,6 +2,7 @@
 //! real FastMCP servers through the CLI and talks to them through the gateway with real clients.
 //! One test binary so that the harness is compiled once; tests are independent and run in parallel.
 
+mod access;
 mod audit;
 mod build;
 mod builds;

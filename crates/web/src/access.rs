@@ -1,0 +1,147 @@
+//! The one place that decides what a principal may do on the control plane. Handlers name
+//! the [`Permission`] an action needs and call [`authorize`] (a server by name) or
+//! [`require`] (a server already read); organisation-wide actions call [`require_org_admin`].
+//!
+//! A permission needs a minimum role on the server ([`Permission::role`]); the role comes
+//! from the store's one resolution rule (org admin → grants → the server's default). A
+//! refusal is `403 forbidden` naming the role that would do and the command that grants it.
+//! Nothing else in this crate compares roles.
+
+use std::collections::HashMap;
+
+use skyport_store::{Principal, Server, ServerId, ServerRole};
+
+use crate::api::existing_server;
+use crate::{ApiError, AppState};
+
+/// What an action on one server needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Permission {
+    /// See the server, its deployments and promotions (and connect to it).
+    View,
+    /// Build and promote deployments, redeploy, cancel or remove a deployment.
+    Deploy,
+    /// Make an earlier deployment live again.
+    Rollback,
+    /// List and change variables and secrets.
+    Env,
+    /// Read build and instance logs.
+    Logs,
+    /// Change where the server's code comes from (repository, branch, entrypoint).
+    Sources,
+    /// Change how the server runs and whether the gateway requires a key.
+    Settings,
+    /// Change who may do what on the server.
+    Access,
+    /// Remove the server.
+    Delete,
+    /// Read the audit log of the server's requests.
+    Audit,
+}
+
+impl Permission {
+    /// The weakest role that has this permission.
+    pub(crate) fn role(self) -> ServerRole {
+        match self {
+            Permission::View => ServerRole::Viewer,
+            Permission::Deploy
+            | Permission::Rollback
+            | Permission::Env
+            | Permission::Logs
+            | Permission::Sources => ServerRole::Editor,
+            Permission::Settings | Permission::Access | Permission::Delete | Permission::Audit => {
+                ServerRole::Admin
+            }
+        }
+    }
+
+    fn action(self) -> &'static str {
+        match self {
+            Permission::View => "see it",
+            Permission::Deploy => "deploy it",
+            Permission::Rollback => "roll it back",
+            Permission::Env => "read or change its variables and secrets",
+            Permission::Logs => "read its logs",
+            Permission::Sources => "change its source",
+            Permission::Settings => "change its settings",
+            Permission::Access => "change who may use it",
+            Permission::Delete => "remove it",
+            Permission::Audit => "read its audit log",
+        }
+    }
+}
+
+/// The server named `name` when `caller` may act on it as `permission` says.
+pub(crate) async fn authorize(
+    state: &AppState,
+    caller: &Principal,
+    name: &str,
+    permission: Permission,
+) -> Result<Server, ApiError> {
+    let server = existing_server(state, name).await?;
+    require(state, caller, &server, permission).await?;
+    Ok(server)
+}
+
+/// Refuses unless `caller` may act on `server` as `permission` says.
+pub(crate) async fn require(
+    state: &AppState,
+    caller: &Principal,
+    server: &Server,
+    permission: Permission,
+) -> Result<(), ApiError> {
+    let role = state.store.access().role(caller, subject(server)).await?;
+    if role.is_some_and(|role| role >= permission.role()) {
+        return Ok(());
+    }
+    let has = role.map_or_else(|| "no role".to_owned(), |role| format!("the role {role}"));
+    Err(ApiError::Forbidden(format!(
+        "{who} has {has} on server '{server}'; to {action} takes {needed}: ask an org admin or an admin of the server to run `skyport access grant {server} {who} {needed}`",
+        who = caller.name,
+        server = server.name,
+        action = permission.action(),
+        needed = permission.role(),
+    )))
+}
+
+/// The servers a caller sees in listings: those it has a role on.
+pub(crate) enum Visible {
+    /// Every server (organisation admins).
+    All,
+    /// Only these.
+    Only(HashMap<ServerId, ServerRole>),
+}
+
+impl Visible {
+    /// Whether `server` is listed.
+    pub(crate) fn includes(&self, server: &Server) -> bool {
+        match self {
+            Visible::All => true,
+            Visible::Only(roles) => roles.contains_key(subject(server)),
+        }
+    }
+}
+
+/// The server whose roles apply to `server`: a preview's parent, else itself.
+fn subject(server: &Server) -> &ServerId {
+    server.preview.as_ref().map_or(&server.id, |p| &p.parent)
+}
+
+/// The servers `caller` sees.
+pub(crate) async fn visible(state: &AppState, caller: &Principal) -> Result<Visible, ApiError> {
+    if caller.is_admin {
+        return Ok(Visible::All);
+    }
+    Ok(Visible::Only(state.store.access().roles(caller).await?))
+}
+
+/// Refuses unless `caller` administers the organisation; `action` says what was refused.
+pub(crate) fn require_org_admin(caller: &Principal, action: &str) -> Result<(), ApiError> {
+    if caller.is_admin {
+        return Ok(());
+    }
+    Err(ApiError::Forbidden(format!(
+        "only organisation admins may {action}, and {} is not one; ask one to do it",
+        caller.name
+    )))
+}
