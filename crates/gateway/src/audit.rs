@@ -247,10 +247,20 @@ impl Writer {
         rows.clear();
         if self.pruned_at.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
             self.pruned_at = Some(Instant::now());
-            match self.store.audit().prune(&AuditRetention::default()).await {
+            // The control-plane log shares the retention; its rows are few, so pruning it
+            // along with the request log is enough.
+            let retention = AuditRetention::default();
+            match self.store.audit().prune(&retention).await {
                 Ok(0) => {}
                 Ok(pruned) => tracing::debug!(pruned, "audit records past retention deleted"),
                 Err(e) => tracing::warn!(error = %e, "cannot prune the audit log"),
+            }
+            match self.store.control_audit().prune(&retention).await {
+                Ok(0) => {}
+                Ok(pruned) => {
+                    tracing::debug!(pruned, "control-plane events past retention deleted")
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot prune the control-plane audit log"),
             }
         }
     }

@@ -22,6 +22,7 @@ mod caller;
 mod cors;
 mod error;
 mod hosts;
+mod identity;
 mod legacy;
 mod metrics;
 mod proxy;
@@ -44,6 +45,7 @@ pub use ratelimit::{RateLimit, RateLimitError};
 
 use crate::audit::AuditLog;
 use crate::auth::Keyring;
+use crate::identity::IdentityTokens;
 use crate::legacy::LegacySessions;
 use crate::metrics::GatewayMetrics;
 use crate::proxy::Upstream;
@@ -109,6 +111,8 @@ struct Inner {
     /// Sessions of legacy HTTP+SSE (2024-11-05) clients, bridged to the streamable path.
     legacy: LegacySessions,
     metrics: Arc<GatewayMetrics>,
+    /// Signs the identity tokens of servers that ask for them.
+    identity: IdentityTokens,
     options: GatewayOptions,
     /// Cancelled at shutdown: ends server-to-client event streams, which would otherwise
     /// hold a graceful shutdown open until its deadline.
@@ -116,7 +120,9 @@ struct Inner {
 }
 
 impl Gateway {
-    /// Loads the route table and keeps it following the store until the store closes.
+    /// Loads the route table and keeps it following the store until the store closes, and
+    /// loads the key that signs identity tokens (making one on first start: the store needs
+    /// its master key).
     pub async fn new(
         store: Store,
         runtime: Arc<dyn Runtime>,
@@ -124,6 +130,7 @@ impl Gateway {
     ) -> Result<Gateway, StoreError> {
         let routes = RouteTable::load(&store).await?;
         let keys = Keyring::load(&store).await?;
+        let identity = IdentityTokens::load(store.clone(), options.public_url.clone()).await?;
         routes.follow(store.clone());
         let metrics = Arc::new(GatewayMetrics::default());
         let audit = AuditLog::start(store.clone(), routes.clone(), metrics.clone());
@@ -137,6 +144,7 @@ impl Gateway {
                 audit,
                 legacy: LegacySessions::default(),
                 metrics,
+                identity,
                 options,
                 closing: CancellationToken::new(),
             }),
@@ -163,6 +171,7 @@ impl Gateway {
                 &format!("{}/servers/{{name}}/mcp", auth::METADATA_PREFIX),
                 get(auth::metadata),
             )
+            .route("/.well-known/jwks.json", get(identity::jwks))
             .layer(middleware::from_fn_with_state(self.clone(), cors::layer))
             .with_state(self.clone())
     }
@@ -202,6 +211,12 @@ impl Gateway {
             .filter_map(|(id, count)| Some((names.get(&id)?.clone(), count)))
             .collect();
         self.inner.metrics.render(&sessions, out);
+    }
+
+    /// Makes a new key sign identity tokens from now on; the previous one stays in the JWKS
+    /// (for a day) so that tokens it signed still verify. Returns the new key's id.
+    pub async fn rotate_signing_key(&self) -> Result<String, StoreError> {
+        self.inner.identity.rotate().await
     }
 
     /// Client sessions in memory (open and used recently).
