@@ -5,10 +5,12 @@
 //! and leave out what it must not see (launch commands, artifact paths). Field names are part
 //! of the public contract; change them only with a new API version.
 
+mod control;
 mod env;
 mod promotions;
 mod sources;
 
+pub use control::{ControlAuditPage, ControlEventView};
 pub use env::{EnvAssignment, EnvChanged, EnvList, EnvVarView, SetEnv};
 
 use serde::{Deserialize, Serialize};
@@ -91,6 +93,9 @@ pub struct SettingsView {
     /// Seconds a request may take now (the server's choice, else the default).
     #[serde(default)]
     pub request_timeout_effective_seconds: u64,
+    /// Whether requests carry a signed identity token (`skyport-identity`).
+    #[serde(default)]
+    pub identity_token: bool,
 }
 
 /// Changes to a server's settings; absent fields keep their value.
@@ -122,6 +127,9 @@ pub struct SettingsUpdate {
         skip_serializing_if = "Option::is_none"
     )]
     pub request_timeout_seconds: Option<Option<u64>>,
+    /// Whether requests carry a signed identity token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_token: Option<bool>,
 }
 
 /// A field that is present (`Some`), even as `null` (`Some(None)`): absent fields are `None`

@@ -1,5 +1,6 @@
-//! `GET /api/v1/audit`: the gateway's audit log of MCP requests, newest first, filtered by
-//! server and time.
+//! `GET /api/v1/audit`: the gateway's audit log of MCP requests, and `GET
+//! /api/v1/audit/control`: the log of control-plane changes (deploys, rollbacks, settings,
+//! variables, keys); both newest first, filtered by server and time.
 
 use std::time::Duration;
 
@@ -7,9 +8,12 @@ use axum::extract::{Query, State};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
-use skyport_api::{AuditPage, AuditRecordView};
+use skyport_api::{AuditPage, AuditRecordView, ControlAuditPage, ControlEventView};
 use skyport_gateway::Gateway;
-use skyport_store::{AuditQuery, AuditRecord, MAX_AUDIT_PAGE, ServerName, Timestamp};
+use skyport_store::{
+    AuditQuery, AuditRecord, ControlAction, ControlEvent, ControlQuery, MAX_AUDIT_PAGE, ServerName,
+    Timestamp,
+};
 
 use crate::{ApiError, AppState};
 
@@ -20,7 +24,9 @@ const FLUSH_WAIT: Duration = Duration::from_secs(2);
 
 /// The audit routes (they need the [`Gateway`] as an extension).
 pub(crate) fn router() -> Router<AppState> {
-    Router::new().route("/audit", get(list))
+    Router::new()
+        .route("/audit", get(list))
+        .route("/audit/control", get(control))
 }
 
 /// Query of `GET /audit`.
@@ -57,6 +63,59 @@ async fn list(
         records: records.into_iter().map(view).collect(),
         lost: gateway.audit_lost(),
     }))
+}
+
+/// Query of `GET /audit/control`: those of `GET /audit`, and one action.
+#[derive(Debug, Deserialize)]
+struct ControlParams {
+    /// Only changes to this server.
+    server: Option<String>,
+    /// Only changes since this time (as for `GET /audit`).
+    since: Option<String>,
+    /// Only changes of this kind (`deploy`, `env.set`, …).
+    action: Option<String>,
+    /// At most this many changes.
+    limit: Option<u32>,
+}
+
+async fn control(
+    State(state): State<AppState>,
+    Query(params): Query<ControlParams>,
+) -> Result<Json<ControlAuditPage>, ApiError> {
+    let query = ControlQuery {
+        server: params
+            .server
+            .as_deref()
+            .map(str::parse::<ServerName>)
+            .transpose()?,
+        action: params
+            .action
+            .as_deref()
+            .map(str::parse::<ControlAction>)
+            .transpose()
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?,
+        since: params.since.as_deref().map(since).transpose()?,
+        limit: params.limit.unwrap_or(DEFAULT_LIMIT).min(MAX_AUDIT_PAGE),
+    };
+    let events = state.store.control_audit().query(&query).await?;
+    Ok(Json(ControlAuditPage {
+        events: events.into_iter().map(control_view).collect(),
+    }))
+}
+
+fn control_view(event: ControlEvent) -> ControlEventView {
+    let e = event.event;
+    ControlEventView {
+        id: event.id,
+        at: event.at,
+        actor: e.actor,
+        actor_name: e.actor_name,
+        action: e.action,
+        server: e.server,
+        subject: e.subject,
+        before: e.before,
+        after: e.after,
+    }
 }
 
 fn view(record: AuditRecord) -> AuditRecordView {

@@ -6,10 +6,11 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
+use serde_json::json;
 use skyport_api::{CreateKey, KeyCreated, KeyView};
-use skyport_store::{ApiKey, KeyRef, Principal, Timestamp};
+use skyport_store::{ApiKey, ControlAction, KeyRef, NewControlEvent, Principal, Timestamp};
 
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, control};
 
 /// Longest name a key may have: it is shown in one column of `skyport keys ls`.
 const MAX_NAME: usize = 64;
@@ -55,6 +56,10 @@ pub(crate) async fn create(
         .keys()
         .create(&caller.id, name.as_deref().unwrap_or(""), expires_at)
         .await?;
+    let event = NewControlEvent::new(&caller, ControlAction::KeyCreate, None)
+        .subject(key.id.as_str())
+        .after(described(&key));
+    control::record(&state, event).await;
     Ok((
         StatusCode::CREATED,
         Json(KeyCreated {
@@ -98,6 +103,11 @@ pub(crate) async fn revoke(
         .revoke(&key.id)
         .await?
         .ok_or_else(not_found)?;
+    let event = NewControlEvent::new(&caller, ControlAction::KeyRevoke, None)
+        .subject(revoked.id.as_str())
+        .before(described(&key))
+        .after(described(&revoked));
+    control::record(&state, event).await;
     Ok(Json(view(revoked)))
 }
 
@@ -119,6 +129,16 @@ fn valid_name(name: &str) -> Result<String, ApiError> {
         return Err(refused("it looks like a key id"));
     }
     Ok(name.to_owned())
+}
+
+/// What the audit log shows of a key: never its secret (which is not stored anyway).
+fn described(key: &ApiKey) -> serde_json::Value {
+    json!({
+        "name": key.name,
+        "principal": key.principal_name,
+        "expires_at": key.expires_at,
+        "revoked_at": key.revoked_at,
+    })
 }
 
 fn view(key: ApiKey) -> KeyView {

@@ -7,6 +7,7 @@
 mod api;
 mod audit;
 mod auth;
+mod control;
 mod env;
 mod error;
 mod hooks;
