@@ -11,8 +11,8 @@ use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use skyport_api::{
-    AuditPage, CreateDeployment, CreateKey, DeploymentView, ErrorBody, Health, KeyCreated, KeyView,
-    LogPage, PutServer, ServerView, UploadCreated,
+    AuditPage, ControlAuditPage, CreateDeployment, CreateKey, DeploymentView, ErrorBody, Health,
+    KeyCreated, KeyView, LogPage, PutServer, ServerView, UploadCreated,
 };
 
 pub use events::{LogEvent, LogStream};
@@ -194,6 +194,15 @@ impl Client {
     /// The gateway's audit log: MCP requests matching `filter`, newest first.
     pub async fn audit(&self, filter: &AuditFilter) -> Result<AuditPage, ClientError> {
         self.send(self.api(Method::GET, "/audit").query(filter))
+            .await
+    }
+
+    /// The control-plane audit log: changes matching `filter`, newest first.
+    pub async fn control_audit(
+        &self,
+        filter: &AuditFilter,
+    ) -> Result<ControlAuditPage, ClientError> {
+        self.send(self.api(Method::GET, "/audit/control").query(filter))
             .await
     }
 

@@ -355,7 +355,9 @@ pub fn verify(
     let (Some(header), Some(payload), Some(signature), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Err(VerifyError::Malformed("it must have three dot-separated parts"));
+        return Err(VerifyError::Malformed(
+            "it must have three dot-separated parts",
+        ));
     };
     let header: Header = decode_json(header, "the header")?;
     if header.alg != ALGORITHM {
@@ -372,7 +374,9 @@ pub fn verify(
         .decode(signature)
         .ok()
         .and_then(|bytes| Signature::from_slice(&bytes).ok())
-        .ok_or(VerifyError::Malformed("the signature is not an Ed25519 one"))?;
+        .ok_or(VerifyError::Malformed(
+            "the signature is not an Ed25519 one",
+        ))?;
     let signed = &token[..header_and_payload_len(token)];
     key.key
         .verify(signed.as_bytes(), &signature)

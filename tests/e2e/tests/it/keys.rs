@@ -24,7 +24,8 @@ def headers() -> dict:
 
 const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"e2e","version":"0"}}}"#;
 
-fn headers_server(sky: &Skyport) -> PathBuf {
+/// A folder holding [`HEADERS_SERVER`], ready to deploy.
+pub(crate) fn headers_server(sky: &Skyport) -> PathBuf {
     let dir = sky.scratch().join("headers");
     fs::create_dir_all(&dir).expect("create the server folder");
     fs::write(dir.join("main.py"), HEADERS_SERVER).expect("write the server");
@@ -47,7 +48,7 @@ fn initialize(sky: &Skyport, server: &str, key: Option<&str>) -> HttpResponse {
 }
 
 /// Calls the `headers` tool with the `mcp` SDK; the headers the server saw, or the client's error.
-fn seen_headers(
+pub(crate) fn seen_headers(
     sky: &Skyport,
     server: &str,
     key: Option<&str>,

@@ -9,6 +9,7 @@ mod conformance;
 mod deploy;
 mod env;
 mod gateway;
+mod identity;
 mod keys;
 mod legacy_sse;
 mod rollback;
