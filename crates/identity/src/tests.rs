@@ -1,3 +1,6 @@
+//! The identity crate on its own: tokens signed and checked, tampering, audiences, clocks,
+//! unknown keys, and the JWKS shape.
+
 use std::time::Duration;
 
 use base64::Engine;
