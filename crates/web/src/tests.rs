@@ -725,7 +725,7 @@ async fn control_plane_changes_are_audited_with_their_actor_and_never_a_value() 
     );
     assert_eq!(events[5]["before"], Value::Null);
     assert_eq!(events[5]["after"]["settings"]["identity_token"], true);
-    assert_eq!(events[0]["after"]["revoked_at"].is_string(), true);
+    assert!(events[0]["after"]["revoked_at"].is_string());
     let text = page.to_string();
     assert!(!text.contains(secret_value), "{text}");
     assert!(!text.contains("eu-west-1"), "{text}");
