@@ -313,23 +313,14 @@ impl ControlAudit<'_> {
 
     /// Deletes events past `retention` (the MCP audit log's): too old, or beyond the row cap.
     pub async fn prune(&self, retention: &AuditRetention) -> Result<u64, StoreError> {
-        let cutoff = Timestamp::now()
-            .checked_sub(retention.max_age)
-            .unwrap_or(Timestamp::MIN);
-        let aged = sqlx::query("DELETE FROM control_audit WHERE at < ?")
-            .bind(to_millis(cutoff))
-            .execute(&self.store.pool)
-            .await?
-            .rows_affected();
-        let excess = sqlx::query(
+        crate::audit::prune(
+            self.store,
+            retention,
+            "DELETE FROM control_audit WHERE at < ?",
             "DELETE FROM control_audit WHERE id <= (
                 SELECT id FROM control_audit ORDER BY id DESC LIMIT 1 OFFSET ?)",
         )
-        .bind(i64::try_from(retention.max_rows).unwrap_or(i64::MAX))
-        .execute(&self.store.pool)
-        .await?
-        .rows_affected();
-        Ok(aged + excess)
+        .await
     }
 }
 

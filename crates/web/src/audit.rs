@@ -46,14 +46,11 @@ async fn list(
     Extension(gateway): Extension<Gateway>,
     Query(params): Query<AuditParams>,
 ) -> Result<Json<AuditPage>, ApiError> {
+    let (server, since, limit) = filters(params.server, params.since, params.limit)?;
     let query = AuditQuery {
-        server: params
-            .server
-            .as_deref()
-            .map(str::parse::<ServerName>)
-            .transpose()?,
-        since: params.since.as_deref().map(since).transpose()?,
-        limit: params.limit.unwrap_or(DEFAULT_LIMIT).min(MAX_AUDIT_PAGE),
+        server,
+        since,
+        limit,
     };
     // Requests that just finished are still in the writer's batch: reading right after a
     // call should show it. A writer slow to answer only makes the page less fresh.
@@ -82,20 +79,17 @@ async fn control(
     State(state): State<AppState>,
     Query(params): Query<ControlParams>,
 ) -> Result<Json<ControlAuditPage>, ApiError> {
+    let (server, since, limit) = filters(params.server, params.since, params.limit)?;
     let query = ControlQuery {
-        server: params
-            .server
-            .as_deref()
-            .map(str::parse::<ServerName>)
-            .transpose()?,
+        server,
         action: params
             .action
             .as_deref()
             .map(str::parse::<ControlAction>)
             .transpose()
             .map_err(|e| ApiError::BadRequest(e.to_string()))?,
-        since: params.since.as_deref().map(since).transpose()?,
-        limit: params.limit.unwrap_or(DEFAULT_LIMIT).min(MAX_AUDIT_PAGE),
+        since,
+        limit,
     };
     let events = state.store.control_audit().query(&query).await?;
     Ok(Json(ControlAuditPage {
@@ -138,6 +132,19 @@ fn view(record: AuditRecord) -> AuditRecordView {
         bytes_in: r.bytes_in,
         bytes_out: r.bytes_out,
     }
+}
+
+/// The filters both logs take, parsed: a server name, a start time, a page size.
+fn filters(
+    server: Option<String>,
+    since_text: Option<String>,
+    limit: Option<u32>,
+) -> Result<(Option<ServerName>, Option<Timestamp>, u32), ApiError> {
+    Ok((
+        server.as_deref().map(str::parse).transpose()?,
+        since_text.as_deref().map(since).transpose()?,
+        limit.unwrap_or(DEFAULT_LIMIT).min(MAX_AUDIT_PAGE),
+    ))
 }
 
 /// The start of a `since` filter: a timestamp, or now minus a duration.

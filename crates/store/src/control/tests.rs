@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use crate::tests::{contains, database_bytes};
 use crate::*;
 
 async fn store() -> (Store, Principal) {
@@ -159,13 +160,9 @@ async fn variable_events_name_the_variable_and_never_hold_its_value() {
     );
 
     store.close().await;
-    let mut on_disk = Vec::new();
-    for file in std::fs::read_dir(dir.path()).unwrap() {
-        on_disk.extend(std::fs::read(file.unwrap().path()).unwrap());
-    }
-    let on_disk = String::from_utf8_lossy(&on_disk);
-    assert!(on_disk.contains("API_TOKEN"), "the event was not written");
-    assert!(!on_disk.contains(secret_value) && !on_disk.contains(plain_value));
+    let on_disk = database_bytes(&path);
+    assert!(contains(&on_disk, "API_TOKEN"), "the event was not written");
+    assert!(!contains(&on_disk, secret_value) && !contains(&on_disk, plain_value));
 }
 
 #[test]

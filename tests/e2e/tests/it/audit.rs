@@ -144,16 +144,29 @@ fn control_plane_changes_are_audited_with_their_actor_and_never_a_secret() {
     for event in &events {
         assert_eq!(event["kind"], "control", "{event}");
         assert_eq!(event["actor_name"], "admin", "{event}");
-        assert!(event["actor"].as_str().is_some_and(|a| a.starts_with("prn_")), "{event}");
+        assert!(
+            event["actor"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("prn_")),
+            "{event}"
+        );
     }
     let secret = find(&events, "secret.set", |e| e["action"] == "secret.set");
     assert_eq!(secret["subject"], "API_TOKEN", "{secret}");
     assert_eq!(secret["after"]["secret"], true, "{secret}");
     let rolled = find(&events, "rollback", |e| e["action"] == "rollback");
     assert_eq!(rolled["server"], "hello", "{rolled}");
-    assert_ne!(rolled["before"]["live"], rolled["after"]["live"], "{rolled}");
+    assert_ne!(
+        rolled["before"]["live"], rolled["after"]["live"],
+        "{rolled}"
+    );
     let key = find(&events, "key.create", |e| e["action"] == "key.create");
-    assert!(key["subject"].as_str().is_some_and(|k| k.starts_with("key_")), "{key}");
+    assert!(
+        key["subject"]
+            .as_str()
+            .is_some_and(|k| k.starts_with("key_")),
+        "{key}"
+    );
 
     // Both logs together, newest first; and as JSON Lines, one event per line.
     let both = audit(&sky, &[]);
@@ -168,9 +181,15 @@ fn control_plane_changes_are_audited_with_their_actor_and_never_a_secret() {
     assert!(lines.len() >= events.len(), "{jsonl}");
     assert_eq!(lines[0]["action"], "key.revoke", "{jsonl}");
     let table = sky.cli(&["audit", "--kind", "control"]);
-    assert!(table.success && table.stdout.contains("secret.set"), "{table}");
+    assert!(
+        table.success && table.stdout.contains("secret.set"),
+        "{table}"
+    );
     for run in [&jsonl, &table] {
-        assert!(!run.stdout.contains(secret_value), "a secret's value: {run}");
+        assert!(
+            !run.stdout.contains(secret_value),
+            "a secret's value: {run}"
+        );
         assert!(!run.stdout.contains(&key_secret), "a key's secret: {run}");
     }
     let json = serde_json::to_string(&events).unwrap_or_default();
