@@ -572,7 +572,7 @@ async fn a_server_that_asks_gets_a_signed_identity_token_and_forgeries_never_pas
     store.servers().set_settings(&echo, &on).await.unwrap();
     let f = fixture_of(store, deployment, GatewayOptions::default()).await;
     let principal = skyport_store::PrincipalId::generate();
-    let as_ada = |body: &'static str| {
+    let as_ada_with = |body: &'static str, role: &str| {
         let mut request = post("/servers/echo/mcp", None, body);
         request
             .headers_mut()
@@ -581,11 +581,12 @@ async fn a_server_that_asks_gets_a_signed_identity_token_and_forgeries_never_pas
             principal: principal.clone(),
             name: "ada".into(),
             email: None,
-            roles: vec!["viewer".into()],
+            roles: vec![role.to_owned()],
             key: None,
         });
         request
     };
+    let as_ada = |body: &'static str| as_ada_with(body, "viewer");
     let (_, _, body) = send(&f.gateway, as_ada(INITIALIZE)).await;
     let token = body["result"]["headers"]["skyport-identity"]
         .as_str()
@@ -621,6 +622,14 @@ async fn a_server_that_asks_gets_a_signed_identity_token_and_forgeries_never_pas
         body["result"]["headers"]["skyport-identity"],
         token.as_str()
     );
+
+    // Another role (access changed) is another token, not the cached one.
+    let (_, _, body) = send(&f.gateway, as_ada_with(INITIALIZE, "editor")).await;
+    let editor = body["result"]["headers"]["skyport-identity"]
+        .as_str()
+        .unwrap();
+    let claims = skyport_identity::verify(editor, &jwks.public_keys(), &expected, now).unwrap();
+    assert_eq!(claims.roles, ["editor"]);
 
     // A rotation signs with the new key; the old one stays published.
     let kid = f.gateway.rotate_signing_key().await.unwrap();
