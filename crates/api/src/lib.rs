@@ -450,6 +450,14 @@ pub struct KeyCreated {
     pub secret: String,
 }
 
+/// `POST /api/v1/signing-keys/rotate` answer: the key that signs identity tokens from now on
+/// (the previous one stays in the JWKS for a day).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SigningKeyRotated {
+    /// The new key's id, as tokens name it in their `kid`.
+    pub kid: String,
+}
+
 /// The body of every error response.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ErrorBody {

@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use skyport_api::{
     AuditPage, ControlAuditPage, CreateDeployment, CreateKey, DeploymentView, ErrorBody, Health,
-    KeyCreated, KeyView, LogPage, PutServer, ServerView, UploadCreated,
+    KeyCreated, KeyView, LogPage, PutServer, ServerView, SigningKeyRotated, UploadCreated,
 };
 
 pub use events::{LogEvent, LogStream};
@@ -262,6 +262,12 @@ impl Client {
     pub async fn revoke_key(&self, id_or_name: &str) -> Result<KeyView, ClientError> {
         let path = format!("/keys/{}", path_segment(id_or_name));
         self.send(self.api(Method::DELETE, &path)).await
+    }
+
+    /// Makes a new key sign identity tokens; returns its id.
+    pub async fn rotate_signing_key(&self) -> Result<SigningKeyRotated, ClientError> {
+        self.send(self.api(Method::POST, "/signing-keys/rotate"))
+            .await
     }
 
     fn api(&self, method: Method, path: &str) -> RequestBuilder {

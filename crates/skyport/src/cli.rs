@@ -448,6 +448,9 @@ pub(crate) enum KeysCommand {
         /// The key's id (key_…) or name.
         key: String,
     },
+    /// Make a new key sign identity tokens (`skyport-identity`); the previous one stays in
+    /// /.well-known/jwks.json for a day, so tokens it signed still verify.
+    RotateSigning,
 }
 
 #[derive(Debug, Args)]

@@ -71,11 +71,14 @@ pub enum ControlAction {
     /// A tool-level policy rule was removed.
     #[serde(rename = "policy.remove")]
     PolicyRemove,
+    /// A new key signs identity tokens.
+    #[serde(rename = "signing-key.rotate")]
+    SigningKeyRotate,
 }
 
 impl ControlAction {
     /// Every action, in the order they are documented.
-    pub const ALL: [ControlAction; 16] = [
+    pub const ALL: [ControlAction; 17] = [
         ControlAction::Deploy,
         ControlAction::Rollback,
         ControlAction::Redeploy,
@@ -92,6 +95,7 @@ impl ControlAction {
         ControlAction::AccessRevoke,
         ControlAction::PolicyAdd,
         ControlAction::PolicyRemove,
+        ControlAction::SigningKeyRotate,
     ];
 
     /// The action as stored and shown (`deploy`, `env.set`, …).
@@ -113,6 +117,7 @@ impl ControlAction {
             ControlAction::AccessRevoke => "access.revoke",
             ControlAction::PolicyAdd => "policy.add",
             ControlAction::PolicyRemove => "policy.remove",
+            ControlAction::SigningKeyRotate => "signing-key.rotate",
         }
     }
 }
@@ -126,7 +131,7 @@ impl fmt::Display for ControlAction {
 /// The text is not one of [`ControlAction::ALL`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown action '{0}'; use one of deploy, rollback, redeploy, server.settings, server.remove, deployment.remove, deployment.cancel, env.set, env.unset, secret.set, key.create, key.revoke, access.grant, access.revoke, policy.add, policy.remove"
+    "unknown action '{0}'; use one of deploy, rollback, redeploy, server.settings, server.remove, deployment.remove, deployment.cancel, env.set, env.unset, secret.set, key.create, key.revoke, access.grant, access.revoke, policy.add, policy.remove, signing-key.rotate"
 )]
 pub struct UnknownAction(String);
 

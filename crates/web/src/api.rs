@@ -57,6 +57,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/uploads", post(create_upload))
         .route("/keys", get(keys::list).post(keys::create))
         .route("/keys/{key}", axum::routing::delete(keys::revoke))
+        .route("/signing-keys/rotate", post(keys::rotate_signing))
 }
 
 /// `GET /healthz`.

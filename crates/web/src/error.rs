@@ -15,6 +15,9 @@ pub enum ApiError {
         "missing or invalid API key: send `Authorization: Bearer sk_…` (the CLI reads DATA_DIR/credentials, or set SKYPORT_TOKEN)"
     )]
     Unauthorized,
+    /// The caller may not do this.
+    #[error("{0}")]
+    Forbidden(String),
     /// The request names something that does not exist.
     #[error("{0}")]
     NotFound(String),
@@ -48,6 +51,7 @@ impl ApiError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::InvalidName(_) => (StatusCode::BAD_REQUEST, "invalid_name"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),

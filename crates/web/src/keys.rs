@@ -1,13 +1,15 @@
 //! `/api/v1/keys`: create (the secret is in the answer, once), list and revoke API keys.
 //!
 //! A key acts as the principal that created it. Administrators see and revoke every key;
-//! anyone else only their own.
+//! anyone else only their own. `POST /api/v1/signing-keys/rotate` (administrators only)
+//! replaces the key that signs identity tokens.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde_json::json;
-use skyport_api::{CreateKey, KeyCreated, KeyView};
+use skyport_api::{CreateKey, KeyCreated, KeyView, SigningKeyRotated};
+use skyport_gateway::Gateway;
 use skyport_store::{ApiKey, ControlAction, KeyRef, NewControlEvent, Principal, Timestamp};
 
 use crate::{ApiError, AppState, control};
@@ -109,6 +111,25 @@ pub(crate) async fn revoke(
         .after(described(&revoked));
     control::record(&state, event).await;
     Ok(Json(view(revoked)))
+}
+
+/// `POST /api/v1/signing-keys/rotate`: a new key signs identity tokens from now on.
+pub(crate) async fn rotate_signing(
+    State(state): State<AppState>,
+    Extension(gateway): Extension<Gateway>,
+    Extension(caller): Extension<Principal>,
+) -> Result<Json<SigningKeyRotated>, ApiError> {
+    if !caller.is_admin {
+        return Err(ApiError::Forbidden(
+            "only an administrator may rotate the signing key; ask one to run `skyport keys rotate-signing`"
+                .to_owned(),
+        ));
+    }
+    let kid = gateway.rotate_signing_key().await?;
+    let event =
+        NewControlEvent::new(&caller, ControlAction::SigningKeyRotate, None).subject(kid.as_str());
+    control::record(&state, event).await;
+    Ok(Json(SigningKeyRotated { kid }))
 }
 
 /// A key name: printable, short, and not an id (ids and names share `revoke`'s argument).

@@ -747,16 +747,41 @@ async fn control_plane_changes_are_audited_with_their_actor_and_never_a_value() 
 }
 
 #[tokio::test]
-async fn the_jwks_is_public() {
+async fn the_jwks_is_public_and_a_rotation_keeps_the_old_key_in_it() {
     let f = fixture().await;
-    let request = Request::get("/.well-known/jwks.json")
-        .header("host", "127.0.0.1:8420")
-        .body(Body::empty())
-        .unwrap();
-    let (status, jwks) = send(&f.app, request).await;
-    assert_eq!(status, StatusCode::OK, "{jwks}");
-    assert_eq!(jwks["keys"][0]["kty"], "OKP");
-    assert_eq!(jwks["keys"][0]["alg"], "EdDSA");
+    let jwks = || async {
+        let request = Request::get("/.well-known/jwks.json")
+            .header("host", "127.0.0.1:8420")
+            .body(Body::empty())
+            .unwrap();
+        let (status, jwks) = send(&f.app, request).await;
+        assert_eq!(status, StatusCode::OK, "{jwks}");
+        jwks
+    };
+    let before = jwks().await;
+    assert_eq!(before["keys"][0]["kty"], "OKP");
+    assert_eq!(before["keys"][0]["alg"], "EdDSA");
+    let (status, rotated) = f.call("POST", "/api/v1/signing-keys/rotate", None).await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    let after = jwks().await;
+    let kids: Vec<_> = after["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].clone())
+        .collect();
+    assert_eq!(
+        kids,
+        [rotated["kid"].clone(), before["keys"][0]["kid"].clone()]
+    );
+    let (_, page) = f
+        .call(
+            "GET",
+            "/api/v1/audit/control?action=signing-key.rotate",
+            None,
+        )
+        .await;
+    assert_eq!(page["events"][0]["subject"], rotated["kid"], "{page}");
 }
 
 #[tokio::test]

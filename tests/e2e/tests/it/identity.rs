@@ -82,6 +82,30 @@ fn servers_that_ask_get_a_token_that_verifies_with_the_published_keys() {
         Err(VerifyError::Audience(_))
     ));
 
+    // After a rotation, new tokens name the new key and the old token still verifies.
+    let rotated = sky.cli(&["keys", "rotate-signing", "--json"]);
+    assert!(rotated.success, "{rotated}");
+    let kid = rotated.json()["kid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let seen = seen_headers(&sky, "signed", Some(&key), &[])
+        .unwrap_or_else(|e| panic!("the call failed: {e}\n{}", sky.log_tail(40)));
+    let fresh = seen["skyport-identity"].as_str().unwrap_or_default();
+    let published = http(&sky.addr(), "GET", "/.well-known/jwks.json", &[], None)
+        .expect("GET /.well-known/jwks.json");
+    let jwks: Jwks = serde_json::from_value(published.json().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("not a JWKS ({e}): {published:?}"));
+    assert_eq!(jwks.keys.len(), 2, "{jwks:?}");
+    assert_eq!(jwks.keys[0].kid, kid, "{jwks:?}");
+    let keys = jwks.public_keys();
+    verify(&token, &keys, &expected, now()).expect("the old token verifies");
+    verify(fresh, &keys, &expected, now()).expect("the new token verifies");
+    assert!(
+        verify(fresh, &keys[1..], &expected, now()).is_err(),
+        "the new token is not signed with the new key"
+    );
+
     // Turned off, the server gets the plain identity headers only, and still never the forgery.
     let off = sky.cli(&["servers", "set", "signed", "--identity-token", "off"]);
     assert!(off.success, "{off}");
