@@ -1,7 +1,5 @@
 //! Variables and secrets against a real SQLite database: scopes, resolution, snapshots, sealing.
 
-use std::path::Path;
-
 use crate::tests::{contains, database_bytes};
 use crate::*;
 
