@@ -36,7 +36,7 @@ use std::time::Duration;
 use axum::routing::{any, get, post};
 use axum::{Router, middleware};
 use skyport_runtime::Runtime;
-use skyport_store::{Store, StoreError};
+use skyport_store::{AuditRetention, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
 pub use caller::Caller;
@@ -75,6 +75,8 @@ pub struct GatewayOptions {
     pub public_url: String,
     /// Requests each API key may make; `None` does not limit.
     pub rate_limit: Option<RateLimit>,
+    /// How long MCP requests and control-plane changes stay in the audit logs.
+    pub audit_retention: AuditRetention,
 }
 
 impl Default for GatewayOptions {
@@ -88,6 +90,7 @@ impl Default for GatewayOptions {
             default_auth: false,
             public_url: "http://127.0.0.1:8420".to_owned(),
             rate_limit: None,
+            audit_retention: AuditRetention::default(),
         }
     }
 }
@@ -133,7 +136,12 @@ impl Gateway {
         let identity = IdentityTokens::load(store.clone(), options.public_url.clone()).await?;
         routes.follow(store.clone());
         let metrics = Arc::new(GatewayMetrics::default());
-        let audit = AuditLog::start(store.clone(), routes.clone(), metrics.clone());
+        let audit = AuditLog::start(
+            store.clone(),
+            routes.clone(),
+            metrics.clone(),
+            options.audit_retention,
+        );
         let gateway = Gateway {
             inner: Arc::new(Inner {
                 routes,

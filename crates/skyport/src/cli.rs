@@ -119,6 +119,10 @@ pub(crate) struct ServeArgs {
     /// Requests a key may make at once after a quiet spell [default: twice the rate's count]
     #[arg(long, requires = "rate_limit", value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) rate_limit_burst: Option<u32>,
+    /// How long MCP requests and control-plane changes stay in the audit logs (at most a
+    /// million of each are kept), e.g. 90d.
+    #[arg(long, default_value = "30d", value_parser = parse_duration)]
+    pub(crate) audit_retention: Duration,
 }
 
 #[derive(Debug, Args)]
