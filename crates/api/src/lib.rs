@@ -6,6 +6,7 @@
 //! of the public contract; change them only with a new API version.
 
 mod access;
+mod control;
 mod env;
 mod promotions;
 mod sources;
@@ -14,6 +15,7 @@ pub use access::{
     AccessView, CreateGroup, CreateUser, GrantView, GroupView, Login, SetDefaultRole, UserCreated,
     UserView,
 };
+pub use control::{ControlAuditPage, ControlEventView};
 pub use env::{EnvAssignment, EnvChanged, EnvList, EnvVarView, SetEnv};
 
 use serde::{Deserialize, Serialize};
@@ -96,6 +98,9 @@ pub struct SettingsView {
     /// Seconds a request may take now (the server's choice, else the default).
     #[serde(default)]
     pub request_timeout_effective_seconds: u64,
+    /// Whether requests carry a signed identity token (`skyport-identity`).
+    #[serde(default)]
+    pub identity_token: bool,
 }
 
 /// Changes to a server's settings; absent fields keep their value.
@@ -127,6 +132,9 @@ pub struct SettingsUpdate {
         skip_serializing_if = "Option::is_none"
     )]
     pub request_timeout_seconds: Option<Option<u64>>,
+    /// Whether requests carry a signed identity token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_token: Option<bool>,
 }
 
 /// A field that is present (`Some`), even as `null` (`Some(None)`): absent fields are `None`
@@ -449,6 +457,14 @@ pub struct KeyCreated {
     pub key: KeyView,
     /// Send it as `Authorization: Bearer SECRET`; it cannot be shown again.
     pub secret: String,
+}
+
+/// `POST /api/v1/signing-keys/rotate` answer: the key that signs identity tokens from now on
+/// (the previous one stays in the JWKS for a day).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SigningKeyRotated {
+    /// The new key's id, as tokens name it in their `kid`.
+    pub kid: String,
 }
 
 /// The body of every error response.

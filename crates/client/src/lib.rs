@@ -12,8 +12,8 @@ use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use skyport_api::{
-    AuditPage, CreateDeployment, CreateKey, DeploymentView, ErrorBody, Health, KeyCreated, KeyView,
-    LogPage, PutServer, ServerView, UploadCreated,
+    AuditPage, ControlAuditPage, CreateDeployment, CreateKey, DeploymentView, ErrorBody, Health,
+    KeyCreated, KeyView, LogPage, PutServer, ServerView, SigningKeyRotated, UploadCreated,
 };
 
 pub use events::{LogEvent, LogStream};
@@ -198,6 +198,15 @@ impl Client {
             .await
     }
 
+    /// The control-plane audit log: changes matching `filter`, newest first.
+    pub async fn control_audit(
+        &self,
+        filter: &AuditFilter,
+    ) -> Result<ControlAuditPage, ClientError> {
+        self.send(self.api(Method::GET, "/audit/control").query(filter))
+            .await
+    }
+
     /// Cancels a queued or running build; returns the deployment, recorded as cancelled.
     pub async fn cancel(&self, id: &str) -> Result<DeploymentView, ClientError> {
         self.send(self.api(Method::POST, &format!("/deployments/{id}/cancel")))
@@ -254,6 +263,12 @@ impl Client {
     pub async fn revoke_key(&self, id_or_name: &str) -> Result<KeyView, ClientError> {
         let path = format!("/keys/{}", path_segment(id_or_name));
         self.send(self.api(Method::DELETE, &path)).await
+    }
+
+    /// Makes a new key sign identity tokens; returns its id.
+    pub async fn rotate_signing_key(&self) -> Result<SigningKeyRotated, ClientError> {
+        self.send(self.api(Method::POST, "/signing-keys/rotate"))
+            .await
     }
 
     fn api(&self, method: Method, path: &str) -> RequestBuilder {

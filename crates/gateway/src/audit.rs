@@ -92,12 +92,13 @@ pub(crate) struct AuditLog {
 }
 
 impl AuditLog {
-    /// Starts the writer, which stores rows through `store`, learns server ids from `routes`
-    /// and counts every exchange in `metrics`.
+    /// Starts the writer, which stores rows through `store`, learns server ids from `routes`,
+    /// counts every exchange in `metrics` and prunes both audit logs to `retention`.
     pub(crate) fn start(
         store: Store,
         routes: RouteTable,
         metrics: Arc<GatewayMetrics>,
+        retention: AuditRetention,
     ) -> AuditLog {
         let (queue, commands) = mpsc::channel(QUEUE);
         let writer = Writer {
@@ -105,6 +106,7 @@ impl AuditLog {
             routes,
             metrics: metrics.clone(),
             pruned_at: None,
+            retention,
             ids: HashMap::new(),
         };
         let flushing = Arc::new(Notify::new());
@@ -143,6 +145,8 @@ struct Writer {
     routes: RouteTable,
     metrics: Arc<GatewayMetrics>,
     pruned_at: Option<Instant>,
+    /// What both audit logs keep.
+    retention: AuditRetention,
     /// Server ids looked up in the store during the current batch.
     ids: HashMap<ServerName, Option<ServerId>>,
 }
@@ -247,10 +251,20 @@ impl Writer {
         rows.clear();
         if self.pruned_at.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
             self.pruned_at = Some(Instant::now());
-            match self.store.audit().prune(&AuditRetention::default()).await {
+            // The control-plane log shares the retention; its rows are few, so pruning it
+            // along with the request log is enough.
+            let retention = self.retention;
+            match self.store.audit().prune(&retention).await {
                 Ok(0) => {}
                 Ok(pruned) => tracing::debug!(pruned, "audit records past retention deleted"),
                 Err(e) => tracing::warn!(error = %e, "cannot prune the audit log"),
+            }
+            match self.store.control_audit().prune(&retention).await {
+                Ok(0) => {}
+                Ok(pruned) => {
+                    tracing::debug!(pruned, "control-plane events past retention deleted")
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot prune the control-plane audit log"),
             }
         }
     }

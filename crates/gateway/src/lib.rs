@@ -23,6 +23,7 @@ mod caller;
 mod cors;
 mod error;
 mod hosts;
+mod identity;
 mod legacy;
 mod metrics;
 mod proxy;
@@ -36,7 +37,7 @@ use std::time::Duration;
 use axum::routing::{any, get, post};
 use axum::{Router, middleware};
 use skyport_runtime::Runtime;
-use skyport_store::{Store, StoreError};
+use skyport_store::{AuditRetention, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
 pub use caller::Caller;
@@ -46,6 +47,7 @@ pub use ratelimit::{RateLimit, RateLimitError};
 use crate::access::Access;
 use crate::audit::AuditLog;
 use crate::auth::Keyring;
+use crate::identity::IdentityTokens;
 use crate::legacy::LegacySessions;
 use crate::metrics::GatewayMetrics;
 use crate::proxy::Upstream;
@@ -75,6 +77,8 @@ pub struct GatewayOptions {
     pub public_url: String,
     /// Requests each API key may make; `None` does not limit.
     pub rate_limit: Option<RateLimit>,
+    /// How long MCP requests and control-plane changes stay in the audit logs.
+    pub audit_retention: AuditRetention,
 }
 
 impl Default for GatewayOptions {
@@ -88,6 +92,7 @@ impl Default for GatewayOptions {
             default_auth: false,
             public_url: "http://127.0.0.1:8420".to_owned(),
             rate_limit: None,
+            audit_retention: AuditRetention::default(),
         }
     }
 }
@@ -112,6 +117,8 @@ struct Inner {
     /// Sessions of legacy HTTP+SSE (2024-11-05) clients, bridged to the streamable path.
     legacy: LegacySessions,
     metrics: Arc<GatewayMetrics>,
+    /// Signs the identity tokens of servers that ask for them.
+    identity: IdentityTokens,
     options: GatewayOptions,
     /// Cancelled at shutdown: ends server-to-client event streams, which would otherwise
     /// hold a graceful shutdown open until its deadline.
@@ -119,7 +126,9 @@ struct Inner {
 }
 
 impl Gateway {
-    /// Loads the route table and keeps it following the store until the store closes.
+    /// Loads the route table and keeps it following the store until the store closes, and
+    /// loads the key that signs identity tokens (making one on first start: the store needs
+    /// its master key).
     pub async fn new(
         store: Store,
         runtime: Arc<dyn Runtime>,
@@ -128,9 +137,15 @@ impl Gateway {
         let routes = RouteTable::load(&store).await?;
         let keys = Keyring::load(&store).await?;
         let access = Access::load(&store).await?;
+        let identity = IdentityTokens::load(store.clone(), options.public_url.clone()).await?;
         routes.follow(store.clone());
         let metrics = Arc::new(GatewayMetrics::default());
-        let audit = AuditLog::start(store.clone(), routes.clone(), metrics.clone());
+        let audit = AuditLog::start(
+            store.clone(),
+            routes.clone(),
+            metrics.clone(),
+            options.audit_retention,
+        );
         let gateway = Gateway {
             inner: Arc::new(Inner {
                 routes,
@@ -142,6 +157,7 @@ impl Gateway {
                 audit,
                 legacy: LegacySessions::default(),
                 metrics,
+                identity,
                 options,
                 closing: CancellationToken::new(),
             }),
@@ -168,6 +184,7 @@ impl Gateway {
                 &format!("{}/servers/{{name}}/mcp", auth::METADATA_PREFIX),
                 get(auth::metadata),
             )
+            .route("/.well-known/jwks.json", get(identity::jwks))
             .layer(middleware::from_fn_with_state(self.clone(), cors::layer))
             .with_state(self.clone())
     }
@@ -207,6 +224,12 @@ impl Gateway {
             .filter_map(|(id, count)| Some((names.get(&id)?.clone(), count)))
             .collect();
         self.inner.metrics.render(&sessions, out);
+    }
+
+    /// Makes a new key sign identity tokens from now on; the previous one stays in the JWKS
+    /// (for a day) so that tokens it signed still verify. Returns the new key's id.
+    pub async fn rotate_signing_key(&self) -> Result<String, StoreError> {
+        self.inner.identity.rotate().await
     }
 
     /// Client sessions in memory (open and used recently).

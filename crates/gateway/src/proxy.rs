@@ -37,6 +37,7 @@ use crate::Gateway;
 use crate::audit::{AuditLog, Exchange};
 use crate::caller::Caller;
 use crate::error::GatewayError;
+use crate::identity::IDENTITY_HEADER;
 use crate::sessions::{Binding, Opening, Session};
 
 /// How long a failed forward waits to learn whether its instance died.
@@ -99,6 +100,8 @@ struct Inbound {
     query: Option<String>,
     headers: HeaderMap,
     caller: Option<Caller>,
+    /// The signed identity token for the caller, when the server asks for one.
+    identity: Option<HeaderValue>,
     body: Bytes,
 }
 
@@ -200,12 +203,20 @@ async fn proxy(
     if let Some(limit) = route.gateway.request_timeout {
         facts.limit = limit;
     }
+    let caller = parts.extensions.get::<Caller>().cloned();
+    let identity = match &caller {
+        Some(caller) if route.gateway.identity_token => {
+            gateway.inner.identity.header(caller, &route.name)
+        }
+        _ => None,
+    };
     let target = Target::live(route).ok_or_else(|| GatewayError::NotDeployed(name.to_owned()))?;
     facts.exchange.deployment = Some(target.deployment.clone());
     let inbound = Inbound {
         method: parts.method,
         query: parts.uri.query().map(str::to_owned),
-        caller: parts.extensions.get::<Caller>().cloned(),
+        caller,
+        identity,
         headers: parts.headers,
         body,
     };
@@ -626,6 +637,7 @@ async fn replay(
         query: None,
         headers: headers.clone(),
         caller: inbound.caller.clone(),
+        identity: inbound.identity.clone(),
         body: session.initialize.clone(),
     };
     let response = send(gateway, lease, &initialize, None)
@@ -923,6 +935,9 @@ async fn send(
     }
     if let Some(caller) = &inbound.caller {
         identify(headers, caller);
+    }
+    if let Some(token) = &inbound.identity {
+        headers.insert(IDENTITY_HEADER, token.clone());
     }
     gateway.inner.upstream.client.request(request).await
 }

@@ -135,7 +135,10 @@ impl FakeRuntime {
 /// A store where server `echo` has a live deployment (its id is returned) and server `idle`
 /// was never deployed.
 pub(crate) async fn deployed_store() -> (Store, DeploymentId) {
-    let store = Store::open_in_memory().await.unwrap();
+    let store = Store::open_in_memory()
+        .await
+        .unwrap()
+        .with_master_key(skyport_store::MasterKey::generate());
     let name: ServerName = "echo".parse().unwrap();
     store.servers().ensure(&name, None).await.unwrap();
     store
@@ -251,6 +254,10 @@ async fn fixture() -> Fixture {
 
 async fn fixture_with(options: GatewayOptions) -> Fixture {
     let (store, deployment) = deployed_store().await;
+    fixture_of(store, deployment, options).await
+}
+
+async fn fixture_of(store: Store, deployment: DeploymentId, options: GatewayOptions) -> Fixture {
     let seen = Arc::new(Mutex::new(Seen::default()));
     let runtime = FakeRuntime::new(upstream(seen.clone()).await, deployment);
     let gateway = Gateway::new(store.clone(), runtime.clone(), options)
@@ -650,6 +657,131 @@ async fn the_role_on_the_routed_server_reaches_it_as_skyport_roles() {
         "the access table follows the store"
     );
     assert_eq!(roles_seen(admin_secret).await["skyport-roles"], "admin");
+}
+
+#[tokio::test]
+async fn a_server_that_asks_gets_a_signed_identity_token_and_forgeries_never_pass() {
+    let (store, deployment) = deployed_store().await;
+    let echo: ServerName = "echo".parse().unwrap();
+    let on = skyport_store::SettingsPatch {
+        identity_token: Some(true),
+        ..Default::default()
+    };
+    store.servers().set_settings(&echo, &on).await.unwrap();
+    let f = fixture_of(store, deployment, GatewayOptions::default()).await;
+    let principal = skyport_store::PrincipalId::generate();
+    let as_ada_with = |body: &'static str, role: &str| {
+        let mut request = post("/servers/echo/mcp", None, body);
+        request
+            .headers_mut()
+            .insert("skyport-identity", "forged.token.here".parse().unwrap());
+        request.extensions_mut().insert(Caller {
+            principal: principal.clone(),
+            name: "ada".into(),
+            email: None,
+            roles: vec![role.to_owned()],
+            groups: Vec::new(),
+            key: None,
+        });
+        request
+    };
+    let as_ada = |body: &'static str| as_ada_with(body, "viewer");
+    let (_, _, body) = send(&f.gateway, as_ada(INITIALIZE)).await;
+    let token = body["result"]["headers"]["skyport-identity"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, headers, jwks) = send(
+        &f.gateway,
+        Request::get("/.well-known/jwks.json")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers.contains_key("cache-control"));
+    let jwks: skyport_identity::Jwks = serde_json::from_value(jwks).unwrap();
+    let expected = skyport_identity::Expected {
+        issuer: "http://127.0.0.1:8420",
+        audience: "http://127.0.0.1:8420/servers/echo/mcp",
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = skyport_identity::verify(&token, &jwks.public_keys(), &expected, now).unwrap();
+    assert_eq!(claims.sub, principal.as_str());
+    assert_eq!(claims.name, "ada");
+    assert_eq!(claims.roles, ["viewer"]);
+    assert!(claims.exp > now && claims.exp <= now + 300);
+
+    // Signed once, reused while fresh.
+    let (_, _, body) = send(&f.gateway, as_ada(INITIALIZE)).await;
+    assert_eq!(
+        body["result"]["headers"]["skyport-identity"],
+        token.as_str()
+    );
+
+    // Another role (access changed) is another token, not the cached one.
+    let (_, _, body) = send(&f.gateway, as_ada_with(INITIALIZE, "editor")).await;
+    let editor = body["result"]["headers"]["skyport-identity"]
+        .as_str()
+        .unwrap();
+    let claims = skyport_identity::verify(editor, &jwks.public_keys(), &expected, now).unwrap();
+    assert_eq!(claims.roles, ["editor"]);
+
+    // A rotation signs with the new key; the old one stays published.
+    let kid = f.gateway.rotate_signing_key().await.unwrap();
+    let (_, _, body) = send(&f.gateway, as_ada(INITIALIZE)).await;
+    let rotated = body["result"]["headers"]["skyport-identity"]
+        .as_str()
+        .unwrap();
+    assert_ne!(rotated, token);
+    let (_, _, jwks) = send(
+        &f.gateway,
+        Request::get("/.well-known/jwks.json")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    let jwks: skyport_identity::Jwks = serde_json::from_value(jwks).unwrap();
+    assert_eq!(jwks.keys.len(), 2);
+    assert_eq!(jwks.keys[0].kid, kid);
+    let keys = jwks.public_keys();
+    skyport_identity::verify(&token, &keys, &expected, now).unwrap();
+    skyport_identity::verify(rotated, &keys, &expected, now).unwrap();
+
+    // Without a caller there is nothing to vouch for, and the client's header never passes.
+    let mut anonymous = post("/servers/echo/mcp", None, INITIALIZE);
+    anonymous
+        .headers_mut()
+        .insert("skyport-identity", "forged.token.here".parse().unwrap());
+    let (_, _, body) = send(&f.gateway, anonymous).await;
+    assert!(
+        body["result"]["headers"].get("skyport-identity").is_none(),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn servers_that_do_not_ask_get_no_identity_token() {
+    let f = fixture().await;
+    let mut request = post("/servers/echo/mcp", None, INITIALIZE);
+    request
+        .headers_mut()
+        .insert("skyport-identity", "forged.token.here".parse().unwrap());
+    request.extensions_mut().insert(Caller {
+        principal: skyport_store::PrincipalId::generate(),
+        name: "ada".into(),
+        email: None,
+        roles: Vec::new(),
+        groups: Vec::new(),
+        key: None,
+    });
+    let (_, _, body) = send(&f.gateway, request).await;
+    let seen = &body["result"]["headers"];
+    assert!(seen.get("skyport-user-id").is_some(), "{seen}");
+    assert!(seen.get("skyport-identity").is_none(), "{seen}");
 }
 
 #[tokio::test]

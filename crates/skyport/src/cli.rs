@@ -54,7 +54,8 @@ pub(crate) enum Command {
     Builds(BuildsArgs),
     /// Create, list or revoke API keys (for MCP clients and the CLI).
     Keys(KeysArgs),
-    /// Show the MCP requests made through the gateway, newest first.
+    /// Show the MCP requests made through the gateway and the changes made through the API,
+    /// newest first.
     Audit(AuditArgs),
     /// Set, remove or list a server's environment variables and secrets.
     Env(EnvArgs),
@@ -126,6 +127,10 @@ pub(crate) struct ServeArgs {
     /// Requests a key may make at once after a quiet spell [default: twice the rate's count]
     #[arg(long, requires = "rate_limit", value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) rate_limit_burst: Option<u32>,
+    /// How long MCP requests and control-plane changes stay in the audit logs (at most a
+    /// million of each are kept), e.g. 90d.
+    #[arg(long, default_value = "30d", value_parser = parse_duration)]
+    pub(crate) audit_retention: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -208,6 +213,10 @@ pub(crate) struct SettingsArgs {
     /// --request-timeout` (170s)
     #[arg(long, value_parser = parse_request_timeout)]
     pub(crate) request_timeout: Option<Inherit<Duration>>,
+    /// Whether requests from authenticated callers carry a signed identity token
+    /// (`skyport-identity`, verifiable with /.well-known/jwks.json) [default: off]
+    #[arg(long, value_enum)]
+    pub(crate) identity_token: Option<OnOff>,
 }
 
 /// Where a server's code comes from and what redeploys it (`servers set`); absent flags keep
@@ -274,6 +283,15 @@ pub(crate) enum AuthArg {
     Off,
     /// Follow the platform's default.
     Default,
+}
+
+/// A switch: `on` or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OnOff {
+    /// Turned on.
+    On,
+    /// Turned off.
+    Off,
 }
 
 /// A per-server value or the platform's default.
@@ -445,6 +463,9 @@ pub(crate) enum KeysCommand {
         /// The key's id (key_…) or name.
         key: String,
     },
+    /// Make a new key sign identity tokens (`skyport-identity`); the previous one stays in
+    /// /.well-known/jwks.json for a day, so tokens it signed still verify.
+    RotateSigning,
 }
 
 #[derive(Debug, Args)]
@@ -515,18 +536,33 @@ fn parse_scope(text: &str) -> Result<EnvScope, String> {
 
 #[derive(Debug, Args)]
 pub(crate) struct AuditArgs {
-    /// Only requests to this server.
+    /// Only events of this server.
     #[arg(long)]
     pub(crate) server: Option<String>,
-    /// Only requests from the last DURATION, e.g. 10m or 2h.
+    /// Only events from the last DURATION, e.g. 10m or 2h.
     #[arg(long, value_parser = parse_duration)]
     pub(crate) since: Option<Duration>,
-    /// How many requests to show at most.
+    /// How many events to show at most.
     #[arg(long, short = 'n', default_value_t = 100)]
     pub(crate) limit: u32,
-    /// Print JSON.
-    #[arg(long)]
+    /// Only MCP requests (`mcp`) or only control-plane changes (`control`) [default: both]
+    #[arg(long, value_enum)]
+    pub(crate) kind: Option<AuditKind>,
+    /// Print a JSON array.
+    #[arg(long, conflicts_with = "jsonl")]
     pub(crate) json: bool,
+    /// Print JSON Lines: one event per line, for log shippers and SIEMs.
+    #[arg(long)]
+    pub(crate) jsonl: bool,
+}
+
+/// Which audit log `skyport audit` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum AuditKind {
+    /// MCP requests through the gateway.
+    Mcp,
+    /// Changes made through the API.
+    Control,
 }
 
 /// A duration as people write it: `90s`, `15m`, `1h30m`, `500ms`; a bare number is seconds.

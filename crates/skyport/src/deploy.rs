@@ -16,7 +16,7 @@ use skyport_api::{
 use skyport_client::{Client, ClientError, LogEvent};
 use skyport_store::{DeploymentStatus, FailureKind, ServerName};
 
-use crate::cli::{AuthArg, Connection, DeployArgs, Inherit, SettingsArgs};
+use crate::cli::{AuthArg, Connection, DeployArgs, Inherit, OnOff, SettingsArgs};
 use crate::progress::Progress;
 use crate::{config, env};
 
@@ -144,6 +144,7 @@ pub(crate) fn settings_update(args: &SettingsArgs) -> SettingsUpdate {
             Inherit::Set(timeout) => Some(timeout.as_secs()),
             Inherit::Default => None,
         }),
+        identity_token: args.identity_token.map(|on| on == OnOff::On),
     }
 }
 

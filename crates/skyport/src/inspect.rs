@@ -100,7 +100,7 @@ pub(crate) async fn servers(
             let change = SourceChange::from_args(&source);
             if update.is_empty() && change.update.is_empty() && source.description.is_none() {
                 anyhow::bail!(
-                    "nothing to change: pass --description, --entrypoint, --source, --branch, --webhook-secret, --poll, --preview-ttl, --memory, --idle-timeout, --min-instances, --max-instances, --auth or --request-timeout"
+                    "nothing to change: pass --description, --entrypoint, --source, --branch, --webhook-secret, --poll, --preview-ttl, --memory, --idle-timeout, --min-instances, --max-instances, --auth, --request-timeout or --identity-token"
                 );
             }
             let body = PutServer {
@@ -203,11 +203,12 @@ fn print_settings(out: &mut impl Write, server: &ServerView) -> anyhow::Result<(
     let chosen = |own: bool| if own { "" } else { " (platform default)" };
     writeln!(
         out,
-        "gateway:      auth {}{}, request timeout {}s{}",
+        "gateway:      auth {}{}, request timeout {}s{}, identity token {}",
         if s.auth_effective { "on" } else { "off" },
         chosen(s.auth.is_some()),
         s.request_timeout_effective_seconds,
         chosen(s.request_timeout_seconds.is_some()),
+        if s.identity_token { "on" } else { "off" },
     )?;
     Ok(())
 }

@@ -1,4 +1,5 @@
-//! `skyport keys`: create (printing the secret once), list and revoke API keys.
+//! `skyport keys`: create (printing the secret once), list and revoke API keys; rotate the key
+//! that signs identity tokens.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -72,6 +73,18 @@ pub(crate) async fn keys(connection: &Connection, args: KeysArgs) -> anyhow::Res
                 return Ok(ExitCode::SUCCESS);
             }
             writeln!(out, "revoked key '{}' ({})", revoked.name, revoked.id)?;
+        }
+        KeysCommand::RotateSigning => {
+            let rotated = client.rotate_signing_key().await?;
+            if args.json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&rotated)?)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            writeln!(
+                out,
+                "identity tokens are signed with key {} from now on",
+                rotated.kid
+            )?;
         }
     }
     Ok(ExitCode::SUCCESS)

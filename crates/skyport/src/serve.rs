@@ -14,7 +14,7 @@ use skyport_build::{BuildLimits, Builder, SWEEP_INTERVAL, follow_sources};
 use skyport_client::Client;
 use skyport_gateway::{Gateway, GatewayOptions, RateLimit};
 use skyport_runtime::{LocalRuntime, LocalRuntimeConfig, Runtime, follow_live_deployments};
-use skyport_store::{DeploymentStatus, KeySource, MasterKey, Store};
+use skyport_store::{AuditRetention, DeploymentStatus, KeySource, MasterKey, Store};
 use skyport_web::{AppOptions, AppState, ServerDefaults};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -170,6 +170,10 @@ impl Platform {
             base_domain: args.base_domain.clone(),
             cors_origins: args.cors_origins.clone(),
             session_ttl: args.session_ttl,
+            audit_retention: AuditRetention {
+                max_age: args.audit_retention,
+                ..AuditRetention::default()
+            },
             ..GatewayOptions::default()
         };
 

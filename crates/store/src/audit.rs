@@ -185,25 +185,40 @@ impl Audit<'_> {
 
     /// Deletes rows past `retention` (too old, or beyond the row cap); returns how many.
     pub async fn prune(&self, retention: &AuditRetention) -> Result<u64, StoreError> {
-        let cutoff = Timestamp::now()
-            .checked_sub(retention.max_age)
-            .unwrap_or(Timestamp::MIN);
-        let aged = sqlx::query("DELETE FROM audit_log WHERE at < ?")
-            .bind(to_millis(cutoff))
-            .execute(&self.store.pool)
-            .await?
-            .rows_affected();
-        // Ids follow insertion order, so the row cap keeps the most recently written rows.
-        let excess = sqlx::query(
+        prune(
+            self.store,
+            retention,
+            "DELETE FROM audit_log WHERE at < ?",
             "DELETE FROM audit_log WHERE id <= (
                 SELECT id FROM audit_log ORDER BY id DESC LIMIT 1 OFFSET ?)",
         )
-        .bind(saturating_i64(u128::from(retention.max_rows)))
-        .execute(&self.store.pool)
+        .await
+    }
+}
+
+/// Runs a log's two pruning statements: `aged` deletes rows older than its parameter (the
+/// cutoff in milliseconds), `excess` the rows beyond the newest N (its parameter).
+pub(crate) async fn prune(
+    store: &Store,
+    retention: &AuditRetention,
+    aged: &'static str,
+    excess: &'static str,
+) -> Result<u64, StoreError> {
+    let cutoff = Timestamp::now()
+        .checked_sub(retention.max_age)
+        .unwrap_or(Timestamp::MIN);
+    let aged = sqlx::query(aged)
+        .bind(to_millis(cutoff))
+        .execute(&store.pool)
         .await?
         .rows_affected();
-        Ok(aged + excess)
-    }
+    // Ids follow insertion order, so the row cap keeps the most recently written rows.
+    let excess = sqlx::query(excess)
+        .bind(saturating_i64(u128::from(retention.max_rows)))
+        .execute(&store.pool)
+        .await?
+        .rows_affected();
+    Ok(aged + excess)
 }
 
 fn saturating_i64(value: u128) -> i64 {

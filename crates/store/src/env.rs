@@ -177,6 +177,11 @@ impl NewEnvVar {
     pub fn name(&self) -> &EnvKey {
         &self.name
     }
+
+    /// Whether it is a secret.
+    pub fn is_secret(&self) -> bool {
+        self.secret
+    }
 }
 
 impl fmt::Debug for NewEnvVar {
@@ -480,12 +485,7 @@ impl Env<'_> {
     }
 
     fn key(&self) -> Result<&MasterKey, StoreError> {
-        self.store.master_key.as_deref().ok_or_else(|| {
-            StoreError::Sealed(
-                "secrets need a master key, and this Skyport has none; start it with SKYPORT_MASTER_KEY or a data directory (which holds master.key)"
-                    .to_owned(),
-            )
-        })
+        self.store.master_key()
     }
 }
 

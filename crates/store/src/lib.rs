@@ -1,7 +1,8 @@
 //! Skyport's durable state: the schema, its migrations and one typed repository per aggregate
 //! (servers, deployments and their promotions, logs, principals and keys, users, groups and
-//! per-server roles, gateway sessions, the
-//! audit log, environment variables and sealed secrets), plus the change feed that tells the
+//! per-server roles, gateway sessions, the audit logs of MCP requests and of control-plane
+//! changes, environment variables and sealed secrets, the keys that sign identity tokens), plus
+//! the change feed that tells the
 //! gateway and the runtime when a server's live deployment moved.
 //!
 //! All SQL of the project lives here. Callers get domain types (`Server`, `Deployment`,
@@ -11,6 +12,7 @@
 mod access;
 mod audit;
 mod changes;
+mod control;
 mod deployments;
 mod env;
 mod ids;
@@ -23,6 +25,7 @@ mod secrets;
 mod servers;
 mod sessions;
 mod settings;
+mod signing;
 mod sources;
 mod users;
 
@@ -42,6 +45,9 @@ pub use audit::{
     Audit, AuditOutcome, AuditQuery, AuditRecord, AuditRetention, MAX_AUDIT_PAGE, NewAuditRecord,
 };
 pub use changes::Change;
+pub use control::{
+    ControlAction, ControlAudit, ControlEvent, ControlQuery, NewControlEvent, UnknownAction,
+};
 pub use deployments::{
     BuildFailure, BuildPhase, Built, Commit, Deployment, DeploymentStatus, Deployments,
     FailureKind, LaunchSpec, LiveDeployment, NewDeployment, Route,
@@ -64,6 +70,7 @@ pub use settings::{
     GatewaySettings, MAX_INSTANCES, MAX_REQUEST_TIMEOUT, MIN_MEMORY_BYTES, RuntimeSettings,
     SettingsError, SettingsPatch,
 };
+pub use signing::{NewSigningKey, SigningKeyRecord, SigningKeys, SigningSecret};
 pub use sources::{
     DEFAULT_BRANCH, MIN_POLL_INTERVAL, Preview, PreviewError, SourcePatch, TrackedSource,
 };
@@ -212,6 +219,16 @@ impl Store {
         Audit { store: self }
     }
 
+    /// The audit log of control-plane changes.
+    pub fn control_audit(&self) -> ControlAudit<'_> {
+        ControlAudit { store: self }
+    }
+
+    /// The keys that sign identity tokens.
+    pub fn signing_keys(&self) -> SigningKeys<'_> {
+        SigningKeys { store: self }
+    }
+
     /// Follows changes to live deployments, server settings and keys made through this store.
     pub fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.changes.subscribe()
@@ -220,6 +237,16 @@ impl Store {
     /// Closes the pool, waiting for connections to return; call once at shutdown.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// The master key, or an error saying how to give Skyport one.
+    fn master_key(&self) -> Result<&MasterKey, StoreError> {
+        self.master_key.as_deref().ok_or_else(|| {
+            StoreError::Sealed(
+                "secrets need a master key, and this Skyport has none; start it with SKYPORT_MASTER_KEY or a data directory (which holds master.key)"
+                    .to_owned(),
+            )
+        })
     }
 
     fn publish(&self, change: Change) {

@@ -48,7 +48,7 @@ macro_rules! select_servers {
         concat!(
             "SELECT id, name, description, live_deployment_id, created_at, updated_at, ",
             "memory_limit_bytes, idle_timeout_ms, min_instances, max_instances, auth, ",
-            "request_timeout_ms, source_url, source_branch, entrypoint, webhook_secret, ",
+            "request_timeout_ms, identity_token, source_url, source_branch, entrypoint, webhook_secret, ",
             "poll_interval_ms, preview_ttl_ms, parent_id, preview_branch, preview_expires_at ",
             "FROM servers ",
             $rest
@@ -144,7 +144,8 @@ impl Servers<'_> {
         };
         sqlx::query(
             "UPDATE servers SET memory_limit_bytes = ?, idle_timeout_ms = ?, min_instances = ?,
-             max_instances = ?, auth = ?, request_timeout_ms = ?, updated_at = ? WHERE id = ?",
+             max_instances = ?, auth = ?, request_timeout_ms = ?, identity_token = ?, updated_at = ?
+             WHERE id = ?",
         )
         .bind(i64::try_from(settings.memory_bytes).unwrap_or(i64::MAX))
         .bind(i64::try_from(settings.idle_timeout.as_millis()).unwrap_or(i64::MAX))
@@ -156,6 +157,7 @@ impl Servers<'_> {
                 .request_timeout
                 .map(|t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX)),
         )
+        .bind(gateway.identity_token)
         .bind(to_millis(now()))
         .bind(&current.id)
         .execute(&mut *tx)
@@ -258,5 +260,6 @@ pub(crate) fn gateway(row: &SqliteRow) -> Result<GatewaySettings, StoreError> {
     Ok(GatewaySettings {
         auth: row.try_get("auth")?,
         request_timeout,
+        identity_token: row.try_get("identity_token")?,
     })
 }

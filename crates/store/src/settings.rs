@@ -1,5 +1,5 @@
 //! How a server's instances run (`--memory`, `--idle-timeout`, `--min-instances`,
-//! `--max-instances`) and how the gateway treats it (`--auth`, `--request-timeout`): the stored
+//! `--max-instances`) and how the gateway treats it (`--auth`, `--request-timeout`, `--identity-token`): the stored
 //! values, their defaults and the rules that keep them sane.
 
 use std::time::Duration;
@@ -46,6 +46,8 @@ pub struct GatewaySettings {
     pub auth: Option<bool>,
     /// How long a request may take before the gateway answers with an error.
     pub request_timeout: Option<Duration>,
+    /// Whether requests carry a signed identity token (`skyport-identity`); off by default.
+    pub identity_token: bool,
 }
 
 /// Changes to a server's [`RuntimeSettings`] and [`GatewaySettings`]; `None` keeps the current
@@ -64,6 +66,8 @@ pub struct SettingsPatch {
     pub auth: Option<Option<bool>>,
     /// New request timeout.
     pub request_timeout: Option<Option<Duration>>,
+    /// Whether requests carry a signed identity token.
+    pub identity_token: Option<bool>,
 }
 
 /// Why settings were refused; messages say which flag to change.
@@ -131,6 +135,7 @@ impl GatewaySettings {
         let settings = GatewaySettings {
             auth: patch.auth.unwrap_or(self.auth),
             request_timeout: patch.request_timeout.unwrap_or(self.request_timeout),
+            identity_token: patch.identity_token.unwrap_or(self.identity_token),
         };
         if let Some(timeout) = settings.request_timeout
             && (timeout < Duration::from_secs(1) || timeout > MAX_REQUEST_TIMEOUT)

@@ -204,9 +204,9 @@ impl Servers<'_> {
         sqlx::query(
             "INSERT INTO servers (id, name, description, created_at, updated_at,
              memory_limit_bytes, idle_timeout_ms, min_instances, max_instances, auth,
-             request_timeout_ms, source_url, source_branch, entrypoint, parent_id,
-             preview_branch, preview_expires_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             request_timeout_ms, identity_token, source_url, source_branch, entrypoint,
+             parent_id, preview_branch, preview_expires_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(ServerId::generate())
         .bind(&name)
@@ -219,6 +219,7 @@ impl Servers<'_> {
         .bind(i64::from(settings.max_instances))
         .bind(gateway.auth)
         .bind(gateway.request_timeout.map(millis))
+        .bind(gateway.identity_token)
         .bind(&parent.source.url)
         .bind(branch)
         .bind(&parent.source.entrypoint)

@@ -583,3 +583,20 @@ async fn gateway_settings_follow_the_platform_until_set_and_reach_routes() {
     let kept = store.servers().get(&name("a")).await.unwrap().unwrap();
     assert_eq!(kept.gateway, updated.gateway);
 }
+
+/// Everything SQLite wrote for the database at `path`: the file and its write-ahead log.
+pub(crate) fn database_bytes(path: &Path) -> Vec<u8> {
+    let mut bytes = std::fs::read(path).unwrap();
+    let wal = path.with_extension("db-wal");
+    if let Ok(more) = std::fs::read(wal) {
+        bytes.extend(more);
+    }
+    bytes
+}
+
+/// Whether `needle` is somewhere in `haystack`.
+pub(crate) fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}

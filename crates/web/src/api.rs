@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
+use serde_json::json;
 use skyport_api::{
     CreateDeployment, DeploymentView, GitSpec, Health, LogPage, PutServer, ServerView,
     SettingsUpdate, SourceSpec, UploadCreated,
@@ -17,15 +18,15 @@ use skyport_build::{
 use skyport_gateway::Gateway;
 use skyport_runtime::render_prometheus;
 use skyport_store::{
-    Deployment, DeploymentId, Grantee, LogQuery, LogSource, Principal, Server, ServerName,
-    ServerRole, Timestamp,
+    ControlAction, Deployment, DeploymentId, Grantee, LogQuery, LogSource, NewControlEvent,
+    Principal, Server, ServerName, ServerRole, Timestamp,
 };
 
 use crate::access::{self, Permission, authorize};
 
 use crate::stream::{self, Start};
 use crate::{ApiError, AppState, views};
-use crate::{env, keys, sources};
+use crate::{control, env, keys, sources};
 
 /// Most log lines one request returns.
 const MAX_LOG_PAGE: u32 = 5_000;
@@ -58,6 +59,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/uploads", post(create_upload))
         .route("/keys", get(keys::list).post(keys::create))
         .route("/keys/{key}", axum::routing::delete(keys::revoke))
+        .route("/signing-keys/rotate", post(keys::rotate_signing))
 }
 
 /// `GET /healthz`.
@@ -165,6 +167,7 @@ async fn put_server(
 ) -> Result<(StatusCode, Json<ServerView>), ApiError> {
     let name: ServerName = name.parse()?;
     let source = sources::patch(None, body.source.as_ref())?;
+    let before = state.store.servers().get(&name).await?;
     let (mut server, created) = ensure_server(
         &state,
         &caller,
@@ -177,6 +180,7 @@ async fn put_server(
     if !source.is_empty() {
         server = sources::set(&state, &name, &source).await?;
     }
+    control::server_changed(&state, &caller, before.as_ref(), &server).await;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -196,10 +200,18 @@ async fn remove_server(
     Extension(caller): Extension<Principal>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let server = authorize(&state, &caller, &name, Permission::Delete).await?;
-    let name = server.name;
+    let before = authorize(&state, &caller, &name, Permission::Delete).await?;
+    let name = before.name.clone();
     match state.builder.remove_server(&name).await? {
-        Some(_) => Ok(StatusCode::NO_CONTENT),
+        Some(_) => {
+            let event = NewControlEvent::new(&caller, ControlAction::ServerRemove, Some(&name))
+                .before(json!({
+                    "live": before.live_deployment,
+                    "server": control::settings(&state, &before),
+                }));
+            control::record(&state, event).await;
+            Ok(StatusCode::NO_CONTENT)
+        }
         None => Err(no_such_server(&name)),
     }
 }
@@ -249,6 +261,7 @@ async fn create_deployment(
             commit: None,
         }),
     };
+    let before = state.store.servers().get(&name).await?;
     let (server, _) = ensure_server(
         &state,
         &caller,
@@ -258,23 +271,23 @@ async fn create_deployment(
         body.settings.as_ref(),
     )
     .await?;
-    env::set_for_deploy(&state, &server, &vars).await?;
+    env::set_for_deploy(&state, &caller, &server, &vars).await?;
     let tracked = sources::deployed(&source, branch.as_ref(), entrypoint.as_ref());
     let server = if tracked.is_empty() {
         server
     } else {
         sources::set(&state, &name, &tracked).await?
     };
+    control::server_changed(&state, &caller, before.as_ref(), &server).await;
     let request = BuildRequest {
         source,
         entrypoint,
         preview: server.preview.clone(),
     };
     let deployment = state.builder.start_as(&server, request, &caller.id).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(views::deployment(deployment, &server)),
-    ))
+    let view = views::deployment(deployment, &server);
+    control::build_started(&state, &caller, ControlAction::Deploy, &server, &view).await;
+    Ok((StatusCode::ACCEPTED, Json(view)))
 }
 
 async fn show_deployment(
@@ -292,8 +305,12 @@ async fn remove_deployment(
     Extension(caller): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let (deployment, _) = authorized_deployment(&state, &caller, &id, Permission::Deploy).await?;
+    let (deployment, server) =
+        authorized_deployment(&state, &caller, &id, Permission::Deploy).await?;
     state.store.deployments().remove(&deployment.id).await?;
+    let event = NewControlEvent::new(&caller, ControlAction::DeploymentRemove, Some(&server.name))
+        .subject(deployment.id.as_str());
+    control::record(&state, event).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -308,7 +325,13 @@ async fn cancel_deployment(
     let cancellation = state.builder.cancel(&deployment.id).await;
     let (deployment, server) = existing_deployment(&state, &id).await?;
     match cancellation {
-        Cancellation::Cancelled => Ok(Json(views::deployment(deployment, &server))),
+        Cancellation::Cancelled => {
+            let event =
+                NewControlEvent::new(&caller, ControlAction::DeploymentCancel, Some(&server.name))
+                    .subject(deployment.id.as_str());
+            control::record(&state, event).await;
+            Ok(Json(views::deployment(deployment, &server)))
+        }
         Cancellation::NotCancellable => Err(ApiError::Conflict(format!(
             "the build of deployment {} is over ({}{}); only a queued or building deployment can be cancelled",
             deployment.id,

@@ -1,5 +1,6 @@
-//! `GET /api/v1/audit`: the gateway's audit log of MCP requests, newest first, filtered by
-//! server and time.
+//! `GET /api/v1/audit`: the gateway's audit log of MCP requests, and `GET
+//! /api/v1/audit/control`: the log of control-plane changes (deploys, rollbacks, settings,
+//! variables, keys); both newest first, filtered by server and time.
 
 use std::time::Duration;
 
@@ -7,9 +8,12 @@ use axum::extract::{Query, State};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
-use skyport_api::{AuditPage, AuditRecordView};
+use skyport_api::{AuditPage, AuditRecordView, ControlAuditPage, ControlEventView};
 use skyport_gateway::Gateway;
-use skyport_store::{AuditQuery, AuditRecord, MAX_AUDIT_PAGE, Principal, ServerName, Timestamp};
+use skyport_store::{
+    AuditQuery, AuditRecord, ControlAction, ControlEvent, ControlQuery, MAX_AUDIT_PAGE, Principal,
+    ServerName, Timestamp,
+};
 
 use crate::access::{Permission, authorize, require_org_admin};
 use crate::{ApiError, AppState};
@@ -21,7 +25,9 @@ const FLUSH_WAIT: Duration = Duration::from_secs(2);
 
 /// The audit routes (they need the [`Gateway`] as an extension).
 pub(crate) fn router() -> Router<AppState> {
-    Router::new().route("/audit", get(list))
+    Router::new()
+        .route("/audit", get(list))
+        .route("/audit/control", get(control))
 }
 
 /// Query of `GET /audit`.
@@ -42,26 +48,12 @@ async fn list(
     Extension(caller): Extension<Principal>,
     Query(params): Query<AuditParams>,
 ) -> Result<Json<AuditPage>, ApiError> {
-    // Org admins read the whole log (removed servers' rows too); a server's admins read that
-    // server's.
-    match params.server.as_deref() {
-        Some(server) if !caller.is_admin => {
-            authorize(&state, &caller, server, Permission::Audit).await?;
-        }
-        Some(_) => {}
-        None => require_org_admin(
-            &caller,
-            "read the whole audit log; pass --server NAME for a server you administer",
-        )?,
-    }
+    may_read(&state, &caller, params.server.as_deref()).await?;
+    let (server, since, limit) = filters(params.server, params.since, params.limit)?;
     let query = AuditQuery {
-        server: params
-            .server
-            .as_deref()
-            .map(str::parse::<ServerName>)
-            .transpose()?,
-        since: params.since.as_deref().map(since).transpose()?,
-        limit: params.limit.unwrap_or(DEFAULT_LIMIT).min(MAX_AUDIT_PAGE),
+        server,
+        since,
+        limit,
     };
     // Requests that just finished are still in the writer's batch: reading right after a
     // call should show it. A writer slow to answer only makes the page less fresh.
@@ -71,6 +63,78 @@ async fn list(
         records: records.into_iter().map(view).collect(),
         lost: gateway.audit_lost(),
     }))
+}
+
+/// Query of `GET /audit/control`: those of `GET /audit`, and one action.
+#[derive(Debug, Deserialize)]
+struct ControlParams {
+    /// Only changes to this server.
+    server: Option<String>,
+    /// Only changes since this time (as for `GET /audit`).
+    since: Option<String>,
+    /// Only changes of this kind (`deploy`, `env.set`, …).
+    action: Option<String>,
+    /// At most this many changes.
+    limit: Option<u32>,
+}
+
+async fn control(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
+    Query(params): Query<ControlParams>,
+) -> Result<Json<ControlAuditPage>, ApiError> {
+    may_read(&state, &caller, params.server.as_deref()).await?;
+    let (server, since, limit) = filters(params.server, params.since, params.limit)?;
+    let query = ControlQuery {
+        server,
+        action: params
+            .action
+            .as_deref()
+            .map(str::parse::<ControlAction>)
+            .transpose()
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?,
+        since,
+        limit,
+    };
+    let events = state.store.control_audit().query(&query).await?;
+    Ok(Json(ControlAuditPage {
+        events: events.into_iter().map(control_view).collect(),
+    }))
+}
+
+/// Org admins read either whole log (removed servers' rows too); a server's admins read that
+/// server's.
+async fn may_read(
+    state: &AppState,
+    caller: &Principal,
+    server: Option<&str>,
+) -> Result<(), ApiError> {
+    match server {
+        Some(server) if !caller.is_admin => {
+            authorize(state, caller, server, Permission::Audit).await?;
+        }
+        Some(_) => {}
+        None => require_org_admin(
+            caller,
+            "read the whole audit log; pass --server NAME for a server you administer",
+        )?,
+    }
+    Ok(())
+}
+
+fn control_view(event: ControlEvent) -> ControlEventView {
+    let e = event.event;
+    ControlEventView {
+        id: event.id,
+        at: event.at,
+        actor: e.actor,
+        actor_name: e.actor_name,
+        action: e.action,
+        server: e.server,
+        subject: e.subject,
+        before: e.before,
+        after: e.after,
+    }
 }
 
 fn view(record: AuditRecord) -> AuditRecordView {
@@ -93,6 +157,19 @@ fn view(record: AuditRecord) -> AuditRecordView {
         bytes_in: r.bytes_in,
         bytes_out: r.bytes_out,
     }
+}
+
+/// The filters both logs take, parsed: a server name, a start time, a page size.
+fn filters(
+    server: Option<String>,
+    since_text: Option<String>,
+    limit: Option<u32>,
+) -> Result<(Option<ServerName>, Option<Timestamp>, u32), ApiError> {
+    Ok((
+        server.as_deref().map(str::parse).transpose()?,
+        since_text.as_deref().map(since).transpose()?,
+        limit.unwrap_or(DEFAULT_LIMIT).min(MAX_AUDIT_PAGE),
+    ))
 }
 
 /// The start of a `since` filter: a timestamp, or now minus a duration.

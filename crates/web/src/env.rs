@@ -9,10 +9,12 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde::Deserialize;
 use skyport_api::{DeploymentView, EnvAssignment, EnvChanged, EnvList, EnvVarView, SetEnv};
-use skyport_store::{EnvEntry, EnvKey, EnvScope, NewEnvVar, Principal, Server};
+use skyport_store::{
+    ControlAction, EnvEntry, EnvKey, EnvScope, NewControlEvent, NewEnvVar, Principal, Server,
+};
 
 use crate::access::{Permission, authorize};
-use crate::{ApiError, AppState, views};
+use crate::{ApiError, AppState, control, views};
 
 /// Query of the listing and removal endpoints.
 #[derive(Debug, Deserialize)]
@@ -61,9 +63,9 @@ pub(crate) async fn set(
     let server = authorize(&state, &caller, &name, Permission::Env).await?;
     refuse_preview(&state, &server).await?;
     check_redeploy(&server, &scope, body.redeploy)?;
-    state.store.env().set(&server.id, &scope, &vars).await?;
+    set_recorded(&state, &caller, &server, &scope, &vars).await?;
     let changed = vars.iter().map(|v| v.name().to_string()).collect();
-    changed_answer(&state, server, &scope, changed, body.redeploy).await
+    changed_answer(&state, &caller, server, &scope, changed, body.redeploy).await
 }
 
 /// `DELETE /api/v1/servers/{name}/env/{key}?scope=…`: removes one variable.
@@ -89,8 +91,12 @@ pub(crate) async fn unset(
             server.name, server.name
         )));
     }
+    for key in &removed {
+        let event = NewControlEvent::env_unset(&caller, &server.name, &scope, key);
+        control::record(&state, event).await;
+    }
     let changed = removed.iter().map(ToString::to_string).collect();
-    changed_answer(&state, server, &scope, changed, params.redeploy).await
+    changed_answer(&state, &caller, server, &scope, changed, params.redeploy).await
 }
 
 /// `POST /api/v1/servers/{name}/redeploy`: a new deployment from the live one's source, with
@@ -101,25 +107,55 @@ pub(crate) async fn redeploy(
     Path(name): Path<String>,
 ) -> Result<(StatusCode, Json<DeploymentView>), ApiError> {
     let server = authorize(&state, &caller, &name, Permission::Deploy).await?;
-    let deployment = state.builder.redeploy(&server).await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(views::deployment(deployment, &server)),
+        Json(redeploy_recorded(&state, &caller, &server).await?),
     ))
+}
+
+/// A new deployment from the live one's source, recorded as `caller`'s `redeploy`.
+async fn redeploy_recorded(
+    state: &AppState,
+    caller: &Principal,
+    server: &Server,
+) -> Result<DeploymentView, ApiError> {
+    let deployment = state.builder.redeploy(server).await?;
+    let view = views::deployment(deployment, server);
+    control::build_started(state, caller, ControlAction::Redeploy, server, &view).await;
+    Ok(view)
 }
 
 /// Sets the production variables a deploy request carries (before its build starts).
 pub(crate) async fn set_for_deploy(
     state: &AppState,
+    caller: &Principal,
     server: &Server,
     vars: &[NewEnvVar],
 ) -> Result<(), ApiError> {
     if !vars.is_empty() {
-        state
-            .store
-            .env()
-            .set(&server.id, &EnvScope::Production, vars)
-            .await?;
+        set_recorded(state, caller, server, &EnvScope::Production, vars).await?;
+    }
+    Ok(())
+}
+
+/// Sets `vars` and records each as `caller`'s `env.set` or `secret.set`, saying whether it
+/// replaced a variable (and whether that was a secret); values are never recorded.
+async fn set_recorded(
+    state: &AppState,
+    caller: &Principal,
+    server: &Server,
+    scope: &EnvScope,
+    vars: &[NewEnvVar],
+) -> Result<(), ApiError> {
+    let existing = state.store.env().list(&server.id, Some(scope)).await?;
+    state.store.env().set(&server.id, scope, vars).await?;
+    for var in vars {
+        let was = existing
+            .iter()
+            .find(|e| e.name == var.name().as_str())
+            .map(|e| e.secret);
+        let event = NewControlEvent::env_set(caller, &server.name, scope, var, was);
+        control::record(state, event).await;
     }
     Ok(())
 }
@@ -178,14 +214,14 @@ fn parse_scope(scope: Option<&str>) -> Result<EnvScope, ApiError> {
 /// take effect.
 async fn changed_answer(
     state: &AppState,
+    caller: &Principal,
     server: Server,
     scope: &EnvScope,
     changed: Vec<String>,
     redeploy: bool,
 ) -> Result<Json<EnvChanged>, ApiError> {
     let deployment = if redeploy {
-        let deployment = state.builder.redeploy(&server).await?;
-        Some(views::deployment(deployment, &server))
+        Some(redeploy_recorded(state, caller, &server).await?)
     } else {
         None
     };

@@ -2,16 +2,22 @@
 //!
 //! A key acts as the principal that created it, or (created by an organisation admin for a
 //! service account or another user) as the principal named in the request. Organisation
-//! admins see and revoke every key; anyone else only their own.
+//! admins see and revoke every key; anyone else only their own. `POST
+//! /api/v1/signing-keys/rotate` (organisation admins only) replaces the key that signs identity
+//! tokens.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use skyport_api::{CreateKey, KeyCreated, KeyView};
-use skyport_store::{AccountError, ApiKey, KeyRef, Principal, Timestamp};
+use serde_json::json;
+use skyport_api::{CreateKey, KeyCreated, KeyView, SigningKeyRotated};
+use skyport_gateway::Gateway;
+use skyport_store::{
+    AccountError, ApiKey, ControlAction, KeyRef, NewControlEvent, Principal, Timestamp,
+};
 
 use crate::access::require_org_admin;
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, control};
 
 /// Longest name a key may have: it is shown in one column of `skyport keys ls`.
 const MAX_NAME: usize = 64;
@@ -71,6 +77,10 @@ pub(crate) async fn create(
         .keys()
         .create(&owner, name.as_deref().unwrap_or(""), expires_at)
         .await?;
+    let event = NewControlEvent::new(&caller, ControlAction::KeyCreate, None)
+        .subject(key.id.as_str())
+        .after(described(&key));
+    control::record(&state, event).await;
     Ok((
         StatusCode::CREATED,
         Json(KeyCreated {
@@ -114,7 +124,26 @@ pub(crate) async fn revoke(
         .revoke(&key.id)
         .await?
         .ok_or_else(not_found)?;
+    let event = NewControlEvent::new(&caller, ControlAction::KeyRevoke, None)
+        .subject(revoked.id.as_str())
+        .before(described(&key))
+        .after(described(&revoked));
+    control::record(&state, event).await;
     Ok(Json(view(revoked)))
+}
+
+/// `POST /api/v1/signing-keys/rotate`: a new key signs identity tokens from now on.
+pub(crate) async fn rotate_signing(
+    State(state): State<AppState>,
+    Extension(gateway): Extension<Gateway>,
+    Extension(caller): Extension<Principal>,
+) -> Result<Json<SigningKeyRotated>, ApiError> {
+    require_org_admin(&caller, "rotate the key that signs identity tokens")?;
+    let kid = gateway.rotate_signing_key().await?;
+    let event =
+        NewControlEvent::new(&caller, ControlAction::SigningKeyRotate, None).subject(kid.as_str());
+    control::record(&state, event).await;
+    Ok(Json(SigningKeyRotated { kid }))
 }
 
 /// A key name: printable, short, and not an id (ids and names share `revoke`'s argument).
@@ -135,6 +164,16 @@ fn valid_name(name: &str) -> Result<String, ApiError> {
         return Err(refused("it looks like a key id"));
     }
     Ok(name.to_owned())
+}
+
+/// What the audit log shows of a key: never its secret (which is not stored anyway).
+fn described(key: &ApiKey) -> serde_json::Value {
+    json!({
+        "name": key.name,
+        "principal": key.principal_name,
+        "expires_at": key.expires_at,
+        "revoked_at": key.revoked_at,
+    })
 }
 
 /// The API's view of a key.

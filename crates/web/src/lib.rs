@@ -9,6 +9,7 @@ mod access;
 mod api;
 mod audit;
 mod auth;
+mod control;
 mod env;
 mod error;
 mod grants;

@@ -4,13 +4,14 @@
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
+use serde_json::json;
 use skyport_api::{DeploymentView, PromotionView, RollBack};
 use skyport_build::RollbackError;
-use skyport_store::{Principal, Promotion, RollbackRefusal};
+use skyport_store::{ControlAction, NewControlEvent, Principal, Promotion, RollbackRefusal};
 
 use crate::access::{Permission, authorize};
 use crate::api::existing_server;
-use crate::{ApiError, AppState, views};
+use crate::{ApiError, AppState, control, views};
 
 /// The rollback and promotion routes.
 pub(crate) fn router() -> Router<AppState> {
@@ -33,6 +34,11 @@ async fn roll_back(
         .roll_back(&server, chosen.as_deref(), &caller.id)
         .await
         .map_err(rollback_error)?;
+    let event = NewControlEvent::new(&caller, ControlAction::Rollback, Some(&server.name))
+        .subject(target.id.as_str())
+        .before(json!({ "live": server.live_deployment }))
+        .after(json!({ "live": target.id }));
+    control::record(&state, event).await;
     let server = existing_server(&state, &name).await?;
     Ok(Json(views::deployment(target, &server)))
 }

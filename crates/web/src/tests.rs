@@ -37,7 +37,10 @@ async fn fixture() -> Fixture {
 
 async fn fixture_with(limits: BuildLimits) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_in_memory().await.unwrap();
+    let store = Store::open_in_memory()
+        .await
+        .unwrap()
+        .with_master_key(skyport_store::MasterKey::generate());
     let admin = store.keys().ensure_admin().await.unwrap();
     let (_, token) = store.keys().create(&admin.id, "test", None).await.unwrap();
     let runtime: Arc<dyn Runtime> = Arc::new(
@@ -554,7 +557,8 @@ async fn settings_are_changed_checked_and_shown_with_metrics() {
         created["settings"],
         json!({"memory_bytes": 536870912, "idle_timeout_seconds": 2, "min_instances": 1, "max_instances": 4,
                "auth": null, "auth_effective": false,
-               "request_timeout_seconds": null, "request_timeout_effective_seconds": 170})
+               "request_timeout_seconds": null, "request_timeout_effective_seconds": 170,
+               "identity_token": false})
     );
     assert_eq!(created["metrics"]["cold_starts"], 0);
     let bad = json!({"settings": {"max_instances": 0}});
@@ -669,6 +673,128 @@ async fn keys_are_created_once_listed_and_revoked_by_name() {
     );
     let (status, _) = f.call("DELETE", "/api/v1/keys/ci", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn control_plane_changes_are_audited_with_their_actor_and_never_a_value() {
+    let f = fixture().await;
+    let secret_value = "hunter2-must-never-be-logged";
+    let put = json!({"settings": {"identity_token": true}});
+    let (status, server) = f.call("PUT", "/api/v1/servers/notes", Some(put)).await;
+    assert_eq!(status, StatusCode::CREATED, "{server}");
+    assert_eq!(server["settings"]["identity_token"], true);
+    let set = json!({"vars": [
+        {"name": "API_TOKEN", "value": secret_value, "secret": true},
+        {"name": "REGION", "value": "eu-west-1"},
+    ]});
+    let (status, body) = f.call("PUT", "/api/v1/servers/notes/env", Some(set)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = f
+        .call("DELETE", "/api/v1/servers/notes/env/REGION", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, created) = f
+        .call("POST", "/api/v1/keys", Some(json!({"name": "ci"})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let key_secret = created["secret"].as_str().unwrap().to_owned();
+    let (status, _) = f.call("DELETE", "/api/v1/keys/ci", None).await;
+    assert_eq!(status, StatusCode::OK);
+    // Changing nothing records nothing.
+    let same = json!({"settings": {"identity_token": true}});
+    let (status, _) = f.call("PUT", "/api/v1/servers/notes", Some(same)).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let (status, page) = f.call("GET", "/api/v1/audit/control", None).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let events = page["events"].as_array().unwrap();
+    let summary: Vec<_> = events
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {} {}",
+                e["action"].as_str().unwrap(),
+                e["server"].as_str().unwrap_or("-"),
+                e["subject"].as_str().unwrap_or("-")
+            )
+        })
+        .collect();
+    let key_id = created["key"]["id"].as_str().unwrap();
+    assert_eq!(
+        summary,
+        [
+            format!("key.revoke - {key_id}"),
+            format!("key.create - {key_id}"),
+            "env.unset notes REGION".to_owned(),
+            "env.set notes REGION".to_owned(),
+            "secret.set notes API_TOKEN".to_owned(),
+            "server.settings notes -".to_owned(),
+        ]
+    );
+    assert!(
+        events
+            .iter()
+            .all(|e| e["actor_name"] == "admin" && e["actor"].is_string())
+    );
+    assert_eq!(events[5]["before"], Value::Null);
+    assert_eq!(events[5]["after"]["settings"]["identity_token"], true);
+    assert!(events[0]["after"]["revoked_at"].is_string());
+    let text = page.to_string();
+    assert!(!text.contains(secret_value), "{text}");
+    assert!(!text.contains("eu-west-1"), "{text}");
+    assert!(!text.contains(&key_secret), "{text}");
+
+    let (status, only) = f
+        .call(
+            "GET",
+            "/api/v1/audit/control?action=secret.set&server=notes",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(only["events"].as_array().unwrap().len(), 1);
+    let (status, body) = f
+        .call("GET", "/api/v1/audit/control?action=deploy.all", None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}
+
+#[tokio::test]
+async fn the_jwks_is_public_and_a_rotation_keeps_the_old_key_in_it() {
+    let f = fixture().await;
+    let jwks = || async {
+        let request = Request::get("/.well-known/jwks.json")
+            .header("host", "127.0.0.1:8420")
+            .body(Body::empty())
+            .unwrap();
+        let (status, jwks) = send(&f.app, request).await;
+        assert_eq!(status, StatusCode::OK, "{jwks}");
+        jwks
+    };
+    let before = jwks().await;
+    assert_eq!(before["keys"][0]["kty"], "OKP");
+    assert_eq!(before["keys"][0]["alg"], "EdDSA");
+    let (status, rotated) = f.call("POST", "/api/v1/signing-keys/rotate", None).await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    let after = jwks().await;
+    let kids: Vec<_> = after["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].clone())
+        .collect();
+    assert_eq!(
+        kids,
+        [rotated["kid"].clone(), before["keys"][0]["kid"].clone()]
+    );
+    let (_, page) = f
+        .call(
+            "GET",
+            "/api/v1/audit/control?action=signing-key.rotate",
+            None,
+        )
+        .await;
+    assert_eq!(page["events"][0]["subject"], rotated["kid"], "{page}");
 }
 
 #[tokio::test]

@@ -163,6 +163,7 @@ pub(crate) fn settings(
             .request_timeout
             .unwrap_or(defaults.request_timeout)
             .as_secs(),
+        identity_token: gateway.identity_token,
     }
 }
 
@@ -178,7 +179,7 @@ fn preview(server: &Server) -> Option<PreviewView> {
 }
 
 /// A tracked source as the API shows it: never the webhook secret itself.
-fn source(source: &TrackedSource) -> SourceView {
+pub(crate) fn source(source: &TrackedSource) -> SourceView {
     SourceView {
         url: source.url.clone(),
         branch: source.branch.clone(),
@@ -202,6 +203,7 @@ pub(crate) fn settings_patch(update: &SettingsUpdate) -> SettingsPatch {
         request_timeout: update
             .request_timeout_seconds
             .map(|t| t.map(std::time::Duration::from_secs)),
+        identity_token: update.identity_token,
     }
 }
 

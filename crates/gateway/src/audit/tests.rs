@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::Method;
-use skyport_store::{AuditOutcome, AuditQuery, ServerName, Store};
+use skyport_store::{AuditOutcome, AuditQuery, AuditRetention, ServerName, Store};
 
 use super::{AuditLog, BATCH_WINDOW, Classified, Exchange, classify};
 use crate::metrics::GatewayMetrics;
@@ -181,7 +181,12 @@ async fn the_writer_stores_classified_rows_and_counts_them() {
     let (server, _) = store.servers().ensure(&hello, None).await.unwrap();
     let routes = RouteTable::load(&store).await.unwrap();
     let metrics = Arc::new(GatewayMetrics::default());
-    let log = AuditLog::start(store.clone(), routes, metrics.clone());
+    let log = AuditLog::start(
+        store.clone(),
+        routes,
+        metrics.clone(),
+        AuditRetention::default(),
+    );
     for _ in 0..700 {
         log.record(exchange(200, r#"{"jsonrpc":"2.0","id":1,"result":{}}"#));
     }
@@ -232,7 +237,12 @@ async fn records_reach_the_store_when_their_window_closes_without_a_flush() {
     let hello: ServerName = "hello".parse().unwrap();
     store.servers().ensure(&hello, None).await.unwrap();
     let routes = RouteTable::load(&store).await.unwrap();
-    let log = AuditLog::start(store.clone(), routes, Arc::new(GatewayMetrics::default()));
+    let log = AuditLog::start(
+        store.clone(),
+        routes,
+        Arc::new(GatewayMetrics::default()),
+        AuditRetention::default(),
+    );
     let query = AuditQuery {
         server: Some(hello),
         since: None,
@@ -253,4 +263,49 @@ async fn records_reach_the_store_when_their_window_closes_without_a_flush() {
         }
         assert_eq!(stored, 3 * round, "round {round}");
     }
+}
+
+#[tokio::test]
+async fn the_writer_prunes_both_audit_logs_to_the_retention_given() {
+    let store = Store::open_in_memory().await.unwrap();
+    let hello: ServerName = "hello".parse().unwrap();
+    store.servers().ensure(&hello, None).await.unwrap();
+    let admin = store.keys().ensure_admin().await.unwrap();
+    for _ in 0..3 {
+        let event = skyport_store::NewControlEvent::new(
+            &admin,
+            skyport_store::ControlAction::KeyCreate,
+            None,
+        );
+        store.control_audit().record(event).await.unwrap();
+    }
+    let routes = RouteTable::load(&store).await.unwrap();
+    let keep_two = AuditRetention {
+        max_rows: 2,
+        ..AuditRetention::default()
+    };
+    let log = AuditLog::start(
+        store.clone(),
+        routes,
+        Arc::new(GatewayMetrics::default()),
+        keep_two,
+    );
+    for _ in 0..3 {
+        log.record(exchange(200, r#"{"jsonrpc":"2.0","id":1,"result":{}}"#));
+    }
+    log.flush().await;
+    let requests = AuditQuery {
+        server: None,
+        since: None,
+        limit: 100,
+    };
+    assert_eq!(store.audit().query(&requests).await.unwrap().len(), 2);
+    let changes = skyport_store::ControlQuery {
+        limit: 100,
+        ..Default::default()
+    };
+    assert_eq!(
+        store.control_audit().query(&changes).await.unwrap().len(),
+        2
+    );
 }

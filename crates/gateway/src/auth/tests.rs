@@ -53,7 +53,10 @@ struct Fixture {
 
 /// Servers `open` (auth off), `closed` (auth on) and `plain` (the platform's default).
 async fn fixture(options: GatewayOptions) -> Fixture {
-    let store = Store::open_in_memory().await.unwrap();
+    let store = Store::open_in_memory()
+        .await
+        .unwrap()
+        .with_master_key(skyport_store::MasterKey::generate());
     for (name, auth) in [
         ("open", Some(false)),
         ("closed", Some(true)),

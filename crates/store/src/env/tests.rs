@@ -1,7 +1,6 @@
 //! Variables and secrets against a real SQLite database: scopes, resolution, snapshots, sealing.
 
-use std::path::Path;
-
+use crate::tests::{contains, database_bytes};
 use crate::*;
 
 async fn store() -> Store {
@@ -274,22 +273,6 @@ async fn a_snapshot_is_fixed_when_taken_and_secrets_open_for_the_deployment_only
     let routes = store.deployments().routes().await.unwrap();
     let live = routes.iter().find(|r| r.name == a.name).unwrap();
     assert_eq!(live.live.as_ref().unwrap().env.len(), 2);
-}
-
-/// Everything SQLite wrote for the database at `path`: the file and its write-ahead log.
-fn database_bytes(path: &Path) -> Vec<u8> {
-    let mut bytes = std::fs::read(path).unwrap();
-    let wal = path.with_extension("db-wal");
-    if let Ok(more) = std::fs::read(wal) {
-        bytes.extend(more);
-    }
-    bytes
-}
-
-fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|w| w == needle.as_bytes())
 }
 
 #[tokio::test]

@@ -103,3 +103,95 @@ fn requests_are_audited_and_counted_per_server() {
         );
     }
 }
+
+#[test]
+fn control_plane_changes_are_audited_with_their_actor_and_never_a_secret() {
+    let sky = Skyport::serve();
+    sky.deploy_ok(&example("hello"), "hello");
+    sky.deploy_ok(&example("hello"), "hello");
+    let secret_value = "e2e-secret-value-4f9a7c";
+    let set = sky.cli(&[
+        "env",
+        "set",
+        "hello",
+        &format!("API_TOKEN={secret_value}"),
+        "--secret",
+    ]);
+    assert!(set.success, "{set}");
+    let rollback = sky.cli(&["rollback", "hello"]);
+    assert!(rollback.success, "{rollback}\n{}", sky.log_tail(40));
+    let created = sky.cli(&["keys", "create", "--name", "audited"]);
+    assert!(created.success, "{created}");
+    let key_secret = created.stdout.trim().to_owned();
+    let revoked = sky.cli(&["keys", "revoke", "audited"]);
+    assert!(revoked.success, "{revoked}");
+
+    let events = audit(&sky, &["--kind", "control"]);
+    let actions: Vec<&str> = events.iter().filter_map(|e| e["action"].as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "key.revoke",
+            "key.create",
+            "rollback",
+            "secret.set",
+            "deploy",
+            "deploy",
+            "server.settings"
+        ],
+        "{events:?}"
+    );
+    for event in &events {
+        assert_eq!(event["kind"], "control", "{event}");
+        assert_eq!(event["actor_name"], "admin", "{event}");
+        assert!(
+            event["actor"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("prn_")),
+            "{event}"
+        );
+    }
+    let secret = find(&events, "secret.set", |e| e["action"] == "secret.set");
+    assert_eq!(secret["subject"], "API_TOKEN", "{secret}");
+    assert_eq!(secret["after"]["secret"], true, "{secret}");
+    let rolled = find(&events, "rollback", |e| e["action"] == "rollback");
+    assert_eq!(rolled["server"], "hello", "{rolled}");
+    assert_ne!(
+        rolled["before"]["live"], rolled["after"]["live"],
+        "{rolled}"
+    );
+    let key = find(&events, "key.create", |e| e["action"] == "key.create");
+    assert!(
+        key["subject"]
+            .as_str()
+            .is_some_and(|k| k.starts_with("key_")),
+        "{key}"
+    );
+
+    // Both logs together, newest first; and as JSON Lines, one event per line.
+    let both = audit(&sky, &[]);
+    assert!(both.iter().any(|e| e["kind"] == "control"), "{both:?}");
+    let jsonl = sky.cli(&["audit", "--jsonl"]);
+    assert!(jsonl.success, "{jsonl}");
+    let lines: Vec<Value> = jsonl
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    assert!(lines.len() >= events.len(), "{jsonl}");
+    assert_eq!(lines[0]["action"], "key.revoke", "{jsonl}");
+    let table = sky.cli(&["audit", "--kind", "control"]);
+    assert!(
+        table.success && table.stdout.contains("secret.set"),
+        "{table}"
+    );
+    for run in [&jsonl, &table] {
+        assert!(
+            !run.stdout.contains(secret_value),
+            "a secret's value: {run}"
+        );
+        assert!(!run.stdout.contains(&key_secret), "a key's secret: {run}");
+    }
+    let json = serde_json::to_string(&events).unwrap_or_default();
+    assert!(!json.contains(secret_value) && !json.contains(&key_secret));
+}

@@ -24,6 +24,7 @@ def headers() -> dict:
 
 const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"e2e","version":"0"}}}"#;
 
+/// A folder holding [`HEADERS_SERVER`], ready to deploy.
 pub(crate) fn headers_server(sky: &Skyport) -> PathBuf {
     let dir = sky.scratch().join("headers");
     fs::create_dir_all(&dir).expect("create the server folder");

@@ -10,6 +10,7 @@ mod conformance;
 mod deploy;
 mod env;
 mod gateway;
+mod identity;
 mod keys;
 mod legacy_sse;
 mod rollback;

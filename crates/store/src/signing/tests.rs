@@ -1,0 +1,99 @@
+//! Signing keys against a real SQLite database.
+
+use std::time::Duration;
+
+use crate::tests::{contains, database_bytes};
+use crate::*;
+
+fn key<'a>(kid: &'a str, secret: &'a [u8]) -> NewSigningKey<'a> {
+    NewSigningKey {
+        kid,
+        algorithm: "EdDSA",
+        public_key: b"public-bytes",
+        private_key: secret,
+    }
+}
+
+#[tokio::test]
+async fn a_rotation_retires_the_current_key_which_stays_published() {
+    let store = Store::open_in_memory()
+        .await
+        .unwrap()
+        .with_master_key(MasterKey::generate());
+    let keys = store.signing_keys();
+    assert!(keys.current().await.unwrap().is_none());
+    keys.rotate(&key("one", &[1; 32])).await.unwrap();
+    let (current, secret) = keys.current().await.unwrap().unwrap();
+    assert_eq!(
+        (current.kid.as_str(), secret.as_bytes()),
+        ("one", &[1u8; 32][..])
+    );
+    assert_eq!(format!("{secret:?}"), "SigningSecret([redacted])");
+
+    let before = Timestamp::now() - Duration::from_secs(1);
+    keys.rotate(&key("two", &[2; 32])).await.unwrap();
+    let (current, secret) = keys.current().await.unwrap().unwrap();
+    assert_eq!(
+        (current.kid.as_str(), secret.as_bytes()),
+        ("two", &[2u8; 32][..])
+    );
+    let published = keys.published(before).await.unwrap();
+    let kids: Vec<_> = published.iter().map(|k| k.kid.as_str()).collect();
+    assert_eq!(kids, ["two", "one"]);
+    assert!(published[1].retired_at.is_some() && published[0].retired_at.is_none());
+    let later = Timestamp::now() + Duration::from_secs(60);
+    let kids: Vec<_> = keys
+        .published(later)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.kid)
+        .collect();
+    assert_eq!(kids, ["two"]);
+}
+
+#[tokio::test]
+async fn private_keys_need_the_master_key_they_were_sealed_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("skyport.db");
+    let sealed_with = MasterKey::generate();
+    let store = Store::open(&path)
+        .await
+        .unwrap()
+        .with_master_key(sealed_with.clone());
+    let secret = [0x5a_u8; 32];
+    store
+        .signing_keys()
+        .rotate(&key("k", &secret))
+        .await
+        .unwrap();
+    store.close().await;
+
+    let without = Store::open(&path).await.unwrap();
+    assert!(matches!(
+        without.signing_keys().current().await,
+        Err(StoreError::Sealed(_))
+    ));
+    without.close().await;
+    let other = Store::open(&path)
+        .await
+        .unwrap()
+        .with_master_key(MasterKey::generate());
+    assert!(matches!(
+        other.signing_keys().current().await,
+        Err(StoreError::Sealed(_))
+    ));
+    other.close().await;
+    let right = Store::open(&path)
+        .await
+        .unwrap()
+        .with_master_key(sealed_with);
+    let (_, opened) = right.signing_keys().current().await.unwrap().unwrap();
+    assert_eq!(opened.as_bytes(), secret);
+    right.close().await;
+
+    let on_disk = database_bytes(&path);
+    assert!(contains(&on_disk, "signing-key") || contains(&on_disk, "EdDSA"));
+    assert!(!contains(&on_disk, &hex::encode(secret)));
+    assert!(!on_disk.windows(32).any(|w| w == secret));
+}
