@@ -165,6 +165,7 @@ fn build(
                     name: credential.principal.name,
                     email: None,
                     roles,
+                    groups: Vec::new(),
                     key: Some(credential.key),
                 },
                 expires_at: credential.expires_at,

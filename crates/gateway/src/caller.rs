@@ -14,6 +14,8 @@ pub struct Caller {
     pub email: Option<String>,
     /// Its roles (e.g. `admin`).
     pub roles: Vec<String>,
+    /// The groups the principal belongs to, by name.
+    pub groups: Vec<String>,
     /// The API key used, when the credential was one (rate limits are per key).
     pub key: Option<ApiKeyId>,
 }

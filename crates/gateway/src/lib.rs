@@ -7,6 +7,10 @@
 //! Response bodies stream back untouched, so SSE passes through unbuffered; the lease lives as
 //! long as the response body, so an instance is never stopped under an open stream.
 //!
+//! Tool-level policies (`policy.rs`) are applied on the way: a denied call is answered by the
+//! gateway as the server answers an unknown name, and lists are filtered; a request no rule
+//! applies to streams through untouched.
+//!
 //! The gateway owns the session ids clients see. An upstream `Mcp-Session-Id` never leaves
 //! Skyport: it is mapped to an id the gateway issues at `initialize`, bound to the instance
 //! that created it.
@@ -24,6 +28,7 @@ mod error;
 mod hosts;
 mod legacy;
 mod metrics;
+pub mod policy;
 mod proxy;
 mod ratelimit;
 mod routes;
@@ -46,6 +51,7 @@ use crate::audit::AuditLog;
 use crate::auth::Keyring;
 use crate::legacy::LegacySessions;
 use crate::metrics::GatewayMetrics;
+use crate::policy::PolicyTable;
 use crate::proxy::Upstream;
 use crate::routes::RouteTable;
 use crate::sessions::Sessions;
@@ -102,6 +108,8 @@ pub struct Gateway {
 struct Inner {
     routes: RouteTable,
     keys: Keyring,
+    /// Every server's tool-level policy, compiled; follows the store.
+    policies: PolicyTable,
     sessions: Sessions,
     runtime: Arc<dyn Runtime>,
     upstream: Upstream,
@@ -124,6 +132,7 @@ impl Gateway {
     ) -> Result<Gateway, StoreError> {
         let routes = RouteTable::load(&store).await?;
         let keys = Keyring::load(&store).await?;
+        let policies = PolicyTable::load(&store).await?;
         routes.follow(store.clone());
         let metrics = Arc::new(GatewayMetrics::default());
         let audit = AuditLog::start(store.clone(), routes.clone(), metrics.clone());
@@ -131,6 +140,7 @@ impl Gateway {
             inner: Arc::new(Inner {
                 routes,
                 keys,
+                policies,
                 sessions: Sessions::new(store, options.session_ttl),
                 runtime,
                 upstream: Upstream::new(),

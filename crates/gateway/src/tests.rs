@@ -540,6 +540,7 @@ async fn the_caller_reaches_the_server_as_skyport_headers_and_forgeries_do_not()
         name: "ada".into(),
         email: Some("ada@example.com".into()),
         roles: vec!["admin".into()],
+        groups: Vec::new(),
         key: None,
     });
     let (status, headers, body) = send(&f.gateway, request).await;

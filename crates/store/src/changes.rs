@@ -1,7 +1,7 @@
 //! The change feed: what moved, so that in-memory views (the gateway's route table, the
 //! runtime's instances) can follow without polling the database.
 
-use crate::{DeploymentId, ServerName};
+use crate::{DeploymentId, ServerId, ServerName};
 
 /// A committed change to which deployment serves a server, to how it runs, or to the keys.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,4 +29,9 @@ pub enum Change {
     },
     /// An API key was created or revoked (or a key's principal changed): caches of keys reload.
     Keys,
+    /// A rule of `server`'s tool-level policy was added or removed: caches of policies reload.
+    Policies {
+        /// The server whose rules changed.
+        server: ServerId,
+    },
 }

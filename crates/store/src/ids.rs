@@ -83,6 +83,10 @@ id_type!(
     /// Identifies an API key (not its secret).
     ApiKeyId, "key"
 );
+id_type!(
+    /// Identifies one rule of a server's tool-level policy.
+    PolicyId, "pol"
+);
 
 /// A string that is not an id of the expected kind.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

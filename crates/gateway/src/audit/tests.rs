@@ -22,6 +22,7 @@ fn exchange(status: u16, head: &str) -> Exchange {
         target: Some("hello".to_owned()),
         status,
         refused: None,
+        denied: false,
         cut: false,
         duration: Duration::from_millis(3),
         bytes_in: 90,
@@ -253,4 +254,14 @@ async fn records_reach_the_store_when_their_window_closes_without_a_flush() {
         }
         assert_eq!(stored, 3 * round, "round {round}");
     }
+}
+
+#[test]
+fn a_denied_request_is_denied_whatever_its_answer_looks_like() {
+    let mut e = exchange(
+        200,
+        r#"{"jsonrpc":"2.0","id":3,"result":{"content":[{"type":"text","text":"Unknown tool: 'rm'"}],"isError":true}}"#,
+    );
+    e.denied = true;
+    assert_eq!(outcome(&e), (AuditOutcome::Denied, None));
 }
