@@ -6,6 +6,7 @@
 //! of the public contract; change them only with a new API version.
 
 mod env;
+mod policies;
 mod promotions;
 mod sources;
 
@@ -17,6 +18,7 @@ use skyport_store::{
     LogStream, PrincipalId, ServerId, ServerName, Timestamp,
 };
 
+pub use policies::{CreatePolicy, PolicyView};
 pub use promotions::{PromotionView, RollBack};
 pub use sources::{HookAnswer, PreviewView, SourceUpdate, SourceView};
 

@@ -5,6 +5,7 @@
 mod env;
 mod events;
 mod pack;
+mod policies;
 mod promotions;
 
 use reqwest::{Method, RequestBuilder, StatusCode};

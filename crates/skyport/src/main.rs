@@ -8,6 +8,7 @@ mod deploy;
 mod env;
 mod inspect;
 mod keys;
+mod policy;
 mod progress;
 mod rollback;
 mod serve;
@@ -61,5 +62,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keys(args) => keys::keys(&cli.connection, args).await,
         Command::Audit(args) => audit::audit(&cli.connection, args).await,
         Command::Env(args) => env::env(&cli.connection, args).await,
+        Command::Policy(args) => policy::policy(&cli.connection, args).await,
     }
 }

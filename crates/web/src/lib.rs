@@ -12,6 +12,7 @@ mod error;
 mod hooks;
 mod host;
 mod keys;
+mod policies;
 mod promotions;
 mod sources;
 mod stream;
@@ -69,6 +70,7 @@ pub fn app(state: AppState, gateway: &Gateway, options: &AppOptions) -> Router {
     let api = api::router()
         .merge(audit::router())
         .merge(promotions::router())
+        .merge(policies::router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,
