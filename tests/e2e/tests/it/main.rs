@@ -11,6 +11,7 @@ mod env;
 mod gateway;
 mod keys;
 mod legacy_sse;
+mod policy;
 mod rollback;
 mod runtime;
 mod servers;
