@@ -16,8 +16,9 @@
 //! template list only, since a concrete URI read through a template is a resource.
 //!
 //! Cost: a server's rules are indexed by selector when they are loaded ([`CompiledPolicy`]);
-//! a request looks up the rules that apply to its caller (a few hash lookups) and, when there
-//! are any, the [`Decider`] for exactly that set, built on first use and kept: per kind, one
+//! a request looks up the rules that apply to its caller (a few hash lookups, a union of
+//! bitsets) and, when there are any, the [`Decider`] for exactly that set, built on first use
+//! and kept: per kind, one
 //! multi-pattern regex whose deny patterns come first, so one anchored search per name says
 //! "denied", "allowed by an allow rule" or "matched by nothing". A request to which no rule
 //! applies gets no decider, and the proxy then neither reads nor rewrites anything.
@@ -34,7 +35,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use parking_lot::RwLock;
-use regex_automata::meta::{self, Regex};
+use regex_automata::meta::Regex;
 use regex_automata::{Anchored, Input, MatchKind};
 use skyport_store::{
     CapabilityKind, Change, NewPolicyRule, PolicyEffect, PolicySelector, ServerId, Store,
@@ -48,60 +49,59 @@ use crate::caller::Caller;
 /// unusual number of distinct callers' selector combinations) new ones are built per request.
 const MAX_DECIDERS: usize = 4096;
 
-/// A server's rules, indexed by selector, with the deciders built so far.
+/// A server's rules, indexed by selector, with the deciders built so far. Sets of rules are
+/// bitsets (bit `i` is rule `i`): the rules that apply to a caller are the union of a few
+/// precomputed sets, with no sorting and one allocation.
 pub struct CompiledPolicy {
     rules: Vec<NewPolicyRule>,
-    everyone: Vec<u32>,
-    principals: HashMap<String, Vec<u32>>,
-    groups: HashMap<String, Vec<u32>>,
-    roles: HashMap<String, Vec<u32>>,
-    deciders: RwLock<HashMap<Box<[u32]>, Arc<Decider>>>,
+    everyone: Vec<u64>,
+    principals: HashMap<String, Vec<u64>>,
+    groups: HashMap<String, Vec<u64>>,
+    roles: HashMap<String, Vec<u64>>,
+    deciders: RwLock<HashMap<Box<[u64]>, Arc<Decider>>>,
 }
 
 impl CompiledPolicy {
     /// Indexes `rules` (in any order: the outcome does not depend on it).
     pub fn compile(rules: Vec<NewPolicyRule>) -> CompiledPolicy {
-        let mut compiled = CompiledPolicy {
-            rules: Vec::new(),
-            everyone: Vec::new(),
-            principals: HashMap::new(),
-            groups: HashMap::new(),
-            roles: HashMap::new(),
-            deciders: RwLock::new(HashMap::new()),
-        };
+        let words = rules.len().div_ceil(64);
+        let empty = || vec![0u64; words];
+        let mut everyone = empty();
+        let mut principals: HashMap<String, Vec<u64>> = HashMap::new();
+        let mut groups: HashMap<String, Vec<u64>> = HashMap::new();
+        let mut roles: HashMap<String, Vec<u64>> = HashMap::new();
         for (index, rule) in rules.iter().enumerate() {
-            let Ok(index) = u32::try_from(index) else {
-                break;
+            let set = match &rule.selector {
+                PolicySelector::Everyone => &mut everyone,
+                PolicySelector::Principal(name) => principals.entry(name.clone()).or_insert_with(empty),
+                PolicySelector::Group(name) => groups.entry(name.clone()).or_insert_with(empty),
+                PolicySelector::Role(name) => roles.entry(name.clone()).or_insert_with(empty),
             };
-            match &rule.selector {
-                PolicySelector::Everyone => compiled.everyone.push(index),
-                PolicySelector::Principal(name) => {
-                    compiled.principals.entry(name.clone()).or_default().push(index);
-                }
-                PolicySelector::Group(name) => {
-                    compiled.groups.entry(name.clone()).or_default().push(index);
-                }
-                PolicySelector::Role(name) => {
-                    compiled.roles.entry(name.clone()).or_default().push(index);
-                }
-            }
+            set[index / 64] |= 1 << (index % 64);
         }
-        compiled.rules = rules;
-        compiled
+        CompiledPolicy {
+            rules,
+            everyone,
+            principals,
+            groups,
+            roles,
+            deciders: RwLock::new(HashMap::new()),
+        }
     }
 
     /// How `caller` (`None`: anonymous) is judged, or `None` when no rule applies to it.
     pub fn decider(&self, caller: Option<&Caller>) -> Option<Arc<Decider>> {
         let applicable = self.applicable(caller);
-        if applicable.is_empty() {
+        if applicable.iter().all(|&word| word == 0) {
             return None;
         }
         if let Some(decider) = self.deciders.read().get(applicable.as_slice()) {
             return Some(decider.clone());
         }
-        let decider = Arc::new(Decider::build(
-            applicable.iter().map(|&i| &self.rules[i as usize]),
-        ));
+        let rules = (0..self.rules.len())
+            .filter(|&i| applicable[i / 64] & (1 << (i % 64)) != 0)
+            .map(|i| &self.rules[i]);
+        let decider = Arc::new(Decider::build(rules));
         let mut deciders = self.deciders.write();
         if deciders.len() < MAX_DECIDERS {
             deciders.insert(applicable.into_boxed_slice(), decider.clone());
@@ -109,25 +109,31 @@ impl CompiledPolicy {
         Some(decider)
     }
 
-    /// The indexes of the rules whose selector matches `caller`, sorted.
-    fn applicable(&self, caller: Option<&Caller>) -> Vec<u32> {
+    /// The rules whose selector matches `caller`, as a bitset.
+    fn applicable(&self, caller: Option<&Caller>) -> Vec<u64> {
         let mut applicable = self.everyone.clone();
         if let Some(caller) = caller {
-            let mut add = |index: &HashMap<String, Vec<u32>>, key: &str| {
-                if let Some(rules) = index.get(key) {
-                    applicable.extend_from_slice(rules);
+            let mut add = |index: &HashMap<String, Vec<u64>>, key: &str| {
+                if let Some(set) = index.get(key) {
+                    for (word, more) in applicable.iter_mut().zip(set) {
+                        *word |= more;
+                    }
                 }
             };
-            add(&self.principals, &caller.name);
-            for group in &caller.groups {
-                add(&self.groups, group);
+            if !self.principals.is_empty() {
+                add(&self.principals, &caller.name);
             }
-            for role in &caller.roles {
-                add(&self.roles, role);
+            if !self.groups.is_empty() {
+                for group in &caller.groups {
+                    add(&self.groups, group);
+                }
+            }
+            if !self.roles.is_empty() {
+                for role in &caller.roles {
+                    add(&self.roles, role);
+                }
             }
         }
-        applicable.sort_unstable();
-        applicable.dedup();
         applicable
     }
 
@@ -195,52 +201,24 @@ impl Decider {
     pub fn permits(&self, kind: CapabilityKind, name: &str) -> bool {
         match &self.kinds[kind.index()] {
             None => true,
-            Some(matcher) => matcher.permits(name, |regex, input| regex.search_half(input)),
+            Some(matcher) => matcher.permits(name),
         }
-    }
-
-    /// A judge of many names of `kind` in a row (a list), reusing one search cache; `None`
-    /// when the kind is not governed (everything passes).
-    pub fn lister(&self, kind: CapabilityKind) -> Option<Lister<'_>> {
-        let matcher = self.kinds[kind.index()].as_ref()?;
-        Some(Lister {
-            cache: matcher.regex.as_ref().map(Regex::create_cache),
-            matcher,
-        })
     }
 }
 
 impl KindMatcher {
-    fn permits(
-        &self,
-        name: &str,
-        search: impl FnOnce(&Regex, &Input<'_>) -> Option<regex_automata::HalfMatch>,
-    ) -> bool {
+    /// Whether `name` passes: a match of a deny pattern denies it, a match of an allow pattern
+    /// permits it, no match permits it unless the allow patterns form an allow-list. The
+    /// regex's own pool of search caches is used: a cache keeps the lazily built DFA states,
+    /// so a fresh one per list would build them again for every list.
+    fn permits(&self, name: &str) -> bool {
         let Some(regex) = &self.regex else {
             return false;
         };
-        let input = Input::new(name).anchored(Anchored::Yes);
-        match search(regex, &input) {
+        match regex.search_half(&Input::new(name).anchored(Anchored::Yes)) {
             Some(found) => found.pattern().as_usize() >= self.denies,
             None => !self.allow_list,
         }
-    }
-}
-
-/// Judges the names of one list, one kind.
-pub struct Lister<'a> {
-    matcher: &'a KindMatcher,
-    cache: Option<meta::Cache>,
-}
-
-impl Lister<'_> {
-    /// Whether the caller may see the capability named `name`.
-    pub fn permits(&mut self, name: &str) -> bool {
-        let cache = &mut self.cache;
-        self.matcher.permits(name, |regex, input| match cache {
-            Some(cache) => regex.search_half_with(cache, input),
-            None => regex.search_half(input),
-        })
     }
 }
 

@@ -166,9 +166,9 @@ pub fn filter_list(
 /// Drops the denied entries of the list in `message`'s result; whether any was dropped. An
 /// entry without a readable name cannot be judged and is dropped too (failing closed).
 fn retain_permitted(message: &mut Value, decider: &Decider, kind: CapabilityKind) -> bool {
-    let Some(mut lister) = decider.lister(kind) else {
+    if !decider.governs(kind) {
         return false;
-    };
+    }
     let (list, field) = list_fields(kind);
     let Some(Value::Array(entries)) = message
         .get_mut("result")
@@ -181,7 +181,7 @@ fn retain_permitted(message: &mut Value, decider: &Decider, kind: CapabilityKind
         entry
             .get(field)
             .and_then(Value::as_str)
-            .is_some_and(|name| lister.permits(name))
+            .is_some_and(|name| decider.permits(kind, name))
     });
     entries.len() != before
 }
