@@ -14,6 +14,7 @@
 //! combination after a rule change). It reports; it never fails on a figure.
 
 use std::hint::black_box;
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use skyport_gateway::Caller;
@@ -23,7 +24,8 @@ use skyport_store::{CapabilityKind, NewPolicyRule, PrincipalId};
 /// The verbs of the generated tool names; some rules match a verb.
 const VERBS: [&str; 5] = ["read", "list", "create", "update", "delete"];
 
-fn main() {
+fn main() -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
     let rounds: u32 = std::env::args()
         .nth(1)
         .and_then(|n| n.parse().ok())
@@ -55,10 +57,11 @@ fn main() {
         .iter()
         .filter(|t| decider.permits(CapabilityKind::Tool, t))
         .count();
-    println!(
+    writeln!(
+        out,
         "policy bench: 100 rules applying to the caller, {} tools ({permitted} permitted), {rounds} rounds",
         tools.len()
-    );
+    )?;
 
     let calls = u32::try_from(tools.len()).unwrap_or(u32::MAX) * rounds;
     let call = time(calls, |i| {
@@ -100,16 +103,27 @@ fn main() {
         black_box(fresh.decider(Some(&caller)).is_some())
     });
 
-    report("decide one tools/call", call, 1.0);
-    report("judge a 1,000-tool list (names)", names, 50.0);
-    report("filter a 1,000-tool list (JSON body)", json, 0.0);
-    report("filter a 1,000-tool list (event stream)", sse, 0.0);
-    report("baseline: JSON parse + write, no policy", baseline, 0.0);
-    report("build a decider (first use)", build, 0.0);
-    println!(
+    report(&mut out, "decide one tools/call", call, 1.0)?;
+    report(&mut out, "judge a 1,000-tool list (names)", names, 50.0)?;
+    report(&mut out, "filter a 1,000-tool list (JSON body)", json, 0.0)?;
+    report(
+        &mut out,
+        "filter a 1,000-tool list (event stream)",
+        sse,
+        0.0,
+    )?;
+    report(
+        &mut out,
+        "baseline: JSON parse + write, no policy",
+        baseline,
+        0.0,
+    )?;
+    report(&mut out, "build a decider (first use)", build, 0.0)?;
+    writeln!(
+        out,
         "JSON filtering / baseline: {:.2}",
         json.as_secs_f64() / baseline.as_secs_f64()
-    );
+    )
 }
 
 /// 1,000 tool names over 40 namespaces and five verbs.
@@ -122,7 +136,13 @@ fn tool_names() -> Vec<String> {
 /// 100 rules, all applying to `agent-7` (role viewer, groups ops and dev): 60 denies of
 /// prefixes, suffixes and `?` globs, and 40 allows that make tools an allow-list.
 fn rules() -> Vec<NewPolicyRule> {
-    let selectors = ["*", "role:viewer", "group:ops", "group:dev", "principal:agent-7"];
+    let selectors = [
+        "*",
+        "role:viewer",
+        "group:ops",
+        "group:dev",
+        "principal:agent-7",
+    ];
     let mut rules = Vec::new();
     for i in 0..100 {
         let selector = selectors[i % selectors.len()];
@@ -153,11 +173,12 @@ fn time<T>(n: u32, mut op: impl FnMut(u32) -> T) -> Duration {
     start.elapsed() / n.max(1)
 }
 
-fn report(what: &str, per_op: Duration, goal_us: f64) {
+/// One figure; a goal of 0 is none.
+fn report(out: &mut impl Write, what: &str, per_op: Duration, goal_us: f64) -> std::io::Result<()> {
     let us = per_op.as_secs_f64() * 1e6;
     if goal_us > 0.0 {
-        println!("{what:<42} {us:>10.3} µs/op   (goal <= {goal_us} µs)");
+        writeln!(out, "{what:<42} {us:>10.3} µs/op   (goal <= {goal_us} µs)")
     } else {
-        println!("{what:<42} {us:>10.3} µs/op");
+        writeln!(out, "{what:<42} {us:>10.3} µs/op")
     }
 }

@@ -73,7 +73,9 @@ impl CompiledPolicy {
         for (index, rule) in rules.iter().enumerate() {
             let set = match &rule.selector {
                 PolicySelector::Everyone => &mut everyone,
-                PolicySelector::Principal(name) => principals.entry(name.clone()).or_insert_with(empty),
+                PolicySelector::Principal(name) => {
+                    principals.entry(name.clone()).or_insert_with(empty)
+                }
                 PolicySelector::Group(name) => groups.entry(name.clone()).or_insert_with(empty),
                 PolicySelector::Role(name) => roles.entry(name.clone()).or_insert_with(empty),
             };

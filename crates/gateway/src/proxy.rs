@@ -312,7 +312,14 @@ async fn single(
             if let Some(id) = &session_id {
                 find_session(gateway, target, id, inbound).await?;
             }
-            Ok(deny(gateway, facts, envelope, kind, era, session_id.as_deref()))
+            Ok(deny(
+                gateway,
+                facts,
+                envelope,
+                kind,
+                era,
+                session_id.as_deref(),
+            ))
         }
         (Judgement::Filter(kind), _) => {
             let response = dispatch(gateway, target, inbound, message, era, session_id, facts);

@@ -120,7 +120,9 @@ fn envelope(value: Value) -> Result<Envelope, ParseError> {
     let text = |value: Option<&Value>| value.and_then(Value::as_str).map(str::to_owned);
     // A resource request is about its URI whatever else its params hold: a `name` beside it
     // must not stand in for it (policies judge the target).
-    let about_resource = method.as_deref().is_some_and(|m| m.starts_with("resources/"));
+    let about_resource = method
+        .as_deref()
+        .is_some_and(|m| m.starts_with("resources/"));
     let target = params.and_then(|p| {
         if about_resource {
             text(p.get("uri"))

@@ -27,8 +27,8 @@ pub(crate) async fn policy(connection: &Connection, args: PolicyArgs) -> anyhow:
             }
             writeln!(
                 out,
-                "{:<30} {:<6} {:<24} {:<32} {:<17} {}",
-                "ID", "EFFECT", "SELECTOR", "CAPABILITY", "CREATED", "BY"
+                "{:<30} {:<6} {:<24} {:<32} {:<17} BY",
+                "ID", "EFFECT", "SELECTOR", "CAPABILITY", "CREATED"
             )?;
             for rule in &rules {
                 writeln!(
@@ -59,7 +59,12 @@ pub(crate) async fn policy(connection: &Connection, args: PolicyArgs) -> anyhow:
                 writeln!(out, "{}", serde_json::to_string_pretty(&added)?)?;
                 return Ok(ExitCode::SUCCESS);
             }
-            writeln!(out, "added to '{name}': {} ({})", describe(&added), added.id)?;
+            writeln!(
+                out,
+                "added to '{name}': {} ({})",
+                describe(&added),
+                added.id
+            )?;
         }
         PolicyCommand::Rm { name, id } => {
             let removed = client.remove_policy(&name, &id).await?;
@@ -67,7 +72,12 @@ pub(crate) async fn policy(connection: &Connection, args: PolicyArgs) -> anyhow:
                 writeln!(out, "{}", serde_json::to_string_pretty(&removed)?)?;
                 return Ok(ExitCode::SUCCESS);
             }
-            writeln!(out, "removed from '{name}': {} ({})", describe(&removed), removed.id)?;
+            writeln!(
+                out,
+                "removed from '{name}': {} ({})",
+                describe(&removed),
+                removed.id
+            )?;
         }
     }
     Ok(ExitCode::SUCCESS)

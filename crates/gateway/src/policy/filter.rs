@@ -170,9 +170,7 @@ fn retain_permitted(message: &mut Value, decider: &Decider, kind: CapabilityKind
         return false;
     }
     let (list, field) = list_fields(kind);
-    let Some(Value::Array(entries)) = message
-        .get_mut("result")
-        .and_then(|r| r.get_mut(list))
+    let Some(Value::Array(entries)) = message.get_mut("result").and_then(|r| r.get_mut(list))
     else {
         return false;
     };

@@ -55,11 +55,25 @@ fn globs_match_whole_names_with_star_and_question_mark() {
         "deny * tool:*[x]*",
     ]);
     let d = p.decider(None).unwrap();
-    for denied in ["delete_", "delete_all", "read_note", "raad_note", "a.b", "y[x]z"] {
+    for denied in [
+        "delete_",
+        "delete_all",
+        "read_note",
+        "raad_note",
+        "a.b",
+        "y[x]z",
+    ] {
         assert!(!d.permits(Tool, denied), "{denied} passed");
     }
     // Literal characters are literal (a dot is no wildcard), and a glob spans the whole name.
-    for passed in ["xdelete_all", "rad_note", "read_notes", "aab", "yxz", "Delete_all"] {
+    for passed in [
+        "xdelete_all",
+        "rad_note",
+        "read_notes",
+        "aab",
+        "yxz",
+        "Delete_all",
+    ] {
         assert!(d.permits(Tool, passed), "{passed} was denied");
     }
     let p = policy(&["deny * resource:notes://*", "deny * tool:ü?"]);
@@ -74,7 +88,11 @@ fn deny_wins_over_allow_and_allow_rules_make_an_allow_list() {
     // One row per case: rules, the caller's role, what of TOOLS it may use.
     let table: [(&[&str], &str, &[&str]); 6] = [
         (&[], "viewer", &TOOLS),
-        (&["deny role:viewer tool:delete_*"], "viewer", &["read_note", "list_notes"]),
+        (
+            &["deny role:viewer tool:delete_*"],
+            "viewer",
+            &["read_note", "list_notes"],
+        ),
         (&["deny role:viewer tool:delete_*"], "editor", &TOOLS),
         (&["allow role:viewer tool:read_*"], "viewer", &["read_note"]),
         (
@@ -158,12 +176,24 @@ fn calls_are_judged_by_their_target_and_lists_by_kind() {
             r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{params}}}"#
         ))
     };
-    assert_eq!(call("tools/call", r#"{"name":"delete_note"}"#), Judgement::Deny(Tool));
-    assert_eq!(call("tools/call", r#"{"name":"read_note"}"#), Judgement::Pass);
-    assert_eq!(call("prompts/get", r#"{"name":"secret"}"#), Judgement::Deny(Prompt));
+    assert_eq!(
+        call("tools/call", r#"{"name":"delete_note"}"#),
+        Judgement::Deny(Tool)
+    );
+    assert_eq!(
+        call("tools/call", r#"{"name":"read_note"}"#),
+        Judgement::Pass
+    );
+    assert_eq!(
+        call("prompts/get", r#"{"name":"secret"}"#),
+        Judgement::Deny(Prompt)
+    );
     let private = r#"{"uri":"notes://private/1"}"#;
     assert_eq!(call("resources/read", private), Judgement::Deny(Resource));
-    assert_eq!(call("resources/subscribe", private), Judgement::Deny(Resource));
+    assert_eq!(
+        call("resources/subscribe", private),
+        Judgement::Deny(Resource)
+    );
     assert_eq!(call("tools/list", "{}"), Judgement::Filter(Tool));
     assert_eq!(call("resources/list", "{}"), Judgement::Filter(Resource));
     // No template rule: the template list is not touched.
@@ -197,7 +227,10 @@ fn tools_result(names: &[&str]) -> String {
 
 #[test]
 fn json_lists_lose_their_denied_entries() {
-    let p = policy(&["deny role:viewer tool:delete_*", "allow * template:notes://{id}"]);
+    let p = policy(&[
+        "deny role:viewer tool:delete_*",
+        "allow * template:notes://{id}",
+    ]);
     let d = p.decider(Some(&caller("ana", &["viewer"], &[]))).unwrap();
     let body = tools_result(&TOOLS);
     let filtered = filter_list(body.as_bytes(), false, &d, Tool).unwrap();

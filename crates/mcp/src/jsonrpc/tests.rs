@@ -81,7 +81,10 @@ fn finds_what_a_request_acts_on_and_its_stateless_version() {
         br#"{"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"name":"ok","uri":"file:///secret"}}"#,
     )
     .unwrap();
-    assert_eq!(named.envelopes()[0].target.as_deref(), Some("file:///secret"));
+    assert_eq!(
+        named.envelopes()[0].target.as_deref(),
+        Some("file:///secret")
+    );
     let positional =
         Body::parse(br#"{"jsonrpc":"2.0","id":3,"method":"x","params":[1,2]}"#).unwrap();
     assert_eq!(positional.envelopes()[0].target, None);

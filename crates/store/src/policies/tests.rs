@@ -12,7 +12,13 @@ fn rule(effect: &str, selector: &str, capability: &str) -> NewPolicyRule {
 
 #[test]
 fn selectors_parse_and_print_as_written() {
-    for text in ["*", "principal:ana", "group:ops", "role:viewer", "role:admin"] {
+    for text in [
+        "*",
+        "principal:ana",
+        "group:ops",
+        "role:viewer",
+        "role:admin",
+    ] {
         let selector: PolicySelector = text.parse().unwrap();
         assert_eq!(selector.to_string(), text);
     }
@@ -22,7 +28,10 @@ fn selectors_parse_and_print_as_written() {
     );
     for bad in ["", "ana", "user:ana", "principal:", "group:a b", "**"] {
         let error = bad.parse::<PolicySelector>().unwrap_err();
-        assert!(error.to_string().contains("role:admin|editor|viewer"), "{bad}: {error}");
+        assert!(
+            error.to_string().contains("role:admin|editor|viewer"),
+            "{bad}: {error}"
+        );
     }
     let error = "role:owner".parse::<PolicySelector>().unwrap_err();
     assert_eq!(
@@ -47,7 +56,13 @@ fn capabilities_and_effects_parse_with_what_to_write_instead() {
     }
     assert!("tool:delete_*".parse::<Capability>().is_ok());
     assert_eq!("deny".parse(), Ok(PolicyEffect::Deny));
-    assert!("block".parse::<PolicyEffect>().unwrap_err().to_string().contains("allow or deny"));
+    assert!(
+        "block"
+            .parse::<PolicyEffect>()
+            .unwrap_err()
+            .to_string()
+            .contains("allow or deny")
+    );
 }
 
 #[tokio::test]
@@ -79,7 +94,10 @@ async fn rules_are_added_listed_removed_and_announced() {
         }
     );
     assert_eq!(added.rule, deny);
-    assert_eq!(added.created_by.as_ref().and_then(|a| a.name.as_deref()), Some("admin"));
+    assert_eq!(
+        added.created_by.as_ref().and_then(|a| a.name.as_deref()),
+        Some("admin")
+    );
     let allow = rule("allow", "*", "prompt:summar?");
     store.policies().add(&notes.id, &allow, None).await.unwrap();
     store
@@ -96,7 +114,14 @@ async fn rules_are_added_listed_removed_and_announced() {
     assert_eq!(store.policies().all().await.unwrap().len(), 3);
 
     // A rule is removed only through its own server.
-    assert!(store.policies().remove(&other.id, &added.id).await.unwrap().is_none());
+    assert!(
+        store
+            .policies()
+            .remove(&other.id, &added.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
     let removed = store.policies().remove(&notes.id, &added.id).await.unwrap();
     assert_eq!(removed.map(|r| r.rule), Some(deny));
     assert_eq!(store.policies().list(&notes.id).await.unwrap().len(), 1);

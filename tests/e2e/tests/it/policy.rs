@@ -101,7 +101,12 @@ fn seen(file: &Path) -> Vec<String> {
 /// Everything `policy_client.py` reports for a caller (`-` is anonymous) in a protocol mode.
 fn view(sky: &Skyport, key: &str, mode: &str) -> Value {
     let (run, v) = sky.client("policy_client.py", &[&sky.mcp_url("notes"), key, mode]);
-    assert_eq!(v["ok"], true, "policy client ({mode}) failed\n{run}\n{}", sky.log_tail(40));
+    assert_eq!(
+        v["ok"],
+        true,
+        "policy client ({mode}) failed\n{run}\n{}",
+        sky.log_tail(40)
+    );
     v
 }
 
@@ -125,13 +130,25 @@ fn check_admin_view(v: &Value) {
     assert_eq!(v["resources"], json!(["notes://index"]), "{v}");
     assert_eq!(v["templates"], json!(["notes://public/{id}"]), "{v}");
     let calls = &v["calls"];
-    assert_eq!(calls["read_note"], json!({"text": "note 1", "is_error": false}), "{v}");
+    assert_eq!(
+        calls["read_note"],
+        json!({"text": "note 1", "is_error": false}),
+        "{v}"
+    );
     // A denied name is answered exactly as a name the server does not have.
     assert_eq!(calls["delete_note"], unknown_tool("delete_note"), "{v}");
     assert_eq!(calls["no_such_tool"], unknown_tool("no_such_tool"), "{v}");
     assert_eq!(calls["secret_plan"], unknown_prompt("secret_plan"), "{v}");
-    assert_eq!(calls["no_such_prompt"], unknown_prompt("no_such_prompt"), "{v}");
-    assert_eq!(calls["notes://private"], not_found("notes://private"), "{v}");
+    assert_eq!(
+        calls["no_such_prompt"],
+        unknown_prompt("no_such_prompt"),
+        "{v}"
+    );
+    assert_eq!(
+        calls["notes://private"],
+        not_found("notes://private"),
+        "{v}"
+    );
     assert_eq!(calls["memo://nope"], not_found("memo://nope"), "{v}");
     assert_eq!(calls["summary"], json!({"text": "Summarize t"}), "{v}");
     assert_eq!(calls["notes://index"], json!({"text": "the index"}), "{v}");
@@ -149,8 +166,14 @@ fn post(sky: &Skyport, key: &str, session: Option<&str>, body: &str) -> HttpResp
     if let Some(session) = session {
         headers.push(("Mcp-Session-Id", session));
     }
-    http(&sky.addr(), "POST", "/servers/notes/mcp", &headers, Some(body))
-        .unwrap_or_else(|e| panic!("POST /servers/notes/mcp: {e}\n{}", sky.log_tail(40)))
+    http(
+        &sky.addr(),
+        "POST",
+        "/servers/notes/mcp",
+        &headers,
+        Some(body),
+    )
+    .unwrap_or_else(|e| panic!("POST /servers/notes/mcp: {e}\n{}", sky.log_tail(40)))
 }
 
 /// A batch (revision 2025-03-26) of an allowed call, a denied call and a denied prompt: each
@@ -163,7 +186,10 @@ fn check_batch(sky: &Skyport, key: &str) {
         r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-03-26","capabilities":{},"clientInfo":{"name":"e2e","version":"0"}}}"#,
     );
     assert_eq!(init.status, 200, "{init:?}");
-    let session = init.header("mcp-session-id").expect("a session id").to_owned();
+    let session = init
+        .header("mcp-session-id")
+        .expect("a session id")
+        .to_owned();
     let initialized = post(
         sky,
         key,
@@ -188,7 +214,11 @@ fn check_batch(sky: &Skyport, key: &str) {
             .unwrap_or_else(|| panic!("no answer {id} in {answers}"))
             .clone()
     };
-    assert_eq!(by_id(2)["result"]["content"][0]["text"], "note b", "{answers}");
+    assert_eq!(
+        by_id(2)["result"]["content"][0]["text"],
+        "note b",
+        "{answers}"
+    );
     assert_eq!(by_id(2)["result"]["isError"], false, "{answers}");
     assert_eq!(
         by_id(3)["result"]["content"][0]["text"],
@@ -222,22 +252,33 @@ fn policies_filter_lists_and_deny_calls_through_the_gateway() {
 
     // Rules are parsed at the edge: a typo gets what to write instead.
     let typo = sky.cli(&["policy", "add", "notes", "deny", "role:owner", "tool:x"]);
-    assert!(!typo.success && typo.stderr.contains("role:viewer"), "{typo}");
+    assert!(
+        !typo.success && typo.stderr.contains("role:viewer"),
+        "{typo}"
+    );
     let bearer = format!("Bearer {key}");
     let refused = http(
         &sky.addr(),
         "POST",
         "/api/v1/servers/notes/policies",
-        &[("Content-Type", "application/json"), ("Authorization", &bearer)],
+        &[
+            ("Content-Type", "application/json"),
+            ("Authorization", &bearer),
+        ],
         Some(r#"{"effect":"deny","selector":"*","capability":"tools:x"}"#),
     )
     .expect("POST a bad rule");
     assert_eq!(refused.status, 400, "{refused:?}");
-    assert!(refused.body.contains("invalid_policy") && refused.body.contains("tool:GLOB"), "{refused:?}");
+    assert!(
+        refused.body.contains("invalid_policy") && refused.body.contains("tool:GLOB"),
+        "{refused:?}"
+    );
 
     let mut ids = Vec::new();
     for [effect, selector, capability] in RULES {
-        let add = sky.cli(&["policy", "add", "notes", effect, selector, capability, "--json"]);
+        let add = sky.cli(&[
+            "policy", "add", "notes", effect, selector, capability, "--json",
+        ]);
         assert!(add.success, "{add}");
         ids.push(add.json()["id"].as_str().expect("a rule id").to_owned());
     }
@@ -262,22 +303,36 @@ fn policies_filter_lists_and_deny_calls_through_the_gateway() {
     // Denied calls never reached the server; allowed ones did.
     let saw = seen(&seen_file);
     for denied in ["delete_note", "secret_plan", "notes://private"] {
-        assert!(!saw.iter().any(|s| s == denied), "the server saw {denied}: {saw:?}");
+        assert!(
+            !saw.iter().any(|s| s == denied),
+            "the server saw {denied}: {saw:?}"
+        );
     }
     for allowed in ["read_note", "summary", "notes://index"] {
-        assert!(saw.iter().any(|s| s == allowed), "the server never saw {allowed}: {saw:?}");
+        assert!(
+            saw.iter().any(|s| s == allowed),
+            "the server never saw {allowed}: {saw:?}"
+        );
     }
 
     // Rules for the admin's role and name do not reach an anonymous caller; `*` ones do.
     let anonymous = view(&sky, "-", "legacy");
-    assert_eq!(anonymous["tools"], json!(["delete_note", "read_note"]), "{anonymous}");
+    assert_eq!(
+        anonymous["tools"],
+        json!(["delete_note", "read_note"]),
+        "{anonymous}"
+    );
     assert_eq!(anonymous["prompts"], json!(["summary"]), "{anonymous}");
     assert_eq!(
         anonymous["resources"],
         json!(["notes://index", "notes://private"]),
         "{anonymous}"
     );
-    assert_eq!(anonymous["templates"], json!(["notes://public/{id}"]), "{anonymous}");
+    assert_eq!(
+        anonymous["templates"],
+        json!(["notes://public/{id}"]),
+        "{anonymous}"
+    );
 
     // Denials are in the audit log, with who and what.
     let mut records = Value::Null;
@@ -285,7 +340,8 @@ fn policies_filter_lists_and_deny_calls_through_the_gateway() {
         let run = sky.cli(&["audit", "--server", "notes", "--json", "-n", "500"]);
         records = run.json();
         records.as_array().is_some_and(|all| {
-            all.iter().any(|r| r["outcome"] == "denied" && r["target"] == "secret_plan")
+            all.iter()
+                .any(|r| r["outcome"] == "denied" && r["target"] == "secret_plan")
         })
     });
     assert!(audited, "no denied prompts/get in the audit log: {records}");
@@ -309,5 +365,8 @@ fn policies_filter_lists_and_deny_calls_through_the_gateway() {
     });
     assert!(restored, "the removed rule still applies: {after}");
     let missing = sky.cli(&["policy", "rm", "notes", &ids[0]]);
-    assert!(!missing.success && missing.stderr.contains("skyport policy ls notes"), "{missing}");
+    assert!(
+        !missing.success && missing.stderr.contains("skyport policy ls notes"),
+        "{missing}"
+    );
 }
