@@ -87,7 +87,11 @@ struct Facts {
 impl Facts {
     /// Records a request that ends without a streamed body from an instance.
     fn record(&self, log: &AuditLog, status: StatusCode) {
-        let mut exchange = self.exchange.clone();
+        self.record_as(log, self.exchange.clone(), status);
+    }
+
+    /// Records `exchange` (this request's, as amended) as ended now with `status`.
+    fn record_as(&self, log: &AuditLog, mut exchange: Exchange, status: StatusCode) {
         exchange.status = status.as_u16();
         exchange.duration = self.started.elapsed();
         log.record(exchange);
@@ -387,9 +391,7 @@ fn deny(
     if let Some(value) = session.and_then(|id| HeaderValue::from_str(id).ok()) {
         response.headers_mut().insert(SESSION_ID, value);
     }
-    exchange.status = response.status().as_u16();
-    exchange.duration = facts.started.elapsed();
-    gateway.inner.audit.record(exchange);
+    facts.record_as(&gateway.inner.audit, exchange, response.status());
     response
 }
 

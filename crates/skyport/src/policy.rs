@@ -55,40 +55,34 @@ pub(crate) async fn policy(connection: &Connection, args: PolicyArgs) -> anyhow:
                 capability,
             };
             let added = client.add_policy(&name, &rule).await?;
-            if args.json {
-                writeln!(out, "{}", serde_json::to_string_pretty(&added)?)?;
-                return Ok(ExitCode::SUCCESS);
-            }
-            writeln!(
-                out,
-                "added to '{name}': {} ({})",
-                describe(&added),
-                added.id
-            )?;
+            print_rule(&mut out, args.json, "added to", &name, &added)?;
         }
         PolicyCommand::Rm { name, id } => {
             let removed = client.remove_policy(&name, &id).await?;
-            if args.json {
-                writeln!(out, "{}", serde_json::to_string_pretty(&removed)?)?;
-                return Ok(ExitCode::SUCCESS);
-            }
-            writeln!(
-                out,
-                "removed from '{name}': {} ({})",
-                describe(&removed),
-                removed.id
-            )?;
+            print_rule(&mut out, args.json, "removed from", &name, &removed)?;
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// A rule as it is written on the command line.
-fn describe(rule: &PolicyView) -> String {
-    format!(
-        "{} {} {}",
-        rule.effect.as_str(),
-        rule.selector,
-        rule.capability
-    )
+/// The rule a command added or removed: as JSON, or as written on the command line.
+fn print_rule(
+    out: &mut impl Write,
+    json: bool,
+    done: &str,
+    server: &str,
+    rule: &PolicyView,
+) -> anyhow::Result<()> {
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(rule)?)?;
+    } else {
+        let (effect, selector, capability) =
+            (rule.effect.as_str(), &rule.selector, &rule.capability);
+        writeln!(
+            out,
+            "{done} '{server}': {effect} {selector} {capability} ({})",
+            rule.id
+        )?;
+    }
+    Ok(())
 }
