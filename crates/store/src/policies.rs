@@ -313,10 +313,10 @@ impl Policies<'_> {
         Ok(Some(removed))
     }
 
-    /// `server`'s rules, oldest first.
+    /// `server`'s rules, oldest first (in the order they were added).
     pub async fn list(&self, server: &ServerId) -> Result<Vec<PolicyRule>, StoreError> {
         sqlx::query(select_policies!(
-            "WHERE r.server_id = ? ORDER BY r.created_at, r.id"
+            "WHERE r.server_id = ? ORDER BY r.created_at, r.rowid"
         ))
         .bind(server)
         .fetch_all(&self.store.pool)
@@ -328,7 +328,7 @@ impl Policies<'_> {
 
     /// Every server's rules, for a cache that holds them all.
     pub async fn all(&self) -> Result<Vec<PolicyRule>, StoreError> {
-        sqlx::query(select_policies!("ORDER BY r.server_id, r.created_at, r.id"))
+        sqlx::query(select_policies!("ORDER BY r.server_id, r.created_at, r.rowid"))
             .fetch_all(&self.store.pool)
             .await?
             .iter()
