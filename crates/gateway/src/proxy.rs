@@ -29,7 +29,7 @@ use skyport_mcp::headers::{LAST_EVENT_ID, MCP_METHOD, MCP_NAME, PROTOCOL_VERSION
 use skyport_mcp::jsonrpc::{self, Id};
 use skyport_mcp::sse;
 use skyport_runtime::{Exit, Lease, StartError, Target};
-use skyport_store::{Route, ServerName};
+use skyport_store::{CapabilityKind, Route, ServerName};
 use tokio::time::Sleep;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
@@ -307,30 +307,23 @@ async fn single(
         let header = |name: &str| inbound.headers.get(name).and_then(|v| v.to_str().ok());
         check_mirrored_headers(header, envelope).map_err(GatewayError::HeaderMismatch)?;
     }
-    let judgement = match (&inbound.policy, message) {
+    let policy = inbound.policy.as_deref();
+    let judgement = match (policy, message) {
         (Some(policy), Some(jsonrpc::Body::Single(envelope))) => filter::judge(policy, envelope),
         _ => Judgement::Pass,
     };
-    match (judgement, message) {
-        (Judgement::Deny(kind), Some(jsonrpc::Body::Single(envelope))) => {
+    match (judgement, policy, message) {
+        (Judgement::Deny(kind), _, Some(jsonrpc::Body::Single(envelope))) => {
             if let Some(id) = &session_id {
                 find_session(gateway, target, id, inbound).await?;
             }
-            Ok(deny(
-                gateway,
-                facts,
-                envelope,
-                kind,
-                era,
-                session_id.as_deref(),
-            ))
+            let session = session_id.as_deref();
+            Ok(deny(gateway, facts, envelope, kind, era, session))
         }
-        (Judgement::Filter(kind), _) => {
-            let response = dispatch(gateway, target, inbound, message, era, session_id, facts);
-            match (response.await?, &inbound.policy) {
-                (response, Some(policy)) => filtered(target, response, policy, kind).await,
-                (response, None) => Ok(response),
-            }
+        (Judgement::Filter(kind), Some(policy), _) => {
+            let response =
+                dispatch(gateway, target, inbound, message, era, session_id, facts).await?;
+            filtered(target, response, policy, kind).await
         }
         _ => dispatch(gateway, target, inbound, message, era, session_id, facts).await,
     }
@@ -363,7 +356,7 @@ fn deny(
     gateway: &Gateway,
     facts: &Facts,
     envelope: &jsonrpc::Envelope,
-    kind: skyport_store::CapabilityKind,
+    kind: CapabilityKind,
     era: Era,
     session: Option<&str>,
 ) -> Response {
@@ -401,7 +394,7 @@ async fn filtered(
     target: &Target,
     response: Response,
     policy: &Decider,
-    kind: skyport_store::CapabilityKind,
+    kind: CapabilityKind,
 ) -> Result<Response, GatewayError> {
     let (mut parts, body) = response.into_parts();
     if !parts.status.is_success() {

@@ -328,12 +328,14 @@ impl Policies<'_> {
 
     /// Every server's rules, for a cache that holds them all.
     pub async fn all(&self) -> Result<Vec<PolicyRule>, StoreError> {
-        sqlx::query(select_policies!("ORDER BY r.server_id, r.created_at, r.rowid"))
-            .fetch_all(&self.store.pool)
-            .await?
-            .iter()
-            .map(policy)
-            .collect()
+        sqlx::query(select_policies!(
+            "ORDER BY r.server_id, r.created_at, r.rowid"
+        ))
+        .fetch_all(&self.store.pool)
+        .await?
+        .iter()
+        .map(policy)
+        .collect()
     }
 }
 
