@@ -759,13 +759,7 @@ async fn a_request_waiting_on_a_retired_deployment_goes_to_the_one_live_now() {
         f.runtime.superseded.lock().is_none(),
         "the race did not happen"
     );
-    let live = f
-        .store
-        .servers()
-        .get(&"echo".parse().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let live = echo_server(&f).await;
     assert_eq!(live.live_deployment, Some(second));
 }
 
@@ -784,6 +778,12 @@ async fn list_tools(f: &Fixture, session: &str) -> (StatusCode, Option<usize>, S
         .and_then(|v| v.to_str().ok()?.parse().ok());
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     (status, length, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// The `echo` server as the store has it now.
+async fn echo_server(f: &Fixture) -> skyport_store::Server {
+    let server = f.store.servers().get(&"echo".parse().unwrap()).await;
+    server.unwrap().expect("the echo server exists")
 }
 
 fn upstream_calls(f: &Fixture) -> usize {
@@ -805,13 +805,7 @@ async fn policies_answer_denied_calls_themselves_and_filter_streamed_lists() {
     assert_eq!(length, None, "an unfiltered stream was buffered: {body}");
     assert!(body.contains(r#""name":"delete_note""#), "{body}");
 
-    let server = f
-        .store
-        .servers()
-        .get(&"echo".parse().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let server = echo_server(&f).await;
     let rule = skyport_store::NewPolicyRule {
         effect: "deny".parse().unwrap(),
         selector: "*".parse().unwrap(),
