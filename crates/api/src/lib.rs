@@ -8,6 +8,7 @@
 mod access;
 mod control;
 mod env;
+mod policies;
 mod promotions;
 mod sources;
 
@@ -24,6 +25,7 @@ use skyport_store::{
     LogStream, PrincipalId, ServerId, ServerName, Timestamp,
 };
 
+pub use policies::{CreatePolicy, PolicyView};
 pub use promotions::{PromotionView, RollBack};
 pub use sources::{HookAnswer, PreviewView, SourceUpdate, SourceView};
 

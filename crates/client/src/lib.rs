@@ -6,6 +6,7 @@ mod access;
 mod env;
 mod events;
 mod pack;
+mod policies;
 mod promotions;
 
 use reqwest::{Method, RequestBuilder, StatusCode};

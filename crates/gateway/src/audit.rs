@@ -64,6 +64,8 @@ pub(crate) struct Exchange {
     pub(crate) status: u16,
     /// The gateway's own error code, when it answered instead of the server.
     pub(crate) refused: Option<i64>,
+    /// A tool-level policy denied the request; the gateway answered it.
+    pub(crate) denied: bool,
     /// The response body ended early (the instance died or the client left).
     pub(crate) cut: bool,
     /// From arrival to the end of the response body.

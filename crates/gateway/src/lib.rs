@@ -7,6 +7,10 @@
 //! Response bodies stream back untouched, so SSE passes through unbuffered; the lease lives as
 //! long as the response body, so an instance is never stopped under an open stream.
 //!
+//! Tool-level policies (`policy.rs`) are applied on the way: a denied call is answered by the
+//! gateway as the server answers an unknown name, and lists are filtered; a request no rule
+//! applies to streams through untouched.
+//!
 //! The gateway owns the session ids clients see. An upstream `Mcp-Session-Id` never leaves
 //! Skyport: it is mapped to an id the gateway issues at `initialize`, bound to the instance
 //! that created it.
@@ -26,6 +30,7 @@ mod hosts;
 mod identity;
 mod legacy;
 mod metrics;
+pub mod policy;
 mod proxy;
 mod ratelimit;
 mod routes;
@@ -50,6 +55,7 @@ use crate::auth::Keyring;
 use crate::identity::IdentityTokens;
 use crate::legacy::LegacySessions;
 use crate::metrics::GatewayMetrics;
+use crate::policy::PolicyTable;
 use crate::proxy::Upstream;
 use crate::routes::RouteTable;
 use crate::sessions::Sessions;
@@ -110,6 +116,8 @@ struct Inner {
     routes: RouteTable,
     keys: Keyring,
     access: Access,
+    /// Every server's tool-level policy, compiled; follows the store.
+    policies: PolicyTable,
     sessions: Sessions,
     runtime: Arc<dyn Runtime>,
     upstream: Upstream,
@@ -138,6 +146,7 @@ impl Gateway {
         let keys = Keyring::load(&store).await?;
         let access = Access::load(&store).await?;
         let identity = IdentityTokens::load(store.clone(), options.public_url.clone()).await?;
+        let policies = PolicyTable::load(&store).await?;
         routes.follow(store.clone());
         let metrics = Arc::new(GatewayMetrics::default());
         let audit = AuditLog::start(
@@ -151,6 +160,7 @@ impl Gateway {
                 routes,
                 keys,
                 access,
+                policies,
                 sessions: Sessions::new(store, options.session_ttl),
                 runtime,
                 upstream: Upstream::new(),

@@ -29,7 +29,7 @@ use skyport_mcp::headers::{LAST_EVENT_ID, MCP_METHOD, MCP_NAME, PROTOCOL_VERSION
 use skyport_mcp::jsonrpc::{self, Id};
 use skyport_mcp::sse;
 use skyport_runtime::{Exit, Lease, StartError, Target};
-use skyport_store::{Route, ServerName};
+use skyport_store::{CapabilityKind, Route, ServerName};
 use tokio::time::Sleep;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
@@ -38,6 +38,8 @@ use crate::audit::{AuditLog, Exchange};
 use crate::caller::Caller;
 use crate::error::GatewayError;
 use crate::identity::IDENTITY_HEADER;
+use crate::policy::Decider;
+use crate::policy::filter::{self, Judgement};
 use crate::sessions::{Binding, Opening, Session};
 
 /// How long a failed forward waits to learn whether its instance died.
@@ -86,7 +88,11 @@ struct Facts {
 impl Facts {
     /// Records a request that ends without a streamed body from an instance.
     fn record(&self, log: &AuditLog, status: StatusCode) {
-        let mut exchange = self.exchange.clone();
+        self.record_as(log, self.exchange.clone(), status);
+    }
+
+    /// Records `exchange` (this request's, as amended) as ended now with `status`.
+    fn record_as(&self, log: &AuditLog, mut exchange: Exchange, status: StatusCode) {
         exchange.status = status.as_u16();
         exchange.duration = self.started.elapsed();
         log.record(exchange);
@@ -103,6 +109,9 @@ struct Inbound {
     /// The signed identity token for the caller, when the server asks for one.
     identity: Option<HeaderValue>,
     body: Bytes,
+    /// How a tool-level policy judges the caller; `None` when no rule applies to it, and then
+    /// nothing of the request or its answer is looked at.
+    policy: Option<Arc<Decider>>,
 }
 
 /// The handler of `/servers/{name}/mcp`.
@@ -132,6 +141,7 @@ pub(crate) async fn handle(
             target: None,
             status: 0,
             refused: None,
+            denied: false,
             cut: false,
             duration: Duration::ZERO,
             bytes_in: 0,
@@ -210,6 +220,13 @@ async fn proxy(
         }
         _ => None,
     };
+    let policy = match &message {
+        Some(_) => gateway
+            .inner
+            .policies
+            .decider(&route.server_id, caller.as_ref()),
+        None => None,
+    };
     let target = Target::live(route).ok_or_else(|| GatewayError::NotDeployed(name.to_owned()))?;
     facts.exchange.deployment = Some(target.deployment.clone());
     let inbound = Inbound {
@@ -219,6 +236,7 @@ async fn proxy(
         identity,
         headers: parts.headers,
         body,
+        policy,
     };
     let limit = facts.limit;
     let left = limit.saturating_sub(facts.started.elapsed());
@@ -263,7 +281,8 @@ async fn successor(gateway: &Gateway, target: &Target) -> Option<Target> {
     Target::live(route).filter(|next| next.deployment != target.deployment)
 }
 
-/// One JSON-RPC message (or a GET/DELETE), in whichever era the client speaks.
+/// One JSON-RPC message (or a GET/DELETE), in whichever era the client speaks, judged by the
+/// caller's policy when one applies.
 async fn single(
     gateway: &Gateway,
     target: &Target,
@@ -284,23 +303,123 @@ async fn single(
         .headers
         .get(PROTOCOL_VERSION)
         .and_then(|v| v.to_str().ok());
-    match Era::of(version, session_id.is_some(), message) {
-        Era::Stateless => {
-            if let Some(jsonrpc::Body::Single(envelope)) = message {
-                let header = |name: &str| inbound.headers.get(name).and_then(|v| v.to_str().ok());
-                check_mirrored_headers(header, envelope).map_err(GatewayError::HeaderMismatch)?;
-            }
-            forward(gateway, target, inbound, facts).await
-        }
-        Era::Session => match session_id {
-            Some(id) => on_session(gateway, target, &id, inbound, facts).await,
-            None if message.is_some_and(jsonrpc::Body::is_initialize) => {
-                initialize(gateway, target, inbound, facts).await
-            }
-            // No session and not opening one: the server says what it makes of that.
-            None => forward(gateway, target, inbound, facts).await,
-        },
+    let era = Era::of(version, session_id.is_some(), message);
+    if era == Era::Stateless
+        && let Some(jsonrpc::Body::Single(envelope)) = message
+    {
+        let header = |name: &str| inbound.headers.get(name).and_then(|v| v.to_str().ok());
+        check_mirrored_headers(header, envelope).map_err(GatewayError::HeaderMismatch)?;
     }
+    let policy = inbound.policy.as_deref();
+    let judgement = match (policy, message) {
+        (Some(policy), Some(jsonrpc::Body::Single(envelope))) => filter::judge(policy, envelope),
+        _ => Judgement::Pass,
+    };
+    match (judgement, policy, message) {
+        (Judgement::Deny(kind), _, Some(jsonrpc::Body::Single(envelope))) => {
+            if let Some(id) = &session_id {
+                find_session(gateway, target, id, inbound).await?;
+            }
+            let session = session_id.as_deref();
+            Ok(deny(gateway, facts, envelope, kind, era, session))
+        }
+        (Judgement::Filter(kind), Some(policy), _) => {
+            let response =
+                dispatch(gateway, target, inbound, message, era, session_id, facts).await?;
+            filtered(target, response, policy, kind).await
+        }
+        _ => dispatch(gateway, target, inbound, message, era, session_id, facts).await,
+    }
+}
+
+/// Sends one message on its way, by era.
+async fn dispatch(
+    gateway: &Gateway,
+    target: &Target,
+    inbound: &Inbound,
+    message: Option<&jsonrpc::Body>,
+    era: Era,
+    session_id: Option<String>,
+    facts: &Facts,
+) -> Result<Response, GatewayError> {
+    match (era, session_id) {
+        (Era::Stateless, _) => forward(gateway, target, inbound, facts).await,
+        (Era::Session, Some(id)) => on_session(gateway, target, &id, inbound, facts).await,
+        (Era::Session, None) if message.is_some_and(jsonrpc::Body::is_initialize) => {
+            initialize(gateway, target, inbound, facts).await
+        }
+        // No session and not opening one: the server says what it makes of that.
+        (Era::Session, None) => forward(gateway, target, inbound, facts).await,
+    }
+}
+
+/// Answers a request a policy denies, as the server answers an unknown name (the server never
+/// sees it), and audits it as denied. A stateless server sends JSON-RPC errors with HTTP 400.
+fn deny(
+    gateway: &Gateway,
+    facts: &Facts,
+    envelope: &jsonrpc::Envelope,
+    kind: CapabilityKind,
+    era: Era,
+    session: Option<&str>,
+) -> Response {
+    let name = envelope.target.as_deref().unwrap_or_default();
+    let mut exchange = facts.exchange.clone();
+    exchange.method.clone_from(&envelope.method);
+    exchange.target.clone_from(&envelope.target);
+    exchange.denied = true;
+    let mut response = match &envelope.id {
+        // A notification gets no answer, and is not forwarded either.
+        None => StatusCode::ACCEPTED.into_response(),
+        Some(id) => {
+            let stateless = era == Era::Stateless;
+            let (body, error) = filter::denial(kind, name, Some(id), stateless);
+            let status = if error && stateless {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::OK
+            };
+            exchange.bytes_out = body.len() as u64;
+            exchange.response_head = Bytes::from(body.clone());
+            (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+        }
+    };
+    if let Some(value) = session.and_then(|id| HeaderValue::from_str(id).ok()) {
+        response.headers_mut().insert(SESSION_ID, value);
+    }
+    facts.record_as(&gateway.inner.audit, exchange, response.status());
+    response
+}
+
+/// A list response with the entries the caller's policy denies dropped, in the framing it came
+/// in. Reading it whole is what filtering costs; only lists the policy governs pay it.
+async fn filtered(
+    target: &Target,
+    response: Response,
+    policy: &Decider,
+    kind: CapabilityKind,
+) -> Result<Response, GatewayError> {
+    let (mut parts, body) = response.into_parts();
+    if !parts.status.is_success() {
+        return Ok(Response::from_parts(parts, body));
+    }
+    let body = body
+        .collect()
+        .await
+        .map_err(|e| GatewayError::Upstream {
+            server: target.server_name.to_string(),
+            detail: e.to_string(),
+        })?
+        .to_bytes();
+    let streamed = is_event_stream(&parts.headers);
+    let body = match filter::filter_list(&body, streamed, policy, kind) {
+        Some(rewritten) => Bytes::from(rewritten),
+        None => body,
+    };
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    Ok(Response::from_parts(parts, Body::from(body)))
 }
 
 /// Forwards a request that belongs to no session; whatever session id the server answers
@@ -408,15 +527,7 @@ async fn on_session(
     facts: &Facts,
 ) -> Result<Response, GatewayError> {
     let sessions = &gateway.inner.sessions;
-    let caller = inbound.caller.as_ref().map(|c| &c.principal);
-    let session = sessions
-        .find(id)
-        .await
-        .map_err(|e| GatewayError::Internal(e.to_string()))?
-        // Another server's session, or another principal's, is not this client's to use.
-        .filter(|s| s.server == target.server_id)
-        .filter(|s| s.principal.is_none() || s.principal.as_ref() == caller)
-        .ok_or(GatewayError::UnknownSession)?;
+    let session = find_session(gateway, target, id, inbound).await?;
     session.touch(
         inbound
             .headers
@@ -495,6 +606,26 @@ async fn on_session(
         }
         retried = true;
     }
+}
+
+/// The session `id` names, if it is this client's to use on `target`'s server.
+async fn find_session(
+    gateway: &Gateway,
+    target: &Target,
+    id: &str,
+    inbound: &Inbound,
+) -> Result<Arc<Session>, GatewayError> {
+    let caller = inbound.caller.as_ref().map(|c| &c.principal);
+    gateway
+        .inner
+        .sessions
+        .find(id)
+        .await
+        .map_err(|e| GatewayError::Internal(e.to_string()))?
+        // Another server's session, or another principal's, is not this client's to use.
+        .filter(|s| s.server == target.server_id)
+        .filter(|s| s.principal.is_none() || s.principal.as_ref() == caller)
+        .ok_or(GatewayError::UnknownSession)
 }
 
 /// A session's server-to-client event stream. It outlives the instance it was opened on: when
@@ -639,6 +770,7 @@ async fn replay(
         caller: inbound.caller.clone(),
         identity: inbound.identity.clone(),
         body: session.initialize.clone(),
+        policy: None,
     };
     let response = send(gateway, lease, &initialize, None)
         .await

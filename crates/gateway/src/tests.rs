@@ -71,6 +71,9 @@ async fn upstream(seen: Arc<Mutex<Seen>>) -> SocketAddr {
                 "nap" => tokio::time::sleep(Duration::from_secs(1)).await,
                 _ => {}
             }
+            if method == "tools/list" && headers.contains_key("x-list-tools") {
+                return tool_list_stream(&message["id"]);
+            }
             if message.get("id").is_none() {
                 return StatusCode::ACCEPTED.into_response();
             }
@@ -108,6 +111,25 @@ async fn upstream(seen: Arc<Mutex<Seen>>) -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
     addr
+}
+
+/// A `tools/list` answer as FastMCP streams it, after a log notification that names a tool.
+fn tool_list_stream(id: &Value) -> axum::response::Response {
+    let note = json!({"jsonrpc": "2.0", "method": "notifications/message", "params": {"data": "delete_note"}});
+    let list = json!({"jsonrpc": "2.0", "id": id, "result": {"tools": [
+        {"name": "read_note", "inputSchema": {"type": "object"}},
+        {"name": "delete_note", "inputSchema": {"type": "object"}},
+    ]}});
+    let events = [
+        format!("event: message\ndata: {note}\n\n"),
+        format!("event: message\ndata: {list}\n\n"),
+    ];
+    let stream = futures_util::stream::iter(events.map(Ok::<_, std::convert::Infallible>));
+    (
+        [("content-type", "text/event-stream")],
+        Body::from_stream(stream),
+    )
+        .into_response()
 }
 
 /// A runtime with one instance at `addr`; replacing `instance` gives it a new identity, as a
@@ -966,12 +988,133 @@ async fn a_request_waiting_on_a_retired_deployment_goes_to_the_one_live_now() {
         f.runtime.superseded.lock().is_none(),
         "the race did not happen"
     );
-    let live = f
-        .store
-        .servers()
-        .get(&"echo".parse().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let live = echo_server(&f).await;
     assert_eq!(live.live_deployment, Some(second));
+}
+
+/// `tools/list` on `session`, asking the upstream for its streamed list: the status, the
+/// declared length and the body.
+async fn list_tools(f: &Fixture, session: &str) -> (StatusCode, Option<usize>, String) {
+    let mut request = post("/servers/echo/mcp", Some(session), LIST);
+    request
+        .headers_mut()
+        .insert("x-list-tools", http::HeaderValue::from_static("1"));
+    let response = f.gateway.router().oneshot(request).await.unwrap();
+    let status = response.status();
+    let length = response
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, length, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// The `echo` server as the store has it now.
+async fn echo_server(f: &Fixture) -> skyport_store::Server {
+    let server = f.store.servers().get(&"echo".parse().unwrap()).await;
+    server.unwrap().expect("the echo server exists")
+}
+
+fn upstream_calls(f: &Fixture) -> usize {
+    f.seen
+        .lock()
+        .methods
+        .iter()
+        .filter(|m| *m == "tools/call")
+        .count()
+}
+
+#[tokio::test]
+async fn policies_answer_denied_calls_themselves_and_filter_streamed_lists() {
+    let f = fixture().await;
+    let session = initialize(&f).await;
+    // No rule: the list streams through as the server sent it.
+    let (status, length, body) = list_tools(&f, &session).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(length, None, "an unfiltered stream was buffered: {body}");
+    assert!(body.contains(r#""name":"delete_note""#), "{body}");
+
+    let server = echo_server(&f).await;
+    let rule = skyport_store::NewPolicyRule {
+        effect: "deny".parse().unwrap(),
+        selector: "*".parse().unwrap(),
+        capability: "tool:delete_*".parse().unwrap(),
+    };
+    f.store
+        .policies()
+        .add(&server.id, &rule, None)
+        .await
+        .unwrap();
+    // The gateway follows the change feed a moment after the commit.
+    let mut listed = (StatusCode::OK, None, String::new());
+    for _ in 0..100 {
+        listed = list_tools(&f, &session).await;
+        if !listed.2.contains(r#""name":"delete_note""#) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, length, body) = listed;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        !body.contains(r#""name":"delete_note""#),
+        "not filtered: {body}"
+    );
+    assert!(body.contains(r#""name":"read_note""#), "{body}");
+    // The notification event passed untouched; the length is the new body's.
+    assert!(
+        body.starts_with(
+            "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\""
+        ),
+        "{body}"
+    );
+    assert_eq!(length, Some(body.len()));
+
+    let call = |id: u32, name: &str| {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{name}"}}}}"#
+        )
+    };
+    let before = upstream_calls(&f);
+    let (status, headers, denied) = send(
+        &f.gateway,
+        post("/servers/echo/mcp", Some(&session), call(3, "delete_note")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["mcp-session-id"], session.as_str());
+    assert_eq!(denied["id"], 3);
+    assert_eq!(denied["result"]["isError"], true, "{denied}");
+    assert_eq!(
+        denied["result"]["content"][0]["text"],
+        "Unknown tool: 'delete_note'"
+    );
+    assert_eq!(upstream_calls(&f), before, "the server saw a denied call");
+
+    // A batch: each element judged on its own, one array back.
+    let batch = format!("[{},{}]", call(4, "read_note"), call(5, "delete_note"));
+    let (status, _, answers) =
+        send(&f.gateway, post("/servers/echo/mcp", Some(&session), batch)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answers[0]["id"], 4, "{answers}");
+    assert!(answers[0]["result"]["headers"].is_object(), "{answers}");
+    assert_eq!(answers[1]["id"], 5, "{answers}");
+    assert_eq!(answers[1]["result"]["isError"], true, "{answers}");
+    assert_eq!(
+        upstream_calls(&f),
+        before + 1,
+        "only the allowed element was forwarded"
+    );
+
+    // A denial on a session that is not this client's is the unknown session it is.
+    let (status, _, _) = send(
+        &f.gateway,
+        post(
+            "/servers/echo/mcp",
+            Some("no-such-session"),
+            call(6, "delete_note"),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }

@@ -44,7 +44,8 @@ pub struct Envelope {
     pub method: Option<String>,
     /// Present on requests and responses, absent on notifications.
     pub id: Option<Id>,
-    /// What the request acts on: `params.name` (a tool or prompt) or `params.uri` (a resource).
+    /// What the request acts on: `params.name` (a tool or prompt) or `params.uri` (a resource;
+    /// always the URI for `resources/*` methods).
     pub target: Option<String>,
     /// The protocol revision in `params._meta`, which stateless-era requests carry.
     pub meta_version: Option<String>,
@@ -117,7 +118,18 @@ fn envelope(value: Value) -> Result<Envelope, ParseError> {
     };
     let params = message.get("params");
     let text = |value: Option<&Value>| value.and_then(Value::as_str).map(str::to_owned);
-    let target = params.and_then(|p| text(p.get("name")).or_else(|| text(p.get("uri"))));
+    // A resource request is about its URI whatever else its params hold: a `name` beside it
+    // must not stand in for it (policies judge the target).
+    let about_resource = method
+        .as_deref()
+        .is_some_and(|m| m.starts_with("resources/"));
+    let target = params.and_then(|p| {
+        if about_resource {
+            text(p.get("uri"))
+        } else {
+            text(p.get("name")).or_else(|| text(p.get("uri")))
+        }
+    });
     let meta_version = text(
         params
             .and_then(|p| p.get("_meta"))

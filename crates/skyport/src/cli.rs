@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use skyport_gateway::RateLimit;
-use skyport_store::EnvScope;
+use skyport_store::{Capability, EnvScope, PolicyEffect, PolicySelector};
 
 /// Skyport: deploy, run and serve MCP servers on your own machine.
 #[derive(Debug, Parser)]
@@ -67,7 +67,33 @@ pub(crate) enum Command {
     Groups(GroupsArgs),
     /// Grant, revoke or list roles on a server, and set its default role.
     Access(AccessArgs),
+    /// Add, remove or list a server's tool-level policy rules (who may see and use which
+    /// tools, prompts and resources).
+    #[command(long_about = POLICY_ABOUT)]
+    Policy(PolicyArgs),
 }
+
+/// `skyport policy --help`: the rule language and its semantics.
+const POLICY_ABOUT: &str = "\
+Add, remove or list a server's tool-level policy rules.
+
+A rule is EFFECT SELECTOR CAPABILITY:
+  EFFECT      allow or deny
+  SELECTOR    principal:NAME (a user or service account), group:NAME,
+              role:admin|editor|viewer (the caller's role on the server),
+              or * (everyone, anonymous callers included)
+  CAPABILITY  tool:GLOB, prompt:GLOB, resource:GLOB (matched against the URI)
+              or template:GLOB (matched against the uriTemplate);
+              in a GLOB, * matches any run of characters and ? one character
+
+For one caller and one kind of capability, the rules whose selector matches the caller
+decide: if any of them denies the name, it is denied (deny wins); else, if any of them
+allows names of that kind, only names an allow rule matches are permitted (an allow-list);
+else the name is permitted. Denied tools, prompts and resources disappear from lists, and
+calling one gets the answer the server gives for an unknown name; the audit log records it
+as denied.
+
+Example: skyport policy add notes deny role:viewer 'tool:delete_*'";
 
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ServeArgs {
@@ -532,6 +558,55 @@ pub(crate) struct EnvChangeArgs {
 fn parse_scope(text: &str) -> Result<EnvScope, String> {
     text.parse()
         .map_err(|e: skyport_store::EnvError| e.to_string())
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PolicyArgs {
+    #[command(subcommand)]
+    pub(crate) command: PolicyCommand,
+    /// Print JSON.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PolicyCommand {
+    /// Add a rule: EFFECT SELECTOR CAPABILITY, e.g. `deny role:viewer 'tool:delete_*'`.
+    Add {
+        /// The server.
+        name: String,
+        /// allow or deny.
+        #[arg(value_parser = parse_rule_part::<PolicyEffect>)]
+        effect: String,
+        /// principal:NAME, group:NAME, role:admin|editor|viewer, or * for everyone.
+        #[arg(value_parser = parse_rule_part::<PolicySelector>)]
+        selector: String,
+        /// tool:GLOB, prompt:GLOB, resource:GLOB or template:GLOB (* any run, ? one character).
+        #[arg(value_parser = parse_rule_part::<Capability>)]
+        capability: String,
+    },
+    /// Remove a rule by id (`skyport policy ls N` lists them).
+    Rm {
+        /// The server.
+        name: String,
+        /// The rule's id (pol_…).
+        id: String,
+    },
+    /// List a server's rules, oldest first.
+    Ls {
+        /// The server.
+        name: String,
+    },
+}
+
+/// A part of a rule, checked here so that a typo is reported before anything is sent; sent
+/// as written.
+fn parse_rule_part<T>(text: &str) -> Result<String, String>
+where
+    T: std::str::FromStr<Err = skyport_store::PolicyError>,
+{
+    text.parse::<T>().map_err(|e| e.to_string())?;
+    Ok(text.to_owned())
 }
 
 #[derive(Debug, Args)]

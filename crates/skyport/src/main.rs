@@ -9,6 +9,7 @@ mod deploy;
 mod env;
 mod inspect;
 mod keys;
+mod policy;
 mod progress;
 mod rollback;
 mod serve;
@@ -81,5 +82,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Login(args) => access::login(&cli.connection, args).await,
         Command::Groups(args) => access::groups(&cli.connection, args).await,
         Command::Access(args) => access::access(&cli.connection, args).await,
+        Command::Policy(args) => policy::policy(&cli.connection, args).await,
     }
 }

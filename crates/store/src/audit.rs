@@ -36,6 +36,9 @@ pub enum AuditOutcome {
     Cut,
     /// The gateway answered instead of the server (unknown server or session, bad body, limits).
     Refused,
+    /// A tool-level policy forbade the call: the gateway answered as the server answers for an
+    /// unknown tool, prompt or resource, and the server never saw it.
+    Denied,
 }
 
 impl AuditOutcome {
@@ -48,6 +51,7 @@ impl AuditOutcome {
             AuditOutcome::HttpError => "http_error",
             AuditOutcome::Cut => "cut",
             AuditOutcome::Refused => "refused",
+            AuditOutcome::Denied => "denied",
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The change feed: what moved, so that in-memory views (the gateway's route table, the
 //! runtime's instances) can follow without polling the database.
 
-use crate::{DeploymentId, ServerName};
+use crate::{DeploymentId, ServerId, ServerName};
 
 /// A committed change to which deployment serves a server, to how it runs, or to the keys.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,4 +32,9 @@ pub enum Change {
     /// A principal, group, membership, grant or default role changed: caches of who may
     /// reach which server reload.
     Access,
+    /// A rule of `server`'s tool-level policy was added or removed: caches of policies reload.
+    Policies {
+        /// The server whose rules changed.
+        server: ServerId,
+    },
 }

@@ -65,6 +65,9 @@ pub enum ControlAction {
     /// A role on a server was revoked.
     #[serde(rename = "access.revoke")]
     AccessRevoke,
+    /// A server's default role for organisation members changed.
+    #[serde(rename = "access.default")]
+    AccessDefault,
     /// A tool-level policy rule was added.
     #[serde(rename = "policy.add")]
     PolicyAdd,
@@ -78,7 +81,7 @@ pub enum ControlAction {
 
 impl ControlAction {
     /// Every action, in the order they are documented.
-    pub const ALL: [ControlAction; 17] = [
+    pub const ALL: [ControlAction; 18] = [
         ControlAction::Deploy,
         ControlAction::Rollback,
         ControlAction::Redeploy,
@@ -93,6 +96,7 @@ impl ControlAction {
         ControlAction::KeyRevoke,
         ControlAction::AccessGrant,
         ControlAction::AccessRevoke,
+        ControlAction::AccessDefault,
         ControlAction::PolicyAdd,
         ControlAction::PolicyRemove,
         ControlAction::SigningKeyRotate,
@@ -115,6 +119,7 @@ impl ControlAction {
             ControlAction::KeyRevoke => "key.revoke",
             ControlAction::AccessGrant => "access.grant",
             ControlAction::AccessRevoke => "access.revoke",
+            ControlAction::AccessDefault => "access.default",
             ControlAction::PolicyAdd => "policy.add",
             ControlAction::PolicyRemove => "policy.remove",
             ControlAction::SigningKeyRotate => "signing-key.rotate",
@@ -131,7 +136,7 @@ impl fmt::Display for ControlAction {
 /// The text is not one of [`ControlAction::ALL`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown action '{0}'; use one of deploy, rollback, redeploy, server.settings, server.remove, deployment.remove, deployment.cancel, env.set, env.unset, secret.set, key.create, key.revoke, access.grant, access.revoke, policy.add, policy.remove, signing-key.rotate"
+    "unknown action '{0}'; use one of deploy, rollback, redeploy, server.settings, server.remove, deployment.remove, deployment.cancel, env.set, env.unset, secret.set, key.create, key.revoke, access.grant, access.revoke, access.default, policy.add, policy.remove, signing-key.rotate"
 )]
 pub struct UnknownAction(String);
 

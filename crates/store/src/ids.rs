@@ -87,6 +87,10 @@ id_type!(
     /// Identifies a group of principals.
     GroupId, "grp"
 );
+id_type!(
+    /// Identifies one rule of a server's tool-level policy.
+    PolicyId, "pol"
+);
 
 /// A string that is not an id of the expected kind.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -1,9 +1,9 @@
 //! Skyport's durable state: the schema, its migrations and one typed repository per aggregate
 //! (servers, deployments and their promotions, logs, principals and keys, users, groups and
-//! per-server roles, gateway sessions, the audit logs of MCP requests and of control-plane
-//! changes, environment variables and sealed secrets, the keys that sign identity tokens), plus
-//! the change feed that tells the
-//! gateway and the runtime when a server's live deployment moved.
+//! per-server roles, tool-level policies, gateway sessions, the audit logs of MCP requests and
+//! of control-plane changes, environment variables and sealed secrets, the keys that sign
+//! identity tokens), plus the change feed that tells the gateway and the runtime when a
+//! server's live deployment moved.
 //!
 //! All SQL of the project lives here. Callers get domain types (`Server`, `Deployment`,
 //! `ServerName`, the id newtypes) and never see rows, pools or transactions. This crate knows
@@ -19,6 +19,7 @@ mod ids;
 mod keys;
 mod logs;
 mod names;
+mod policies;
 mod promotions;
 mod redact;
 mod secrets;
@@ -55,12 +56,16 @@ pub use deployments::{
 pub use env::{
     Env, EnvEntry, EnvError, EnvKey, EnvScope, EnvVar, MAX_VALUE_BYTES, NewEnvVar, resolve,
 };
-pub use ids::{ApiKeyId, DeploymentId, GroupId, InstanceId, PrincipalId, ServerId};
+pub use ids::{ApiKeyId, DeploymentId, GroupId, InstanceId, PolicyId, PrincipalId, ServerId};
 pub use keys::{
     ApiKey, Credential, KeyHash, KeyRef, Keys, LAST_USED_PRECISION, Principal, SECRET_PREFIXES,
 };
 pub use logs::{LogLine, LogQuery, LogSource, LogStream, LogWriter, Logs, NewLogLine};
 pub use names::{NameError, ServerName};
+pub use policies::{
+    Capability, CapabilityKind, NewPolicyRule, POLICY_ROLES, Policies, PolicyEffect, PolicyError,
+    PolicyRule, PolicySelector,
+};
 pub use promotions::{Actor, Promotion, PromotionKind, RollbackRefusal};
 pub use redact::Redactor;
 pub use secrets::{KeySource, MASTER_KEY_FILE, MasterKey, MasterKeyError};
@@ -227,6 +232,11 @@ impl Store {
     /// The keys that sign identity tokens.
     pub fn signing_keys(&self) -> SigningKeys<'_> {
         SigningKeys { store: self }
+    }
+
+    /// Tool-level policies: rules per server.
+    pub fn policies(&self) -> Policies<'_> {
+        Policies { store: self }
     }
 
     /// Follows changes to live deployments, server settings and keys made through this store.

@@ -5,7 +5,7 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use skyport_api::{ErrorBody, ErrorDetail};
 use skyport_build::BuildError;
-use skyport_store::{AccountError, EnvError, GrantError, NameError, StoreError};
+use skyport_store::{AccountError, EnvError, GrantError, NameError, PolicyError, StoreError};
 
 /// Why an API request failed.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +32,9 @@ pub enum ApiError {
     /// A variable name, value or scope that cannot be used.
     #[error(transparent)]
     InvalidEnv(#[from] EnvError),
+    /// A policy rule that does not parse.
+    #[error(transparent)]
+    InvalidPolicy(#[from] PolicyError),
     /// Any other malformed request.
     #[error("{0}")]
     BadRequest(String),
@@ -84,6 +87,7 @@ impl ApiError {
             ApiError::InvalidName(_) => (StatusCode::BAD_REQUEST, "invalid_name"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::InvalidEnv(_) => (StatusCode::BAD_REQUEST, "invalid_env"),
+            ApiError::InvalidPolicy(_) => (StatusCode::BAD_REQUEST, "invalid_policy"),
             ApiError::BadSignature(_) => (StatusCode::UNAUTHORIZED, "bad_signature"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             ApiError::Conflict(_) | ApiError::Store(StoreError::Conflict(_)) => {

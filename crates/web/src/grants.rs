@@ -4,11 +4,12 @@
 use axum::extract::{Path, State};
 use axum::routing::{delete, get, put};
 use axum::{Extension, Json, Router};
+use serde_json::json;
 use skyport_api::{AccessView, GrantView, SetDefaultRole};
-use skyport_store::{Grantee, Principal, Server, ServerRole};
+use skyport_store::{ControlAction, Grantee, NewControlEvent, Principal, Server, ServerRole};
 
 use crate::access::{Permission, authorize};
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, control};
 
 /// The access routes.
 pub(crate) fn router() -> Router<AppState> {
@@ -42,11 +43,17 @@ async fn grant(
         ))
     })?;
     let grantee = Grantee::parse(body.who.trim());
+    let before = role_of(&state, &server, &grantee).await?;
     state
         .store
         .access()
         .grant(&server.id, &grantee, role)
         .await?;
+    let event = NewControlEvent::new(&caller, ControlAction::AccessGrant, Some(&server.name))
+        .subject(grantee.to_string())
+        .before(json!({ "role": before }))
+        .after(json!({ "role": role.as_str() }));
+    control::record(&state, event).await;
     view(&state, &server).await
 }
 
@@ -57,12 +64,17 @@ async fn revoke(
 ) -> Result<Json<AccessView>, ApiError> {
     let server = authorize(&state, &caller, &name, Permission::Access).await?;
     let grantee = Grantee::parse(&who);
+    let before = role_of(&state, &server, &grantee).await?;
     if !state.store.access().revoke(&server.id, &grantee).await? {
         return Err(ApiError::NotFound(format!(
             "{grantee} has no grant on '{}'; `skyport access ls {}` lists the grants",
             server.name, server.name
         )));
     }
+    let event = NewControlEvent::new(&caller, ControlAction::AccessRevoke, Some(&server.name))
+        .subject(grantee.to_string())
+        .before(json!({ "role": before }));
+    control::record(&state, event).await;
     view(&state, &server).await
 }
 
@@ -74,8 +86,33 @@ async fn set_default(
 ) -> Result<Json<AccessView>, ApiError> {
     let server = authorize(&state, &caller, &name, Permission::Access).await?;
     let role = parse_role(&body.role)?;
+    let before = state
+        .store
+        .access()
+        .of_server(&server.id)
+        .await?
+        .default_role;
     state.store.access().set_default(&server.id, role).await?;
+    let name = |role: Option<ServerRole>| role.map_or("none", ServerRole::as_str);
+    let event = NewControlEvent::new(&caller, ControlAction::AccessDefault, Some(&server.name))
+        .before(json!({ "default_role": name(before) }))
+        .after(json!({ "default_role": name(role) }));
+    control::record(&state, event).await;
     view(&state, &server).await
+}
+
+/// The role granted to `grantee` on `server` now, for the audit log's `before`.
+async fn role_of(
+    state: &AppState,
+    server: &Server,
+    grantee: &Grantee,
+) -> Result<Option<&'static str>, ApiError> {
+    let access = state.store.access().of_server(&server.id).await?;
+    Ok(access
+        .grants
+        .into_iter()
+        .find(|g| g.grantee == *grantee)
+        .map(|g| g.role.as_str()))
 }
 
 async fn view(state: &AppState, server: &Server) -> Result<Json<AccessView>, ApiError> {

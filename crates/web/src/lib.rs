@@ -16,6 +16,7 @@ mod grants;
 mod hooks;
 mod host;
 mod keys;
+mod policies;
 mod promotions;
 mod sources;
 mod stream;
@@ -76,6 +77,7 @@ pub fn app(state: AppState, gateway: &Gateway, options: &AppOptions) -> Router {
         .merge(promotions::router())
         .merge(users::router())
         .merge(grants::router())
+        .merge(policies::router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,

@@ -849,3 +849,71 @@ async fn gateway_requests_are_audited_and_counted() {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }
 }
+
+#[tokio::test]
+async fn policy_rules_are_added_listed_and_removed_and_bad_ones_say_what_to_write() {
+    let f = fixture().await;
+    let path = "/api/v1/servers/notes/policies";
+    let rule = json!({"effect": "deny", "selector": "role:viewer", "capability": "tool:delete_*"});
+    let (status, body) = f.call("POST", path, Some(rule.clone())).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    f.call("PUT", "/api/v1/servers/notes", Some(json!({})))
+        .await;
+
+    let (status, added) = f.call("POST", path, Some(rule)).await;
+    assert_eq!(status, StatusCode::CREATED, "{added}");
+    insta::assert_json_snapshot!(added, {".id" => "[id]", ".created_at" => "[at]"}, @r#"
+    {
+      "capability": "tool:delete_*",
+      "created_at": "[at]",
+      "created_by": "admin",
+      "effect": "deny",
+      "id": "[id]",
+      "selector": "role:viewer"
+    }
+    "#);
+    let (status, listed) = f.call("GET", path, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(listed[0]["id"], added["id"]);
+
+    for (bad, says) in [
+        (
+            json!({"effect": "block", "selector": "*", "capability": "tool:x"}),
+            "allow or deny",
+        ),
+        (
+            json!({"effect": "allow", "selector": "user:ana", "capability": "tool:x"}),
+            "principal:NAME",
+        ),
+        (
+            json!({"effect": "allow", "selector": "role:owner", "capability": "tool:x"}),
+            "role:viewer",
+        ),
+        (
+            json!({"effect": "allow", "selector": "*", "capability": "delete_*"}),
+            "tool:GLOB",
+        ),
+    ] {
+        let (status, body) = f.call("POST", path, Some(bad.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert_eq!(body["error"]["code"], "invalid_policy", "{body}");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(says), "{bad}: {message}");
+    }
+
+    let id = added["id"].as_str().unwrap();
+    let (status, removed) = f.call("DELETE", &format!("{path}/{id}"), None).await;
+    assert_eq!(status, StatusCode::OK, "{removed}");
+    assert_eq!(removed["capability"], "tool:delete_*");
+    let (status, body) = f.call("DELETE", &format!("{path}/{id}"), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("skyport policy ls notes")
+    );
+    let (status, body) = f.call("DELETE", &format!("{path}/nonsense"), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+}

@@ -1,5 +1,6 @@
-//! How a request ended, read from what the proxy recorded: the gateway's own refusal, the HTTP
-//! status, a cut stream, or the JSON-RPC reply at the start of the response body.
+//! How a request ended, read from what the proxy recorded: a policy's denial, the gateway's own
+//! refusal, the HTTP status, a cut stream, or the JSON-RPC reply at the start of the response
+//! body.
 //!
 //! The body is only the first bytes of the response (a JSON body, or the start of an event
 //! stream), so a reply may be cut anywhere: the scanner below reads JSON as far as it goes
@@ -31,6 +32,9 @@ impl Classified {
 
 /// Classifies a finished exchange.
 pub(crate) fn classify(exchange: &Exchange) -> Classified {
+    if exchange.denied {
+        return Classified::new(AuditOutcome::Denied, None);
+    }
     if let Some(code) = exchange.refused {
         return Classified::new(AuditOutcome::Refused, Some(code));
     }

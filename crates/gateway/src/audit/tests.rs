@@ -22,6 +22,7 @@ fn exchange(status: u16, head: &str) -> Exchange {
         target: Some("hello".to_owned()),
         status,
         refused: None,
+        denied: false,
         cut: false,
         duration: Duration::from_millis(3),
         bytes_in: 90,
@@ -308,4 +309,14 @@ async fn the_writer_prunes_both_audit_logs_to_the_retention_given() {
         store.control_audit().query(&changes).await.unwrap().len(),
         2
     );
+}
+
+#[test]
+fn a_denied_request_is_denied_whatever_its_answer_looks_like() {
+    let mut e = exchange(
+        200,
+        r#"{"jsonrpc":"2.0","id":3,"result":{"content":[{"type":"text","text":"Unknown tool: 'rm'"}],"isError":true}}"#,
+    );
+    e.denied = true;
+    assert_eq!(outcome(&e), (AuditOutcome::Denied, None));
 }

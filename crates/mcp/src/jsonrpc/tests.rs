@@ -76,6 +76,15 @@ fn finds_what_a_request_acts_on_and_its_stateless_version() {
     )
     .unwrap();
     assert_eq!(read.envelopes()[0].target.as_deref(), Some("file:///a"));
+    // A `name` beside a resource's URI does not stand in for it.
+    let named = Body::parse(
+        br#"{"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"name":"ok","uri":"file:///secret"}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        named.envelopes()[0].target.as_deref(),
+        Some("file:///secret")
+    );
     let positional =
         Body::parse(br#"{"jsonrpc":"2.0","id":3,"method":"x","params":[1,2]}"#).unwrap();
     assert_eq!(positional.envelopes()[0].target, None);
