@@ -184,14 +184,22 @@ fn expected(call: &Call, cell: Cell) -> Value {
     }
 }
 
-/// `call` as a JSON-RPC request, with the arguments `policy_client.py` sends.
-fn request(id: usize, call: &Call) -> Value {
-    let params = match call.method {
-        "tools/call" => json!({"name": call.name, "arguments": {"id": "1"}}),
-        "prompts/get" => json!({"name": call.name, "arguments": {"topic": "t"}}),
-        _ => json!({"uri": call.name}),
-    };
-    json!({"jsonrpc": "2.0", "id": id, "method": call.method, "params": params})
+/// All of [`CALLS`] as one JSON-RPC batch, with the arguments `policy_client.py` sends; the
+/// request for `CALLS[i]` has the id `i`.
+fn batch_body() -> String {
+    let requests: Vec<Value> = CALLS
+        .iter()
+        .enumerate()
+        .map(|(id, call)| {
+            let params = match call.method {
+                "tools/call" => json!({"name": call.name, "arguments": {"id": "1"}}),
+                "prompts/get" => json!({"name": call.name, "arguments": {"topic": "t"}}),
+                _ => json!({"uri": call.name}),
+            };
+            json!({"jsonrpc": "2.0", "id": id, "method": call.method, "params": params})
+        })
+        .collect();
+    Value::from(requests).to_string()
 }
 
 /// A JSON-RPC answer in the shape `policy_client.py` reports, so one expectation fits both.
@@ -224,22 +232,6 @@ fn policy_view(sky: &Skyport, key: &str) -> Value {
     v
 }
 
-/// All of [`CALLS`] in one raw batch of the session era; the answers, or the refusal of the
-/// session or of the batch.
-fn batch(sky: &Skyport, key: &str) -> Result<Value, skyport_e2e::HttpResponse> {
-    let session = open_session(sky, key)?;
-    let body: Vec<Value> = CALLS
-        .iter()
-        .enumerate()
-        .map(|(id, call)| request(id, call))
-        .collect();
-    let answered = post(sky, key, Some(&session), &Value::from(body).to_string());
-    match answered.json() {
-        Some(answers) if answered.status == 200 => Ok(answers),
-        _ => Err(answered),
-    }
-}
-
 /// Asserts one row: lists, the SDK's calls, the batch, and what reached the server.
 fn check_row(sky: &Skyport, key: &str, row: &Row, seen_file: &Path) {
     let who = row.who;
@@ -254,14 +246,7 @@ fn check_row(sky: &Skyport, key: &str, row: &Row, seen_file: &Path) {
         assert!(v["ok"] == false && error.contains(&grant), "{who}: {v}");
         let init = open_session(sky, key).expect_err("a session without a role");
         assert_eq!(init.status, 403, "{who}: {init:?}");
-        let body = Value::from(
-            CALLS
-                .iter()
-                .enumerate()
-                .map(|(i, c)| request(i, c))
-                .collect::<Vec<_>>(),
-        );
-        let refused = post(sky, key, None, &body.to_string());
+        let refused = post(sky, key, None, &batch_body());
         assert_eq!(refused.status, 403, "{who}: {refused:?}");
         assert_eq!(
             seen(seen_file),
@@ -272,7 +257,7 @@ fn check_row(sky: &Skyport, key: &str, row: &Row, seen_file: &Path) {
     }
     assert!(
         !row.calls.contains(&F),
-        "{who}: a role is refused everything or nothing"
+        "{who}: a caller is refused everything or nothing"
     );
 
     let v = policy_view(sky, key);
@@ -286,7 +271,10 @@ fn check_row(sky: &Skyport, key: &str, row: &Row, seen_file: &Path) {
         );
     }
 
-    let answers = batch(sky, key).unwrap_or_else(|r| panic!("{who}'s batch: {r:?}"));
+    let session = open_session(sky, key).unwrap_or_else(|r| panic!("{who}'s session: {r:?}"));
+    let answered = post(sky, key, Some(&session), &batch_body());
+    assert_eq!(answered.status, 200, "{who}'s batch: {answered:?}");
+    let answers = answered.json().unwrap_or_default();
     let all = answers.as_array().cloned().unwrap_or_default();
     assert_eq!(all.len(), CALLS.len(), "{who}'s batch: {answers}");
     for (id, (call, &cell)) in CALLS.iter().zip(&row.calls).enumerate() {
