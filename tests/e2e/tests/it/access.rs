@@ -11,30 +11,30 @@ use skyport_e2e::{Run, Skyport, wait_until};
 use crate::keys::{headers_server, initialize, seen_headers};
 
 /// A person at their own machine: their config dir holds what `skyport login` saves.
-struct Person<'a> {
+pub(crate) struct Person<'a> {
     sky: &'a Skyport,
     home: PathBuf,
 }
 
 impl<'a> Person<'a> {
-    fn new(sky: &'a Skyport, name: &str) -> Person<'a> {
+    pub(crate) fn new(sky: &'a Skyport, name: &str) -> Person<'a> {
         let home = sky.scratch().join("people").join(name);
         std::fs::create_dir_all(home.join("data")).expect("create a home");
         Person { sky, home }
     }
 
-    fn cli(&self, args: &[&str]) -> Run {
+    pub(crate) fn cli(&self, args: &[&str]) -> Run {
         self.sky.cli_as(&self.home, &[], args)
     }
 
-    fn login(&self, user: &str, password: &str) -> Run {
+    pub(crate) fn login(&self, user: &str, password: &str) -> Run {
         let env = [("SKYPORT_PASSWORD", password)];
         self.sky
             .cli_as(&self.home, &env, &["login", "--user", user])
     }
 
     /// A new key acting as this person (its secret).
-    fn key(&self) -> String {
+    pub(crate) fn key(&self) -> String {
         let created = self.cli(&["keys", "create"]);
         assert!(created.success, "{created}");
         created.stdout.trim().to_owned()

@@ -54,8 +54,20 @@ pub(crate) fn seen_headers(
     key: Option<&str>,
     extra: &[&str],
 ) -> Result<serde_json::Value, String> {
+    headers_via(sky, server, "headers", key, extra)
+}
+
+/// Calls `tool`, one that answers with its request's headers (as [`HEADERS_SERVER`]'s does),
+/// with the `mcp` SDK; the headers the server saw, or the client's error.
+pub(crate) fn headers_via(
+    sky: &Skyport,
+    server: &str,
+    tool: &str,
+    key: Option<&str>,
+    extra: &[&str],
+) -> Result<serde_json::Value, String> {
     let url = sky.mcp_url(server);
-    let mut args = vec![url.as_str(), key.unwrap_or("-"), "headers", "{}"];
+    let mut args = vec![url.as_str(), key.unwrap_or("-"), tool, "{}"];
     args.extend_from_slice(extra);
     let (run, v) = sky.client("key_client.py", &args);
     if v["ok"] != true {

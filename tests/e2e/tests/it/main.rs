@@ -13,6 +13,7 @@ mod gateway;
 mod identity;
 mod keys;
 mod legacy_sse;
+mod matrix;
 mod policy;
 mod rollback;
 mod runtime;

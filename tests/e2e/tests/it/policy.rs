@@ -16,7 +16,7 @@ use skyport_e2e::{HttpResponse, Skyport, http, wait_until};
 
 /// A FastMCP server with two tools, two prompts, two resources and two templates; each one
 /// that runs writes its name to `$SEEN_FILE`, so the test knows what reached the server.
-const NOTES_SERVER: &str = r#"import os
+pub(crate) const NOTES_SERVER: &str = r#"import os
 
 from fastmcp import FastMCP
 
@@ -90,7 +90,7 @@ fn notes_server(sky: &Skyport) -> PathBuf {
 }
 
 /// What the server saw, one name per line.
-fn seen(file: &Path) -> Vec<String> {
+pub(crate) fn seen(file: &Path) -> Vec<String> {
     fs::read_to_string(file)
         .unwrap_or_default()
         .lines()
@@ -99,7 +99,7 @@ fn seen(file: &Path) -> Vec<String> {
 }
 
 /// Everything `policy_client.py` reports for a caller (`-` is anonymous) in a protocol mode.
-fn view(sky: &Skyport, key: &str, mode: &str) -> Value {
+pub(crate) fn view(sky: &Skyport, key: &str, mode: &str) -> Value {
     let (run, v) = sky.client("policy_client.py", &[&sky.mcp_url("notes"), key, mode]);
     assert_eq!(
         v["ok"],
@@ -111,15 +111,17 @@ fn view(sky: &Skyport, key: &str, mode: &str) -> Value {
 }
 
 /// The answer FastMCP gives for a tool it does not know.
-fn unknown_tool(name: &str) -> Value {
+pub(crate) fn unknown_tool(name: &str) -> Value {
     json!({"text": format!("Unknown tool: '{name}'"), "is_error": true})
 }
 
-fn not_found(uri: &str) -> Value {
+/// The answer FastMCP gives for a resource URI it does not have.
+pub(crate) fn not_found(uri: &str) -> Value {
     json!({"code": -32602, "message": format!("Resource not found: '{uri}'"), "data": {"uri": uri}})
 }
 
-fn unknown_prompt(name: &str) -> Value {
+/// The answer FastMCP gives for a prompt it does not know.
+pub(crate) fn unknown_prompt(name: &str) -> Value {
     json!({"code": -32602, "message": format!("Unknown prompt: '{name}'"), "data": null})
 }
 
@@ -155,7 +157,7 @@ fn check_admin_view(v: &Value) {
 }
 
 /// A raw session-era POST with the key.
-fn post(sky: &Skyport, key: &str, session: Option<&str>, body: &str) -> HttpResponse {
+pub(crate) fn post(sky: &Skyport, key: &str, session: Option<&str>, body: &str) -> HttpResponse {
     let bearer = format!("Bearer {key}");
     let mut headers = vec![
         ("Accept", "application/json, text/event-stream"),
@@ -176,20 +178,19 @@ fn post(sky: &Skyport, key: &str, session: Option<&str>, body: &str) -> HttpResp
     .unwrap_or_else(|e| panic!("POST /servers/notes/mcp: {e}\n{}", sky.log_tail(40)))
 }
 
-/// A batch (revision 2025-03-26) of an allowed call, a denied call and a denied prompt: each
-/// element is judged on its own and the answers come back as one array.
-fn check_batch(sky: &Skyport, key: &str) {
+/// Opens a session of revision 2025-03-26 with the key (initialize, then initialized): its id,
+/// or the answer to `initialize` when that was not a success.
+pub(crate) fn open_session(sky: &Skyport, key: &str) -> Result<String, HttpResponse> {
     let init = post(
         sky,
         key,
         None,
         r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-03-26","capabilities":{},"clientInfo":{"name":"e2e","version":"0"}}}"#,
     );
-    assert_eq!(init.status, 200, "{init:?}");
-    let session = init
-        .header("mcp-session-id")
-        .expect("a session id")
-        .to_owned();
+    let Some(session) = init.header("mcp-session-id").filter(|_| init.status == 200) else {
+        return Err(init);
+    };
+    let session = session.to_owned();
     let initialized = post(
         sky,
         key,
@@ -197,6 +198,13 @@ fn check_batch(sky: &Skyport, key: &str) {
         r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
     );
     assert!(initialized.status < 300, "{initialized:?}");
+    Ok(session)
+}
+
+/// A batch (revision 2025-03-26) of an allowed call, a denied call and a denied prompt: each
+/// element is judged on its own and the answers come back as one array.
+fn check_batch(sky: &Skyport, key: &str) {
+    let session = open_session(sky, key).unwrap_or_else(|init| panic!("{init:?}"));
     let batch = post(
         sky,
         key,
