@@ -21,7 +21,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use axum::Json;
@@ -29,15 +29,17 @@ use axum::extract::rejection::RawPathParamsRejection;
 use axum::extract::{Path, RawPathParams, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use http::{HeaderMap, Method, header};
 use skyport_store::{
-    ApiKeyId, Change, Credential, KeyHash, LAST_USED_PRECISION, SECRET_PREFIXES, ServerName,
-    ServerRole, Store, StoreError, Timestamp,
+    ApiKeyId, Change, Credential, KeyHash, LAST_USED_PRECISION, PrincipalId, Route,
+    SECRET_PREFIXES, ServerName, ServerRole, Store, StoreError, Timestamp,
 };
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 
 use crate::Gateway;
+use crate::audit::Exchange;
 use crate::caller::Caller;
 use crate::error::GatewayError;
 use crate::ratelimit::{Bucket, Clock, retry_after_secs};
@@ -259,10 +261,11 @@ pub(crate) async fn authenticate(
             if let Some(limit) = &options.rate_limit
                 && let Err(wait) = gateway.inner.keys.take(&key, limit)
             {
-                return GatewayError::RateLimited {
+                let error = GatewayError::RateLimited {
                     retry_after: retry_after_secs(wait),
-                }
-                .into_response();
+                };
+                let principal = Some(key.caller.principal.clone());
+                return refuse(&gateway, &request, server, route.as_ref(), principal, error);
             }
             let mut caller = key.caller;
             if let Some(route) = &route {
@@ -272,11 +275,12 @@ pub(crate) async fn authenticate(
                 let role = match role {
                     Some(role) => role,
                     None if required => {
-                        return GatewayError::Forbidden {
+                        let error = GatewayError::Forbidden {
                             server: server.to_string(),
                             principal: caller.name,
-                        }
-                        .into_response();
+                        };
+                        let principal = Some(caller.principal);
+                        return refuse(&gateway, &request, server, Some(route), principal, error);
                     }
                     None => ServerRole::Viewer,
                 };
@@ -286,11 +290,11 @@ pub(crate) async fn authenticate(
             request.extensions_mut().insert(caller);
         }
         None if required => {
-            return GatewayError::Unauthorized {
+            let error = GatewayError::Unauthorized {
                 metadata: metadata_url(&options.public_url, &server),
                 presented,
-            }
-            .into_response();
+            };
+            return refuse(&gateway, &request, server, route.as_ref(), None, error);
         }
         None => {}
     }
@@ -299,6 +303,41 @@ pub(crate) async fn authenticate(
         request.extensions_mut().insert(route);
     }
     next.run(request).await
+}
+
+/// Answers a request refused before the proxy (no credential, no role, over its rate) and
+/// records it in the audit log: who knocks and is turned away is what an auditor asks first.
+/// The body is not read here, so the record names no JSON-RPC method.
+fn refuse(
+    gateway: &Gateway,
+    request: &Request,
+    server: ServerName,
+    route: Option<&Route>,
+    principal: Option<PrincipalId>,
+    error: GatewayError,
+) -> Response {
+    let refused = error.code();
+    let response = error.into_response();
+    gateway.inner.audit.record(Exchange {
+        at: SystemTime::now(),
+        server,
+        deployment: route
+            .and_then(|r| r.live.as_ref())
+            .map(|live| live.id.clone()),
+        principal,
+        http_method: request.method().clone(),
+        method: None,
+        target: None,
+        status: response.status().as_u16(),
+        refused: Some(refused),
+        denied: false,
+        cut: false,
+        duration: Duration::ZERO,
+        bytes_in: 0,
+        bytes_out: 0,
+        response_head: Bytes::new(),
+    });
+    response
 }
 
 /// The bearer token of the `Authorization` header (a secret: never logged, never forwarded);

@@ -396,3 +396,32 @@ async fn a_key_without_a_role_is_refused_where_auth_is_on_and_a_viewer_where_it_
         .unwrap();
     wait_for(&f, &ann, StatusCode::FORBIDDEN).await;
 }
+
+#[tokio::test]
+async fn refusals_at_the_door_are_audited_with_who_knocked() {
+    let f = fixture(options()).await;
+    let ann = user(&f, "ann", &[]).await;
+    wait_for(&f, &ann, StatusCode::FORBIDDEN).await;
+    let (status, _, _) = call(&f, "/servers/closed/mcp", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    f.gateway.flush_audit().await;
+    let query = skyport_store::AuditQuery {
+        server: Some("closed".parse().unwrap()),
+        since: None,
+        limit: 100,
+    };
+    let records = f.store.audit().query(&query).await.unwrap();
+    let seen: Vec<_> = records
+        .iter()
+        .map(|r| (r.record.status, r.principal_name.as_deref()))
+        .collect();
+    // Newest first: the anonymous 401, then ann's 403s (one or more while the table loaded).
+    assert_eq!(seen[0], (401, None), "{seen:?}");
+    assert!(seen[1..].contains(&(403, Some("ann"))), "{seen:?}");
+    assert!(
+        records
+            .iter()
+            .all(|r| r.record.outcome == skyport_store::AuditOutcome::Refused),
+        "{seen:?}"
+    );
+}
