@@ -91,7 +91,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let data_dir = PathBuf::from(args.next().ok_or(usage)?);
 
     // The same kind of store `skyport serve` opens: SQLite in a file of the data directory.
-    let store = Store::open(&data_dir.join("bench.db")).await?;
+    // The gateway signs identity tokens with a key sealed under the master key.
+    let store = Store::open(&data_dir.join("bench.db"))
+        .await?
+        .with_master_key(skyport_store::MasterKey::generate());
     let server: ServerName = "echo".parse()?;
     let (record, _) = store.servers().ensure(&server, None).await?;
     let deployment = store
