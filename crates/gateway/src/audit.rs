@@ -79,6 +79,33 @@ pub(crate) struct Exchange {
     pub(crate) response_head: Bytes,
 }
 
+impl Exchange {
+    /// A request that just arrived: nothing known yet but where it goes, who sends it and how.
+    pub(crate) fn arriving(
+        server: ServerName,
+        principal: Option<PrincipalId>,
+        http_method: http::Method,
+    ) -> Exchange {
+        Exchange {
+            at: SystemTime::now(),
+            server,
+            deployment: None,
+            principal,
+            http_method,
+            method: None,
+            target: None,
+            status: 0,
+            refused: None,
+            denied: false,
+            cut: false,
+            duration: Duration::ZERO,
+            bytes_in: 0,
+            bytes_out: 0,
+            response_head: Bytes::new(),
+        }
+    }
+}
+
 enum Command {
     Record(Box<Exchange>),
     Flush(oneshot::Sender<()>),

@@ -21,7 +21,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use axum::Json;
@@ -29,7 +29,6 @@ use axum::extract::rejection::RawPathParamsRejection;
 use axum::extract::{Path, RawPathParams, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use http::{HeaderMap, Method, header};
 use skyport_store::{
     ApiKeyId, Change, Credential, KeyHash, LAST_USED_PRECISION, PrincipalId, Route,
@@ -318,25 +317,13 @@ fn refuse(
 ) -> Response {
     let refused = error.code();
     let response = error.into_response();
-    gateway.inner.audit.record(Exchange {
-        at: SystemTime::now(),
-        server,
-        deployment: route
-            .and_then(|r| r.live.as_ref())
-            .map(|live| live.id.clone()),
-        principal,
-        http_method: request.method().clone(),
-        method: None,
-        target: None,
-        status: response.status().as_u16(),
-        refused: Some(refused),
-        denied: false,
-        cut: false,
-        duration: Duration::ZERO,
-        bytes_in: 0,
-        bytes_out: 0,
-        response_head: Bytes::new(),
-    });
+    let mut exchange = Exchange::arriving(server, principal, request.method().clone());
+    exchange.deployment = route
+        .and_then(|r| r.live.as_ref())
+        .map(|live| live.id.clone());
+    exchange.status = response.status().as_u16();
+    exchange.refused = Some(refused);
+    gateway.inner.audit.record(exchange);
     response
 }
 

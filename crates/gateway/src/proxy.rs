@@ -9,7 +9,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
@@ -128,26 +128,14 @@ pub(crate) async fn handle(
         started: Instant::now(),
         limit,
         id: None,
-        exchange: Exchange {
-            at: SystemTime::now(),
+        exchange: Exchange::arriving(
             server,
-            deployment: None,
-            principal: request
+            request
                 .extensions()
                 .get::<Caller>()
                 .map(|c| c.principal.clone()),
-            http_method: request.method().clone(),
-            method: None,
-            target: None,
-            status: 0,
-            refused: None,
-            denied: false,
-            cut: false,
-            duration: Duration::ZERO,
-            bytes_in: 0,
-            bytes_out: 0,
-            response_head: Bytes::new(),
-        },
+            request.method().clone(),
+        ),
     };
     // Each phase that waits is bounded inside: reading the body by the gateway's limit, the
     // answer by the server's (which may be longer than the gateway's).
