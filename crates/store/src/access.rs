@@ -222,7 +222,7 @@ impl Access<'_> {
         if principal.is_admin {
             return Ok(Some(ServerRole::Admin));
         }
-        Ok(self.roles(principal).await?.remove(server))
+        Ok(self.roles_on(principal, Some(server)).await?.remove(server))
     }
 
     /// `principal`'s role on every server it has one on.
@@ -230,14 +230,26 @@ impl Access<'_> {
         &self,
         principal: &Principal,
     ) -> Result<HashMap<ServerId, ServerRole>, StoreError> {
+        self.roles_on(principal, None).await
+    }
+
+    /// `principal`'s roles, on `only` when given (one server's rows read, not every server's).
+    async fn roles_on(
+        &self,
+        principal: &Principal,
+        only: Option<&ServerId>,
+    ) -> Result<HashMap<ServerId, ServerRole>, StoreError> {
         let rows = sqlx::query(
             "SELECT server_id, role, 0 AS is_default FROM server_grants
-             WHERE principal_id = ?1
-                OR group_id IN (SELECT group_id FROM group_members WHERE principal_id = ?1)
+             WHERE (principal_id = ?1
+                    OR group_id IN (SELECT group_id FROM group_members WHERE principal_id = ?1))
+               AND (?2 IS NULL OR server_id = ?2)
              UNION ALL
-             SELECT server_id, role, 1 AS is_default FROM server_default_roles",
+             SELECT server_id, role, 1 AS is_default FROM server_default_roles
+             WHERE ?2 IS NULL OR server_id = ?2",
         )
         .bind(&principal.id)
+        .bind(only)
         .fetch_all(&self.store.pool)
         .await?;
         let mut granted: HashMap<ServerId, ServerRole> = HashMap::new();
