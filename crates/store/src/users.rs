@@ -142,7 +142,7 @@ impl Users<'_> {
              ON CONFLICT (name) DO UPDATE SET is_admin = 1, password_hash = excluded.password_hash",
         )
         .bind(PrincipalId::generate())
-        .bind(hash_password(&password)?)
+        .bind(hash_password(&password).await?)
         .bind(to_millis(now()))
         .execute(&self.store.pool)
         .await?;
@@ -166,7 +166,10 @@ impl Users<'_> {
         if self.group_id(name).await?.is_some() {
             return Err(AccountError::Exists(name.to_owned()));
         }
-        let hash = password.map(hash_password).transpose()?;
+        let hash = match password {
+            Some(password) => Some(hash_password(password).await?),
+            None => None,
+        };
         let inserted = sqlx::query(
             "INSERT INTO principals (id, name, is_admin, kind, email, password_hash, created_at)
              VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
@@ -282,16 +285,22 @@ impl Users<'_> {
         .await?;
         let Some(row) = row else {
             // Hash anyway so a missing user costs what a wrong password costs.
-            let _ = hash_password(password);
+            let _ = hash_password(password).await;
             return Ok(None);
         };
         let stored: String = row.try_get("password_hash")?;
-        let hash = PasswordHash::new(&stored)
-            .map_err(|e| StoreError::Corrupt(format!("password hash of '{name}': {e}")))?;
-        if Argon2::default()
-            .verify_password(password.as_bytes(), &hash)
-            .is_ok()
-        {
+        let (name, password) = (name.to_owned(), password.to_owned());
+        let verified = off_thread(move || {
+            let hash = PasswordHash::new(&stored)
+                .map_err(|e| StoreError::Corrupt(format!("password hash of '{name}': {e}")))?;
+            Ok::<_, StoreError>(
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &hash)
+                    .is_ok(),
+            )
+        })
+        .await??;
+        if verified {
             principal(&row).map(Some)
         } else {
             Ok(None)
@@ -436,7 +445,22 @@ pub fn generate_password() -> String {
         .collect()
 }
 
-fn hash_password(password: &str) -> Result<String, StoreError> {
+/// Argon2 costs tens of milliseconds of CPU by design: it runs off the async workers, which
+/// also serve every MCP request.
+async fn hash_password(password: &str) -> Result<String, StoreError> {
+    let password = password.to_owned();
+    off_thread(move || hash_now(&password)).await?
+}
+
+async fn off_thread<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| StoreError::Corrupt(format!("password hashing did not finish: {e}")))
+}
+
+fn hash_now(password: &str) -> Result<String, StoreError> {
     let mut salt = [0u8; 16];
     rand::rng().fill_bytes(&mut salt);
     let salt = SaltString::encode_b64(&salt)
