@@ -35,7 +35,7 @@ fn main() -> std::io::Result<()> {
         name: "agent-7".to_owned(),
         email: None,
         roles: vec!["viewer".to_owned()],
-        groups: vec!["ops".to_owned(), "dev".to_owned()],
+        groups: vec!["ops".to_owned(), "dev".to_owned()].into(),
         key: None,
     };
     let tools = tool_names();

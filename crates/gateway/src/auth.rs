@@ -169,7 +169,7 @@ fn build(
                     name: credential.principal.name,
                     email: credential.principal.email,
                     roles: Vec::new(),
-                    groups: Vec::new(),
+                    groups: Arc::default(),
                     key: Some(credential.key),
                 },
                 expires_at: credential.expires_at,
@@ -284,7 +284,7 @@ pub(crate) async fn authenticate(
                     None => ServerRole::Viewer,
                 };
                 caller.roles = vec![role.as_str().to_owned()];
-                caller.groups = access.groups(&caller.principal).to_vec();
+                caller.groups = access.groups(&caller.principal);
             }
             request.extensions_mut().insert(caller);
         }

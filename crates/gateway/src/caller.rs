@@ -1,6 +1,8 @@
 //! Who is calling: what authentication established about a request, handed to the proxy in the
 //! request's extensions and to servers as `skyport-*` headers.
 
+use std::sync::Arc;
+
 use skyport_store::{ApiKeyId, PrincipalId};
 
 /// The authenticated caller of a gateway request. Once authentication has routed it, `roles`
@@ -17,7 +19,7 @@ pub struct Caller {
     /// Its roles (e.g. `admin`).
     pub roles: Vec<String>,
     /// The groups the principal belongs to, by name.
-    pub groups: Vec<String>,
+    pub groups: Arc<[String]>,
     /// The API key used, when the credential was one (rate limits are per key).
     pub key: Option<ApiKeyId>,
 }

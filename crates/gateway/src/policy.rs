@@ -126,7 +126,7 @@ impl CompiledPolicy {
                 add(&self.principals, &caller.name);
             }
             if !self.groups.is_empty() {
-                for group in &caller.groups {
+                for group in caller.groups.iter() {
                     add(&self.groups, group);
                 }
             }

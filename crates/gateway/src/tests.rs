@@ -601,7 +601,7 @@ async fn the_caller_reaches_the_server_as_skyport_headers_and_forgeries_do_not()
         name: "ada".into(),
         email: Some("ada@example.com".into()),
         roles: vec!["admin".into()],
-        groups: Vec::new(),
+        groups: Arc::default(),
         key: None,
     });
     let (status, headers, body) = send(&f.gateway, request).await;
@@ -702,7 +702,7 @@ async fn a_server_that_asks_gets_a_signed_identity_token_and_forgeries_never_pas
             name: "ada".into(),
             email: None,
             roles: vec![role.to_owned()],
-            groups: Vec::new(),
+            groups: Arc::default(),
             key: None,
         });
         request
@@ -797,7 +797,7 @@ async fn servers_that_do_not_ask_get_no_identity_token() {
         name: "ada".into(),
         email: None,
         roles: Vec::new(),
-        groups: Vec::new(),
+        groups: Arc::default(),
         key: None,
     });
     let (_, _, body) = send(&f.gateway, request).await;

@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use sqlx::Row;
 
@@ -162,7 +163,8 @@ struct ServerRules {
 #[derive(Clone, Debug, Default)]
 struct Membership {
     ids: Vec<GroupId>,
-    names: Vec<String>,
+    /// Shared with every request's caller, which carries them to the policy check.
+    names: Arc<[String]>,
 }
 
 impl AccessTable {
@@ -199,11 +201,12 @@ impl AccessTable {
         )
     }
 
-    /// The names of the groups `principal` belongs to, sorted.
-    pub fn groups(&self, principal: &PrincipalId) -> &[String] {
+    /// The names of the groups `principal` belongs to, sorted (shared, not copied).
+    pub fn groups(&self, principal: &PrincipalId) -> Arc<[String]> {
         self.members
             .get(principal)
-            .map_or(&[][..], |m| m.names.as_slice())
+            .map(|m| m.names.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -433,13 +436,18 @@ impl Access<'_> {
         )
         .fetch_all(&self.store.pool)
         .await?;
+        let mut names: HashMap<PrincipalId, Vec<String>> = HashMap::new();
         for row in &members {
-            let membership = table
-                .members
-                .entry(row.try_get("principal_id")?)
-                .or_default();
+            let principal: PrincipalId = row.try_get("principal_id")?;
+            names
+                .entry(principal.clone())
+                .or_default()
+                .push(row.try_get("name")?);
+            let membership = table.members.entry(principal).or_default();
             membership.ids.push(row.try_get("id")?);
-            membership.names.push(row.try_get("name")?);
+        }
+        for (principal, names) in names {
+            table.members.entry(principal).or_default().names = names.into();
         }
         let previews = sqlx::query("SELECT id, parent_id FROM servers WHERE parent_id IS NOT NULL")
             .fetch_all(&self.store.pool)

@@ -186,7 +186,7 @@ async fn roles_resolve_through_grants_groups_and_defaults() {
         assert_eq!(access.role(who, server).await.unwrap(), expected);
         assert_eq!(table.role(&who.id, false, server), expected);
     }
-    assert_eq!(table.groups(&bob.id), ["ops".to_owned()]);
+    assert_eq!(*table.groups(&bob.id), ["ops".to_owned()]);
     assert!(table.groups(&ann.id).is_empty());
     assert_eq!(access.roles(&ann).await.unwrap().len(), 2);
 
