@@ -290,7 +290,7 @@ impl Access<'_> {
         role: ServerRole,
     ) -> Result<(), GrantError> {
         let (principal, group) = self.grantee_ids(grantee).await?;
-        let mut tx = self.store.pool.begin().await.map_err(StoreError::from)?;
+        let mut tx = self.store.write().await.map_err(StoreError::from)?;
         sqlx::query(
             "DELETE FROM server_grants WHERE server_id = ?
              AND (principal_id IS ? AND group_id IS ?)",

@@ -138,7 +138,7 @@ pub struct Audit<'a> {
 impl Audit<'_> {
     /// Appends `records` in one transaction: all are stored or none.
     pub async fn insert(&self, records: &[NewAuditRecord]) -> Result<(), StoreError> {
-        let mut tx = self.store.pool.begin().await?;
+        let mut tx = self.store.write().await?;
         for chunk in records.chunks(ROWS_PER_STATEMENT) {
             let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO audit_log (at, server_id, server_name, deployment_id, principal_id, \

@@ -407,10 +407,7 @@ impl Deployments<'_> {
         kind: PromotionKind,
         by: Option<&PrincipalId>,
     ) -> Result<Option<DeploymentId>, StoreError> {
-        // IMMEDIATE takes the write lock first: a transaction that reads and then writes would
-        // fail with SQLITE_BUSY_SNAPSHOT, not wait, when another connection (the log writer,
-        // a build) wrote in between.
-        let mut tx = self.store.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.store.write().await?;
         let row = sqlx::query(
             "SELECT d.status, d.pruned_at, d.created_by, d.server_id, s.name, s.live_deployment_id
              FROM deployments d JOIN servers s ON s.id = d.server_id WHERE d.id = ?",
@@ -467,7 +464,7 @@ impl Deployments<'_> {
 
     /// Removes a deployment that is neither live nor building; returns whether it existed.
     pub async fn remove(&self, id: &DeploymentId) -> Result<bool, StoreError> {
-        let mut tx = self.store.pool.begin().await?;
+        let mut tx = self.store.write().await?;
         let row = sqlx::query(
             "SELECT d.status, s.live_deployment_id FROM deployments d
              JOIN servers s ON s.id = d.server_id WHERE d.id = ?",
@@ -529,7 +526,7 @@ impl Deployments<'_> {
     pub async fn prune_artifacts(&self, kept: &[String]) -> Result<Vec<String>, StoreError> {
         let kept = serde_json::to_string(kept)
             .map_err(|e| StoreError::Corrupt(format!("artifact list: {e}")))?;
-        let mut tx = self.store.pool.begin().await?;
+        let mut tx = self.store.write().await?;
         let rows = sqlx::query(
             "SELECT DISTINCT artifact FROM deployments WHERE artifact IS NOT NULL AND pruned_at IS NULL
              AND artifact NOT IN (SELECT value FROM json_each(?))",

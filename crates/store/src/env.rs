@@ -290,7 +290,7 @@ impl Env<'_> {
             };
             sealed.push((var, value));
         }
-        let mut tx = self.store.pool.begin().await?;
+        let mut tx = self.store.write().await?;
         for (var, value) in sealed {
             sqlx::query(
                 "INSERT INTO env_vars (server_id, scope, name, value, secret, updated_at)
@@ -320,7 +320,7 @@ impl Env<'_> {
         names: &[EnvKey],
     ) -> Result<Vec<EnvKey>, StoreError> {
         let mut removed = Vec::new();
-        let mut tx = self.store.pool.begin().await?;
+        let mut tx = self.store.write().await?;
         for name in names {
             let done =
                 sqlx::query("DELETE FROM env_vars WHERE server_id = ? AND scope = ? AND name = ?")
@@ -384,7 +384,7 @@ impl Env<'_> {
             Some(p) => (&p.parent, Some(p.branch.as_str())),
             None => (server, None),
         };
-        let mut tx = self.store.pool.begin().await?;
+        let mut tx = self.store.write().await?;
         let rows =
             sqlx::query("SELECT scope, name, value, secret FROM env_vars WHERE server_id = ?")
                 .bind(source)

@@ -313,7 +313,7 @@ impl Keys<'_> {
         if uses.is_empty() {
             return Ok(());
         }
-        let mut tx = self.store.pool.begin().await?;
+        let mut tx = self.store.write().await?;
         for (id, at) in uses {
             sqlx::query(
                 "UPDATE api_keys SET last_used_at = ?1

@@ -259,6 +259,14 @@ impl Store {
         })
     }
 
+    /// Starts a transaction that writes. IMMEDIATE takes the write lock first: a deferred
+    /// transaction that reads and then writes fails at once with SQLITE_BUSY ("database is
+    /// locked"), without waiting, when another connection (the audit or log writer, a build)
+    /// wrote in between.
+    async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
     fn publish(&self, change: Change) {
         // No subscribers is fine: nothing is running that caches routes.
         let _ = self.changes.send(change);

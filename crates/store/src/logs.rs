@@ -260,7 +260,7 @@ async fn write_batches(store: Store, mut rx: mpsc::Receiver<Command>) {
 }
 
 async fn insert(store: &Store, lines: &[NewLogLine]) -> Result<(), StoreError> {
-    let mut tx = store.pool.begin().await?;
+    let mut tx = store.write().await?;
     for line in lines {
         sqlx::query(
             "INSERT INTO log_lines (server_id, deployment_id, instance_id, source, stream, phase, at, line)

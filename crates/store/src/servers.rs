@@ -130,7 +130,7 @@ impl Servers<'_> {
         name: &ServerName,
         patch: &SettingsPatch,
     ) -> Result<Option<Result<Server, SettingsError>>, StoreError> {
-        let mut tx = self.store.pool.begin().await?;
+        let mut tx = self.store.write().await?;
         let Some(current) = named(&mut tx, name).await? else {
             return Ok(None);
         };
@@ -176,7 +176,7 @@ impl Servers<'_> {
     /// Removes a server with its deployments, logs and previews; returns it, or `None` if it
     /// did not exist.
     pub async fn remove(&self, name: &ServerName) -> Result<Option<Server>, StoreError> {
-        let mut tx = self.store.pool.begin().await?;
+        let mut tx = self.store.write().await?;
         let Some(removed) = named(&mut tx, name).await? else {
             return Ok(None);
         };

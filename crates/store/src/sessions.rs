@@ -120,7 +120,7 @@ impl Sessions<'_> {
     /// Records when sessions were last used (and the protocol revision their clients send),
     /// in one transaction; the gateway batches these rather than writing per request.
     pub async fn touch(&self, uses: &[SessionUse]) -> Result<(), StoreError> {
-        let mut tx = self.store.pool.begin().await?;
+        let mut tx = self.store.write().await?;
         for used in uses {
             sqlx::query(
                 "UPDATE gateway_sessions

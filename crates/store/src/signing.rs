@@ -94,7 +94,7 @@ impl SigningKeys<'_> {
         )
         .ok_or_else(|| StoreError::Sealed("cannot encrypt a signing key".to_owned()))?;
         let at = to_millis(now());
-        let mut tx = self.store.pool.begin().await?;
+        let mut tx = self.store.write().await?;
         sqlx::query("UPDATE signing_keys SET retired_at = ? WHERE retired_at IS NULL")
             .bind(at)
             .execute(&mut *tx)

@@ -125,7 +125,7 @@ impl Servers<'_> {
         name: &ServerName,
         patch: &SourcePatch,
     ) -> Result<Option<Result<crate::Server, String>>, StoreError> {
-        let mut tx = self.store.pool.begin().await?;
+        let mut tx = self.store.write().await?;
         let Some(current) = named(&mut tx, name).await? else {
             return Ok(None);
         };

@@ -356,6 +356,35 @@ async fn a_file_database_keeps_data_across_opens() {
     );
 }
 
+/// A transaction that reads and then writes used to fail at once with "database is locked"
+/// when another connection wrote in between; writers now take the lock first and wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_that_read_then_write_wait_for_concurrent_writers() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("skyport.db")).await.unwrap();
+    let churn = |prefix: &'static str| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            for i in 0..40 {
+                let name = format!("{prefix}-{i}");
+                let new = NewPrincipal {
+                    name: &name,
+                    email: None,
+                    kind: PrincipalKind::Service,
+                    is_admin: false,
+                };
+                store.users().create(&new, None).await?;
+                store.users().remove(&name).await?;
+            }
+            Ok::<_, AccountError>(())
+        })
+    };
+    let tasks = [churn("a"), churn("b"), churn("c"), churn("d")];
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+}
+
 #[tokio::test]
 async fn commits_and_artifacts_are_recorded_and_old_artifacts_pruned() {
     let store = store().await;

@@ -239,7 +239,7 @@ impl Users<'_> {
     /// Removes the principal named `name` with its keys, grants and memberships; refuses to
     /// remove the last organisation admin. Returns it.
     pub async fn remove(&self, name: &str) -> Result<crate::Principal, AccountError> {
-        let mut tx = self.store.pool.begin().await.map_err(StoreError::from)?;
+        let mut tx = self.store.write().await.map_err(StoreError::from)?;
         let row = sqlx::query(select_principals!(" FROM principals WHERE name = ?"))
             .bind(name)
             .fetch_optional(&mut *tx)
