@@ -11,7 +11,7 @@ use sqlx::sqlite::SqliteRow;
 use crate::promotions::{Actor, PromotionKind};
 use crate::{
     Change, DeploymentId, EnvVar, GatewaySettings, PrincipalId, RuntimeSettings, ServerId,
-    ServerName, Store, StoreError, Timestamp, from_millis, now, to_millis,
+    ServerKind, ServerName, Store, StoreError, Timestamp, from_millis, now, to_millis,
 };
 
 /// Where a deployment is in its life.
@@ -205,6 +205,8 @@ pub struct Route {
     pub server_id: ServerId,
     /// Its name.
     pub name: ServerName,
+    /// What kind of entry it is; only a hosted server has deployments.
+    pub kind: ServerKind,
     /// Its live deployment, if one was promoted.
     pub live: Option<LiveDeployment>,
     /// How its instances run.
@@ -565,7 +567,7 @@ impl Deployments<'_> {
     /// Every server with its live deployment, for the gateway's route table.
     pub async fn routes(&self) -> Result<Vec<Route>, StoreError> {
         let rows = sqlx::query(
-            "SELECT s.id AS server_id, s.name, d.id AS deployment_id, d.launch, s.memory_limit_bytes,
+            "SELECT s.id AS server_id, s.name, s.kind, d.id AS deployment_id, d.launch, s.memory_limit_bytes,
              s.idle_timeout_ms, s.min_instances, s.max_instances, s.auth, s.request_timeout_ms,
              s.identity_token
              FROM servers s
@@ -580,7 +582,7 @@ impl Deployments<'_> {
     /// One server's route, or `None` if there is no such server.
     pub async fn route(&self, name: &ServerName) -> Result<Option<Route>, StoreError> {
         let row = sqlx::query(
-            "SELECT s.id AS server_id, s.name, d.id AS deployment_id, d.launch, s.memory_limit_bytes,
+            "SELECT s.id AS server_id, s.name, s.kind, d.id AS deployment_id, d.launch, s.memory_limit_bytes,
              s.idle_timeout_ms, s.min_instances, s.max_instances, s.auth, s.request_timeout_ms,
              s.identity_token
              FROM servers s
@@ -618,6 +620,7 @@ fn route(
     Ok(Route {
         server_id: row.try_get("server_id")?,
         name: row.try_get("name")?,
+        kind: row.try_get::<String, _>("kind")?.parse()?,
         live,
         settings: crate::servers::settings(row)?,
         gateway: crate::servers::gateway(row)?,

@@ -69,7 +69,7 @@ pub use policies::{
 pub use promotions::{Actor, Promotion, PromotionKind, RollbackRefusal};
 pub use redact::Redactor;
 pub use secrets::{KeySource, MASTER_KEY_FILE, MasterKey, MasterKeyError};
-pub use servers::{Server, Servers};
+pub use servers::{Server, ServerKind, Servers};
 pub use sessions::{SessionBinding, SessionUse, Sessions, StoredSession};
 pub use settings::{
     GatewaySettings, MAX_INSTANCES, MAX_REQUEST_TIMEOUT, MIN_MEMORY_BYTES, RuntimeSettings,

@@ -16,6 +16,8 @@ pub struct Server {
     pub id: ServerId,
     /// Unique name, used in URLs.
     pub name: ServerName,
+    /// What kind of catalog entry it is.
+    pub kind: ServerKind,
     /// Free text shown in listings.
     pub description: String,
     /// The deployment that serves requests, once one has been promoted.
@@ -36,6 +38,48 @@ pub struct Server {
     pub updated_at: Timestamp,
 }
 
+/// What a catalog entry is; only hosted servers are built and run by Skyport.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServerKind {
+    /// Built from a source and run by Skyport's runtime.
+    Hosted,
+    /// A remote MCP server that the gateway proxies.
+    External,
+    /// A composition of tools, prompts and resources from other entries.
+    Remix,
+}
+
+impl ServerKind {
+    /// The name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerKind::Hosted => "hosted",
+            ServerKind::External => "external",
+            ServerKind::Remix => "remix",
+        }
+    }
+}
+
+impl std::fmt::Display for ServerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ServerKind {
+    type Err = StoreError;
+
+    fn from_str(kind: &str) -> Result<ServerKind, StoreError> {
+        match kind {
+            "hosted" => Ok(ServerKind::Hosted),
+            "external" => Ok(ServerKind::External),
+            "remix" => Ok(ServerKind::Remix),
+            other => Err(StoreError::Corrupt(format!("server kind {other:?}"))),
+        }
+    }
+}
+
 /// Access to servers; obtained from [`Store::servers`].
 pub struct Servers<'a> {
     pub(crate) store: &'a Store,
@@ -46,7 +90,7 @@ pub struct Servers<'a> {
 macro_rules! select_servers {
     ($rest:literal) => {
         concat!(
-            "SELECT id, name, description, live_deployment_id, created_at, updated_at, ",
+            "SELECT id, name, kind, description, live_deployment_id, created_at, updated_at, ",
             "memory_limit_bytes, idle_timeout_ms, min_instances, max_instances, auth, ",
             "request_timeout_ms, identity_token, source_url, source_branch, entrypoint, webhook_secret, ",
             "poll_interval_ms, preview_ttl_ms, parent_id, preview_branch, preview_expires_at ",
@@ -217,6 +261,7 @@ pub(crate) fn server(row: &SqliteRow) -> Result<Server, StoreError> {
     Ok(Server {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
+        kind: row.try_get::<String, _>("kind")?.parse()?,
         description: row.try_get("description")?,
         live_deployment: row.try_get("live_deployment_id")?,
         settings: settings(row)?,
