@@ -39,7 +39,7 @@ use crate::caller::Caller;
 use crate::error::GatewayError;
 use crate::identity::IDENTITY_HEADER;
 use crate::policy::Decider;
-use crate::policy::filter::{self, Judgement};
+use crate::policy::filter::{self, Judgement, Refusal};
 use crate::sessions::{Binding, Opening, Session};
 
 /// How long a failed forward waits to learn whether its instance died.
@@ -304,12 +304,12 @@ async fn single(
         _ => Judgement::Pass,
     };
     match (judgement, policy, message) {
-        (Judgement::Deny(kind), _, Some(jsonrpc::Body::Single(envelope))) => {
+        (Judgement::Deny(refusal), _, Some(jsonrpc::Body::Single(envelope))) => {
             if let Some(id) = &session_id {
                 find_session(gateway, target, id, inbound).await?;
             }
             let session = session_id.as_deref();
-            Ok(deny(gateway, facts, envelope, kind, era, session))
+            Ok(deny(gateway, facts, envelope, refusal, era, session))
         }
         (Judgement::Filter(kind), Some(policy), _) => {
             let response =
@@ -347,7 +347,7 @@ fn deny(
     gateway: &Gateway,
     facts: &Facts,
     envelope: &jsonrpc::Envelope,
-    kind: CapabilityKind,
+    refusal: Refusal,
     era: Era,
     session: Option<&str>,
 ) -> Response {
@@ -361,7 +361,7 @@ fn deny(
         None => StatusCode::ACCEPTED.into_response(),
         Some(id) => {
             let stateless = era == Era::Stateless;
-            let (body, error) = filter::denial(kind, name, Some(id), stateless);
+            let (body, error) = filter::denial(refusal, name, Some(id), stateless);
             let status = if error && stateless {
                 StatusCode::BAD_REQUEST
             } else {

@@ -45,8 +45,11 @@ pub struct Envelope {
     /// Present on requests and responses, absent on notifications.
     pub id: Option<Id>,
     /// What the request acts on: `params.name` (a tool or prompt) or `params.uri` (a resource;
-    /// always the URI for `resources/*` methods).
+    /// always the URI for `resources/*` methods); for `completion/complete`, the name or URI
+    /// template of `params.ref`.
     pub target: Option<String>,
+    /// For `completion/complete`, what kind of thing `target` names.
+    pub completes: Option<Reference>,
     /// The protocol revision in `params._meta`, which stateless-era requests carry.
     pub meta_version: Option<String>,
 }
@@ -56,6 +59,15 @@ impl Envelope {
     pub fn is_initialize(&self) -> bool {
         self.method.as_deref() == Some("initialize") && self.id.is_some()
     }
+}
+
+/// What a `completion/complete` request asks to complete the arguments of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reference {
+    /// A prompt (`ref/prompt`), by name.
+    Prompt,
+    /// A resource template (`ref/resource`), by URI template.
+    ResourceTemplate,
 }
 
 /// What an HTTP POST body holds: one message or a batch.
@@ -118,18 +130,21 @@ fn envelope(value: Value) -> Result<Envelope, ParseError> {
     };
     let params = message.get("params");
     let text = |value: Option<&Value>| value.and_then(Value::as_str).map(str::to_owned);
-    // A resource request is about its URI whatever else its params hold: a `name` beside it
-    // must not stand in for it (policies judge the target).
     let about_resource = method
         .as_deref()
         .is_some_and(|m| m.starts_with("resources/"));
-    let target = params.and_then(|p| {
-        if about_resource {
-            text(p.get("uri"))
-        } else {
-            text(p.get("name")).or_else(|| text(p.get("uri")))
-        }
-    });
+    let reference = params
+        .filter(|_| method.as_deref() == Some("completion/complete"))
+        .and_then(|p| p.get("ref"))
+        .and_then(|r| match r.get("type").and_then(Value::as_str) {
+            Some("ref/prompt") => Some((Reference::Prompt, text(r.get("name")))),
+            Some("ref/resource") => Some((Reference::ResourceTemplate, text(r.get("uri")))),
+            _ => None,
+        });
+    let (completes, target) = match reference {
+        Some((kind, target)) => (Some(kind), target),
+        None => (None, target(params, about_resource)),
+    };
     let meta_version = text(
         params
             .and_then(|p| p.get("_meta"))
@@ -139,7 +154,22 @@ fn envelope(value: Value) -> Result<Envelope, ParseError> {
         method,
         id,
         target,
+        completes,
         meta_version,
+    })
+}
+
+/// What a request that is not a completion acts on. A resource request is about its URI
+/// whatever else its params hold: a `name` beside it must not stand in for it (policies judge
+/// the target).
+fn target(params: Option<&Value>, about_resource: bool) -> Option<String> {
+    let text = |value: Option<&Value>| value.and_then(Value::as_str).map(str::to_owned);
+    params.and_then(|p| {
+        if about_resource {
+            text(p.get("uri"))
+        } else {
+            text(p.get("name")).or_else(|| text(p.get("uri")))
+        }
     })
 }
 

@@ -6,7 +6,9 @@
 //! the text `Unknown tool: 'NAME'`; `prompts/get` the JSON-RPC error -32602 `Unknown prompt:
 //! 'NAME'`; `resources/read` and `resources/subscribe` -32602 `Resource not found: 'URI'`
 //! with the URI in `data`. The name is quoted the way Python's `repr` quotes a string. So a
-//! client cannot tell a denied capability from one that does not exist.
+//! client cannot tell a denied capability from one that does not exist. A
+//! `completion/complete` for a denied prompt or resource template gets an empty completion,
+//! as a completion handler answers for a reference it does not know.
 //!
 //! List responses are rewritten in the framing they came in: a JSON body is parsed and
 //! written again; in an event stream, only the event carrying the list's result is rewritten
@@ -15,7 +17,7 @@
 //! it came.
 
 use serde_json::{Value, json};
-use skyport_mcp::jsonrpc::{Envelope, Id};
+use skyport_mcp::jsonrpc::{Envelope, Id, Reference};
 use skyport_mcp::sse;
 use skyport_store::CapabilityKind;
 
@@ -29,10 +31,19 @@ const INVALID_PARAMS: i64 = -32602;
 pub(crate) enum Judgement {
     /// Forward it untouched.
     Pass,
-    /// Answer it as the server answers an unknown name of this kind.
-    Deny(CapabilityKind),
+    /// Answer it without the server, as [`denial`] says.
+    Deny(Refusal),
     /// Forward it, and drop the denied entries from the list in its answer.
     Filter(CapabilityKind),
+}
+
+/// How a denied request is answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// As the server answers an unknown name of this kind.
+    Unknown(CapabilityKind),
+    /// With no completions: a completion handler answers so for what it does not know.
+    NoCompletions,
 }
 
 /// How `decider` judges the request `envelope`.
@@ -48,8 +59,20 @@ pub(crate) fn judge(decider: &Decider, envelope: &Envelope) -> Judgement {
     };
     if let Some(kind) = call {
         return match &envelope.target {
-            Some(name) if !decider.permits(kind, name) => Judgement::Deny(kind),
+            Some(name) if !decider.permits(kind, name) => Judgement::Deny(Refusal::Unknown(kind)),
             _ => Judgement::Pass,
+        };
+    }
+    // Completing a denied prompt's or template's arguments would reveal what it offers.
+    if let (Some(reference), Some(name)) = (envelope.completes, &envelope.target) {
+        let kind = match reference {
+            Reference::Prompt => CapabilityKind::Prompt,
+            Reference::ResourceTemplate => CapabilityKind::Template,
+        };
+        return if decider.permits(kind, name) {
+            Judgement::Pass
+        } else {
+            Judgement::Deny(Refusal::NoCompletions)
         };
     }
     let list = match method {
@@ -70,12 +93,23 @@ pub(crate) fn judge(decider: &Decider, envelope: &Envelope) -> Judgement {
 /// 2026-07-28 revision's results carry. Whether it is an error (which a stateless server sends
 /// with HTTP 400) is the second value.
 pub(crate) fn denial(
-    kind: CapabilityKind,
+    refusal: Refusal,
     name: &str,
     id: Option<&Id>,
     stateless: bool,
 ) -> (Vec<u8>, bool) {
     let quoted = python_repr(name);
+    let kind = match refusal {
+        Refusal::Unknown(kind) => kind,
+        Refusal::NoCompletions => {
+            let mut result = json!({"completion": {"values": [], "total": 0, "hasMore": false}});
+            if stateless {
+                result["resultType"] = json!("complete");
+            }
+            let body = json!({"jsonrpc": "2.0", "id": id, "result": result});
+            return (body.to_string().into_bytes(), false);
+        }
+    };
     let (body, error) = match kind {
         CapabilityKind::Tool => {
             let mut result = json!({

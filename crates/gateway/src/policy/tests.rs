@@ -4,9 +4,10 @@
 use skyport_mcp::jsonrpc::{Body, Id};
 use skyport_store::{CapabilityKind, NewPolicyRule, PrincipalId};
 
-use super::filter::{Judgement, denial, judge};
+use super::filter::{Judgement, Refusal, denial, judge};
 use super::{CompiledPolicy, Decider, filter_list};
 use crate::caller::Caller;
+use Refusal::Unknown;
 
 use CapabilityKind::{Prompt, Resource, Template, Tool};
 
@@ -178,7 +179,7 @@ fn calls_are_judged_by_their_target_and_lists_by_kind() {
     };
     assert_eq!(
         call("tools/call", r#"{"name":"delete_note"}"#),
-        Judgement::Deny(Tool)
+        Judgement::Deny(Unknown(Tool))
     );
     assert_eq!(
         call("tools/call", r#"{"name":"read_note"}"#),
@@ -186,13 +187,16 @@ fn calls_are_judged_by_their_target_and_lists_by_kind() {
     );
     assert_eq!(
         call("prompts/get", r#"{"name":"secret"}"#),
-        Judgement::Deny(Prompt)
+        Judgement::Deny(Unknown(Prompt))
     );
     let private = r#"{"uri":"notes://private/1"}"#;
-    assert_eq!(call("resources/read", private), Judgement::Deny(Resource));
+    assert_eq!(
+        call("resources/read", private),
+        Judgement::Deny(Unknown(Resource))
+    );
     assert_eq!(
         call("resources/subscribe", private),
-        Judgement::Deny(Resource)
+        Judgement::Deny(Unknown(Resource))
     );
     assert_eq!(call("tools/list", "{}"), Judgement::Filter(Tool));
     assert_eq!(call("resources/list", "{}"), Judgement::Filter(Resource));
@@ -202,10 +206,38 @@ fn calls_are_judged_by_their_target_and_lists_by_kind() {
 }
 
 #[test]
+fn completions_of_denied_prompts_and_templates_come_back_empty() {
+    let p = policy(&["deny * prompt:secret", "deny * template:notes://private/*"]);
+    let d = p.decider(None).unwrap();
+    let complete = |reference: &str| {
+        judge(
+            &d,
+            &envelope(&format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{{"ref":{reference},"argument":{{"name":"a","value":""}}}}}}"#
+            )),
+        )
+    };
+    let no_completions = Judgement::Deny(Refusal::NoCompletions);
+    assert_eq!(
+        complete(r#"{"type":"ref/prompt","name":"secret"}"#),
+        no_completions
+    );
+    assert_eq!(
+        complete(r#"{"type":"ref/prompt","name":"open"}"#),
+        Judgement::Pass
+    );
+    let private = r#"{"type":"ref/resource","uri":"notes://private/{id}"}"#;
+    assert_eq!(complete(private), no_completions);
+    let (body, error) = denial(Refusal::NoCompletions, "secret", Some(&Id::Number(1)), true);
+    assert!(!error);
+    insta::assert_snapshot!(String::from_utf8(body).unwrap(), @r#"{"id":1,"jsonrpc":"2.0","result":{"completion":{"hasMore":false,"total":0,"values":[]},"resultType":"complete"}}"#);
+}
+
+#[test]
 fn denials_read_like_the_servers_unknown_name_answers() {
     let id = Id::Number(7);
     let text = |kind, name, stateless| {
-        let (body, error) = denial(kind, name, Some(&id), stateless);
+        let (body, error) = denial(Unknown(kind), name, Some(&id), stateless);
         (String::from_utf8(body).unwrap(), error)
     };
     insta::assert_snapshot!(text(Tool, "delete_note", false).0, @r#"{"id":7,"jsonrpc":"2.0","result":{"content":[{"text":"Unknown tool: 'delete_note'","type":"text"}],"isError":true}}"#);

@@ -89,3 +89,33 @@ fn finds_what_a_request_acts_on_and_its_stateless_version() {
         Body::parse(br#"{"jsonrpc":"2.0","id":3,"method":"x","params":[1,2]}"#).unwrap();
     assert_eq!(positional.envelopes()[0].target, None);
 }
+
+#[test]
+fn a_completion_acts_on_its_reference() {
+    let of = |params: &str| {
+        let body = Body::parse(
+            format!(
+                r#"{{"jsonrpc":"2.0","id":4,"method":"completion/complete","params":{params}}}"#
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let envelope = body.envelopes()[0].clone();
+        (envelope.completes, envelope.target)
+    };
+    assert_eq!(
+        of(r#"{"ref":{"type":"ref/prompt","name":"secret"},"argument":{"name":"a","value":""}}"#),
+        (Some(Reference::Prompt), Some("secret".to_owned()))
+    );
+    // The argument's `name` does not stand in for the reference.
+    assert_eq!(
+        of(
+            r#"{"ref":{"type":"ref/resource","uri":"notes://{id}"},"argument":{"name":"id","value":"1"}}"#
+        ),
+        (
+            Some(Reference::ResourceTemplate),
+            Some("notes://{id}".to_owned())
+        )
+    );
+    assert_eq!(of(r#"{"ref":{"type":"ref/other"}}"#), (None, None));
+}
