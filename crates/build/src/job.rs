@@ -297,12 +297,16 @@ async fn build(
     // The phase goes first: entering a phase marks the deployment "building" again, and only a
     // ready deployment can be promoted.
     job.enter(BuildPhase::Promote).await?;
-    job.promote(&built).await?;
+    let promoted = job.promote(&built).await;
     drop(reuse_guard);
-    if let Some(env) = assembled.new_environment {
+    if promoted.is_ok()
+        && let Some(env) = assembled.new_environment
+    {
         inner.jobs.spawn(environment::compile_bytecode(env));
     }
-    // Housekeeping runs on its own so that it does not hold the build's queue slot.
+    // Housekeeping runs on its own so that it does not hold the build's queue slot. It runs
+    // after a failed promotion too, which abandoned its artifact: otherwise that artifact
+    // would stay on disk until the next successful build.
     let collector = inner.clone();
     inner.jobs.spawn(async move {
         let _exclusive = collector.artifacts_in_use.write().await;
@@ -314,7 +318,7 @@ async fn build(
         )
         .await;
     });
-    Ok(())
+    promoted
 }
 
 /// One build's context: where it logs, which deployment (of which server) it records, and its
@@ -558,6 +562,9 @@ impl Job<'_> {
                 .info("an instance of the new deployment is ready; promoting"),
             Ok(Warmed::Starting | Warmed::NotNeeded) => self.log.info("promoting"),
             Err(message) => {
+                deployments
+                    .abandon_artifact(self.id, &built.artifact)
+                    .await?;
                 return Err(Failure::new(
                     FailureKind::Start,
                     format!(

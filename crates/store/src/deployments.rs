@@ -356,6 +356,21 @@ impl Deployments<'_> {
         Ok(())
     }
 
+    /// Records the artifact a build made although the deployment never became ready, so that
+    /// garbage collection removes it once no other deployment uses it.
+    pub async fn abandon_artifact(
+        &self,
+        id: &DeploymentId,
+        artifact: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE deployments SET artifact = ? WHERE id = ? AND status <> 'ready'")
+            .bind(artifact)
+            .bind(id)
+            .execute(&self.store.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Records a failed build.
     pub async fn fail(&self, id: &DeploymentId, failure: &BuildFailure) -> Result<(), StoreError> {
         sqlx::query(

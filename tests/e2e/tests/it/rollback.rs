@@ -293,6 +293,15 @@ if "SKYPORT_LISTEN_FD" in os.environ or "SKYPORT_PORT" in os.environ:
     assert_eq!(deployments[0]["status"], "failed");
     assert_eq!(deployments[0]["failure"]["kind"], "start");
     assert_eq!(deployments[1]["live"], true);
+    // The artifact of the build that never went live is collected; the live one's stays.
+    let artifacts = sky.data_dir().join("artifacts");
+    let stored = || fs::read_dir(&artifacts).map_or(0, |d| d.flatten().count());
+    assert!(
+        wait_until(Duration::from_secs(10), || stored() == 1),
+        "{} artifacts are stored, not only the live one's\n{}",
+        stored(),
+        sky.log_tail(20)
+    );
 }
 
 #[test]
