@@ -428,12 +428,29 @@ impl Request<'_> {
             }
         }))
         .await;
+        let known = &self.gateway.inner.remix_sessions;
+        let remix = &self.remix.server.id;
         let sources: Vec<(usize, SourceItems<'_>)> = answers
             .into_iter()
-            .flatten()
-            .map(|(index, items)| {
-                let spec = &self.remix.sources[index].spec;
-                (index, SourceItems { spec, items })
+            .enumerate()
+            .filter_map(|(index, answer)| {
+                let source = &self.remix.sources[index];
+                let (items, present) = match answer {
+                    Some((_, items)) => {
+                        known.remember(remix, &source.id, kind, &items);
+                        (items, true)
+                    }
+                    None => (known.known(remix, &source.id, kind)?, false),
+                };
+                let spec = &source.spec;
+                Some((
+                    index,
+                    SourceItems {
+                        spec,
+                        items,
+                        present,
+                    },
+                ))
             })
             .collect();
         let composed = compose(kind, &sources);

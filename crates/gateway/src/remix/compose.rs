@@ -11,6 +11,8 @@
 //!   one name; should a prefixed name still meet another (`a_b` given by a source beside
 //!   source `a`'s `b`), the first source in the remix's order keeps it and the other is
 //!   dropped with a warning;
+//! - collisions count the last known items of a source that is down, so that a source
+//!   going down does not rename the others' tools under their clients;
 //! - resources and resource templates keep their URIs, which are addresses, not labels:
 //!   prefixing a scheme would break clients that build URIs from templates. When two sources
 //!   offer one URI, the first source in order wins and the other's is dropped with a warning;
@@ -27,6 +29,10 @@ pub(crate) struct SourceItems<'a> {
     pub(crate) spec: &'a SourceSpec,
     /// The items of the source's list result (`tools`, `prompts`, …).
     pub(crate) items: Vec<Value>,
+    /// Whether the source answered now. The last items known of a source that is down are
+    /// given with `false`: they count for collisions but are not listed, so that the names
+    /// of the other sources stay the same while one is down.
+    pub(crate) present: bool,
 }
 
 /// Where a composed item comes from.
@@ -43,7 +49,8 @@ pub(crate) struct Origin {
 pub(crate) struct Composed {
     /// The items, in source order, renamed and described as the remix says.
     pub(crate) items: Vec<Value>,
-    /// Each composed name (or URI, or URI template) to where it comes from.
+    /// Each composed name (or URI, or URI template) to where it comes from, including the
+    /// names of sources that are down.
     pub(crate) origins: HashMap<String, Origin>,
     /// What was dropped and why, for the log.
     pub(crate) warnings: Vec<String>,
@@ -64,7 +71,7 @@ pub(crate) fn compose(kind: CapabilityKind, sources: &[(usize, SourceItems<'_>)]
     let field = key(kind);
     let renamable = matches!(kind, CapabilityKind::Tool | CapabilityKind::Prompt);
     // Every taken item with the name it would have without a prefix.
-    let mut taken: Vec<(usize, &SourceSpec, &Value, &str, Option<&str>)> = Vec::new();
+    let mut taken: Vec<(usize, &SourceSpec, &Value, &str, Option<&str>, bool)> = Vec::new();
     for (index, source) in sources {
         let selection = match kind {
             CapabilityKind::Tool => &source.spec.tools,
@@ -81,15 +88,15 @@ pub(crate) fn compose(kind: CapabilityKind, sources: &[(usize, SourceItems<'_>)]
             let renamed = renamable
                 .then(|| source.spec.renames.get(name).map(String::as_str))
                 .flatten();
-            taken.push((*index, source.spec, item, name, renamed));
+            taken.push((*index, source.spec, item, name, renamed, source.present));
         }
     }
     let mut given: HashMap<&str, usize> = HashMap::new();
-    for (_, _, _, name, renamed) in &taken {
+    for (_, _, _, name, renamed, _) in &taken {
         *given.entry(renamed.unwrap_or(name)).or_default() += 1;
     }
     let mut composed = Composed::default();
-    for (index, spec, item, name, renamed) in taken {
+    for (index, spec, item, name, renamed, present) in taken {
         let final_name = match renamed {
             Some(renamed) => renamed.to_owned(),
             None if renamable && given.get(name).is_some_and(|n| *n > 1) => {
@@ -112,7 +119,11 @@ pub(crate) fn compose(kind: CapabilityKind, sources: &[(usize, SourceItems<'_>)]
                 object.insert("description".to_owned(), Value::String(description.clone()));
             }
         }
-        composed.items.push(item);
+        // A source that is down keeps its names routed (a call then gets an error naming
+        // the source, not "unknown tool"), but its items are not listed.
+        if present {
+            composed.items.push(item);
+        }
         composed.origins.insert(
             final_name,
             Origin {

@@ -1,6 +1,6 @@
 //! Client sessions of remixes, in memory: per session, the gateway session opened on each
 //! source and the composed lists last answered (so that a call finds its source without
-//! asking every source again).
+//! asking every source again); and, for every remix, what each source last listed.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,6 +19,9 @@ pub(crate) struct RemixSessions {
     sessions: Mutex<HashMap<String, Arc<RemixSession>>>,
     /// How long an unused session is kept.
     ttl: Duration,
+    /// The last list of each kind each source of each remix answered (remix, source, kind),
+    /// so that a source that is down still counts for collisions.
+    known: Mutex<HashMap<(ServerId, ServerId, CapabilityKind), Vec<Value>>>,
 }
 
 /// One client's session of a remix.
@@ -55,7 +58,31 @@ impl RemixSessions {
         RemixSessions {
             sessions: Mutex::default(),
             ttl,
+            known: Mutex::default(),
         }
+    }
+
+    /// Keeps what `source` of `remix` listed of `kind`.
+    pub(crate) fn remember(
+        &self,
+        remix: &ServerId,
+        source: &ServerId,
+        kind: CapabilityKind,
+        items: &[Value],
+    ) {
+        let key = (remix.clone(), source.clone(), kind);
+        self.known.lock().insert(key, items.to_vec());
+    }
+
+    /// What `source` of `remix` last listed of `kind`, if it ever answered.
+    pub(crate) fn known(
+        &self,
+        remix: &ServerId,
+        source: &ServerId,
+        kind: CapabilityKind,
+    ) -> Option<Vec<Value>> {
+        let key = (remix.clone(), source.clone(), kind);
+        self.known.lock().get(&key).cloned()
     }
 
     /// Opens a session of `remix` for `principal`, which `initialize` opened.

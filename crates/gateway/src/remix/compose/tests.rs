@@ -65,6 +65,7 @@ fn only_colliding_names_get_a_prefix_and_renames_and_overrides_apply() {
                 SourceItems {
                     spec: &weather,
                     items: tools(&["echo", "forecast", "status"]),
+                    present: true,
                 },
             ),
             (
@@ -72,6 +73,7 @@ fn only_colliding_names_get_a_prefix_and_renames_and_overrides_apply() {
                 SourceItems {
                     spec: &notes,
                     items: tools(&["echo", "add_note", "delete_note"]),
+                    present: true,
                 },
             ),
         ],
@@ -123,6 +125,7 @@ fn a_rename_is_kept_and_the_name_it_meets_is_prefixed() {
                 SourceItems {
                     spec: &a,
                     items: tools(&["ping"]),
+                    present: true,
                 },
             ),
             (
@@ -130,6 +133,7 @@ fn a_rename_is_kept_and_the_name_it_meets_is_prefixed() {
                 SourceItems {
                     spec: &b,
                     items: tools(&["echo"]),
+                    present: true,
                 },
             ),
         ],
@@ -153,6 +157,7 @@ fn a_prefixed_name_meeting_another_leaves_the_later_source_out() {
                 SourceItems {
                     spec: &a,
                     items: tools(&["b_x", "x"]),
+                    present: true,
                 },
             ),
             (
@@ -160,6 +165,7 @@ fn a_prefixed_name_meeting_another_leaves_the_later_source_out() {
                 SourceItems {
                     spec: &b,
                     items: tools(&["x"]),
+                    present: true,
                 },
             ),
         ],
@@ -201,6 +207,7 @@ fn resources_keep_their_uris_and_the_first_source_wins() {
                 SourceItems {
                     spec: &a,
                     items: resources(&["data://shared", "data://a"]),
+                    present: true,
                 },
             ),
             (
@@ -208,6 +215,7 @@ fn resources_keep_their_uris_and_the_first_source_wins() {
                 SourceItems {
                     spec: &b,
                     items: resources(&["data://shared", "data://b", "data://hidden"]),
+                    present: true,
                 },
             ),
         ],
@@ -250,4 +258,35 @@ fn templated_uris_go_to_the_source_with_the_longest_matching_literal() {
     assert_eq!(find("notes://archive/7"), Some(1));
     assert_eq!(find("w://paris"), Some(2));
     assert_eq!(find("other://x"), None);
+}
+
+#[test]
+fn a_source_that_is_down_still_counts_for_collisions() {
+    let a = spec("a");
+    let b = spec("b");
+    let composed = compose(
+        CapabilityKind::Tool,
+        &[
+            (
+                0,
+                SourceItems {
+                    spec: &a,
+                    items: tools(&["echo", "solo"]),
+                    present: true,
+                },
+            ),
+            (
+                1,
+                SourceItems {
+                    spec: &b,
+                    items: tools(&["echo"]),
+                    present: false,
+                },
+            ),
+        ],
+    );
+    let names: Vec<_> = composed.items.iter().map(|i| i["name"].clone()).collect();
+    assert_eq!(names, vec![json!("a_echo"), json!("solo")]);
+    // Its names still route, so that a call gets an error naming the source.
+    assert_eq!(composed.origins["b_echo"].source, 1);
 }
