@@ -71,7 +71,7 @@ pub(crate) fn compose(kind: CapabilityKind, sources: &[(usize, SourceItems<'_>)]
     let field = key(kind);
     let renamable = matches!(kind, CapabilityKind::Tool | CapabilityKind::Prompt);
     // Every taken item with the name it would have without a prefix.
-    let mut taken: Vec<(usize, &SourceSpec, &Value, &str, Option<&str>, bool)> = Vec::new();
+    let mut taken: Vec<Taken<'_>> = Vec::new();
     for (index, source) in sources {
         let selection = match kind {
             CapabilityKind::Tool => &source.spec.tools,
@@ -88,15 +88,30 @@ pub(crate) fn compose(kind: CapabilityKind, sources: &[(usize, SourceItems<'_>)]
             let renamed = renamable
                 .then(|| source.spec.renames.get(name).map(String::as_str))
                 .flatten();
-            taken.push((*index, source.spec, item, name, renamed, source.present));
+            taken.push(Taken {
+                index: *index,
+                spec: source.spec,
+                item,
+                name,
+                renamed,
+                present: source.present,
+            });
         }
     }
     let mut given: HashMap<&str, usize> = HashMap::new();
-    for (_, _, _, name, renamed, _) in &taken {
-        *given.entry(renamed.unwrap_or(name)).or_default() += 1;
+    for item in &taken {
+        *given.entry(item.renamed.unwrap_or(item.name)).or_default() += 1;
     }
     let mut composed = Composed::default();
-    for (index, spec, item, name, renamed, present) in taken {
+    for Taken {
+        index,
+        spec,
+        item,
+        name,
+        renamed,
+        present,
+    } in taken
+    {
         let final_name = match renamed {
             Some(renamed) => renamed.to_owned(),
             None if renamable && given.get(name).is_some_and(|n| *n > 1) => {
@@ -133,6 +148,18 @@ pub(crate) fn compose(kind: CapabilityKind, sources: &[(usize, SourceItems<'_>)]
         );
     }
     composed
+}
+
+/// An item a source's selection takes, before its final name is decided.
+struct Taken<'a> {
+    index: usize,
+    spec: &'a SourceSpec,
+    item: &'a Value,
+    /// Its name at the source.
+    name: &'a str,
+    /// The name its author gave it, if any.
+    renamed: Option<&'a str>,
+    present: bool,
 }
 
 /// The source among `templates` (URI templates with their source) whose template could have

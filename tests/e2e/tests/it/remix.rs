@@ -290,7 +290,9 @@ fn a_remix_composes_two_hosted_servers() {
     });
     assert!(refused, "a caller without a role used the remix: {v}");
     assert!(
-        v["error"].to_string().contains("bot has no role on server 'mix'"),
+        v["error"]
+            .to_string()
+            .contains("bot has no role on server 'mix'"),
         "{v}"
     );
     let grant = sky.cli(&["access", "grant", "mix", "bot", "viewer"]);
