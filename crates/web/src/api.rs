@@ -19,7 +19,7 @@ use skyport_gateway::Gateway;
 use skyport_runtime::render_prometheus;
 use skyport_store::{
     ControlAction, Deployment, DeploymentId, Grantee, LogQuery, LogSource, NewControlEvent,
-    Principal, Server, ServerName, ServerRole, Timestamp,
+    Principal, Server, ServerKind, ServerName, ServerRole, Timestamp,
 };
 
 use crate::access::{self, Permission, authorize};
@@ -140,6 +140,12 @@ async fn ensure_server(
     let changes_settings = settings.is_some_and(|u| !u.is_empty());
     if let Some(server) = state.store.servers().get(name).await? {
         access::require(state, caller, &server, permission).await?;
+        // A remix has no code: deploying into it would leave a deployment nothing serves.
+        if server.kind == ServerKind::Remix {
+            return Err(ApiError::Conflict(format!(
+                "'{name}' is a remix, which has no code to deploy; change it with `skyport remix edit {name}`, or deploy under another name"
+            )));
+        }
         if changes_settings {
             access::require(state, caller, &server, Permission::Settings).await?;
         }

@@ -436,7 +436,21 @@ async fn a_remix_needs_sight_of_its_sources_and_admin_to_edit() {
     assert_eq!(edited["description"], "changed");
     assert_eq!(edited["sources"].as_array().map(Vec::len), Some(2));
 
-    // A hosted server is not a remix.
+    // A hosted server is not a remix, and a remix has no code to deploy.
     let (status, _) = f.call("GET", "/api/v1/remixes/alpha", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    let deploy = f
+        .call(
+            "POST",
+            "/api/v1/servers/mix/deployments",
+            Some(deploy_body()),
+        )
+        .await;
+    assert_eq!(deploy.0, StatusCode::CONFLICT, "{}", deploy.1);
+    assert!(
+        deploy.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("skyport remix edit mix")
+    );
 }
