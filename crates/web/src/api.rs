@@ -140,12 +140,6 @@ async fn ensure_server(
     let changes_settings = settings.is_some_and(|u| !u.is_empty());
     if let Some(server) = state.store.servers().get(name).await? {
         access::require(state, caller, &server, permission).await?;
-        // A remix has no code: deploying into it would leave a deployment nothing serves.
-        if server.kind == ServerKind::Remix {
-            return Err(ApiError::Conflict(format!(
-                "'{name}' is a remix, which has no code to deploy; change it with `skyport remix edit {name}`, or deploy under another name"
-            )));
-        }
         if changes_settings {
             access::require(state, caller, &server, Permission::Settings).await?;
         }
@@ -268,6 +262,13 @@ async fn create_deployment(
         }),
     };
     let before = state.store.servers().get(&name).await?;
+    // A remix has no code: a deployment of it would be one nothing serves.
+    if let Some(remix) = before.as_ref().filter(|s| s.kind == ServerKind::Remix) {
+        access::require(&state, &caller, remix, Permission::Deploy).await?;
+        return Err(ApiError::Conflict(format!(
+            "'{name}' is a remix, which has no code to deploy; change it with `skyport remix edit {name}`, or deploy under another name"
+        )));
+    }
     let (server, _) = ensure_server(
         &state,
         &caller,
