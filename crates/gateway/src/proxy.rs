@@ -77,7 +77,7 @@ impl Upstream {
 
 /// What is known about a request as it goes, for its error response and its audit record.
 pub(crate) struct Facts {
-    started: Instant,
+    pub(crate) started: Instant,
     /// The request's time limit: the server's, else the gateway's.
     limit: Duration,
     /// The id to answer errors with.

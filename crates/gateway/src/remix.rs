@@ -27,7 +27,8 @@ mod source;
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use axum::body::Body;
@@ -37,6 +38,7 @@ use futures_util::future::join_all;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::request::Parts;
 use http::{Method, StatusCode};
+use http_body::Frame;
 use serde_json::{Value, json};
 use skyport_mcp::era::Era;
 use skyport_mcp::headers::{PROTOCOL_VERSION, SESSION_ID};
@@ -45,6 +47,7 @@ use skyport_store::{CapabilityKind, Remix, Route, ServerId, Store, StoreError};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::Gateway;
+use crate::audit::{AuditLog, Exchange};
 use crate::caller::Caller;
 use crate::error::GatewayError;
 use crate::policy::filter::{self, Judgement};
@@ -53,7 +56,7 @@ use crate::proxy::Facts;
 use self::compose::{Composed, SourceItems, compose, key};
 use self::session::RemixSession;
 pub(crate) use self::session::RemixSessions;
-use self::source::{Reply, SourceCall};
+use self::source::SourceCall;
 
 /// How long one source may take to answer a list (or an `initialize`) before the remix
 /// answers without it; long enough for a cold start on a busy machine.
@@ -64,6 +67,9 @@ const MAX_PAGES: usize = 10;
 
 /// Protocol revisions of the session era a remix speaks, newest first.
 const VERSIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+
+/// Response bytes kept for the audit log to classify the outcome by (as the proxy keeps).
+const AUDIT_HEAD: usize = 4096;
 
 /// The JSON-RPC code for a method the remix does not serve.
 const METHOD_NOT_FOUND: i64 = -32601;
@@ -223,37 +229,102 @@ enum Answer {
     Denied(Vec<u8>),
     /// Nothing (a notification).
     Accepted,
-    /// The source's answer, passed on.
-    Source(Reply),
+    /// The source's answer, passed on as it streams.
+    Source(Response),
 }
 
 impl Answer {
-    /// The response, with the remix's session id, recorded in the audit log.
+    /// The response, with the remix's session id, recorded in the audit log (a streamed
+    /// one when its body ends).
     fn send(self, gateway: &Gateway, facts: &Facts, session: Option<&str>) -> Response {
         let mut exchange = facts.exchange.clone();
-        let (status, content_type, body) = match self {
-            Answer::Json(body) => (StatusCode::OK, "application/json".to_owned(), body),
+        let session = session.and_then(|id| HeaderValue::from_str(id).ok());
+        let (status, body) = match self {
+            Answer::Source(response) => {
+                let (mut parts, body) = response.into_parts();
+                parts.headers.remove(SESSION_ID);
+                if let Some(session) = session {
+                    parts.headers.insert(SESSION_ID, session);
+                }
+                exchange.status = parts.status.as_u16();
+                let body = Recorded {
+                    body,
+                    audit: Some((gateway.inner.audit.clone(), exchange, facts.started)),
+                };
+                return Response::from_parts(parts, Body::new(body));
+            }
+            Answer::Json(body) => (StatusCode::OK, body),
             Answer::Denied(body) => {
                 exchange.denied = true;
-                (StatusCode::OK, "application/json".to_owned(), body)
+                (StatusCode::OK, body)
             }
-            Answer::Accepted => (StatusCode::ACCEPTED, String::new(), Vec::new()),
-            Answer::Source(reply) => (reply.status, reply.content_type, reply.body.to_vec()),
+            Answer::Accepted => (StatusCode::ACCEPTED, Vec::new()),
         };
         exchange.bytes_out = body.len() as u64;
-        exchange.response_head = Bytes::copy_from_slice(&body[..body.len().min(4096)]);
+        exchange.response_head = Bytes::copy_from_slice(&body[..body.len().min(AUDIT_HEAD)]);
         let mut response = Response::new(Body::from(body));
         *response.status_mut() = status;
-        if let Ok(value) = HeaderValue::from_str(&content_type)
-            && !content_type.is_empty()
-        {
-            response.headers_mut().insert(header::CONTENT_TYPE, value);
+        if status == StatusCode::OK {
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
         }
-        if let Some(value) = session.and_then(|id| HeaderValue::from_str(id).ok()) {
-            response.headers_mut().insert(SESSION_ID, value);
+        if let Some(session) = session {
+            response.headers_mut().insert(SESSION_ID, session);
         }
         facts.record_as(&gateway.inner.audit, exchange, status);
         response
+    }
+}
+
+/// A source's streamed answer, which completes the remix's audit record as it goes and hands
+/// it over when the body ends (or is dropped, then marked cut).
+struct Recorded {
+    body: Body,
+    audit: Option<(AuditLog, Exchange, Instant)>,
+}
+
+impl http_body::Body for Recorded {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+            && let Some((_, exchange, _)) = &mut self.audit
+        {
+            exchange.bytes_out += data.len() as u64;
+            let room = AUDIT_HEAD.saturating_sub(exchange.response_head.len());
+            if room > 0 {
+                let more = &data[..data.len().min(room)];
+                exchange.response_head =
+                    Bytes::from([exchange.response_head.as_ref(), more].concat());
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for Recorded {
+    fn drop(&mut self) {
+        if let Some((log, mut exchange, started)) = self.audit.take() {
+            exchange.cut |= !http_body::Body::is_end_stream(&self.body);
+            exchange.duration = started.elapsed();
+            log.record(exchange);
+        }
     }
 }
 
@@ -495,15 +566,15 @@ impl Request<'_> {
         {
             params.insert("name".to_owned(), Value::String(original));
         }
-        let reply = call
-            .request(Bytes::from(value.to_string()))
+        let answer = call
+            .stream(Bytes::from(value.to_string()))
             .await
             .map_err(|detail| GatewayError::SourceUnavailable {
                 remix: self.remix.server.name.to_string(),
                 server: call.source.to_string(),
                 detail,
             })?;
-        Ok(Answer::Source(reply))
+        Ok(Answer::Source(answer))
     }
 
     /// The source and original name of composed `name` of `kind`, as the session last saw

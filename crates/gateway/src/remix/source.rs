@@ -41,9 +41,8 @@ pub(crate) struct SourceCall<'a> {
 
 /// A source's answer, read whole.
 pub(crate) struct Reply {
-    pub(crate) status: StatusCode,
-    pub(crate) content_type: String,
-    pub(crate) body: Bytes,
+    content_type: String,
+    body: Bytes,
 }
 
 impl SourceCall<'_> {
@@ -99,6 +98,27 @@ impl SourceCall<'_> {
                 continue;
             }
             return read(response).await;
+        }
+    }
+
+    /// Like [`SourceCall::request`], with a successful answer passed on as it streams (a
+    /// long tool call's progress reaches the client as it comes).
+    pub(crate) async fn stream(&self, body: Bytes) -> Result<Response, String> {
+        let mut retried = false;
+        loop {
+            let link = self.link().await?;
+            let response = self.post(Method::POST, body.clone(), Some(&link)).await;
+            if response.status() == StatusCode::NOT_FOUND && !retried {
+                self.session.unlink(self.id);
+                retried = true;
+                continue;
+            }
+            if response.status().is_success() {
+                return Ok(response);
+            }
+            // Not a success: reading it says what went wrong.
+            let error = read(response).await.err();
+            return Err(error.unwrap_or_else(|| "it did not answer".to_owned()));
         }
     }
 
@@ -226,11 +246,7 @@ async fn read(response: Response) -> Result<Reply, String> {
         .await
         .map_err(|e| format!("its answer broke off: {e}"))?
         .to_bytes();
-    let reply = Reply {
-        status,
-        content_type,
-        body,
-    };
+    let reply = Reply { content_type, body };
     if status.is_success() {
         Ok(reply)
     } else {
