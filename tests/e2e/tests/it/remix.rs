@@ -371,4 +371,33 @@ fn a_remix_composes_two_hosted_servers() {
         ok && v["calls"]["echo"]["text"] == "alpha: hi"
     });
     assert!(alone, "alpha's echo is not plain echo once beta left: {v}");
+
+    // Editing: the description alone, or the whole source list.
+    let edit = sky.cli(&["remix", "edit", "mix", "--rename", "alpha.echo=say"]);
+    assert!(
+        !edit.success && edit.stderr.contains("whole source list"),
+        "{edit}"
+    );
+    let edit = sky.cli(&[
+        "remix",
+        "edit",
+        "mix",
+        "--description",
+        "alpha alone",
+        "--source",
+        "alpha:echo",
+        "--rename",
+        "alpha.echo=say",
+        "--json",
+    ]);
+    assert!(edit.success, "{edit}");
+    assert_eq!(edit.json()["description"], "alpha alone", "{edit}");
+    let mut v = Value::Null;
+    let edited = wait_until(Duration::from_secs(20), || {
+        let (ok, seen) = view(&sky, &bot_key, "sdk", &["say"]);
+        v = seen;
+        ok && v["tools"].as_object().map(|t| t.len()) == Some(1)
+    });
+    assert!(edited, "the edit did not take effect: {v}");
+    assert_eq!(v["calls"]["say"]["text"], "alpha: hi", "{v}");
 }
