@@ -10,6 +10,7 @@ mod control;
 mod env;
 mod policies;
 mod promotions;
+mod remixes;
 mod sources;
 
 pub use access::{
@@ -27,6 +28,7 @@ use skyport_store::{
 
 pub use policies::{CreatePolicy, PolicyView};
 pub use promotions::{PromotionView, RollBack};
+pub use remixes::{CreateRemix, EditRemix, RemixView};
 pub use sources::{HookAnswer, PreviewView, SourceUpdate, SourceView};
 
 /// A server as the API shows it.

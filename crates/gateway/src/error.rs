@@ -143,6 +143,29 @@ pub enum GatewayError {
         /// Seconds until a request would pass, for `Retry-After`.
         retry_after: u64,
     },
+    /// A remix got a JSON-RPC batch.
+    #[error("remix servers take one JSON-RPC message per request, not batches")]
+    RemixBatch,
+    /// A remix got a stateless-era (2026-07-28) request.
+    #[error(
+        "remix '{0}' speaks the session era (protocol revisions 2024-11-05 to 2025-11-25): send initialize first"
+    )]
+    RemixStateless(String),
+    /// A `GET` stream was asked of a remix.
+    #[error("remix '{0}' opens no server-to-client stream: its answers come with each request")]
+    RemixStream(String),
+    /// The source that owns a remix's tool, prompt or resource did not answer a call.
+    /// Answered with HTTP 200: the remix itself answered, and clients show a JSON-RPC error
+    /// where they would raise on an HTTP one.
+    #[error("source '{server}' of remix '{remix}' is unavailable: {detail}")]
+    SourceUnavailable {
+        /// The remix.
+        remix: String,
+        /// The source.
+        server: String,
+        /// What the source (or the gateway in front of it) said.
+        detail: String,
+    },
     /// The instance did not answer the forwarded request.
     #[error("server '{server}' did not answer: {detail}. `skyport logs {server}` shows its output")]
     Upstream {
@@ -168,7 +191,11 @@ impl GatewayError {
             | GatewayError::BadBody(_)
             | GatewayError::MissingLegacySession
             | GatewayError::AlreadyInitialized
-            | GatewayError::HeaderMismatch(_) => StatusCode::BAD_REQUEST,
+            | GatewayError::HeaderMismatch(_)
+            | GatewayError::RemixBatch
+            | GatewayError::RemixStateless(_) => StatusCode::BAD_REQUEST,
+            GatewayError::RemixStream(_) => StatusCode::METHOD_NOT_ALLOWED,
+            GatewayError::SourceUnavailable { .. } => StatusCode::OK,
             GatewayError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             GatewayError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::Method => StatusCode::METHOD_NOT_ALLOWED,
@@ -195,14 +222,18 @@ impl GatewayError {
             | GatewayError::Upstream { .. }
             | GatewayError::InstanceExited { .. }
             | GatewayError::UpstreamStatus { .. }
-            | GatewayError::Replay { .. } => codes::UNAVAILABLE,
+            | GatewayError::Replay { .. }
+            | GatewayError::SourceUnavailable { .. } => codes::UNAVAILABLE,
             GatewayError::Timeout { .. } => codes::TIMEOUT,
             GatewayError::HeaderMismatch(_) => HEADER_MISMATCH,
             GatewayError::Malformed(e) => e.code(),
             GatewayError::BadBody(_)
             | GatewayError::Method
             | GatewayError::MissingLegacySession
-            | GatewayError::AlreadyInitialized => codes::INVALID_REQUEST,
+            | GatewayError::AlreadyInitialized
+            | GatewayError::RemixBatch
+            | GatewayError::RemixStateless(_)
+            | GatewayError::RemixStream(_) => codes::INVALID_REQUEST,
             GatewayError::TooLarge(_) => codes::TOO_LARGE,
             GatewayError::Internal(_) => codes::INTERNAL_ERROR,
             GatewayError::Unauthorized { .. } => codes::FORBIDDEN,

@@ -33,6 +33,7 @@ mod metrics;
 pub mod policy;
 mod proxy;
 mod ratelimit;
+mod remix;
 mod routes;
 mod sessions;
 
@@ -57,6 +58,7 @@ use crate::legacy::LegacySessions;
 use crate::metrics::GatewayMetrics;
 use crate::policy::PolicyTable;
 use crate::proxy::Upstream;
+use crate::remix::{RemixSessions, RemixTable};
 use crate::routes::RouteTable;
 use crate::sessions::Sessions;
 
@@ -119,6 +121,10 @@ struct Inner {
     /// Every server's tool-level policy, compiled; follows the store.
     policies: PolicyTable,
     sessions: Sessions,
+    /// Every remix's definition; follows the store.
+    remixes: RemixTable,
+    /// Client sessions of remixes (in memory).
+    remix_sessions: RemixSessions,
     runtime: Arc<dyn Runtime>,
     upstream: Upstream,
     audit: AuditLog,
@@ -147,6 +153,7 @@ impl Gateway {
         let access = Access::load(&store).await?;
         let identity = IdentityTokens::load(store.clone(), options.public_url.clone()).await?;
         let policies = PolicyTable::load(&store).await?;
+        let remixes = RemixTable::load(&store).await?;
         routes.follow(store.clone());
         let metrics = Arc::new(GatewayMetrics::default());
         let audit = AuditLog::start(
@@ -161,6 +168,8 @@ impl Gateway {
                 keys,
                 access,
                 policies,
+                remixes,
+                remix_sessions: RemixSessions::new(options.session_ttl),
                 sessions: Sessions::new(store, options.session_ttl),
                 runtime,
                 upstream: Upstream::new(),

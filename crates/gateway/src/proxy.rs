@@ -29,7 +29,7 @@ use skyport_mcp::headers::{LAST_EVENT_ID, MCP_METHOD, MCP_NAME, PROTOCOL_VERSION
 use skyport_mcp::jsonrpc::{self, Id};
 use skyport_mcp::sse;
 use skyport_runtime::{Exit, Lease, StartError, Target};
-use skyport_store::{CapabilityKind, Route, ServerName};
+use skyport_store::{CapabilityKind, Route, ServerKind, ServerName};
 use tokio::time::Sleep;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
@@ -76,23 +76,23 @@ impl Upstream {
 }
 
 /// What is known about a request as it goes, for its error response and its audit record.
-struct Facts {
-    started: Instant,
+pub(crate) struct Facts {
+    pub(crate) started: Instant,
     /// The request's time limit: the server's, else the gateway's.
     limit: Duration,
     /// The id to answer errors with.
     id: Option<Id>,
-    exchange: Exchange,
+    pub(crate) exchange: Exchange,
 }
 
 impl Facts {
     /// Records a request that ends without a streamed body from an instance.
-    fn record(&self, log: &AuditLog, status: StatusCode) {
+    pub(crate) fn record(&self, log: &AuditLog, status: StatusCode) {
         self.record_as(log, self.exchange.clone(), status);
     }
 
     /// Records `exchange` (this request's, as amended) as ended now with `status`.
-    fn record_as(&self, log: &AuditLog, mut exchange: Exchange, status: StatusCode) {
+    pub(crate) fn record_as(&self, log: &AuditLog, mut exchange: Exchange, status: StatusCode) {
         exchange.status = status.as_u16();
         exchange.duration = self.started.elapsed();
         log.record(exchange);
@@ -200,6 +200,9 @@ async fn proxy(
     };
     if let Some(limit) = route.gateway.request_timeout {
         facts.limit = limit;
+    }
+    if route.kind == ServerKind::Remix {
+        return crate::remix::serve(gateway, route, parts, body, message, facts).await;
     }
     let caller = parts.extensions.get::<Caller>().cloned();
     let identity = match &caller {

@@ -71,6 +71,9 @@ pub(crate) enum Command {
     /// tools, prompts and resources).
     #[command(long_about = POLICY_ABOUT)]
     Policy(PolicyArgs),
+    /// Create, change or show remix servers: one MCP endpoint composed of tools, prompts
+    /// and resources of up to 10 other servers.
+    Remix(RemixArgs),
 }
 
 /// `skyport policy --help`: the rule language and its semantics.
@@ -607,6 +610,76 @@ where
 {
     text.parse::<T>().map_err(|e| e.to_string())?;
     Ok(text.to_owned())
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RemixArgs {
+    #[command(subcommand)]
+    pub(crate) command: RemixCommand,
+    /// Print JSON.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RemixCommand {
+    /// Create a remix, e.g. `skyport remix create kit --source weather:forecast --source notes`.
+    Create {
+        /// The remix's name (served at /servers/NAME/mcp).
+        name: String,
+        #[command(flatten)]
+        sources: RemixSources,
+        /// What the remix is for.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Change a remix: --description alone changes the description; --source flags (with
+    /// their --rename, --describe, --prompts, --resources) replace the whole source list.
+    Edit {
+        /// The remix.
+        name: String,
+        #[command(flatten)]
+        sources: RemixSources,
+        /// A new description.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Show a remix and what it takes from each source.
+    Show {
+        /// The remix.
+        name: String,
+    },
+}
+
+/// What a remix takes from its sources.
+#[derive(Debug, Args)]
+pub(crate) struct RemixSources {
+    /// A source: SRC takes all its tools, SRC:tool1,tool2 only those (SRC: none); in order,
+    /// up to 10.
+    #[arg(long)]
+    pub(crate) source: Vec<String>,
+    /// SRC:p1,p2 takes only those prompts of SRC (default all; SRC: none).
+    #[arg(long)]
+    pub(crate) prompts: Vec<String>,
+    /// SRC:uri1,uri2 takes only those resources (and templates) of SRC (default all).
+    #[arg(long)]
+    pub(crate) resources: Vec<String>,
+    /// SRC.old=new renames a tool or prompt of SRC.
+    #[arg(long)]
+    pub(crate) rename: Vec<String>,
+    /// SRC.tool=TEXT replaces the description of a tool or prompt of SRC.
+    #[arg(long)]
+    pub(crate) describe: Vec<String>,
+}
+
+impl RemixSources {
+    /// Whether any flag other than --source is given.
+    pub(crate) fn is_set(&self) -> bool {
+        !(self.prompts.is_empty()
+            && self.resources.is_empty()
+            && self.rename.is_empty()
+            && self.describe.is_empty())
+    }
 }
 
 #[derive(Debug, Args)]

@@ -37,4 +37,9 @@ pub enum Change {
         /// The server whose rules changed.
         server: ServerId,
     },
+    /// A remix was created or its definition changed: caches of remixes reload.
+    Remix {
+        /// The remix.
+        server: ServerId,
+    },
 }

@@ -22,6 +22,7 @@ mod names;
 mod policies;
 mod promotions;
 mod redact;
+mod remix;
 mod secrets;
 mod servers;
 mod sessions;
@@ -68,6 +69,9 @@ pub use policies::{
 };
 pub use promotions::{Actor, Promotion, PromotionKind, RollbackRefusal};
 pub use redact::Redactor;
+pub use remix::{
+    MAX_REMIX_SOURCES, Remix, RemixError, RemixSource, RemixSpec, Remixes, Selection, SourceSpec,
+};
 pub use secrets::{KeySource, MASTER_KEY_FILE, MasterKey, MasterKeyError};
 pub use servers::{Server, ServerKind, Servers};
 pub use sessions::{SessionBinding, SessionUse, Sessions, StoredSession};
@@ -232,6 +236,11 @@ impl Store {
     /// The keys that sign identity tokens.
     pub fn signing_keys(&self) -> SigningKeys<'_> {
         SigningKeys { store: self }
+    }
+
+    /// Remix servers and their sources.
+    pub fn remixes(&self) -> Remixes<'_> {
+        Remixes { store: self }
     }
 
     /// Tool-level policies: rules per server.

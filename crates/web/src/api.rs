@@ -19,7 +19,7 @@ use skyport_gateway::Gateway;
 use skyport_runtime::render_prometheus;
 use skyport_store::{
     ControlAction, Deployment, DeploymentId, Grantee, LogQuery, LogSource, NewControlEvent,
-    Principal, Server, ServerName, ServerRole, Timestamp,
+    Principal, Server, ServerKind, ServerName, ServerRole, Timestamp,
 };
 
 use crate::access::{self, Permission, authorize};
@@ -262,6 +262,13 @@ async fn create_deployment(
         }),
     };
     let before = state.store.servers().get(&name).await?;
+    // A remix has no code: a deployment of it would be one nothing serves.
+    if let Some(remix) = before.as_ref().filter(|s| s.kind == ServerKind::Remix) {
+        access::require(&state, &caller, remix, Permission::Deploy).await?;
+        return Err(ApiError::Conflict(format!(
+            "'{name}' is a remix, which has no code to deploy; change it with `skyport remix edit {name}`, or deploy under another name"
+        )));
+    }
     let (server, _) = ensure_server(
         &state,
         &caller,

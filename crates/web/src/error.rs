@@ -5,7 +5,9 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use skyport_api::{ErrorBody, ErrorDetail};
 use skyport_build::BuildError;
-use skyport_store::{AccountError, EnvError, GrantError, NameError, PolicyError, StoreError};
+use skyport_store::{
+    AccountError, EnvError, GrantError, NameError, PolicyError, RemixError, StoreError,
+};
 
 /// Why an API request failed.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +58,9 @@ pub enum ApiError {
     /// A grant naming someone unknown.
     #[error(transparent)]
     Grant(#[from] GrantError),
+    /// A remix that cannot be created or changed as asked.
+    #[error(transparent)]
+    Remix(#[from] RemixError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -110,6 +115,12 @@ impl ApiError {
                 BuildError::Io { .. } | BuildError::Store(_) => {
                     (StatusCode::INTERNAL_SERVER_ERROR, "internal")
                 }
+            },
+            ApiError::Remix(e) => match e {
+                RemixError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+                RemixError::Exists(_) => (StatusCode::CONFLICT, "conflict"),
+                RemixError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+                _ => (StatusCode::BAD_REQUEST, "invalid_remix"),
             },
             ApiError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }

@@ -373,3 +373,84 @@ async fn creators_administer_new_servers_and_default_roles_reach_every_member() 
         "admin",
     );
 }
+
+#[tokio::test]
+async fn a_remix_needs_sight_of_its_sources_and_admin_to_edit() {
+    let f = fixture().await;
+    for name in ["alpha", "beta"] {
+        f.store
+            .servers()
+            .ensure(&name.parse().unwrap(), None)
+            .await
+            .unwrap();
+    }
+    let ann = f.user("ann", "correct horse").await;
+    let remix = json!({
+        "name": "mix",
+        "description": "both",
+        "sources": [
+            {"server": "alpha", "renames": {"echo": "alpha_echo"}},
+            {"server": "beta", "tools": {"only": ["add"]}}
+        ]
+    });
+    // Ann sees neither source: she may not publish their tools.
+    let refused = f
+        .call_as(&ann, "POST", "/api/v1/remixes", Some(remix.clone()))
+        .await;
+    assert_forbidden(&refused, "skyport access grant alpha ann viewer");
+    f.grant("alpha", "ann", "viewer").await;
+    f.grant("beta", "ann", "viewer").await;
+    let (status, created) = f
+        .call_as(&ann, "POST", "/api/v1/remixes", Some(remix.clone()))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["url"], "http://127.0.0.1:8420/servers/mix/mcp");
+    assert_eq!(created["sources"][1]["tools"], json!({"only": ["add"]}));
+    assert_eq!(created["sources"][0]["tools"], "all");
+
+    // The name is taken now; a malformed definition says what is wrong.
+    let (status, _) = f.call("POST", "/api/v1/remixes", Some(remix)).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let clash = json!({"name": "mix2", "sources": [
+        {"server": "alpha", "renames": {"a": "same"}},
+        {"server": "beta", "renames": {"b": "same"}}
+    ]});
+    let (status, body) = f.call("POST", "/api/v1/remixes", Some(clash)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_remix");
+
+    // Its creator administers it; another viewer sees it but may not change it.
+    let bob = f.user("bob", "battery staple").await;
+    f.grant("mix", "bob", "viewer").await;
+    let (status, shown) = f.call_as(&bob, "GET", "/api/v1/remixes/mix", None).await;
+    assert_eq!(status, StatusCode::OK, "{shown}");
+    let edit = json!({"description": "changed"});
+    let refused = f
+        .call_as(&bob, "PATCH", "/api/v1/remixes/mix", Some(edit.clone()))
+        .await;
+    assert_forbidden(&refused, "skyport access grant mix bob admin");
+    let (status, edited) = f
+        .call_as(&ann, "PATCH", "/api/v1/remixes/mix", Some(edit))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{edited}");
+    assert_eq!(edited["description"], "changed");
+    assert_eq!(edited["sources"].as_array().map(Vec::len), Some(2));
+
+    // A hosted server is not a remix, and a remix has no code to deploy.
+    let (status, _) = f.call("GET", "/api/v1/remixes/alpha", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let deploy = f
+        .call(
+            "POST",
+            "/api/v1/servers/mix/deployments",
+            Some(deploy_body()),
+        )
+        .await;
+    assert_eq!(deploy.0, StatusCode::CONFLICT, "{}", deploy.1);
+    assert!(
+        deploy.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("skyport remix edit mix")
+    );
+}
