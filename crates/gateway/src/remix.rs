@@ -50,7 +50,7 @@ use crate::Gateway;
 use crate::audit::{AuditLog, Exchange};
 use crate::caller::Caller;
 use crate::error::GatewayError;
-use crate::policy::filter::{self, Judgement};
+use crate::policy::filter::{self, Judgement, Refusal};
 use crate::proxy::Facts;
 
 use self::compose::{Composed, SourceItems, compose, key};
@@ -428,11 +428,11 @@ impl Request<'_> {
             .policies
             .decider(&route.server_id, self.caller.as_ref());
         if let Some(policy) = &policy
-            && let Judgement::Deny(kind) = filter::judge(policy, envelope)
+            && let Judgement::Deny(refusal) = filter::judge(policy, envelope)
         {
             let name = envelope.target.as_deref().unwrap_or_default();
             return Ok(Answer::Denied(
-                filter::denial(kind, name, Some(id), false).0,
+                filter::denial(refusal, name, Some(id), false).0,
             ));
         }
         let list = match method {
@@ -553,7 +553,8 @@ impl Request<'_> {
             }
             origin = self.origin(session, kind, &name);
         }
-        let unknown = || Answer::Json(filter::denial(kind, &name, Some(id), false).0);
+        let unknown =
+            || Answer::Json(filter::denial(Refusal::Unknown(kind), &name, Some(id), false).0);
         let Some((index, original)) = origin else {
             return Ok(unknown());
         };
