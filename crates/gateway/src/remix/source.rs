@@ -52,13 +52,35 @@ impl SourceCall<'_> {
         cell.get_or_try_init(|| self.open()).await.cloned()
     }
 
+    /// Whether the source asks every caller for a credential.
+    async fn requires_credential(&self) -> Result<bool, String> {
+        let route = self
+            .gateway
+            .inner
+            .routes
+            .get(self.source)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(route
+            .and_then(|r| r.gateway.auth)
+            .unwrap_or(self.gateway.inner.options.default_auth))
+    }
+
     /// Whether the session on the source is open.
     pub(crate) fn is_linked(&self) -> bool {
         self.session.is_linked(self.id)
     }
 
-    /// Sends the client's `initialize` and then `notifications/initialized`.
+    /// Sends the client's `initialize` and then `notifications/initialized`. An anonymous
+    /// caller never reaches a source that requires a credential: otherwise anyone allowed to
+    /// build a remix could republish a protected server without authentication.
     async fn open(&self) -> Result<Link, String> {
+        if self.caller.is_none() && self.requires_credential().await? {
+            return Err(format!(
+                "it requires a credential and this caller has none; turn auth on for the remix (`skyport servers set {} --auth on`) or call it with a key",
+                self.remix
+            ));
+        }
         let response = self
             .post(Method::POST, self.session.initialize.clone(), None)
             .await;

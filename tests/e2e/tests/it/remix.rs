@@ -274,6 +274,27 @@ fn a_remix_composes_two_hosted_servers() {
     );
     assert_eq!(v["calls"]["add_note"]["text"], "noted hi", "{v}");
 
+    // An anonymous caller of a remix never reaches a source that requires a credential.
+    assert!(
+        sky.cli(&["servers", "set", "alpha", "--auth", "on"])
+            .success
+    );
+    let mut v = Value::Null;
+    let kept_out = wait_until(Duration::from_secs(20), || {
+        let (ok, seen) = view(&sky, "-", "sdk", &["beta_echo"]);
+        v = seen;
+        ok && v["tools"].get("weather").is_none()
+    });
+    assert!(
+        kept_out,
+        "an anonymous caller reached a protected source: {v}"
+    );
+    assert_eq!(v["calls"]["beta_echo"]["text"], "beta: hi", "{v}");
+    assert!(
+        sky.cli(&["servers", "set", "alpha", "--auth", "off"])
+            .success
+    );
+
     // Access to a remix is the caller's role on the remix.
     let set = sky.cli(&["servers", "set", "mix", "--auth", "on"]);
     assert!(set.success, "{set}");
