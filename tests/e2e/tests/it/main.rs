@@ -19,5 +19,6 @@ mod rollback;
 mod runtime;
 mod servers;
 mod sessions;
+mod ui;
 mod up;
 mod webhooks;
