@@ -27,9 +27,9 @@ pub(crate) async fn connect(
     let server = config::client(connection).server(&args.name).await?;
     let name = server.name.to_string();
     let key = args.key.as_deref();
-    if key.is_none() && server.settings.auth != Some(false) {
+    if key.is_none() && server.settings.auth_effective {
         eprintln!(
-            "note: '{name}' may require a key; pass --key (create one with `skyport keys create {name}-client`)"
+            "note: '{name}' requires a key; pass --key (create one with `skyport keys create {name}-client`)"
         );
     }
     if !args.write {

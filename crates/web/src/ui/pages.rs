@@ -407,8 +407,8 @@ fn server_page(
 pub(crate) fn overview_tab(server: &ServerView) -> Markup {
     let url = &server.url;
     let name = server.name.as_str();
-    let auth = server.settings.auth.unwrap_or(true);
-    let bearer = auth.then_some("YOUR_SKYPORT_KEY");
+    // A server that needs a key gets a placeholder where the client's key goes.
+    let bearer = server.settings.auth_effective.then_some("YOUR_SKYPORT_KEY");
     html! {
         h2 { "Connect" }
         p.url { code #mcp-url { (url) } " " (copy_button(url)) }
