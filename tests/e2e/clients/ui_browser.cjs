@@ -90,12 +90,37 @@ async function admin(page) {
     };
     await shot(page, '05-app');
     report.steps.push(step);
+
+    step = 'schema-form';
+    await page.getByRole('button', { name: 'shape', exact: true }).click();
+    await page.getByRole('button', { name: 'Add tags item' }).click();
+    await page.getByRole('button', { name: 'Add tags item' }).click();
+    await page.getByLabel('tags[0] *', { exact: true }).fill('a');
+    await page.getByLabel('tags[1] *', { exact: true }).fill('b');
+    await page.getByLabel('x *', { exact: true }).fill('3');
+    await page.getByLabel('y *', { exact: true }).fill('4');
+    await page.getByLabel('mode *', { exact: true }).selectOption({ label: 'slow' });
+    await page.getByLabel('flag *', { exact: true }).check();
+    await page.getByLabel('scale', { exact: true }).fill('2.5');
+    await page.getByRole('button', { name: 'Call shape' }).click();
+    await page.locator('.result pre.json').first().waitFor();
+    report.shape = JSON.parse(await page.locator('.result pre.json').first().innerText());
+    await shot(page, '06-schema-form');
+    report.steps.push(step);
+
+    step = 'notifications';
+    await page.getByRole('button', { name: 'count', exact: true }).click();
+    await page.getByLabel('n *', { exact: true }).fill('3');
+    await page.getByRole('button', { name: 'Call count' }).click();
+    await page.locator('.result pre.text', { hasText: 'counted to 3' }).waitFor();
+    report.notifications = await page.locator('.notifications li').allInnerTexts();
+    report.steps.push(step);
   }
 
   step = 'phone';
   await page.setViewportSize({ width: 390, height: 844 });
   await page.goto(`${spec.url}/ui/servers`);
-  await shot(page, '06-phone-servers');
+  await shot(page, '07-phone-servers');
   report.steps.push(step);
 }
 

@@ -1,8 +1,10 @@
 //! The web UI in headless Chromium (playwright-core driving the system's `chromium`, script
 //! `clients/ui_browser.cjs`): an org admin logs in, deploys `hello` from a git repository with
 //! the form and sees its build log, calls `hello` in the Inspector, rolls back from the
-//! deployments tab, reads the logs, and opens the MCP App of the `apps` fixture (its page
-//! rendered in the sandboxed iframe, and its own tool call through the host); a viewer sees no
+//! deployments tab, reads the logs, opens the MCP App of the `apps` fixture (its page
+//! rendered in the sandboxed iframe, and its own tool call through the host), fills a form
+//! built from a schema with arrays, a nested object, an enum and a boolean, and sees a call's
+//! progress and log notifications; a viewer sees no
 //! rollback button and is refused when posting one anyway. Screenshots land in
 //! `target/ui-screenshots/`.
 

@@ -123,7 +123,10 @@ function showNotification(list, message) {
   const p = message.params || {};
   let text = message.method;
   if (message.method === 'notifications/progress') text = `progress ${p.progress}${p.total ? ` / ${p.total}` : ''}${p.message ? `: ${p.message}` : ''}`;
-  if (message.method === 'notifications/message') text = `${p.level}: ${typeof p.data === 'string' ? p.data : JSON.stringify(p.data)}`;
+  if (message.method === 'notifications/message') {
+    const data = typeof p.data === 'string' ? p.data : typeof p.data?.msg === 'string' ? p.data.msg : JSON.stringify(p.data);
+    text = `${p.level}: ${data}`;
+  }
   list.append(el('li', {}, text));
 }
 
