@@ -145,6 +145,25 @@ async fn writes_need_this_origin_and_act_as_the_sessions_principal() {
     // The creator became the server's admin: the API saw the session's principal.
     let (_, access) = f.call("GET", "/api/v1/servers/made/access", None).await;
     assert!(access.to_string().contains("\"ed\""), "{access}");
+    // Every tab renders for the server's admin, with what the API gave it.
+    let tabs = [
+        ("", "Connect"),
+        ("/inspector", "id=\"inspector\""),
+        ("/deployments", "<h2>Deployments</h2>"),
+        ("/logs", "id=\"server-log\""),
+        ("/metrics", "<h2>Metrics</h2>"),
+        ("/env", "<h2>Environment</h2>"),
+        ("/access", "<strong>none</strong>"),
+        ("/audit", "<h2>Audit</h2>"),
+    ];
+    for (tab, expected) in tabs {
+        let path = format!("/ui/servers/made{tab}");
+        let (status, _, body) = f
+            .browser("GET", &path, &[("cookie", session.as_str())], "")
+            .await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        assert!(body.contains(expected), "{path} lacks {expected}: {body}");
+    }
     // Another user without a role is refused by the API's own check.
     let other = f.session("fay", false).await;
     let (status, _, body) = f

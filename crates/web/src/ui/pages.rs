@@ -229,7 +229,15 @@ async fn server_tab(
                 Tab::Access => (format!("/servers/{name}/access"), &[]),
                 _ => (
                     format!("/audit?server={name}&limit=100"),
-                    &["at", "principal", "method", "name", "outcome", "status"],
+                    &[
+                        "at",
+                        "principal_name",
+                        "method",
+                        "target",
+                        "outcome",
+                        "status",
+                        "duration_ms",
+                    ],
                 ),
             };
             match get_json::<Value>(&state, &session, &path).await {
