@@ -477,6 +477,26 @@ pub(crate) fn deployments_tab(
     }
 }
 
+/// A server's previews (one per branch or pull request), each a server of its own.
+pub(crate) fn previews_section(previews: &[ServerView]) -> Markup {
+    html! {
+        h2 { "Previews" }
+        @if previews.is_empty() {
+            p.muted { "No previews. Pushes to other branches build them once the server tracks a repository (" code { "skyport servers set N --webhook-secret generate" } ")." }
+        } @else {
+            ul.previews {
+                @for p in previews {
+                    li {
+                        a href={ "/ui/servers/" (p.name) } { (p.name) }
+                        @if let Some(preview) = &p.preview { " (branch " code { (preview.branch) } ")" }
+                        " " code { (p.url) } " " (copy_button(&p.url))
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn status_text(d: &DeploymentView) -> String {
     serde_json::to_value(d.status)
         .ok()

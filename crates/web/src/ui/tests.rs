@@ -98,6 +98,18 @@ fn deployments_tab_offers_rollback_only_to_those_who_may() {
 }
 
 #[test]
+fn previews_section() {
+    let mut preview = server();
+    preview.name = "hello--feature-x".parse().expect("a preview name");
+    preview.url = "http://127.0.0.1:8420/servers/hello--feature-x/mcp".to_owned();
+    preview.preview =
+        serde_json::from_value(json!({ "parent": "hello", "branch": "feature/x" })).ok();
+    insta::assert_snapshot!(readable(pages::previews_section(&[preview])));
+    let none = readable(pages::previews_section(&[]));
+    assert!(none.contains("No previews."), "{none}");
+}
+
+#[test]
 fn metrics_tab() {
     insta::assert_snapshot!(readable(pages::metrics_tab(&server())));
 }
