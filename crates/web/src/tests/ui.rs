@@ -149,7 +149,7 @@ async fn writes_need_this_origin_and_act_as_the_sessions_principal() {
     let tabs = [
         ("", "Connect"),
         ("/inspector", "id=\"inspector\""),
-        ("/deployments", "<h2>Deployments</h2>"),
+        ("/deployments", "<h2>Previews</h2>"),
         ("/logs", "id=\"server-log\""),
         ("/metrics", "<h2>Metrics</h2>"),
         ("/env", "<h2>Environment</h2>"),

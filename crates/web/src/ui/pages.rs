@@ -209,15 +209,22 @@ async fn server_tab(
         Tab::Logs => logs_tab(&server),
         Tab::Metrics => metrics_tab(&server),
         Tab::Deployments => {
-            match get_json::<Vec<DeploymentView>>(
-                &state,
-                &session,
-                &format!("/servers/{name}/deployments"),
-            )
-            .await
-            {
-                Ok(list) => deployments_tab(&server, &list, abilities),
+            let path = format!("/servers/{name}/deployments");
+            let list = match get_json::<Vec<DeploymentView>>(&state, &session, &path).await {
+                Ok(list) => list,
                 Err(refusal) => return refused(&viewer, refusal).await,
+            };
+            // Previews are servers of their own; the listing holds those the viewer sees.
+            let previews: Vec<ServerView> =
+                get_json::<Vec<ServerView>>(&state, &session, "/servers")
+                    .await
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|s| s.preview.as_ref().is_some_and(|p| p.parent == server.name))
+                    .collect();
+            html! {
+                (deployments_tab(&server, &list, abilities))
+                (previews_section(&previews))
             }
         }
         Tab::Env | Tab::Access | Tab::Audit => {
