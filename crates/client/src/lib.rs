@@ -1,10 +1,11 @@
 //! A typed client of Skyport's REST API (what the CLI uses), its live log streams
 //! ([`LogStream`]), and [`pack`], which turns a source folder into the gzip tarball that
-//! `POST /api/v1/uploads` takes.
+//! `POST /api/v1/uploads` takes; and [`McpClient`], the MCP client of `skyport mcp`.
 
 mod access;
 mod env;
 mod events;
+mod mcp;
 mod pack;
 mod policies;
 mod promotions;
@@ -19,6 +20,7 @@ use skyport_api::{
 };
 
 pub use events::{LogEvent, LogStream};
+pub use mcp::{McpClient, McpError, PROTOCOL_VERSION};
 pub use pack::{PackError, Packed, pack};
 
 /// Why a call failed.

@@ -5,6 +5,7 @@
 //! turns bytes into the few facts the gateway needs (which method, which id) and builds error
 //! bodies. Everything else in a message is forwarded untouched, so it is never modelled here.
 
+pub mod clients;
 pub mod era;
 pub mod headers;
 pub mod jsonrpc;

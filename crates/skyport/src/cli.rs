@@ -74,6 +74,70 @@ pub(crate) enum Command {
     /// Create, change or show remix servers: one MCP endpoint composed of tools, prompts
     /// and resources of up to 10 other servers.
     Remix(RemixArgs),
+    /// Talk MCP to a server (by name, through the gateway) or to any MCP URL: list its
+    /// capabilities, call a tool, or print everything it offers.
+    Mcp(McpArgs),
+    /// Print (or write into the client's file) an MCP client's configuration for a server.
+    Connect(ConnectArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct McpArgs {
+    #[command(subcommand)]
+    pub(crate) command: McpCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum McpCommand {
+    /// List the tools, resources, resource templates and prompts.
+    List {
+        /// A server name, or an MCP URL (http:// or https://).
+        target: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Call a tool with arguments NAME=VALUE (VALUE is read as JSON when it parses, else as a
+    /// string); exits non-zero when the tool reports an error.
+    Call {
+        /// A server name, or an MCP URL (http:// or https://).
+        target: String,
+        /// The tool.
+        tool: String,
+        /// Arguments as NAME=VALUE.
+        args: Vec<String>,
+        /// All arguments as one JSON object (merged under the NAME=VALUE ones).
+        #[arg(long)]
+        json_args: Option<String>,
+        /// Print the whole result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the server's `initialize` answer and every list, as JSON.
+    Inspect {
+        /// A server name, or an MCP URL (http:// or https://).
+        target: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ConnectArgs {
+    /// The server.
+    pub(crate) name: String,
+    /// The client: claude-desktop, claude-code, cursor or vscode.
+    #[arg(long)]
+    pub(crate) client: String,
+    /// Merge the server into the client's configuration file (a backup of the file is kept
+    /// beside it as FILE.bak) instead of printing it.
+    #[arg(long)]
+    pub(crate) write: bool,
+    /// The configuration file to write [default: the client's usual one]
+    #[arg(long)]
+    pub(crate) config: Option<PathBuf>,
+    /// A key the client sends as a bearer credential (servers with auth on need one; create
+    /// it with `skyport keys create`).
+    #[arg(long)]
+    pub(crate) key: Option<String>,
 }
 
 /// `skyport policy --help`: the rule language and its semantics.

@@ -143,7 +143,13 @@ fn stored(connection: &Connection) -> Option<Credentials> {
 /// data directory's.
 pub(crate) fn client(connection: &Connection) -> Client {
     let url = url(connection);
-    let token = connection
+    let token = token(connection, &url);
+    Client::new(&url, token)
+}
+
+/// The credential for the Skyport at `url`, found as [`client`] says.
+pub(crate) fn token(connection: &Connection, url: &str) -> Option<String> {
+    connection
         .token
         .clone()
         .or_else(|| {
@@ -153,6 +159,5 @@ pub(crate) fn client(connection: &Connection) -> Client {
                 .find(|l| l.url == url)
                 .map(|l| l.token)
         })
-        .or_else(|| stored(connection).map(|c| c.token));
-    Client::new(&url, token)
+        .or_else(|| stored(connection).map(|c| c.token))
 }

@@ -5,10 +5,12 @@ mod access;
 mod audit;
 mod cli;
 mod config;
+mod connect;
 mod deploy;
 mod env;
 mod inspect;
 mod keys;
+mod mcp;
 mod policy;
 mod progress;
 mod remix;
@@ -85,5 +87,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Access(args) => access::access(&cli.connection, args).await,
         Command::Policy(args) => policy::policy(&cli.connection, args).await,
         Command::Remix(args) => remix::remix(&cli.connection, args).await,
+        Command::Mcp(args) => mcp::mcp(&cli.connection, args).await,
+        Command::Connect(args) => connect::connect(&cli.connection, args).await,
     }
 }

@@ -468,7 +468,8 @@ fn print_welcome(platform: &Platform, deployment: &DeploymentView) {
     let config = serde_json::json!({ "mcpServers": { name.as_str(): { "url": url } } });
     let credentials = platform.data_dir.join("credentials");
     let text = format!(
-        "\nSkyport is running at {base}\n\n  {name}: {url}\n\n\
+        "\nSkyport is running at {base}\n\
+         Web UI: {base}/ui/ (log in as admin with the password printed on first start)\n\n  {name}: {url}\n\n\
          Connect a client:\n\
          \x20 Claude Code     claude mcp add --transport http {name} {url}\n\
          \x20 FastMCP         Client(\"{url}\")\n\

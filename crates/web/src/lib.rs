@@ -1,5 +1,5 @@
 //! Skyport's HTTP application: `/healthz`, `/metrics`, the REST API under `/api/v1/`, and the gateway's
-//! `/servers/{name}/mcp` mounted beside them, behind a host check.
+//! `/servers/{name}/mcp` mounted beside them, and the web UI (`/` and `/ui/`), behind a host check.
 //!
 //! Handlers read like a paragraph: extract, check the caller's permission (`access.rs`, the
 //! only place that decides it), call the domain (store repositories, the builder, the
@@ -21,6 +21,7 @@ mod promotions;
 mod remixes;
 mod sources;
 mod stream;
+mod ui;
 mod users;
 mod views;
 
@@ -88,6 +89,14 @@ pub fn app(state: AppState, gateway: &Gateway, options: &AppOptions) -> Router {
         .merge(users::login_router())
         .layer(Extension(gateway.clone()))
         .with_state(state.clone());
+    let ui = ui::router(ui::UiState {
+        app: state.clone(),
+        upstreams: ui::Upstreams {
+            api: api.clone(),
+            gateway: gateway.router(),
+        },
+        logins: ui::LoginLimiter::default(),
+    });
     // Metrics name every server: open on loopback (like any local tool), else behind a key.
     let metrics = Router::new()
         .route("/metrics", get(api::metrics))
@@ -108,7 +117,8 @@ pub fn app(state: AppState, gateway: &Gateway, options: &AppOptions) -> Router {
         .nest("/api/v1", api)
         // Webhooks authenticate by signature, not by API key.
         .merge(hooks::router().with_state(state_for_hooks))
-        .merge(gateway.router());
+        .merge(gateway.router())
+        .merge(ui);
     if options.loopback_only {
         app.layer(middleware::from_fn(host::loopback_only))
     } else {

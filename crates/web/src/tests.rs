@@ -20,6 +20,7 @@ use tower::ServiceExt;
 use super::*;
 
 mod access;
+mod ui;
 
 /// Bound for anything a test waits for; generous, because a loaded machine is slow.
 const WAIT: Duration = Duration::from_secs(60);

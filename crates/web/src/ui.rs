@@ -1,0 +1,76 @@
+//! The web UI: server-rendered pages (maud) under `/ui/`, a few hand-written JavaScript
+//! modules and one stylesheet embedded in the binary (`assets.rs`), behind a browser session.
+//!
+//! The UI is an in-process client of the REST API and of the gateway: a page reads the same
+//! `/api/v1` views a CLI reads, every action the browser takes goes to `/ui/api/*` (the API
+//! router, called with the session's key as bearer), and the Inspector's MCP traffic goes to
+//! `/ui/mcp/{name}` (the gateway's router, same key). So every page and action is authorized
+//! by the handler the API would run (`access.rs`), and no credential reaches JavaScript.
+//! This module must not run SQL, decide permissions, or add a cookie to `/servers/*`.
+
+mod assets;
+mod forward;
+mod layout;
+mod pages;
+mod session;
+
+use axum::Router;
+use axum::middleware;
+use axum::routing::{any, get, post};
+
+use crate::AppState;
+
+pub(crate) use session::LoginLimiter;
+
+/// The routers the UI forwards to, in-process.
+#[derive(Clone)]
+pub(crate) struct Upstreams {
+    /// The `/api/v1` router (its paths without the prefix), with key authentication.
+    pub(crate) api: Router,
+    /// The gateway's router (`/servers/{name}/mcp`).
+    pub(crate) gateway: Router,
+}
+
+/// What the UI's handlers share.
+#[derive(Clone)]
+pub(crate) struct UiState {
+    pub(crate) app: AppState,
+    pub(crate) upstreams: Upstreams,
+    pub(crate) logins: LoginLimiter,
+}
+
+/// `/` (a redirect) and everything under `/ui/`.
+pub(crate) fn router(state: UiState) -> Router {
+    let behind_login = Router::new()
+        .route("/ui/servers", get(pages::servers))
+        .route("/ui/deploy", get(pages::deploy))
+        .route("/ui/servers/{name}", get(pages::overview))
+        .route("/ui/servers/{name}/deployments", get(pages::deployments))
+        .route("/ui/servers/{name}/logs", get(pages::logs))
+        .route("/ui/servers/{name}/inspector", get(pages::inspector))
+        .route("/ui/servers/{name}/metrics", get(pages::metrics))
+        .route("/ui/servers/{name}/env", get(pages::env))
+        .route("/ui/servers/{name}/access", get(pages::access))
+        .route("/ui/servers/{name}/audit", get(pages::audit))
+        .route("/ui/settings", get(pages::settings))
+        .route("/ui/registry", get(pages::registry))
+        .route("/ui/logout", post(session::logout))
+        .route("/ui/api/{*path}", any(forward::api))
+        .route("/ui/mcp/{name}", any(forward::mcp))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            session::require_session,
+        ));
+    Router::new()
+        .route("/", get(pages::root))
+        .route("/ui", get(pages::root))
+        .route("/ui/", get(pages::root))
+        .route("/ui/login", get(session::login_page).post(session::login))
+        .route("/ui/assets/{hash}/{file}", get(assets::serve))
+        .merge(behind_login)
+        .layer(middleware::from_fn(session::same_origin_writes))
+        .with_state(state)
+}
+
+#[cfg(test)]
+mod tests;

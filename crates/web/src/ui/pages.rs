@@ -1,0 +1,640 @@
+//! The pages: each handler reads what it shows from the REST API as the session's principal
+//! (so a refusal there is a refusal here) and renders it with a pure function of the views,
+//! which the snapshot tests call with fixed data.
+
+use axum::Extension;
+use axum::extract::{Path, State};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use http::StatusCode;
+use maud::{Markup, html};
+use serde_json::Value;
+use skyport_api::{DeploymentView, ServerView};
+use skyport_mcp::clients::{self, ClientKind};
+
+use super::forward::get_json;
+use super::layout::{self, Section, Viewer};
+use super::session::Session;
+use super::{UiState, assets};
+use crate::access::{Permission, authorize};
+
+/// What the viewer may do on a server, for which buttons to show (the API decides anyway).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Abilities {
+    pub(crate) deploy: bool,
+    pub(crate) rollback: bool,
+}
+
+/// The tabs of a server's page.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tab {
+    Overview,
+    Inspector,
+    Deployments,
+    Logs,
+    Metrics,
+    Env,
+    Access,
+    Audit,
+}
+
+const TABS: [(Tab, &str, &str); 8] = [
+    (Tab::Overview, "", "Overview"),
+    (Tab::Inspector, "/inspector", "Inspector"),
+    (Tab::Deployments, "/deployments", "Deployments"),
+    (Tab::Logs, "/logs", "Logs"),
+    (Tab::Metrics, "/metrics", "Metrics"),
+    (Tab::Env, "/env", "Environment"),
+    (Tab::Access, "/access", "Access"),
+    (Tab::Audit, "/audit", "Audit"),
+];
+
+/// `GET /`: the servers list.
+pub(crate) async fn root() -> Redirect {
+    Redirect::to("/ui/servers")
+}
+
+/// `GET /ui/servers`.
+pub(crate) async fn servers(
+    State(state): State<UiState>,
+    Extension(session): Extension<Session>,
+) -> Response {
+    let viewer = viewer(&session);
+    match get_json::<Vec<ServerView>>(&state, &session, "/servers").await {
+        Ok(list) => Html(servers_page(&viewer, &list).into_string()).into_response(),
+        Err(refusal) => refused(&viewer, refusal).await,
+    }
+}
+
+/// `GET /ui/deploy`.
+pub(crate) async fn deploy(Extension(session): Extension<Session>) -> Html<String> {
+    Html(deploy_page(&viewer(&session)).into_string())
+}
+
+/// `GET /ui/servers/{name}`.
+pub(crate) async fn overview(
+    state: State<UiState>,
+    session: Extension<Session>,
+    name: Path<String>,
+) -> Response {
+    server_tab(state, session, name, Tab::Overview).await
+}
+
+/// `GET /ui/servers/{name}/deployments`.
+pub(crate) async fn deployments(
+    state: State<UiState>,
+    session: Extension<Session>,
+    name: Path<String>,
+) -> Response {
+    server_tab(state, session, name, Tab::Deployments).await
+}
+
+/// `GET /ui/servers/{name}/logs`.
+pub(crate) async fn logs(
+    state: State<UiState>,
+    session: Extension<Session>,
+    name: Path<String>,
+) -> Response {
+    server_tab(state, session, name, Tab::Logs).await
+}
+
+/// `GET /ui/servers/{name}/inspector`.
+pub(crate) async fn inspector(
+    state: State<UiState>,
+    session: Extension<Session>,
+    name: Path<String>,
+) -> Response {
+    server_tab(state, session, name, Tab::Inspector).await
+}
+
+/// `GET /ui/servers/{name}/metrics`.
+pub(crate) async fn metrics(
+    state: State<UiState>,
+    session: Extension<Session>,
+    name: Path<String>,
+) -> Response {
+    server_tab(state, session, name, Tab::Metrics).await
+}
+
+/// `GET /ui/servers/{name}/env`.
+pub(crate) async fn env(
+    state: State<UiState>,
+    session: Extension<Session>,
+    name: Path<String>,
+) -> Response {
+    server_tab(state, session, name, Tab::Env).await
+}
+
+/// `GET /ui/servers/{name}/access`.
+pub(crate) async fn access(
+    state: State<UiState>,
+    session: Extension<Session>,
+    name: Path<String>,
+) -> Response {
+    server_tab(state, session, name, Tab::Access).await
+}
+
+/// `GET /ui/servers/{name}/audit`.
+pub(crate) async fn audit(
+    state: State<UiState>,
+    session: Extension<Session>,
+    name: Path<String>,
+) -> Response {
+    server_tab(state, session, name, Tab::Audit).await
+}
+
+/// `GET /ui/settings`: the viewer's API keys.
+pub(crate) async fn settings(
+    State(state): State<UiState>,
+    Extension(session): Extension<Session>,
+) -> Response {
+    let viewer = viewer(&session);
+    match get_json::<Value>(&state, &session, "/keys").await {
+        Ok(keys) => Html(
+            layout::page(
+                "Settings",
+                &viewer,
+                Section::Settings,
+                html! {
+                    h1 { "Settings" }
+                    h2 { "API keys" }
+                    p { "Create keys with " code { "skyport keys create NAME" } "; the secret is shown once." }
+                    (records(&keys, &["id", "name", "principal", "state", "created_at", "expires_at", "last_used_at"]))
+                },
+            )
+            .into_string(),
+        )
+        .into_response(),
+        Err(refusal) => refused(&viewer, refusal).await,
+    }
+}
+
+/// `GET /ui/registry`: the place of the registry browser, whose API is not in this version.
+pub(crate) async fn registry(Extension(session): Extension<Session>) -> Html<String> {
+    Html(
+        layout::page(
+            "Registry",
+            &viewer(&session),
+            Section::Registry,
+            html! {
+                h1 { "Registry" }
+                p { "The catalog of hosted, external and remix servers will be browsed and searched here." }
+            },
+        )
+        .into_string(),
+    )
+}
+
+async fn server_tab(
+    State(state): State<UiState>,
+    Extension(session): Extension<Session>,
+    Path(name): Path<String>,
+    tab: Tab,
+) -> Response {
+    let viewer = viewer(&session);
+    let server = match get_json::<ServerView>(&state, &session, &format!("/servers/{name}")).await {
+        Ok(server) => server,
+        Err(refusal) => return refused(&viewer, refusal).await,
+    };
+    let abilities = Abilities {
+        deploy: authorize(&state.app, &session.principal, &name, Permission::Deploy)
+            .await
+            .is_ok(),
+        rollback: authorize(&state.app, &session.principal, &name, Permission::Rollback)
+            .await
+            .is_ok(),
+    };
+    let body = match tab {
+        Tab::Overview => overview_tab(&server),
+        Tab::Inspector => inspector_tab(&server),
+        Tab::Logs => logs_tab(&server),
+        Tab::Metrics => metrics_tab(&server),
+        Tab::Deployments => {
+            let path = format!("/servers/{name}/deployments");
+            let list = match get_json::<Vec<DeploymentView>>(&state, &session, &path).await {
+                Ok(list) => list,
+                Err(refusal) => return refused(&viewer, refusal).await,
+            };
+            // Previews are servers of their own; the listing holds those the viewer sees.
+            let previews: Vec<ServerView> =
+                get_json::<Vec<ServerView>>(&state, &session, "/servers")
+                    .await
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|s| s.preview.as_ref().is_some_and(|p| p.parent == server.name))
+                    .collect();
+            html! {
+                (deployments_tab(&server, &list, abilities))
+                (previews_section(&previews))
+            }
+        }
+        Tab::Env | Tab::Access | Tab::Audit => {
+            let (path, columns): (String, &[&str]) = match tab {
+                Tab::Env => (
+                    format!("/servers/{name}/env"),
+                    &["name", "scope", "secret", "value", "updated_at"],
+                ),
+                Tab::Access => (format!("/servers/{name}/access"), &[]),
+                _ => (
+                    format!("/audit?server={name}&limit=100"),
+                    &[
+                        "at",
+                        "principal_name",
+                        "method",
+                        "target",
+                        "outcome",
+                        "status",
+                        "duration_ms",
+                    ],
+                ),
+            };
+            match get_json::<Value>(&state, &session, &path).await {
+                Ok(value) => json_tab(tab, &state, &session, &name, value, columns).await,
+                Err(refusal) => {
+                    let status = refusal.status();
+                    let message = error_message(refusal).await;
+                    html! { p.error role="alert" { (status.as_u16()) ": " (message) } }
+                }
+            }
+        }
+    };
+    Html(server_page(&viewer, &server, tab, abilities, body).into_string()).into_response()
+}
+
+async fn json_tab(
+    tab: Tab,
+    state: &UiState,
+    session: &Session,
+    name: &str,
+    value: Value,
+    columns: &[&str],
+) -> Markup {
+    match tab {
+        Tab::Env => html! {
+            h2 { "Environment" }
+            p { "Secret values are never shown. Change them with " code { "skyport env set" } "." }
+            (records(&value["vars"], columns))
+        },
+        Tab::Access => {
+            let policies = get_json::<Value>(state, session, &format!("/servers/{name}/policies"))
+                .await
+                .unwrap_or(Value::Null);
+            html! {
+                h2 { "Access" }
+                p { "Default role: " strong { (text(&value["default_role"])) } }
+                h3 { "Grants" }
+                (records(&value["grants"], &[]))
+                h3 { "Policies" }
+                (records(&policies, &[]))
+            }
+        }
+        _ => html! {
+            h2 { "Audit" }
+            (records(&value["records"], columns))
+        },
+    }
+}
+
+fn viewer(session: &Session) -> Viewer<'_> {
+    Viewer {
+        name: &session.principal.name,
+    }
+}
+
+/// The API's refusal as a page in the shell, with its status and message.
+async fn refused(viewer: &Viewer<'_>, refusal: Response) -> Response {
+    let status = refusal.status();
+    let message = error_message(refusal).await;
+    (
+        status,
+        Html(layout::problem(viewer, status.as_u16(), &message).into_string()),
+    )
+        .into_response()
+}
+
+async fn error_message(refusal: Response) -> String {
+    let bytes = axum::body::to_bytes(refusal.into_body(), 1 << 20)
+        .await
+        .unwrap_or_default();
+    serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| StatusCode::INTERNAL_SERVER_ERROR.to_string())
+}
+
+/// The servers list.
+pub(crate) fn servers_page(viewer: &Viewer<'_>, servers: &[ServerView]) -> Markup {
+    layout::page(
+        "Servers",
+        viewer,
+        Section::Servers,
+        html! {
+            div.heading {
+                h1 { "Servers" }
+                a.button href="/ui/deploy" { "Deploy a server" }
+            }
+            @if servers.is_empty() {
+                p { "No servers yet. " a href="/ui/deploy" { "Deploy one" } " or run " code { "skyport deploy" } "." }
+            } @else {
+                div.scroll { table.servers {
+                    thead { tr { th { "Name" } th { "Status" } th { "Live deployment" } th { "Instances" } th { "Last change" } th { "URL" } } }
+                    tbody {
+                        @for s in servers {
+                            tr {
+                                td { a href={ "/ui/servers/" (s.name) } { (s.name) } }
+                                td { @if s.live_deployment.is_some() { span.badge.ok { "live" } } @else { span.badge { "no deployment" } } }
+                                td { code { (s.live_deployment.as_ref().map_or("–", |d| d.as_str())) } }
+                                td { (s.instances.len()) }
+                                td { time datetime=(s.updated_at) { (s.updated_at.strftime("%Y-%m-%d %H:%M")) } }
+                                td.url { code { (s.url) } " " (copy_button(&s.url)) }
+                            }
+                        }
+                    }
+                } }
+            }
+        },
+    )
+}
+
+fn copy_button(text: &str) -> Markup {
+    html! { button.copy type="button" data-copy=(text) aria-label="Copy" { "Copy" } }
+}
+
+/// The deploy form: a git source (a browser cannot upload a folder's tree in one go).
+pub(crate) fn deploy_page(viewer: &Viewer<'_>) -> Markup {
+    layout::page(
+        "Deploy",
+        viewer,
+        Section::Deploy,
+        html! {
+            h1 { "Deploy a server" }
+            form #deploy-form.card {
+                label for="d-name" { "Name" }
+                input #d-name name="name" required pattern="[a-z0-9]([a-z0-9\\-]*[a-z0-9])?" placeholder="weather";
+                label for="d-url" { "Git repository URL" }
+                input #d-url name="url" required placeholder="https://github.com/acme/weather.git";
+                label for="d-ref" { "Branch, tag or commit (optional)" }
+                input #d-ref name="ref" placeholder="main";
+                label for="d-entrypoint" { "Entrypoint (optional)" }
+                input #d-entrypoint name="entrypoint" placeholder="server.py:mcp";
+                label for="d-auth" { "Authentication" }
+                select #d-auth name="auth" {
+                    option value="" { "Platform default" }
+                    option value="on" { "On: clients need a key" }
+                    option value="off" { "Off: anyone who reaches Skyport" }
+                }
+                button type="submit" { "Deploy" }
+            }
+            p #deploy-status role="status" aria-live="polite" {}
+            pre #build-log.log aria-label="Build log" {}
+        },
+    )
+}
+
+fn server_page(
+    viewer: &Viewer<'_>,
+    server: &ServerView,
+    tab: Tab,
+    abilities: Abilities,
+    body: Markup,
+) -> Markup {
+    let base = format!("/ui/servers/{}", server.name);
+    layout::page(
+        &server.name.to_string(),
+        viewer,
+        Section::Servers,
+        html! {
+            div.heading {
+                h1 { (server.name) }
+                @if !server.description.is_empty() { p.muted { (server.description) } }
+                @if abilities.deploy { a.button href={ "/ui/deploy?name=" (server.name) } { "Deploy a new version" } }
+            }
+            nav.tabs aria-label="Server" {
+                @for (t, suffix, label) in TABS {
+                    a href={ (base) (suffix) } aria-current=[(t == tab).then_some("page")] { (label) }
+                }
+            }
+            section.tab { (body) }
+        },
+    )
+}
+
+/// The overview: URL, instances, connection snippets.
+pub(crate) fn overview_tab(server: &ServerView) -> Markup {
+    let url = &server.url;
+    let name = server.name.as_str();
+    // A server that needs a key gets a placeholder where the client's key goes.
+    let bearer = server.settings.auth_effective.then_some("YOUR_SKYPORT_KEY");
+    html! {
+        h2 { "Connect" }
+        p.url { code #mcp-url { (url) } " " (copy_button(url)) }
+        p { "Live deployment: " code { (server.live_deployment.as_ref().map_or("none", |d| d.as_str())) }
+            " · instances: " (server.instances.len()) }
+        @for kind in ClientKind::ALL {
+            (snippet(kind.title(), &serde_json::to_string_pretty(&kind.document(name, url, bearer)).unwrap_or_default()))
+        }
+        (snippet("Claude Code (command)", &clients::claude_code_command(name, url)))
+        (snippet("FastMCP client", &clients::fastmcp_snippet(url)))
+        (snippet("curl", &clients::curl_snippet(url)))
+        p.muted { "Or run " code { "skyport connect " (name) " --client cursor --write" } "." }
+    }
+}
+
+fn snippet(title: &str, body: &str) -> Markup {
+    html! {
+        details.snippet {
+            summary { (title) }
+            pre { code { (body) } }
+            (copy_button(body))
+        }
+    }
+}
+
+/// The deployments: history, rollback buttons where the viewer may roll back.
+pub(crate) fn deployments_tab(
+    server: &ServerView,
+    list: &[DeploymentView],
+    abilities: Abilities,
+) -> Markup {
+    html! {
+        h2 { "Deployments" }
+        p #rollback-status role="status" aria-live="polite" {}
+        div.scroll { table.deployments {
+            thead { tr { th { "Id" } th { "Status" } th { "Source" } th { "Commit" } th { "By" } th { "Created" } th { span.sr { "Actions" } } } }
+            tbody {
+                @for d in list {
+                    tr data-deployment=(d.id) {
+                        td { code { (d.id) } }
+                        td {
+                            span.badge.(status_class(d)) { (status_text(d)) }
+                            @if d.live { " " span.badge.ok { "live" } }
+                        }
+                        td { (d.source) @if let Some(r) = &d.git_ref { " @ " (r) } }
+                        td { @if let Some(c) = &d.commit { code { (c.sha.get(..8).unwrap_or(&c.sha)) } " " (c.message.lines().next().unwrap_or("")) } }
+                        td { (d.created_by.as_deref().unwrap_or("–")) }
+                        td { time datetime=(d.created_at) { (d.created_at.strftime("%Y-%m-%d %H:%M")) } }
+                        td {
+                            @if abilities.rollback && !d.live && !d.pruned && status_text(d) == "ready" {
+                                button.rollback type="button" data-server=(server.name) data-deployment=(d.id) { "Roll back to this" }
+                            }
+                        }
+                    }
+                }
+            }
+        } }
+    }
+}
+
+/// A server's previews (one per branch or pull request), each a server of its own.
+pub(crate) fn previews_section(previews: &[ServerView]) -> Markup {
+    html! {
+        h2 { "Previews" }
+        @if previews.is_empty() {
+            p.muted { "No previews. Pushes to other branches build them once the server tracks a repository (" code { "skyport servers set N --webhook-secret generate" } ")." }
+        } @else {
+            ul.previews {
+                @for p in previews {
+                    li {
+                        a href={ "/ui/servers/" (p.name) } { (p.name) }
+                        @if let Some(preview) = &p.preview { " (branch " code { (preview.branch) } ")" }
+                        " " code { (p.url) } " " (copy_button(&p.url))
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn status_text(d: &DeploymentView) -> String {
+    serde_json::to_value(d.status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn status_class(d: &DeploymentView) -> &'static str {
+    match status_text(d).as_str() {
+        "ready" => "ok",
+        "failed" => "bad",
+        _ => "busy",
+    }
+}
+
+/// The logs: a live tail filled by `ui.js`.
+pub(crate) fn logs_tab(server: &ServerView) -> Markup {
+    html! {
+        h2 { "Logs" }
+        div.toolbar {
+            label for="log-filter" { "Filter" }
+            input #log-filter type="search" placeholder="text in the line";
+            label { input #log-follow type="checkbox" checked; " Follow" }
+        }
+        pre #server-log.log data-server=(server.name) aria-label="Server log" aria-live="off" {}
+    }
+}
+
+/// The Inspector: filled by `inspector.js`.
+pub(crate) fn inspector_tab(server: &ServerView) -> Markup {
+    html! {
+        div #inspector data-server=(server.name) {
+            p.muted #inspector-status role="status" { "Connecting…" }
+            div.inspector {
+                div.lists {
+                    @for (kind, title) in [("tools", "Tools"), ("resources", "Resources"), ("templates", "Resource templates"), ("prompts", "Prompts")] {
+                        section { h3 { (title) } ul.items #{ "list-" (kind) } {} }
+                    }
+                }
+                div.detail #detail {}
+            }
+        }
+        script type="module" src=(assets::url("inspector.js")) {}
+    }
+}
+
+/// The metrics: the server's figures since its live deployment started, as bars.
+pub(crate) fn metrics_tab(server: &ServerView) -> Markup {
+    let m = &server.metrics;
+    let figures: [(&str, f64, String); 7] = [
+        ("Requests", m.requests as f64, m.requests.to_string()),
+        ("Errors", m.errors as f64, m.errors.to_string()),
+        (
+            "Mean latency (ms)",
+            m.request_mean_seconds * 1000.0,
+            format!("{:.1}", m.request_mean_seconds * 1000.0),
+        ),
+        (
+            "Cold starts",
+            m.cold_starts as f64,
+            m.cold_starts.to_string(),
+        ),
+        (
+            "Mean cold start (s)",
+            m.cold_start_mean_seconds,
+            format!("{:.2}", m.cold_start_mean_seconds),
+        ),
+        (
+            "Memory (MiB)",
+            m.memory_bytes as f64 / 1_048_576.0,
+            format!("{:.0}", m.memory_bytes as f64 / 1_048_576.0),
+        ),
+        ("Crashes", m.crashes as f64, m.crashes.to_string()),
+    ];
+    html! {
+        h2 { "Metrics" }
+        p.muted { "Totals of the live deployment's instances; " code { "/metrics" } " has them for Prometheus." }
+        div.charts {
+            @for (label, value, shown) in &figures {
+                figure.metric {
+                    figcaption { (label) }
+                    (bar(*value))
+                    strong { (shown) }
+                }
+            }
+        }
+    }
+}
+
+/// A one-bar chart on a logarithmic scale, so small and large figures both show.
+fn bar(value: f64) -> Markup {
+    let width = if value > 0.0 {
+        (20.0 * (1.0 + value).log10()).clamp(2.0, 100.0)
+    } else {
+        0.0
+    };
+    html! {
+        svg viewBox="0 0 100 8" preserveAspectRatio="none" role="img" aria-hidden="true" {
+            rect x="0" y="0" width="100" height="8" class="track" {}
+            rect x="0" y="0" width=(format!("{width:.1}")) height="8" class="fill" {}
+        }
+    }
+}
+
+/// A JSON array of objects as a table: `columns`, or every key of the first record.
+pub(crate) fn records(value: &Value, columns: &[&str]) -> Markup {
+    let rows = value.as_array().map(Vec::as_slice).unwrap_or_default();
+    let keys: Vec<String> = if columns.is_empty() {
+        rows.first()
+            .and_then(Value::as_object)
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default()
+    } else {
+        columns.iter().map(|c| (*c).to_owned()).collect()
+    };
+    html! {
+        @if rows.is_empty() {
+            p.muted { "None." }
+        } @else {
+            div.scroll { table {
+                thead { tr { @for k in &keys { th { (k.replace('_', " ")) } } } }
+                tbody { @for row in rows { tr { @for k in &keys { td { (text(&row[k.as_str()])) } } } } }
+            } }
+        }
+    }
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::Null => "–".to_owned(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,167 @@
+// Drives Skyport's web UI in headless Chromium (playwright-core, the system's chromium) and
+// prints one JSON report line: what each step saw. Usage:
+//   node ui_browser.cjs '{"scenario": "admin"|"viewer", "url": ..., "user": ..., "password": ...,
+//                         "gitUrl": ..., "appServer": ..., "shots": DIR, "chromium": PATH}'
+// Every wait is bounded; a failing step prints {"error", "step"} and saves failure.png.
+
+const { chromium } = require('playwright-core');
+const path = require('path');
+
+const spec = JSON.parse(process.argv[2]);
+const report = { steps: [] };
+let step = 'start';
+const STEP_TIMEOUT = 60_000;
+const BUILD_TIMEOUT = 300_000;
+
+async function login(page) {
+  step = 'login';
+  await page.goto(`${spec.url}/ui/servers`);
+  report.redirectedToLogin = page.url().includes('/ui/login');
+  await page.getByLabel('User').fill(spec.user);
+  await page.getByLabel('Password').fill(spec.password);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.waitForURL('**/ui/servers');
+  report.steps.push(step);
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: path.join(spec.shots, `${spec.scenario}-${name}.png`), fullPage: true });
+}
+
+async function admin(page) {
+  await login(page);
+  await shot(page, '01-servers');
+
+  step = 'deploy';
+  await page.getByRole('link', { name: 'Deploy', exact: true }).click();
+  await page.getByLabel('Name').fill('hello');
+  await page.getByLabel('Git repository URL').fill(spec.gitUrl);
+  await page.getByLabel('Entrypoint (optional)').fill('main.py');
+  await page.getByRole('button', { name: 'Deploy', exact: true }).click();
+  await page.locator('#deploy-status a').waitFor({ timeout: BUILD_TIMEOUT });
+  report.deployStatus = await page.locator('#deploy-status').innerText();
+  report.buildLog = await page.locator('#build-log').innerText();
+  await shot(page, '02-deployed');
+  report.steps.push(step);
+
+  step = 'inspector';
+  await page.locator('#deploy-status a').click();
+  await page.getByRole('button', { name: 'hello', exact: true }).click();
+  await page.getByLabel('name *').fill('Ada');
+  await page.getByRole('button', { name: 'Call hello' }).click();
+  await page.locator('.result pre').first().waitFor({ timeout: STEP_TIMEOUT });
+  report.helloResult = await page.locator('.result').innerText();
+  await shot(page, '03-inspector');
+  report.steps.push(step);
+
+  step = 'rollback';
+  await page.getByRole('link', { name: 'Deployments' }).click();
+  const button = page.locator('button.rollback').first();
+  report.rollbackTarget = await button.getAttribute('data-deployment');
+  await button.click();
+  await page.waitForLoadState('load');
+  await page
+    .locator(`tr[data-deployment="${report.rollbackTarget}"] .badge.ok`, { hasText: 'live' })
+    .waitFor({ timeout: STEP_TIMEOUT });
+  report.liveAfterRollback = report.rollbackTarget;
+  await shot(page, '04-rolled-back');
+  report.steps.push(step);
+
+  step = 'logs';
+  await page.getByRole('link', { name: 'Logs' }).click();
+  await page.locator('#server-log .line').first().waitFor({ timeout: STEP_TIMEOUT });
+  report.logLines = await page.locator('#server-log .line').count();
+  report.steps.push(step);
+
+  if (spec.appServer) {
+    step = 'app';
+    await page.goto(`${spec.url}/ui/servers/${spec.appServer}/inspector`);
+    await page.getByRole('button', { name: 'counter', exact: true }).click();
+    await page.getByLabel('start *').fill('41');
+    await page.getByRole('button', { name: 'Call counter' }).click();
+    const frame = page.frameLocator('iframe.app-frame');
+    await frame.locator('#added', { hasText: 'app called add' }).waitFor({ timeout: STEP_TIMEOUT });
+    report.app = {
+      title: await frame.locator('#title').innerText(),
+      input: await frame.locator('#input').innerText(),
+      result: await frame.locator('#result').innerText(),
+      added: await frame.locator('#added').innerText(),
+      sandbox: await page.locator('iframe.app-frame').getAttribute('sandbox'),
+    };
+    await shot(page, '05-app');
+    report.steps.push(step);
+
+    step = 'schema-form';
+    await page.getByRole('button', { name: 'shape', exact: true }).click();
+    await page.getByRole('button', { name: 'Add tags item' }).click();
+    await page.getByRole('button', { name: 'Add tags item' }).click();
+    await page.getByLabel('tags[0] *', { exact: true }).fill('a');
+    await page.getByLabel('tags[1] *', { exact: true }).fill('b');
+    await page.getByLabel('x *', { exact: true }).fill('3');
+    await page.getByLabel('y *', { exact: true }).fill('4');
+    await page.getByLabel('mode *', { exact: true }).selectOption({ label: 'slow' });
+    await page.getByLabel('flag *', { exact: true }).check();
+    await page.getByLabel('scale', { exact: true }).fill('2.5');
+    await page.getByRole('button', { name: 'Call shape' }).click();
+    await page.locator('.result pre.json').first().waitFor();
+    report.shape = JSON.parse(await page.locator('.result pre.json').first().innerText());
+    await shot(page, '06-schema-form');
+    report.steps.push(step);
+
+    step = 'notifications';
+    await page.getByRole('button', { name: 'count', exact: true }).click();
+    await page.getByLabel('n *', { exact: true }).fill('3');
+    await page.getByRole('button', { name: 'Call count' }).click();
+    await page.locator('.result pre.text', { hasText: 'counted to 3' }).waitFor();
+    report.notifications = await page.locator('.notifications li').allInnerTexts();
+    report.steps.push(step);
+  }
+
+  step = 'phone';
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.goto(`${spec.url}/ui/servers`);
+  await shot(page, '07-phone-servers');
+  report.steps.push(step);
+}
+
+async function viewer(page) {
+  await login(page);
+  step = 'viewer-deployments';
+  await page.goto(`${spec.url}/ui/servers/hello/deployments`);
+  report.rollbackButtons = await page.locator('button.rollback').count();
+  report.deployLinks = await page.getByRole('link', { name: 'Deploy a new version' }).count();
+  report.rows = await page.locator('tr[data-deployment]').count();
+  const target = await page.locator('tr[data-deployment]').last().getAttribute('data-deployment');
+  report.forcedRollback = await page.evaluate(async ([server, deployment]) => {
+    const r = await fetch(`/ui/api/servers/${server}/rollback`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ deployment }),
+    });
+    return { status: r.status, body: await r.text() };
+  }, ['hello', target]);
+  await shot(page, '01-viewer-deployments');
+  report.steps.push(step);
+}
+
+(async () => {
+  const browser = await chromium.launch({
+    executablePath: spec.chromium,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--disable-component-update', '--no-first-run', '--disable-sync'],
+  });
+  const page = await browser.newPage();
+  page.setDefaultTimeout(STEP_TIMEOUT);
+  report.console = [];
+  page.on('console', (m) => m.type() === 'error' && report.console.push(m.text()));
+  page.on('pageerror', (e) => report.console.push(`pageerror: ${e.message}`));
+  try {
+    await (spec.scenario === 'viewer' ? viewer(page) : admin(page));
+  } catch (e) {
+    report.error = String(e && e.stack || e);
+    report.step = step;
+    await page.screenshot({ path: path.join(spec.shots, `${spec.scenario}-failure.png`), fullPage: true }).catch(() => {});
+  }
+  await browser.close();
+  process.stdout.write(`${JSON.stringify(report)}\n`);
+})();
