@@ -264,12 +264,14 @@ impl OAuth<'_> {
         Ok(())
     }
 
-    /// Presents refresh token `old` for rotation at `at`: when it is live it is spent and
-    /// `new` (in the same family, with the same grant) replaces it; when it was spent or
-    /// revoked before, its whole family is revoked. One transaction.
+    /// Presents refresh token `old` of client `client_id` for rotation at `at`: when it is
+    /// live it is spent and `new` (in the same family, with the same grant) replaces it; when
+    /// it was spent or revoked before, its whole family is revoked. Another client's token is
+    /// [`Rotation::Unknown`] and left alone. One transaction.
     pub async fn rotate_refresh_token(
         &self,
         old: &str,
+        client_id: &str,
         new: &str,
         new_expires_at: Timestamp,
         at: Timestamp,
@@ -278,9 +280,10 @@ impl OAuth<'_> {
         let row = sqlx::query(
             "SELECT family_id, client_id, principal_id, resource, scope, expires_at, used_at,
                  revoked_at
-             FROM oauth_refresh_tokens WHERE token_hash = ?",
+             FROM oauth_refresh_tokens WHERE token_hash = ? AND client_id = ?",
         )
         .bind(hash(old))
+        .bind(client_id)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else {

@@ -86,7 +86,7 @@ async fn a_spent_refresh_token_presented_again_revokes_its_family() {
     let now = Timestamp::now();
     assert_eq!(
         oauth
-            .rotate_refresh_token("r1", "r2", later(), now)
+            .rotate_refresh_token("r1", "client-1", "r2", later(), now)
             .await
             .unwrap(),
         Rotation::Rotated(grant.clone())
@@ -94,21 +94,21 @@ async fn a_spent_refresh_token_presented_again_revokes_its_family() {
     // r1 again: reuse. The newer r2 dies with it.
     assert_eq!(
         oauth
-            .rotate_refresh_token("r1", "r3", later(), now)
+            .rotate_refresh_token("r1", "client-1", "r3", later(), now)
             .await
             .unwrap(),
         Rotation::Reused
     );
     assert_eq!(
         oauth
-            .rotate_refresh_token("r2", "r4", later(), now)
+            .rotate_refresh_token("r2", "client-1", "r4", later(), now)
             .await
             .unwrap(),
         Rotation::Reused
     );
     assert_eq!(
         oauth
-            .rotate_refresh_token("nope", "r5", later(), now)
+            .rotate_refresh_token("nope", "client-1", "r5", later(), now)
             .await
             .unwrap(),
         Rotation::Unknown
@@ -132,7 +132,7 @@ async fn an_expired_refresh_token_does_not_rotate() {
     let after = later();
     assert_eq!(
         oauth
-            .rotate_refresh_token("r1", "r2", after, after)
+            .rotate_refresh_token("r1", "client-1", "r2", after, after)
             .await
             .unwrap(),
         Rotation::Expired
@@ -157,7 +157,7 @@ async fn revoking_a_refresh_token_needs_the_client_that_holds_it() {
     assert!(oauth.revoke_refresh_token("r1", "client-1").await.unwrap());
     assert_eq!(
         oauth
-            .rotate_refresh_token("r1", "r2", later(), Timestamp::now())
+            .rotate_refresh_token("r1", "client-1", "r2", later(), Timestamp::now())
             .await
             .unwrap(),
         Rotation::Reused
