@@ -157,6 +157,14 @@ pub(crate) struct ServeArgs {
     /// million of each are kept), e.g. 90d.
     #[arg(long, default_value = "30d", value_parser = parse_duration)]
     pub(crate) audit_retention: Duration,
+    /// How long OAuth access tokens live, e.g. 1h or 15m.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub(crate) oauth_token_lifetime: Duration,
+    /// Fetch OAuth client metadata documents from private and loopback addresses, and over
+    /// plain http (for closed networks and tests; the default refuses them, against request
+    /// forgery).
+    #[arg(long, env = "SKYPORT_OAUTH_ALLOW_PRIVATE_CIMD")]
+    pub(crate) oauth_allow_private_cimd: bool,
 }
 
 #[derive(Debug, Args)]

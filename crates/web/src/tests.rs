@@ -73,6 +73,12 @@ async fn fixture_with(limits: BuildLimits) -> Fixture {
             auth: false,
             request_timeout: Duration::from_secs(170),
         },
+        oauth: skyport_oauth::AuthorizationServer::new(
+            store.clone(),
+            skyport_oauth::OAuthConfig::new("http://127.0.0.1:8420"),
+        )
+        .await
+        .unwrap(),
     };
     let app = app(
         state,
