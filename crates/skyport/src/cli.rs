@@ -54,6 +54,8 @@ pub(crate) enum Command {
     Builds(BuildsArgs),
     /// Create, list or revoke API keys (for MCP clients and the CLI).
     Keys(KeysArgs),
+    /// OAuth clients for service accounts (client credentials), organisation admins.
+    Oauth(OauthArgs),
     /// Show the MCP requests made through the gateway and the changes made through the API,
     /// newest first.
     Audit(AuditArgs),
@@ -500,6 +502,44 @@ pub(crate) enum KeysCommand {
     /// Make a new key sign identity tokens (`skyport-identity`); the previous one stays in
     /// /.well-known/jwks.json for a day, so tokens it signed still verify.
     RotateSigning,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct OauthArgs {
+    #[command(subcommand)]
+    pub(crate) command: OauthCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum OauthCommand {
+    /// OAuth clients whose client-credentials tokens act as a service account.
+    Clients {
+        #[command(subcommand)]
+        command: Option<OauthClientsCommand>,
+        /// Print JSON.
+        #[arg(long, global = true)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum OauthClientsCommand {
+    /// List them (the default).
+    Ls,
+    /// Make one for a service account; prints the client id and its secret, once.
+    Create {
+        /// The service account its tokens act as.
+        #[arg(long = "for", value_name = "ACCOUNT")]
+        account: String,
+        /// What it is for [default: the account's name]
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Remove one; tokens it holds stop refreshing.
+    Rm {
+        /// Its client id (oac_…).
+        id: String,
+    },
 }
 
 #[derive(Debug, Args)]

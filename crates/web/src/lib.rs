@@ -18,6 +18,7 @@ mod hooks;
 mod host;
 mod keys;
 mod oauth;
+mod oauth_clients;
 mod policies;
 mod promotions;
 mod sources;
@@ -83,6 +84,7 @@ pub fn app(state: AppState, gateway: &Gateway, options: &AppOptions) -> Router {
         .merge(users::router())
         .merge(grants::router())
         .merge(policies::router())
+        .merge(oauth_clients::router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,
