@@ -157,7 +157,7 @@ async fn read_limited(http: reqwest::Client, url: Url) -> Result<Vec<u8>, String
         .header("accept", "application/json")
         .send()
         .await
-        .map_err(|e| format!("cannot fetch ({e})"))?;
+        .map_err(fetch_error)?;
     if !response.status().is_success() {
         return Err(format!("answered {}", response.status()));
     }
@@ -169,17 +169,21 @@ async fn read_limited(http: reqwest::Client, url: Url) -> Result<Vec<u8>, String
         return Err(too_large());
     }
     let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| format!("cannot read ({e})"))?
-    {
+    while let Some(chunk) = response.chunk().await.map_err(fetch_error)? {
         body.extend_from_slice(&chunk);
         if body.len() > MAX_DOCUMENT {
             return Err(too_large());
         }
     }
     Ok(body)
+}
+
+fn fetch_error(e: reqwest::Error) -> String {
+    if e.is_timeout() {
+        format!("no answer within {}s", FETCH_TIMEOUT.as_secs())
+    } else {
+        format!("cannot fetch ({e})")
+    }
 }
 
 /// Whether `ip` is a public unicast address.

@@ -523,3 +523,20 @@ fn documents_on_private_addresses_are_recognised() {
         assert!(is_public(public.parse().unwrap()), "{public}");
     }
 }
+
+#[tokio::test]
+async fn a_document_on_a_private_address_is_not_fetched() {
+    let documents = crate::cimd::Documents::new(false);
+    // Nothing listens there: the refusal comes before any connection.
+    let error = documents
+        .client("https://127.0.0.1:9/client.json")
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), "invalid_client");
+    assert!(error.to_string().contains("private"), "{error}");
+    let error = documents
+        .client("http://app.example/client.json")
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("https"), "{error}");
+}

@@ -46,7 +46,7 @@ impl<'a> Person<'a> {
 }
 
 /// The password `serve` printed for the first admin.
-fn printed_admin_password(sky: &Skyport) -> String {
+pub(crate) fn printed_admin_password(sky: &Skyport) -> String {
     let log = sky.log();
     let after = log
         .split("Created the organisation admin 'admin' with the password:")

@@ -14,6 +14,7 @@ mod identity;
 mod keys;
 mod legacy_sse;
 mod matrix;
+mod oauth;
 mod policy;
 mod rollback;
 mod runtime;
