@@ -24,14 +24,14 @@ mod access;
 /// Bound for anything a test waits for; generous, because a loaded machine is slow.
 const WAIT: Duration = Duration::from_secs(60);
 
-struct Fixture {
+pub(crate) struct Fixture {
     _dir: tempfile::TempDir,
-    app: Router,
+    pub(crate) app: Router,
     token: String,
-    store: Store,
+    pub(crate) store: Store,
 }
 
-async fn fixture() -> Fixture {
+pub(crate) async fn fixture() -> Fixture {
     fixture_with(BuildLimits::default()).await
 }
 

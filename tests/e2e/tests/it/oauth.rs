@@ -55,11 +55,12 @@ fn get(sky: &Skyport, path: &str) -> HttpResponse {
 fn register(sky: &Skyport) -> String {
     let body = r#"{"redirect_uris":["http://127.0.0.1/callback"],"client_name":"e2e client","token_endpoint_auth_method":"none"}"#;
     let headers = [("Content-Type", "application/json")];
-    let answer = http(&sky.addr(), "POST", "/oauth/register", &headers, Some(body)).unwrap();
+    let answer = http(&sky.addr(), "POST", "/oauth/register", &headers, Some(body))
+        .expect("POST /oauth/register");
     assert_eq!(answer.status, 201, "{}", answer.body);
-    answer.json().unwrap()["client_id"]
+    answer.json().expect("a JSON registration")["client_id"]
         .as_str()
-        .unwrap()
+        .expect("a client_id")
         .to_owned()
 }
 
@@ -385,7 +386,7 @@ struct Documents {
 impl Documents {
     fn serve() -> Documents {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().unwrap().port();
+        let port = listener.local_addr().expect("an address").port();
         let hits = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let seen = hits.clone();
         thread::spawn(move || {
@@ -405,7 +406,7 @@ impl Documents {
         let path = format!("/clients/{name}.json");
         self.hits
             .lock()
-            .unwrap()
+            .expect("the hits")
             .iter()
             .filter(|p| **p == path)
             .count()
@@ -418,7 +419,7 @@ fn answer(mut stream: std::net::TcpStream, port: u16, seen: &std::sync::Mutex<Ve
     let n = stream.read(&mut request).unwrap_or(0);
     let head = String::from_utf8_lossy(&request[..n]).into_owned();
     let path = head.split_whitespace().nth(1).unwrap_or("").to_owned();
-    seen.lock().unwrap().push(path.clone());
+    seen.lock().expect("the hits").push(path.clone());
     let url = format!("http://127.0.0.1:{port}{path}");
     let body = match path.as_str() {
         "/clients/good.json" | "/clients/slow.json" => format!(
