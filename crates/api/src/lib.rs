@@ -495,3 +495,40 @@ pub struct Health {
     /// Skyport's version.
     pub version: String,
 }
+
+/// `POST /api/v1/oauth/clients` body: an OAuth client for a service account
+/// (`client_credentials`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateOAuthClient {
+    /// The service account its tokens act as.
+    #[serde(rename = "for")]
+    pub account: String,
+    /// What it is for [default: the account's name].
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// An OAuth client made for a service account, as listed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OAuthClientView {
+    /// Its `client_id`.
+    pub client_id: String,
+    /// What it is for.
+    pub name: String,
+    /// The service account its tokens act as.
+    pub account: String,
+    /// When it was made.
+    pub created_at: Timestamp,
+}
+
+/// `POST /api/v1/oauth/clients` answer: the client and its secret, shown this once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OAuthClientCreated {
+    /// The client.
+    pub client: OAuthClientView,
+    /// Its secret (HTTP Basic or `client_secret` at the token endpoint); it cannot be shown
+    /// again.
+    pub client_secret: String,
+    /// Where to ask for tokens.
+    pub token_endpoint: String,
+}

@@ -275,6 +275,26 @@ impl Client {
             .await
     }
 
+    /// Makes an OAuth client for a service account; the answer holds its secret, once.
+    pub async fn create_oauth_client(
+        &self,
+        request: &skyport_api::CreateOAuthClient,
+    ) -> Result<skyport_api::OAuthClientCreated, ClientError> {
+        self.send(self.api(Method::POST, "/oauth/clients").json(request))
+            .await
+    }
+
+    /// The OAuth clients made for service accounts.
+    pub async fn oauth_clients(&self) -> Result<Vec<skyport_api::OAuthClientView>, ClientError> {
+        self.send(self.api(Method::GET, "/oauth/clients")).await
+    }
+
+    /// Removes an OAuth client; its refresh tokens stop working.
+    pub async fn remove_oauth_client(&self, id: &str) -> Result<(), ClientError> {
+        let path = format!("/oauth/clients/{}", path_segment(id));
+        self.send_empty(self.api(Method::DELETE, &path)).await
+    }
+
     fn api(&self, method: Method, path: &str) -> RequestBuilder {
         let request = self
             .http

@@ -1,6 +1,7 @@
 //! Who may call a server through the gateway: API keys as bearer tokens, checked against an
-//! in-memory copy of the store's keys, the per-key rate limit, and the protected resource
-//! metadata (RFC 9728) that tells a client refused with `401` how to authenticate.
+//! in-memory copy of the store's keys, the per-key rate limit, OAuth access tokens (any other
+//! bearer, `oauth.rs`), and the protected resource metadata (RFC 9728) that tells a client
+//! refused with `401` how to authenticate.
 //!
 //! The key cache ([`Keyring`]) maps the SHA-256 of each live secret to its caller. It is
 //! loaded at start and reloaded whole on the store's [`Change::Keys`] (create, revoke), like
@@ -75,11 +76,12 @@ struct Usage {
     recorded_ms: AtomicI64,
 }
 
-/// A key that checked out.
+/// A credential that checked out: an API key, or an OAuth access token (which has no rate
+/// limit bucket: its client's limits are the authorization server's business).
 pub(crate) struct Authenticated {
     pub(crate) caller: Caller,
     is_admin: bool,
-    usage: Arc<Usage>,
+    usage: Option<Arc<Usage>>,
 }
 
 impl Keyring {
@@ -116,7 +118,7 @@ impl Keyring {
         Some(Authenticated {
             caller: entry.caller.clone(),
             is_admin: entry.is_admin,
-            usage: entry.usage.clone(),
+            usage: Some(entry.usage.clone()),
         })
     }
 
@@ -145,7 +147,10 @@ impl Keyring {
         key: &Authenticated,
         limit: &crate::RateLimit,
     ) -> Result<(), Duration> {
-        key.usage.bucket.take(limit, self.clock.now())
+        match &key.usage {
+            Some(usage) => usage.bucket.take(limit, self.clock.now()),
+            None => Ok(()),
+        }
     }
 }
 
@@ -252,7 +257,10 @@ pub(crate) async fn authenticate(
         .and_then(|r| r.gateway.auth)
         .unwrap_or(options.default_auth);
     let (presented, authenticated) = match bearer(request.headers()) {
-        Some(secret) => (true, gateway.inner.keys.check(secret, Timestamp::now())),
+        Some(secret) if SECRET_PREFIXES.iter().any(|p| secret.starts_with(p)) => {
+            (true, gateway.inner.keys.check(secret, Timestamp::now()))
+        }
+        Some(token) => (true, access_token(&gateway, token, &server).await),
         None => (false, None),
     };
     match authenticated {
@@ -302,6 +310,35 @@ pub(crate) async fn authenticate(
         request.extensions_mut().insert(route);
     }
     next.run(request).await
+}
+
+/// The caller an OAuth access token for `server` acts as; `None` when it is not one (a bad
+/// token is as good as none: the server's auth setting decides what happens then).
+async fn access_token(
+    gateway: &Gateway,
+    token: &str,
+    server: &ServerName,
+) -> Option<Authenticated> {
+    let audience = resource_url(&gateway.inner.options.public_url, server);
+    let keys = gateway.inner.identity.public_keys();
+    match gateway.inner.tokens.check(token, &audience, &keys).await {
+        Ok(verified) => Some(Authenticated {
+            caller: Caller {
+                principal: verified.principal.clone(),
+                name: verified.name.clone(),
+                email: verified.email.clone(),
+                roles: Vec::new(),
+                groups: Arc::default(),
+                key: None,
+            },
+            is_admin: verified.is_admin,
+            usage: None,
+        }),
+        Err(refusal) => {
+            tracing::debug!("a bearer token for {server} is refused: {refusal}");
+            None
+        }
+    }
 }
 
 /// Answers a request refused before the proxy (no credential, no role, over its rate) and
@@ -359,17 +396,27 @@ pub(crate) async fn metadata(State(gateway): State<Gateway>, Path(name): Path<St
         Err(e) => return GatewayError::Internal(e.to_string()).into_response(),
     }
     let public_url = &gateway.inner.options.public_url;
-    // No authorization server is listed yet: Skyport's OAuth authorization server is a later
-    // step, and naming Skyport here would send clients to metadata endpoints that do not
-    // exist. An empty list tells them the truth: the only credential is an API key, sent as
-    // a bearer token in the header.
+    // Skyport is the authorization server of its servers: its issuer is the public URL. API
+    // keys work too, sent the same way, but metadata has no field for them.
     let document = serde_json::json!({
         "resource": resource_url(public_url, &server),
-        "authorization_servers": [],
+        "authorization_servers": [public_url],
+        "scopes_supported": [skyport_oauth::DEFAULT_SCOPE],
         "bearer_methods_supported": ["header"],
         "resource_name": format!("{server} (Skyport)"),
     });
     Json(document).into_response()
+}
+
+/// `GET /.well-known/oauth-protected-resource` with no resource path: Skyport serves many
+/// resources, so there is no one answer. MCP clients ask here only after the path-suffixed
+/// URL (which `WWW-Authenticate` names) failed; the answer says where to look.
+pub(crate) async fn root_metadata() -> Response {
+    let body = serde_json::json!({
+        "error": "not_found",
+        "error_description": "Skyport serves one protected resource per server: fetch /.well-known/oauth-protected-resource/servers/NAME/mcp",
+    });
+    (http::StatusCode::NOT_FOUND, Json(body)).into_response()
 }
 
 #[cfg(test)]

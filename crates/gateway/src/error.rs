@@ -118,7 +118,7 @@ pub enum GatewayError {
     Internal(String),
     /// The server requires a credential and the request had none that works.
     #[error(
-        "{}: send an API key as `Authorization: Bearer sk_…` (create one with `skyport keys create`)",
+        "{}: send an API key as `Authorization: Bearer sk_…` (create one with `skyport keys create`) or an OAuth access token for this server (its protected resource metadata names the authorization server)",
         refusal(.presented)
     )]
     Unauthorized {
@@ -313,7 +313,7 @@ impl IntoResponse for GatewayError {
 /// Why a request without a working credential was refused.
 fn refusal(presented: &bool) -> &'static str {
     if *presented {
-        "the API key is not valid (unknown, expired or revoked)"
+        "the API key or access token is not valid here (unknown, expired, revoked, or for another server)"
     } else {
         "this server requires an API key"
     }

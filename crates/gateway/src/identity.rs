@@ -48,6 +48,8 @@ pub(crate) struct IdentityTokens {
 struct KeySet {
     signer: Keypair,
     jwks: Jwks,
+    /// The published keys, which also verify OAuth access tokens.
+    public: Arc<[PublicKey]>,
 }
 
 struct Cached {
@@ -123,6 +125,11 @@ impl IdentityTokens {
         Some(header)
     }
 
+    /// The published keys (current and recently retired).
+    pub(crate) fn public_keys(&self) -> Arc<[PublicKey]> {
+        self.keys.load().public.clone()
+    }
+
     /// The JWKS document.
     pub(crate) fn jwks(&self) -> Jwks {
         self.keys.load().jwks.clone()
@@ -164,6 +171,7 @@ impl KeySet {
         }
         Ok(KeySet {
             jwks: Jwks::of(&published),
+            public: published.into(),
             signer,
         })
     }

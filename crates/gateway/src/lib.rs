@@ -30,6 +30,7 @@ mod hosts;
 mod identity;
 mod legacy;
 mod metrics;
+mod oauth;
 pub mod policy;
 mod proxy;
 mod ratelimit;
@@ -56,6 +57,7 @@ use crate::auth::Keyring;
 use crate::identity::IdentityTokens;
 use crate::legacy::LegacySessions;
 use crate::metrics::GatewayMetrics;
+use crate::oauth::AccessTokens;
 use crate::policy::PolicyTable;
 use crate::proxy::Upstream;
 use crate::remix::{RemixSessions, RemixTable};
@@ -131,8 +133,10 @@ struct Inner {
     /// Sessions of legacy HTTP+SSE (2024-11-05) clients, bridged to the streamable path.
     legacy: LegacySessions,
     metrics: Arc<GatewayMetrics>,
-    /// Signs the identity tokens of servers that ask for them.
+    /// Signs the identity tokens of servers that ask for them; its keys verify access tokens.
     identity: IdentityTokens,
+    /// Verified OAuth access tokens and revoked ones.
+    tokens: AccessTokens,
     options: GatewayOptions,
     /// Cancelled at shutdown: ends server-to-client event streams, which would otherwise
     /// hold a graceful shutdown open until its deadline.
@@ -152,6 +156,7 @@ impl Gateway {
         let keys = Keyring::load(&store).await?;
         let access = Access::load(&store).await?;
         let identity = IdentityTokens::load(store.clone(), options.public_url.clone()).await?;
+        let tokens = AccessTokens::load(store.clone(), options.public_url.clone()).await?;
         let policies = PolicyTable::load(&store).await?;
         let remixes = RemixTable::load(&store).await?;
         routes.follow(store.clone());
@@ -177,6 +182,7 @@ impl Gateway {
                 legacy: LegacySessions::default(),
                 metrics,
                 identity,
+                tokens,
                 options,
                 closing: CancellationToken::new(),
             }),
@@ -203,6 +209,13 @@ impl Gateway {
                 &format!("{}/servers/{{name}}/mcp", auth::METADATA_PREFIX),
                 get(auth::metadata),
             )
+            // RFC 9728 puts the well-known segment first; some clients append it to the
+            // server's URL instead. Both name the same document.
+            .route(
+                &format!("/servers/{{name}}/mcp{}", auth::METADATA_PREFIX),
+                get(auth::metadata),
+            )
+            .route(auth::METADATA_PREFIX, get(auth::root_metadata))
             .route("/.well-known/jwks.json", get(identity::jwks))
             .layer(middleware::from_fn_with_state(self.clone(), cors::layer))
             .with_state(self.clone())

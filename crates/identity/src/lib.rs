@@ -21,6 +21,10 @@ use serde::{Deserialize, Serialize};
 /// The JWS algorithm of every token: Ed25519 signatures.
 pub const ALGORITHM: &str = "EdDSA";
 
+/// The JWS `typ` of identity tokens; tokens of another type (OAuth access tokens, `at+jwt`)
+/// never verify as identity tokens.
+pub const IDENTITY_TYPE: &str = "JWT";
+
 /// Clock difference tolerated between the signer and a verifier, for `nbf` and `exp`.
 pub const LEEWAY: Duration = Duration::from_secs(30);
 
@@ -109,10 +113,16 @@ impl Keypair {
 
     /// `claims` as a compact JWS: `header.payload.signature`, each base64url without padding.
     pub fn sign(&self, claims: &Claims) -> String {
-        let header = serde_json::json!({ "alg": ALGORITHM, "typ": "JWT", "kid": self.kid });
+        self.sign_typed(IDENTITY_TYPE, &claims.to_json())
+    }
+
+    /// The JSON object `payload` as a compact JWS whose header says `typ`: for other token
+    /// kinds signed with the same keys (OAuth access tokens are `at+jwt`, RFC 9068).
+    pub fn sign_typed(&self, typ: &str, payload: &str) -> String {
+        let header = serde_json::json!({ "alg": ALGORITHM, "typ": typ, "kid": self.kid });
         let mut token = URL_SAFE_NO_PAD.encode(header.to_string());
         token.push('.');
-        token.push_str(&URL_SAFE_NO_PAD.encode(claims.to_json()));
+        token.push_str(&URL_SAFE_NO_PAD.encode(payload));
         let signature = self.key.sign(token.as_bytes());
         token.push('.');
         token.push_str(&URL_SAFE_NO_PAD.encode(signature.to_bytes()));
@@ -320,6 +330,10 @@ pub enum VerifyError {
     /// Not a compact JWS with a JSON header and claims.
     #[error("the token is malformed: {0}")]
     Malformed(&'static str),
+    /// A token of another kind (its header's `typ`), e.g. an OAuth access token offered as an
+    /// identity token.
+    #[error("the token is of type {0}, not the expected one")]
+    Type(String),
     /// Signed with another algorithm than EdDSA.
     #[error("the token is signed with {0}; only EdDSA tokens are accepted")]
     Algorithm(String),
@@ -351,6 +365,32 @@ pub fn verify(
     expected: &Expected<'_>,
     now: u64,
 ) -> Result<Claims, VerifyError> {
+    let payload = verify_signature(token, keys, IDENTITY_TYPE)?;
+    let claims: Claims = decode_json(payload, "the claims")?;
+    if claims.iss != expected.issuer {
+        return Err(VerifyError::Issuer(claims.iss));
+    }
+    if claims.aud != expected.audience {
+        return Err(VerifyError::Audience(claims.aud));
+    }
+    let leeway = LEEWAY.as_secs();
+    if now >= claims.exp.saturating_add(leeway) {
+        return Err(VerifyError::Expired);
+    }
+    if now.saturating_add(leeway) < claims.nbf {
+        return Err(VerifyError::NotYetValid);
+    }
+    Ok(claims)
+}
+
+/// The payload part (base64url, still encoded) of `token` if its header says `typ` and
+/// `alg: EdDSA` and one of `keys` signed it; checking the claims is the caller's job. A header
+/// without `typ` counts as `JWT`.
+pub fn verify_signature<'t>(
+    token: &'t str,
+    keys: &[PublicKey],
+    typ: &str,
+) -> Result<&'t str, VerifyError> {
     let mut parts = token.split('.');
     let (Some(header), Some(payload), Some(signature), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -362,6 +402,10 @@ pub fn verify(
     let header: Header = decode_json(header, "the header")?;
     if header.alg != ALGORITHM {
         return Err(VerifyError::Algorithm(header.alg));
+    }
+    let kind = header.typ.as_deref().unwrap_or(IDENTITY_TYPE);
+    if !kind.eq_ignore_ascii_case(typ) {
+        return Err(VerifyError::Type(kind.to_owned()));
     }
     let kid = header
         .kid
@@ -381,26 +425,22 @@ pub fn verify(
     key.key
         .verify(signed.as_bytes(), &signature)
         .map_err(|_| VerifyError::Signature)?;
-    let claims: Claims = decode_json(payload, "the claims")?;
-    if claims.iss != expected.issuer {
-        return Err(VerifyError::Issuer(claims.iss));
-    }
-    if claims.aud != expected.audience {
-        return Err(VerifyError::Audience(claims.aud));
-    }
-    let leeway = LEEWAY.as_secs();
-    if now >= claims.exp.saturating_add(leeway) {
-        return Err(VerifyError::Expired);
-    }
-    if now.saturating_add(leeway) < claims.nbf {
-        return Err(VerifyError::NotYetValid);
-    }
-    Ok(claims)
+    Ok(payload)
+}
+
+/// `part` (base64url JSON) decoded; `what` names it in the error.
+pub fn decode_part<T: serde::de::DeserializeOwned>(
+    part: &str,
+    what: &'static str,
+) -> Result<T, VerifyError> {
+    decode_json(part, what)
 }
 
 #[derive(Deserialize)]
 struct Header {
     alg: String,
+    #[serde(default)]
+    typ: Option<String>,
     kid: Option<String>,
 }
 

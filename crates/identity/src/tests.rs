@@ -6,7 +6,9 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use crate::{Claims, Expected, Jwks, Keypair, PublicKey, Subject, VerifyError, verify};
+use crate::{
+    Claims, Expected, Jwks, Keypair, PublicKey, Subject, VerifyError, verify, verify_signature,
+};
 
 const ISSUER: &str = "https://skyport.example";
 const AUDIENCE: &str = "https://skyport.example/servers/notes/mcp";
@@ -176,4 +178,37 @@ fn the_jwks_lists_ed25519_keys_as_okp_jwks() {
     }))
     .expect("a JWKS");
     assert_eq!(parsed.public_keys(), [key.public()]);
+}
+
+#[test]
+fn a_token_of_another_type_never_verifies_as_an_identity_token() {
+    let key = Keypair::from_secret("k", &[3; 32]).expect("a key");
+    let payload =
+        r#"{"iss":"https://sky","aud":"https://sky/servers/a/mcp","sub":"p","exp":99999999999}"#;
+    let access = key.sign_typed("at+jwt", payload);
+    let expected = Expected {
+        issuer: "https://sky",
+        audience: "https://sky/servers/a/mcp",
+    };
+    assert_eq!(
+        verify(&access, &[key.public()], &expected, 1),
+        Err(VerifyError::Type("at+jwt".to_owned()))
+    );
+    assert!(verify_signature(&access, &[key.public()], "at+jwt").is_ok());
+    let identity = key.sign(&Claims::issue(
+        "https://sky",
+        "https://sky/servers/a/mcp",
+        Subject {
+            id: "p".to_owned(),
+            name: "p".to_owned(),
+            email: None,
+            roles: Vec::new(),
+        },
+        1,
+        Duration::from_secs(60),
+    ));
+    assert_eq!(
+        verify_signature(&identity, &[key.public()], "at+jwt"),
+        Err(VerifyError::Type("JWT".to_owned()))
+    );
 }

@@ -54,6 +54,8 @@ pub(crate) enum Command {
     Builds(BuildsArgs),
     /// Create, list or revoke API keys (for MCP clients and the CLI).
     Keys(KeysArgs),
+    /// OAuth clients for service accounts (client credentials), organisation admins.
+    Oauth(OauthArgs),
     /// Show the MCP requests made through the gateway and the changes made through the API,
     /// newest first.
     Audit(AuditArgs),
@@ -224,6 +226,14 @@ pub(crate) struct ServeArgs {
     /// million of each are kept), e.g. 90d.
     #[arg(long, default_value = "30d", value_parser = parse_duration)]
     pub(crate) audit_retention: Duration,
+    /// How long OAuth access tokens live, e.g. 1h or 15m.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub(crate) oauth_token_lifetime: Duration,
+    /// Fetch OAuth client metadata documents from private and loopback addresses, and over
+    /// plain http (for closed networks and tests; the default refuses them, against request
+    /// forgery).
+    #[arg(long, env = "SKYPORT_OAUTH_ALLOW_PRIVATE_CIMD")]
+    pub(crate) oauth_allow_private_cimd: bool,
 }
 
 #[derive(Debug, Args)]
@@ -559,6 +569,44 @@ pub(crate) enum KeysCommand {
     /// Make a new key sign identity tokens (`skyport-identity`); the previous one stays in
     /// /.well-known/jwks.json for a day, so tokens it signed still verify.
     RotateSigning,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct OauthArgs {
+    #[command(subcommand)]
+    pub(crate) command: OauthCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum OauthCommand {
+    /// OAuth clients whose client-credentials tokens act as a service account.
+    Clients {
+        #[command(subcommand)]
+        command: Option<OauthClientsCommand>,
+        /// Print JSON.
+        #[arg(long, global = true)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum OauthClientsCommand {
+    /// List them (the default).
+    Ls,
+    /// Make one for a service account; prints the client id and its secret, once.
+    Create {
+        /// The service account its tokens act as.
+        #[arg(long = "for", value_name = "ACCOUNT")]
+        account: String,
+        /// What it is for [default: the account's name]
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Remove one; tokens it holds stop refreshing.
+    Rm {
+        /// Its client id (oac_…).
+        id: String,
+    },
 }
 
 #[derive(Debug, Args)]

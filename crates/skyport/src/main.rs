@@ -11,6 +11,7 @@ mod env;
 mod inspect;
 mod keys;
 mod mcp;
+mod oauth;
 mod policy;
 mod progress;
 mod remix;
@@ -79,6 +80,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Logs(args) => inspect::logs(&cli.connection, args).await,
         Command::Builds(args) => inspect::builds(&cli.connection, args).await,
         Command::Keys(args) => keys::keys(&cli.connection, args).await,
+        Command::Oauth(args) => oauth::oauth(&cli.connection, args).await,
         Command::Audit(args) => audit::audit(&cli.connection, args).await,
         Command::Env(args) => env::env(&cli.connection, args).await,
         Command::Users(args) => access::users(&cli.connection, args).await,

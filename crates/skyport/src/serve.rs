@@ -13,6 +13,7 @@ use skyport_api::{DeploymentView, SettingsUpdate};
 use skyport_build::{BuildLimits, Builder, SWEEP_INTERVAL, follow_sources};
 use skyport_client::Client;
 use skyport_gateway::{Gateway, GatewayOptions, RateLimit};
+use skyport_oauth::{AuthorizationServer, OAuthConfig};
 use skyport_runtime::{LocalRuntime, LocalRuntimeConfig, Runtime, follow_live_deployments};
 use skyport_store::{AuditRetention, DeploymentStatus, KeySource, MasterKey, Store};
 use skyport_web::{AppOptions, AppState, ServerDefaults};
@@ -215,7 +216,17 @@ impl Platform {
             SWEEP_INTERVAL,
             stop_sources.clone(),
         ));
+        let oauth = AuthorizationServer::new(
+            store.clone(),
+            OAuthConfig {
+                access_token_lifetime: args.oauth_token_lifetime,
+                allow_private_cimd: args.oauth_allow_private_cimd,
+                ..OAuthConfig::new(&public)
+            },
+        )
+        .await?;
         let state = AppState {
+            oauth,
             store: store.clone(),
             builder: builder.clone(),
             runtime: dyn_runtime,
@@ -238,11 +249,15 @@ impl Platform {
             }
         });
         let http = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await
+            // Connection info: the OAuth login throttles failures per client address.
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
         });
         tracing::info!(
             "Skyport {} listening on {url} (data in {})",

@@ -32,6 +32,8 @@ pub enum Change {
     /// A principal, group, membership, grant or default role changed: caches of who may
     /// reach which server reload.
     Access,
+    /// An OAuth access token was revoked before its expiry: caches of revoked tokens reload.
+    TokensRevoked,
     /// A rule of `server`'s tool-level policy was added or removed: caches of policies reload.
     Policies {
         /// The server whose rules changed.

@@ -77,11 +77,17 @@ pub enum ControlAction {
     /// A new key signs identity tokens.
     #[serde(rename = "signing-key.rotate")]
     SigningKeyRotate,
+    /// An OAuth client was made for a service account.
+    #[serde(rename = "oauth-client.create")]
+    OAuthClientCreate,
+    /// An OAuth client was removed.
+    #[serde(rename = "oauth-client.remove")]
+    OAuthClientRemove,
 }
 
 impl ControlAction {
     /// Every action, in the order they are documented.
-    pub const ALL: [ControlAction; 18] = [
+    pub const ALL: [ControlAction; 20] = [
         ControlAction::Deploy,
         ControlAction::Rollback,
         ControlAction::Redeploy,
@@ -100,6 +106,8 @@ impl ControlAction {
         ControlAction::PolicyAdd,
         ControlAction::PolicyRemove,
         ControlAction::SigningKeyRotate,
+        ControlAction::OAuthClientCreate,
+        ControlAction::OAuthClientRemove,
     ];
 
     /// The action as stored and shown (`deploy`, `env.set`, …).
@@ -123,6 +131,8 @@ impl ControlAction {
             ControlAction::PolicyAdd => "policy.add",
             ControlAction::PolicyRemove => "policy.remove",
             ControlAction::SigningKeyRotate => "signing-key.rotate",
+            ControlAction::OAuthClientCreate => "oauth-client.create",
+            ControlAction::OAuthClientRemove => "oauth-client.remove",
         }
     }
 }

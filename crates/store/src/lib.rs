@@ -19,6 +19,7 @@ mod ids;
 mod keys;
 mod logs;
 mod names;
+mod oauth;
 mod policies;
 mod promotions;
 mod redact;
@@ -63,6 +64,10 @@ pub use keys::{
 };
 pub use logs::{LogLine, LogQuery, LogSource, LogStream, LogWriter, Logs, NewLogLine};
 pub use names::{NameError, ServerName};
+pub use oauth::{
+    NewOAuthClient, NewOAuthCode, NewRefreshToken, OAuth, OAuthClient, OAuthGrant, Rotation,
+    SpentOAuthCode,
+};
 pub use policies::{
     Capability, CapabilityKind, NewPolicyRule, POLICY_ROLES, Policies, PolicyEffect, PolicyError,
     PolicyRule, PolicySelector,
@@ -241,6 +246,11 @@ impl Store {
     /// Remix servers and their sources.
     pub fn remixes(&self) -> Remixes<'_> {
         Remixes { store: self }
+    }
+
+    /// OAuth clients, authorization codes, refresh tokens and revoked access tokens.
+    pub fn oauth(&self) -> OAuth<'_> {
+        OAuth { store: self }
     }
 
     /// Tool-level policies: rules per server.

@@ -204,6 +204,19 @@ impl Users<'_> {
             .transpose()
     }
 
+    /// The principal with id `id`, if any.
+    pub async fn by_id(
+        &self,
+        id: &crate::PrincipalId,
+    ) -> Result<Option<crate::Principal>, StoreError> {
+        sqlx::query(select_principals!(" FROM principals WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.store.pool)
+            .await?
+            .map(|row| principal(&row))
+            .transpose()
+    }
+
     /// Every principal with its groups, by name.
     pub async fn list(&self) -> Result<Vec<Account>, StoreError> {
         let rows = sqlx::query(select_principals!(

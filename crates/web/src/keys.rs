@@ -140,6 +140,8 @@ pub(crate) async fn rotate_signing(
 ) -> Result<Json<SigningKeyRotated>, ApiError> {
     require_org_admin(&caller, "rotate the key that signs identity tokens")?;
     let kid = gateway.rotate_signing_key().await?;
+    // OAuth access tokens are signed with the same key.
+    state.oauth.reload_keys().await?;
     let event =
         NewControlEvent::new(&caller, ControlAction::SigningKeyRotate, None).subject(kid.as_str());
     control::record(&state, event).await;

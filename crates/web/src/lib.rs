@@ -1,5 +1,6 @@
-//! Skyport's HTTP application: `/healthz`, `/metrics`, the REST API under `/api/v1/`, and the gateway's
-//! `/servers/{name}/mcp` mounted beside them, and the web UI (`/` and `/ui/`), behind a host check.
+//! Skyport's HTTP application: `/healthz`, `/metrics`, the REST API under `/api/v1/`, the OAuth
+//! authorization server (`/oauth/*` and its metadata), the gateway's `/servers/{name}/mcp` and
+//! the web UI (`/` and `/ui/`) mounted beside them, behind a host check.
 //!
 //! Handlers read like a paragraph: extract, check the caller's permission (`access.rs`, the
 //! only place that decides it), call the domain (store repositories, the builder, the
@@ -16,6 +17,8 @@ mod grants;
 mod hooks;
 mod host;
 mod keys;
+mod oauth;
+mod oauth_clients;
 mod policies;
 mod promotions;
 mod remixes;
@@ -33,6 +36,7 @@ use axum::routing::get;
 use axum::{Extension, Router};
 use skyport_build::Builder;
 use skyport_gateway::Gateway;
+use skyport_oauth::AuthorizationServer;
 use skyport_runtime::Runtime;
 use skyport_store::Store;
 
@@ -51,6 +55,8 @@ pub struct AppState {
     pub public_url: String,
     /// What servers get for the settings they leave to the platform.
     pub server_defaults: ServerDefaults,
+    /// The OAuth authorization server.
+    pub oauth: AuthorizationServer,
 }
 
 /// The platform's defaults for per-server gateway settings (flags of `skyport serve`), shown
@@ -81,6 +87,7 @@ pub fn app(state: AppState, gateway: &Gateway, options: &AppOptions) -> Router {
         .merge(grants::router())
         .merge(policies::router())
         .merge(remixes::router())
+        .merge(oauth_clients::router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,
@@ -116,7 +123,9 @@ pub fn app(state: AppState, gateway: &Gateway, options: &AppOptions) -> Router {
         .merge(metrics)
         .nest("/api/v1", api)
         // Webhooks authenticate by signature, not by API key.
-        .merge(hooks::router().with_state(state_for_hooks))
+        .merge(hooks::router().with_state(state_for_hooks.clone()))
+        // OAuth is how clients without a key get a credential.
+        .merge(oauth::router().with_state(state_for_hooks))
         .merge(gateway.router())
         .merge(ui);
     if options.loopback_only {

@@ -25,14 +25,14 @@ mod ui;
 /// Bound for anything a test waits for; generous, because a loaded machine is slow.
 const WAIT: Duration = Duration::from_secs(60);
 
-struct Fixture {
+pub(crate) struct Fixture {
     _dir: tempfile::TempDir,
-    app: Router,
+    pub(crate) app: Router,
     token: String,
-    store: Store,
+    pub(crate) store: Store,
 }
 
-async fn fixture() -> Fixture {
+pub(crate) async fn fixture() -> Fixture {
     fixture_with(BuildLimits::default()).await
 }
 
@@ -74,6 +74,12 @@ async fn fixture_with(limits: BuildLimits) -> Fixture {
             auth: false,
             request_timeout: Duration::from_secs(170),
         },
+        oauth: skyport_oauth::AuthorizationServer::new(
+            store.clone(),
+            skyport_oauth::OAuthConfig::new("http://127.0.0.1:8420"),
+        )
+        .await
+        .unwrap(),
     };
     let app = app(
         state,

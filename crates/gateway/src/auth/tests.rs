@@ -273,7 +273,24 @@ async fn protected_resource_metadata_names_the_server_url() {
         document["bearer_methods_supported"],
         serde_json::json!(["header"])
     );
-    assert_eq!(document["authorization_servers"], serde_json::json!([]));
+    assert_eq!(
+        document["authorization_servers"],
+        serde_json::json!(["https://sky.example"])
+    );
+    assert_eq!(document["scopes_supported"], serde_json::json!(["mcp"]));
+    // The same document at the server's own URL; none at the root, which names no resource.
+    let request = Request::get("/servers/closed/mcp/.well-known/oauth-protected-resource")
+        .body(Body::empty())
+        .unwrap();
+    let response = f.gateway.router().oneshot(request).await.unwrap();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let same: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(same, document);
+    let request = Request::get("/.well-known/oauth-protected-resource")
+        .body(Body::empty())
+        .unwrap();
+    let response = f.gateway.router().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert!(
         document["resource_name"]
             .as_str()
@@ -423,5 +440,90 @@ async fn refusals_at_the_door_are_audited_with_who_knocked() {
             .iter()
             .all(|r| r.record.outcome == skyport_store::AuditOutcome::Refused),
         "{seen:?}"
+    );
+}
+
+/// An access token for `server` acting as the fixture's admin, signed with the gateway's key,
+/// issued `age` seconds ago and living `lifetime` seconds.
+async fn access_token(f: &Fixture, server: &str, age: u64, lifetime: u64) -> (String, String) {
+    let (record, secret) = f.store.signing_keys().current().await.unwrap().unwrap();
+    let key = skyport_identity::Keypair::from_secret(&record.kid, secret.as_bytes()).unwrap();
+    let admin = f.store.keys().ensure_admin().await.unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = skyport_oauth::AccessClaims::issue(
+        "https://sky.example",
+        admin.id.as_str(),
+        &format!("https://sky.example/servers/{server}/mcp"),
+        "oac_test",
+        "mcp",
+        now - age,
+        Duration::from_secs(lifetime),
+    );
+    (claims.sign(&key), claims.jti)
+}
+
+#[tokio::test]
+async fn an_access_token_works_only_at_its_server_until_it_expires_or_is_revoked() {
+    let f = fixture(options()).await;
+    let (token, jti) = access_token(&f, "closed", 0, 3600).await;
+    assert_eq!(
+        call(&f, "/servers/closed/mcp", Some(&token)).await.0,
+        PASSED
+    );
+    // A token for another server, verified and cached there first, is refused here.
+    let (for_open, _) = access_token(&f, "open", 0, 3600).await;
+    assert_eq!(
+        call(&f, "/servers/open/mcp", Some(&for_open)).await.0,
+        PASSED
+    );
+    let (status, headers, _) = call(&f, "/servers/closed/mcp", Some(&for_open)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let challenge = headers[header::WWW_AUTHENTICATE].to_str().unwrap();
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+    let (expired, _) = access_token(&f, "closed", 7200, 3600).await;
+    assert_eq!(
+        call(&f, "/servers/closed/mcp", Some(&expired)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let exp = Timestamp::now()
+        .checked_add(Duration::from_secs(3600))
+        .unwrap();
+    f.store
+        .oauth()
+        .revoke_access_token(&jti, exp)
+        .await
+        .unwrap();
+    wait_for(&f, &token, StatusCode::UNAUTHORIZED).await;
+}
+
+#[tokio::test]
+async fn an_identity_token_is_no_access_token() {
+    let f = fixture(options()).await;
+    let (record, secret) = f.store.signing_keys().current().await.unwrap().unwrap();
+    let key = skyport_identity::Keypair::from_secret(&record.kid, secret.as_bytes()).unwrap();
+    let admin = f.store.keys().ensure_admin().await.unwrap();
+    let claims = skyport_identity::Claims::issue(
+        "https://sky.example",
+        "https://sky.example/servers/closed/mcp",
+        skyport_identity::Subject {
+            id: admin.id.to_string(),
+            name: admin.name,
+            email: None,
+            roles: Vec::new(),
+        },
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+        Duration::from_secs(300),
+    );
+    assert_eq!(
+        call(&f, "/servers/closed/mcp", Some(&key.sign(&claims)))
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
     );
 }

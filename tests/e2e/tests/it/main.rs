@@ -15,6 +15,7 @@ mod keys;
 mod legacy_sse;
 mod matrix;
 mod mcp_cli;
+mod oauth;
 mod policy;
 mod remix;
 mod rollback;
