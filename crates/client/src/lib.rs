@@ -8,6 +8,7 @@ mod events;
 mod pack;
 mod policies;
 mod promotions;
+mod registry;
 
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::Serialize;

@@ -151,6 +151,16 @@ pub enum GatewayError {
         /// What the connection reported.
         detail: String,
     },
+    /// An external server did not answer.
+    #[error(
+        "external server '{server}' did not answer: {detail}. `skyport registry check {server}` checks it again"
+    )]
+    Remote {
+        /// The catalog entry.
+        server: String,
+        /// What the connection reported (never its headers or its URL's query).
+        detail: String,
+    },
 }
 
 impl GatewayError {
@@ -173,6 +183,7 @@ impl GatewayError {
             GatewayError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::Method => StatusCode::METHOD_NOT_ALLOWED,
             GatewayError::Upstream { .. }
+            | GatewayError::Remote { .. }
             | GatewayError::InstanceExited { .. }
             | GatewayError::UpstreamStatus { .. }
             | GatewayError::Replay { .. } => StatusCode::BAD_GATEWAY,
@@ -193,6 +204,7 @@ impl GatewayError {
             GatewayError::NotDeployed(_)
             | GatewayError::Start { .. }
             | GatewayError::Upstream { .. }
+            | GatewayError::Remote { .. }
             | GatewayError::InstanceExited { .. }
             | GatewayError::UpstreamStatus { .. }
             | GatewayError::Replay { .. } => codes::UNAVAILABLE,

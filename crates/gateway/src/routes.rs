@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use skyport_store::{Route, ServerId, ServerName, Store, StoreError};
+use skyport_store::{Route, ServerId, ServerKind, ServerName, Store, StoreError};
 use tokio::sync::broadcast::error::RecvError;
 
 /// The route table; lookups are a lock-free pointer load.
@@ -47,7 +47,12 @@ impl RouteTable {
     /// deployment) is checked against the store: the table follows the change feed a moment
     /// after a commit, and a client told "deployed" must not be refused in that moment.
     pub(crate) async fn get(&self, name: &ServerName) -> Result<Option<Route>, StoreError> {
-        if let Some(route) = self.routes.load().get(name).filter(|r| r.live.is_some()) {
+        if let Some(route) = self
+            .routes
+            .load()
+            .get(name)
+            .filter(|r| r.live.is_some() || r.kind != ServerKind::Hosted)
+        {
             return Ok(Some(route.clone()));
         }
         self.store.deployments().route(name).await

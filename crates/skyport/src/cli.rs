@@ -71,6 +71,48 @@ pub(crate) enum Command {
     /// tools, prompts and resources).
     #[command(long_about = POLICY_ABOUT)]
     Policy(PolicyArgs),
+    /// The catalog: add external (remote) MCP servers and check them.
+    Registry(RegistryArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RegistryArgs {
+    #[command(subcommand)]
+    pub(crate) command: RegistryCommand,
+    /// Print JSON.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RegistryCommand {
+    /// Add a remote MCP server (streamable HTTP) to the catalog, served through the gateway at
+    /// /servers/NAME/mcp with Skyport's keys, roles, policies and audit.
+    AddExternal {
+        /// Its name in the catalog: a lowercase DNS label.
+        name: String,
+        /// The remote's MCP endpoint, e.g. https://mcp.example.com/mcp
+        #[arg(value_name = "URL")]
+        remote: String,
+        /// A header sent with every request, `NAME: VALUE` (stored encrypted, never shown);
+        /// repeat it for several.
+        #[arg(long = "header", value_name = "NAME: VALUE")]
+        headers: Vec<String>,
+        /// Send `Authorization: Bearer` with the token in this environment variable.
+        #[arg(long, value_name = "VAR", conflicts_with = "bearer_stdin")]
+        bearer_env: Option<String>,
+        /// Send `Authorization: Bearer` with the token read from standard input.
+        #[arg(long)]
+        bearer_stdin: bool,
+        /// What it is for.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Check an external server now (initialize + tools/list) and show the verdict.
+    Check {
+        /// The external server.
+        name: String,
+    },
 }
 
 /// `skyport policy --help`: the rule language and its semantics.

@@ -11,6 +11,7 @@ mod inspect;
 mod keys;
 mod policy;
 mod progress;
+mod registry;
 mod rollback;
 mod serve;
 mod sources;
@@ -83,5 +84,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Groups(args) => access::groups(&cli.connection, args).await,
         Command::Access(args) => access::access(&cli.connection, args).await,
         Command::Policy(args) => policy::policy(&cli.connection, args).await,
+        Command::Registry(args) => registry::registry(&cli.connection, args).await,
     }
 }

@@ -37,4 +37,10 @@ pub enum Change {
         /// The server whose rules changed.
         server: ServerId,
     },
+    /// A catalog entry Skyport does not build (an external server) was created or changed:
+    /// route tables, access tables and the gateway's remote connections reload.
+    Catalog {
+        /// The entry.
+        server: ServerName,
+    },
 }

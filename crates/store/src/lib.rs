@@ -15,6 +15,7 @@ mod changes;
 mod control;
 mod deployments;
 mod env;
+mod external;
 mod ids;
 mod keys;
 mod logs;
@@ -55,6 +56,9 @@ pub use deployments::{
 };
 pub use env::{
     Env, EnvEntry, EnvError, EnvKey, EnvScope, EnvVar, MAX_VALUE_BYTES, NewEnvVar, resolve,
+};
+pub use external::{
+    Connection, External, Externals, Health, NewExternal, RemoteHeader, ToolSummary,
 };
 pub use ids::{ApiKeyId, DeploymentId, GroupId, InstanceId, PolicyId, PrincipalId, ServerId};
 pub use keys::{
@@ -232,6 +236,11 @@ impl Store {
     /// The keys that sign identity tokens.
     pub fn signing_keys(&self) -> SigningKeys<'_> {
         SigningKeys { store: self }
+    }
+
+    /// External catalog entries: remote servers the gateway proxies.
+    pub fn externals(&self) -> Externals<'_> {
+        Externals { store: self }
     }
 
     /// Tool-level policies: rules per server.

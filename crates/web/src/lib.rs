@@ -18,6 +18,7 @@ mod host;
 mod keys;
 mod policies;
 mod promotions;
+mod registry;
 mod sources;
 mod stream;
 mod users;
@@ -78,6 +79,7 @@ pub fn app(state: AppState, gateway: &Gateway, options: &AppOptions) -> Router {
         .merge(users::router())
         .merge(grants::router())
         .merge(policies::router())
+        .merge(registry::router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,

@@ -15,6 +15,7 @@ mod keys;
 mod legacy_sse;
 mod matrix;
 mod policy;
+mod registry;
 mod rollback;
 mod runtime;
 mod servers;
