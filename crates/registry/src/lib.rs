@@ -1,11 +1,17 @@
 //! The catalog's domain: what an external entry's settings may be (`remote.rs`), and the
-//! rules the registry API and search follow.
+//! `server.json` documents of the official registry API (`document.rs`): reverse-DNS names,
+//! versions, import.
 //!
 //! Pure parsing and rules: no SQL (the store keeps entries), no HTTP (the gateway proxies and
 //! checks remotes, `web` serves the API).
 
+mod document;
 mod remote;
 
+pub use document::{
+    CatalogEntry, ImportError, Imported, META_KEY, OFFICIAL_META_KEY, SCHEMA_URL, ServerResponse,
+    catalog_name, document, import, namespace, registry_name, response,
+};
 pub use remote::{RemoteError, parse_header, parse_remote_url, shown_url};
 
 #[cfg(test)]

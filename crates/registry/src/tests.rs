@@ -1,4 +1,4 @@
-//! Unit tests of the catalog domain: remote settings parsing.
+//! Unit tests of the catalog domain: remote settings, server.json documents, import.
 
 use crate::{RemoteError, parse_header, parse_remote_url, shown_url};
 
@@ -63,4 +63,77 @@ fn headers_parse_and_reserved_ones_are_refused() {
     // The value never shows in an error.
     let error = parse_header("X-Key: s3cret\u{1}").expect_err("a control character");
     assert!(!error.to_string().contains("s3cret"), "{error}");
+}
+
+fn entry(description: &str) -> crate::CatalogEntry {
+    let at: skyport_store::Timestamp = "2026-01-02T03:04:05Z".parse().expect("a timestamp");
+    crate::CatalogEntry {
+        name: "weather".parse().expect("a name"),
+        kind: skyport_store::ServerKind::Hosted,
+        description: description.to_owned(),
+        version: "1.0.3".to_owned(),
+        url: "http://127.0.0.1:8420/servers/weather/mcp".to_owned(),
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+#[test]
+fn namespaces_come_from_the_public_host() {
+    use crate::namespace;
+    assert_eq!(namespace("http://127.0.0.1:8420"), "io.skyport.127.0.0.1");
+    assert_eq!(
+        namespace("https://MCP.Example.com/base"),
+        "io.skyport.mcp.example.com"
+    );
+    assert_eq!(namespace("http://[::1]:8420"), "io.skyport.--1");
+    let ns = namespace("https://mcp.example.com");
+    let name = crate::registry_name(&ns, &"weather".parse().expect("a name"));
+    assert_eq!(name, "io.skyport.mcp.example.com/weather");
+    assert_eq!(
+        crate::catalog_name(&ns, &name).map(|n| n.to_string()),
+        Some("weather".to_owned())
+    );
+    assert_eq!(crate::catalog_name("io.other", &name), None);
+}
+
+#[test]
+fn documents_follow_the_official_shape() {
+    let ns = crate::namespace("http://127.0.0.1:8420");
+    insta::assert_json_snapshot!(crate::response(&ns, &entry("Forecasts for any city")));
+}
+
+#[test]
+fn descriptions_fit_the_schema() {
+    let ns = crate::namespace("http://127.0.0.1:8420");
+    let empty = crate::document(&ns, &entry(""));
+    assert_eq!(empty["description"], "MCP server weather served by Skyport");
+    let long = crate::document(&ns, &entry(&"x".repeat(300)));
+    assert_eq!(
+        long["description"].as_str().map(|d| d.chars().count()),
+        Some(100)
+    );
+}
+
+#[test]
+fn imports_take_the_first_streamable_remote_and_fixed_headers() {
+    let doc = r#"{"name": "com.example/Acme_Analytics", "description": "BI", "version": "2.0.0",
+        "remotes": [{"type": "sse", "url": "https://a.example/sse"},
+                    {"type": "streamable-http", "url": "https://a.example/mcp",
+                     "headers": [{"name": "X-Tenant", "value": "acme"},
+                                 {"name": "Authorization", "value": "Bearer {token}", "isSecret": true}]}]}"#;
+    let imported = crate::import(doc).expect("importable");
+    assert_eq!(imported.name, "acme-analytics");
+    assert_eq!(imported.url, "https://a.example/mcp");
+    assert_eq!(imported.headers, ["X-Tenant: acme"]);
+    assert_eq!(imported.needs, ["Authorization"]);
+    let packaged = r#"{"name": "com.example/local", "packages": []}"#;
+    assert_eq!(
+        crate::import(packaged),
+        Err(crate::ImportError::NoRemote("com.example/local".to_owned()))
+    );
+    assert!(matches!(
+        crate::import("nope"),
+        Err(crate::ImportError::NotADocument(_))
+    ));
 }

@@ -84,6 +84,21 @@ pub(crate) struct RegistryArgs {
     pub(crate) json: bool,
 }
 
+/// What an external server is sent to authenticate Skyport.
+#[derive(Debug, Args)]
+pub(crate) struct RemoteCredentials {
+    /// A header sent with every request, `NAME: VALUE` (stored encrypted, never shown);
+    /// repeat it for several.
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    pub(crate) headers: Vec<String>,
+    /// Send `Authorization: Bearer` with the token in this environment variable.
+    #[arg(long, value_name = "VAR", conflicts_with = "bearer_stdin")]
+    pub(crate) bearer_env: Option<String>,
+    /// Send `Authorization: Bearer` with the token read from standard input.
+    #[arg(long)]
+    pub(crate) bearer_stdin: bool,
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum RegistryCommand {
     /// Add a remote MCP server (streamable HTTP) to the catalog, served through the gateway at
@@ -94,19 +109,23 @@ pub(crate) enum RegistryCommand {
         /// The remote's MCP endpoint, e.g. https://mcp.example.com/mcp
         #[arg(value_name = "URL")]
         remote: String,
-        /// A header sent with every request, `NAME: VALUE` (stored encrypted, never shown);
-        /// repeat it for several.
-        #[arg(long = "header", value_name = "NAME: VALUE")]
-        headers: Vec<String>,
-        /// Send `Authorization: Bearer` with the token in this environment variable.
-        #[arg(long, value_name = "VAR", conflicts_with = "bearer_stdin")]
-        bearer_env: Option<String>,
-        /// Send `Authorization: Bearer` with the token read from standard input.
-        #[arg(long)]
-        bearer_stdin: bool,
+        #[command(flatten)]
+        credentials: RemoteCredentials,
         /// What it is for.
         #[arg(long)]
         description: Option<String>,
+    },
+    /// Add the remote server a `server.json` document (MCP registry format) describes as an
+    /// external server: its first streamable-http remote, its description and its headers
+    /// with fixed values.
+    Import {
+        /// The server.json file.
+        file: std::path::PathBuf,
+        /// Its name in the catalog [default: the part of the document's name after '/']
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        credentials: RemoteCredentials,
     },
     /// Check an external server now (initialize + tools/list) and show the verdict.
     Check {

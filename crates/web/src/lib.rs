@@ -19,6 +19,7 @@ mod keys;
 mod policies;
 mod promotions;
 mod registry;
+mod registry_api;
 mod sources;
 mod stream;
 mod users;
@@ -88,6 +89,13 @@ pub fn app(state: AppState, gateway: &Gateway, options: &AppOptions) -> Router {
         .merge(users::login_router())
         .layer(Extension(gateway.clone()))
         .with_state(state.clone());
+    // The official registry API has its own path, behind the same keys as `/api/v1`.
+    let registry_api = registry_api::router()
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_key,
+        ))
+        .with_state(state.clone());
     // Metrics name every server: open on loopback (like any local tool), else behind a key.
     let metrics = Router::new()
         .route("/metrics", get(api::metrics))
@@ -104,6 +112,7 @@ pub fn app(state: AppState, gateway: &Gateway, options: &AppOptions) -> Router {
     };
     let app = Router::new()
         .route("/healthz", get(api::health))
+        .merge(registry_api)
         .merge(metrics)
         .nest("/api/v1", api)
         // Webhooks authenticate by signature, not by API key.

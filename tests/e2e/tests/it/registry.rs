@@ -2,14 +2,16 @@
 //! check) added as an external server, then used through the real gateway by the official
 //! `mcp` SDK: its tools listed and called with the configured token injected, a policy hiding a
 //! tool, the token never shown by the API, the audit log or the serve log, and the remote
-//! stopped: health says down, calls get a clear error, a hosted server keeps working.
+//! stopped: health says down, calls get a clear error, a hosted server keeps working. And the
+//! official registry API: documents valid against the vendored `server.json` schema, pages,
+//! search, versions, import, and only what the caller may see.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use skyport_e2e::{DirectServer, Skyport, example, wait_until};
+use skyport_e2e::{DirectServer, Skyport, example, http, wait_until};
 
 use crate::policy::{NOTES_SERVER, seen, unknown_tool, view};
 
@@ -230,4 +232,162 @@ fn an_external_server_is_served_with_skyports_auth_policies_and_health() {
         "{run}"
     );
     sky.check_hello("hello", "still-here");
+}
+
+/// `GET PATH` with a bearer key (or none): status and JSON body.
+fn get(sky: &Skyport, key: Option<&str>, path: &str) -> (u16, Value) {
+    let bearer = key.map(|k| format!("Bearer {k}"));
+    let headers: Vec<(&str, &str)> = bearer
+        .as_deref()
+        .map(|b| vec![("Authorization", b)])
+        .unwrap_or_default();
+    let answer = http(&sky.addr(), "GET", path, &headers, None)
+        .unwrap_or_else(|e| panic!("GET {path}: {e}\n{}", sky.log_tail(30)));
+    (answer.status, answer.json().unwrap_or(Value::Null))
+}
+
+/// Validates a registry answer against the vendored official schema (`list` or `one`).
+fn validate(sky: &Skyport, answer: &Value, shape: &str) {
+    let file = sky.scratch().join(format!("answer-{shape}.json"));
+    fs::write(&file, answer.to_string()).expect("write the answer");
+    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/server.schema.json");
+    let (run, v) = sky.client(
+        "validate_registry.py",
+        &[&schema.to_string_lossy(), &file.to_string_lossy(), shape],
+    );
+    assert_eq!(v["ok"], true, "not valid server.json: {run}\n{answer}");
+    assert!(v["checked"].as_u64() > Some(0), "{run}");
+}
+
+#[test]
+fn the_registry_api_serves_valid_documents_of_what_the_caller_may_see() {
+    let sky = Skyport::serve();
+    sky.deploy_ok(&example("hello"), "hello");
+    let created = sky.cli(&["keys", "create", "--name", "registry-api"]);
+    assert!(created.success, "{created}");
+    let key = created.stdout.trim().to_owned();
+
+    // A document imported from a file becomes an external entry: here one whose remote is
+    // hello's own gateway URL, so calls go through the gateway twice.
+    let doc = json!({
+        "$schema": "https://static.modelcontextprotocol.io/schemas/2025-12-11/server.schema.json",
+        "name": "com.example/Relay",
+        "description": "Hello, relayed",
+        "version": "2.0.0",
+        "remotes": [{"type": "streamable-http", "url": sky.mcp_url("hello")}],
+    });
+    let file = sky.scratch().join("server.json");
+    fs::write(&file, doc.to_string()).expect("write server.json");
+    let imported = sky.cli(&["registry", "import", &file.to_string_lossy(), "--json"]);
+    assert!(imported.success, "{imported}\n{}", sky.log_tail(30));
+    assert_eq!(imported.json()["name"], "relay", "{imported}");
+    assert_eq!(
+        imported.json()["description"],
+        "Hello, relayed",
+        "{imported}"
+    );
+    sky.check_hello("relay", "relayed");
+
+    // Like /api/v1, the registry needs a key.
+    let (status, _) = get(&sky, None, "/v0.1/servers");
+    assert_eq!(status, 401);
+
+    let (status, listing) = get(&sky, Some(&key), "/v0.1/servers");
+    assert_eq!(status, 200, "{listing}");
+    validate(&sky, &listing, "list");
+    let names: Vec<&str> = listing["servers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["server"]["name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["io.skyport.127.0.0.1/hello", "io.skyport.127.0.0.1/relay"],
+        "{listing}"
+    );
+    let hello = &listing["servers"][0];
+    assert_eq!(
+        hello["server"]["remotes"],
+        json!([{"type": "streamable-http", "url": sky.mcp_url("hello")}]),
+        "{hello}"
+    );
+    assert_eq!(hello["server"]["version"], "1.0.1", "{hello}");
+    assert_eq!(
+        hello["server"]["_meta"]["io.skyport/catalog"]["kind"],
+        "hosted"
+    );
+    assert_eq!(
+        listing["servers"][1]["server"]["_meta"]["io.skyport/catalog"]["kind"],
+        "external"
+    );
+
+    // Pages, search and one version, by URL-encoded name.
+    let (_, first) = get(&sky, Some(&key), "/v0.1/servers?limit=1");
+    assert_eq!(
+        first["servers"].as_array().map(Vec::len),
+        Some(1),
+        "{first}"
+    );
+    let cursor = first["metadata"]["nextCursor"]
+        .as_str()
+        .expect("a next cursor");
+    let (_, second) = get(
+        &sky,
+        Some(&key),
+        &format!(
+            "/v0.1/servers?limit=1&cursor={}",
+            cursor.replace('/', "%2F")
+        ),
+    );
+    assert_eq!(
+        second["servers"][0]["server"]["name"],
+        "io.skyport.127.0.0.1/relay"
+    );
+    assert!(second["metadata"].get("nextCursor").is_none(), "{second}");
+    let (_, found) = get(&sky, Some(&key), "/v0.1/servers?search=rela&version=latest");
+    assert_eq!(
+        found["servers"].as_array().map(Vec::len),
+        Some(1),
+        "{found}"
+    );
+    let (_, none) = get(
+        &sky,
+        Some(&key),
+        "/v0.1/servers?updated_since=2999-01-01T00:00:00Z",
+    );
+    assert_eq!(none["servers"], json!([]), "{none}");
+    let one = "/v0.1/servers/io.skyport.127.0.0.1%2Fhello/versions";
+    let (status, latest) = get(&sky, Some(&key), &format!("{one}/latest"));
+    assert_eq!(status, 200, "{latest}");
+    validate(&sky, &latest, "one");
+    let (status, exact) = get(&sky, Some(&key), &format!("{one}/1.0.1"));
+    assert_eq!((status, &exact), (200, &latest));
+    let (status, _) = get(&sky, Some(&key), &format!("{one}/9.9.9"));
+    assert_eq!(status, 404);
+    let (status, versions) = get(&sky, Some(&key), one);
+    assert_eq!(status, 200, "{versions}");
+    validate(&sky, &versions, "list");
+
+    // A caller with no role on a server does not see it, here or by name.
+    assert!(sky.cli(&["users", "add", "bot", "--service"]).success);
+    let bot = sky.cli(&["keys", "create", "--for", "bot"]);
+    assert!(bot.success, "{bot}");
+    let bot = bot.stdout.trim().to_owned();
+    let (status, empty) = get(&sky, Some(&bot), "/v0.1/servers");
+    assert_eq!((status, &empty["servers"]), (200, &json!([])), "{empty}");
+    let (status, _) = get(&sky, Some(&bot), &format!("{one}/latest"));
+    assert_eq!(status, 404);
+    assert!(
+        sky.cli(&["access", "grant", "relay", "bot", "viewer"])
+            .success
+    );
+    let (_, granted) = get(&sky, Some(&bot), "/v0.1/servers");
+    let names: Vec<&str> = granted["servers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["server"]["name"].as_str())
+        .collect();
+    assert_eq!(names, ["io.skyport.127.0.0.1/relay"], "{granted}");
 }
