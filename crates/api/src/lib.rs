@@ -28,7 +28,7 @@ use skyport_store::{
 
 pub use policies::{CreatePolicy, PolicyView};
 pub use promotions::{PromotionView, RollBack};
-pub use registry::{CreateExternal, ExternalView};
+pub use registry::{CreateExternal, ExternalView, SearchMatch, SearchResults};
 pub use sources::{HookAnswer, PreviewView, SourceUpdate, SourceView};
 
 /// A server as the API shows it.

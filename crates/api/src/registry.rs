@@ -49,3 +49,28 @@ pub struct ExternalView {
     /// The remote's tools at the last successful check.
     pub tools: Vec<ToolSummary>,
 }
+
+/// `GET /api/v1/registry/search?q=WORDS`: the entries, and their tools, whose names or
+/// descriptions have every word (as a prefix), best first, among those the caller may see.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchResults {
+    /// The matching entries.
+    pub servers: Vec<SearchMatch>,
+}
+
+/// One entry of a search's results.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchMatch {
+    /// Its name.
+    pub name: skyport_store::ServerName,
+    /// Its kind: `hosted`, `external` or `remix`.
+    pub kind: skyport_store::ServerKind,
+    /// Its description.
+    pub description: String,
+    /// Its gateway URL.
+    pub url: String,
+    /// Whether its own name or description matched (else only tools did).
+    pub matched: bool,
+    /// Its tools that matched.
+    pub tools: Vec<ToolSummary>,
+}

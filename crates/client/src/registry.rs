@@ -1,7 +1,7 @@
 //! The client's calls of the catalog: external servers.
 
 use reqwest::Method;
-use skyport_api::{CreateExternal, ServerView};
+use skyport_api::{CreateExternal, SearchResults, ServerView};
 
 use crate::{Client, ClientError, path_segment};
 
@@ -16,5 +16,13 @@ impl Client {
     pub async fn check_external(&self, name: &str) -> Result<ServerView, ClientError> {
         let path = format!("/registry/external/{}/check", path_segment(name));
         self.send(self.api(Method::POST, &path)).await
+    }
+
+    /// Searches the catalog (entries and tools) for `words`.
+    pub async fn search(&self, words: &str) -> Result<SearchResults, ClientError> {
+        let request = self
+            .api(Method::GET, "/registry/search")
+            .query(&[("q", words)]);
+        self.send(request).await
     }
 }

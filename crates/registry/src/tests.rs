@@ -137,3 +137,30 @@ fn imports_take_the_first_streamable_remote_and_fixed_headers() {
         Err(crate::ImportError::NotADocument(_))
     ));
 }
+
+#[test]
+fn queries_are_words_matched_as_prefixes_and_operators_are_only_words() {
+    use crate::{QueryError, fts_query};
+    assert_eq!(fts_query("Forecast").as_deref(), Ok("\"forecast\"*"));
+    assert_eq!(
+        fts_query("weather OR \"x\" NEAR:y*").as_deref(),
+        Ok("\"weather\"* AND \"or\"* AND \"x\"* AND \"near\"* AND \"y\"*")
+    );
+    assert_eq!(fts_query(" *:\" "), Err(QueryError::Empty));
+    assert_eq!(fts_query(&"a".repeat(201)), Err(QueryError::TooLong));
+}
+
+#[test]
+fn inspection_snapshots_give_their_tools() {
+    let inspection = serde_json::json!({"tools": [
+        {"name": "hello", "description": "Greet someone by name."},
+        {"name": "bare"},
+        {"description": "no name"}
+    ]});
+    let tools = crate::tools_of_inspection(&inspection);
+    let names: Vec<(&str, &str)> = tools
+        .iter()
+        .map(|t| (t.name.as_str(), t.description.as_str()))
+        .collect();
+    assert_eq!(names, [("hello", "Greet someone by name."), ("bare", "")]);
+}

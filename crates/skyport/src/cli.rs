@@ -127,6 +127,11 @@ pub(crate) enum RegistryCommand {
         #[command(flatten)]
         credentials: RemoteCredentials,
     },
+    /// Search the catalog: servers and tools whose names or descriptions have every word.
+    Search {
+        /// The words, e.g. "forecast".
+        words: String,
+    },
     /// Check an external server now (initialize + tools/list) and show the verdict.
     Check {
         /// The external server.

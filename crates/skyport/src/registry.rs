@@ -74,6 +74,25 @@ pub(crate) async fn registry(
             let server = client.add_external(&request).await?;
             print_added(&mut out, args.json, &server)?;
         }
+        RegistryCommand::Search { words } => {
+            let results = client.search(&words).await?;
+            if args.json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&results)?)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            if results.servers.is_empty() {
+                writeln!(out, "Nothing you can see matches '{words}'.")?;
+            }
+            for found in &results.servers {
+                writeln!(out, "{} ({})  {}", found.name, found.kind, found.url)?;
+                if !found.description.is_empty() {
+                    writeln!(out, "    {}", found.description)?;
+                }
+                for tool in &found.tools {
+                    writeln!(out, "    tool {}: {}", tool.name, tool.description)?;
+                }
+            }
+        }
         RegistryCommand::Check { name } => {
             let server = client.check_external(&name).await?;
             if args.json {

@@ -20,3 +20,14 @@ CREATE TABLE external_headers (
     sealed    BLOB NOT NULL,
     PRIMARY KEY (server_id, name)
 );
+
+-- Full-text search over the catalog: one row per entry (its name and description, `tool`
+-- empty) and one per tool (its name and description), rebuilt per entry when what it serves
+-- changes. `server` is the entry's name: rows of a removed entry go by name.
+CREATE VIRTUAL TABLE catalog_search USING fts5(
+    server UNINDEXED,
+    tool UNINDEXED,
+    name,
+    description,
+    tokenize = 'porter unicode61'
+);

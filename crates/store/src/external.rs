@@ -255,17 +255,24 @@ impl Externals<'_> {
         let at = to_millis(now());
         match outcome {
             Ok(tools) => {
-                let tools = serde_json::to_string(tools)
+                let tools_json = serde_json::to_string(tools)
                     .map_err(|e| StoreError::Corrupt(format!("tools: {e}")))?;
                 sqlx::query(
                     "UPDATE external_servers SET health = 'up', health_error = NULL,
                      checked_at = ?, tools = ? WHERE server_id = ?",
                 )
                 .bind(at)
-                .bind(tools)
+                .bind(tools_json)
                 .bind(server)
                 .execute(&self.store.pool)
                 .await?;
+                // Search finds an external server by the tools it has now.
+                if let Some(entry) = self.store.servers().by_id(server).await? {
+                    self.store
+                        .search()
+                        .index(&entry.name, &entry.description, tools)
+                        .await?;
+                }
             }
             Err(error) => {
                 sqlx::query(

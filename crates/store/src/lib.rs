@@ -23,6 +23,7 @@ mod names;
 mod policies;
 mod promotions;
 mod redact;
+mod search;
 mod secrets;
 mod servers;
 mod sessions;
@@ -72,6 +73,7 @@ pub use policies::{
 };
 pub use promotions::{Actor, Promotion, PromotionKind, RollbackRefusal};
 pub use redact::Redactor;
+pub use search::{Search, SearchHit};
 pub use secrets::{KeySource, MASTER_KEY_FILE, MasterKey, MasterKeyError};
 pub use servers::{Server, ServerKind, Servers};
 pub use sessions::{SessionBinding, SessionUse, Sessions, StoredSession};
@@ -241,6 +243,11 @@ impl Store {
     /// External catalog entries: remote servers the gateway proxies.
     pub fn externals(&self) -> Externals<'_> {
         Externals { store: self }
+    }
+
+    /// The catalog's full-text search index.
+    pub fn search(&self) -> Search<'_> {
+        Search { store: self }
     }
 
     /// Tool-level policies: rules per server.

@@ -1,24 +1,26 @@
 //! The catalog under `/api/v1/registry`: adding external servers and checking them now.
 //! Listing and showing them is `/api/v1/servers`, which fills in [`ExternalView`]s here.
 
+use axum::extract::Query;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use skyport_api::{CreateExternal, ExternalView, ServerView};
+use skyport_api::{CreateExternal, ExternalView, SearchMatch, SearchResults, ServerView};
 use skyport_gateway::Gateway;
-use skyport_registry::{parse_header, parse_remote_url, shown_url};
+use skyport_registry::{fts_query, parse_header, parse_remote_url, shown_url};
 use skyport_store::{
     External, Grantee, NewExternal, Principal, RemoteHeader, ServerKind, ServerName, ServerRole,
 };
 
-use crate::access::{Permission, authorize};
+use crate::access::{self, Permission, authorize};
 use crate::{ApiError, AppState, views};
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/registry/external", post(create))
         .route("/registry/external/{name}/check", post(check))
+        .route("/registry/search", get(search))
 }
 
 /// `POST /registry/external`: adds a remote server; its creator becomes its admin.
@@ -87,6 +89,55 @@ async fn check(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("server '{name}' was removed meanwhile")))?;
     Ok(Json(view(&state, external)))
+}
+
+/// Most index rows one search reads (entries and tools together).
+const MAX_HITS: u32 = 200;
+
+/// The query of `GET /registry/search`.
+#[derive(Debug, serde::Deserialize)]
+struct SearchQuery {
+    q: String,
+}
+
+/// `GET /registry/search?q=WORDS`: matching entries and tools among those the caller sees.
+async fn search(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
+    Query(query): Query<SearchQuery>,
+) -> Result<Json<SearchResults>, ApiError> {
+    let fts = fts_query(&query.q).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let hits = state.store.search().query(&fts, MAX_HITS).await?;
+    let visible = access::visible(&state, &caller).await?;
+    let servers = state.store.servers().list().await?;
+    let mut results: Vec<SearchMatch> = Vec::new();
+    for hit in hits {
+        let Some(server) = servers.iter().find(|s| s.name == hit.server) else {
+            continue;
+        };
+        if !visible.includes(server) {
+            continue;
+        }
+        let index = match results.iter().position(|m| m.name == server.name) {
+            Some(index) => index,
+            None => {
+                results.push(SearchMatch {
+                    name: server.name.clone(),
+                    kind: server.kind,
+                    description: server.description.clone(),
+                    url: format!("{}/servers/{}/mcp", state.public_url, server.name),
+                    matched: false,
+                    tools: Vec::new(),
+                });
+                results.len() - 1
+            }
+        };
+        match hit.tool {
+            Some(tool) => results[index].tools.push(tool),
+            None => results[index].matched = true,
+        }
+    }
+    Ok(Json(SearchResults { servers: results }))
 }
 
 fn not_external(name: &ServerName, kind: ServerKind) -> ApiError {

@@ -4,7 +4,8 @@
 //! tool, the token never shown by the API, the audit log or the serve log, and the remote
 //! stopped: health says down, calls get a clear error, a hosted server keeps working. And the
 //! official registry API: documents valid against the vendored `server.json` schema, pages,
-//! search, versions, import, and only what the caller may see.
+//! search, versions, import; and catalog search by tool descriptions; both showing only what
+//! the caller may see.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -234,6 +235,31 @@ fn an_external_server_is_served_with_skyports_auth_policies_and_health() {
     sky.check_hello("hello", "still-here");
 }
 
+/// The names of the servers `GET /api/v1/registry/search?q=WORDS` returns to `key`, with the
+/// names of their matching tools.
+fn search(sky: &Skyport, key: &str, words: &str) -> Vec<(String, Vec<String>)> {
+    let (status, found) = get(
+        sky,
+        Some(key),
+        &format!("/api/v1/registry/search?q={words}"),
+    );
+    assert_eq!(status, 200, "{found}");
+    found["servers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            let tools = s["tools"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|t| t["name"].as_str().map(str::to_owned))
+                .collect();
+            (s["name"].as_str().unwrap_or_default().to_owned(), tools)
+        })
+        .collect()
+}
+
 /// `GET PATH` with a bearer key (or none): status and JSON body.
 fn get(sky: &Skyport, key: Option<&str>, path: &str) -> (u16, Value) {
     let bearer = key.map(|k| format!("Bearer {k}"));
@@ -287,6 +313,31 @@ fn the_registry_api_serves_valid_documents_of_what_the_caller_may_see() {
         "{imported}"
     );
     sky.check_hello("relay", "relayed");
+
+    // Search finds servers by their tools' descriptions: hello's own (from its inspection),
+    // and relay's (from its health check, which lists hello's tools through the gateway).
+    assert_eq!(check(&sky, "relay")["external"]["health"], "up");
+    let mut found = Vec::new();
+    let indexed = wait_until(Duration::from_secs(20), || {
+        found = search(&sky, &key, "greet%20someone");
+        found.len() == 2
+    });
+    assert!(indexed, "{found:?}");
+    assert_eq!(
+        found,
+        [
+            ("hello".to_owned(), vec!["hello".to_owned()]),
+            ("relay".to_owned(), vec!["hello".to_owned()])
+        ]
+    );
+    let cli = sky.cli(&["registry", "search", "relayed"]);
+    assert!(
+        cli.success && cli.stdout.starts_with("relay (external)"),
+        "{cli}"
+    );
+    assert!(search(&sky, &key, "nonexistentword").is_empty());
+    let (status, _) = get(&sky, Some(&key), "/api/v1/registry/search?q=%22%2A");
+    assert_eq!(status, 400);
 
     // Like /api/v1, the registry needs a key.
     let (status, _) = get(&sky, None, "/v0.1/servers");
@@ -378,6 +429,7 @@ fn the_registry_api_serves_valid_documents_of_what_the_caller_may_see() {
     assert_eq!((status, &empty["servers"]), (200, &json!([])), "{empty}");
     let (status, _) = get(&sky, Some(&bot), &format!("{one}/latest"));
     assert_eq!(status, 404);
+    assert!(search(&sky, &bot, "greet").is_empty());
     assert!(
         sky.cli(&["access", "grant", "relay", "bot", "viewer"])
             .success
@@ -390,4 +442,9 @@ fn the_registry_api_serves_valid_documents_of_what_the_caller_may_see() {
         .filter_map(|e| e["server"]["name"].as_str())
         .collect();
     assert_eq!(names, ["io.skyport.127.0.0.1/relay"], "{granted}");
+    let found = search(&sky, &bot, "greet");
+    assert_eq!(
+        found.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        ["relay"]
+    );
 }
