@@ -39,6 +39,9 @@ pub struct CatalogEntry {
     pub created_at: Timestamp,
     /// When it last changed.
     pub updated_at: Timestamp,
+    /// What a hosted server's own `server.json` says about it (title, description, version,
+    /// websiteUrl, repository), as its live deployment's manifest keeps it; `Null` without.
+    pub metadata: Value,
 }
 
 /// One entry of a listing: the document and the registry's fields about it.
@@ -89,13 +92,16 @@ pub fn catalog_name(namespace: &str, registry_name: &str) -> Option<ServerName> 
 }
 
 /// The `server.json` document of `entry`.
+/// The server's own metadata wins over what Skyport derives, except the name and remotes,
+/// which say where this catalog serves it.
 pub fn document(namespace: &str, entry: &CatalogEntry) -> Value {
-    json!({
+    let own = |field: &str| entry.metadata.get(field).and_then(Value::as_str);
+    let mut doc = json!({
         "$schema": SCHEMA_URL,
         "name": registry_name(namespace, &entry.name),
-        "title": entry.name.as_str(),
-        "description": description(entry),
-        "version": entry.version,
+        "title": fit(own("title").unwrap_or(entry.name.as_str())),
+        "description": description(entry, own("description")),
+        "version": own("version").unwrap_or(&entry.version),
         "remotes": [{"type": "streamable-http", "url": entry.url}],
         "_meta": {
             META_KEY: {
@@ -104,7 +110,18 @@ pub fn document(namespace: &str, entry: &CatalogEntry) -> Value {
                 "createdAt": entry.created_at.to_string(),
             }
         }
-    })
+    });
+    if let Some(website) = own("websiteUrl") {
+        doc["websiteUrl"] = Value::String(website.to_owned());
+    }
+    if let Some(repository) = entry
+        .metadata
+        .get("repository")
+        .filter(|r| r["url"].is_string())
+    {
+        doc["repository"] = repository.clone();
+    }
+    doc
 }
 
 /// `entry` as one item of a listing, with the registry's fields.
@@ -122,12 +139,20 @@ pub fn response(namespace: &str, entry: &CatalogEntry) -> ServerResponse {
     }
 }
 
-/// A description the schema accepts: 1 to 100 characters.
-fn description(entry: &CatalogEntry) -> String {
-    let text = entry.description.trim();
-    if text.is_empty() {
-        return format!("MCP server {} served by Skyport", entry.name);
+/// A description the schema accepts (1 to 100 characters): the one set in Skyport, else the
+/// server's own, else a generic one.
+fn description(entry: &CatalogEntry, own: Option<&str>) -> String {
+    let text = Some(entry.description.trim())
+        .filter(|d| !d.is_empty())
+        .or(own.map(str::trim).filter(|d| !d.is_empty()));
+    match text {
+        Some(text) => fit(text),
+        None => format!("MCP server {} served by Skyport", entry.name),
     }
+}
+
+/// `text` cut to the schema's 100 characters.
+fn fit(text: &str) -> String {
     if text.chars().count() <= MAX_DESCRIPTION {
         return text.to_owned();
     }

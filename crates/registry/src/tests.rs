@@ -75,6 +75,7 @@ fn entry(description: &str) -> crate::CatalogEntry {
         url: "http://127.0.0.1:8420/servers/weather/mcp".to_owned(),
         created_at: at,
         updated_at: at,
+        metadata: serde_json::Value::Null,
     }
 }
 
@@ -163,4 +164,28 @@ fn inspection_snapshots_give_their_tools() {
         .map(|t| (t.name.as_str(), t.description.as_str()))
         .collect();
     assert_eq!(names, [("hello", "Greet someone by name."), ("bare", "")]);
+}
+
+#[test]
+fn a_servers_own_metadata_fills_its_document() {
+    let ns = crate::namespace("http://127.0.0.1:8420");
+    let mut own = entry("");
+    own.metadata = serde_json::json!({
+        "title": "Weather", "description": "Forecasts", "version": "2.1.0",
+        "websiteUrl": "https://acme.example",
+        "repository": {"url": "https://github.com/acme/weather", "source": "github"}
+    });
+    let doc = crate::document(&ns, &own);
+    assert_eq!(doc["title"], "Weather");
+    assert_eq!(doc["description"], "Forecasts");
+    assert_eq!(doc["version"], "2.1.0");
+    assert_eq!(doc["websiteUrl"], "https://acme.example");
+    assert_eq!(doc["repository"]["source"], "github");
+    assert_eq!(doc["name"], "io.skyport.127.0.0.1/weather");
+    // A description set in Skyport wins over the server's own.
+    own.description = "Set by the operator".to_owned();
+    assert_eq!(
+        crate::document(&ns, &own)["description"],
+        "Set by the operator"
+    );
 }

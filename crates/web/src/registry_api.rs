@@ -152,10 +152,11 @@ async fn entries(state: &AppState, caller: &Principal) -> Result<Vec<CatalogEntr
         if !visible.includes(&server) {
             continue;
         }
-        let Some(version) = version_of(state, &server).await? else {
+        let Some((version, metadata)) = version_of(state, &server).await? else {
             continue;
         };
         out.push(CatalogEntry {
+            metadata,
             url: format!("{}/servers/{}/mcp", state.public_url, server.name),
             name: server.name,
             kind: server.kind,
@@ -168,11 +169,15 @@ async fn entries(state: &AppState, caller: &Principal) -> Result<Vec<CatalogEntr
     Ok(out)
 }
 
-/// The version an entry serves: for a hosted server `1.0.N`, its live deployment being its
-/// N-th; `None` when nothing serves. Other kinds have no deployments and are `1.0.0`.
-async fn version_of(state: &AppState, server: &Server) -> Result<Option<String>, ApiError> {
+/// The version an entry serves, with what its own `server.json` says (which may name
+/// another version): for a hosted server `1.0.N`, its live deployment being its N-th; `None`
+/// when nothing serves. Other kinds have no deployments and are `1.0.0`.
+async fn version_of(
+    state: &AppState,
+    server: &Server,
+) -> Result<Option<(String, Value)>, ApiError> {
     if server.kind != ServerKind::Hosted {
-        return Ok(Some("1.0.0".to_owned()));
+        return Ok(Some(("1.0.0".to_owned(), Value::Null)));
     }
     let Some(live) = &server.live_deployment else {
         return Ok(None);
@@ -180,5 +185,15 @@ async fn version_of(state: &AppState, server: &Server) -> Result<Option<String>,
     let deployments = state.store.deployments().list(&server.id).await?;
     // Listed newest first: the live one's sequence number counts from the oldest.
     let newer = deployments.iter().take_while(|d| &d.id != live).count();
-    Ok(Some(format!("1.0.{}", deployments.len() - newer)))
+    let metadata = deployments
+        .get(newer)
+        .and_then(|d| d.built.as_ref())
+        .and_then(|b| b.manifest.get("metadata").cloned())
+        .unwrap_or(Value::Null);
+    let own = metadata
+        .get("version")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let version = own.unwrap_or_else(|| format!("1.0.{}", deployments.len() - newer));
+    Ok(Some((version, metadata)))
 }

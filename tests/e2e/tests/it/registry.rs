@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use skyport_e2e::{DirectServer, Skyport, example, http, wait_until};
+use skyport_e2e::{DirectServer, Skyport, copy_dir, example, http, wait_until};
 
 use crate::policy::{NOTES_SERVER, seen, unknown_tool, view};
 
@@ -313,6 +313,39 @@ fn the_registry_api_serves_valid_documents_of_what_the_caller_may_see() {
         "{imported}"
     );
     sky.check_hello("relay", "relayed");
+
+    // A repository's own server.json describes its server in the registry.
+    let described = sky.scratch().join("described");
+    copy_dir(&example("hello"), &described).expect("copy examples/hello");
+    let own = json!({
+        "name": "io.github.acme/described", "title": "Described hello",
+        "description": "Greets, with metadata", "version": "3.2.1",
+        "websiteUrl": "https://acme.example/hello",
+        "repository": {"url": "https://github.com/acme/hello", "source": "github"}
+    });
+    fs::write(described.join("server.json"), own.to_string()).expect("write server.json");
+    sky.deploy_ok(&described, "described");
+    let (status, doc) = get(
+        &sky,
+        Some(&key),
+        "/v0.1/servers/io.skyport.127.0.0.1%2Fdescribed/versions/3.2.1",
+    );
+    assert_eq!(status, 200, "{doc}");
+    validate(&sky, &doc, "one");
+    assert_eq!(doc["server"]["title"], "Described hello", "{doc}");
+    assert_eq!(
+        doc["server"]["description"], "Greets, with metadata",
+        "{doc}"
+    );
+    assert_eq!(
+        doc["server"]["websiteUrl"], "https://acme.example/hello",
+        "{doc}"
+    );
+    assert_eq!(
+        doc["server"]["repository"]["url"], "https://github.com/acme/hello",
+        "{doc}"
+    );
+    assert!(sky.cli(&["servers", "rm", "described"]).success);
 
     // Search finds servers by their tools' descriptions: hello's own (from its inspection),
     // and relay's (from its health check, which lists hello's tools through the gateway).
