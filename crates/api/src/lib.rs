@@ -10,6 +10,7 @@ mod control;
 mod env;
 mod policies;
 mod promotions;
+mod registry;
 mod remixes;
 mod sources;
 
@@ -23,11 +24,12 @@ pub use env::{EnvAssignment, EnvChanged, EnvList, EnvVarView, SetEnv};
 use serde::{Deserialize, Serialize};
 use skyport_store::{
     ApiKeyId, AuditOutcome, BuildPhase, DeploymentId, DeploymentStatus, FailureKind, LogSource,
-    LogStream, PrincipalId, ServerId, ServerName, Timestamp,
+    LogStream, PrincipalId, ServerId, ServerKind, ServerName, Timestamp,
 };
 
 pub use policies::{CreatePolicy, PolicyView};
 pub use promotions::{PromotionView, RollBack};
+pub use registry::{CreateExternal, ExternalView, SearchMatch, SearchResults};
 pub use remixes::{CreateRemix, EditRemix, RemixView};
 pub use sources::{HookAnswer, PreviewView, SourceUpdate, SourceView};
 
@@ -38,6 +40,12 @@ pub struct ServerView {
     pub id: ServerId,
     /// Its name, which is also its path under `/servers/`.
     pub name: ServerName,
+    /// What kind of catalog entry it is: `hosted`, `external` or `remix`.
+    #[serde(default = "hosted")]
+    pub kind: ServerKind,
+    /// The remote and its health, for an external server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalView>,
     /// What it is for.
     pub description: String,
     /// The MCP endpoint clients connect to.
@@ -60,6 +68,10 @@ pub struct ServerView {
     pub created_at: Timestamp,
     /// When it last changed.
     pub updated_at: Timestamp,
+}
+
+fn hosted() -> ServerKind {
+    ServerKind::Hosted
 }
 
 /// A running instance of a server.

@@ -41,6 +41,9 @@ pub(crate) struct Manifest {
     pub(crate) environment: String,
     /// `name==version` of every package installed.
     pub(crate) packages: Vec<String>,
+    /// What the source's own `server.json` says about the server, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) metadata: Option<crate::metadata::ServerMetadata>,
 }
 
 /// The inputs of an artifact's hash besides its source tree.
@@ -360,6 +363,7 @@ mod tests {
             python: "3.11.7".to_owned(),
             environment: "e".to_owned(),
             packages: vec!["fastmcp==4.1.2".to_owned()],
+            metadata: None,
         };
         let dest = root.path().join("abc123");
         finish(&work, &dest, &manifest, &serde_json::json!({"tools": []})).unwrap();

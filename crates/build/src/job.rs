@@ -19,6 +19,7 @@ use crate::entrypoint::{self, Located, Target};
 use crate::environment::{self, Requirements, Settings};
 use crate::git::{self, Mirrors};
 use crate::inspect::{self, LAUNCHER, LAUNCHER_FILE};
+use crate::metadata::{self, ServerMetadata};
 use crate::process::BuildLog;
 use crate::toolchain::{Interpreter, Toolchain};
 use crate::unpack::{self, Limits, UnpackError};
@@ -338,6 +339,8 @@ struct Plan {
     python: Interpreter,
     environment: String,
     hash: String,
+    /// What the source's `server.json` says about the server.
+    metadata: Option<ServerMetadata>,
 }
 
 /// A finished artifact's description, and the environment this build created, if it did
@@ -401,6 +404,18 @@ impl Job<'_> {
         request: &BuildRequest,
     ) -> Result<(Plan, &Toolchain), Failure> {
         let located = locate(src, request, self.log).await?;
+        let metadata = metadata::read(src)?;
+        if let Some(found) = &metadata {
+            self.log.info(&format!(
+                "{}: version {}, {}",
+                metadata::SERVER_JSON,
+                found.version.as_deref().unwrap_or("not given"),
+                found
+                    .title
+                    .as_deref()
+                    .map_or_else(|| "no title".to_owned(), |t| format!("title '{t}'"))
+            ));
+        }
         let requirements = {
             let (root, located) = (src.to_path_buf(), located.clone());
             tokio::task::spawn_blocking(move || Requirements::resolve(&root, &located))
@@ -457,6 +472,7 @@ impl Job<'_> {
             python,
             environment,
             hash,
+            metadata,
         };
         Ok((plan, toolchain))
     }
@@ -524,6 +540,7 @@ impl Job<'_> {
             python: plan.python.version.clone(),
             environment: plan.environment.clone(),
             packages: env.packages.iter().chain(&installed).cloned().collect(),
+            metadata: plan.metadata.clone(),
         };
         let (from, to, m, i) = (
             work.to_path_buf(),

@@ -19,6 +19,7 @@ mod environment;
 mod git;
 mod inspect;
 mod job;
+mod metadata;
 mod process;
 mod promote;
 mod queue;

@@ -9,6 +9,7 @@ mod mcp;
 mod pack;
 mod policies;
 mod promotions;
+mod registry;
 mod remixes;
 
 use reqwest::{Method, RequestBuilder, StatusCode};

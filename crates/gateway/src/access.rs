@@ -42,12 +42,11 @@ async fn follow(
 ) {
     loop {
         match changes.recv().await {
-            Ok(Change::Access | Change::Promoted { .. }) | Err(RecvError::Lagged(_)) => {
-                match store.access().table().await {
-                    Ok(fresh) => table.store(Arc::new(fresh)),
-                    Err(e) => tracing::error!("cannot reload access grants: {e}"),
-                }
-            }
+            Ok(Change::Access | Change::Promoted { .. } | Change::Catalog { .. })
+            | Err(RecvError::Lagged(_)) => match store.access().table().await {
+                Ok(fresh) => table.store(Arc::new(fresh)),
+                Err(e) => tracing::error!("cannot reload access grants: {e}"),
+            },
             Ok(_) => {}
             Err(RecvError::Closed) => return,
         }

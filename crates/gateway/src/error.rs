@@ -174,6 +174,16 @@ pub enum GatewayError {
         /// What the connection reported.
         detail: String,
     },
+    /// An external server did not answer.
+    #[error(
+        "external server '{server}' did not answer: {detail}. `skyport registry check {server}` checks it again"
+    )]
+    Remote {
+        /// The catalog entry.
+        server: String,
+        /// What the connection reported (never its headers or its URL's query).
+        detail: String,
+    },
 }
 
 impl GatewayError {
@@ -200,6 +210,7 @@ impl GatewayError {
             GatewayError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::Method => StatusCode::METHOD_NOT_ALLOWED,
             GatewayError::Upstream { .. }
+            | GatewayError::Remote { .. }
             | GatewayError::InstanceExited { .. }
             | GatewayError::UpstreamStatus { .. }
             | GatewayError::Replay { .. } => StatusCode::BAD_GATEWAY,
@@ -220,6 +231,7 @@ impl GatewayError {
             GatewayError::NotDeployed(_)
             | GatewayError::Start { .. }
             | GatewayError::Upstream { .. }
+            | GatewayError::Remote { .. }
             | GatewayError::InstanceExited { .. }
             | GatewayError::UpstreamStatus { .. }
             | GatewayError::Replay { .. }

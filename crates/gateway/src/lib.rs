@@ -26,6 +26,7 @@ mod auth;
 mod caller;
 mod cors;
 mod error;
+mod external;
 mod hosts;
 mod identity;
 mod legacy;
@@ -54,6 +55,7 @@ pub use ratelimit::{RateLimit, RateLimitError};
 use crate::access::Access;
 use crate::audit::AuditLog;
 use crate::auth::Keyring;
+use crate::external::Remotes;
 use crate::identity::IdentityTokens;
 use crate::legacy::LegacySessions;
 use crate::metrics::GatewayMetrics;
@@ -89,6 +91,8 @@ pub struct GatewayOptions {
     pub rate_limit: Option<RateLimit>,
     /// How long MCP requests and control-plane changes stay in the audit logs.
     pub audit_retention: AuditRetention,
+    /// How often external servers are checked (`initialize` + `tools/list`).
+    pub health_interval: Duration,
 }
 
 impl Default for GatewayOptions {
@@ -103,6 +107,7 @@ impl Default for GatewayOptions {
             public_url: "http://127.0.0.1:8420".to_owned(),
             rate_limit: None,
             audit_retention: AuditRetention::default(),
+            health_interval: Duration::from_secs(60),
         }
     }
 }
@@ -127,6 +132,8 @@ struct Inner {
     remixes: RemixTable,
     /// Client sessions of remixes (in memory).
     remix_sessions: RemixSessions,
+    /// How to reach external servers; follows the store.
+    remotes: Remotes,
     runtime: Arc<dyn Runtime>,
     upstream: Upstream,
     audit: AuditLog,
@@ -159,7 +166,9 @@ impl Gateway {
         let tokens = AccessTokens::load(store.clone(), options.public_url.clone()).await?;
         let policies = PolicyTable::load(&store).await?;
         let remixes = RemixTable::load(&store).await?;
+        let remotes = Remotes::load(&store).await?;
         routes.follow(store.clone());
+        remotes.follow(store.clone());
         let metrics = Arc::new(GatewayMetrics::default());
         let audit = AuditLog::start(
             store.clone(),
@@ -175,7 +184,8 @@ impl Gateway {
                 policies,
                 remixes,
                 remix_sessions: RemixSessions::new(options.session_ttl),
-                sessions: Sessions::new(store, options.session_ttl),
+                sessions: Sessions::new(store.clone(), options.session_ttl),
+                remotes,
                 runtime,
                 upstream: Upstream::new(),
                 audit,
@@ -188,6 +198,11 @@ impl Gateway {
             }),
         };
         tokio::spawn(flush_sessions(Arc::downgrade(&gateway.inner)));
+        tokio::spawn(external::watch_health(
+            Arc::downgrade(&gateway.inner),
+            store,
+            gateway.inner.options.health_interval,
+        ));
         Ok(gateway)
     }
 

@@ -37,6 +37,7 @@ use crate::Gateway;
 use crate::audit::{AuditLog, Exchange};
 use crate::caller::Caller;
 use crate::error::GatewayError;
+use crate::external;
 use crate::identity::IDENTITY_HEADER;
 use crate::policy::Decider;
 use crate::policy::filter::{self, Judgement, Refusal};
@@ -79,9 +80,9 @@ impl Upstream {
 pub(crate) struct Facts {
     pub(crate) started: Instant,
     /// The request's time limit: the server's, else the gateway's.
-    limit: Duration,
+    pub(crate) limit: Duration,
     /// The id to answer errors with.
-    id: Option<Id>,
+    pub(crate) id: Option<Id>,
     pub(crate) exchange: Exchange,
 }
 
@@ -101,17 +102,17 @@ impl Facts {
 
 /// A request as the gateway forwards it (its body read, its credentials kept aside).
 #[derive(Clone)]
-struct Inbound {
-    method: Method,
-    query: Option<String>,
-    headers: HeaderMap,
-    caller: Option<Caller>,
+pub(crate) struct Inbound {
+    pub(crate) method: Method,
+    pub(crate) query: Option<String>,
+    pub(crate) headers: HeaderMap,
+    pub(crate) caller: Option<Caller>,
     /// The signed identity token for the caller, when the server asks for one.
-    identity: Option<HeaderValue>,
-    body: Bytes,
+    pub(crate) identity: Option<HeaderValue>,
+    pub(crate) body: Bytes,
     /// How a tool-level policy judges the caller; `None` when no rule applies to it, and then
     /// nothing of the request or its answer is looked at.
-    policy: Option<Arc<Decider>>,
+    pub(crate) policy: Option<Arc<Decider>>,
 }
 
 /// The handler of `/servers/{name}/mcp`.
@@ -218,8 +219,6 @@ async fn proxy(
             .decider(&route.server_id, caller.as_ref()),
         None => None,
     };
-    let target = Target::live(route).ok_or_else(|| GatewayError::NotDeployed(name.to_owned()))?;
-    facts.exchange.deployment = Some(target.deployment.clone());
     let inbound = Inbound {
         method: parts.method,
         query: parts.uri.query().map(str::to_owned),
@@ -231,6 +230,17 @@ async fn proxy(
     };
     let limit = facts.limit;
     let left = limit.saturating_sub(facts.started.elapsed());
+    if route.kind == ServerKind::External {
+        let answer = external::forward(gateway, &route, &inbound, message.as_ref(), facts);
+        return tokio::time::timeout(left, answer)
+            .await
+            .map_err(|_| GatewayError::Timeout {
+                server: name.to_owned(),
+                limit,
+            })?;
+    }
+    let target = Target::live(route).ok_or_else(|| GatewayError::NotDeployed(name.to_owned()))?;
+    facts.exchange.deployment = Some(target.deployment.clone());
     let answer = async {
         let mut target = target;
         let mut retried = false;
@@ -317,7 +327,7 @@ async fn single(
         (Judgement::Filter(kind), Some(policy), _) => {
             let response =
                 dispatch(gateway, target, inbound, message, era, session_id, facts).await?;
-            filtered(target, response, policy, kind).await
+            filtered(target.server_name.as_str(), response, policy, kind).await
         }
         _ => dispatch(gateway, target, inbound, message, era, session_id, facts).await,
     }
@@ -346,7 +356,7 @@ async fn dispatch(
 
 /// Answers a request a policy denies, as the server answers an unknown name (the server never
 /// sees it), and audits it as denied. A stateless server sends JSON-RPC errors with HTTP 400.
-fn deny(
+pub(crate) fn deny(
     gateway: &Gateway,
     facts: &Facts,
     envelope: &jsonrpc::Envelope,
@@ -384,8 +394,8 @@ fn deny(
 
 /// A list response with the entries the caller's policy denies dropped, in the framing it came
 /// in. Reading it whole is what filtering costs; only lists the policy governs pay it.
-async fn filtered(
-    target: &Target,
+pub(crate) async fn filtered(
+    server: &str,
     response: Response,
     policy: &Decider,
     kind: CapabilityKind,
@@ -398,7 +408,7 @@ async fn filtered(
         .collect()
         .await
         .map_err(|e| GatewayError::Upstream {
-            server: target.server_name.to_string(),
+            server: server.to_owned(),
             detail: e.to_string(),
         })?
         .to_bytes();
@@ -1069,7 +1079,7 @@ async fn send(
 /// connection; credentials meant for Skyport and `skyport-*` identity headers must never
 /// reach a server (it could replay them, or trust forged identities); the session id and
 /// host are rewritten; the origin was checked at the edge.
-fn forwarded(name: &HeaderName) -> bool {
+pub(crate) fn forwarded(name: &HeaderName) -> bool {
     !(is_hop_by_hop(name)
         || name == header::HOST
         || name == header::AUTHORIZATION
@@ -1168,7 +1178,7 @@ fn respond(
 }
 
 /// Removes hop-by-hop headers from a response.
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let hop: Vec<HeaderName> = headers
         .keys()
         .filter(|n| is_hop_by_hop(n))
@@ -1210,19 +1220,23 @@ struct Audit {
 
 impl Audit {
     fn saw(&mut self, data: &Bytes) {
-        let exchange = &mut self.exchange;
-        exchange.bytes_out += data.len() as u64;
-        let head = &mut exchange.response_head;
-        let room = AUDIT_HEAD.saturating_sub(head.len());
-        if room == 0 {
-            return;
-        }
-        // A copy, not a slice: a slice would keep the whole receive buffer alive while the
-        // record waits in the audit queue. The answer may follow a notification in its own
-        // frame, so up to AUDIT_HEAD bytes are kept across frames.
-        let more = &data[..data.len().min(room)];
-        *head = Bytes::from([head.as_ref(), more].concat());
+        saw(&mut self.exchange, data);
     }
+}
+
+/// Counts a response frame into `exchange` and keeps its first bytes for the audit log.
+pub(crate) fn saw(exchange: &mut Exchange, data: &Bytes) {
+    exchange.bytes_out += data.len() as u64;
+    let head = &mut exchange.response_head;
+    let room = AUDIT_HEAD.saturating_sub(head.len());
+    if room == 0 {
+        return;
+    }
+    // A copy, not a slice: a slice would keep the whole receive buffer alive while the
+    // record waits in the audit queue. The answer may follow a notification in its own
+    // frame, so up to AUDIT_HEAD bytes are kept across frames.
+    let more = &data[..data.len().min(room)];
+    *head = Bytes::from([head.as_ref(), more].concat());
 }
 
 impl Drop for Leased {

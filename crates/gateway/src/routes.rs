@@ -51,8 +51,8 @@ impl RouteTable {
             .routes
             .load()
             .get(name)
-            // A remix has no deployment: it is served as soon as it exists.
-            .filter(|r| r.live.is_some() || r.kind == ServerKind::Remix)
+            // Only a hosted server has deployments; the others are served as soon as they exist.
+            .filter(|r| r.live.is_some() || r.kind != ServerKind::Hosted)
         {
             return Ok(Some(route.clone()));
         }

@@ -200,7 +200,7 @@ fn print_access(out: &mut impl Write, view: &AccessView) -> anyhow::Result<()> {
 }
 
 /// One line of standard input without its line ending; refuses an empty one.
-fn read_stdin_line() -> anyhow::Result<String> {
+pub(crate) fn read_stdin_line() -> anyhow::Result<String> {
     let mut line = String::new();
     std::io::stdin()
         .lock()

@@ -81,6 +81,8 @@ pub(crate) enum Command {
     Mcp(McpArgs),
     /// Print (or write into the client's file) an MCP client's configuration for a server.
     Connect(ConnectArgs),
+    /// The catalog: add external (remote) MCP servers and check them.
+    Registry(RegistryArgs),
 }
 
 #[derive(Debug, Args)]
@@ -140,6 +142,70 @@ pub(crate) struct ConnectArgs {
     /// it with `skyport keys create`).
     #[arg(long)]
     pub(crate) key: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RegistryArgs {
+    #[command(subcommand)]
+    pub(crate) command: RegistryCommand,
+    /// Print JSON.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+}
+
+/// What an external server is sent to authenticate Skyport.
+#[derive(Debug, Args)]
+pub(crate) struct RemoteCredentials {
+    /// A header sent with every request, `NAME: VALUE` (stored encrypted, never shown);
+    /// repeat it for several.
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    pub(crate) headers: Vec<String>,
+    /// Send `Authorization: Bearer` with the token in this environment variable.
+    #[arg(long, value_name = "VAR", conflicts_with = "bearer_stdin")]
+    pub(crate) bearer_env: Option<String>,
+    /// Send `Authorization: Bearer` with the token read from standard input.
+    #[arg(long)]
+    pub(crate) bearer_stdin: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RegistryCommand {
+    /// Add a remote MCP server (streamable HTTP) to the catalog, served through the gateway at
+    /// /servers/NAME/mcp with Skyport's keys, roles, policies and audit.
+    AddExternal {
+        /// Its name in the catalog: a lowercase DNS label.
+        name: String,
+        /// The remote's MCP endpoint, e.g. https://mcp.example.com/mcp
+        #[arg(value_name = "URL")]
+        remote: String,
+        #[command(flatten)]
+        credentials: RemoteCredentials,
+        /// What it is for.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Add the remote server a `server.json` document (MCP registry format) describes as an
+    /// external server: its first streamable-http remote, its description and its headers
+    /// with fixed values.
+    Import {
+        /// The server.json file.
+        file: std::path::PathBuf,
+        /// Its name in the catalog [default: the part of the document's name after '/']
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        credentials: RemoteCredentials,
+    },
+    /// Search the catalog: servers and tools whose names or descriptions have every word.
+    Search {
+        /// The words, e.g. "forecast".
+        words: String,
+    },
+    /// Check an external server now (initialize + tools/list) and show the verdict.
+    Check {
+        /// The external server.
+        name: String,
+    },
 }
 
 /// `skyport policy --help`: the rule language and its semantics.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 use skyport_api::{DeploymentView, LogLineView, PromotionView, PutServer, ServerView};
 use skyport_client::{Client, LogEvent, LogFilter};
-use skyport_store::{LogSource, LogStream, Timestamp};
+use skyport_store::{Health, LogSource, LogStream, Timestamp};
 
 use crate::cli::{
     BuildsArgs, BuildsCommand, Connection, DeploymentsArgs, LogsArgs, ServersArgs, ServersCommand,
@@ -39,14 +39,15 @@ pub(crate) async fn servers(
             } else {
                 writeln!(
                     out,
-                    "{:<24} {:<10} {:>9}  URL",
-                    "NAME", "STATE", "INSTANCES"
+                    "{:<24} {:<9} {:<10} {:>9}  URL",
+                    "NAME", "KIND", "STATE", "INSTANCES"
                 )?;
                 for server in &servers {
                     writeln!(
                         out,
-                        "{:<24} {:<10} {:>9}  {}{}",
+                        "{:<24} {:<9} {:<10} {:>9}  {}{}",
                         server.name,
+                        server.kind,
                         state(server),
                         server.instances.len(),
                         server.url,
@@ -65,8 +66,12 @@ pub(crate) async fn servers(
             if !server.description.is_empty() {
                 writeln!(out, "description:  {}", server.description)?;
             }
+            writeln!(out, "kind:         {}", server.kind)?;
             writeln!(out, "url:          {}", server.url)?;
             writeln!(out, "state:        {}", state(&server))?;
+            if let Some(external) = &server.external {
+                crate::registry::print_external(&mut out, external)?;
+            }
             match &server.live_deployment {
                 Some(live) => {
                     writeln!(out, "live:         {live}")?;
@@ -248,6 +253,14 @@ fn mib(bytes: u64) -> String {
 }
 
 fn state(server: &ServerView) -> &'static str {
+    if let Some(external) = &server.external {
+        // An external server runs elsewhere: its state is what the last check found.
+        return match external.health {
+            Health::Up => "up",
+            Health::Down => "down",
+            Health::Unknown => "unchecked",
+        };
+    }
     match (&server.live_deployment, server.instances.is_empty()) {
         (None, _) => "no-deploy",
         (Some(_), true) => "idle",

@@ -14,6 +14,7 @@ mod mcp;
 mod oauth;
 mod policy;
 mod progress;
+mod registry;
 mod remix;
 mod rollback;
 mod serve;
@@ -91,5 +92,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Remix(args) => remix::remix(&cli.connection, args).await,
         Command::Mcp(args) => mcp::mcp(&cli.connection, args).await,
         Command::Connect(args) => connect::connect(&cli.connection, args).await,
+        Command::Registry(args) => registry::registry(&cli.connection, args).await,
     }
 }

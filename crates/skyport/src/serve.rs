@@ -205,6 +205,7 @@ impl Platform {
         });
         let builder = Builder::with_warmup(store.clone(), data_dir.clone(), limits, warmup);
         let gateway = Gateway::new(store.clone(), dyn_runtime.clone(), gateway_options).await?;
+        tokio::spawn(skyport_registry::follow_search_index(store.clone()));
         tokio::spawn(follow_live_deployments(
             store.clone(),
             dyn_runtime.clone(),

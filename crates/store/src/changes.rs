@@ -44,4 +44,10 @@ pub enum Change {
         /// The remix.
         server: ServerId,
     },
+    /// A catalog entry Skyport does not build (an external server) was created or changed:
+    /// route tables, access tables and the gateway's remote connections reload.
+    Catalog {
+        /// The entry.
+        server: ServerName,
+    },
 }

@@ -15,6 +15,7 @@ mod changes;
 mod control;
 mod deployments;
 mod env;
+mod external;
 mod ids;
 mod keys;
 mod logs;
@@ -24,6 +25,7 @@ mod policies;
 mod promotions;
 mod redact;
 mod remix;
+mod search;
 mod secrets;
 mod servers;
 mod sessions;
@@ -58,6 +60,9 @@ pub use deployments::{
 pub use env::{
     Env, EnvEntry, EnvError, EnvKey, EnvScope, EnvVar, MAX_VALUE_BYTES, NewEnvVar, resolve,
 };
+pub use external::{
+    Connection, External, Externals, Health, NewExternal, RemoteHeader, ToolSummary,
+};
 pub use ids::{ApiKeyId, DeploymentId, GroupId, InstanceId, PolicyId, PrincipalId, ServerId};
 pub use keys::{
     ApiKey, Credential, KeyHash, KeyRef, Keys, LAST_USED_PRECISION, Principal, SECRET_PREFIXES,
@@ -77,6 +82,7 @@ pub use redact::Redactor;
 pub use remix::{
     MAX_REMIX_SOURCES, Remix, RemixError, RemixSource, RemixSpec, Remixes, Selection, SourceSpec,
 };
+pub use search::{Search, SearchHit};
 pub use secrets::{KeySource, MASTER_KEY_FILE, MasterKey, MasterKeyError};
 pub use servers::{Server, ServerKind, Servers};
 pub use sessions::{SessionBinding, SessionUse, Sessions, StoredSession};
@@ -251,6 +257,16 @@ impl Store {
     /// OAuth clients, authorization codes, refresh tokens and revoked access tokens.
     pub fn oauth(&self) -> OAuth<'_> {
         OAuth { store: self }
+    }
+
+    /// External catalog entries: remote servers the gateway proxies.
+    pub fn externals(&self) -> Externals<'_> {
+        Externals { store: self }
+    }
+
+    /// The catalog's full-text search index.
+    pub fn search(&self) -> Search<'_> {
+        Search { store: self }
     }
 
     /// Tool-level policies: rules per server.

@@ -26,7 +26,7 @@ use crate::access::{self, Permission, authorize};
 
 use crate::stream::{self, Start};
 use crate::{ApiError, AppState, views};
-use crate::{control, env, keys, sources};
+use crate::{control, env, keys, registry, sources};
 
 /// Most log lines one request returns.
 const MAX_LOG_PAGE: u32 = 5_000;
@@ -78,13 +78,13 @@ async fn list_servers(
     let live = live(&state);
     let visible = access::visible(&state, &caller).await?;
     let servers = state.store.servers().list().await?;
-    Ok(Json(
-        servers
-            .into_iter()
-            .filter(|s| visible.includes(s))
-            .map(|s| views::server(s, &state.public_url, &state.server_defaults, &live))
-            .collect(),
-    ))
+    let mut views: Vec<ServerView> = servers
+        .into_iter()
+        .filter(|s| visible.includes(s))
+        .map(|s| views::server(s, &state.public_url, &state.server_defaults, &live))
+        .collect();
+    registry::fill(&state, &mut views).await?;
+    Ok(Json(views))
 }
 
 fn live(state: &AppState) -> views::Live {
@@ -116,12 +116,14 @@ async fn show_server(
     Path(name): Path<String>,
 ) -> Result<Json<ServerView>, ApiError> {
     let server = authorize(&state, &caller, &name, Permission::View).await?;
-    Ok(Json(views::server(
+    let mut view = views::server(
         server,
         &state.public_url,
         &state.server_defaults,
         &live(&state),
-    )))
+    );
+    registry::fill(&state, std::slice::from_mut(&mut view)).await?;
+    Ok(Json(view))
 }
 
 /// Creates the server if it does not exist (its creator becomes its admin), then applies the
@@ -262,12 +264,17 @@ async fn create_deployment(
         }),
     };
     let before = state.store.servers().get(&name).await?;
-    // A remix has no code: a deployment of it would be one nothing serves.
-    if let Some(remix) = before.as_ref().filter(|s| s.kind == ServerKind::Remix) {
-        access::require(&state, &caller, remix, Permission::Deploy).await?;
-        return Err(ApiError::Conflict(format!(
-            "'{name}' is a remix, which has no code to deploy; change it with `skyport remix edit {name}`, or deploy under another name"
-        )));
+    // Only a hosted server has code: a deployment of another kind would be one nothing serves.
+    if let Some(existing) = before.as_ref().filter(|s| s.kind != ServerKind::Hosted) {
+        access::require(&state, &caller, existing, Permission::Deploy).await?;
+        return Err(ApiError::Conflict(match existing.kind {
+            ServerKind::Remix => format!(
+                "'{name}' is a remix, which has no code to deploy; change it with `skyport remix edit {name}`, or deploy under another name"
+            ),
+            _ => format!(
+                "'{name}' is an external server: Skyport does not build it, so it cannot be deployed to; deploy under another name, or remove it first (skyport servers rm {name})"
+            ),
+        }));
     }
     let (server, _) = ensure_server(
         &state,

@@ -5,6 +5,7 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use skyport_api::{ErrorBody, ErrorDetail};
 use skyport_build::BuildError;
+use skyport_registry::RemoteError;
 use skyport_store::{
     AccountError, EnvError, GrantError, NameError, PolicyError, RemixError, StoreError,
 };
@@ -37,6 +38,9 @@ pub enum ApiError {
     /// A policy rule that does not parse.
     #[error(transparent)]
     InvalidPolicy(#[from] PolicyError),
+    /// An external server's URL or headers that cannot be used.
+    #[error(transparent)]
+    InvalidRemote(#[from] RemoteError),
     /// Any other malformed request.
     #[error("{0}")]
     BadRequest(String),
@@ -91,6 +95,7 @@ impl ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::InvalidName(_) => (StatusCode::BAD_REQUEST, "invalid_name"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::InvalidRemote(_) => (StatusCode::BAD_REQUEST, "invalid_remote"),
             ApiError::InvalidEnv(_) => (StatusCode::BAD_REQUEST, "invalid_env"),
             ApiError::InvalidPolicy(_) => (StatusCode::BAD_REQUEST, "invalid_policy"),
             ApiError::BadSignature(_) => (StatusCode::UNAUTHORIZED, "bad_signature"),

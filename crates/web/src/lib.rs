@@ -21,6 +21,8 @@ mod oauth;
 mod oauth_clients;
 mod policies;
 mod promotions;
+mod registry;
+mod registry_api;
 mod remixes;
 mod sources;
 mod stream;
@@ -88,6 +90,7 @@ pub fn app(state: AppState, gateway: &Gateway, options: &AppOptions) -> Router {
         .merge(policies::router())
         .merge(remixes::router())
         .merge(oauth_clients::router())
+        .merge(registry::router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,
@@ -104,6 +107,13 @@ pub fn app(state: AppState, gateway: &Gateway, options: &AppOptions) -> Router {
         },
         logins: ui::LoginLimiter::default(),
     });
+    // The official registry API has its own path, behind the same keys as `/api/v1`.
+    let registry_api = registry_api::router()
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_key,
+        ))
+        .with_state(state.clone());
     // Metrics name every server: open on loopback (like any local tool), else behind a key.
     let metrics = Router::new()
         .route("/metrics", get(api::metrics))
@@ -120,6 +130,7 @@ pub fn app(state: AppState, gateway: &Gateway, options: &AppOptions) -> Router {
     };
     let app = Router::new()
         .route("/healthz", get(api::health))
+        .merge(registry_api)
         .merge(metrics)
         .nest("/api/v1", api)
         // Webhooks authenticate by signature, not by API key.

@@ -43,6 +43,8 @@ pub(crate) fn server(
         url: format!("{public_url}/servers/{}/mcp", server.name),
         id: server.id,
         name: server.name,
+        kind: server.kind,
+        external: None,
         description: server.description,
         live_deployment: server.live_deployment,
         instances,
