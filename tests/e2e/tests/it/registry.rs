@@ -140,7 +140,7 @@ fn an_external_server_is_served_with_skyports_auth_policies_and_health() {
     );
     let deploy = sky.deploy(&example("hello"), "notes", &[]);
     assert!(
-        !deploy.success && deploy.output().contains("not a hosted server"),
+        !deploy.success && deploy.output().contains("is an external server"),
         "{deploy}"
     );
 

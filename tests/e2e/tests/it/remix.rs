@@ -1,19 +1,19 @@
-//! Remix servers end to end: two real hosted FastMCP servers whose `echo` tools collide,
-//! composed into one remix with a rename and a description override, seen through the real
+//! Remix servers end to end: two real hosted FastMCP servers whose `echo` tools collide and an
+//! external one, composed into one remix with a rename and a description override, seen through the real
 //! gateway by the official `mcp` SDK and the FastMCP `Client`: the composed list (prefixes
 //! only where names collide), calls answered by the right source, a policy on the remix, a
 //! caller without a role on the remix refused, and a source that goes down (its tools vanish,
 //! a call to one of them names it, the other source keeps working) and is then removed.
 //!
-//! Sources are a list of blocks (`Source`): adding a third (an external server) is one more
-//! entry with its `--source` flag and the tools it adds.
+//! Sources are a list of blocks (`Source`): the third is an external server, a FastMCP server
+//! running outside Skyport that the catalog proxies.
 
 use std::fs;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use skyport_e2e::{Skyport, wait_until};
+use skyport_e2e::{DirectServer, Skyport, wait_until};
 
 /// Source `alpha`: `echo` (collides with beta's), `forecast` (renamed), a prompt, a resource.
 const ALPHA: &str = r#"from fastmcp import FastMCP
@@ -84,6 +84,29 @@ def crash() -> str:
     os._exit(1)
 "#;
 
+/// Source `gamma`: a FastMCP server running outside Skyport, added to the catalog as an
+/// external server.
+const GAMMA: &str = r#"import argparse
+
+import uvicorn
+from fastmcp import FastMCP
+
+mcp = FastMCP("gamma")
+
+
+@mcp.tool
+def shout(text: str) -> str:
+    """Shouts, from outside Skyport."""
+    return text.upper()
+
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--port", type=int)
+parser.add_argument("--host")
+args = parser.parse_args()
+uvicorn.run(mcp.http_app(path="/mcp"), host=args.host, port=args.port, log_level="warning")
+"#;
+
 /// One source of the remix under test: how it is created, the flag that takes it into the
 /// remix, and the tools it adds to the composed list (name → text of a call with
 /// `{"text": "hi"}` or `{"city": "Paris"}`).
@@ -113,6 +136,11 @@ fn sources() -> Vec<Source> {
                 ("add_note", "noted hi"),
                 ("secret_tool", "secret"),
             ],
+        },
+        Source {
+            name: "gamma",
+            flags: vec!["--source", "gamma"],
+            tools: vec![("shout", "HI")],
         },
     ]
 }
@@ -154,7 +182,7 @@ fn check_ok(sky: &Skyport, ok: bool, v: &Value) {
 }
 
 #[test]
-fn a_remix_composes_two_hosted_servers() {
+fn a_remix_composes_hosted_and_external_servers() {
     let sky = Skyport::serve();
     let crash_file = sky.scratch().join("beta-down");
     let env = format!("CRASH_FILE={}", crash_file.display());
@@ -162,6 +190,12 @@ fn a_remix_composes_two_hosted_servers() {
     assert!(run.success, "deploy alpha failed\n{run}");
     let run = sky.deploy(&server_dir(&sky, "beta", BETA), "beta", &["--env", &env]);
     assert!(run.success, "deploy beta failed\n{run}");
+    let gamma = DirectServer::start(
+        &server_dir(&sky, "gamma", GAMMA),
+        &sky.scratch().join("gamma.log"),
+    );
+    let added = sky.cli(&["registry", "add-external", "gamma", &gamma.mcp_url()]);
+    assert!(added.success, "{added}");
 
     // Definitions are checked before anything is stored.
     let bad = sky.cli(&[
@@ -382,7 +416,7 @@ fn a_remix_composes_two_hosted_servers() {
     let shown = sky.cli(&["remix", "show", "mix", "--json"]).json();
     assert_eq!(
         shown["sources"].as_array().map(Vec::len),
-        Some(1),
+        Some(sources.len() - 1),
         "{shown}"
     );
     let mut v = Value::Null;
