@@ -165,15 +165,15 @@ pub(crate) async fn forward(
         _ => Judgement::Pass,
     };
     let session = match &session_id {
-        Some(id) => Some(find_session(gateway, route, id, inbound).await?),
+        Some(id) => Some(proxy::find_session(gateway, &route.server_id, id, inbound).await?),
         None => None,
     };
     match (judgement, policy, envelope) {
-        (Judgement::Deny(kind), _, Some(envelope)) => Ok(proxy::deny(
+        (Judgement::Deny(refusal), _, Some(envelope)) => Ok(proxy::deny(
             gateway,
             facts,
             envelope,
-            kind,
+            refusal,
             era,
             session_id.as_deref(),
         )),
@@ -347,25 +347,6 @@ async fn replay(
     };
     gateway.inner.sessions.rebind(session, binding).await;
     Ok(upstream)
-}
-
-/// The session `id` names, if it is this client's to use on `route`'s server.
-async fn find_session(
-    gateway: &Gateway,
-    route: &Route,
-    id: &str,
-    inbound: &Inbound,
-) -> Result<Arc<Session>, GatewayError> {
-    let caller = inbound.caller.as_ref().map(|c| &c.principal);
-    gateway
-        .inner
-        .sessions
-        .find(id)
-        .await
-        .map_err(|e| GatewayError::Internal(e.to_string()))?
-        .filter(|s| s.server == route.server_id)
-        .filter(|s| s.principal.is_none() || s.principal.as_ref() == caller)
-        .ok_or(GatewayError::UnknownSession)
 }
 
 /// Sends `inbound` to the remote: the client's own headers that are about the request, the

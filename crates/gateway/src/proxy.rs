@@ -29,7 +29,7 @@ use skyport_mcp::headers::{LAST_EVENT_ID, MCP_METHOD, MCP_NAME, PROTOCOL_VERSION
 use skyport_mcp::jsonrpc::{self, Id};
 use skyport_mcp::sse;
 use skyport_runtime::{Exit, Lease, StartError, Target};
-use skyport_store::{CapabilityKind, Route, ServerKind, ServerName};
+use skyport_store::{CapabilityKind, Route, ServerId, ServerKind, ServerName};
 use tokio::time::Sleep;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
@@ -319,7 +319,7 @@ async fn single(
     match (judgement, policy, message) {
         (Judgement::Deny(refusal), _, Some(jsonrpc::Body::Single(envelope))) => {
             if let Some(id) = &session_id {
-                find_session(gateway, target, id, inbound).await?;
+                find_session(gateway, &target.server_id, id, inbound).await?;
             }
             let session = session_id.as_deref();
             Ok(deny(gateway, facts, envelope, refusal, era, session))
@@ -528,7 +528,7 @@ async fn on_session(
     facts: &Facts,
 ) -> Result<Response, GatewayError> {
     let sessions = &gateway.inner.sessions;
-    let session = find_session(gateway, target, id, inbound).await?;
+    let session = find_session(gateway, &target.server_id, id, inbound).await?;
     session.touch(
         inbound
             .headers
@@ -609,10 +609,10 @@ async fn on_session(
     }
 }
 
-/// The session `id` names, if it is this client's to use on `target`'s server.
-async fn find_session(
+/// The session `id` names, if it is this client's to use on `server`.
+pub(crate) async fn find_session(
     gateway: &Gateway,
-    target: &Target,
+    server: &ServerId,
     id: &str,
     inbound: &Inbound,
 ) -> Result<Arc<Session>, GatewayError> {
@@ -624,7 +624,7 @@ async fn find_session(
         .await
         .map_err(|e| GatewayError::Internal(e.to_string()))?
         // Another server's session, or another principal's, is not this client's to use.
-        .filter(|s| s.server == target.server_id)
+        .filter(|s| s.server == *server)
         .filter(|s| s.principal.is_none() || s.principal.as_ref() == caller)
         .ok_or(GatewayError::UnknownSession)
 }
