@@ -128,20 +128,7 @@ pub(crate) async fn forward(
         .remotes
         .get(&route.server_id)
         .ok_or_else(|| GatewayError::NotDeployed(route.name.to_string()))?;
-    let session_id = match inbound.headers.get(SESSION_ID) {
-        Some(value) => Some(
-            value
-                .to_str()
-                .map_err(|_| GatewayError::UnknownSession)?
-                .to_owned(),
-        ),
-        None => None,
-    };
-    let version = inbound
-        .headers
-        .get(PROTOCOL_VERSION)
-        .and_then(|v| v.to_str().ok());
-    let era = Era::of(version, session_id.is_some(), message);
+    let (session_id, era) = inbound.session_and_era(message)?;
     let envelope = match message {
         Some(jsonrpc::Body::Single(envelope)) => Some(envelope),
         _ => None,

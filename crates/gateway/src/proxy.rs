@@ -115,6 +115,30 @@ pub(crate) struct Inbound {
     pub(crate) policy: Option<Arc<Decider>>,
 }
 
+impl Inbound {
+    /// The session the request names, if any, and the protocol era it speaks.
+    pub(crate) fn session_and_era(
+        &self,
+        message: Option<&jsonrpc::Body>,
+    ) -> Result<(Option<String>, Era), GatewayError> {
+        let session_id = match self.headers.get(SESSION_ID) {
+            Some(value) => Some(
+                value
+                    .to_str()
+                    .map_err(|_| GatewayError::UnknownSession)?
+                    .to_owned(),
+            ),
+            None => None,
+        };
+        let version = self
+            .headers
+            .get(PROTOCOL_VERSION)
+            .and_then(|v| v.to_str().ok());
+        let era = Era::of(version, session_id.is_some(), message);
+        Ok((session_id, era))
+    }
+}
+
 /// The handler of `/servers/{name}/mcp`.
 pub(crate) async fn handle(
     State(gateway): State<Gateway>,
@@ -291,20 +315,7 @@ async fn single(
     message: Option<&jsonrpc::Body>,
     facts: &Facts,
 ) -> Result<Response, GatewayError> {
-    let session_id = match inbound.headers.get(SESSION_ID) {
-        Some(value) => Some(
-            value
-                .to_str()
-                .map_err(|_| GatewayError::UnknownSession)?
-                .to_owned(),
-        ),
-        None => None,
-    };
-    let version = inbound
-        .headers
-        .get(PROTOCOL_VERSION)
-        .and_then(|v| v.to_str().ok());
-    let era = Era::of(version, session_id.is_some(), message);
+    let (session_id, era) = inbound.session_and_era(message)?;
     if era == Era::Stateless
         && let Some(jsonrpc::Body::Single(envelope)) = message
     {
