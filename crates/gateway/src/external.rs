@@ -190,13 +190,13 @@ async fn dispatch(
         }
         (Era::Session, None) if message.is_some_and(jsonrpc::Body::is_initialize) => {
             let response = send(client, remote, inbound, None).await?;
-            let upstream = upstream_session(response.headers());
+            let upstream = proxy::upstream_session(response.headers());
             let id = match upstream {
                 Some(upstream) if response.status().is_success() => {
                     let opening = Opening {
                         server: remote.server_id.clone(),
                         principal: inbound.caller.as_ref().map(|c| c.principal.clone()),
-                        protocol_version: requested_version(&inbound.body),
+                        protocol_version: proxy::requested_version(&inbound.body),
                         initialize: Bytes::copy_from_slice(&inbound.body),
                         binding: Binding {
                             deployment: remote.config.clone(),
@@ -309,7 +309,7 @@ async fn replay(
     };
     let response = send(client, remote, &init, None).await?;
     let status = response.status();
-    let upstream = upstream_session(response.headers());
+    let upstream = proxy::upstream_session(response.headers());
     let answer = response.bytes().await.map_err(|e| refused(e.to_string()))?;
     let Some(upstream) = upstream.filter(|_| status.is_success()) else {
         let text: String = String::from_utf8_lossy(&answer).chars().take(300).collect();
@@ -419,21 +419,6 @@ fn cause(error: &reqwest::Error) -> String {
         return "timed out".to_owned();
     }
     source.to_string()
-}
-
-/// The remote's session id, in its own allocation.
-fn upstream_session(headers: &HeaderMap) -> Option<HeaderValue> {
-    let value = headers.get(SESSION_ID)?;
-    HeaderValue::from_bytes(value.as_bytes()).ok()
-}
-
-/// The protocol revision an `initialize` asks for.
-fn requested_version(body: &[u8]) -> Option<String> {
-    let value: Value = serde_json::from_slice(body).ok()?;
-    value
-        .pointer("/params/protocolVersion")?
-        .as_str()
-        .map(str::to_owned)
 }
 
 /// The remote's answer as the client gets it: the gateway's session id in place of the
@@ -556,7 +541,7 @@ async fn check_unbounded(
         "protocolVersion": CHECK_VERSION, "capabilities": {},
         "clientInfo": {"name": "skyport-health", "version": env!("CARGO_PKG_VERSION")}}});
     let response = post(init, None).await.map_err(unreachable)?;
-    let session = upstream_session(response.headers());
+    let session = proxy::upstream_session(response.headers());
     let answer = answer_of(response).await?;
     if answer.get("result").is_none() {
         return Err(format!("initialize failed: {answer}"));

@@ -515,13 +515,13 @@ async fn initialize(
 
 /// The session id an instance answered with, in its own allocation: a header value is a slice
 /// of the connection's receive buffer, which a session kept for a day would otherwise keep.
-fn upstream_session(headers: &HeaderMap) -> Option<HeaderValue> {
+pub(crate) fn upstream_session(headers: &HeaderMap) -> Option<HeaderValue> {
     let value = headers.get(SESSION_ID)?;
     HeaderValue::from_bytes(value.as_bytes()).ok()
 }
 
 /// The protocol revision an `initialize` asks for.
-fn requested_version(body: &[u8]) -> Option<String> {
+pub(crate) fn requested_version(body: &[u8]) -> Option<String> {
     let value: Value = serde_json::from_slice(body).ok()?;
     value
         .pointer("/params/protocolVersion")?
