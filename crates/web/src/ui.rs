@@ -9,6 +9,7 @@
 //! This module must not run SQL, decide permissions, or add a cookie to `/servers/*`.
 
 mod assets;
+mod charts;
 mod forward;
 mod layout;
 mod pages;

@@ -3,18 +3,20 @@
 //! which the snapshot tests call with fixed data.
 
 use axum::Extension;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use http::StatusCode;
 use maud::{Markup, html};
+use serde::Deserialize;
 use serde_json::Value;
-use skyport_api::{DeploymentView, ServerView};
+use skyport_api::{DeploymentView, MetricSeries, ServerView};
 use skyport_mcp::clients::{self, ClientKind};
+use skyport_store::Timestamp;
 
 use super::forward::get_json;
 use super::layout::{self, Section, Viewer};
 use super::session::Session;
-use super::{UiState, assets};
+use super::{UiState, assets, charts};
 use crate::access::{Permission, authorize};
 
 /// What the viewer may do on a server, for which buttons to show (the API decides anyway).
@@ -31,10 +33,17 @@ pub(crate) enum Tab {
     Inspector,
     Deployments,
     Logs,
-    Metrics,
+    Metrics { range: &'static str },
     Env,
     Access,
     Audit,
+}
+
+impl Tab {
+    /// Whether both are the same tab, whatever their parameters.
+    fn same(self, other: Tab) -> bool {
+        std::mem::discriminant(&self) == std::mem::discriminant(&other)
+    }
 }
 
 const TABS: [(Tab, &str, &str); 8] = [
@@ -42,7 +51,7 @@ const TABS: [(Tab, &str, &str); 8] = [
     (Tab::Inspector, "/inspector", "Inspector"),
     (Tab::Deployments, "/deployments", "Deployments"),
     (Tab::Logs, "/logs", "Logs"),
-    (Tab::Metrics, "/metrics", "Metrics"),
+    (Tab::Metrics { range: RANGES[0] }, "/metrics", "Metrics"),
     (Tab::Env, "/env", "Environment"),
     (Tab::Access, "/access", "Access"),
     (Tab::Audit, "/audit", "Audit"),
@@ -106,13 +115,28 @@ pub(crate) async fn inspector(
     server_tab(state, session, name, Tab::Inspector).await
 }
 
-/// `GET /ui/servers/{name}/metrics`.
+/// `GET /ui/servers/{name}/metrics?range=…`.
 pub(crate) async fn metrics(
     state: State<UiState>,
     session: Extension<Session>,
     name: Path<String>,
+    Query(params): Query<MetricsParams>,
 ) -> Response {
-    server_tab(state, session, name, Tab::Metrics).await
+    let range = RANGES
+        .iter()
+        .copied()
+        .find(|r| Some(*r) == params.range.as_deref())
+        .unwrap_or(RANGES[0]);
+    server_tab(state, session, name, Tab::Metrics { range }).await
+}
+
+/// The ranges the metrics tab offers, the default first.
+pub(crate) const RANGES: [&str; 4] = ["1h", "6h", "24h", "7d"];
+
+/// Query of the metrics tab.
+#[derive(Debug, Deserialize)]
+pub(crate) struct MetricsParams {
+    range: Option<String>,
 }
 
 /// `GET /ui/servers/{name}/env`.
@@ -207,7 +231,13 @@ async fn server_tab(
         Tab::Overview => overview_tab(&server),
         Tab::Inspector => inspector_tab(&server),
         Tab::Logs => logs_tab(&server),
-        Tab::Metrics => metrics_tab(&server),
+        Tab::Metrics { range } => {
+            let path = format!("/servers/{name}/metrics?since={range}");
+            match get_json::<MetricSeries>(&state, &session, &path).await {
+                Ok(series) => metrics_tab(&server, &series, range, Timestamp::now()),
+                Err(refusal) => return refused(&viewer, refusal).await,
+            }
+        }
         Tab::Deployments => {
             let path = format!("/servers/{name}/deployments");
             let list = match get_json::<Vec<DeploymentView>>(&state, &session, &path).await {
@@ -410,7 +440,7 @@ fn server_page(
             }
             nav.tabs aria-label="Server" {
                 @for (t, suffix, label) in TABS {
-                    a href={ (base) (suffix) } aria-current=[(t == tab).then_some("page")] { (label) }
+                    a href={ (base) (suffix) } aria-current=[t.same(tab).then_some("page")] { (label) }
                 }
             }
             section.tab { (body) }
@@ -550,8 +580,32 @@ pub(crate) fn inspector_tab(server: &ServerView) -> Markup {
     }
 }
 
-/// The metrics: the server's figures since its live deployment started, as bars.
-pub(crate) fn metrics_tab(server: &ServerView) -> Markup {
+/// The metrics: charts over `range` (ending `now`), then the live deployment's totals.
+pub(crate) fn metrics_tab(
+    server: &ServerView,
+    series: &MetricSeries,
+    range: &str,
+    now: Timestamp,
+) -> Markup {
+    let base = format!("/ui/servers/{}/metrics", server.name);
+    html! {
+        h2 { "Metrics" }
+        nav.ranges aria-label="Range" {
+            @for r in RANGES {
+                a href={ (base) "?range=" (r) } aria-current=[(r == range).then_some("page")] { "Last " (r) }
+            }
+        }
+        @if series.points.is_empty() {
+            p.muted #no-samples { "No samples in this range yet. Skyport records one a minute per server once it has traffic, starts or instances." }
+        } @else {
+            (charts::charts(series, now))
+        }
+        (totals(server))
+    }
+}
+
+/// The live deployment's totals since it started, as bars.
+fn totals(server: &ServerView) -> Markup {
     let m = &server.metrics;
     let figures: [(&str, f64, String); 7] = [
         ("Requests", m.requests as f64, m.requests.to_string()),
@@ -579,7 +633,7 @@ pub(crate) fn metrics_tab(server: &ServerView) -> Markup {
         ("Crashes", m.crashes as f64, m.crashes.to_string()),
     ];
     html! {
-        h2 { "Metrics" }
+        h3 { "Since the live deployment started" }
         p.muted { "Totals of the live deployment's instances; " code { "/metrics" } " has them for Prometheus." }
         div.charts {
             @for (label, value, shown) in &figures {

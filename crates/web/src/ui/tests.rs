@@ -2,7 +2,7 @@
 //! change reads as a diff).
 
 use serde_json::json;
-use skyport_api::{DeploymentView, ServerView};
+use skyport_api::{DeploymentView, MetricSeries, ServerView};
 
 use super::layout::{self, Viewer};
 use super::pages::{self, Abilities};
@@ -109,9 +109,52 @@ fn previews_section() {
     assert!(none.contains("No previews."), "{none}");
 }
 
+fn series(points: serde_json::Value) -> MetricSeries {
+    serde_json::from_value(json!({
+        "server": "hello", "since": "2026-12-02T10:00:00Z", "step_seconds": 600, "points": points
+    }))
+    .expect("a metric series")
+}
+
+fn point(at: &str, requests: u64, cold_starts: u64) -> serde_json::Value {
+    json!({
+        "at": at, "period_seconds": 600, "requests": requests, "errors": requests / 10,
+        "latency_p50_us": 2500, "latency_p99_us": 40000, "cold_starts": cold_starts,
+        "cold_start_total_ms": 1300 * cold_starts, "cold_start_max_ms": 1500 * cold_starts.min(1),
+        "memory_peak_bytes": 73400320
+    })
+}
+
+const NOW: &str = "2026-12-02T11:05:00Z";
+
 #[test]
-fn metrics_tab() {
-    insta::assert_snapshot!(readable(pages::metrics_tab(&server())));
+fn metrics_tab_charts_the_series() {
+    let series = series(json!([
+        point("2026-12-02T10:00:00Z", 120, 1),
+        point("2026-12-02T10:10:00Z", 40, 0),
+        point("2026-12-02T10:40:00Z", 300, 2),
+    ]));
+    let html = readable(pages::metrics_tab(
+        &server(),
+        &series,
+        "1h",
+        NOW.parse().unwrap(),
+    ));
+    assert_eq!(html.matches("<figure class=\"chart\"").count(), 5, "{html}");
+    insta::assert_snapshot!(html);
+}
+
+#[test]
+fn metrics_tab_without_samples_says_so() {
+    let html = readable(pages::metrics_tab(
+        &server(),
+        &series(json!([])),
+        "6h",
+        NOW.parse().unwrap(),
+    ));
+    assert!(html.contains("id=\"no-samples\""), "{html}");
+    assert!(html.contains("aria-current=\"page\">Last 6h"), "{html}");
+    assert!(!html.contains("class=\"chart\""), "{html}");
 }
 
 #[test]
