@@ -10,6 +10,7 @@
 
 mod assets;
 mod charts;
+mod forms;
 mod forward;
 mod layout;
 mod pages;
@@ -50,10 +51,23 @@ pub(crate) fn router(state: UiState) -> Router {
         .route("/ui/servers/{name}/logs", get(pages::logs))
         .route("/ui/servers/{name}/inspector", get(pages::inspector))
         .route("/ui/servers/{name}/metrics", get(pages::metrics))
-        .route("/ui/servers/{name}/env", get(pages::env))
+        .route(
+            "/ui/servers/{name}/env",
+            get(pages::env).post(forms::env_set),
+        )
+        .route("/ui/servers/{name}/env/unset", post(forms::env_unset))
         .route("/ui/servers/{name}/access", get(pages::access))
+        .route("/ui/servers/{name}/access/grant", post(forms::grant))
+        .route("/ui/servers/{name}/access/revoke", post(forms::revoke))
+        .route("/ui/servers/{name}/policies", post(forms::policy_add))
+        .route(
+            "/ui/servers/{name}/policies/remove",
+            post(forms::policy_remove),
+        )
         .route("/ui/servers/{name}/audit", get(pages::audit))
         .route("/ui/settings", get(pages::settings))
+        .route("/ui/settings/keys", post(forms::key_create))
+        .route("/ui/settings/keys/revoke", post(forms::key_revoke))
         .route("/ui/registry", get(pages::registry))
         .route("/ui/logout", post(session::logout))
         .route("/ui/api/{*path}", any(forward::api))

@@ -4,6 +4,8 @@
 use serde_json::json;
 use skyport_api::{DeploymentView, MetricSeries, ServerView};
 
+use super::forms::{self, Feedback, FormId, Notice};
+use super::forward::Refusal;
 use super::layout::{self, Viewer};
 use super::pages::{self, Abilities};
 
@@ -85,6 +87,7 @@ fn deployments_tab_offers_rollback_only_to_those_who_may() {
     let editor = Abilities {
         deploy: true,
         rollback: true,
+        ..Abilities::default()
     };
     let html = readable(pages::deployments_tab(&server(), &list, editor));
     assert_eq!(html.matches("class=\"rollback\"").count(), 1, "{html}");
@@ -179,4 +182,109 @@ fn every_asset_has_a_url() {
         );
     }
     assert_eq!(super::assets::url("nope.js"), "");
+}
+
+#[test]
+fn environment_tab_masks_secrets_and_offers_forms_to_editors() {
+    let vars: Vec<skyport_api::EnvVarView> = serde_json::from_value(json!([
+        { "name": "API_TOKEN", "scope": "production", "secret": true, "value": null, "updated_at": "2026-12-02T11:00:00Z" },
+        { "name": "REGION", "scope": "branch:feature/x", "secret": false, "value": "eu-west", "updated_at": "2026-12-02T11:01:00Z" },
+    ]))
+    .expect("variables");
+    let feedback = Feedback {
+        notice: Notice::parse("env-set"),
+        refused: None,
+    };
+    let html = readable(forms::env_section("hello", &vars, true, &feedback));
+    insta::assert_snapshot!(html);
+    let viewer = readable(forms::env_section(
+        "hello",
+        &vars,
+        false,
+        &Feedback::default(),
+    ));
+    assert!(!viewer.contains("<form"), "{viewer}");
+}
+
+#[test]
+fn a_refused_form_shows_the_message_beside_it() {
+    let feedback = Feedback {
+        notice: None,
+        refused: Some((
+            FormId::EnvSet,
+            Refusal {
+                status: http::StatusCode::BAD_REQUEST,
+                message: "invalid variable name '9LIVES'".to_owned(),
+            },
+        )),
+    };
+    let html = readable(forms::env_section("hello", &[], true, &feedback));
+    let form = html.split("id=\"env-form\"").nth(1).expect("the form");
+    assert!(
+        form.contains("<p class=\"error\" role=\"alert\">invalid variable name"),
+        "{html}"
+    );
+    assert_eq!(feedback.status(), http::StatusCode::BAD_REQUEST);
+    assert_eq!(Notice::parse("<script>"), None);
+}
+
+#[test]
+fn access_tab_with_forms_for_admins() {
+    let access: skyport_api::AccessView = serde_json::from_value(json!({
+        "server": "hello", "default_role": "viewer",
+        "grants": [{ "who": "ben", "role": "editor" }, { "who": "group:ops", "role": "admin" }]
+    }))
+    .expect("access");
+    let policies: Vec<skyport_api::PolicyView> = serde_json::from_value(json!([{
+        "id": "pol_01hzzzzzzzzzzzzzzzzzzzzzz1", "effect": "deny", "selector": "role:viewer",
+        "capability": "tool:delete_*", "created_at": "2026-12-02T11:00:00Z", "created_by": "ada"
+    }]))
+    .expect("policies");
+    insta::assert_snapshot!(readable(forms::access_section(
+        "hello",
+        &access,
+        Some(&policies),
+        true,
+        &Feedback::default()
+    )));
+    let editor = readable(forms::access_section(
+        "hello",
+        &access,
+        None,
+        false,
+        &Feedback::default(),
+    ));
+    assert!(!editor.contains("<form"), "{editor}");
+    assert!(
+        editor.contains("Only admins of the server see its policy rules."),
+        "{editor}"
+    );
+}
+
+#[test]
+fn settings_show_a_created_key_once_with_the_form() {
+    let keys: Vec<skyport_api::KeyView> = serde_json::from_value(json!([
+        { "id": "key_01hzzzzzzzzzzzzzzzzzzzzzz1", "name": "laptop", "principal": "ada",
+          "created_at": "2026-12-02T11:00:00Z", "expires_at": null, "last_used_at": null,
+          "revoked_at": null, "state": "active" },
+        { "id": "key_01hzzzzzzzzzzzzzzzzzzzzzz2", "name": "old", "principal": "ada",
+          "created_at": "2026-11-02T11:00:00Z", "expires_at": null, "last_used_at": "2026-11-03T11:00:00Z",
+          "revoked_at": "2026-11-04T11:00:00Z", "state": "revoked" }
+    ]))
+    .expect("keys");
+    let created: skyport_api::KeyCreated = serde_json::from_value(json!({
+        "key": keys[0], "secret": "sk_example_secret"
+    }))
+    .expect("a created key");
+    let html = readable(forms::keys_section(
+        &keys,
+        Some(&created),
+        &Feedback::default(),
+    ));
+    assert_eq!(
+        html.matches("Revoke").count(),
+        2,
+        "one button (and its label) for the active key: {html}"
+    );
+    insta::assert_snapshot!(html);
 }
