@@ -928,7 +928,8 @@ async fn policy_rules_are_added_listed_and_removed_and_bad_ones_say_what_to_writ
 #[tokio::test]
 async fn metrics_over_time_are_served_per_step_to_those_who_see_the_server() {
     let f = fixture().await;
-    f.call("PUT", "/api/v1/servers/charted", Some(json!({}))).await;
+    f.call("PUT", "/api/v1/servers/charted", Some(json!({})))
+        .await;
     let server = f
         .store
         .servers()
@@ -972,7 +973,11 @@ async fn metrics_over_time_are_served_per_step_to_those_who_see_the_server() {
         .await;
     insta::assert_json_snapshot!(merged);
     let (status, refused) = f
-        .call("GET", "/api/v1/servers/charted/metrics?since=yesterday", None)
+        .call(
+            "GET",
+            "/api/v1/servers/charted/metrics?since=yesterday",
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
     let (status, _) = f.call("GET", "/api/v1/servers/nope/metrics", None).await;

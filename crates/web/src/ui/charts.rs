@@ -12,7 +12,7 @@ use skyport_store::Timestamp;
 const WIDTH: f64 = 600.0;
 const HEIGHT: f64 = 150.0;
 /// Room for the value labels on the left and the times below.
-const LEFT: f64 = 52.0;
+const LEFT: f64 = 60.0;
 const BOTTOM: f64 = 18.0;
 const TOP: f64 = 8.0;
 /// Most steps drawn: a longer series keeps its newest.
@@ -209,6 +209,8 @@ fn nice_ceiling(value: f64) -> f64 {
 fn short(value: f64) -> String {
     if value == 0.0 {
         "0".to_owned()
+    } else if value >= 10_000.0 {
+        format!("{:.0}k", value / 1000.0)
     } else if value >= 100.0 {
         format!("{value:.0}")
     } else if value >= 1.0 {
