@@ -14,6 +14,7 @@ mod forms;
 mod forward;
 mod layout;
 mod pages;
+mod registry;
 mod session;
 
 use axum::Router;
@@ -68,7 +69,7 @@ pub(crate) fn router(state: UiState) -> Router {
         .route("/ui/settings", get(pages::settings))
         .route("/ui/settings/keys", post(forms::key_create))
         .route("/ui/settings/keys/revoke", post(forms::key_revoke))
-        .route("/ui/registry", get(pages::registry))
+        .route("/ui/registry", get(registry::registry))
         .route("/ui/logout", post(session::logout))
         .route("/ui/api/{*path}", any(forward::api))
         .route("/ui/mcp/{name}", any(forward::mcp))

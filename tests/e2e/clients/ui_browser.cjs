@@ -192,6 +192,16 @@ async function forms(page) {
   report.requestBars = await page.locator('figure.chart').first().locator('rect.s1').count();
   await shot(page, '03-metrics');
   report.steps.push(step);
+
+  step = 'registry';
+  await page.getByRole('link', { name: 'Registry' }).click();
+  report.catalogHosted = await page.locator('#kind-hosted ul.entries > li').allInnerTexts();
+  await page.getByLabel('Search servers and their tools').fill(spec.server);
+  await page.getByRole('button', { name: 'Search' }).click();
+  await page.locator('#matches').waitFor();
+  report.searchMatches = await page.locator('#matches > li a.entry').allInnerTexts();
+  await shot(page, '04-registry');
+  report.steps.push(step);
 }
 
 const scenarios = { admin, viewer, forms };

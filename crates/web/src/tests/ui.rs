@@ -537,3 +537,25 @@ async fn settings_create_a_key_shown_once_that_works_on_the_api_and_revoke_it() 
         .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn a_login_deletes_expired_session_keys() {
+    let f = fixture().await;
+    let admin = f.store.keys().ensure_admin().await.unwrap();
+    let past = skyport_store::Timestamp::now() - std::time::Duration::from_secs(60);
+    let (stale, _) = f
+        .store
+        .keys()
+        .create(&admin.id, "ui-session", Some(past))
+        .await
+        .unwrap();
+    f.session("lou", false).await;
+    assert_eq!(f.store.keys().get(&stale.id).await.unwrap(), None);
+    // The new session's key is there, listed like any key.
+    let keys = f.store.keys().list(None).await.unwrap();
+    assert!(
+        keys.iter()
+            .any(|k| k.name == "ui-session" && k.principal_name == "lou"),
+        "{keys:?}"
+    );
+}

@@ -212,22 +212,6 @@ pub(crate) async fn settings(
     forms::settings(&state, &session, None, &params.feedback()).await
 }
 
-/// `GET /ui/registry`: the place of the registry browser, whose API is not in this version.
-pub(crate) async fn registry(Extension(session): Extension<Session>) -> Html<String> {
-    Html(
-        layout::page(
-            "Registry",
-            &viewer(&session),
-            Section::Registry,
-            html! {
-                h1 { "Registry" }
-                p { "The catalog of hosted, external and remix servers will be browsed and searched here." }
-            },
-        )
-        .into_string(),
-    )
-}
-
 /// A server's page on `tab`, as the session sees it, with what the last form did.
 pub(crate) async fn server_tab(
     state: &UiState,

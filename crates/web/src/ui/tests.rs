@@ -288,3 +288,37 @@ fn settings_show_a_created_key_once_with_the_form() {
     );
     insta::assert_snapshot!(html);
 }
+
+#[test]
+fn registry_lists_the_catalog_by_kind_and_search_matches_with_their_tools() {
+    let hosted = server();
+    let mut remote = server();
+    remote.name = "weather".parse().expect("a name");
+    remote.kind = skyport_store::ServerKind::External;
+    remote.url = "http://127.0.0.1:8420/servers/weather/mcp".to_owned();
+    remote.description = "Forecasts".to_owned();
+    let catalog = readable(super::registry::registry_page(
+        &VIEWER,
+        "",
+        &super::registry::Found::Catalog(vec![hosted, remote]),
+    ));
+    assert!(
+        catalog.contains("id=\"kind-hosted\"") && catalog.contains("id=\"kind-external\""),
+        "{catalog}"
+    );
+    assert!(!catalog.contains("id=\"kind-remix\""), "{catalog}");
+    insta::assert_snapshot!("registry_catalog", catalog);
+
+    let matches: Vec<skyport_api::SearchMatch> = serde_json::from_value(json!([{
+        "name": "weather", "kind": "external", "description": "Forecasts",
+        "url": "http://127.0.0.1:8420/servers/weather/mcp", "matched": false,
+        "tools": [{ "name": "forecast", "description": "Forecast for a city" }]
+    }]))
+    .expect("matches");
+    let found = readable(super::registry::registry_page(
+        &VIEWER,
+        "forecast",
+        &super::registry::Found::Matches(matches),
+    ));
+    insta::assert_snapshot!("registry_search", found);
+}

@@ -7,8 +7,8 @@
 //! progress and log notifications; a viewer sees no
 //! rollback button and is refused when posting one anyway. Another serve (sampling metrics
 //! every second) has the admin set a secret from the environment form (listed masked), create
-//! an API key in the settings that then works against `/api/v1`, and see the metrics tab chart
-//! the calls made before. Screenshots land in `target/ui-screenshots/`.
+//! an API key in the settings that then works against `/api/v1`, see the metrics tab chart
+//! the calls made before, and find the server in the registry browser. Screenshots land in `target/ui-screenshots/`.
 
 use std::path::PathBuf;
 
@@ -267,6 +267,21 @@ fn admin_sets_a_secret_creates_a_key_and_sees_metrics_charts() {
     assert!(
         !label.contains("highest 0;"),
         "no requests charted: {label}"
+    );
+    // The registry lists the catalog and finds the server by name.
+    let hosted = report["catalogHosted"]
+        .as_array()
+        .expect("the hosted entries");
+    assert!(
+        hosted
+            .iter()
+            .any(|e| e.as_str().is_some_and(|e| e.contains("hello"))),
+        "{report}"
+    );
+    assert_eq!(
+        report["searchMatches"],
+        serde_json::json!(["hello"]),
+        "{report}"
     );
     // The one error the browser logs is the refused form's page, answered with its 400.
     assert_eq!(
