@@ -395,8 +395,10 @@ pub(crate) fn deploy_page(viewer: &Viewer<'_>) -> Markup {
                 input #d-name name="name" required pattern="[a-z0-9]([a-z0-9\\-]*[a-z0-9])?" placeholder="weather";
                 label for="d-url" { "Git repository URL" }
                 input #d-url name="url" required placeholder="https://github.com/acme/weather.git";
-                label for="d-ref" { "Branch, tag or commit (optional)" }
+                label for="d-ref" { "Branch, tag or commit to build (optional)" }
                 input #d-ref name="ref" placeholder="main";
+                label for="d-branch" { "Branch to follow (optional) " small { "(pushes to it redeploy once a webhook or polling is set; default main)" } }
+                input #d-branch name="branch" placeholder="main";
                 label for="d-entrypoint" { "Entrypoint (optional)" }
                 input #d-entrypoint name="entrypoint" placeholder="server.py:mcp";
                 label for="d-auth" { "Authentication" }
