@@ -46,7 +46,8 @@ pub struct MetricSamples<'a> {
 impl MetricSamples<'_> {
     /// Stores `samples` in one transaction. A sample for a server and period already stored
     /// (a restarted sampler within one period) is added to it; its percentiles become the
-    /// larger of the two, an upper bound rather than a recomputation.
+    /// larger of the two, an upper bound rather than a recomputation. (Portable SQL: `CASE`
+    /// rather than SQLite's two-argument `MAX`, which PostgreSQL spells `GREATEST`.)
     pub async fn record(&self, samples: &[MetricSample]) -> Result<(), StoreError> {
         if samples.is_empty() {
             return Ok(());
@@ -59,14 +60,18 @@ impl MetricSamples<'_> {
                      cold_start_max_ms, memory_peak_bytes)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                  ON CONFLICT (server_id, at) DO UPDATE SET
-                     requests = requests + excluded.requests,
-                     errors = errors + excluded.errors,
-                     latency_p50_us = MAX(latency_p50_us, excluded.latency_p50_us),
-                     latency_p99_us = MAX(latency_p99_us, excluded.latency_p99_us),
-                     cold_starts = cold_starts + excluded.cold_starts,
-                     cold_start_total_ms = cold_start_total_ms + excluded.cold_start_total_ms,
-                     cold_start_max_ms = MAX(cold_start_max_ms, excluded.cold_start_max_ms),
-                     memory_peak_bytes = MAX(memory_peak_bytes, excluded.memory_peak_bytes)",
+                     requests = metric_samples.requests + excluded.requests,
+                     errors = metric_samples.errors + excluded.errors,
+                     latency_p50_us = CASE WHEN excluded.latency_p50_us > metric_samples.latency_p50_us
+                         THEN excluded.latency_p50_us ELSE metric_samples.latency_p50_us END,
+                     latency_p99_us = CASE WHEN excluded.latency_p99_us > metric_samples.latency_p99_us
+                         THEN excluded.latency_p99_us ELSE metric_samples.latency_p99_us END,
+                     cold_starts = metric_samples.cold_starts + excluded.cold_starts,
+                     cold_start_total_ms = metric_samples.cold_start_total_ms + excluded.cold_start_total_ms,
+                     cold_start_max_ms = CASE WHEN excluded.cold_start_max_ms > metric_samples.cold_start_max_ms
+                         THEN excluded.cold_start_max_ms ELSE metric_samples.cold_start_max_ms END,
+                     memory_peak_bytes = CASE WHEN excluded.memory_peak_bytes > metric_samples.memory_peak_bytes
+                         THEN excluded.memory_peak_bytes ELSE metric_samples.memory_peak_bytes END",
             )
             .bind(s.server.as_str())
             .bind(to_millis(s.at))
