@@ -44,10 +44,12 @@ pub struct MetricSamples<'a> {
 }
 
 impl MetricSamples<'_> {
-    /// Stores `samples` in one transaction. A sample for a server and period already stored
-    /// (a restarted sampler within one period) is added to it; its percentiles become the
-    /// larger of the two, an upper bound rather than a recomputation. (Portable SQL: `CASE`
-    /// rather than SQLite's two-argument `MAX`, which PostgreSQL spells `GREATEST`.)
+    /// Stores `samples` in one transaction; a sample of a server removed meanwhile is left
+    /// out (the sampler reads names before it writes). A sample for a server and period
+    /// already stored (a restarted sampler within one period) is added to it; its
+    /// percentiles become the larger of the two, an upper bound rather than a recomputation.
+    /// (Portable SQL: `CASE` rather than SQLite's two-argument `MAX`, which PostgreSQL spells
+    /// `GREATEST`.)
     pub async fn record(&self, samples: &[MetricSample]) -> Result<(), StoreError> {
         if samples.is_empty() {
             return Ok(());
@@ -58,7 +60,8 @@ impl MetricSamples<'_> {
                 "INSERT INTO metric_samples (server_id, at, period_ms, requests, errors,
                      latency_p50_us, latency_p99_us, cold_starts, cold_start_total_ms,
                      cold_start_max_ms, memory_peak_bytes)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                 SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+                 WHERE EXISTS (SELECT 1 FROM servers WHERE id = ?)
                  ON CONFLICT (server_id, at) DO UPDATE SET
                      requests = metric_samples.requests + excluded.requests,
                      errors = metric_samples.errors + excluded.errors,
@@ -84,6 +87,7 @@ impl MetricSamples<'_> {
             .bind(millis(s.cold_start_total))
             .bind(millis(s.cold_start_max))
             .bind(int(s.memory_peak_bytes))
+            .bind(s.server.as_str())
             .execute(&mut *tx)
             .await?;
         }
