@@ -3,7 +3,8 @@
 //!
 //! The UI is an in-process client of the REST API and of the gateway: a page reads the same
 //! `/api/v1` views a CLI reads, every action the browser takes goes to `/ui/api/*` (the API
-//! router, called with the session's key as bearer), and the Inspector's MCP traffic goes to
+//! router, called with the session's key as bearer) or is a form posted to `/ui/…` whose
+//! handler calls that same router (`forms.rs`), and the Inspector's MCP traffic goes to
 //! `/ui/mcp/{name}` (the gateway's router, same key). So every page and action is authorized
 //! by the handler the API would run (`access.rs`), and no credential reaches JavaScript.
 //! This module must not run SQL, decide permissions, or add a cookie to `/servers/*`.
