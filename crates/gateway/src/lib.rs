@@ -37,6 +37,7 @@ mod proxy;
 mod ratelimit;
 mod remix;
 mod routes;
+mod samples;
 mod sessions;
 
 use std::sync::{Arc, Weak};
@@ -53,6 +54,7 @@ use tokio_util::sync::CancellationToken;
 pub use caller::Caller;
 pub use error::GatewayError;
 pub use ratelimit::{RateLimit, RateLimitError};
+pub use samples::{SamplerOptions, record_metric_samples};
 
 use crate::access::Access;
 use crate::audit::AuditLog;
