@@ -436,8 +436,16 @@ impl Inner {
         let params = PatchParams::apply(FIELD_MANAGER).force();
         let deployments: Api<Deployment> = self.api();
         let name = objects::object_name(target);
+        let mut deployment = objects.deployment;
+        // A start is a use: without this, another replica's sweeper would take a Deployment
+        // created a moment ago for one idle since ever.
+        deployment
+            .metadata
+            .annotations
+            .get_or_insert_default()
+            .insert(LAST_USED.to_owned(), unix_seconds().to_string());
         let applied = deployments
-            .patch(&name, &params, &Patch::Apply(&objects.deployment))
+            .patch(&name, &params, &Patch::Apply(&deployment))
             .await?;
         // The Service and Secret go with their Deployment when it is deleted.
         let owner = applied.controller_owner_ref(&());
