@@ -65,6 +65,19 @@ impl KubeRuntimeConfig {
     }
 }
 
+/// A client configured the way `kubectl` finds its cluster: `$KUBECONFIG` or `~/.kube/config`,
+/// else the pod's service account (in-cluster); with the namespace that configuration names
+/// (`default` when it names none).
+pub async fn client_from_environment() -> Result<(kube::Client, String), KubeError> {
+    let config = kube::Config::infer().await.map_err(KubeError::Kubeconfig)?;
+    let namespace = config.default_namespace.clone();
+    let client = kube::Client::try_from(config).map_err(|source| KubeError::Api {
+        namespace: namespace.clone(),
+        source,
+    })?;
+    Ok((client, namespace))
+}
+
 /// Why the Kubernetes runtime cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum KubeError {
@@ -78,6 +91,11 @@ pub enum KubeError {
         /// What the client said.
         source: kube::Error,
     },
+    /// Neither a kubeconfig nor an in-cluster service account was found.
+    #[error(
+        "cannot find a Kubernetes cluster: {0}; set KUBECONFIG, or run Skyport in a pod with a service account"
+    )]
+    Kubeconfig(kube::config::InferConfigError),
     /// A setting cannot name Kubernetes objects or images.
     #[error("{0}")]
     Config(String),
