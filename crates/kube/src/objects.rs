@@ -198,8 +198,14 @@ pub(crate) fn labels(target: &Target) -> BTreeMap<String, String> {
             "app.kubernetes.io/instance".to_owned(),
             target.server_name.to_string(),
         ),
-        ("skyport.dev/server".to_owned(), target.server_name.to_string()),
-        ("skyport.dev/server-id".to_owned(), target.server_id.to_string()),
+        (
+            "skyport.dev/server".to_owned(),
+            target.server_name.to_string(),
+        ),
+        (
+            "skyport.dev/server-id".to_owned(),
+            target.server_id.to_string(),
+        ),
         (DEPLOYMENT_LABEL.to_owned(), target.deployment.to_string()),
     ])
 }
@@ -349,7 +355,7 @@ fn container_env(target: &Target, secret_name: &str) -> Vec<KubeEnvVar> {
 /// Bytes as a Kubernetes quantity, in MiB when that is exact (as `--memory` is usually given).
 fn quantity(bytes: u64) -> String {
     const MIB: u64 = 1024 * 1024;
-    if bytes % MIB == 0 {
+    if bytes.is_multiple_of(MIB) {
         format!("{}Mi", bytes / MIB)
     } else {
         bytes.to_string()

@@ -56,7 +56,9 @@ pub struct ImageLayout {
 #[derive(Debug, thiserror::Error)]
 pub enum OciError {
     /// A file could not be read or written.
-    #[error("cannot write the image layout at {path}: {source}; check that the directory is writable and the artifact still exists")]
+    #[error(
+        "cannot write the image layout at {path}: {source}; check that the directory is writable and the artifact still exists"
+    )]
     Io {
         /// The file at fault.
         path: PathBuf,
@@ -64,7 +66,9 @@ pub enum OciError {
         source: io::Error,
     },
     /// A root is not an absolute directory.
-    #[error("{0} is not an absolute path of a directory; an image layer holds its roots at their absolute paths")]
+    #[error(
+        "{0} is not an absolute path of a directory; an image layer holds its roots at their absolute paths"
+    )]
     Root(PathBuf),
 }
 

@@ -23,15 +23,13 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
-    PatchParams,
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
 };
 use kube::{Client, Resource, ResourceExt};
 use parking_lot::Mutex;
 use serde_json::json;
 use skyport_runtime::{
-    DeploymentMetrics, Exit, Histogram, InstanceInfo, Lease, LeaseHold, Runtime, StartError,
-    Target,
+    DeploymentMetrics, Exit, Histogram, InstanceInfo, Lease, LeaseHold, Runtime, StartError, Target,
 };
 use skyport_store::{DeploymentId, InstanceId, Timestamp};
 use tokio::sync::watch;
@@ -112,7 +110,10 @@ struct Stats {
 
 impl KubeRuntime {
     /// Checks that the namespace is reachable with `client` and starts the sweeper.
-    pub async fn start(client: Client, config: KubeRuntimeConfig) -> Result<KubeRuntime, KubeError> {
+    pub async fn start(
+        client: Client,
+        config: KubeRuntimeConfig,
+    ) -> Result<KubeRuntime, KubeError> {
         if config.image_prefix.is_empty() {
             return Err(KubeError::Config(
                 "--kube-image-prefix must name a registry repository, e.g. registry.example.com/skyport".to_owned(),
@@ -174,7 +175,9 @@ impl Runtime for KubeRuntime {
                     None => Vec::new(),
                 }
             };
-            while pods.iter().any(|pod| pod.in_flight.load(Ordering::Relaxed) > 0)
+            while pods
+                .iter()
+                .any(|pod| pod.in_flight.load(Ordering::Relaxed) > 0)
                 && Instant::now() < deadline
             {
                 tokio::time::sleep(START_POLL).await;
@@ -265,7 +268,9 @@ impl Runtime for KubeRuntime {
             };
             self.inner.stop.send_replace(true);
             let deadline = Instant::now() + grace;
-            while pods.iter().any(|pod| pod.in_flight.load(Ordering::Relaxed) > 0)
+            while pods
+                .iter()
+                .any(|pod| pod.in_flight.load(Ordering::Relaxed) > 0)
                 && Instant::now() < deadline
             {
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -417,7 +422,11 @@ impl Inner {
         let current = if self.config.workload == Workload::Deployment {
             let deployments: Api<Deployment> = self.api();
             let scale = deployments.get_scale(&name).await?;
-            scale.spec.and_then(|spec| spec.replicas).unwrap_or(0).max(0) as u32
+            scale
+                .spec
+                .and_then(|spec| spec.replicas)
+                .unwrap_or(0)
+                .max(0) as u32
         } else {
             replicas
         };
@@ -458,7 +467,9 @@ impl Inner {
         if let Some(mut secret) = objects.secret {
             secret.metadata.owner_references = owner.map(|owner| vec![owner]);
             let secrets: Api<Secret> = self.api();
-            secrets.patch(&name, &params, &Patch::Apply(&secret)).await?;
+            secrets
+                .patch(&name, &params, &Patch::Apply(&secret))
+                .await?;
         }
         Ok(())
     }
@@ -468,7 +479,9 @@ impl Inner {
         let name = objects::object_name(target);
         if let Some(secret) = objects::objects(target, &self.config).secret {
             let secrets: Api<Secret> = self.api();
-            secrets.patch(&name, &params, &Patch::Apply(&secret)).await?;
+            secrets
+                .patch(&name, &params, &Patch::Apply(&secret))
+                .await?;
         }
         let services: Api<DynamicObject> = Api::namespaced_with(
             self.client.clone(),
@@ -476,7 +489,9 @@ impl Inner {
             &knative_resource(),
         );
         let service = objects::knative_service(target, &self.config);
-        services.patch(&name, &params, &Patch::Apply(&service)).await?;
+        services
+            .patch(&name, &params, &Patch::Apply(&service))
+            .await?;
         Ok(())
     }
 
@@ -502,7 +517,9 @@ impl Inner {
                 target.deployment,
             ),
             Ok(Err(e)) => tracing::warn!(deployment = %target.deployment, "{e}"),
-            Err(e) => tracing::warn!(deployment = %target.deployment, "image layout task failed: {e}"),
+            Err(e) => {
+                tracing::warn!(deployment = %target.deployment, "image layout task failed: {e}")
+            }
         }
     }
 
@@ -567,7 +584,10 @@ impl Inner {
     }
 
     /// The ready endpoints of the Service of `target`, as (pod name, address).
-    async fn ready_endpoints(&self, target: &Target) -> Result<Vec<(String, SocketAddr)>, kube::Error> {
+    async fn ready_endpoints(
+        &self,
+        target: &Target,
+    ) -> Result<Vec<(String, SocketAddr)>, kube::Error> {
         let name = objects::object_name(target);
         let slices: Api<EndpointSlice> = self.api();
         let list = slices
@@ -589,7 +609,10 @@ impl Inner {
                 if conditions.ready == Some(false) || conditions.terminating == Some(true) {
                     continue;
                 }
-                let Some(ip) = endpoint.addresses.first().and_then(|a| a.parse::<IpAddr>().ok())
+                let Some(ip) = endpoint
+                    .addresses
+                    .first()
+                    .and_then(|a| a.parse::<IpAddr>().ok())
                 else {
                     continue;
                 };
@@ -607,7 +630,10 @@ impl Inner {
     /// The cluster-local address of a ready Knative Service: one "instance", since Knative's
     /// activator and queue proxies pick the pod (a session moved between pods is replayed by
     /// the gateway on the pod's 404).
-    async fn knative_address(&self, target: &Target) -> Result<Vec<(String, SocketAddr)>, kube::Error> {
+    async fn knative_address(
+        &self,
+        target: &Target,
+    ) -> Result<Vec<(String, SocketAddr)>, kube::Error> {
         let name = objects::object_name(target);
         let services: Api<DynamicObject> = Api::namespaced_with(
             self.client.clone(),
@@ -624,13 +650,20 @@ impl Inner {
             .flatten()
             .any(|c| c["type"] == "Ready" && c["status"] == "True");
         let url = status["address"]["url"].as_str().unwrap_or_default();
-        let Some(host) = url.strip_prefix("http://").map(|rest| rest.trim_end_matches('/')) else {
+        let Some(host) = url
+            .strip_prefix("http://")
+            .map(|rest| rest.trim_end_matches('/'))
+        else {
             return Ok(Vec::new());
         };
         if !ready {
             return Ok(Vec::new());
         }
-        let authority = if host.contains(':') { host.to_owned() } else { format!("{host}:80") };
+        let authority = if host.contains(':') {
+            host.to_owned()
+        } else {
+            format!("{host}:80")
+        };
         match tokio::net::lookup_host(authority).await {
             Ok(mut addrs) => Ok(addrs.next().map(|addr| (name, addr)).into_iter().collect()),
             Err(e) => {
@@ -646,7 +679,8 @@ impl Inner {
             return;
         }
         let deployments: Api<Deployment> = self.api();
-        let patch = json!({ "metadata": { "annotations": { LAST_USED: unix_seconds().to_string() } } });
+        let patch =
+            json!({ "metadata": { "annotations": { LAST_USED: unix_seconds().to_string() } } });
         if let Err(e) = deployments
             .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
@@ -905,7 +939,11 @@ fn touch_every(target: &Target) -> Duration {
 }
 
 fn knative_resource() -> ApiResource {
-    ApiResource::from_gvk(&GroupVersionKind::gvk("serving.knative.dev", "v1", "Service"))
+    ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "serving.knative.dev",
+        "v1",
+        "Service",
+    ))
 }
 
 fn managed() -> String {

@@ -1,3 +1,6 @@
+//! Snapshots of the objects a representative deployment becomes, and the rules they keep
+//! (secret values out of pod specs, names that fit a Service name).
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +16,9 @@ fn weather() -> Target {
     Target {
         server_id: "srv_01jf0000000000000000000000".parse().expect("server id"),
         server_name: "weather".parse().expect("server name"),
-        deployment: "dep_01jf8z3k5q7m2n4p6r8t0v2w4y".parse().expect("deployment id"),
+        deployment: "dep_01jf8z3k5q7m2n4p6r8t0v2w4y"
+            .parse()
+            .expect("deployment id"),
         launch: LaunchSpec {
             program: PathBuf::from("/var/lib/skyport/envs/3f2a9c/bin/python"),
             args: vec![
@@ -83,8 +88,8 @@ fn no_secret_object_without_secrets() {
 
 #[test]
 fn secret_values_stay_out_of_the_pod_spec() {
-    let deployment = serde_json::to_string(&objects(&weather(), &config()).deployment)
-        .expect("serializable");
+    let deployment =
+        serde_json::to_string(&objects(&weather(), &config()).deployment).expect("serializable");
     assert!(!deployment.contains("s3cr3t"), "{deployment}");
     assert!(deployment.contains("secretKeyRef"), "{deployment}");
 }
@@ -92,8 +97,7 @@ fn secret_values_stay_out_of_the_pod_spec() {
 #[test]
 fn names_fit_a_service_name() {
     let mut target = weather();
-    target.server_name = "a-very-long-server-name-that-goes-on-and-on-to-sixty-three-chars"
-        [..63]
+    target.server_name = "a-very-long-server-name-that-goes-on-and-on-to-sixty-three-chars"[..63]
         .parse()
         .expect("server name");
     let name = object_name(&target);

@@ -241,7 +241,11 @@ impl Cluster {
 
     fn list(&self, resource: &str, selector: Option<&String>) -> Response {
         let wanted: Vec<(&str, &str)> = selector
-            .map(|s| s.split(',').filter_map(|term| term.split_once('=')).collect())
+            .map(|s| {
+                s.split(',')
+                    .filter_map(|term| term.split_once('='))
+                    .collect()
+            })
             .unwrap_or_default();
         let items: Vec<Value> = self
             .objects
@@ -270,7 +274,11 @@ impl Cluster {
         match self.objects.get_mut(&key) {
             Some(object) => {
                 if !apply && content_type != "application/merge-patch+json" {
-                    return status(StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType", content_type);
+                    return status(
+                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                        "UnsupportedMediaType",
+                        content_type,
+                    );
                 }
                 merge(object, &body);
             }
@@ -372,7 +380,10 @@ impl Cluster {
                     },
                 }],
             });
-            if let Some(deployment) = self.objects.get_mut(&("deployments".to_owned(), name.clone())) {
+            if let Some(deployment) = self
+                .objects
+                .get_mut(&("deployments".to_owned(), name.clone()))
+            {
                 deployment["status"] = status;
             }
         }
@@ -383,8 +394,9 @@ impl Cluster {
             .filter(|((r, _), _)| r == "services")
             .map(|((_, name), s)| (name.clone(), s["spec"]["selector"].clone()))
             .collect();
-        self.objects
-            .retain(|(r, name), _| r != "endpointslices" || services.iter().any(|(s, _)| format!("{s}-fake") == *name));
+        self.objects.retain(|(r, name), _| {
+            r != "endpointslices" || services.iter().any(|(s, _)| format!("{s}-fake") == *name)
+        });
         for (service, selector) in services {
             let mut endpoints = Vec::new();
             for ((r, deployment), object) in &self.objects {
@@ -418,8 +430,10 @@ impl Cluster {
                 "endpoints": endpoints,
                 "ports": [{ "name": "mcp", "port": self.behaviour.pod_addr.port(), "protocol": "TCP" }],
             });
-            self.objects
-                .insert(("endpointslices".to_owned(), format!("{service}-fake")), slice);
+            self.objects.insert(
+                ("endpointslices".to_owned(), format!("{service}-fake")),
+                slice,
+            );
         }
     }
 }

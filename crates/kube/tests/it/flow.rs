@@ -89,7 +89,10 @@ fn target(idle_timeout: Duration, min_instances: u32) -> Target {
         deployment: skyport_store::DeploymentId::generate(),
         launch: LaunchSpec {
             program: PathBuf::from("/srv/skyport/envs/e1/bin/python"),
-            args: vec!["/srv/skyport/artifacts/a1/launcher.py".to_owned(), "serve".to_owned()],
+            args: vec![
+                "/srv/skyport/artifacts/a1/launcher.py".to_owned(),
+                "serve".to_owned(),
+            ],
             working_dir: PathBuf::from("/srv/skyport/artifacts/a1/src"),
         },
         settings: RuntimeSettings {
@@ -128,13 +131,22 @@ async fn acquire_scales_from_zero_and_idle_scales_back() {
     let uid = &deployment["metadata"]["uid"];
     for owned in ["services", "secrets"] {
         let object = h.api.get(owned, &name).expect(owned);
-        assert_eq!(object["metadata"]["ownerReferences"][0]["uid"], *uid, "{owned}");
-        assert_eq!(object["metadata"]["labels"]["skyport.dev/deployment"], target.deployment.as_str());
+        assert_eq!(
+            object["metadata"]["ownerReferences"][0]["uid"], *uid,
+            "{owned}"
+        );
+        assert_eq!(
+            object["metadata"]["labels"]["skyport.dev/deployment"],
+            target.deployment.as_str()
+        );
     }
     let secret = h.api.get("secrets", &name).expect("the Secret");
     assert_eq!(secret["data"]["API_KEY"], "ay0xMjM="); // base64 of k-123
     let pod_spec = deployment["spec"]["template"]["spec"].to_string();
-    assert!(!pod_spec.contains("k-123"), "a secret value in the pod spec: {pod_spec}");
+    assert!(
+        !pod_spec.contains("k-123"),
+        "a secret value in the pod spec: {pod_spec}"
+    );
     let instances = h.runtime.instances();
     assert_eq!(instances.len(), 1);
     assert_eq!(instances[0].in_flight, 1);
@@ -149,8 +161,10 @@ async fn acquire_scales_from_zero_and_idle_scales_back() {
 
     // Busy beyond the concurrency of one pod: a second pod is asked for (max 2).
     let third = h.runtime.acquire(&target, None).await.expect("a lease");
-    h.eventually("a scale-out to 2 replicas", |api| api.replicas(&name) == Some(2))
-        .await;
+    h.eventually("a scale-out to 2 replicas", |api| {
+        api.replicas(&name) == Some(2)
+    })
+    .await;
     h.eventually("the second pod in the runtime's view", |_| {
         h.runtime.instances().len() == 2
     })
@@ -188,11 +202,18 @@ async fn acquire_scales_from_zero_and_idle_scales_back() {
         tokio::spawn(async move { runtime.retire(&deployment, Duration::from_secs(5)).await })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(h.api.get("deployments", &name).is_some(), "deleted under a lease");
+    assert!(
+        h.api.get("deployments", &name).is_some(),
+        "deleted under a lease"
+    );
     drop(lease);
     retire.await.expect("retire");
     for resource in ["deployments", "services", "secrets"] {
-        assert_eq!(h.api.names(resource), Vec::<String>::new(), "{resource} left");
+        assert_eq!(
+            h.api.names(resource),
+            Vec::<String>::new(),
+            "{resource} left"
+        );
     }
     h.eventually("the EndpointSlice gone with its Service", |api| {
         api.names("endpointslices").is_empty()
@@ -200,7 +221,11 @@ async fn acquire_scales_from_zero_and_idle_scales_back() {
     .await;
 
     // A rollback makes a retired deployment live again: it starts from nothing.
-    let lease = h.runtime.acquire(&target, None).await.expect("a pod after a rollback");
+    let lease = h
+        .runtime
+        .acquire(&target, None)
+        .await
+        .expect("a pod after a rollback");
     assert!(call(&lease).await.ends_with("pod"));
     assert!(h.api.get("deployments", &name).is_some());
 }
@@ -243,7 +268,10 @@ async fn concurrent_acquires_share_one_start() {
         .api
         .calls()
         .iter()
-        .filter(|c| c.path.ends_with(&format!("deployments/{name}")) && c.content_type == "application/apply-patch+yaml")
+        .filter(|c| {
+            c.path.ends_with(&format!("deployments/{name}"))
+                && c.content_type == "application/apply-patch+yaml"
+        })
         .count();
     assert_eq!(applies, 1, "one start applies the Deployment once");
 }
@@ -303,6 +331,8 @@ async fn a_replica_does_not_scale_down_what_another_is_using() {
 fn scale_patches(api: &FakeApi, name: &str) -> usize {
     api.calls()
         .iter()
-        .filter(|c| c.method == axum::http::Method::PATCH && c.path.ends_with(&format!("{name}/scale")))
+        .filter(|c| {
+            c.method == axum::http::Method::PATCH && c.path.ends_with(&format!("{name}/scale"))
+        })
         .count()
 }

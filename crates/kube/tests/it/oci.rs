@@ -20,8 +20,11 @@ fn artifact(root: &Path) -> (PathBuf, PathBuf) {
     fs::create_dir_all(env.join("bin")).expect("env");
     std::os::unix::fs::symlink("/usr/bin/python3", env.join("bin").join("python")).expect("link");
     fs::write(env.join("bin").join("tool"), "#!/bin/sh\n").expect("tool");
-    fs::set_permissions(env.join("bin").join("tool"), fs::Permissions::from_mode(0o755))
-        .expect("chmod");
+    fs::set_permissions(
+        env.join("bin").join("tool"),
+        fs::Permissions::from_mode(0o755),
+    )
+    .expect("chmod");
     let artifact = root.join("artifacts").join("a1");
     fs::create_dir_all(artifact.join("src").join("pkg")).expect("artifact");
     fs::write(artifact.join("launcher.py"), "print('launch')\n").expect("launcher");
@@ -33,7 +36,10 @@ fn artifact(root: &Path) -> (PathBuf, PathBuf) {
 fn image(env: &Path, artifact: &Path) -> ImageConfig {
     ImageConfig {
         roots: vec![env.to_owned(), artifact.to_owned()],
-        entrypoint: vec![env.join("bin/python").display().to_string(), "serve".to_owned()],
+        entrypoint: vec![
+            env.join("bin/python").display().to_string(),
+            "serve".to_owned(),
+        ],
         working_dir: artifact.join("src"),
         env: vec!["SKYPORT_PORT=8000".to_owned()],
         exposed_ports: vec![8000],
@@ -49,31 +55,55 @@ fn read_json(path: &Path) -> Value {
 fn blob(layout: &Path, digest: &str) -> Vec<u8> {
     let hex = digest.strip_prefix("sha256:").expect("sha256 digest");
     let bytes = fs::read(layout.join("blobs/sha256").join(hex)).expect("blob exists");
-    assert_eq!(hex::encode(Sha256::digest(&bytes)), hex, "blob named by its digest");
+    assert_eq!(
+        hex::encode(Sha256::digest(&bytes)),
+        hex,
+        "blob named by its digest"
+    );
     bytes
 }
 
 fn check_structure(layout: &ImageLayout, root: &Path) {
     let dir = &layout.dir;
-    assert_eq!(read_json(&dir.join("oci-layout"))["imageLayoutVersion"], "1.0.0");
+    assert_eq!(
+        read_json(&dir.join("oci-layout"))["imageLayoutVersion"],
+        "1.0.0"
+    );
     let index = read_json(&dir.join("index.json"));
     assert_eq!(index["schemaVersion"], 2);
     let entry = &index["manifests"][0];
     assert_eq!(entry["digest"], layout.manifest_digest.as_str());
-    assert_eq!(entry["annotations"]["org.opencontainers.image.ref.name"], "dep_01jf8z3k5q7m2n4p6r8t0v2w4y");
+    assert_eq!(
+        entry["annotations"]["org.opencontainers.image.ref.name"],
+        "dep_01jf8z3k5q7m2n4p6r8t0v2w4y"
+    );
     let manifest_bytes = blob(dir, &layout.manifest_digest);
     assert_eq!(entry["size"], manifest_bytes.len());
     let manifest: Value = serde_json::from_slice(&manifest_bytes).expect("manifest");
-    assert_eq!(manifest["mediaType"], "application/vnd.oci.image.manifest.v1+json");
+    assert_eq!(
+        manifest["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
 
-    let config_bytes = blob(dir, manifest["config"]["digest"].as_str().expect("config digest"));
+    let config_bytes = blob(
+        dir,
+        manifest["config"]["digest"]
+            .as_str()
+            .expect("config digest"),
+    );
     assert_eq!(manifest["config"]["size"], config_bytes.len());
     let config: Value = serde_json::from_slice(&config_bytes).expect("config");
     assert_eq!(config["os"], "linux");
-    assert_eq!(config["config"]["ExposedPorts"]["8000/tcp"], serde_json::json!({}));
+    assert_eq!(
+        config["config"]["ExposedPorts"]["8000/tcp"],
+        serde_json::json!({})
+    );
 
     let layer = &manifest["layers"][0];
-    assert_eq!(layer["mediaType"], "application/vnd.oci.image.layer.v1.tar+gzip");
+    assert_eq!(
+        layer["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    );
     let gzipped = blob(dir, layer["digest"].as_str().expect("layer digest"));
     assert_eq!(layer["size"], gzipped.len());
     let mut tar_bytes = Vec::new();
@@ -95,7 +125,10 @@ fn check_structure(layout: &ImageLayout, root: &Path) {
         let path = entry.path().expect("path").display().to_string();
         if path.ends_with("bin/python") {
             assert!(header.entry_type().is_symlink());
-            assert_eq!(entry.link_name().expect("link").expect("target").to_str(), Some("/usr/bin/python3"));
+            assert_eq!(
+                entry.link_name().expect("link").expect("target").to_str(),
+                Some("/usr/bin/python3")
+            );
         }
         if path.ends_with("bin/tool") {
             assert_eq!(header.mode().expect("mode") & 0o777, 0o755);
@@ -107,7 +140,11 @@ fn check_structure(layout: &ImageLayout, root: &Path) {
     assert_eq!(paths, sorted, "entries in a stable order");
     let root = root.display().to_string();
     let root = root.trim_start_matches('/');
-    for wanted in ["envs/e1/bin/python", "artifacts/a1/launcher.py", "artifacts/a1/src/pkg/__init__.py"] {
+    for wanted in [
+        "envs/e1/bin/python",
+        "artifacts/a1/launcher.py",
+        "artifacts/a1/src/pkg/__init__.py",
+    ] {
         let wanted = format!("{root}/{wanted}");
         assert!(paths.contains(&wanted), "{wanted} missing from {paths:?}");
     }
@@ -146,7 +183,10 @@ fn digests_depend_on_content_only() {
 #[test]
 fn a_relative_root_is_refused() {
     let out = tempfile::tempdir().expect("tempdir");
-    let mut config = image(Path::new("/nonexistent/env"), Path::new("/nonexistent/artifact"));
+    let mut config = image(
+        Path::new("/nonexistent/env"),
+        Path::new("/nonexistent/artifact"),
+    );
     config.roots = vec![PathBuf::from("relative/dir")];
     let error = write_layout(out.path(), &config).expect_err("relative root");
     assert!(error.to_string().contains("absolute path"), "{error}");
