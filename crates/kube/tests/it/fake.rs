@@ -11,9 +11,13 @@
 //! - deleting an object deletes the objects it owns (`ownerReferences`), as the garbage
 //!   collector would; unknown objects are `404` with a `Status` body.
 //!
-//! Every pod "listens" at `pod_addr`: the test runs a real HTTP server there, so leases can
-//! be used. Everything else (watches, field selectors, other namespaces) is not implemented
-//! and answers 501, so a runtime that starts using it fails loudly here.
+//! Pods are simulated ([`Pods::Simulated`]: every endpoint is one address where the test
+//! runs an HTTP server, ready after a delay or never) or run ([`Pods::Processes`]: a small
+//! kubelet runs each pod's container command as a local process with the pod spec's working
+//! directory and environment — `secretKeyRef`s read from the Secret — on a port of its own,
+//! ready when the port accepts, like the `tcpSocket` probe; one EndpointSlice per pod).
+//! Everything else (watches, field selectors, other namespaces) is not implemented and
+//! answers 501, so a runtime that starts using it fails loudly here.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -29,14 +33,43 @@ use parking_lot::Mutex;
 use serde_json::{Value, json};
 
 pub const NAMESPACE: &str = "skyport-servers";
+/// The address of pods run as processes: a loopback address other than 127.0.0.1, so that a
+/// server listening on the default address would not be reached.
+const POD_IP: std::net::Ipv4Addr = std::net::Ipv4Addr::new(127, 0, 0, 2);
 
-/// The fake's knobs.
+/// What the fake's pods are.
 #[derive(Clone, Copy)]
-pub struct Behaviour {
-    /// Where every pod's endpoint points.
-    pub pod_addr: SocketAddr,
-    /// How long a new pod takes to become ready; `None`: never (a crash-looping image).
-    pub ready_after: Option<Duration>,
+pub enum Pods {
+    /// Every endpoint is `addr`; a pod is ready `ready_after` its creation (`None`: never, a
+    /// crash-looping image).
+    Simulated {
+        addr: SocketAddr,
+        ready_after: Option<Duration>,
+    },
+    /// Each pod runs its container's command as a local process on [`POD_IP`].
+    Processes,
+}
+
+/// A pod of the fake.
+struct Pod {
+    name: String,
+    created: Instant,
+    container: Option<Container>,
+    /// The last probe's verdict, which the EndpointSlices show.
+    ready: bool,
+}
+
+/// A container run by the fake kubelet; killed when its pod goes.
+struct Container {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// A running fake; dropped, it stops.
@@ -63,19 +96,19 @@ pub struct Call {
 }
 
 struct Cluster {
-    behaviour: Behaviour,
+    behaviour: Pods,
     /// (resource, name) → object.
     objects: BTreeMap<(String, String), Value>,
-    /// Deployment name → its pods (name, created).
-    pods: HashMap<String, Vec<(String, Instant)>>,
+    /// Deployment name → its pods.
+    pods: HashMap<String, Vec<Pod>>,
     calls: Vec<Call>,
     version: u64,
 }
 
 impl FakeApi {
-    pub async fn start(behaviour: Behaviour) -> FakeApi {
+    pub async fn start(pods: Pods) -> FakeApi {
         let cluster = Arc::new(Mutex::new(Cluster {
-            behaviour,
+            behaviour: pods,
             objects: BTreeMap::new(),
             pods: HashMap::new(),
             calls: Vec::new(),
@@ -341,11 +374,8 @@ impl Cluster {
         }
     }
 
-    /// What the Deployment, ReplicaSet and EndpointSlice controllers would do by now.
+    /// What the Deployment, ReplicaSet, kubelet and EndpointSlice controllers would do by now.
     fn reconcile(&mut self) {
-        let now = Instant::now();
-        let ready_after = self.behaviour.ready_after;
-        let is_ready = |created: &Instant| ready_after.is_some_and(|after| now >= *created + after);
         let deployments: Vec<(String, i64)> = self
             .objects
             .iter()
@@ -354,19 +384,33 @@ impl Cluster {
             .collect();
         let mut serial = self.version;
         for (name, replicas) in &deployments {
-            let pods = self.pods.entry(name.clone()).or_default();
             let wanted = usize::try_from(*replicas).unwrap_or(0);
+            let mut pods = self.pods.remove(name).unwrap_or_default();
             while pods.len() < wanted {
                 serial += 1;
-                pods.push((format!("{name}-pod-{serial}"), now));
+                let container = match self.behaviour {
+                    Pods::Simulated { .. } => None,
+                    Pods::Processes => self.run_container(name),
+                };
+                pods.push(Pod {
+                    name: format!("{name}-pod-{serial}"),
+                    created: Instant::now(),
+                    container,
+                    ready: false,
+                });
             }
             // Scale-down removes the newest pods first, as a ReplicaSet prefers.
             pods.truncate(wanted);
-            let ready = pods.iter().filter(|(_, created)| is_ready(created)).count();
+            let behaviour = self.behaviour;
+            for pod in &mut pods {
+                pod.ready = behaviour.probe(pod);
+            }
+            let ready = pods.iter().filter(|pod| pod.ready).count();
+            self.pods.insert(name.clone(), pods);
             let status = json!({
                 "observedGeneration": 1,
-                "replicas": pods.len(),
-                "updatedReplicas": pods.len(),
+                "replicas": wanted,
+                "updatedReplicas": wanted,
                 "readyReplicas": ready,
                 "availableReplicas": ready,
                 "conditions": [{
@@ -376,7 +420,7 @@ impl Cluster {
                     "message": if ready >= wanted {
                         "Deployment has minimum availability.".to_owned()
                     } else {
-                        format!("Deployment does not have minimum availability: {} of {wanted} pod(s) ready.", ready)
+                        format!("Deployment does not have minimum availability: {ready} of {wanted} pod(s) ready.")
                     },
                 }],
             });
@@ -387,18 +431,17 @@ impl Cluster {
                 deployment["status"] = status;
             }
         }
-        // One EndpointSlice per Service, listing the pods of Deployments its selector picks.
+        // EndpointSlices, rebuilt: one per Service (simulated pods share an address) or one per
+        // pod (processes listen on ports of their own).
+        self.objects.retain(|(r, _), _| r != "endpointslices");
         let services: Vec<(String, Value)> = self
             .objects
             .iter()
             .filter(|((r, _), _)| r == "services")
             .map(|((_, name), s)| (name.clone(), s["spec"]["selector"].clone()))
             .collect();
-        self.objects.retain(|(r, name), _| {
-            r != "endpointslices" || services.iter().any(|(s, _)| format!("{s}-fake") == *name)
-        });
         for (service, selector) in services {
-            let mut endpoints = Vec::new();
+            let mut slices: Vec<(String, u16, Vec<Value>)> = Vec::new();
             for ((r, deployment), object) in &self.objects {
                 if r != "deployments" {
                     continue;
@@ -410,30 +453,138 @@ impl Cluster {
                 if !selected {
                     continue;
                 }
-                for (pod, created) in self.pods.get(deployment).into_iter().flatten() {
-                    endpoints.push(json!({
-                        "addresses": [self.behaviour.pod_addr.ip().to_string()],
-                        "conditions": { "ready": is_ready(created), "serving": is_ready(created), "terminating": false },
-                        "targetRef": { "kind": "Pod", "name": pod, "namespace": NAMESPACE },
-                    }));
+                for pod in self.pods.get(deployment).into_iter().flatten() {
+                    let ready = pod.ready;
+                    let address = match self.behaviour {
+                        Pods::Simulated { addr, .. } => addr.ip(),
+                        Pods::Processes => POD_IP.into(),
+                    };
+                    let endpoint = json!({
+                        "addresses": [address.to_string()],
+                        "conditions": { "ready": ready, "serving": ready, "terminating": false },
+                        "targetRef": { "kind": "Pod", "name": pod.name, "namespace": NAMESPACE },
+                    });
+                    match (&self.behaviour, &pod.container) {
+                        (Pods::Simulated { addr, .. }, _) => match slices.first_mut() {
+                            Some((_, _, endpoints)) => endpoints.push(endpoint),
+                            None => slices.push((
+                                format!("{service}-fake"),
+                                addr.port(),
+                                vec![endpoint],
+                            )),
+                        },
+                        (Pods::Processes, Some(container)) => {
+                            slices.push((
+                                format!("{service}-{}", pod.name),
+                                container.port,
+                                vec![endpoint],
+                            ));
+                        }
+                        (Pods::Processes, None) => {}
+                    }
                 }
             }
-            let slice = json!({
-                "apiVersion": "discovery.k8s.io/v1",
-                "kind": "EndpointSlice",
-                "metadata": {
-                    "name": format!("{service}-fake"),
-                    "namespace": NAMESPACE,
-                    "labels": { "kubernetes.io/service-name": service },
-                },
-                "addressType": "IPv4",
-                "endpoints": endpoints,
-                "ports": [{ "name": "mcp", "port": self.behaviour.pod_addr.port(), "protocol": "TCP" }],
-            });
-            self.objects.insert(
-                ("endpointslices".to_owned(), format!("{service}-fake")),
-                slice,
-            );
+            if slices.is_empty()
+                && let Pods::Simulated { addr, .. } = self.behaviour
+            {
+                slices.push((format!("{service}-fake"), addr.port(), Vec::new()));
+            }
+            for (name, port, endpoints) in slices {
+                let slice = json!({
+                    "apiVersion": "discovery.k8s.io/v1",
+                    "kind": "EndpointSlice",
+                    "metadata": {
+                        "name": name,
+                        "namespace": NAMESPACE,
+                        "labels": { "kubernetes.io/service-name": service },
+                    },
+                    "addressType": "IPv4",
+                    "endpoints": endpoints,
+                    "ports": [{ "name": "mcp", "port": port, "protocol": "TCP" }],
+                });
+                self.objects
+                    .insert(("endpointslices".to_owned(), name), slice);
+            }
+        }
+    }
+
+    /// Runs the container of Deployment `name`'s pod template as the kubelet would: its
+    /// command and arguments in its working directory with exactly its environment, secret
+    /// references resolved from their Secret. The pod's network is this machine's loopback,
+    /// so the pod gets a port of its own instead of the spec's.
+    #[allow(clippy::disallowed_methods)] // tests may spawn the server they test
+    fn run_container(&self, name: &str) -> Option<Container> {
+        let deployment = self
+            .objects
+            .get(&("deployments".to_owned(), name.to_owned()))?;
+        let spec = &deployment["spec"]["template"]["spec"]["containers"][0];
+        let strings = |value: &Value| -> Vec<String> {
+            value
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        };
+        let command = strings(&spec["command"]);
+        let port = std::net::TcpListener::bind((POD_IP, 0))
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut env = Vec::new();
+        for var in spec["env"].as_array().into_iter().flatten() {
+            let name = var["name"].as_str().expect("env name").to_owned();
+            let value = match var["value"].as_str() {
+                Some(value) => value.to_owned(),
+                None => {
+                    let reference = &var["valueFrom"]["secretKeyRef"];
+                    let secret = self
+                        .objects
+                        .get(&("secrets".to_owned(), reference["name"].as_str()?.to_owned()))
+                        .expect(
+                            "the referenced Secret exists (else the kubelet cannot start the pod)",
+                        );
+                    let data = secret["data"][reference["key"].as_str()?].clone();
+                    let bytes: k8s_openapi::ByteString =
+                        serde_json::from_value(data).expect("the referenced key holds base64");
+                    String::from_utf8(bytes.0).expect("utf-8 secret")
+                }
+            };
+            env.push((name, value));
+        }
+        env.push(("SKYPORT_PORT".to_owned(), port.to_string()));
+        // The spec says 0.0.0.0 (every address of the pod); here the pod's address is
+        // POD_IP, which only a launcher that honours SKYPORT_HOST listens on.
+        env.push(("SKYPORT_HOST".to_owned(), POD_IP.to_string()));
+        let child = std::process::Command::new(command.first()?)
+            .args(&command[1..])
+            .args(strings(&spec["args"]))
+            .current_dir(spec["workingDir"].as_str()?)
+            .env_clear()
+            .envs(env)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("the container's command starts");
+        Some(Container { child, port })
+    }
+}
+
+impl Pods {
+    /// The readiness probe: time for simulated pods, the `tcpSocket` probe for processes.
+    fn probe(self, pod: &mut Pod) -> bool {
+        match (self, &mut pod.container) {
+            (Pods::Simulated { ready_after, .. }, _) => {
+                ready_after.is_some_and(|after| pod.created.elapsed() >= after)
+            }
+            (Pods::Processes, Some(container)) => {
+                matches!(container.child.try_wait(), Ok(None))
+                    && std::net::TcpStream::connect_timeout(
+                        &SocketAddr::from((POD_IP, container.port)),
+                        Duration::from_millis(100),
+                    )
+                    .is_ok()
+            }
+            (Pods::Processes, None) => false,
         }
     }
 }

@@ -14,7 +14,7 @@ use skyport_runtime::{EnvVar, Lease, Runtime, StartError, Target};
 use skyport_store::{LaunchSpec, RuntimeSettings};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::fake::{Behaviour, FakeApi, NAMESPACE};
+use crate::fake::{FakeApi, NAMESPACE, Pods};
 
 /// The fake cluster, the "pod" behind every endpoint, and a runtime on them.
 struct Harness {
@@ -26,8 +26,8 @@ struct Harness {
 impl Harness {
     async fn start(ready_after: Option<Duration>) -> Harness {
         let pod = serve_pod().await;
-        let api = FakeApi::start(Behaviour {
-            pod_addr: pod,
+        let api = FakeApi::start(Pods::Simulated {
+            addr: pod,
             ready_after,
         })
         .await;
@@ -45,7 +45,7 @@ impl Harness {
     }
 }
 
-async fn runtime_on(api: &FakeApi) -> KubeRuntime {
+pub(crate) async fn runtime_on(api: &FakeApi) -> KubeRuntime {
     let config = KubeRuntimeConfig {
         start_timeout: Duration::from_secs(3),
         concurrency: 2,
