@@ -3,7 +3,8 @@
 //!
 //! - server-side apply creates or merges (`application/apply-patch+yaml`), merge patches
 //!   follow RFC 7386, and a Deployment created without replicas gets one;
-//! - the scale subresource reads and writes a Deployment's `spec.replicas`;
+//! - the scale subresource reads and writes a Deployment's `spec.replicas`; a Knative Service
+//!   (`ksvc` here) is ready at once at the simulated pod's address;
 //! - a "controller" ticks every 50 ms: it makes or removes pods to match each Deployment's
 //!   replicas, a pod becomes ready `ready_after` its creation (never, when told so), the
 //!   Deployment's status and conditions follow, and each Service gets an EndpointSlice listing
@@ -250,16 +251,25 @@ async fn handle(
 }
 
 /// `(resource, name, subresource)` of a namespaced path in [`NAMESPACE`].
+/// Knative Services are `ksvc` here, apart from core Services.
 fn parse_path(path: &str) -> Option<(String, Option<String>, Option<String>)> {
-    let rest = ["/api/v1/", "/apis/apps/v1/", "/apis/discovery.k8s.io/v1/"]
-        .iter()
-        .find_map(|prefix| path.strip_prefix(prefix))?;
+    let (knative, rest) = [
+        "/api/v1/",
+        "/apis/apps/v1/",
+        "/apis/discovery.k8s.io/v1/",
+        "/apis/serving.knative.dev/v1/",
+    ]
+    .iter()
+    .find_map(|prefix| Some((prefix.contains("knative"), path.strip_prefix(prefix)?)))?;
     let rest = rest.strip_prefix("namespaces/")?;
     let mut parts = rest.split('/');
     if parts.next()? != NAMESPACE {
         return None;
     }
-    let resource = parts.next()?.to_owned();
+    let resource = match parts.next()? {
+        "services" if knative => "ksvc".to_owned(),
+        other => other.to_owned(),
+    };
     let name = parts.next().map(str::to_owned);
     let sub = parts.next().map(str::to_owned);
     Some((resource, name, sub))
@@ -429,6 +439,18 @@ impl Cluster {
                 .get_mut(&("deployments".to_owned(), name.clone()))
             {
                 deployment["status"] = status;
+            }
+        }
+        // Knative: a Service is ready at once and reachable at its cluster-local address
+        // (here the simulated pod's), its activator scaling pods behind it.
+        if let Pods::Simulated { addr, .. } = self.behaviour {
+            for ((r, _), service) in self.objects.iter_mut() {
+                if r == "ksvc" {
+                    service["status"] = json!({
+                        "conditions": [{ "type": "Ready", "status": "True" }],
+                        "address": { "url": format!("http://{addr}") },
+                    });
+                }
             }
         }
         // EndpointSlices, rebuilt: one per Service (simulated pods share an address) or one per

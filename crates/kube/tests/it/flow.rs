@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::get;
-use skyport_kube::{KubeRuntime, KubeRuntimeConfig, object_name};
+use skyport_kube::{KubeRuntime, KubeRuntimeConfig, Workload, object_name};
 use skyport_runtime::{EnvVar, Lease, Runtime, StartError, Target};
 use skyport_store::{LaunchSpec, RuntimeSettings};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -335,4 +335,105 @@ fn scale_patches(api: &FakeApi, name: &str) -> usize {
             c.method == axum::http::Method::PATCH && c.path.ends_with(&format!("{name}/scale"))
         })
         .count()
+}
+
+#[tokio::test]
+async fn knative_services_are_applied_and_leased_at_their_address() {
+    let pod = serve_pod().await;
+    let api = FakeApi::start(Pods::Simulated {
+        addr: pod,
+        ready_after: Some(Duration::from_millis(100)),
+    })
+    .await;
+    let config = KubeRuntimeConfig {
+        workload: Workload::Knative,
+        start_timeout: Duration::from_secs(3),
+        sweep_interval: Duration::from_millis(100),
+        ..KubeRuntimeConfig::new(NAMESPACE, "registry.example.com/skyport")
+    };
+    let runtime = KubeRuntime::start(api.client(), config)
+        .await
+        .expect("the runtime reaches the fake API");
+    let target = target(Duration::from_secs(60), 0);
+    let name = object_name(&target);
+
+    let lease = runtime.acquire(&target, None).await.expect("a lease");
+    assert_eq!(lease.addr(), pod);
+    assert!(call(&lease).await.ends_with("pod"));
+    let service = api.get("ksvc", &name).expect("the Knative Service");
+    let annotations = &service["spec"]["template"]["metadata"]["annotations"];
+    assert_eq!(annotations["autoscaling.knative.dev/max-scale"], "2");
+    assert!(api.get("secrets", &name).is_some(), "the Secret beside it");
+    assert_eq!(
+        api.names("deployments"),
+        Vec::<String>::new(),
+        "no Deployment"
+    );
+    drop(lease);
+
+    runtime
+        .retire(&target.deployment, Duration::from_secs(1))
+        .await;
+    assert_eq!(api.names("ksvc"), Vec::<String>::new());
+    assert_eq!(api.names("secrets"), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn the_image_layout_is_written_before_the_first_start() {
+    let h = Harness::start(Some(Duration::from_millis(100))).await;
+    let tree = tempfile::tempdir().expect("tempdir");
+    let env = tree.path().join("envs/e1");
+    std::fs::create_dir_all(env.join("bin")).expect("env");
+    std::os::unix::fs::symlink("/usr/bin/python3", env.join("bin/python")).expect("link");
+    let artifact = tree.path().join("artifacts/a1");
+    std::fs::create_dir_all(artifact.join("src")).expect("artifact");
+    std::fs::write(artifact.join("src/server.py"), "mcp = None\n").expect("server");
+    let images = tempfile::tempdir().expect("tempdir");
+    let config = KubeRuntimeConfig {
+        start_timeout: Duration::from_secs(3),
+        image_dir: Some(images.path().to_owned()),
+        ..KubeRuntimeConfig::new(NAMESPACE, "registry.example.com/skyport")
+    };
+    let runtime = KubeRuntime::start(h.api.client(), config)
+        .await
+        .expect("the runtime reaches the fake API");
+    let mut target = target(Duration::from_secs(60), 0);
+    target.launch = LaunchSpec {
+        program: env.join("bin/python"),
+        args: vec![
+            artifact.join("launcher.py").display().to_string(),
+            "serve".to_owned(),
+        ],
+        working_dir: artifact.join("src"),
+    };
+    let _lease = runtime.acquire(&target, None).await.expect("a lease");
+
+    let layout = images.path().join(target.deployment.as_str());
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).expect("index.json"))
+            .expect("json");
+    let entry = &index["manifests"][0];
+    assert_eq!(
+        entry["annotations"]["org.opencontainers.image.ref.name"],
+        target.deployment.as_str()
+    );
+    let blob = |digest: &serde_json::Value| -> serde_json::Value {
+        let hex = digest
+            .as_str()
+            .and_then(|d| d.strip_prefix("sha256:"))
+            .expect("digest");
+        serde_json::from_slice(&std::fs::read(layout.join("blobs/sha256").join(hex)).expect("blob"))
+            .expect("json blob")
+    };
+    let manifest = blob(&entry["digest"]);
+    let config = blob(&manifest["config"]["digest"]);
+    // The image runs what the pod spec runs: the launch spec, unchanged.
+    assert_eq!(
+        config["config"]["Entrypoint"][0],
+        env.join("bin/python").display().to_string()
+    );
+    assert_eq!(
+        config["config"]["WorkingDir"],
+        artifact.join("src").display().to_string()
+    );
 }
