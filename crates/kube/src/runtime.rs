@@ -11,10 +11,12 @@
 //! replica touches while it leases pods), so any replica can scale down what another used,
 //! and none does while another is busy. No lock is held across an await.
 
+mod idle;
+
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::FutureExt;
@@ -34,9 +36,7 @@ use skyport_runtime::{
 use skyport_store::{DeploymentId, InstanceId, Timestamp};
 use tokio::sync::watch;
 
-use crate::objects::{
-    self, DEPLOYMENT_LABEL, IDLE_TIMEOUT, LAST_USED, MANAGED_BY, MIN_INSTANCES, SKYPORT,
-};
+use crate::objects::{self, DEPLOYMENT_LABEL, LAST_USED, MANAGED_BY, SKYPORT};
 use crate::{ImageConfig, KubeError, KubeRuntimeConfig, Workload, oci};
 
 /// The field manager of Skyport's server-side applies.
@@ -134,7 +134,7 @@ impl KubeRuntime {
             state: Mutex::default(),
             stop,
         });
-        tokio::spawn(sweep(Arc::downgrade(&inner), stopped));
+        tokio::spawn(idle::sweep(Arc::downgrade(&inner), stopped));
         Ok(KubeRuntime { inner })
     }
 }
@@ -398,7 +398,7 @@ impl Inner {
             if self.refresh(target).await.map_err(api_error)? > 0 {
                 return Ok(());
             }
-            if self.state.lock().stopping {
+            if self.gone(&target.deployment) {
                 return Err(StartError::Stopping);
             }
             if Instant::now() >= deadline {
@@ -409,6 +409,16 @@ impl Inner {
             }
             tokio::time::sleep(START_POLL).await;
         }
+    }
+
+    /// Whether Skyport is stopping or `deployment` was retired since a start began.
+    fn gone(&self, deployment: &DeploymentId) -> bool {
+        let state = self.state.lock();
+        state.stopping
+            || state
+                .deployments
+                .get(deployment)
+                .is_none_or(|entry| entry.retiring)
     }
 
     /// Applies the objects of `target` and raises its replicas to at least `replicas`.
@@ -673,105 +683,6 @@ impl Inner {
         }
     }
 
-    /// Marks the Deployment used now, for every replica's idle judgement.
-    async fn touch(&self, name: &str) {
-        if self.config.workload != Workload::Deployment {
-            return;
-        }
-        let deployments: Api<Deployment> = self.api();
-        let patch =
-            json!({ "metadata": { "annotations": { LAST_USED: unix_seconds().to_string() } } });
-        if let Err(e) = deployments
-            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-        {
-            tracing::debug!("cannot mark {name} as used: {e}");
-        }
-    }
-
-    /// Scales down every managed Deployment that nobody used for its idle timeout, and
-    /// refreshes the endpoints of those this replica runs.
-    async fn sweep_once(&self) -> Result<(), kube::Error> {
-        if self.config.workload != Workload::Deployment {
-            return Ok(());
-        }
-        let deployments: Api<Deployment> = self.api();
-        let list = deployments
-            .list(&ListParams::default().labels(&managed()))
-            .await?;
-        let now = unix_seconds();
-        for deployment in list.items {
-            let name = deployment.name_any();
-            let replicas = deployment.spec.replicas.unwrap_or(0).max(0) as u32;
-            let annotations = deployment.annotations();
-            let number = |key: &str| annotations.get(key).and_then(|v| v.parse::<u64>().ok());
-            let min = number(MIN_INSTANCES).unwrap_or(0) as u32;
-            let idle_timeout = number(IDLE_TIMEOUT).unwrap_or(300);
-            let id = deployment
-                .labels()
-                .get(DEPLOYMENT_LABEL)
-                .and_then(|id| id.parse::<DeploymentId>().ok());
-            let (busy, local_use, target) = self.local_use(id.as_ref());
-            if busy {
-                if let Some(target) = &target
-                    && self.needs_touch(&target.deployment)
-                {
-                    self.touch(&name).await;
-                }
-            } else if replicas > min {
-                let last_used = number(LAST_USED).unwrap_or(0).max(local_use);
-                if now.saturating_sub(last_used) >= idle_timeout {
-                    tracing::info!("{name} idle for {idle_timeout}s: scaling to {min} pod(s)");
-                    self.scale(&name, min).await?;
-                    if let Some(id) = &id
-                        && let Some(entry) = self.state.lock().deployments.get_mut(id)
-                    {
-                        // Which pods go is the ReplicaSet's choice: no lease goes to any of
-                        // them until the next refresh says which stay.
-                        entry.replicas = min;
-                        entry.pods.clear();
-                    }
-                    continue;
-                }
-            }
-            if let Some(target) = target {
-                self.refresh(&target).await?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Whether this replica has leases on `id`'s pods, when it last used it (unix seconds),
-    /// and its target if known.
-    fn local_use(&self, id: Option<&DeploymentId>) -> (bool, u64, Option<Target>) {
-        let state = self.state.lock();
-        let Some(entry) = id.and_then(|id| state.deployments.get(id)) else {
-            return (false, 0, None);
-        };
-        let busy = entry
-            .pods
-            .iter()
-            .any(|pod| pod.in_flight.load(Ordering::Relaxed) > 0);
-        let last = entry.activity.load(Ordering::Relaxed) / 1000;
-        let starting = entry.starting.is_some();
-        (busy || starting, last, Some(entry.target.clone()))
-    }
-
-    fn needs_touch(&self, id: &DeploymentId) -> bool {
-        let mut state = self.state.lock();
-        let Some(entry) = state.deployments.get_mut(id) else {
-            return false;
-        };
-        if entry
-            .touched
-            .is_some_and(|at| at.elapsed() < touch_every(&entry.target))
-        {
-            return false;
-        }
-        entry.touched = Some(Instant::now());
-        true
-    }
-
     /// Deletes every object of `deployment` (found by label, so objects made by an earlier
     /// Skyport process go too).
     async fn delete(&self, deployment: &DeploymentId) {
@@ -830,22 +741,6 @@ impl Inner {
         <K as Resource>::DynamicType: Default,
     {
         Api::namespaced(self.client.clone(), &self.config.namespace)
-    }
-}
-
-async fn sweep(inner: Weak<Inner>, mut stopped: watch::Receiver<bool>) {
-    loop {
-        let Some(interval) = inner.upgrade().map(|inner| inner.config.sweep_interval) else {
-            return;
-        };
-        tokio::select! {
-            _ = stopped.wait_for(|stopped| *stopped) => return,
-            () = tokio::time::sleep(interval) => {}
-        }
-        let Some(inner) = inner.upgrade() else { return };
-        if let Err(e) = inner.sweep_once().await {
-            tracing::warn!("cannot check Kubernetes deployments for idleness: {e}");
-        }
     }
 }
 
