@@ -7,7 +7,7 @@ feature-detects the rest.
 
   launcher.py inspect TARGET OBJECT|- RESULT_JSON [IMPORT_PATH...]
   launcher.py serve TARGET OBJECT|- [IMPORT_PATH...]
-      (listening socket on fd $SKYPORT_LISTEN_FD, port $SKYPORT_PORT)
+      (listening socket on fd $SKYPORT_LISTEN_FD, else $SKYPORT_HOST:$SKYPORT_PORT)
 
 TARGET is a .py file or module:PACKAGE.MODULE; IMPORT_PATHs go first on sys.path.
 """
@@ -231,8 +231,10 @@ def accepts(function, parameter):
 
 def serve_main(path, name):
     """Serves on the socket Skyport bound (fd $SKYPORT_LISTEN_FD) or, without one, binds
-    127.0.0.1:$SKYPORT_PORT itself (for running an artifact by hand)."""
+    $SKYPORT_HOST:$SKYPORT_PORT itself (a Kubernetes pod, where the Service reaches the pod's
+    address, or an artifact run by hand, on loopback by default)."""
     port = int(os.environ.get("SKYPORT_PORT", "8000"))
+    host = os.environ.get("SKYPORT_HOST", "127.0.0.1")
     fd = os.environ.get("SKYPORT_LISTEN_FD")
     sock = socket.socket(fileno=int(fd)) if fd else None
     try:
@@ -241,7 +243,7 @@ def serve_main(path, name):
     except Failure as f:
         print(f"skyport: {f.message}", file=sys.stderr, flush=True)
         sys.exit(3)
-    options = dict(transport="http", host="127.0.0.1", port=port, path="/mcp", show_banner=False)
+    options = dict(transport="http", host=host, port=port, path="/mcp", show_banner=False)
     run_http = getattr(obj, "run_http_async", None)
     if kind == "fastmcp" and accepts(run_http, "uvicorn_config"):
         # Skyport's audit log records every request; an access line per request from uvicorn
@@ -260,7 +262,7 @@ def serve_main(path, name):
 
         app = obj.streamable_http_app()
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=port, lifespan="on", log_level="info", access_log=False
+            app, host=host, port=port, lifespan="on", log_level="info", access_log=False
         )
         server = uvicorn.Server(config)
         asyncio.run(server.serve(sockets=[sock] if sock is not None else None))

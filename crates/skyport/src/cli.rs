@@ -306,6 +306,30 @@ pub(crate) struct ServeArgs {
     /// The period of one metric sample. Hidden: a minute suits charts; tests shorten it.
     #[arg(long, env = "SKYPORT_METRICS_INTERVAL", default_value = "60s", value_parser = parse_duration, hide = true)]
     pub(crate) metrics_interval: Duration,
+    /// Where server instances run: child processes of Skyport (`local`), or a Deployment
+    /// and Service per deployment in a Kubernetes namespace (`kubernetes`, docs/kubernetes.md).
+    #[arg(long, value_enum, default_value_t = RuntimeKind::Local, env = "SKYPORT_RUNTIME")]
+    pub(crate) runtime: RuntimeKind,
+    /// The namespace of servers' objects [default: the kubeconfig's, or the pod's own]
+    #[arg(long, env = "SKYPORT_KUBE_NAMESPACE", value_name = "NS")]
+    pub(crate) kube_namespace: Option<String>,
+    /// The registry repository server images are pushed to and pulled from, e.g.
+    /// registry.example.com/skyport (images are PREFIX/SERVER:DEPLOYMENT_ID).
+    #[arg(long, env = "SKYPORT_KUBE_IMAGE_PREFIX", value_name = "REGISTRY/PATH")]
+    pub(crate) kube_image_prefix: Option<String>,
+    /// Run deployments as Knative Services (Knative scales them, to zero too) instead of
+    /// Deployments that Skyport scales.
+    #[arg(long, env = "SKYPORT_KUBE_KNATIVE")]
+    pub(crate) kube_knative: bool,
+}
+
+/// Where server instances run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum RuntimeKind {
+    /// Child processes of Skyport on this machine.
+    Local,
+    /// Pods in a Kubernetes cluster.
+    Kubernetes,
 }
 
 #[derive(Debug, Args)]

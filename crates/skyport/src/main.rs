@@ -17,6 +17,7 @@ mod progress;
 mod registry;
 mod remix;
 mod rollback;
+mod runtime;
 mod serve;
 mod sources;
 mod warmup;

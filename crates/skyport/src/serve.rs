@@ -14,7 +14,7 @@ use skyport_build::{BuildLimits, Builder, SWEEP_INTERVAL, follow_sources};
 use skyport_client::Client;
 use skyport_gateway::{Gateway, GatewayOptions, RateLimit, SamplerOptions, record_metric_samples};
 use skyport_oauth::{AuthorizationServer, OAuthConfig};
-use skyport_runtime::{LocalRuntime, LocalRuntimeConfig, Runtime, follow_live_deployments};
+use skyport_runtime::{Runtime, follow_live_deployments};
 use skyport_store::{AuditRetention, DeploymentStatus, KeySource, MasterKey, Store};
 use skyport_web::{AppOptions, AppState, ServerDefaults};
 use tokio::sync::oneshot;
@@ -26,9 +26,6 @@ use crate::config::{self, Credentials};
 use crate::deploy::{self, Deploy, SourceArg};
 use crate::warmup::RuntimeWarmup;
 
-/// Requests one instance takes at once before another starts: a FastMCP server keeps its
-/// latency flat up to about this many concurrent requests on these machines.
-const INSTANCE_CONCURRENCY: u64 = 16;
 /// In-flight requests to a superseded deployment get this long before it is stopped.
 const RETIRE_GRACE: Duration = Duration::from_secs(30);
 /// Instances get this long to finish in-flight work at shutdown, after the HTTP server stopped.
@@ -100,7 +97,7 @@ struct Platform {
     data_dir: PathBuf,
     store: Store,
     builder: Builder,
-    runtime: Arc<LocalRuntime>,
+    runtime: Arc<dyn Runtime>,
     gateway: Gateway,
     http: JoinHandle<std::io::Result<()>>,
     stop_http: Option<oneshot::Sender<()>>,
@@ -183,21 +180,7 @@ impl Platform {
             timeout: args.build_timeout,
             keep_deployments: args.keep_deployments,
         };
-        let runtime = Arc::new(
-            LocalRuntime::start(
-                LocalRuntimeConfig {
-                    scratch_dir: data_dir.join("run"),
-                    state_dir: data_dir.join("instances"),
-                    start_timeout: args.start_timeout,
-                    path: std::env::var_os("PATH"),
-                    concurrency: INSTANCE_CONCURRENCY,
-                    cgroup_name: cgroup_name(&data_dir),
-                    zygotes: !args.no_zygotes,
-                },
-                store.logs().writer(),
-            )
-            .await,
-        );
+        let runtime = crate::runtime::start(args, &data_dir, &store).await?;
         let dyn_runtime: Arc<dyn Runtime> = runtime.clone();
         let warmup = Arc::new(RuntimeWarmup {
             store: store.clone(),
@@ -350,21 +333,6 @@ impl Platform {
         self.store.close().await;
         tracing::info!("stopped");
     }
-}
-
-/// Skyport's cgroup name for a data directory: stable across restarts (so a restart finds what
-/// a crashed run left) and distinct between data directories (so two Skyports never meet).
-fn cgroup_name(data_dir: &Path) -> String {
-    let path = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
-    // FNV-1a: a fixed hash, unlike std's, whose output may change between Rust releases.
-    let hash = path
-        .as_os_str()
-        .as_encoded_bytes()
-        .iter()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-        });
-    format!("skyport-{hash:016x}")
 }
 
 /// The URL clients use: an unspecified listen address is reached through loopback.

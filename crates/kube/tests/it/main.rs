@@ -1,0 +1,7 @@
+//! Integration tests of the Kubernetes runtime against a fake API server (`fake.rs`), and of
+//! the OCI image layout.
+
+mod fake;
+mod flow;
+mod kubelet;
+mod oci;
