@@ -14,6 +14,7 @@ mod audit;
 mod changes;
 mod control;
 mod deployments;
+mod dialect;
 mod env;
 mod external;
 mod ids;
@@ -32,15 +33,24 @@ mod sessions;
 mod settings;
 mod signing;
 mod sources;
+mod sql;
 mod users;
+
+#[cfg(test)]
+pub(crate) mod testdb;
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::any::AnyConnectOptions;
+use sqlx::pool::PoolOptions;
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{Any, Pool};
+use sqlx::{ConnectOptions, Executor};
 use tokio::sync::broadcast;
+
+pub use dialect::Dialect;
 
 pub use access::{
     Access, AccessTable, Grant, GrantError, Grantee, RoleError, ServerAccess, ServerRole,
@@ -112,6 +122,21 @@ pub enum StoreError {
         /// What SQLite reported.
         source: sqlx::Error,
     },
+    /// The database server could not be reached or refused the connection.
+    #[error(
+        "cannot connect to the database at {url}: {source}; check that PostgreSQL runs there and that the URL's user, password and database are right"
+    )]
+    Connect {
+        /// The database URL, without its password.
+        url: String,
+        /// What the driver reported.
+        source: sqlx::Error,
+    },
+    /// The database URL names no database Skyport supports.
+    #[error(
+        "'{0}' is not a database URL Skyport supports; give postgres://USER@HOST/DATABASE (or sqlite://PATH)"
+    )]
+    UnsupportedUrl(String),
     /// Applying the schema migrations failed.
     #[error("cannot apply database migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -132,7 +157,8 @@ pub enum StoreError {
 /// A handle on the database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: Pool<Any>,
+    dialect: Dialect,
     changes: broadcast::Sender<Change>,
     logs: logs::Shared,
     /// Seals and opens secrets; without it, secrets can be neither set nor read.
@@ -142,50 +168,77 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the SQLite database at `path` and applies migrations.
     pub async fn open(path: &Path) -> Result<Store, StoreError> {
-        let options = SqliteConnectOptions::new()
+        let url = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
+            .to_url_lossy();
+        let opened = sqlite_pool(url.as_str(), 8)
             .await
             .map_err(|source| StoreError::Open {
                 path: path.display().to_string(),
                 source,
             })?;
-        Store::with_pool(pool).await
+        Store::with_pool(opened, Dialect::Sqlite).await
     }
 
     /// Opens a private in-memory database, for tests.
     pub async fn open_in_memory() -> Result<Store, StoreError> {
-        let options = SqliteConnectOptions::new()
-            .in_memory(true)
-            .foreign_keys(true);
         // One connection: each new connection to `:memory:` would be a different, empty database.
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options)
-            .await
-            .map_err(|source| StoreError::Open {
-                path: ":memory:".into(),
-                source,
-            })?;
-        Store::with_pool(pool).await
+        let opened =
+            sqlite_pool("sqlite::memory:", 1)
+                .await
+                .map_err(|source| StoreError::Open {
+                    path: ":memory:".into(),
+                    source,
+                })?;
+        Store::with_pool(opened, Dialect::Sqlite).await
     }
 
-    async fn with_pool(pool: SqlitePool) -> Result<Store, StoreError> {
-        sqlx::migrate!("./migrations").run(&pool).await?;
+    /// Connects to the database at `url` (`postgres://…`, or `sqlite://PATH`) and applies
+    /// migrations. Several Skyports may share one PostgreSQL database.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        match Dialect::of_url(url) {
+            Some(Dialect::Postgres) => {
+                sqlx::any::install_default_drivers();
+                let pool = PoolOptions::<Any>::new()
+                    .max_connections(8)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect(url)
+                    .await
+                    .map_err(|source| StoreError::Connect {
+                        url: without_password(url),
+                        source,
+                    })?;
+                Store::with_pool(pool, Dialect::Postgres).await
+            }
+            Some(Dialect::Sqlite) => {
+                let path = url
+                    .trim_start_matches("sqlite://")
+                    .trim_start_matches("sqlite:");
+                Store::open(Path::new(path)).await
+            }
+            None => Err(StoreError::UnsupportedUrl(without_password(url))),
+        }
+    }
+
+    async fn with_pool(pool: Pool<Any>, dialect: Dialect) -> Result<Store, StoreError> {
+        match dialect {
+            Dialect::Sqlite => sqlx::migrate!("./migrations").run(&pool).await?,
+            Dialect::Postgres => sqlx::migrate!("./migrations-postgres").run(&pool).await?,
+        }
         let (changes, _) = broadcast::channel(1024);
         Ok(Store {
             pool,
+            dialect,
             changes,
             logs: logs::Shared::default(),
             master_key: None,
         })
+    }
+
+    /// Which database this store runs on.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
     }
 
     /// This store, sealing and opening secrets with `key`; call it before cloning the store.
@@ -298,13 +351,62 @@ impl Store {
     /// transaction that reads and then writes fails at once with SQLITE_BUSY ("database is
     /// locked"), without waiting, when another connection (the audit or log writer, a build)
     /// wrote in between.
-    async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await
+    ///
+    /// PostgreSQL has no such mode: there every write transaction takes one transaction-level
+    /// advisory lock first, which gives the same order (one writer at a time, readers never
+    /// blocked) across every replica sharing the database, so that read-then-write sequences
+    /// written for SQLite keep their meaning without per-statement row locks.
+    async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.dialect {
+            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Dialect::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                sql::query("SELECT pg_advisory_xact_lock(?)")
+                    .bind(dialect::WRITE_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(tx)
+            }
+        }
     }
 
     fn publish(&self, change: Change) {
         // No subscribers is fine: nothing is running that caches routes.
         let _ = self.changes.send(change);
+    }
+}
+
+/// A pool of SQLite connections set up as Skyport needs them: write-ahead log (readers do not
+/// wait for the writer), a busy timeout instead of failing at once, foreign keys enforced.
+async fn sqlite_pool(url: &str, connections: u32) -> Result<Pool<Any>, sqlx::Error> {
+    sqlx::any::install_default_drivers();
+    let options: AnyConnectOptions = url.parse()?;
+    PoolOptions::<Any>::new()
+        .max_connections(connections)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                conn.execute("PRAGMA foreign_keys = ON").await?;
+                conn.execute("PRAGMA journal_mode = WAL").await?;
+                conn.execute("PRAGMA synchronous = NORMAL").await?;
+                conn.execute("PRAGMA busy_timeout = 10000").await?;
+                Ok(())
+            })
+        })
+        .connect_with(options)
+        .await
+}
+
+/// `url` without its password, for messages.
+fn without_password(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((credentials, host)) => {
+                let user = credentials.split(':').next().unwrap_or_default();
+                format!("{scheme}://{user}@{host}")
+            }
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
     }
 }
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use crate::*;
 
 async fn store() -> Store {
-    Store::open_in_memory().await.unwrap()
+    crate::testdb::store().await.unwrap()
 }
 
 fn name(s: &str) -> ServerName {
@@ -72,7 +72,6 @@ fn ids_are_prefixed_and_checked() {
     assert!(serde_json::from_str::<DeploymentId>("\"nope\"").is_err());
 }
 
-#[tokio::test]
 async fn ensure_creates_once_and_updates_the_description() {
     let store = store().await;
     let (a, created) = store.servers().ensure(&name("a"), None).await.unwrap();
@@ -90,7 +89,6 @@ async fn ensure_creates_once_and_updates_the_description() {
     assert_eq!(store.servers().list().await.unwrap().len(), 1);
 }
 
-#[tokio::test]
 async fn a_build_goes_from_queued_to_ready_or_failed() {
     let store = store().await;
     let (server, _) = store.servers().ensure(&name("a"), None).await.unwrap();
@@ -142,7 +140,6 @@ async fn a_build_goes_from_queued_to_ready_or_failed() {
     );
 }
 
-#[tokio::test]
 async fn promotion_moves_the_live_pointer_and_announces_it() {
     let store = store().await;
     let mut changes = store.subscribe();
@@ -188,7 +185,6 @@ async fn promotion_moves_the_live_pointer_and_announces_it() {
     assert_eq!(store.deployments().routes().await.unwrap(), vec![route]);
 }
 
-#[tokio::test]
 async fn only_ready_deployments_are_promoted_and_live_ones_are_kept() {
     let store = store().await;
     let (server, _) = store.servers().ensure(&name("a"), None).await.unwrap();
@@ -221,7 +217,6 @@ async fn only_ready_deployments_are_promoted_and_live_ones_are_kept() {
     assert!(!store.deployments().remove(&old.id).await.unwrap());
 }
 
-#[tokio::test]
 async fn interrupted_builds_are_failed_on_start() {
     let store = store().await;
     let (server, _) = store.servers().ensure(&name("a"), None).await.unwrap();
@@ -243,7 +238,6 @@ async fn interrupted_builds_are_failed_on_start() {
     assert_eq!(d.failure.unwrap().kind, FailureKind::Internal);
 }
 
-#[tokio::test]
 async fn removing_a_server_removes_its_deployments_and_logs() {
     let store = store().await;
     let mut changes = store.subscribe();
@@ -295,7 +289,6 @@ fn line(server: &ServerId, text: &str) -> NewLogLine {
     }
 }
 
-#[tokio::test]
 async fn logs_are_written_in_order_and_read_by_cursor() {
     let store = store().await;
     let (a, _) = store.servers().ensure(&name("a"), None).await.unwrap();
@@ -326,7 +319,6 @@ async fn logs_are_written_in_order_and_read_by_cursor() {
     assert!(store.logs().tail(&builds, 10).await.unwrap().is_empty());
 }
 
-#[tokio::test]
 async fn followers_are_woken_by_new_lines() {
     let store = store().await;
     let (a, _) = store.servers().ensure(&name("a"), None).await.unwrap();
@@ -385,7 +377,6 @@ async fn transactions_that_read_then_write_wait_for_concurrent_writers() {
     }
 }
 
-#[tokio::test]
 async fn commits_and_artifacts_are_recorded_and_old_artifacts_pruned() {
     let store = store().await;
     let (server, _) = store.servers().ensure(&name("gc"), None).await.unwrap();
@@ -444,7 +435,6 @@ async fn commits_and_artifacts_are_recorded_and_old_artifacts_pruned() {
     );
 }
 
-#[tokio::test]
 async fn build_log_lines_keep_their_phase() {
     let store = store().await;
     let (server, _) = store.servers().ensure(&name("phases"), None).await.unwrap();
@@ -459,7 +449,6 @@ async fn build_log_lines_keep_their_phase() {
     assert_eq!(lines[0].line.phase, Some(BuildPhase::Install));
 }
 
-#[tokio::test]
 async fn settings_default_patch_validate_and_reach_routes() {
     let store = store().await;
     let (server, _) = store.servers().ensure(&name("a"), None).await.unwrap();
@@ -516,7 +505,6 @@ async fn settings_default_patch_validate_and_reach_routes() {
     );
 }
 
-#[tokio::test]
 async fn logs_are_read_since_a_time_and_pruned_by_age() {
     let store = store().await;
     let (a, _) = store.servers().ensure(&name("a"), None).await.unwrap();
@@ -552,7 +540,6 @@ async fn logs_are_read_since_a_time_and_pruned_by_age() {
     assert!(all.iter().all(|l| l.line.line != "old"), "{all:?}");
 }
 
-#[tokio::test]
 async fn gateway_settings_follow_the_platform_until_set_and_reach_routes() {
     let store = store().await;
     let (server, _) = store.servers().ensure(&name("a"), None).await.unwrap();
@@ -629,3 +616,19 @@ pub(crate) fn contains(haystack: &[u8], needle: &str) -> bool {
         .windows(needle.len())
         .any(|w| w == needle.as_bytes())
 }
+
+crate::testdb::on_both_databases!(
+    ensure_creates_once_and_updates_the_description,
+    a_build_goes_from_queued_to_ready_or_failed,
+    promotion_moves_the_live_pointer_and_announces_it,
+    only_ready_deployments_are_promoted_and_live_ones_are_kept,
+    interrupted_builds_are_failed_on_start,
+    removing_a_server_removes_its_deployments_and_logs,
+    logs_are_written_in_order_and_read_by_cursor,
+    followers_are_woken_by_new_lines,
+    commits_and_artifacts_are_recorded_and_old_artifacts_pruned,
+    build_log_lines_keep_their_phase,
+    settings_default_patch_validate_and_reach_routes,
+    logs_are_read_since_a_time_and_pruned_by_age,
+    gateway_settings_follow_the_platform_until_set_and_reach_routes,
+);
