@@ -17,6 +17,7 @@ mod deployments;
 mod dialect;
 mod env;
 mod external;
+mod feed;
 mod ids;
 mod keys;
 mod logs;
@@ -160,6 +161,8 @@ pub struct Store {
     pool: Pool<Any>,
     dialect: Dialect,
     changes: broadcast::Sender<Change>,
+    /// Carries changes to and from other processes on the same database (PostgreSQL only).
+    feed: Option<Arc<feed::Feed>>,
     logs: logs::Shared,
     /// Seals and opens secrets; without it, secrets can be neither set nor read.
     master_key: Option<Arc<MasterKey>>,
@@ -209,7 +212,15 @@ impl Store {
                         url: without_password(url),
                         source,
                     })?;
-                Store::with_pool(pool, Dialect::Postgres).await
+                let mut store = Store::with_pool(pool, Dialect::Postgres).await?;
+                let feed = feed::Feed::start(url, store.pool.clone(), store.changes.clone())
+                    .await
+                    .map_err(|source| StoreError::Connect {
+                        url: without_password(url),
+                        source,
+                    })?;
+                store.feed = Some(Arc::new(feed));
+                Ok(store)
             }
             Some(Dialect::Sqlite) => {
                 let path = url
@@ -231,6 +242,7 @@ impl Store {
             pool,
             dialect,
             changes,
+            feed: None,
             logs: logs::Shared::default(),
             master_key: None,
         })
@@ -327,13 +339,17 @@ impl Store {
         Policies { store: self }
     }
 
-    /// Follows changes to live deployments, server settings and keys made through this store.
+    /// Follows changes to live deployments, server settings and keys made through this store
+    /// (and, on PostgreSQL, through every other store on the same database).
     pub fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.changes.subscribe()
     }
 
     /// Closes the pool, waiting for connections to return; call once at shutdown.
     pub async fn close(&self) {
+        if let Some(feed) = &self.feed {
+            feed.stop();
+        }
         self.pool.close().await;
     }
 
@@ -371,6 +387,9 @@ impl Store {
     }
 
     fn publish(&self, change: Change) {
+        if let Some(feed) = &self.feed {
+            feed.send(change.clone());
+        }
         // No subscribers is fine: nothing is running that caches routes.
         let _ = self.changes.send(change);
     }

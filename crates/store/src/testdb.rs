@@ -65,6 +65,18 @@ pub(crate) async fn store() -> Result<Store, StoreError> {
     }
 }
 
+/// Two stores on one new PostgreSQL database, as two replicas would have; only for tests run
+/// by [`on_postgres`].
+pub(crate) async fn replicas() -> (Store, Store) {
+    let Ok(Backend::Postgres(databases)) = BACKEND.try_with(Backend::clone) else {
+        panic!("replicas() needs a test run by on_postgres");
+    };
+    let url = databases.create().await;
+    let first = Store::connect(&url).await.unwrap();
+    let second = Store::connect(&url).await.unwrap();
+    (first, second)
+}
+
 /// Whether the running test is the PostgreSQL half of an [`on_both_databases`] pair.
 pub(crate) fn on_postgres_now() -> bool {
     matches!(BACKEND.try_with(Backend::clone), Ok(Backend::Postgres(_)))

@@ -1,6 +1,7 @@
 //! The repositories against a real SQLite database (in memory or in a temporary file).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::*;
 
@@ -632,3 +633,46 @@ crate::testdb::on_both_databases!(
     logs_are_read_since_a_time_and_pruned_by_age,
     gateway_settings_follow_the_platform_until_set_and_reach_routes,
 );
+
+/// Replicas on one PostgreSQL database: what one publishes reaches the other's feed, in
+/// order, and a store does not hear its own changes twice.
+#[tokio::test]
+async fn changes_cross_to_other_stores_on_the_same_postgres_database() {
+    crate::testdb::on_postgres(async {
+        let (a, b) = crate::testdb::replicas().await;
+        let mut on_a = a.subscribe();
+        let mut on_b = b.subscribe();
+        let (server, _) = a.servers().ensure(&name("hello"), None).await.unwrap();
+        let d = ready_deployment(&a, &server).await;
+        a.deployments().promote(&d.id).await.unwrap();
+        let admin = a.keys().ensure_admin().await.unwrap();
+        let (key, _) = a.keys().create(&admin.id, "ci", None).await.unwrap();
+        a.keys().revoke(&key.id).await.unwrap();
+
+        // The publishing store's own feed has each change once, as it was made.
+        let mut own = Vec::new();
+        while let Ok(change) = on_a.try_recv() {
+            own.push(change);
+        }
+        assert!(
+            own.contains(&Change::Promoted {
+                server: name("hello"),
+                live: d.id.clone(),
+                previous: None
+            }),
+            "{own:?}"
+        );
+        assert_eq!(own.last(), Some(&Change::Keys), "{own:?}");
+
+        let mut heard = Vec::new();
+        while heard.len() < own.len() {
+            let change = tokio::time::timeout(Duration::from_secs(10), on_b.recv())
+                .await
+                .expect("the other store heard nothing within 10 s")
+                .unwrap();
+            heard.push(change);
+        }
+        assert_eq!(heard, own);
+    })
+    .await;
+}

@@ -23,6 +23,7 @@
 mod direct;
 mod held;
 mod http;
+mod postgres;
 mod procs;
 
 use std::fs::{self, File};
@@ -39,6 +40,7 @@ use tempfile::TempDir;
 pub use crate::direct::{DIRECT_START_TIMEOUT, DirectServer};
 pub use crate::held::HeldClient;
 pub use crate::http::{HttpResponse, http};
+pub use crate::postgres::PostgresDatabase;
 pub use crate::procs::{Proc, descendants, python_instances, signal, wait_until};
 
 /// How long `skyport serve` may take to answer `/healthz`.
@@ -317,6 +319,8 @@ pub struct Skyport {
     dir: TempDir,
     data_dir: PathBuf,
     log: PathBuf,
+    /// The flags given after `--listen` and `--data-dir`, given again by [`Skyport::restart`].
+    extra: Vec<String>,
     /// Every descendant seen while it ran, killed on drop if still alive (never leave instances).
     seen: Vec<Proc>,
 }
@@ -355,6 +359,7 @@ impl Skyport {
             dir,
             data_dir,
             log,
+            extra: extra.iter().map(|&flag| flag.to_owned()).collect(),
             seen: Vec::new(),
         }
     }
@@ -378,7 +383,8 @@ impl Skyport {
             .append(true)
             .open(&self.log)
             .expect("open the serve log");
-        self.child = start_child("serve", self.port, &self.data_dir, out, &[], None);
+        let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
+        self.child = start_child("serve", self.port, &self.data_dir, out, &extra, None);
         self.wait_healthy();
     }
 
