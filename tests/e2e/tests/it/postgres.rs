@@ -2,8 +2,46 @@
 //! deploys the hello example, answers through the gateway with the official `mcp` SDK, and a
 //! session held open by that client continues after serve is killed with -9 and restarted
 //! (the session is read back from PostgreSQL and its initialize replayed).
+//!
+//! Two replicas (two serves, their own data dirs and ports, one database, one master key) in
+//! front of one remote MCP server: a session initialized through A continues through B, and
+//! through B alone once A is killed; a key revoked through A is refused by B at once.
 
-use skyport_e2e::{HeldClient, PostgresDatabase, Skyport, copy_dir, example};
+use std::fs;
+use std::time::Duration;
+
+use skyport_e2e::{
+    DirectServer, HeldClient, HttpResponse, PostgresDatabase, Skyport, copy_dir, example, http,
+    wait_until,
+};
+
+const ACCEPT: (&str, &str) = ("Accept", "application/json, text/event-stream");
+const JSON: (&str, &str) = ("Content-Type", "application/json");
+const VERSION: (&str, &str) = ("MCP-Protocol-Version", "2025-06-18");
+const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"e2e","version":"0"}}}"#;
+const INITIALIZED: &str = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+const MASTER_KEY: &str = "7c1f5e0a9b3d2c4e6f8a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e";
+
+/// A FastMCP server with the hello tool, run directly (`main.py --port P --host H`).
+const REMOTE_MAIN: &str = r#"import argparse
+
+from fastmcp import FastMCP
+
+mcp = FastMCP("hello")
+
+
+@mcp.tool
+def hello(name: str) -> str:
+    return f"Hello, {name}!"
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--host")
+    args = parser.parse_args()
+    mcp.run(transport="http", host=args.host, port=args.port)
+"#;
 
 #[test]
 fn serve_on_postgres_deploys_answers_and_keeps_a_session_across_a_restart() {
@@ -54,5 +92,136 @@ fn serve_on_postgres_deploys_answers_and_keeps_a_session_across_a_restart() {
         sky.log().contains("replayed a session's initialize"),
         "no replay was logged\n{}",
         sky.log_tail(40)
+    );
+}
+
+/// POSTs one MCP message to `/servers/hello/mcp` of `replica` with `key`, in `session`.
+fn post(replica: &Skyport, key: &str, session: Option<&str>, body: &str) -> HttpResponse {
+    let bearer = format!("Bearer {key}");
+    let mut headers = vec![ACCEPT, JSON, ("Authorization", bearer.as_str())];
+    if let Some(id) = session {
+        headers.push(("Mcp-Session-Id", id));
+        headers.push(VERSION);
+    }
+    http(
+        &replica.addr(),
+        "POST",
+        "/servers/hello/mcp",
+        &headers,
+        Some(body),
+    )
+    .unwrap_or_else(|e| panic!("POST to {}: {e}\n{}", replica.addr(), replica.log_tail(40)))
+}
+
+fn call_hello(who: &str) -> String {
+    format!(
+        r#"{{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{{"name":"hello","arguments":{{"name":"{who}"}}}}}}"#
+    )
+}
+
+/// A new key made through `replica`: its id and its secret.
+fn new_key(replica: &Skyport, name: &str) -> String {
+    let created = replica.cli(&["keys", "create", "--name", name]);
+    assert!(created.success, "{created}");
+    created.stdout.trim().to_owned()
+}
+
+#[test]
+fn two_replicas_share_sessions_and_revocations() {
+    let Some(database) = PostgresDatabase::create() else {
+        return;
+    };
+    let flags = ["--database-url", database.url()];
+    let env = [("SKYPORT_MASTER_KEY", MASTER_KEY)];
+    let mut a = Skyport::serve_with_env(&flags, &env);
+    let b = Skyport::serve_with_env(&flags, &env);
+
+    let folder = a.scratch().join("remote");
+    fs::create_dir_all(&folder).expect("create the remote's folder");
+    fs::write(folder.join("main.py"), REMOTE_MAIN).expect("write main.py");
+    let remote = DirectServer::start(&folder, &a.scratch().join("remote.log"));
+    let added = a.cli(&["registry", "add-external", "hello", &remote.mcp_url()]);
+    assert!(added.success, "{added}\n{}", a.log_tail(30));
+    let guarded = a.cli(&["servers", "set", "hello", "--auth", "on"]);
+    assert!(guarded.success, "{guarded}");
+    let key = new_key(&a, "replicas");
+
+    // B learns of the server, its setting and the key from A's changes, without a restart.
+    let mut on_b = None;
+    let reached = wait_until(Duration::from_secs(10), || {
+        let answer = post(&b, &key, None, INITIALIZE);
+        let ok = answer.status == 200;
+        on_b = Some(answer);
+        ok
+    });
+    assert!(
+        reached,
+        "B does not serve hello with A's key: {on_b:?}\n{}",
+        b.log_tail(30)
+    );
+    let anonymous = http(
+        &b.addr(),
+        "POST",
+        "/servers/hello/mcp",
+        &[ACCEPT, JSON],
+        Some(INITIALIZE),
+    )
+    .expect("POST to B");
+    assert_eq!(
+        anonymous.status, 401,
+        "B took a call without a key: {anonymous:?}"
+    );
+
+    // A session initialized through A continues through B.
+    let init = post(&a, &key, None, INITIALIZE);
+    assert_eq!(
+        init.status,
+        200,
+        "initialize via A: {init:?}\n{}",
+        a.log_tail(30)
+    );
+    let session = init
+        .header("mcp-session-id")
+        .unwrap_or_else(|| panic!("no session id from A: {init:?}"))
+        .to_owned();
+    let ack = post(&a, &key, Some(&session), INITIALIZED);
+    assert!(
+        (200..300).contains(&ack.status),
+        "initialized via A: {ack:?}"
+    );
+    let via_b = post(&b, &key, Some(&session), &call_hello("via-b"));
+    assert!(
+        via_b.status == 200 && via_b.body.contains("Hello, via-b!"),
+        "tools/call via B in A's session: {via_b:?}\n{}",
+        b.log_tail(30)
+    );
+
+    // A key revoked through A is refused by B on the next request.
+    let doomed = new_key(&a, "doomed");
+    let mut before = None;
+    let accepted = wait_until(Duration::from_secs(10), || {
+        let answer = post(&b, &doomed, None, INITIALIZE);
+        let ok = answer.status == 200;
+        before = Some(answer);
+        ok
+    });
+    assert!(accepted, "B does not take a new key made on A: {before:?}");
+    let revoked = a.cli(&["keys", "revoke", "doomed"]);
+    assert!(revoked.success, "{revoked}");
+    let refused = post(&b, &doomed, None, INITIALIZE);
+    assert_eq!(
+        refused.status,
+        401,
+        "B took a key revoked through A: {refused:?}\n{}",
+        b.log_tail(30)
+    );
+
+    // With A gone, B alone keeps the session.
+    a.kill9();
+    let after = post(&b, &key, Some(&session), &call_hello("after-a"));
+    assert!(
+        after.status == 200 && after.body.contains("Hello, after-a!"),
+        "tools/call via B after A was killed: {after:?}\n{}",
+        b.log_tail(30)
     );
 }
