@@ -12,6 +12,7 @@
 //! that the machine's noise falls on both. Prints the median round per backend (µs per lookup)
 //! and PostgreSQL / SQLite.
 
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use skyport_store::{DeploymentId, ServerName, SessionBinding, Store, StoredSession, Timestamp};
@@ -59,15 +60,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )))
         .await?;
     let (on_sqlite, on_postgres) = measured?;
-    println!(
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
         "session lookup ({sessions} sessions, {lookups} lookups x {ROUNDS} rounds, median round)"
-    );
-    println!("  sqlite:     {:>8.1} us/lookup", micros(on_sqlite));
-    println!("  postgresql: {:>8.1} us/lookup", micros(on_postgres));
-    println!(
+    )?;
+    writeln!(out, "  sqlite:     {:>8.1} us/lookup", micros(on_sqlite))?;
+    writeln!(out, "  postgresql: {:>8.1} us/lookup", micros(on_postgres))?;
+    writeln!(
+        out,
         "  postgresql / sqlite = {:.2}",
         on_postgres.as_secs_f64() / on_sqlite.as_secs_f64()
-    );
+    )?;
     Ok(())
 }
 
