@@ -12,6 +12,7 @@
 mod access;
 mod audit;
 mod changes;
+mod claims;
 mod control;
 mod deployments;
 mod dialect;
@@ -61,6 +62,7 @@ pub use audit::{
     Audit, AuditOutcome, AuditQuery, AuditRecord, AuditRetention, MAX_AUDIT_PAGE, NewAuditRecord,
 };
 pub use changes::Change;
+pub use claims::Claim;
 pub use control::{
     ControlAction, ControlAudit, ControlEvent, ControlQuery, NewControlEvent, UnknownAction,
 };
@@ -337,6 +339,12 @@ impl Store {
     /// Tool-level policies: rules per server.
     pub fn policies(&self) -> Policies<'_> {
         Policies { store: self }
+    }
+
+    /// A claim on the work named `name` that one replica among those sharing the database
+    /// must do (see [`Claim::held`]); on SQLite always held.
+    pub fn claim(&self, name: &'static str) -> Claim {
+        Claim::new(self.clone(), name)
     }
 
     /// Follows changes to live deployments, server settings and keys made through this store

@@ -676,3 +676,36 @@ async fn changes_cross_to_other_stores_on_the_same_postgres_database() {
     })
     .await;
 }
+
+/// Work claimed by one replica is not claimed by another until the holder lets go.
+#[tokio::test]
+async fn a_claim_is_held_by_one_store_at_a_time() {
+    crate::testdb::on_postgres(async {
+        let (a, b) = crate::testdb::replicas().await;
+        let mut on_a = a.claim("pollers");
+        let mut on_b = b.claim("pollers");
+        assert!(on_a.held().await);
+        assert!(!on_b.held().await);
+        assert!(on_a.held().await, "the holder keeps its claim");
+        let mut other_work = b.claim("previews");
+        assert!(other_work.held().await, "claims on other work are separate");
+        drop(on_a);
+        let mut taken = false;
+        for _ in 0..100 {
+            if on_b.held().await {
+                taken = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(taken, "the claim was not free after its holder let go");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn on_sqlite_every_claim_is_held() {
+    let store = store().await;
+    assert!(store.claim("pollers").held().await);
+    assert!(store.claim("pollers").held().await);
+}

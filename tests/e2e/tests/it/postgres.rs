@@ -5,14 +5,15 @@
 //!
 //! Two replicas (two serves, their own data dirs and ports, one database, one master key) in
 //! front of one remote MCP server: a session initialized through A continues through B, and
-//! through B alone once A is killed; a key revoked through A is refused by B at once.
+//! through B alone once A is killed; a key revoked through A is refused by B at once; a
+//! commit found by polling is built once although both replicas follow the source.
 
 use std::fs;
 use std::time::Duration;
 
 use skyport_e2e::{
-    DirectServer, HeldClient, HttpResponse, PostgresDatabase, Skyport, copy_dir, example, http,
-    wait_until,
+    DEPLOY_TIMEOUT, DirectServer, GitRepo, HeldClient, HttpResponse, PostgresDatabase, Skyport,
+    copy_dir, example, http, wait_until,
 };
 
 const ACCEPT: (&str, &str) = ("Accept", "application/json, text/event-stream");
@@ -224,4 +225,62 @@ fn two_replicas_share_sessions_and_revocations() {
         "tools/call via B after A was killed: {after:?}\n{}",
         b.log_tail(30)
     );
+}
+
+/// A FastMCP server whose `version` tool answers `text`.
+fn versioned_server(text: &str) -> String {
+    format!(
+        "from fastmcp import FastMCP\n\nmcp = FastMCP(\"pushed\")\n\n\n@mcp.tool\ndef version() -> str:\n    return \"{text}\"\n"
+    )
+}
+
+#[test]
+fn a_commit_found_by_polling_is_built_once_across_replicas() {
+    let Some(database) = PostgresDatabase::create() else {
+        return;
+    };
+    let flags = ["--database-url", database.url()];
+    let env = [("SKYPORT_MASTER_KEY", MASTER_KEY)];
+    let a = Skyport::serve_with_env(&flags, &env);
+    let b = Skyport::serve_with_env(&flags, &env);
+    let repo = GitRepo::new(&a.scratch().join("repos"), "app");
+    repo.commit("main.py", &versioned_server("v1"), "Pusher", "v1");
+    repo.push("main");
+    let deployed = a.cli_bounded(
+        &[
+            "deploy",
+            &repo.bare.to_string_lossy(),
+            "--name",
+            "app",
+            "--branch",
+            "main",
+        ],
+        DEPLOY_TIMEOUT,
+    );
+    assert!(deployed.success, "{deployed}\n{}", a.log_tail(40));
+    let polling = a.cli(&["servers", "set", "app", "--poll", "1s"]);
+    assert!(polling.success, "{polling}");
+
+    let v2 = repo.commit("main.py", &versioned_server("v2"), "Pusher", "v2");
+    repo.push("main");
+    let live_sha = "SELECT d.commit_sha FROM servers s JOIN deployments d \
+                    ON d.id = s.live_deployment_id WHERE s.name = 'app'";
+    let went_live = wait_until(DEPLOY_TIMEOUT, || database.value(live_sha) == v2);
+    assert!(
+        went_live,
+        "the pushed commit did not go live\n{}\n{}",
+        a.log_tail(40),
+        b.log_tail(40)
+    );
+    // Both replicas poll every second; give them a few more rounds to build it again.
+    std::thread::sleep(Duration::from_secs(3));
+    let builds = database.value(&format!(
+        "SELECT COUNT(*) FROM deployments WHERE commit_sha = '{v2}' OR git_ref = '{v2}'"
+    ));
+    assert_eq!(builds, "1", "the commit was built more than once");
+    let pollers = [&a, &b]
+        .iter()
+        .filter(|replica| replica.log().contains("this replica now does this work"))
+        .count();
+    assert_eq!(pollers, 1, "not exactly one replica polled");
 }
