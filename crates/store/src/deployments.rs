@@ -388,7 +388,25 @@ impl Deployments<'_> {
     }
 
     /// Builds that were running when Skyport stopped cannot finish: marks them failed.
+    ///
+    /// On PostgreSQL another replica may be running or queueing builds right now, and builds
+    /// are in the memory of the replica that queued them; so they are marked only when no
+    /// other Skyport is connected to the database (its connections carry another
+    /// `application_name`). A replica that dies takes its connections with it, so the next
+    /// replica to start alone marks what it left.
     pub async fn fail_interrupted(&self) -> Result<u64, StoreError> {
+        if let Some(replica) = &self.store.replica {
+            let others: i64 = crate::sql::query_scalar(
+                "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database()
+                 AND application_name LIKE 'skyport-%' AND application_name <> ?",
+            )
+            .bind(replica.as_ref())
+            .fetch_one(&self.store.pool)
+            .await?;
+            if others > 0 {
+                return Ok(0);
+            }
+        }
         let done = crate::sql::query(
             "UPDATE deployments SET status = 'failed', failure_kind = 'internal',
              failure_message = 'the build was interrupted because Skyport stopped; deploy again',

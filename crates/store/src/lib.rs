@@ -165,6 +165,9 @@ pub struct Store {
     changes: broadcast::Sender<Change>,
     /// Carries changes to and from other processes on the same database (PostgreSQL only).
     feed: Option<Arc<feed::Feed>>,
+    /// The `application_name` of this process's connections (PostgreSQL only), by which it
+    /// tells its own connections from other replicas'.
+    replica: Option<Arc<str>>,
     logs: logs::Shared,
     /// Seals and opens secrets; without it, secrets can be neither set nor read.
     master_key: Option<Arc<MasterKey>>,
@@ -205,17 +208,20 @@ impl Store {
         match Dialect::of_url(url) {
             Some(Dialect::Postgres) => {
                 sqlx::any::install_default_drivers();
+                let replica = format!("skyport-{:016x}", rand::random::<u64>());
+                let named = with_application_name(url, &replica);
                 let pool = PoolOptions::<Any>::new()
                     .max_connections(8)
                     .acquire_timeout(Duration::from_secs(10))
-                    .connect(url)
+                    .connect(&named)
                     .await
                     .map_err(|source| StoreError::Connect {
                         url: without_password(url),
                         source,
                     })?;
                 let mut store = Store::with_pool(pool, Dialect::Postgres).await?;
-                let feed = feed::Feed::start(url, store.pool.clone(), store.changes.clone())
+                store.replica = Some(Arc::from(replica));
+                let feed = feed::Feed::start(&named, store.pool.clone(), store.changes.clone())
                     .await
                     .map_err(|source| StoreError::Connect {
                         url: without_password(url),
@@ -245,6 +251,7 @@ impl Store {
             dialect,
             changes,
             feed: None,
+            replica: None,
             logs: logs::Shared::default(),
             master_key: None,
         })
@@ -421,6 +428,12 @@ async fn sqlite_pool(url: &str, connections: u32) -> Result<Pool<Any>, sqlx::Err
         })
         .connect_with(options)
         .await
+}
+
+/// `url` with `application_name` set to `name` (a later parameter overrides an earlier one).
+fn with_application_name(url: &str, name: &str) -> String {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}application_name={name}")
 }
 
 /// `url` without its password, for messages.

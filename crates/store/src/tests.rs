@@ -709,3 +709,36 @@ async fn on_sqlite_every_claim_is_held() {
     assert!(store.claim("pollers").held().await);
     assert!(store.claim("pollers").held().await);
 }
+
+/// A replica starting next to a running one leaves that one's builds alone; once the other
+/// is gone, its unfinished builds are marked failed.
+#[tokio::test]
+async fn interrupted_builds_are_failed_only_when_no_other_replica_runs() {
+    crate::testdb::on_postgres(async {
+        let (a, b) = crate::testdb::replicas().await;
+        let (server, _) = a.servers().ensure(&name("app"), None).await.unwrap();
+        let queued = a
+            .deployments()
+            .create(&server.id, &upload("upload", None))
+            .await
+            .unwrap();
+        assert_eq!(b.deployments().fail_interrupted().await.unwrap(), 0);
+        a.close().await;
+        drop(a);
+        let mut failed = 0;
+        for _ in 0..100 {
+            failed = b.deployments().fail_interrupted().await.unwrap();
+            if failed > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            failed, 1,
+            "the departed replica's build was not marked failed"
+        );
+        let d = b.deployments().get(&queued.id).await.unwrap().unwrap();
+        assert_eq!(d.status, DeploymentStatus::Failed);
+    })
+    .await;
+}
