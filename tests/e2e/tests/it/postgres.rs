@@ -278,9 +278,22 @@ fn a_commit_found_by_polling_is_built_once_across_replicas() {
         "SELECT COUNT(*) FROM deployments WHERE commit_sha = '{v2}' OR git_ref = '{v2}'"
     ));
     assert_eq!(builds, "1", "the commit was built more than once");
-    let pollers = [&a, &b]
-        .iter()
-        .filter(|replica| replica.log().contains("this replica now does this work"))
-        .count();
-    assert_eq!(pollers, 1, "not exactly one replica polled");
+
+    // Only one replica polls at all: with the repository gone, only it complains.
+    let moved = repo.bare.with_extension("moved");
+    fs::rename(&repo.bare, &moved).expect("move the repository away");
+    let complaining = || {
+        [&a, &b]
+            .iter()
+            .filter(|replica| replica.log().contains("cannot poll"))
+            .count()
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || complaining() > 0),
+        "no replica noticed the repository was gone\n{}\n{}",
+        a.log_tail(20),
+        b.log_tail(20)
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(complaining(), 1, "both replicas polled the source");
 }
