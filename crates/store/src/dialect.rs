@@ -2,8 +2,10 @@
 //! (see `sql.rs`), except these, which match on the [`Dialect`] where they are:
 //! how a write transaction starts (`Store::write`: `BEGIN IMMEDIATE`, or an advisory lock),
 //! full-text search (`search.rs`: FTS5, or `tsvector`), a JSON array as rows
-//! (`Deployments::prune_artifacts`: `json_each`, or `jsonb_array_elements_text`), and the
-//! change feed across processes (`feed.rs`: PostgreSQL only).
+//! (`Deployments::prune_artifacts`: `json_each`, or `jsonb_array_elements_text`), and what
+//! only replicas need (PostgreSQL only): the change feed across processes (`feed.rs`), claims
+//! on work (`claims.rs`), and telling other replicas' connections from this one's
+//! (`Deployments::fail_interrupted`).
 
 /// Which database a store runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
