@@ -4,6 +4,8 @@
 //!
 //! One check at a time per server, a few servers at once, none after `stop`: checks in
 //! progress are aborted at shutdown (their git processes die with them, `kill_on_drop`).
+//! Among replicas sharing a database, only the one holding the store's `sources` claim polls
+//! and sweeps, so that a new commit is built once; another takes over when it goes away.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -28,12 +30,15 @@ pub async fn follow_sources(builder: Builder, tick: Duration, stop: Cancellation
     let mut checks: JoinSet<(ServerId, Option<String>)> = JoinSet::new();
     let mut ticker = tokio::time::interval(tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut claim = builder.inner.store.claim("sources");
     loop {
         tokio::select! {
             () = stop.cancelled() => break,
             _ = ticker.tick() => {
-                sweep_expired(&builder).await;
-                polls.start_due(&builder, &mut checks).await;
+                if claim.held().await {
+                    sweep_expired(&builder).await;
+                    polls.start_due(&builder, &mut checks).await;
+                }
             }
             Some(done) = checks.join_next(), if !checks.is_empty() => {
                 if let Ok((server, head)) = done {

@@ -238,7 +238,8 @@ pub(crate) struct ServeArgs {
     /// Where the database, artifacts and environments live [default: ~/.local/share/skyport]
     #[arg(long, env = "SKYPORT_DATA_DIR")]
     pub(crate) data_dir: Option<PathBuf>,
-    /// Database URL; only SQLite in the data dir is supported in this version.
+    /// Database URL: postgres://USER@HOST/DB (several replicas may share it) or sqlite://PATH
+    /// [default: skyport.db in the data dir]
     #[arg(long, env = "SKYPORT_DATABASE_URL")]
     pub(crate) database_url: Option<String>,
     /// How long in-flight requests get to finish on shutdown, in seconds.

@@ -109,26 +109,16 @@ struct Platform {
 
 impl Platform {
     async fn start(args: &ServeArgs) -> anyhow::Result<Platform> {
-        if let Some(url) = &args.database_url
-            && !url.starts_with("sqlite:")
-        {
-            bail!(
-                "only SQLite is supported in this version (got --database-url {url}); omit it to use the data directory's database"
-            );
-        }
         let data_dir = config::data_dir(args.data_dir.as_deref())?;
         config::create_data_dir(&data_dir)?;
-        let database = match args
-            .database_url
-            .as_deref()
-            .and_then(|u| u.strip_prefix("sqlite:"))
-        {
-            Some(path) => PathBuf::from(path.trim_start_matches("//")),
-            None => data_dir.join("skyport.db"),
-        };
-        let store = Store::open(&database)
-            .await?
-            .with_master_key(master_key(&data_dir)?);
+        // The data dir holds artifacts, environments and the master key in any case; the
+        // database is its SQLite file unless a URL names another (PostgreSQL, shared by
+        // replicas that each have their own data dir and the same master key).
+        let store = match args.database_url.as_deref() {
+            Some(url) => Store::connect(url).await?,
+            None => Store::open(&data_dir.join("skyport.db")).await?,
+        }
+        .with_master_key(master_key(&data_dir)?);
         let secrets = store.env().check_secrets().await?;
         tracing::debug!("{secrets} stored secret(s) open with the master key");
         let interrupted = store.deployments().fail_interrupted().await?;

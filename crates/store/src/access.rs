@@ -242,7 +242,7 @@ impl Access<'_> {
         principal: &Principal,
         only: Option<&ServerId>,
     ) -> Result<HashMap<ServerId, ServerRole>, StoreError> {
-        let rows = sqlx::query(
+        let rows = crate::sql::query(
             "SELECT server_id, role, 0 AS is_default FROM server_grants
              WHERE (principal_id = ?1
                     OR group_id IN (SELECT group_id FROM group_members WHERE principal_id = ?1))
@@ -260,7 +260,7 @@ impl Access<'_> {
         for row in &rows {
             let server: ServerId = row.try_get("server_id")?;
             let role = parse_role(row.try_get("role")?)?;
-            let target = if row.try_get::<bool, _>("is_default")? {
+            let target = if crate::sql::flag(row, "is_default")? {
                 &mut defaults
             } else {
                 &mut granted
@@ -291,9 +291,9 @@ impl Access<'_> {
     ) -> Result<(), GrantError> {
         let (principal, group) = self.grantee_ids(grantee).await?;
         let mut tx = self.store.write().await.map_err(StoreError::from)?;
-        sqlx::query(
+        crate::sql::query(
             "DELETE FROM server_grants WHERE server_id = ?
-             AND (principal_id IS ? AND group_id IS ?)",
+             AND (principal_id IS NOT DISTINCT FROM ? AND group_id IS NOT DISTINCT FROM ?)",
         )
         .bind(server)
         .bind(&principal)
@@ -301,7 +301,7 @@ impl Access<'_> {
         .execute(&mut *tx)
         .await
         .map_err(StoreError::from)?;
-        sqlx::query(
+        crate::sql::query(
             "INSERT INTO server_grants (server_id, principal_id, group_id, role, created_at)
              VALUES (?, ?, ?, ?, ?)",
         )
@@ -321,9 +321,9 @@ impl Access<'_> {
     /// Removes `grantee`'s grant on `server`; `false` if it had none.
     pub async fn revoke(&self, server: &ServerId, grantee: &Grantee) -> Result<bool, GrantError> {
         let (principal, group) = self.grantee_ids(grantee).await?;
-        let removed = sqlx::query(
+        let removed = crate::sql::query(
             "DELETE FROM server_grants WHERE server_id = ?
-             AND (principal_id IS ? AND group_id IS ?)",
+             AND (principal_id IS NOT DISTINCT FROM ? AND group_id IS NOT DISTINCT FROM ?)",
         )
         .bind(server)
         .bind(principal)
@@ -346,7 +346,7 @@ impl Access<'_> {
     ) -> Result<(), StoreError> {
         match role {
             Some(role) => {
-                sqlx::query(
+                crate::sql::query(
                     "INSERT INTO server_default_roles (server_id, role) VALUES (?, ?)
                      ON CONFLICT (server_id) DO UPDATE SET role = excluded.role",
                 )
@@ -356,7 +356,7 @@ impl Access<'_> {
                 .await?;
             }
             None => {
-                sqlx::query("DELETE FROM server_default_roles WHERE server_id = ?")
+                crate::sql::query("DELETE FROM server_default_roles WHERE server_id = ?")
                     .bind(server)
                     .execute(&self.store.pool)
                     .await?;
@@ -369,11 +369,11 @@ impl Access<'_> {
     /// `server`'s default role and grants.
     pub async fn of_server(&self, server: &ServerId) -> Result<ServerAccess, StoreError> {
         let default_role: Option<String> =
-            sqlx::query_scalar("SELECT role FROM server_default_roles WHERE server_id = ?")
+            crate::sql::query_scalar("SELECT role FROM server_default_roles WHERE server_id = ?")
                 .bind(server)
                 .fetch_optional(&self.store.pool)
                 .await?;
-        let rows = sqlx::query(
+        let rows = crate::sql::query(
             "SELECT p.name AS principal, g.name AS grp, s.role FROM server_grants s
              LEFT JOIN principals p ON p.id = s.principal_id
              LEFT JOIN groups g ON g.id = s.group_id
@@ -407,7 +407,7 @@ impl Access<'_> {
     pub async fn table(&self) -> Result<AccessTable, StoreError> {
         let mut table = AccessTable::default();
         let grants =
-            sqlx::query("SELECT server_id, principal_id, group_id, role FROM server_grants")
+            crate::sql::query("SELECT server_id, principal_id, group_id, role FROM server_grants")
                 .fetch_all(&self.store.pool)
                 .await?;
         for row in &grants {
@@ -420,7 +420,7 @@ impl Access<'_> {
                 None => rules.groups.push((row.try_get("group_id")?, role)),
             }
         }
-        let defaults = sqlx::query("SELECT server_id, role FROM server_default_roles")
+        let defaults = crate::sql::query("SELECT server_id, role FROM server_default_roles")
             .fetch_all(&self.store.pool)
             .await?;
         for row in &defaults {
@@ -430,7 +430,7 @@ impl Access<'_> {
                 .or_default()
                 .default_role = Some(parse_role(row.try_get("role")?)?);
         }
-        let members = sqlx::query(
+        let members = crate::sql::query(
             "SELECT m.principal_id, g.id, g.name FROM group_members m
              JOIN groups g ON g.id = m.group_id ORDER BY g.name",
         )
@@ -449,9 +449,10 @@ impl Access<'_> {
         for (principal, names) in names {
             table.members.entry(principal).or_default().names = names.into();
         }
-        let previews = sqlx::query("SELECT id, parent_id FROM servers WHERE parent_id IS NOT NULL")
-            .fetch_all(&self.store.pool)
-            .await?;
+        let previews =
+            crate::sql::query("SELECT id, parent_id FROM servers WHERE parent_id IS NOT NULL")
+                .fetch_all(&self.store.pool)
+                .await?;
         for row in &previews {
             table
                 .parents

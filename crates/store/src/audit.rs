@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::Row;
+use sqlx::any::AnyRow;
 
 use crate::{
     DeploymentId, PrincipalId, ServerId, ServerName, Store, StoreError, Timestamp, from_millis,
@@ -140,28 +140,33 @@ impl Audit<'_> {
     pub async fn insert(&self, records: &[NewAuditRecord]) -> Result<(), StoreError> {
         let mut tx = self.store.write().await?;
         for chunk in records.chunks(ROWS_PER_STATEMENT) {
-            let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
+            // sqlx's `QueryBuilder` writes `?` for the `Any` driver, which PostgreSQL does not
+            // take; the rows' placeholders are written here and numbered like every statement.
+            let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+            let statement = format!(
                 "INSERT INTO audit_log (at, server_id, server_name, deployment_id, principal_id, \
                  http_method, method, target, outcome, status, error_code, duration_us, bytes_in, \
-                 bytes_out) ",
+                 bytes_out) VALUES {rows}"
             );
-            insert.push_values(chunk, |mut row, r| {
-                row.push_bind(to_millis(r.at))
-                    .push_bind(&r.server_id)
-                    .push_bind(r.server.as_str())
-                    .push_bind(&r.deployment_id)
-                    .push_bind(&r.principal_id)
-                    .push_bind(&r.http_method)
-                    .push_bind(&r.method)
-                    .push_bind(&r.target)
-                    .push_bind(r.outcome.as_str())
-                    .push_bind(i64::from(r.status))
-                    .push_bind(r.error_code)
-                    .push_bind(saturating_i64(r.duration.as_micros()))
-                    .push_bind(saturating_i64(u128::from(r.bytes_in)))
-                    .push_bind(saturating_i64(u128::from(r.bytes_out)));
-            });
-            insert.build().execute(&mut *tx).await?;
+            let mut insert = crate::sql::query_built(&statement);
+            for r in chunk {
+                insert = insert
+                    .bind(to_millis(r.at))
+                    .bind(&r.server_id)
+                    .bind(r.server.as_str())
+                    .bind(&r.deployment_id)
+                    .bind(&r.principal_id)
+                    .bind(&r.http_method)
+                    .bind(&r.method)
+                    .bind(&r.target)
+                    .bind(r.outcome.as_str())
+                    .bind(i64::from(r.status))
+                    .bind(r.error_code)
+                    .bind(saturating_i64(r.duration.as_micros()))
+                    .bind(saturating_i64(u128::from(r.bytes_in)))
+                    .bind(saturating_i64(u128::from(r.bytes_out)));
+            }
+            insert.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -169,7 +174,7 @@ impl Audit<'_> {
 
     /// The newest requests matching `query`, newest first.
     pub async fn query(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
-        sqlx::query(
+        crate::sql::query(
             "SELECT a.id, a.at, a.server_id, a.server_name, a.deployment_id, a.principal_id,
                     p.name AS principal_name, a.http_method, a.method, a.target, a.outcome,
                     a.status, a.error_code, a.duration_us, a.bytes_in, a.bytes_out
@@ -211,13 +216,13 @@ pub(crate) async fn prune(
     let cutoff = Timestamp::now()
         .checked_sub(retention.max_age)
         .unwrap_or(Timestamp::MIN);
-    let aged = sqlx::query(aged)
+    let aged = crate::sql::query(aged)
         .bind(to_millis(cutoff))
         .execute(&store.pool)
         .await?
         .rows_affected();
     // Ids follow insertion order, so the row cap keeps the most recently written rows.
-    let excess = sqlx::query(excess)
+    let excess = crate::sql::query(excess)
         .bind(saturating_i64(u128::from(retention.max_rows)))
         .execute(&store.pool)
         .await?
@@ -229,7 +234,7 @@ fn saturating_i64(value: u128) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-fn audit_record(row: &SqliteRow) -> Result<AuditRecord, StoreError> {
+fn audit_record(row: &AnyRow) -> Result<AuditRecord, StoreError> {
     let outcome: String = row.try_get("outcome")?;
     let server: String = row.try_get("server_name")?;
     let status: i64 = row.try_get("status")?;

@@ -1,10 +1,13 @@
 //! The change feed: what moved, so that in-memory views (the gateway's route table, the
-//! runtime's instances) can follow without polling the database.
+//! runtime's instances) can follow without polling the database. On PostgreSQL the feed
+//! also crosses processes (`feed.rs`), so every replica's views follow every replica's changes.
+
+use serde::{Deserialize, Serialize};
 
 use crate::{DeploymentId, ServerId, ServerName};
 
 /// A committed change to which deployment serves a server, to how it runs, or to the keys.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Change {
     /// `live` now serves `server`; `previous` (if any) no longer does.
     Promoted {

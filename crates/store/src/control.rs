@@ -13,7 +13,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use crate::{
     AuditRetention, EnvKey, EnvScope, MAX_AUDIT_PAGE, NewEnvVar, Principal, PrincipalId,
@@ -292,9 +292,9 @@ impl ControlAudit<'_> {
     pub async fn record(&self, event: NewControlEvent) -> Result<ControlEvent, StoreError> {
         // Stamped to the millisecond, as stored, so that the answer equals what is read back.
         let at = from_millis(to_millis(now()))?;
-        let id = sqlx::query(
+        let id: i64 = crate::sql::query_scalar(
             "INSERT INTO control_audit (at, principal_id, principal_name, action, server_name,
-             subject, before, after) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             subject, before, after) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(to_millis(at))
         .bind(&event.actor)
@@ -304,15 +304,14 @@ impl ControlAudit<'_> {
         .bind(&event.subject)
         .bind(event.before.as_ref().map(Value::to_string))
         .bind(event.after.as_ref().map(Value::to_string))
-        .execute(&self.store.pool)
-        .await?
-        .last_insert_rowid();
+        .fetch_one(&self.store.pool)
+        .await?;
         Ok(ControlEvent { id, at, event })
     }
 
     /// The newest events matching `query`, newest first.
     pub async fn query(&self, query: &ControlQuery) -> Result<Vec<ControlEvent>, StoreError> {
-        sqlx::query(
+        crate::sql::query(
             "SELECT id, at, principal_id, principal_name, action, server_name, subject, before,
                     after
              FROM control_audit
@@ -344,7 +343,7 @@ impl ControlAudit<'_> {
     }
 }
 
-fn control_event(row: &SqliteRow) -> Result<ControlEvent, StoreError> {
+fn control_event(row: &AnyRow) -> Result<ControlEvent, StoreError> {
     let action: String = row.try_get("action")?;
     let server: Option<String> = row.try_get("server_name")?;
     let json = |column: &str| -> Result<Option<Value>, StoreError> {

@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
+use crate::dialect::Dialect;
 use crate::promotions::{Actor, PromotionKind};
 use crate::{
     Change, DeploymentId, EnvVar, GatewaySettings, PrincipalId, RuntimeSettings, ServerId,
@@ -255,7 +256,7 @@ impl Deployments<'_> {
         new: &NewDeployment,
     ) -> Result<Deployment, StoreError> {
         let id = DeploymentId::generate();
-        sqlx::query(
+        crate::sql::query(
             "INSERT INTO deployments (id, server_id, status, source, git_ref, entrypoint, created_by,
              created_at) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?)",
         )
@@ -275,7 +276,7 @@ impl Deployments<'_> {
 
     /// The deployment with id `id`, if any.
     pub async fn get(&self, id: &DeploymentId) -> Result<Option<Deployment>, StoreError> {
-        sqlx::query(select_deployments!("WHERE id = ?"))
+        crate::sql::query(select_deployments!("WHERE id = ?"))
             .bind(id)
             .fetch_optional(&self.store.pool)
             .await?
@@ -287,7 +288,7 @@ impl Deployments<'_> {
     pub async fn list(&self, server: &ServerId) -> Result<Vec<Deployment>, StoreError> {
         // Ids are random within a millisecond, so insertion order (rowid) breaks the ties
         // between deployments created in the same one.
-        sqlx::query(select_deployments!(
+        crate::sql::query(select_deployments!(
             "WHERE server_id = ? ORDER BY created_at DESC, rowid DESC"
         ))
         .bind(server)
@@ -304,7 +305,7 @@ impl Deployments<'_> {
         id: &DeploymentId,
         phase: BuildPhase,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        crate::sql::query(
             "UPDATE deployments SET status = 'building', phase = ?, started_at = COALESCE(started_at, ?)
              WHERE id = ?",
         )
@@ -322,7 +323,7 @@ impl Deployments<'_> {
         id: &DeploymentId,
         commit: &Commit,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        crate::sql::query(
             "UPDATE deployments SET commit_sha = ?, commit_author = ?, commit_message = ?, commit_at = ?
              WHERE id = ?",
         )
@@ -340,7 +341,7 @@ impl Deployments<'_> {
     pub async fn succeed(&self, id: &DeploymentId, built: &Built) -> Result<(), StoreError> {
         let launch = serde_json::to_string(&built.launch)
             .map_err(|e| StoreError::Corrupt(format!("launch spec: {e}")))?;
-        sqlx::query(
+        crate::sql::query(
             "UPDATE deployments SET status = 'ready', resolved_entrypoint = ?, launch = ?, inspection = ?,
              artifact = ?, manifest = ?, finished_at = ? WHERE id = ?",
         )
@@ -363,7 +364,7 @@ impl Deployments<'_> {
         id: &DeploymentId,
         artifact: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE deployments SET artifact = ? WHERE id = ? AND status <> 'ready'")
+        crate::sql::query("UPDATE deployments SET artifact = ? WHERE id = ? AND status <> 'ready'")
             .bind(artifact)
             .bind(id)
             .execute(&self.store.pool)
@@ -373,7 +374,7 @@ impl Deployments<'_> {
 
     /// Records a failed build.
     pub async fn fail(&self, id: &DeploymentId, failure: &BuildFailure) -> Result<(), StoreError> {
-        sqlx::query(
+        crate::sql::query(
             "UPDATE deployments SET status = 'failed', failure_kind = ?, failure_message = ?, finished_at = ?
              WHERE id = ?",
         )
@@ -387,8 +388,26 @@ impl Deployments<'_> {
     }
 
     /// Builds that were running when Skyport stopped cannot finish: marks them failed.
+    ///
+    /// On PostgreSQL another replica may be running or queueing builds right now, and builds
+    /// are in the memory of the replica that queued them; so they are marked only when no
+    /// other Skyport is connected to the database (its connections carry another
+    /// `application_name`). A replica that dies takes its connections with it, so the next
+    /// replica to start alone marks what it left.
     pub async fn fail_interrupted(&self) -> Result<u64, StoreError> {
-        let done = sqlx::query(
+        if let Some(replica) = &self.store.replica {
+            let others: i64 = crate::sql::query_scalar(
+                "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database()
+                 AND application_name LIKE 'skyport-%' AND application_name <> ?",
+            )
+            .bind(replica.as_ref())
+            .fetch_one(&self.store.pool)
+            .await?;
+            if others > 0 {
+                return Ok(0);
+            }
+        }
+        let done = crate::sql::query(
             "UPDATE deployments SET status = 'failed', failure_kind = 'internal',
              failure_message = 'the build was interrupted because Skyport stopped; deploy again',
              finished_at = ? WHERE status IN ('queued', 'building')",
@@ -425,7 +444,7 @@ impl Deployments<'_> {
         by: Option<&PrincipalId>,
     ) -> Result<Option<DeploymentId>, StoreError> {
         let mut tx = self.store.write().await?;
-        let row = sqlx::query(
+        let row = crate::sql::query(
             "SELECT d.status, d.pruned_at, d.created_by, d.server_id, s.name, s.live_deployment_id
              FROM deployments d JOIN servers s ON s.id = d.server_id WHERE d.id = ?",
         )
@@ -451,13 +470,13 @@ impl Deployments<'_> {
             Some(by) => Some(by.clone()),
             None => row.try_get::<Option<PrincipalId>, _>("created_by")?,
         };
-        sqlx::query("UPDATE servers SET live_deployment_id = ?, updated_at = ? WHERE id = ?")
+        crate::sql::query("UPDATE servers SET live_deployment_id = ?, updated_at = ? WHERE id = ?")
             .bind(id)
             .bind(to_millis(now()))
             .bind(&server_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(
+        crate::sql::query(
             "INSERT INTO promotions (server_id, deployment_id, previous_id, kind, principal_id, at)
              VALUES (?, ?, ?, ?, ?, ?)",
         )
@@ -482,7 +501,7 @@ impl Deployments<'_> {
     /// Removes a deployment that is neither live nor building; returns whether it existed.
     pub async fn remove(&self, id: &DeploymentId) -> Result<bool, StoreError> {
         let mut tx = self.store.write().await?;
-        let row = sqlx::query(
+        let row = crate::sql::query(
             "SELECT d.status, s.live_deployment_id FROM deployments d
              JOIN servers s ON s.id = d.server_id WHERE d.id = ?",
         )
@@ -504,11 +523,11 @@ impl Deployments<'_> {
                 "deployment {id} is still building; wait for it to finish"
             )));
         }
-        sqlx::query("DELETE FROM log_lines WHERE deployment_id = ? AND source = 'build'")
+        crate::sql::query("DELETE FROM log_lines WHERE deployment_id = ? AND source = 'build'")
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM deployments WHERE id = ?")
+        crate::sql::query("DELETE FROM deployments WHERE id = ?")
             .bind(id)
             .execute(&mut *tx)
             .await?;
@@ -519,16 +538,16 @@ impl Deployments<'_> {
     /// Artifacts that garbage collection must keep: those of every server's live deployment,
     /// of its `keep` newest ready deployments, and of builds still running.
     pub async fn retained_artifacts(&self, keep: u32) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query(
+        let rows = crate::sql::query(
             "SELECT DISTINCT artifact FROM (
                 SELECT d.artifact FROM deployments d JOIN servers s ON s.live_deployment_id = d.id
                 UNION ALL
                 SELECT artifact FROM (
                     SELECT artifact, ROW_NUMBER() OVER (
                         PARTITION BY server_id ORDER BY created_at DESC, rowid DESC) AS n
-                    FROM deployments WHERE status = 'ready' AND pruned_at IS NULL)
+                    FROM deployments WHERE status = 'ready' AND pruned_at IS NULL) AS newest
                 WHERE n <= ?
-            ) WHERE artifact IS NOT NULL",
+            ) AS kept WHERE artifact IS NOT NULL",
         )
         .bind(i64::from(keep))
         .fetch_all(&self.store.pool)
@@ -544,21 +563,31 @@ impl Deployments<'_> {
         let kept = serde_json::to_string(kept)
             .map_err(|e| StoreError::Corrupt(format!("artifact list: {e}")))?;
         let mut tx = self.store.write().await?;
-        let rows = sqlx::query(
-            "SELECT DISTINCT artifact FROM deployments WHERE artifact IS NOT NULL AND pruned_at IS NULL
-             AND artifact NOT IN (SELECT value FROM json_each(?))",
-        )
-        .bind(&kept)
-        .fetch_all(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE deployments SET pruned_at = ? WHERE artifact IS NOT NULL AND pruned_at IS NULL
-             AND artifact NOT IN (SELECT value FROM json_each(?))",
-        )
-        .bind(to_millis(now()))
-        .bind(&kept)
-        .execute(&mut *tx)
-        .await?;
+        // The kept list goes as one JSON array: a statement with one placeholder per artifact
+        // could outgrow SQLite's limit on bound values.
+        let (unused, prune) = match self.store.dialect {
+            Dialect::Sqlite => (
+                "SELECT DISTINCT artifact FROM deployments WHERE artifact IS NOT NULL AND pruned_at IS NULL
+                 AND artifact NOT IN (SELECT value FROM json_each(?))",
+                "UPDATE deployments SET pruned_at = ? WHERE artifact IS NOT NULL AND pruned_at IS NULL
+                 AND artifact NOT IN (SELECT value FROM json_each(?))",
+            ),
+            Dialect::Postgres => (
+                "SELECT DISTINCT artifact FROM deployments WHERE artifact IS NOT NULL AND pruned_at IS NULL
+                 AND artifact NOT IN (SELECT jsonb_array_elements_text(CAST(? AS jsonb)))",
+                "UPDATE deployments SET pruned_at = ? WHERE artifact IS NOT NULL AND pruned_at IS NULL
+                 AND artifact NOT IN (SELECT jsonb_array_elements_text(CAST(? AS jsonb)))",
+            ),
+        };
+        let rows = crate::sql::query(unused)
+            .bind(&kept)
+            .fetch_all(&mut *tx)
+            .await?;
+        crate::sql::query(prune)
+            .bind(to_millis(now()))
+            .bind(&kept)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         rows.iter()
             .map(|row| row.try_get("artifact").map_err(StoreError::from))
@@ -568,7 +597,7 @@ impl Deployments<'_> {
     /// Whether `server` has a deployment built (or being built) from commit `sha`: asked for
     /// by that SHA, or recorded with it after fetching.
     pub async fn has_commit(&self, server: &ServerId, sha: &str) -> Result<bool, StoreError> {
-        let found: Option<i64> = sqlx::query_scalar(
+        let found: Option<i64> = crate::sql::query_scalar(
             "SELECT 1 FROM deployments WHERE server_id = ? AND (commit_sha = ? OR git_ref = ?) LIMIT 1",
         )
         .bind(server)
@@ -581,7 +610,7 @@ impl Deployments<'_> {
 
     /// Every server with its live deployment, for the gateway's route table.
     pub async fn routes(&self) -> Result<Vec<Route>, StoreError> {
-        let rows = sqlx::query(
+        let rows = crate::sql::query(
             "SELECT s.id AS server_id, s.name, s.kind, d.id AS deployment_id, d.launch, s.memory_limit_bytes,
              s.idle_timeout_ms, s.min_instances, s.max_instances, s.auth, s.request_timeout_ms,
              s.identity_token
@@ -596,7 +625,7 @@ impl Deployments<'_> {
 
     /// One server's route, or `None` if there is no such server.
     pub async fn route(&self, name: &ServerName) -> Result<Option<Route>, StoreError> {
-        let row = sqlx::query(
+        let row = crate::sql::query(
             "SELECT s.id AS server_id, s.name, s.kind, d.id AS deployment_id, d.launch, s.memory_limit_bytes,
              s.idle_timeout_ms, s.min_instances, s.max_instances, s.auth, s.request_timeout_ms,
              s.identity_token
@@ -618,10 +647,7 @@ impl Deployments<'_> {
 }
 
 /// A route from its row; `env` holds the live deployments' environments (taken from it).
-fn route(
-    row: &SqliteRow,
-    env: &mut BTreeMap<DeploymentId, Vec<EnvVar>>,
-) -> Result<Route, StoreError> {
+fn route(row: &AnyRow, env: &mut BTreeMap<DeploymentId, Vec<EnvVar>>) -> Result<Route, StoreError> {
     let deployment: Option<DeploymentId> = row.try_get("deployment_id")?;
     let launch: Option<String> = row.try_get("launch")?;
     let live = match (deployment, launch) {
@@ -654,7 +680,7 @@ pub(crate) fn parse_enum<T: serde::de::DeserializeOwned>(
         .map_err(|_| StoreError::Corrupt(format!("unknown {what} '{s}'")))
 }
 
-fn deployment(row: &SqliteRow) -> Result<Deployment, StoreError> {
+fn deployment(row: &AnyRow) -> Result<Deployment, StoreError> {
     let status: String = row.try_get("status")?;
     let phase: Option<String> = row.try_get("phase")?;
     let failure_kind: Option<String> = row.try_get("failure_kind")?;

@@ -292,7 +292,7 @@ impl Env<'_> {
         }
         let mut tx = self.store.write().await?;
         for (var, value) in sealed {
-            sqlx::query(
+            crate::sql::query(
                 "INSERT INTO env_vars (server_id, scope, name, value, secret, updated_at)
                  VALUES (?, ?, ?, ?, ?, ?)
                  ON CONFLICT (server_id, scope, name)
@@ -303,7 +303,7 @@ impl Env<'_> {
             .bind(scope.to_string())
             .bind(var.name.as_str())
             .bind(value)
-            .bind(var.secret)
+            .bind(i64::from(var.secret))
             .bind(at)
             .execute(&mut *tx)
             .await?;
@@ -322,13 +322,14 @@ impl Env<'_> {
         let mut removed = Vec::new();
         let mut tx = self.store.write().await?;
         for name in names {
-            let done =
-                sqlx::query("DELETE FROM env_vars WHERE server_id = ? AND scope = ? AND name = ?")
-                    .bind(server)
-                    .bind(scope.to_string())
-                    .bind(name.as_str())
-                    .execute(&mut *tx)
-                    .await?;
+            let done = crate::sql::query(
+                "DELETE FROM env_vars WHERE server_id = ? AND scope = ? AND name = ?",
+            )
+            .bind(server)
+            .bind(scope.to_string())
+            .bind(name.as_str())
+            .execute(&mut *tx)
+            .await?;
             if done.rows_affected() > 0 {
                 removed.push(name.clone());
             }
@@ -344,7 +345,7 @@ impl Env<'_> {
         server: &ServerId,
         scope: Option<&EnvScope>,
     ) -> Result<Vec<EnvEntry>, StoreError> {
-        let rows = sqlx::query(
+        let rows = crate::sql::query(
             "SELECT scope, name, value, secret, updated_at FROM env_vars
              WHERE server_id = ? AND (? IS NULL OR scope = ?) ORDER BY scope, name",
         )
@@ -355,7 +356,7 @@ impl Env<'_> {
         .await?;
         rows.iter()
             .map(|row| {
-                let secret: bool = row.try_get("secret")?;
+                let secret = crate::sql::flag(row, "secret")?;
                 let value = if secret {
                     None
                 } else {
@@ -385,11 +386,12 @@ impl Env<'_> {
             None => (server, None),
         };
         let mut tx = self.store.write().await?;
-        let rows =
-            sqlx::query("SELECT scope, name, value, secret FROM env_vars WHERE server_id = ?")
-                .bind(source)
-                .fetch_all(&mut *tx)
-                .await?;
+        let rows = crate::sql::query(
+            "SELECT scope, name, value, secret FROM env_vars WHERE server_id = ?",
+        )
+        .bind(source)
+        .fetch_all(&mut *tx)
+        .await?;
         let mut stored = Vec::with_capacity(rows.len());
         for row in &rows {
             stored.push((
@@ -397,19 +399,19 @@ impl Env<'_> {
                 row.try_get::<String, _>("name")?,
                 Stored {
                     value: row.try_get("value")?,
-                    secret: row.try_get("secret")?,
+                    secret: crate::sql::flag(row, "secret")?,
                 },
             ));
         }
         let resolved = resolve(stored, branch);
         for (name, stored) in &resolved {
-            sqlx::query(
+            crate::sql::query(
                 "INSERT INTO deployment_env (deployment_id, name, value, secret) VALUES (?, ?, ?, ?)",
             )
             .bind(deployment)
             .bind(name)
             .bind(&stored.value)
-            .bind(stored.secret)
+            .bind(i64::from(stored.secret))
             .execute(&mut *tx)
             .await?;
         }
@@ -422,7 +424,7 @@ impl Env<'_> {
         &self,
         deployment: &DeploymentId,
     ) -> Result<Vec<EnvVar>, StoreError> {
-        let rows = sqlx::query(
+        let rows = crate::sql::query(
             "SELECT name, value, secret FROM deployment_env WHERE deployment_id = ? ORDER BY name",
         )
         .bind(deployment)
@@ -433,7 +435,7 @@ impl Env<'_> {
 
     /// The environments of every server's live deployment, secrets opened.
     pub(crate) async fn live(&self) -> Result<BTreeMap<DeploymentId, Vec<EnvVar>>, StoreError> {
-        let rows = sqlx::query(
+        let rows = crate::sql::query(
             "SELECT e.deployment_id, e.name, e.value, e.secret FROM deployment_env e
              JOIN servers s ON s.live_deployment_id = e.deployment_id ORDER BY e.name",
         )
@@ -451,7 +453,7 @@ impl Env<'_> {
     /// Opens every stored secret once, so that a wrong master key is found at startup rather
     /// than by the first build or instance; returns how many there are.
     pub async fn check_secrets(&self) -> Result<usize, StoreError> {
-        let rows = sqlx::query(
+        let rows = crate::sql::query(
             "SELECT name, value, secret FROM env_vars WHERE secret = 1
              UNION ALL SELECT name, value, secret FROM deployment_env WHERE secret = 1",
         )
@@ -463,9 +465,9 @@ impl Env<'_> {
         Ok(rows.len())
     }
 
-    fn opened(&self, row: &sqlx::sqlite::SqliteRow) -> Result<EnvVar, StoreError> {
+    fn opened(&self, row: &sqlx::any::AnyRow) -> Result<EnvVar, StoreError> {
         let name: String = row.try_get("name")?;
-        let secret: bool = row.try_get("secret")?;
+        let secret = crate::sql::flag(row, "secret")?;
         let bytes: Vec<u8> = row.try_get("value")?;
         let value = if secret {
             secrets::open(self.key()?, &name, &bytes).ok_or_else(|| {

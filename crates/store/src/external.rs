@@ -7,7 +7,7 @@
 use std::fmt;
 
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use crate::{
     Change, DeploymentId, Server, ServerId, ServerKind, ServerName, Store, StoreError, Timestamp,
@@ -128,7 +128,7 @@ impl Externals<'_> {
                 new.name, existing.kind, new.name
             )));
         }
-        sqlx::query(
+        crate::sql::query(
             "INSERT INTO servers (id, name, kind, description, created_at, updated_at)
              VALUES (?, ?, 'external', ?, ?, ?)",
         )
@@ -139,19 +139,23 @@ impl Externals<'_> {
         .bind(at)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("INSERT INTO external_servers (server_id, url, config_id) VALUES (?, ?, ?)")
+        crate::sql::query(
+            "INSERT INTO external_servers (server_id, url, config_id) VALUES (?, ?, ?)",
+        )
+        .bind(&id)
+        .bind(&new.url)
+        .bind(DeploymentId::generate())
+        .execute(&mut *tx)
+        .await?;
+        for (name, value) in sealed {
+            crate::sql::query(
+                "INSERT INTO external_headers (server_id, name, sealed) VALUES (?, ?, ?)",
+            )
             .bind(&id)
-            .bind(&new.url)
-            .bind(DeploymentId::generate())
+            .bind(name)
+            .bind(value)
             .execute(&mut *tx)
             .await?;
-        for (name, value) in sealed {
-            sqlx::query("INSERT INTO external_headers (server_id, name, sealed) VALUES (?, ?, ?)")
-                .bind(&id)
-                .bind(name)
-                .bind(value)
-                .execute(&mut *tx)
-                .await?;
         }
         tx.commit().await?;
         self.store.publish(Change::Catalog {
@@ -170,7 +174,7 @@ impl Externals<'_> {
         if server.kind != ServerKind::External {
             return Ok(None);
         }
-        let row = sqlx::query(
+        let row = crate::sql::query(
             "SELECT url, health, health_error, checked_at, tools FROM external_servers
              WHERE server_id = ?",
         )
@@ -180,7 +184,7 @@ impl Externals<'_> {
         let Some(row) = row else {
             return Ok(None);
         };
-        let header_names = sqlx::query_scalar(
+        let header_names = crate::sql::query_scalar(
             "SELECT name FROM external_headers WHERE server_id = ? ORDER BY name",
         )
         .bind(&server.id)
@@ -191,13 +195,13 @@ impl Externals<'_> {
 
     /// Every external entry with its opened headers, for the gateway.
     pub async fn connections(&self) -> Result<Vec<Connection>, StoreError> {
-        let rows = sqlx::query(
+        let rows = crate::sql::query(
             "SELECT e.server_id, s.name, e.url, e.config_id FROM external_servers e
              JOIN servers s ON s.id = e.server_id ORDER BY s.name",
         )
         .fetch_all(&self.store.pool)
         .await?;
-        let headers = sqlx::query(
+        let headers = crate::sql::query(
             "SELECT server_id, name, sealed FROM external_headers ORDER BY server_id, name",
         )
         .fetch_all(&self.store.pool)
@@ -257,7 +261,7 @@ impl Externals<'_> {
             Ok(tools) => {
                 let tools_json = serde_json::to_string(tools)
                     .map_err(|e| StoreError::Corrupt(format!("tools: {e}")))?;
-                sqlx::query(
+                crate::sql::query(
                     "UPDATE external_servers SET health = 'up', health_error = NULL,
                      checked_at = ?, tools = ? WHERE server_id = ?",
                 )
@@ -275,7 +279,7 @@ impl Externals<'_> {
                 }
             }
             Err(error) => {
-                sqlx::query(
+                crate::sql::query(
                     "UPDATE external_servers SET health = 'down', health_error = ?,
                      checked_at = ? WHERE server_id = ?",
                 )
@@ -317,7 +321,7 @@ fn aad(server: &ServerName, header: &str) -> String {
 
 fn external(
     server: Server,
-    row: &SqliteRow,
+    row: &AnyRow,
     header_names: Vec<String>,
 ) -> Result<External, StoreError> {
     let health: String = row.try_get("health")?;

@@ -8,7 +8,7 @@
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use crate::users::{PrincipalKind, principal};
 use crate::{
@@ -145,7 +145,7 @@ impl Keys<'_> {
     /// The oldest organisation admin, creating `admin` (without a password) if there is
     /// none.
     pub async fn ensure_admin(&self) -> Result<Principal, StoreError> {
-        sqlx::query(
+        crate::sql::query(
             "INSERT INTO principals (id, name, is_admin, created_at)
              SELECT ?, 'admin', 1, ? WHERE NOT EXISTS (SELECT 1 FROM principals WHERE is_admin = 1)
              ON CONFLICT (name) DO UPDATE SET is_admin = 1",
@@ -154,7 +154,7 @@ impl Keys<'_> {
         .bind(to_millis(now()))
         .execute(&self.store.pool)
         .await?;
-        let row = sqlx::query(
+        let row = crate::sql::query(
             "SELECT id, name, is_admin, kind, email FROM principals WHERE is_admin = 1
              ORDER BY created_at, id LIMIT 1",
         )
@@ -182,7 +182,7 @@ impl Keys<'_> {
         } else {
             name.to_owned()
         };
-        sqlx::query(
+        crate::sql::query(
             "INSERT INTO api_keys (id, principal_id, name, key_hash, created_at, expires_at)
              VALUES (?, ?, ?, ?, ?, ?)",
         )
@@ -203,7 +203,7 @@ impl Keys<'_> {
 
     /// The key with id `id`, if any (revoked ones too).
     pub async fn get(&self, id: &ApiKeyId) -> Result<Option<ApiKey>, StoreError> {
-        sqlx::query(select_keys!("WHERE k.id = ?"))
+        crate::sql::query(select_keys!("WHERE k.id = ?"))
             .bind(id)
             .fetch_optional(&self.store.pool)
             .await?
@@ -213,7 +213,7 @@ impl Keys<'_> {
 
     /// Every key (revoked and expired ones too), oldest first; only `principal`'s when given.
     pub async fn list(&self, principal: Option<&PrincipalId>) -> Result<Vec<ApiKey>, StoreError> {
-        sqlx::query(select_keys!(
+        crate::sql::query(select_keys!(
             "WHERE ?1 IS NULL OR k.principal_id = ?1 ORDER BY k.created_at, k.id"
         ))
         .bind(principal)
@@ -228,7 +228,7 @@ impl Keys<'_> {
     /// name, and the CLI's own key is always `cli`).
     pub async fn live_named(&self, name: &str) -> Result<Vec<ApiKey>, StoreError> {
         let at = now();
-        Ok(sqlx::query(select_keys!(
+        Ok(crate::sql::query(select_keys!(
             "WHERE k.name = ? AND k.revoked_at IS NULL ORDER BY k.created_at, k.id"
         ))
         .bind(name)
@@ -263,13 +263,14 @@ impl Keys<'_> {
     /// Revokes key `id` now (a key already revoked keeps its first revocation time); returns
     /// it, or `None` if there is no such key.
     pub async fn revoke(&self, id: &ApiKeyId) -> Result<Option<ApiKey>, StoreError> {
-        let revoked =
-            sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
-                .bind(to_millis(now()))
-                .bind(id)
-                .execute(&self.store.pool)
-                .await?
-                .rows_affected();
+        let revoked = crate::sql::query(
+            "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+        )
+        .bind(to_millis(now()))
+        .bind(id)
+        .execute(&self.store.pool)
+        .await?
+        .rows_affected();
         if revoked > 0 {
             self.store.publish(Change::Keys);
         }
@@ -280,7 +281,7 @@ impl Keys<'_> {
     /// many. For short-lived keys made by machines (browser sessions), which would otherwise
     /// pile up in listings; keys people name are kept as a record, expired or not.
     pub async fn delete_expired_named(&self, name: &str) -> Result<u64, StoreError> {
-        let deleted = sqlx::query(
+        let deleted = crate::sql::query(
             "DELETE FROM api_keys WHERE name = ? AND expires_at IS NOT NULL AND expires_at < ?",
         )
         .bind(name)
@@ -295,7 +296,7 @@ impl Keys<'_> {
     /// the database. Keys already expired are left out.
     pub async fn credentials(&self) -> Result<Vec<Credential>, StoreError> {
         let at = to_millis(now());
-        sqlx::query(
+        crate::sql::query(
             "SELECT k.id, k.key_hash, k.expires_at, p.id AS principal_id, p.name, p.is_admin,
                     p.kind, p.email
              FROM api_keys k JOIN principals p ON p.id = k.principal_id
@@ -312,7 +313,7 @@ impl Keys<'_> {
                 principal: Principal {
                     id: row.try_get("principal_id")?,
                     name: row.try_get("name")?,
-                    is_admin: row.try_get("is_admin")?,
+                    is_admin: crate::sql::flag(row, "is_admin")?,
                     kind: PrincipalKind::parse(row.try_get("kind")?)?,
                     email: row.try_get("email")?,
                 },
@@ -330,7 +331,7 @@ impl Keys<'_> {
         }
         let mut tx = self.store.write().await?;
         for (id, at) in uses {
-            sqlx::query(
+            crate::sql::query(
                 "UPDATE api_keys SET last_used_at = ?1
                  WHERE id = ?2 AND (last_used_at IS NULL OR last_used_at < ?1)",
             )
@@ -350,7 +351,7 @@ impl Keys<'_> {
             return Ok(None);
         }
         let at = now();
-        let row = sqlx::query(
+        let row = crate::sql::query(
             "SELECT k.id AS key_id, k.last_used_at, p.id, p.name, p.is_admin, p.kind, p.email
              FROM api_keys k JOIN principals p ON p.id = k.principal_id
              WHERE k.key_hash = ? AND k.revoked_at IS NULL
@@ -373,7 +374,7 @@ impl Keys<'_> {
     }
 }
 
-fn api_key(row: &SqliteRow) -> Result<ApiKey, StoreError> {
+fn api_key(row: &AnyRow) -> Result<ApiKey, StoreError> {
     Ok(ApiKey {
         id: row.try_get("id")?,
         principal: row.try_get("principal_id")?,
@@ -386,7 +387,7 @@ fn api_key(row: &SqliteRow) -> Result<ApiKey, StoreError> {
     })
 }
 
-fn optional_time(row: &SqliteRow, column: &str) -> Result<Option<Timestamp>, StoreError> {
+fn optional_time(row: &AnyRow, column: &str) -> Result<Option<Timestamp>, StoreError> {
     let ms: Option<i64> = row.try_get(column)?;
     ms.map(from_millis).transpose()
 }

@@ -12,10 +12,13 @@
 mod access;
 mod audit;
 mod changes;
+mod claims;
 mod control;
 mod deployments;
+mod dialect;
 mod env;
 mod external;
+mod feed;
 mod ids;
 mod keys;
 mod logs;
@@ -33,15 +36,24 @@ mod sessions;
 mod settings;
 mod signing;
 mod sources;
+mod sql;
 mod users;
+
+#[cfg(test)]
+pub(crate) mod testdb;
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::any::AnyConnectOptions;
+use sqlx::pool::PoolOptions;
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{Any, Pool};
+use sqlx::{ConnectOptions, Executor};
 use tokio::sync::broadcast;
+
+pub use dialect::Dialect;
 
 pub use access::{
     Access, AccessTable, Grant, GrantError, Grantee, RoleError, ServerAccess, ServerRole,
@@ -51,6 +63,7 @@ pub use audit::{
     Audit, AuditOutcome, AuditQuery, AuditRecord, AuditRetention, MAX_AUDIT_PAGE, NewAuditRecord,
 };
 pub use changes::Change;
+pub use claims::Claim;
 pub use control::{
     ControlAction, ControlAudit, ControlEvent, ControlQuery, NewControlEvent, UnknownAction,
 };
@@ -114,6 +127,21 @@ pub enum StoreError {
         /// What SQLite reported.
         source: sqlx::Error,
     },
+    /// The database server could not be reached or refused the connection.
+    #[error(
+        "cannot connect to the database at {url}: {source}; check that PostgreSQL runs there and that the URL's user, password and database are right"
+    )]
+    Connect {
+        /// The database URL, without its password.
+        url: String,
+        /// What the driver reported.
+        source: sqlx::Error,
+    },
+    /// The database URL names no database Skyport supports.
+    #[error(
+        "'{0}' is not a database URL Skyport supports; give postgres://USER@HOST/DATABASE (or sqlite://PATH)"
+    )]
+    UnsupportedUrl(String),
     /// Applying the schema migrations failed.
     #[error("cannot apply database migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -134,8 +162,14 @@ pub enum StoreError {
 /// A handle on the database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: Pool<Any>,
+    dialect: Dialect,
     changes: broadcast::Sender<Change>,
+    /// Carries changes to and from other processes on the same database (PostgreSQL only).
+    feed: Option<Arc<feed::Feed>>,
+    /// The `application_name` of this process's connections (PostgreSQL only), by which it
+    /// tells its own connections from other replicas'.
+    replica: Option<Arc<str>>,
     logs: logs::Shared,
     /// Seals and opens secrets; without it, secrets can be neither set nor read.
     master_key: Option<Arc<MasterKey>>,
@@ -144,50 +178,90 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the SQLite database at `path` and applies migrations.
     pub async fn open(path: &Path) -> Result<Store, StoreError> {
-        let options = SqliteConnectOptions::new()
+        let url = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
+            .to_url_lossy();
+        let opened = sqlite_pool(url.as_str(), 8)
             .await
             .map_err(|source| StoreError::Open {
                 path: path.display().to_string(),
                 source,
             })?;
-        Store::with_pool(pool).await
+        Store::with_pool(opened, Dialect::Sqlite).await
     }
 
     /// Opens a private in-memory database, for tests.
     pub async fn open_in_memory() -> Result<Store, StoreError> {
-        let options = SqliteConnectOptions::new()
-            .in_memory(true)
-            .foreign_keys(true);
         // One connection: each new connection to `:memory:` would be a different, empty database.
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options)
-            .await
-            .map_err(|source| StoreError::Open {
-                path: ":memory:".into(),
-                source,
-            })?;
-        Store::with_pool(pool).await
+        let opened =
+            sqlite_pool("sqlite::memory:", 1)
+                .await
+                .map_err(|source| StoreError::Open {
+                    path: ":memory:".into(),
+                    source,
+                })?;
+        Store::with_pool(opened, Dialect::Sqlite).await
     }
 
-    async fn with_pool(pool: SqlitePool) -> Result<Store, StoreError> {
-        sqlx::migrate!("./migrations").run(&pool).await?;
+    /// Connects to the database at `url` (`postgres://…`, or `sqlite://PATH`) and applies
+    /// migrations. Several Skyports may share one PostgreSQL database.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        match Dialect::of_url(url) {
+            Some(Dialect::Postgres) => {
+                sqlx::any::install_default_drivers();
+                let replica = format!("skyport-{:016x}", rand::random::<u64>());
+                let named = with_application_name(url, &replica);
+                let pool = PoolOptions::<Any>::new()
+                    .max_connections(8)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect(&named)
+                    .await
+                    .map_err(|source| StoreError::Connect {
+                        url: without_password(url),
+                        source,
+                    })?;
+                let mut store = Store::with_pool(pool, Dialect::Postgres).await?;
+                store.replica = Some(Arc::from(replica));
+                let feed = feed::Feed::start(&named, store.pool.clone(), store.changes.clone())
+                    .await
+                    .map_err(|source| StoreError::Connect {
+                        url: without_password(url),
+                        source,
+                    })?;
+                store.feed = Some(Arc::new(feed));
+                Ok(store)
+            }
+            Some(Dialect::Sqlite) => {
+                let path = url
+                    .trim_start_matches("sqlite://")
+                    .trim_start_matches("sqlite:");
+                Store::open(Path::new(path)).await
+            }
+            None => Err(StoreError::UnsupportedUrl(without_password(url))),
+        }
+    }
+
+    async fn with_pool(pool: Pool<Any>, dialect: Dialect) -> Result<Store, StoreError> {
+        match dialect {
+            Dialect::Sqlite => sqlx::migrate!("./migrations").run(&pool).await?,
+            Dialect::Postgres => sqlx::migrate!("./migrations-postgres").run(&pool).await?,
+        }
         let (changes, _) = broadcast::channel(1024);
         Ok(Store {
             pool,
+            dialect,
             changes,
+            feed: None,
+            replica: None,
             logs: logs::Shared::default(),
             master_key: None,
         })
+    }
+
+    /// Which database this store runs on.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
     }
 
     /// This store, sealing and opening secrets with `key`; call it before cloning the store.
@@ -281,13 +355,23 @@ impl Store {
         Policies { store: self }
     }
 
-    /// Follows changes to live deployments, server settings and keys made through this store.
+    /// A claim on the work named `name` that one replica among those sharing the database
+    /// must do (see [`Claim::held`]); on SQLite always held.
+    pub fn claim(&self, name: &'static str) -> Claim {
+        Claim::new(self.clone(), name)
+    }
+
+    /// Follows changes to live deployments, server settings and keys made through this store
+    /// (and, on PostgreSQL, through every other store on the same database).
     pub fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.changes.subscribe()
     }
 
     /// Closes the pool, waiting for connections to return; call once at shutdown.
     pub async fn close(&self) {
+        if let Some(feed) = &self.feed {
+            feed.stop();
+        }
         self.pool.close().await;
     }
 
@@ -305,13 +389,71 @@ impl Store {
     /// transaction that reads and then writes fails at once with SQLITE_BUSY ("database is
     /// locked"), without waiting, when another connection (the audit or log writer, a build)
     /// wrote in between.
-    async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await
+    ///
+    /// PostgreSQL has no such mode: there every write transaction takes one transaction-level
+    /// advisory lock first, which gives the same order (one writer at a time, readers never
+    /// blocked) across every replica sharing the database, so that read-then-write sequences
+    /// written for SQLite keep their meaning without per-statement row locks.
+    async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.dialect {
+            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Dialect::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                sql::query("SELECT pg_advisory_xact_lock(?)")
+                    .bind(dialect::WRITE_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(tx)
+            }
+        }
     }
 
     fn publish(&self, change: Change) {
+        if let Some(feed) = &self.feed {
+            feed.send(change.clone());
+        }
         // No subscribers is fine: nothing is running that caches routes.
         let _ = self.changes.send(change);
+    }
+}
+
+/// A pool of SQLite connections set up as Skyport needs them: write-ahead log (readers do not
+/// wait for the writer), a busy timeout instead of failing at once, foreign keys enforced.
+async fn sqlite_pool(url: &str, connections: u32) -> Result<Pool<Any>, sqlx::Error> {
+    sqlx::any::install_default_drivers();
+    let options: AnyConnectOptions = url.parse()?;
+    PoolOptions::<Any>::new()
+        .max_connections(connections)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                conn.execute("PRAGMA foreign_keys = ON").await?;
+                conn.execute("PRAGMA journal_mode = WAL").await?;
+                conn.execute("PRAGMA synchronous = NORMAL").await?;
+                conn.execute("PRAGMA busy_timeout = 10000").await?;
+                Ok(())
+            })
+        })
+        .connect_with(options)
+        .await
+}
+
+/// `url` with `application_name` set to `name` (a later parameter overrides an earlier one).
+fn with_application_name(url: &str, name: &str) -> String {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}application_name={name}")
+}
+
+/// `url` without its password, for messages.
+fn without_password(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((credentials, host)) => {
+                let user = credentials.split(':').next().unwrap_or_default();
+                format!("{scheme}://{user}@{host}")
+            }
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
     }
 }
 

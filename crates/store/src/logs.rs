@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use tokio::sync::futures::Notified;
 use tokio::sync::{Notify, mpsc, oneshot};
 
@@ -205,7 +205,7 @@ impl<'a> Logs<'a> {
             Order::NewestFirst => select_lines!("DESC"),
             Order::OldestFirst => select_lines!("ASC"),
         };
-        sqlx::query(sql)
+        crate::sql::query(sql)
             .bind(&query.server_id)
             .bind(&query.deployment_id)
             .bind(query.source.map(source_text))
@@ -262,7 +262,7 @@ async fn write_batches(store: Store, mut rx: mpsc::Receiver<Command>) {
 async fn insert(store: &Store, lines: &[NewLogLine]) -> Result<(), StoreError> {
     let mut tx = store.write().await?;
     for line in lines {
-        sqlx::query(
+        crate::sql::query(
             "INSERT INTO log_lines (server_id, deployment_id, instance_id, source, stream, phase, at, line)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
@@ -289,7 +289,7 @@ async fn prune(store: &Store, since_prune: &mut HashMap<ServerId, i64>) {
             continue;
         }
         *count = 0;
-        let pruned = sqlx::query(
+        let pruned = crate::sql::query(
             "DELETE FROM log_lines WHERE server_id = ?1 AND id <= (
                 SELECT id FROM log_lines WHERE server_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
         )
@@ -305,7 +305,7 @@ async fn prune(store: &Store, since_prune: &mut HashMap<ServerId, i64>) {
 
 /// Deletes every line written before `before`.
 async fn prune_aged(store: &Store, before: Timestamp) {
-    let pruned = sqlx::query("DELETE FROM log_lines WHERE at < ?")
+    let pruned = crate::sql::query("DELETE FROM log_lines WHERE at < ?")
         .bind(to_millis(before))
         .execute(&store.pool)
         .await;
@@ -329,7 +329,7 @@ fn stream_text(stream: LogStream) -> &'static str {
     }
 }
 
-fn log_line(row: &SqliteRow) -> Result<LogLine, StoreError> {
+fn log_line(row: &AnyRow) -> Result<LogLine, StoreError> {
     let source = match row.try_get::<String, _>("source")?.as_str() {
         "build" => LogSource::Build,
         "instance" => LogSource::Instance,

@@ -9,7 +9,7 @@
 
 use sha2::{Digest, Sha256};
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use crate::{Change, PrincipalId, Store, StoreError, Timestamp, from_millis, now, to_millis};
 
@@ -123,7 +123,7 @@ impl OAuth<'_> {
         let at = now();
         let uris = serde_json::to_string(client.redirect_uris)
             .map_err(|e| StoreError::Corrupt(format!("redirect URIs: {e}")))?;
-        sqlx::query(
+        crate::sql::query(
             "INSERT INTO oauth_clients (id, name, redirect_uris, secret_hash, principal_id, created_at)
              VALUES (?, ?, ?, ?, ?, ?)",
         )
@@ -147,7 +147,7 @@ impl OAuth<'_> {
 
     /// The client `id`, if registered.
     pub async fn client(&self, id: &str) -> Result<Option<OAuthClient>, StoreError> {
-        sqlx::query(
+        crate::sql::query(
             "SELECT id, name, redirect_uris, secret_hash, principal_id, created_at
              FROM oauth_clients WHERE id = ?",
         )
@@ -164,7 +164,7 @@ impl OAuth<'_> {
         id: &str,
         secret: &str,
     ) -> Result<Option<OAuthClient>, StoreError> {
-        sqlx::query(
+        crate::sql::query(
             "SELECT id, name, redirect_uris, secret_hash, principal_id, created_at
              FROM oauth_clients WHERE id = ? AND secret_hash = ?",
         )
@@ -179,7 +179,7 @@ impl OAuth<'_> {
     /// Clients made for service accounts (registered public clients are not listed: they are
     /// many and anonymous).
     pub async fn service_clients(&self) -> Result<Vec<OAuthClient>, StoreError> {
-        sqlx::query(
+        crate::sql::query(
             "SELECT id, name, redirect_uris, secret_hash, principal_id, created_at
              FROM oauth_clients WHERE principal_id IS NOT NULL ORDER BY created_at",
         )
@@ -193,14 +193,14 @@ impl OAuth<'_> {
     /// Removes the client `id` and revokes its refresh tokens; `false` if there was none.
     pub async fn remove_client(&self, id: &str) -> Result<bool, StoreError> {
         let mut tx = self.store.write().await?;
-        sqlx::query(
+        crate::sql::query(
             "UPDATE oauth_refresh_tokens SET revoked_at = ? WHERE client_id = ? AND revoked_at IS NULL",
         )
         .bind(to_millis(now()))
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        let removed = sqlx::query("DELETE FROM oauth_clients WHERE id = ?")
+        let removed = crate::sql::query("DELETE FROM oauth_clients WHERE id = ?")
             .bind(id)
             .execute(&mut *tx)
             .await?
@@ -211,7 +211,7 @@ impl OAuth<'_> {
 
     /// Stores an authorization code.
     pub async fn create_code(&self, code: &NewOAuthCode<'_>) -> Result<(), StoreError> {
-        sqlx::query(
+        crate::sql::query(
             "INSERT INTO oauth_codes (code_hash, client_id, principal_id, redirect_uri,
                  code_challenge, resource, scope, expires_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -233,7 +233,7 @@ impl OAuth<'_> {
     /// or was spent before). Marking it spent and reading it are one statement, so two
     /// concurrent token requests cannot both spend it.
     pub async fn spend_code(&self, code: &str) -> Result<Option<SpentOAuthCode>, StoreError> {
-        let row = sqlx::query(
+        let row = crate::sql::query(
             "UPDATE oauth_codes SET used_at = ? WHERE code_hash = ? AND used_at IS NULL
              RETURNING client_id, principal_id, redirect_uri, code_challenge, resource, scope,
                  expires_at",
@@ -277,7 +277,7 @@ impl OAuth<'_> {
         at: Timestamp,
     ) -> Result<Rotation, StoreError> {
         let mut tx = self.store.write().await?;
-        let row = sqlx::query(
+        let row = crate::sql::query(
             "SELECT family_id, client_id, principal_id, resource, scope, expires_at, used_at,
                  revoked_at
              FROM oauth_refresh_tokens WHERE token_hash = ? AND client_id = ?",
@@ -301,7 +301,7 @@ impl OAuth<'_> {
             return Ok(Rotation::Expired);
         }
         let granted = grant(&row)?;
-        sqlx::query("UPDATE oauth_refresh_tokens SET used_at = ? WHERE token_hash = ?")
+        crate::sql::query("UPDATE oauth_refresh_tokens SET used_at = ? WHERE token_hash = ?")
             .bind(to_millis(at))
             .bind(hash(old))
             .execute(&mut *tx)
@@ -328,7 +328,7 @@ impl OAuth<'_> {
         client_id: &str,
     ) -> Result<bool, StoreError> {
         let mut tx = self.store.write().await?;
-        let family: Option<String> = sqlx::query_scalar(
+        let family: Option<String> = crate::sql::query_scalar(
             "SELECT family_id FROM oauth_refresh_tokens WHERE token_hash = ? AND client_id = ?",
         )
         .bind(hash(token))
@@ -349,7 +349,7 @@ impl OAuth<'_> {
         jti: &str,
         expires_at: Timestamp,
     ) -> Result<(), StoreError> {
-        sqlx::query("INSERT OR IGNORE INTO oauth_revoked_tokens (jti, expires_at) VALUES (?, ?)")
+        crate::sql::query("INSERT INTO oauth_revoked_tokens (jti, expires_at) VALUES (?, ?) ON CONFLICT DO NOTHING")
             .bind(jti)
             .bind(to_millis(expires_at))
             .execute(&self.store.pool)
@@ -360,23 +360,25 @@ impl OAuth<'_> {
 
     /// The ids of revoked access tokens not yet expired at `at`; expired ones are deleted.
     pub async fn revoked_access_tokens(&self, at: Timestamp) -> Result<Vec<String>, StoreError> {
-        sqlx::query("DELETE FROM oauth_revoked_tokens WHERE expires_at <= ?")
+        crate::sql::query("DELETE FROM oauth_revoked_tokens WHERE expires_at <= ?")
             .bind(to_millis(at))
             .execute(&self.store.pool)
             .await?;
-        Ok(sqlx::query_scalar("SELECT jti FROM oauth_revoked_tokens")
-            .fetch_all(&self.store.pool)
-            .await?)
+        Ok(
+            crate::sql::query_scalar("SELECT jti FROM oauth_revoked_tokens")
+                .fetch_all(&self.store.pool)
+                .await?,
+        )
     }
 
     /// Deletes codes and refresh tokens expired before `at` (they can do nothing any more).
     pub async fn prune(&self, at: Timestamp) -> Result<(), StoreError> {
         let at = to_millis(at);
-        sqlx::query("DELETE FROM oauth_codes WHERE expires_at <= ?")
+        crate::sql::query("DELETE FROM oauth_codes WHERE expires_at <= ?")
             .bind(at)
             .execute(&self.store.pool)
             .await?;
-        sqlx::query("DELETE FROM oauth_refresh_tokens WHERE expires_at <= ?")
+        crate::sql::query("DELETE FROM oauth_refresh_tokens WHERE expires_at <= ?")
             .bind(at)
             .execute(&self.store.pool)
             .await?;
@@ -385,10 +387,10 @@ impl OAuth<'_> {
 }
 
 async fn insert_refresh(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     token: &NewRefreshToken<'_>,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    crate::sql::query(
         "INSERT INTO oauth_refresh_tokens (token_hash, family_id, client_id, principal_id,
              resource, scope, created_at, expires_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -407,11 +409,11 @@ async fn insert_refresh(
 }
 
 async fn revoke_family(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     family: &str,
     at: Timestamp,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    crate::sql::query(
         "UPDATE oauth_refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL",
     )
     .bind(to_millis(at))
@@ -426,7 +428,7 @@ fn hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
-fn grant(row: &SqliteRow) -> Result<OAuthGrant, StoreError> {
+fn grant(row: &AnyRow) -> Result<OAuthGrant, StoreError> {
     Ok(OAuthGrant {
         client_id: row.try_get("client_id")?,
         principal: row.try_get("principal_id")?,
@@ -435,7 +437,7 @@ fn grant(row: &SqliteRow) -> Result<OAuthGrant, StoreError> {
     })
 }
 
-fn client(row: &SqliteRow) -> Result<OAuthClient, StoreError> {
+fn client(row: &AnyRow) -> Result<OAuthClient, StoreError> {
     let uris: String = row.try_get("redirect_uris")?;
     Ok(OAuthClient {
         id: row.try_get("id")?,

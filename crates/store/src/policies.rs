@@ -11,7 +11,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use crate::promotions::Actor;
 use crate::{
@@ -264,7 +264,7 @@ impl Policies<'_> {
         by: Option<&PrincipalId>,
     ) -> Result<PolicyRule, StoreError> {
         let id = PolicyId::generate();
-        sqlx::query(
+        crate::sql::query(
             "INSERT INTO policies (id, server_id, effect, selector, kind, glob, created_at, created_by)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
@@ -278,7 +278,7 @@ impl Policies<'_> {
         .bind(by)
         .execute(&self.store.pool)
         .await?;
-        let added = sqlx::query(select_policies!("WHERE r.id = ?"))
+        let added = crate::sql::query(select_policies!("WHERE r.id = ?"))
             .bind(&id)
             .fetch_one(&self.store.pool)
             .await?;
@@ -294,7 +294,7 @@ impl Policies<'_> {
         server: &ServerId,
         id: &PolicyId,
     ) -> Result<Option<PolicyRule>, StoreError> {
-        let Some(row) = sqlx::query(select_policies!("WHERE r.id = ? AND r.server_id = ?"))
+        let Some(row) = crate::sql::query(select_policies!("WHERE r.id = ? AND r.server_id = ?"))
             .bind(id)
             .bind(server)
             .fetch_optional(&self.store.pool)
@@ -303,7 +303,7 @@ impl Policies<'_> {
             return Ok(None);
         };
         let removed = policy(&row)?;
-        sqlx::query("DELETE FROM policies WHERE id = ?")
+        crate::sql::query("DELETE FROM policies WHERE id = ?")
             .bind(id)
             .execute(&self.store.pool)
             .await?;
@@ -315,7 +315,7 @@ impl Policies<'_> {
 
     /// `server`'s rules, oldest first (in the order they were added).
     pub async fn list(&self, server: &ServerId) -> Result<Vec<PolicyRule>, StoreError> {
-        sqlx::query(select_policies!(
+        crate::sql::query(select_policies!(
             "WHERE r.server_id = ? ORDER BY r.created_at, r.rowid"
         ))
         .bind(server)
@@ -328,7 +328,7 @@ impl Policies<'_> {
 
     /// Every server's rules, for a cache that holds them all.
     pub async fn all(&self) -> Result<Vec<PolicyRule>, StoreError> {
-        sqlx::query(select_policies!(
+        crate::sql::query(select_policies!(
             "ORDER BY r.server_id, r.created_at, r.rowid"
         ))
         .fetch_all(&self.store.pool)
@@ -339,7 +339,7 @@ impl Policies<'_> {
     }
 }
 
-fn policy(row: &SqliteRow) -> Result<PolicyRule, StoreError> {
+fn policy(row: &AnyRow) -> Result<PolicyRule, StoreError> {
     let corrupt = |e: PolicyError| StoreError::Corrupt(format!("policy rule: {e}"));
     let effect: String = row.try_get("effect")?;
     let selector: String = row.try_get("selector")?;

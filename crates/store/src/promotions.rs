@@ -186,7 +186,7 @@ impl Deployments<'_> {
     /// The artifacts of `server`'s deployments that no other server's deployment uses: what
     /// removing the server leaves unused.
     pub async fn artifacts_only_of(&self, server: &ServerId) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query(
+        let rows = crate::sql::query(
             "SELECT DISTINCT artifact FROM deployments
              WHERE server_id = ? AND artifact IS NOT NULL AND pruned_at IS NULL
              AND artifact NOT IN (
@@ -203,7 +203,7 @@ impl Deployments<'_> {
 
     /// A server's promotions, newest first.
     pub async fn promotions(&self, server: &ServerId) -> Result<Vec<Promotion>, StoreError> {
-        let rows = sqlx::query(
+        let rows = crate::sql::query(
             "SELECT r.deployment_id, r.previous_id, r.kind, r.principal_id, r.at, p.name
              FROM promotions r LEFT JOIN principals p ON p.id = r.principal_id
              WHERE r.server_id = ? ORDER BY r.id DESC",

@@ -243,7 +243,7 @@ impl Remixes<'_> {
         }
         let id = ServerId::generate();
         let at = to_millis(now());
-        sqlx::query(
+        crate::sql::query(
             "INSERT INTO servers (id, name, kind, description, created_at, updated_at)
              VALUES (?, ?, 'remix', ?, ?, ?)",
         )
@@ -277,7 +277,7 @@ impl Remixes<'_> {
             return Err(RemixError::NotARemix(name.clone(), remix.kind));
         }
         if let Some(description) = description {
-            sqlx::query("UPDATE servers SET description = ?, updated_at = ? WHERE id = ?")
+            crate::sql::query("UPDATE servers SET description = ?, updated_at = ? WHERE id = ?")
                 .bind(description)
                 .bind(to_millis(now()))
                 .bind(&remix.id)
@@ -285,7 +285,7 @@ impl Remixes<'_> {
                 .await?;
         }
         if let Some(spec) = spec {
-            sqlx::query("DELETE FROM remix_sources WHERE remix_id = ?")
+            crate::sql::query("DELETE FROM remix_sources WHERE remix_id = ?")
                 .bind(&remix.id)
                 .execute(&mut *tx)
                 .await?;
@@ -300,7 +300,7 @@ impl Remixes<'_> {
 
     /// Remix `name`, if there is one (`None` also for a server of another kind).
     pub async fn get(&self, name: &ServerName) -> Result<Option<Remix>, StoreError> {
-        let row = sqlx::query(select_servers!("WHERE name = ? AND kind = 'remix'"))
+        let row = crate::sql::query(select_servers!("WHERE name = ? AND kind = 'remix'"))
             .bind(name)
             .fetch_optional(&self.store.pool)
             .await?;
@@ -314,7 +314,7 @@ impl Remixes<'_> {
 
     /// Every remix, by name.
     pub async fn list(&self) -> Result<Vec<Remix>, StoreError> {
-        let rows = sqlx::query(select_servers!("WHERE kind = 'remix' ORDER BY name"))
+        let rows = crate::sql::query(select_servers!("WHERE kind = 'remix' ORDER BY name"))
             .fetch_all(&self.store.pool)
             .await?;
         let mut remixes = Vec::with_capacity(rows.len());
@@ -327,7 +327,7 @@ impl Remixes<'_> {
     }
 
     async fn sources(&self, remix: &ServerId) -> Result<Vec<RemixSource>, StoreError> {
-        let rows = sqlx::query(
+        let rows = crate::sql::query(
             "SELECT r.source_id, s.name, r.spec FROM remix_sources r
              JOIN servers s ON s.id = r.source_id
              WHERE r.remix_id = ? ORDER BY r.position",
@@ -359,7 +359,7 @@ impl Remixes<'_> {
 /// Writes `spec`'s sources of remix `id` (named `name`), checking each is a server that is
 /// not a remix.
 async fn write_sources(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     id: &ServerId,
     name: &ServerName,
     spec: &RemixSpec,
@@ -383,7 +383,7 @@ async fn write_sources(
         };
         let stored = serde_json::to_string(&stored)
             .map_err(|e| StoreError::Corrupt(format!("remix source: {e}")))?;
-        sqlx::query(
+        crate::sql::query(
             "INSERT INTO remix_sources (remix_id, position, source_id, spec) VALUES (?, ?, ?, ?)",
         )
         .bind(id)

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use crate::{ServerId, Store, StoreError, Timestamp, from_millis, to_millis};
 
@@ -56,7 +56,7 @@ impl MetricSamples<'_> {
         }
         let mut tx = self.store.write().await?;
         for s in samples {
-            sqlx::query(
+            crate::sql::query(
                 "INSERT INTO metric_samples (server_id, at, period_ms, requests, errors,
                      latency_p50_us, latency_p99_us, cold_starts, cold_start_total_ms,
                      cold_start_max_ms, memory_peak_bytes)
@@ -98,7 +98,8 @@ impl MetricSamples<'_> {
     /// The samples of `server` from `since` on, oldest first, merged into periods of `step`
     /// (aligned to the Unix epoch) when `step` is longer than a sample's period. Merged periods
     /// add counts up and keep the highest maximum, p99 and memory peak; their median is the
-    /// request-weighted mean of the medians (an approximation: medians do not add up).
+    /// request-weighted mean of the medians (an approximation: medians do not add up). Sums are
+    /// cast back to integers: PostgreSQL widens a sum of BIGINTs to NUMERIC.
     pub async fn range(
         &self,
         server: &ServerId,
@@ -106,15 +107,15 @@ impl MetricSamples<'_> {
         step: Duration,
     ) -> Result<Vec<MetricSample>, StoreError> {
         let step_ms = millis(step).max(1);
-        let rows = sqlx::query(
+        let rows = crate::sql::query(
             "SELECT (at / ?1) * ?1 AS bucket, MAX(period_ms) AS period_ms,
-                 SUM(requests) AS requests, SUM(errors) AS errors,
-                 CASE WHEN SUM(requests) > 0
+                 CAST(SUM(requests) AS BIGINT) AS requests, CAST(SUM(errors) AS BIGINT) AS errors,
+                 CAST(CASE WHEN SUM(requests) > 0
                       THEN SUM(latency_p50_us * requests) / SUM(requests)
-                      ELSE MAX(latency_p50_us) END AS latency_p50_us,
+                      ELSE MAX(latency_p50_us) END AS BIGINT) AS latency_p50_us,
                  MAX(latency_p99_us) AS latency_p99_us,
-                 SUM(cold_starts) AS cold_starts,
-                 SUM(cold_start_total_ms) AS cold_start_total_ms,
+                 CAST(SUM(cold_starts) AS BIGINT) AS cold_starts,
+                 CAST(SUM(cold_start_total_ms) AS BIGINT) AS cold_start_total_ms,
                  MAX(cold_start_max_ms) AS cold_start_max_ms,
                  MAX(memory_peak_bytes) AS memory_peak_bytes
              FROM metric_samples WHERE server_id = ?2 AND at >= ?3
@@ -132,7 +133,7 @@ impl MetricSamples<'_> {
 
     /// Deletes samples of periods that started before `cutoff`; returns how many.
     pub async fn prune(&self, cutoff: Timestamp) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM metric_samples WHERE at < ?")
+        let done = crate::sql::query("DELETE FROM metric_samples WHERE at < ?")
             .bind(to_millis(cutoff))
             .execute(&self.store.pool)
             .await?;
@@ -140,7 +141,7 @@ impl MetricSamples<'_> {
     }
 }
 
-fn sample(row: &SqliteRow, server: &ServerId, step_ms: i64) -> Result<MetricSample, StoreError> {
+fn sample(row: &AnyRow, server: &ServerId, step_ms: i64) -> Result<MetricSample, StoreError> {
     let unsigned = |column: &str| -> Result<u64, StoreError> {
         let value: i64 = row.try_get(column)?;
         u64::try_from(value)

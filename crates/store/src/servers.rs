@@ -1,7 +1,7 @@
 //! The servers repository.
 
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use crate::sources::{self, Preview, TrackedSource};
 use crate::{
@@ -110,7 +110,7 @@ impl Servers<'_> {
         description: Option<&str>,
     ) -> Result<(Server, bool), StoreError> {
         let at = to_millis(now());
-        let inserted = sqlx::query(
+        let inserted = crate::sql::query(
             "INSERT INTO servers (id, name, description, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
              ON CONFLICT (name) DO NOTHING",
         )
@@ -124,7 +124,7 @@ impl Servers<'_> {
         .rows_affected()
             == 1;
         if !inserted && let Some(description) = description {
-            sqlx::query("UPDATE servers SET description = ?, updated_at = ? WHERE name = ?")
+            crate::sql::query("UPDATE servers SET description = ?, updated_at = ? WHERE name = ?")
                 .bind(description)
                 .bind(at)
                 .bind(name)
@@ -139,7 +139,7 @@ impl Servers<'_> {
 
     /// The server named `name`, if any.
     pub async fn get(&self, name: &ServerName) -> Result<Option<Server>, StoreError> {
-        sqlx::query(select_servers!("WHERE name = ?"))
+        crate::sql::query(select_servers!("WHERE name = ?"))
             .bind(name)
             .fetch_optional(&self.store.pool)
             .await?
@@ -149,7 +149,7 @@ impl Servers<'_> {
 
     /// The server with id `id`, if any.
     pub async fn by_id(&self, id: &ServerId) -> Result<Option<Server>, StoreError> {
-        sqlx::query(select_servers!("WHERE id = ?"))
+        crate::sql::query(select_servers!("WHERE id = ?"))
             .bind(id)
             .fetch_optional(&self.store.pool)
             .await?
@@ -159,7 +159,7 @@ impl Servers<'_> {
 
     /// All servers, by name.
     pub async fn list(&self) -> Result<Vec<Server>, StoreError> {
-        sqlx::query(select_servers!("ORDER BY name"))
+        crate::sql::query(select_servers!("ORDER BY name"))
             .fetch_all(&self.store.pool)
             .await?
             .iter()
@@ -186,7 +186,7 @@ impl Servers<'_> {
             Ok(patched) => patched,
             Err(e) => return Ok(Some(Err(e))),
         };
-        sqlx::query(
+        crate::sql::query(
             "UPDATE servers SET memory_limit_bytes = ?, idle_timeout_ms = ?, min_instances = ?,
              max_instances = ?, auth = ?, request_timeout_ms = ?, identity_token = ?, updated_at = ?
              WHERE id = ?",
@@ -195,13 +195,13 @@ impl Servers<'_> {
         .bind(i64::try_from(settings.idle_timeout.as_millis()).unwrap_or(i64::MAX))
         .bind(i64::from(settings.min_instances))
         .bind(i64::from(settings.max_instances))
-        .bind(gateway.auth)
+        .bind(gateway.auth.map(i64::from))
         .bind(
             gateway
                 .request_timeout
                 .map(|t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX)),
         )
-        .bind(gateway.identity_token)
+        .bind(i64::from(gateway.identity_token))
         .bind(to_millis(now()))
         .bind(&current.id)
         .execute(&mut *tx)
@@ -225,11 +225,11 @@ impl Servers<'_> {
             return Ok(None);
         };
         let previews = sources::remove_previews(&mut tx, &removed.id).await?;
-        sqlx::query("DELETE FROM log_lines WHERE server_id = ?")
+        crate::sql::query("DELETE FROM log_lines WHERE server_id = ?")
             .bind(&removed.id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM servers WHERE id = ?")
+        crate::sql::query("DELETE FROM servers WHERE id = ?")
             .bind(&removed.id)
             .execute(&mut *tx)
             .await?;
@@ -245,10 +245,10 @@ impl Servers<'_> {
 
 /// The server named `name`, read inside transaction `tx`.
 pub(crate) async fn named(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     name: &ServerName,
 ) -> Result<Option<Server>, StoreError> {
-    sqlx::query(select_servers!("WHERE name = ?"))
+    crate::sql::query(select_servers!("WHERE name = ?"))
         .bind(name)
         .fetch_optional(&mut **tx)
         .await?
@@ -256,7 +256,7 @@ pub(crate) async fn named(
         .transpose()
 }
 
-pub(crate) fn server(row: &SqliteRow) -> Result<Server, StoreError> {
+pub(crate) fn server(row: &AnyRow) -> Result<Server, StoreError> {
     let (preview, expires_at) = sources::preview(row)?;
     Ok(Server {
         id: row.try_get("id")?,
@@ -275,7 +275,7 @@ pub(crate) fn server(row: &SqliteRow) -> Result<Server, StoreError> {
 }
 
 /// The settings columns of a `servers` row (also selected by the deployments' route queries).
-pub(crate) fn settings(row: &SqliteRow) -> Result<RuntimeSettings, StoreError> {
+pub(crate) fn settings(row: &AnyRow) -> Result<RuntimeSettings, StoreError> {
     let number = |column: &str| -> Result<u64, StoreError> {
         let value: i64 = row.try_get(column)?;
         u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("{column} {value}")))
@@ -293,7 +293,7 @@ pub(crate) fn settings(row: &SqliteRow) -> Result<RuntimeSettings, StoreError> {
 }
 
 /// The gateway columns of a `servers` row (also selected by the deployments' route queries).
-pub(crate) fn gateway(row: &SqliteRow) -> Result<GatewaySettings, StoreError> {
+pub(crate) fn gateway(row: &AnyRow) -> Result<GatewaySettings, StoreError> {
     let timeout: Option<i64> = row.try_get("request_timeout_ms")?;
     let request_timeout = timeout
         .map(|ms| {
@@ -303,8 +303,8 @@ pub(crate) fn gateway(row: &SqliteRow) -> Result<GatewaySettings, StoreError> {
         })
         .transpose()?;
     Ok(GatewaySettings {
-        auth: row.try_get("auth")?,
+        auth: crate::sql::optional_flag(row, "auth")?,
         request_timeout,
-        identity_token: row.try_get("identity_token")?,
+        identity_token: crate::sql::flag(row, "identity_token")?,
     })
 }

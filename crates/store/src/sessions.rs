@@ -48,7 +48,7 @@ pub struct Sessions<'a> {
 impl Sessions<'_> {
     /// Records a new session under the client-facing id `id`.
     pub async fn insert(&self, id: &str, session: &StoredSession) -> Result<(), StoreError> {
-        sqlx::query(
+        crate::sql::query(
             "INSERT INTO gateway_sessions (id_hash, server_id, principal_id, deployment_id,
                  instance_id, upstream_session, initialize, protocol_version, created_at,
                  last_used_at)
@@ -75,7 +75,7 @@ impl Sessions<'_> {
         id: &str,
         since: Timestamp,
     ) -> Result<Option<StoredSession>, StoreError> {
-        sqlx::query(
+        crate::sql::query(
             "SELECT server_id, principal_id, deployment_id, instance_id, upstream_session,
                     initialize, protocol_version, created_at, last_used_at
              FROM gateway_sessions WHERE id_hash = ? AND last_used_at > ?",
@@ -104,7 +104,7 @@ impl Sessions<'_> {
 
     /// Moves session `id` to a new upstream (after its `initialize` was replayed there).
     pub async fn rebind(&self, id: &str, binding: &SessionBinding) -> Result<(), StoreError> {
-        sqlx::query(
+        crate::sql::query(
             "UPDATE gateway_sessions SET deployment_id = ?, instance_id = ?, upstream_session = ?
              WHERE id_hash = ?",
         )
@@ -122,11 +122,11 @@ impl Sessions<'_> {
     pub async fn touch(&self, uses: &[SessionUse]) -> Result<(), StoreError> {
         let mut tx = self.store.write().await?;
         for used in uses {
-            sqlx::query(
+            crate::sql::query(
                 "UPDATE gateway_sessions
-                 SET last_used_at = MAX(last_used_at, ?),
-                     protocol_version = COALESCE(?, protocol_version)
-                 WHERE id_hash = ?",
+                 SET last_used_at = CASE WHEN last_used_at > ?1 THEN last_used_at ELSE ?1 END,
+                     protocol_version = COALESCE(?2, protocol_version)
+                 WHERE id_hash = ?3",
             )
             .bind(to_millis(used.at))
             .bind(&used.protocol_version)
@@ -140,7 +140,7 @@ impl Sessions<'_> {
 
     /// Ends session `id`.
     pub async fn delete(&self, id: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM gateway_sessions WHERE id_hash = ?")
+        crate::sql::query("DELETE FROM gateway_sessions WHERE id_hash = ?")
             .bind(hash(id))
             .execute(&self.store.pool)
             .await?;
@@ -149,7 +149,7 @@ impl Sessions<'_> {
 
     /// Deletes sessions not used since `before`; returns how many.
     pub async fn expire(&self, before: Timestamp) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM gateway_sessions WHERE last_used_at <= ?")
+        let done = crate::sql::query("DELETE FROM gateway_sessions WHERE last_used_at <= ?")
             .bind(to_millis(before))
             .execute(&self.store.pool)
             .await?;
@@ -158,7 +158,7 @@ impl Sessions<'_> {
 
     /// How many sessions are stored.
     pub async fn count(&self) -> Result<u64, StoreError> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM gateway_sessions")
+        let row = crate::sql::query("SELECT COUNT(*) AS n FROM gateway_sessions")
             .fetch_one(&self.store.pool)
             .await?;
         Ok(u64::try_from(row.try_get::<i64, _>("n")?).unwrap_or_default())

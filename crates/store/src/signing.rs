@@ -8,7 +8,7 @@
 use std::fmt;
 
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use crate::{Store, StoreError, Timestamp, from_millis, now, secrets, to_millis};
 
@@ -63,7 +63,7 @@ pub struct SigningKeys<'a> {
 impl SigningKeys<'_> {
     /// The current key with its private half, or `None` before the first key is made.
     pub async fn current(&self) -> Result<Option<(SigningKeyRecord, SigningSecret)>, StoreError> {
-        let row = sqlx::query(
+        let row = crate::sql::query(
             "SELECT kid, algorithm, public_key, private_key, created_at, retired_at
              FROM signing_keys WHERE retired_at IS NULL ORDER BY created_at DESC LIMIT 1",
         )
@@ -95,11 +95,11 @@ impl SigningKeys<'_> {
         .ok_or_else(|| StoreError::Sealed("cannot encrypt a signing key".to_owned()))?;
         let at = to_millis(now());
         let mut tx = self.store.write().await?;
-        sqlx::query("UPDATE signing_keys SET retired_at = ? WHERE retired_at IS NULL")
+        crate::sql::query("UPDATE signing_keys SET retired_at = ? WHERE retired_at IS NULL")
             .bind(at)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(
+        crate::sql::query(
             "INSERT INTO signing_keys (kid, algorithm, public_key, private_key, created_at)
              VALUES (?, ?, ?, ?, ?)",
         )
@@ -126,7 +126,7 @@ impl SigningKeys<'_> {
         &self,
         retired_since: Timestamp,
     ) -> Result<Vec<SigningKeyRecord>, StoreError> {
-        sqlx::query(
+        crate::sql::query(
             "SELECT kid, algorithm, public_key, created_at, retired_at FROM signing_keys
              WHERE retired_at IS NULL OR retired_at >= ?
              ORDER BY retired_at IS NOT NULL, retired_at DESC, created_at DESC",
@@ -146,7 +146,7 @@ fn aad(kid: &str) -> String {
     format!("signing-key:{kid}")
 }
 
-fn record(row: &SqliteRow) -> Result<SigningKeyRecord, StoreError> {
+fn record(row: &AnyRow) -> Result<SigningKeyRecord, StoreError> {
     Ok(SigningKeyRecord {
         kid: row.try_get("kid")?,
         algorithm: row.try_get("algorithm")?,

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use crate::servers::{named, select_servers, server};
 use crate::{
@@ -137,7 +137,7 @@ impl Servers<'_> {
             .description
             .clone()
             .unwrap_or_else(|| current.description.clone());
-        sqlx::query(
+        crate::sql::query(
             "UPDATE servers SET description = ?, source_url = ?, source_branch = ?, entrypoint = ?,
              webhook_secret = ?, poll_interval_ms = ?, preview_ttl_ms = ?, updated_at = ?
              WHERE id = ?",
@@ -180,7 +180,7 @@ impl Servers<'_> {
             .and_then(|ttl| now().checked_add(ttl).ok())
             .map(to_millis);
         if let Some(existing) = self.preview_of(&parent.id, branch).await? {
-            sqlx::query("UPDATE servers SET preview_expires_at = ? WHERE id = ?")
+            crate::sql::query("UPDATE servers SET preview_expires_at = ? WHERE id = ?")
                 .bind(expires)
                 .bind(&existing.id)
                 .execute(&self.store.pool)
@@ -201,7 +201,7 @@ impl Servers<'_> {
         };
         let at = to_millis(now());
         let (settings, gateway) = (&parent.settings, &parent.gateway);
-        sqlx::query(
+        crate::sql::query(
             "INSERT INTO servers (id, name, description, created_at, updated_at,
              memory_limit_bytes, idle_timeout_ms, min_instances, max_instances, auth,
              request_timeout_ms, identity_token, source_url, source_branch, entrypoint,
@@ -217,9 +217,9 @@ impl Servers<'_> {
         .bind(millis(settings.idle_timeout))
         .bind(i64::from(settings.min_instances))
         .bind(i64::from(settings.max_instances))
-        .bind(gateway.auth)
+        .bind(gateway.auth.map(i64::from))
         .bind(gateway.request_timeout.map(millis))
-        .bind(gateway.identity_token)
+        .bind(i64::from(gateway.identity_token))
         .bind(&parent.source.url)
         .bind(branch)
         .bind(&parent.source.entrypoint)
@@ -241,7 +241,7 @@ impl Servers<'_> {
         parent: &ServerId,
         branch: &str,
     ) -> Result<Option<crate::Server>, StoreError> {
-        sqlx::query(select_servers!(
+        crate::sql::query(select_servers!(
             "WHERE parent_id = ? AND preview_branch = ?"
         ))
         .bind(parent)
@@ -254,7 +254,7 @@ impl Servers<'_> {
 
     /// The previews whose lifetime ended before `at`.
     pub async fn expired_previews(&self, at: Timestamp) -> Result<Vec<crate::Server>, StoreError> {
-        sqlx::query(select_servers!(
+        crate::sql::query(select_servers!(
             "WHERE parent_id IS NOT NULL AND preview_expires_at < ? ORDER BY name"
         ))
         .bind(to_millis(at))
@@ -267,7 +267,7 @@ impl Servers<'_> {
 
     /// The servers that poll their source: with a repository and an interval, not previews.
     pub async fn polling(&self) -> Result<Vec<crate::Server>, StoreError> {
-        sqlx::query(select_servers!(
+        crate::sql::query(select_servers!(
             "WHERE poll_interval_ms IS NOT NULL AND source_url IS NOT NULL AND parent_id IS NULL
              ORDER BY name"
         ))
@@ -280,7 +280,7 @@ impl Servers<'_> {
 }
 
 /// The source columns of a `servers` row.
-pub(crate) fn tracked_source(row: &SqliteRow) -> Result<TrackedSource, StoreError> {
+pub(crate) fn tracked_source(row: &AnyRow) -> Result<TrackedSource, StoreError> {
     let duration = |column: &str| -> Result<Option<Duration>, StoreError> {
         let ms: Option<i64> = row.try_get(column)?;
         ms.map(|ms| {
@@ -301,7 +301,7 @@ pub(crate) fn tracked_source(row: &SqliteRow) -> Result<TrackedSource, StoreErro
 }
 
 /// The preview columns of a `servers` row: what it previews, and until when.
-pub(crate) fn preview(row: &SqliteRow) -> Result<(Option<Preview>, Option<Timestamp>), StoreError> {
+pub(crate) fn preview(row: &AnyRow) -> Result<(Option<Preview>, Option<Timestamp>), StoreError> {
     let parent: Option<ServerId> = row.try_get("parent_id")?;
     let branch: Option<String> = row.try_get("preview_branch")?;
     let expires: Option<i64> = row.try_get("preview_expires_at")?;
@@ -319,10 +319,10 @@ fn millis(d: Duration) -> i64 {
 /// Removes, inside `tx`, the previews of the server `parent` with their logs; returns their
 /// names and live deployments for the change feed.
 pub(crate) async fn remove_previews(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     parent: &ServerId,
 ) -> Result<Vec<crate::Server>, StoreError> {
-    let previews = sqlx::query(select_servers!("WHERE parent_id = ?"))
+    let previews = crate::sql::query(select_servers!("WHERE parent_id = ?"))
         .bind(parent)
         .fetch_all(&mut **tx)
         .await?
@@ -330,7 +330,7 @@ pub(crate) async fn remove_previews(
         .map(server)
         .collect::<Result<Vec<_>, _>>()?;
     for preview in &previews {
-        sqlx::query("DELETE FROM log_lines WHERE server_id = ?")
+        crate::sql::query("DELETE FROM log_lines WHERE server_id = ?")
             .bind(&preview.id)
             .execute(&mut **tx)
             .await?;

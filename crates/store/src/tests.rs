@@ -1,11 +1,12 @@
 //! The repositories against a real SQLite database (in memory or in a temporary file).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::*;
 
 async fn store() -> Store {
-    Store::open_in_memory().await.unwrap()
+    crate::testdb::store().await.unwrap()
 }
 
 fn name(s: &str) -> ServerName {
@@ -72,7 +73,6 @@ fn ids_are_prefixed_and_checked() {
     assert!(serde_json::from_str::<DeploymentId>("\"nope\"").is_err());
 }
 
-#[tokio::test]
 async fn ensure_creates_once_and_updates_the_description() {
     let store = store().await;
     let (a, created) = store.servers().ensure(&name("a"), None).await.unwrap();
@@ -90,7 +90,6 @@ async fn ensure_creates_once_and_updates_the_description() {
     assert_eq!(store.servers().list().await.unwrap().len(), 1);
 }
 
-#[tokio::test]
 async fn a_build_goes_from_queued_to_ready_or_failed() {
     let store = store().await;
     let (server, _) = store.servers().ensure(&name("a"), None).await.unwrap();
@@ -142,7 +141,6 @@ async fn a_build_goes_from_queued_to_ready_or_failed() {
     );
 }
 
-#[tokio::test]
 async fn promotion_moves_the_live_pointer_and_announces_it() {
     let store = store().await;
     let mut changes = store.subscribe();
@@ -188,7 +186,6 @@ async fn promotion_moves_the_live_pointer_and_announces_it() {
     assert_eq!(store.deployments().routes().await.unwrap(), vec![route]);
 }
 
-#[tokio::test]
 async fn only_ready_deployments_are_promoted_and_live_ones_are_kept() {
     let store = store().await;
     let (server, _) = store.servers().ensure(&name("a"), None).await.unwrap();
@@ -221,7 +218,6 @@ async fn only_ready_deployments_are_promoted_and_live_ones_are_kept() {
     assert!(!store.deployments().remove(&old.id).await.unwrap());
 }
 
-#[tokio::test]
 async fn interrupted_builds_are_failed_on_start() {
     let store = store().await;
     let (server, _) = store.servers().ensure(&name("a"), None).await.unwrap();
@@ -243,7 +239,6 @@ async fn interrupted_builds_are_failed_on_start() {
     assert_eq!(d.failure.unwrap().kind, FailureKind::Internal);
 }
 
-#[tokio::test]
 async fn removing_a_server_removes_its_deployments_and_logs() {
     let store = store().await;
     let mut changes = store.subscribe();
@@ -295,7 +290,6 @@ fn line(server: &ServerId, text: &str) -> NewLogLine {
     }
 }
 
-#[tokio::test]
 async fn logs_are_written_in_order_and_read_by_cursor() {
     let store = store().await;
     let (a, _) = store.servers().ensure(&name("a"), None).await.unwrap();
@@ -326,7 +320,6 @@ async fn logs_are_written_in_order_and_read_by_cursor() {
     assert!(store.logs().tail(&builds, 10).await.unwrap().is_empty());
 }
 
-#[tokio::test]
 async fn followers_are_woken_by_new_lines() {
     let store = store().await;
     let (a, _) = store.servers().ensure(&name("a"), None).await.unwrap();
@@ -385,7 +378,6 @@ async fn transactions_that_read_then_write_wait_for_concurrent_writers() {
     }
 }
 
-#[tokio::test]
 async fn commits_and_artifacts_are_recorded_and_old_artifacts_pruned() {
     let store = store().await;
     let (server, _) = store.servers().ensure(&name("gc"), None).await.unwrap();
@@ -444,7 +436,6 @@ async fn commits_and_artifacts_are_recorded_and_old_artifacts_pruned() {
     );
 }
 
-#[tokio::test]
 async fn build_log_lines_keep_their_phase() {
     let store = store().await;
     let (server, _) = store.servers().ensure(&name("phases"), None).await.unwrap();
@@ -459,7 +450,6 @@ async fn build_log_lines_keep_their_phase() {
     assert_eq!(lines[0].line.phase, Some(BuildPhase::Install));
 }
 
-#[tokio::test]
 async fn settings_default_patch_validate_and_reach_routes() {
     let store = store().await;
     let (server, _) = store.servers().ensure(&name("a"), None).await.unwrap();
@@ -516,7 +506,6 @@ async fn settings_default_patch_validate_and_reach_routes() {
     );
 }
 
-#[tokio::test]
 async fn logs_are_read_since_a_time_and_pruned_by_age() {
     let store = store().await;
     let (a, _) = store.servers().ensure(&name("a"), None).await.unwrap();
@@ -552,7 +541,6 @@ async fn logs_are_read_since_a_time_and_pruned_by_age() {
     assert!(all.iter().all(|l| l.line.line != "old"), "{all:?}");
 }
 
-#[tokio::test]
 async fn gateway_settings_follow_the_platform_until_set_and_reach_routes() {
     let store = store().await;
     let (server, _) = store.servers().ensure(&name("a"), None).await.unwrap();
@@ -628,4 +616,129 @@ pub(crate) fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
         .windows(needle.len())
         .any(|w| w == needle.as_bytes())
+}
+
+crate::testdb::on_both_databases!(
+    ensure_creates_once_and_updates_the_description,
+    a_build_goes_from_queued_to_ready_or_failed,
+    promotion_moves_the_live_pointer_and_announces_it,
+    only_ready_deployments_are_promoted_and_live_ones_are_kept,
+    interrupted_builds_are_failed_on_start,
+    removing_a_server_removes_its_deployments_and_logs,
+    logs_are_written_in_order_and_read_by_cursor,
+    followers_are_woken_by_new_lines,
+    commits_and_artifacts_are_recorded_and_old_artifacts_pruned,
+    build_log_lines_keep_their_phase,
+    settings_default_patch_validate_and_reach_routes,
+    logs_are_read_since_a_time_and_pruned_by_age,
+    gateway_settings_follow_the_platform_until_set_and_reach_routes,
+);
+
+/// Replicas on one PostgreSQL database: what one publishes reaches the other's feed, in
+/// order, and a store does not hear its own changes twice.
+#[tokio::test]
+async fn changes_cross_to_other_stores_on_the_same_postgres_database() {
+    crate::testdb::on_postgres(async {
+        let (a, b) = crate::testdb::replicas().await;
+        let mut on_a = a.subscribe();
+        let mut on_b = b.subscribe();
+        let (server, _) = a.servers().ensure(&name("hello"), None).await.unwrap();
+        let d = ready_deployment(&a, &server).await;
+        a.deployments().promote(&d.id).await.unwrap();
+        let admin = a.keys().ensure_admin().await.unwrap();
+        let (key, _) = a.keys().create(&admin.id, "ci", None).await.unwrap();
+        a.keys().revoke(&key.id).await.unwrap();
+
+        // The publishing store's own feed has each change once, as it was made.
+        let mut own = Vec::new();
+        while let Ok(change) = on_a.try_recv() {
+            own.push(change);
+        }
+        assert!(
+            own.contains(&Change::Promoted {
+                server: name("hello"),
+                live: d.id.clone(),
+                previous: None
+            }),
+            "{own:?}"
+        );
+        assert_eq!(own.last(), Some(&Change::Keys), "{own:?}");
+
+        let mut heard = Vec::new();
+        while heard.len() < own.len() {
+            let change = tokio::time::timeout(Duration::from_secs(10), on_b.recv())
+                .await
+                .expect("the other store heard nothing within 10 s")
+                .unwrap();
+            heard.push(change);
+        }
+        assert_eq!(heard, own);
+    })
+    .await;
+}
+
+/// Work claimed by one replica is not claimed by another until the holder lets go.
+#[tokio::test]
+async fn a_claim_is_held_by_one_store_at_a_time() {
+    crate::testdb::on_postgres(async {
+        let (a, b) = crate::testdb::replicas().await;
+        let mut on_a = a.claim("pollers");
+        let mut on_b = b.claim("pollers");
+        assert!(on_a.held().await);
+        assert!(!on_b.held().await);
+        assert!(on_a.held().await, "the holder keeps its claim");
+        let mut other_work = b.claim("previews");
+        assert!(other_work.held().await, "claims on other work are separate");
+        drop(on_a);
+        let mut taken = false;
+        for _ in 0..100 {
+            if on_b.held().await {
+                taken = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(taken, "the claim was not free after its holder let go");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn on_sqlite_every_claim_is_held() {
+    let store = store().await;
+    assert!(store.claim("pollers").held().await);
+    assert!(store.claim("pollers").held().await);
+}
+
+/// A replica starting next to a running one leaves that one's builds alone; once the other
+/// is gone, its unfinished builds are marked failed.
+#[tokio::test]
+async fn interrupted_builds_are_failed_only_when_no_other_replica_runs() {
+    crate::testdb::on_postgres(async {
+        let (a, b) = crate::testdb::replicas().await;
+        let (server, _) = a.servers().ensure(&name("app"), None).await.unwrap();
+        let queued = a
+            .deployments()
+            .create(&server.id, &upload("upload", None))
+            .await
+            .unwrap();
+        assert_eq!(b.deployments().fail_interrupted().await.unwrap(), 0);
+        a.close().await;
+        drop(a);
+        let mut failed = 0;
+        for _ in 0..100 {
+            failed = b.deployments().fail_interrupted().await.unwrap();
+            if failed > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            failed, 1,
+            "the departed replica's build was not marked failed"
+        );
+        let d = b.deployments().get(&queued.id).await.unwrap().unwrap();
+        assert_eq!(d.status, DeploymentStatus::Failed);
+    })
+    .await;
 }

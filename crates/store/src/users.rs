@@ -12,7 +12,7 @@ use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use rand::RngCore;
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use crate::{
     Change, GroupId, PrincipalId, Store, StoreError, Timestamp, from_millis, now, to_millis,
@@ -129,14 +129,15 @@ impl Users<'_> {
     /// Creates the first organisation admin, `admin`, with a generated password, when the
     /// organisation has no admin; returns that password (shown once), else `None`.
     pub async fn bootstrap(&self) -> Result<Option<String>, StoreError> {
-        let admins: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM principals WHERE is_admin = 1")
-            .fetch_one(&self.store.pool)
-            .await?;
+        let admins: i64 =
+            crate::sql::query_scalar("SELECT COUNT(*) FROM principals WHERE is_admin = 1")
+                .fetch_one(&self.store.pool)
+                .await?;
         if admins > 0 {
             return Ok(None);
         }
         let password = generate_password();
-        sqlx::query(
+        crate::sql::query(
             "INSERT INTO principals (id, name, is_admin, kind, password_hash, created_at)
              VALUES (?, 'admin', 1, 'user', ?, ?)
              ON CONFLICT (name) DO UPDATE SET is_admin = 1, password_hash = excluded.password_hash",
@@ -170,13 +171,13 @@ impl Users<'_> {
             Some(password) => Some(hash_password(password).await?),
             None => None,
         };
-        let inserted = sqlx::query(
+        let inserted = crate::sql::query(
             "INSERT INTO principals (id, name, is_admin, kind, email, password_hash, created_at)
              VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
         )
         .bind(PrincipalId::generate())
         .bind(name)
-        .bind(new.is_admin)
+        .bind(i64::from(new.is_admin))
         .bind(new.kind.as_str())
         .bind(new.email)
         .bind(hash)
@@ -196,7 +197,7 @@ impl Users<'_> {
 
     /// The principal named `name`, if any.
     pub async fn get(&self, name: &str) -> Result<Option<crate::Principal>, StoreError> {
-        sqlx::query(select_principals!(" FROM principals WHERE name = ?"))
+        crate::sql::query(select_principals!(" FROM principals WHERE name = ?"))
             .bind(name)
             .fetch_optional(&self.store.pool)
             .await?
@@ -209,7 +210,7 @@ impl Users<'_> {
         &self,
         id: &crate::PrincipalId,
     ) -> Result<Option<crate::Principal>, StoreError> {
-        sqlx::query(select_principals!(" FROM principals WHERE id = ?"))
+        crate::sql::query(select_principals!(" FROM principals WHERE id = ?"))
             .bind(id)
             .fetch_optional(&self.store.pool)
             .await?
@@ -219,12 +220,12 @@ impl Users<'_> {
 
     /// Every principal with its groups, by name.
     pub async fn list(&self) -> Result<Vec<Account>, StoreError> {
-        let rows = sqlx::query(select_principals!(
+        let rows = crate::sql::query(select_principals!(
             ", created_at FROM principals ORDER BY name"
         ))
         .fetch_all(&self.store.pool)
         .await?;
-        let memberships = sqlx::query(
+        let memberships = crate::sql::query(
             "SELECT m.principal_id, g.name FROM group_members m JOIN groups g ON g.id = m.group_id
              ORDER BY g.name",
         )
@@ -253,7 +254,7 @@ impl Users<'_> {
     /// remove the last organisation admin. Returns it.
     pub async fn remove(&self, name: &str) -> Result<crate::Principal, AccountError> {
         let mut tx = self.store.write().await.map_err(StoreError::from)?;
-        let row = sqlx::query(select_principals!(" FROM principals WHERE name = ?"))
+        let row = crate::sql::query(select_principals!(" FROM principals WHERE name = ?"))
             .bind(name)
             .fetch_optional(&mut *tx)
             .await
@@ -262,7 +263,7 @@ impl Users<'_> {
         let removed = principal(&row)?;
         if removed.is_admin {
             let admins: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM principals WHERE is_admin = 1")
+                crate::sql::query_scalar("SELECT COUNT(*) FROM principals WHERE is_admin = 1")
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(StoreError::from)?;
@@ -270,7 +271,7 @@ impl Users<'_> {
                 return Err(AccountError::LastAdmin(name.to_owned()));
             }
         }
-        sqlx::query("DELETE FROM principals WHERE id = ?")
+        crate::sql::query("DELETE FROM principals WHERE id = ?")
             .bind(&removed.id)
             .execute(&mut *tx)
             .await
@@ -289,7 +290,7 @@ impl Users<'_> {
         name: &str,
         password: &str,
     ) -> Result<Option<crate::Principal>, StoreError> {
-        let row = sqlx::query(select_principals!(
+        let row = crate::sql::query(select_principals!(
             ", password_hash FROM principals
              WHERE name = ? AND kind = 'user' AND password_hash IS NOT NULL"
         ))
@@ -326,7 +327,7 @@ impl Users<'_> {
         if self.get(name).await?.is_some() {
             return Err(AccountError::Exists(name.to_owned()));
         }
-        let inserted = sqlx::query(
+        let inserted = crate::sql::query(
             "INSERT INTO groups (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING",
         )
         .bind(GroupId::generate())
@@ -352,7 +353,7 @@ impl Users<'_> {
 
     /// Removes group `name` with its grants.
     pub async fn remove_group(&self, name: &str) -> Result<(), AccountError> {
-        let removed = sqlx::query("DELETE FROM groups WHERE name = ?")
+        let removed = crate::sql::query("DELETE FROM groups WHERE name = ?")
             .bind(name)
             .execute(&self.store.pool)
             .await
@@ -367,7 +368,7 @@ impl Users<'_> {
 
     /// Every group with its members, by name.
     pub async fn groups(&self) -> Result<Vec<Group>, StoreError> {
-        let rows = sqlx::query(
+        let rows = crate::sql::query(
             "SELECT g.id, g.name, p.name AS member FROM groups g
              LEFT JOIN group_members m ON m.group_id = g.id
              LEFT JOIN principals p ON p.id = m.principal_id
@@ -396,7 +397,7 @@ impl Users<'_> {
     /// Adds principal `member` to group `group` (already a member is fine).
     pub async fn add_member(&self, group: &str, member: &str) -> Result<(), AccountError> {
         let (group_id, principal) = self.membership(group, member).await?;
-        sqlx::query(
+        crate::sql::query(
             "INSERT INTO group_members (group_id, principal_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
         )
         .bind(group_id)
@@ -411,7 +412,7 @@ impl Users<'_> {
     /// Removes principal `member` from group `group` (not a member is fine).
     pub async fn remove_member(&self, group: &str, member: &str) -> Result<(), AccountError> {
         let (group_id, principal) = self.membership(group, member).await?;
-        sqlx::query("DELETE FROM group_members WHERE group_id = ? AND principal_id = ?")
+        crate::sql::query("DELETE FROM group_members WHERE group_id = ? AND principal_id = ?")
             .bind(group_id)
             .bind(principal.id)
             .execute(&self.store.pool)
@@ -423,10 +424,12 @@ impl Users<'_> {
 
     /// The id of group `name`, if it exists.
     pub async fn group_id(&self, name: &str) -> Result<Option<GroupId>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT id FROM groups WHERE name = ?")
-            .bind(name)
-            .fetch_optional(&self.store.pool)
-            .await?)
+        Ok(
+            crate::sql::query_scalar("SELECT id FROM groups WHERE name = ?")
+                .bind(name)
+                .fetch_optional(&self.store.pool)
+                .await?,
+        )
     }
 
     async fn membership(
@@ -503,11 +506,11 @@ fn valid_name(name: &str) -> Result<&str, AccountError> {
     }
 }
 
-pub(crate) fn principal(row: &SqliteRow) -> Result<crate::Principal, StoreError> {
+pub(crate) fn principal(row: &AnyRow) -> Result<crate::Principal, StoreError> {
     Ok(crate::Principal {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
-        is_admin: row.try_get("is_admin")?,
+        is_admin: crate::sql::flag(row, "is_admin")?,
         kind: PrincipalKind::parse(row.try_get("kind")?)?,
         email: row.try_get("email")?,
     })

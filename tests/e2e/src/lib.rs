@@ -23,6 +23,7 @@
 mod direct;
 mod held;
 mod http;
+mod postgres;
 mod procs;
 
 use std::fs::{self, File};
@@ -39,6 +40,7 @@ use tempfile::TempDir;
 pub use crate::direct::{DIRECT_START_TIMEOUT, DirectServer};
 pub use crate::held::HeldClient;
 pub use crate::http::{HttpResponse, http};
+pub use crate::postgres::PostgresDatabase;
 pub use crate::procs::{Proc, descendants, python_instances, signal, wait_until};
 
 /// How long `skyport serve` may take to answer `/healthz`.
@@ -317,6 +319,10 @@ pub struct Skyport {
     dir: TempDir,
     data_dir: PathBuf,
     log: PathBuf,
+    /// The flags given after `--listen` and `--data-dir`, given again by [`Skyport::restart`].
+    extra: Vec<String>,
+    /// Variables set for the serve besides the test's own, set again by [`Skyport::restart`].
+    env: Vec<(String, String)>,
     /// Every descendant seen while it ran, killed on drop if still alive (never leave instances).
     seen: Vec<Proc>,
 }
@@ -339,6 +345,16 @@ impl Skyport {
 
     /// Starts `skyport SUBCOMMAND --listen … --data-dir … EXTRA…` without waiting for anything.
     pub fn spawn(subcommand: &str, extra: &[&str], cwd: Option<&Path>) -> Skyport {
+        Skyport::spawn_with_env(subcommand, extra, &[], cwd)
+    }
+
+    /// Like [`Skyport::spawn`], with `env` set for the serve (e.g. a shared `SKYPORT_MASTER_KEY`).
+    pub fn spawn_with_env(
+        subcommand: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        cwd: Option<&Path>,
+    ) -> Skyport {
         let dir = tempfile::Builder::new()
             .prefix("skyport-e2e-")
             .tempdir()
@@ -348,15 +364,28 @@ impl Skyport {
         let port = free_port();
         let log = dir.path().join("serve.log");
         let out = File::create(&log).expect("create the serve log");
-        let child = start_child(subcommand, port, &data_dir, out, extra, cwd);
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|&(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let child = start_child(subcommand, port, &data_dir, out, extra, &env, cwd);
         Skyport {
             child,
             port,
             dir,
             data_dir,
             log,
+            extra: extra.iter().map(|&flag| flag.to_owned()).collect(),
+            env,
             seen: Vec::new(),
         }
+    }
+
+    /// Starts `skyport serve EXTRA…` (a fresh data dir) with `env` set, and waits for `/healthz`.
+    pub fn serve_with_env(extra: &[&str], env: &[(&str, &str)]) -> Skyport {
+        let mut sky = Skyport::spawn_with_env("serve", extra, env, None);
+        sky.wait_healthy();
+        sky
     }
 
     /// Starts `skyport serve EXTRA…` (a fresh data dir) and waits for `/healthz`.
@@ -378,7 +407,16 @@ impl Skyport {
             .append(true)
             .open(&self.log)
             .expect("open the serve log");
-        self.child = start_child("serve", self.port, &self.data_dir, out, &[], None);
+        let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
+        self.child = start_child(
+            "serve",
+            self.port,
+            &self.data_dir,
+            out,
+            &extra,
+            &self.env,
+            None,
+        );
         self.wait_healthy();
     }
 
@@ -609,6 +647,7 @@ fn start_child(
     data_dir: &Path,
     out: File,
     extra: &[&str],
+    env: &[(String, String)],
     cwd: Option<&Path>,
 ) -> Child {
     let err = out.try_clone().expect("clone the serve log handle");
@@ -625,6 +664,7 @@ fn start_child(
         // Its own process group, so that stopping it also stops any helper (uv, git) it left in it.
         .process_group(0);
     scrub_env(&mut cmd);
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
     if std::env::var_os("UV_CACHE_DIR").is_none() {
         cmd.env("UV_CACHE_DIR", workspace_root().join("target/uv-cache"));
     }

@@ -3,7 +3,7 @@
 use crate::*;
 
 async fn store() -> Store {
-    Store::open_in_memory().await.unwrap()
+    crate::testdb::store().await.unwrap()
 }
 
 fn user(name: &str) -> NewPrincipal<'_> {
@@ -37,7 +37,6 @@ fn resolution_goes_admin_then_grants_then_default() {
     assert_eq!(Grantee::parse("ann").to_string(), "ann");
 }
 
-#[tokio::test]
 async fn bootstrap_creates_one_admin_whose_password_verifies() {
     let store = store().await;
     let password = store.users().bootstrap().await.unwrap().unwrap();
@@ -63,7 +62,6 @@ async fn bootstrap_creates_one_admin_whose_password_verifies() {
     }
 }
 
-#[tokio::test]
 async fn service_accounts_never_log_in_and_names_are_checked() {
     let store = store().await;
     let bot = NewPrincipal {
@@ -101,7 +99,6 @@ async fn service_accounts_never_log_in_and_names_are_checked() {
     assert!(store.users().get("ops").await.unwrap().is_none());
 }
 
-#[tokio::test]
 async fn the_last_admin_cannot_be_removed_and_removal_takes_keys() {
     let store = store().await;
     store.users().bootstrap().await.unwrap();
@@ -140,7 +137,6 @@ async fn the_last_admin_cannot_be_removed_and_removal_takes_keys() {
     ));
 }
 
-#[tokio::test]
 async fn roles_resolve_through_grants_groups_and_defaults() {
     let store = store().await;
     let weather = server(&store, "weather").await;
@@ -247,7 +243,6 @@ async fn roles_resolve_through_grants_groups_and_defaults() {
     assert!(access.of_server(&weather).await.unwrap().grants.is_empty());
 }
 
-#[tokio::test]
 async fn a_preview_is_reached_with_its_parents_roles() {
     let store = store().await;
     let name: ServerName = "api".parse().unwrap();
@@ -269,3 +264,11 @@ async fn a_preview_is_reached_with_its_parents_roles() {
         Some(ServerRole::Editor)
     );
 }
+
+crate::testdb::on_both_databases!(
+    bootstrap_creates_one_admin_whose_password_verifies,
+    service_accounts_never_log_in_and_names_are_checked,
+    the_last_admin_cannot_be_removed_and_removal_takes_keys,
+    roles_resolve_through_grants_groups_and_defaults,
+    a_preview_is_reached_with_its_parents_roles,
+);

@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::*;
 
 async fn store() -> Store {
-    Store::open_in_memory().await.unwrap()
+    crate::testdb::store().await.unwrap()
 }
 
 fn record(server: &str, at: Timestamp, target: &str) -> NewAuditRecord {
@@ -42,7 +42,6 @@ fn targets(records: &[AuditRecord]) -> Vec<&str> {
         .collect()
 }
 
-#[tokio::test]
 async fn a_batch_is_stored_whole_and_read_back_newest_first() {
     let store = store().await;
     let admin = store.keys().ensure_admin().await.unwrap();
@@ -84,7 +83,6 @@ async fn a_batch_is_stored_whole_and_read_back_newest_first() {
     assert_eq!(all.len(), 1200);
 }
 
-#[tokio::test]
 async fn queries_filter_by_server_and_time() {
     let store = store().await;
     let now = Timestamp::now();
@@ -115,7 +113,6 @@ async fn queries_filter_by_server_and_time() {
     assert!(none.is_empty());
 }
 
-#[tokio::test]
 async fn retention_drops_old_rows_and_rows_beyond_the_cap() {
     let store = store().await;
     let now = Timestamp::now();
@@ -138,3 +135,9 @@ async fn retention_drops_old_rows_and_rows_beyond_the_cap() {
     assert_eq!(targets(&kept), ["d", "c", "b"]);
     assert_eq!(store.audit().prune(&retention).await.unwrap(), 0);
 }
+
+crate::testdb::on_both_databases!(
+    a_batch_is_stored_whole_and_read_back_newest_first,
+    queries_filter_by_server_and_time,
+    retention_drops_old_rows_and_rows_beyond_the_cap,
+);

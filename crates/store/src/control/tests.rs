@@ -8,7 +8,7 @@ use crate::tests::{contains, database_bytes};
 use crate::*;
 
 async fn store() -> (Store, Principal) {
-    let store = Store::open_in_memory().await.unwrap();
+    let store = crate::testdb::store().await.unwrap();
     let admin = store.keys().ensure_admin().await.unwrap();
     (store, admin)
 }
@@ -30,7 +30,6 @@ fn actions(events: &[ControlEvent]) -> Vec<&str> {
     events.iter().map(|e| e.event.action.as_str()).collect()
 }
 
-#[tokio::test]
 async fn events_are_recorded_with_their_actor_and_read_newest_first() {
     let (store, admin) = store().await;
     let log = store.control_audit();
@@ -72,7 +71,6 @@ async fn events_are_recorded_with_their_actor_and_read_newest_first() {
     assert!(log.query(&later).await.unwrap().is_empty());
 }
 
-#[tokio::test]
 async fn retention_drops_the_oldest_events_beyond_the_cap() {
     let (store, admin) = store().await;
     let log = store.control_audit();
@@ -176,3 +174,8 @@ fn actions_read_back_as_written() {
     }
     assert!("deploy.all".parse::<ControlAction>().is_err());
 }
+
+crate::testdb::on_both_databases!(
+    events_are_recorded_with_their_actor_and_read_newest_first,
+    retention_drops_the_oldest_events_beyond_the_cap,
+);

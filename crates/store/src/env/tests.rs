@@ -4,7 +4,7 @@ use crate::tests::{contains, database_bytes};
 use crate::*;
 
 async fn store() -> Store {
-    Store::open_in_memory()
+    crate::testdb::store()
         .await
         .unwrap()
         .with_master_key(MasterKey::generate())
@@ -107,7 +107,6 @@ fn branch_overrides_preview_and_production_stands_apart() {
     );
 }
 
-#[tokio::test]
 async fn variables_are_set_listed_and_unset_per_scope_and_secrets_are_not_listed() {
     let store = store().await;
     let a = server(&store, "a").await;
@@ -192,7 +191,6 @@ async fn variables_are_set_listed_and_unset_per_scope_and_secrets_are_not_listed
     assert_eq!(env.check_secrets().await.unwrap(), 0);
 }
 
-#[tokio::test]
 async fn a_snapshot_is_fixed_when_taken_and_secrets_open_for_the_deployment_only() {
     let store = store().await;
     let a = server(&store, "a").await;
@@ -365,3 +363,8 @@ fn the_master_key_file_is_created_private_and_checked() {
     let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [7u8; 32]);
     assert!(MasterKey::parse(&b64, "test").is_ok());
 }
+
+crate::testdb::on_both_databases!(
+    variables_are_set_listed_and_unset_per_scope_and_secrets_are_not_listed,
+    a_snapshot_is_fixed_when_taken_and_secrets_open_for_the_deployment_only,
+);

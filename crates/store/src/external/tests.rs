@@ -4,7 +4,7 @@
 use crate::*;
 
 async fn store() -> Store {
-    Store::open_in_memory()
+    crate::testdb::store()
         .await
         .unwrap()
         .with_master_key(MasterKey::generate())
@@ -22,7 +22,6 @@ fn new(name: &str) -> NewExternal {
     }
 }
 
-#[tokio::test]
 async fn headers_are_sealed_shown_by_name_and_opened_for_the_gateway() {
     let store = store().await;
     let created = store.externals().create(&new("notes")).await.unwrap();
@@ -37,7 +36,7 @@ async fn headers_are_sealed_shown_by_name_and_opened_for_the_gateway() {
     assert!(!format!("{connections:?}").contains("s3cret"));
 
     // Another name's sealed value does not open under this one.
-    let sealed: Vec<u8> = sqlx::query_scalar("SELECT sealed FROM external_headers")
+    let sealed: Vec<u8> = crate::sql::query_scalar("SELECT sealed FROM external_headers")
         .fetch_one(&store.pool)
         .await
         .unwrap();
@@ -46,7 +45,6 @@ async fn headers_are_sealed_shown_by_name_and_opened_for_the_gateway() {
     assert!(secrets::open(key, "external:other:Authorization", &sealed).is_none());
 }
 
-#[tokio::test]
 async fn names_are_unique_across_kinds() {
     let store = store().await;
     store
@@ -66,7 +64,6 @@ async fn names_are_unique_across_kinds() {
     assert!(twice.to_string().contains("'notes' is already"), "{twice}");
 }
 
-#[tokio::test]
 async fn health_checks_are_recorded_and_a_failure_keeps_the_last_tools() {
     let store = store().await;
     let created = store.externals().create(&new("notes")).await.unwrap();
@@ -97,3 +94,9 @@ async fn health_checks_are_recorded_and_a_failure_keeps_the_last_tools() {
     assert_eq!(down.tools, tools);
     assert!(down.checked_at.is_some());
 }
+
+crate::testdb::on_both_databases!(
+    headers_are_sealed_shown_by_name_and_opened_for_the_gateway,
+    names_are_unique_across_kinds,
+    health_checks_are_recorded_and_a_failure_keeps_the_last_tools,
+);

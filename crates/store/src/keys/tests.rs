@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::*;
 
 async fn store() -> (Store, Principal) {
-    let store = Store::open_in_memory().await.unwrap();
+    let store = crate::testdb::store().await.unwrap();
     let admin = store.keys().ensure_admin().await.unwrap();
     (store, admin)
 }
@@ -14,7 +14,6 @@ fn in_secs(secs: i64) -> Timestamp {
     Timestamp::now() + jiff::SignedDuration::from_secs(secs)
 }
 
-#[tokio::test]
 async fn a_new_key_authenticates_and_is_listed_without_its_secret() {
     let (store, admin) = store().await;
     assert_eq!(store.keys().ensure_admin().await.unwrap(), admin);
@@ -53,11 +52,10 @@ async fn a_new_key_authenticates_and_is_listed_without_its_secret() {
     }
 }
 
-#[tokio::test]
 async fn secrets_of_earlier_versions_keep_working() {
     let (store, admin) = store().await;
     let old = format!("sky_{}", "ab".repeat(32));
-    sqlx::query(
+    crate::sql::query(
         "INSERT INTO api_keys (id, principal_id, name, key_hash, created_at) VALUES (?, ?, 'cli', ?, 0)",
     )
     .bind(ApiKeyId::generate())
@@ -72,7 +70,6 @@ async fn secrets_of_earlier_versions_keep_working() {
     assert_eq!(credentials[0].hash, KeyHash::of(&old));
 }
 
-#[tokio::test]
 async fn an_expired_key_stops_working_but_stays_listed() {
     let (store, admin) = store().await;
     let (_, expired) = store
@@ -101,7 +98,6 @@ async fn an_expired_key_stops_working_but_stays_listed() {
     assert!(store.keys().live_named("old").await.unwrap().is_empty());
 }
 
-#[tokio::test]
 async fn revoking_by_id_or_name_stops_a_key_and_tells_followers() {
     let (store, admin) = store().await;
     let (first, first_secret) = store
@@ -172,7 +168,6 @@ async fn revoking_by_id_or_name_stops_a_key_and_tells_followers() {
     );
 }
 
-#[tokio::test]
 async fn an_ambiguous_name_asks_for_an_id() {
     let (store, admin) = store().await;
     store.keys().create(&admin.id, "cli", None).await.unwrap();
@@ -192,7 +187,6 @@ async fn an_ambiguous_name_asks_for_an_id() {
     assert_eq!(found.map(|k| k.id), Some(unnamed.id));
 }
 
-#[tokio::test]
 async fn uses_are_recorded_in_batches_and_never_go_back() {
     let (store, admin) = store().await;
     let (key, _) = store.keys().create(&admin.id, "k", None).await.unwrap();
@@ -214,7 +208,6 @@ async fn uses_are_recorded_in_batches_and_never_go_back() {
     );
 }
 
-#[tokio::test]
 async fn expired_keys_of_one_name_are_deleted_and_others_kept() {
     let (store, admin) = store().await;
     let keys = store.keys();
@@ -245,3 +238,13 @@ async fn expired_keys_of_one_name_are_deleted_and_others_kept() {
         assert!(left.contains(kept), "{kept} was deleted: {left:?}");
     }
 }
+
+crate::testdb::on_both_databases!(
+    a_new_key_authenticates_and_is_listed_without_its_secret,
+    secrets_of_earlier_versions_keep_working,
+    an_expired_key_stops_working_but_stays_listed,
+    revoking_by_id_or_name_stops_a_key_and_tells_followers,
+    an_ambiguous_name_asks_for_an_id,
+    uses_are_recorded_in_batches_and_never_go_back,
+    expired_keys_of_one_name_are_deleted_and_others_kept,
+);

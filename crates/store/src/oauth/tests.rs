@@ -6,10 +6,14 @@ use std::time::Duration;
 use crate::tests::{contains, database_bytes};
 use crate::*;
 
-/// A store in a file (so tests can read its bytes) with one user.
+/// A store with one user: on SQLite in a file, so that tests can read its bytes.
 async fn store_with_user() -> (Store, Principal, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("skyport.db")).await.unwrap();
+    let store = if crate::testdb::on_postgres_now() {
+        crate::testdb::store().await.unwrap()
+    } else {
+        Store::open(&dir.path().join("skyport.db")).await.unwrap()
+    };
     let user = store
         .users()
         .create(
@@ -26,8 +30,13 @@ async fn store_with_user() -> (Store, Principal, tempfile::TempDir) {
     (store, user, dir)
 }
 
-fn on_disk(dir: &tempfile::TempDir) -> Vec<u8> {
-    database_bytes(&dir.path().join("skyport.db"))
+/// Everything the database holds: the SQLite file's bytes, or every PostgreSQL row as text.
+async fn on_disk(store: &Store, dir: &tempfile::TempDir) -> Vec<u8> {
+    if crate::testdb::on_postgres_now() {
+        crate::testdb::every_row(store).await
+    } else {
+        database_bytes(&dir.path().join("skyport.db"))
+    }
 }
 
 fn grant(user: &Principal) -> OAuthGrant {
@@ -45,7 +54,6 @@ fn later() -> Timestamp {
         .unwrap()
 }
 
-#[tokio::test]
 async fn a_code_is_spent_once_and_stored_only_as_a_hash() {
     let (store, user, dir) = store_with_user().await;
     let grant = grant(&user);
@@ -61,7 +69,7 @@ async fn a_code_is_spent_once_and_stored_only_as_a_hash() {
         })
         .await
         .unwrap();
-    assert!(!contains(&on_disk(&dir), code));
+    assert!(!contains(&on_disk(&store, &dir).await, code));
     let spent = store.oauth().spend_code(code).await.unwrap().unwrap();
     assert_eq!(spent.grant, grant);
     assert_eq!(spent.code_challenge, "challenge");
@@ -69,7 +77,6 @@ async fn a_code_is_spent_once_and_stored_only_as_a_hash() {
     assert_eq!(store.oauth().spend_code("other").await.unwrap(), None);
 }
 
-#[tokio::test]
 async fn a_spent_refresh_token_presented_again_revokes_its_family() {
     let (store, user, _dir) = store_with_user().await;
     let grant = grant(&user);
@@ -115,7 +122,6 @@ async fn a_spent_refresh_token_presented_again_revokes_its_family() {
     );
 }
 
-#[tokio::test]
 async fn an_expired_refresh_token_does_not_rotate() {
     let (store, user, _dir) = store_with_user().await;
     let grant = grant(&user);
@@ -139,7 +145,6 @@ async fn an_expired_refresh_token_does_not_rotate() {
     );
 }
 
-#[tokio::test]
 async fn revoking_a_refresh_token_needs_the_client_that_holds_it() {
     let (store, user, _dir) = store_with_user().await;
     let grant = grant(&user);
@@ -164,7 +169,6 @@ async fn revoking_a_refresh_token_needs_the_client_that_holds_it() {
     );
 }
 
-#[tokio::test]
 async fn revoked_access_tokens_are_announced_and_forgotten_after_expiry() {
     let (store, _, _dir) = store_with_user().await;
     let mut changes = store.subscribe();
@@ -195,7 +199,6 @@ async fn revoked_access_tokens_are_announced_and_forgotten_after_expiry() {
     );
 }
 
-#[tokio::test]
 async fn a_client_secret_authenticates_and_is_stored_hashed() {
     let (store, user, dir) = store_with_user().await;
     let uris = Vec::new();
@@ -211,7 +214,10 @@ async fn a_client_secret_authenticates_and_is_stored_hashed() {
         .await
         .unwrap();
     assert!(created.confidential);
-    assert!(!contains(&on_disk(&dir), "client-secret-value"));
+    assert!(!contains(
+        &on_disk(&store, &dir).await,
+        "client-secret-value"
+    ));
     let oauth = store.oauth();
     assert_eq!(
         oauth
@@ -231,3 +237,12 @@ async fn a_client_secret_authenticates_and_is_stored_hashed() {
     assert!(oauth.remove_client("svc-client").await.unwrap());
     assert_eq!(oauth.client("svc-client").await.unwrap(), None);
 }
+
+crate::testdb::on_both_databases!(
+    a_code_is_spent_once_and_stored_only_as_a_hash,
+    a_spent_refresh_token_presented_again_revokes_its_family,
+    an_expired_refresh_token_does_not_rotate,
+    revoking_a_refresh_token_needs_the_client_that_holds_it,
+    revoked_access_tokens_are_announced_and_forgotten_after_expiry,
+    a_client_secret_authenticates_and_is_stored_hashed,
+);

@@ -65,9 +65,8 @@ fn capabilities_and_effects_parse_with_what_to_write_instead() {
     );
 }
 
-#[tokio::test]
 async fn rules_are_added_listed_removed_and_announced() {
-    let store = Store::open_in_memory().await.unwrap();
+    let store = crate::testdb::store().await.unwrap();
     let admin = store.keys().ensure_admin().await.unwrap();
     let (notes, _) = store
         .servers()
@@ -132,3 +131,5 @@ async fn rules_are_added_listed_removed_and_announced() {
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].server, other.id);
 }
+
+crate::testdb::on_both_databases!(rules_are_added_listed_removed_and_announced,);

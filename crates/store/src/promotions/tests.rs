@@ -12,7 +12,7 @@ struct Fixture {
 
 impl Fixture {
     async fn new() -> Fixture {
-        let store = Store::open_in_memory().await.unwrap();
+        let store = crate::testdb::store().await.unwrap();
         let (server, _) = store
             .servers()
             .ensure(&"api".parse().unwrap(), None)
@@ -95,7 +95,6 @@ impl Fixture {
     }
 }
 
-#[tokio::test]
 async fn without_a_choice_the_newest_ready_deployment_older_than_the_live_one_is_chosen() {
     let f = Fixture::new().await;
     assert!(matches!(
@@ -124,7 +123,6 @@ async fn without_a_choice_the_newest_ready_deployment_older_than_the_live_one_is
     assert!(refused.to_string().contains("skyport deployments api"));
 }
 
-#[tokio::test]
 async fn a_chosen_deployment_is_found_by_id_or_unique_prefix() {
     let f = Fixture::new().await;
     let v1 = f.ready("a1").await;
@@ -151,7 +149,6 @@ async fn a_chosen_deployment_is_found_by_id_or_unique_prefix() {
     }
 }
 
-#[tokio::test]
 async fn deployments_that_cannot_serve_are_refused_with_what_to_do() {
     let f = Fixture::new().await;
     let live = f.ready("a1").await;
@@ -205,7 +202,6 @@ async fn deployments_that_cannot_serve_are_refused_with_what_to_do() {
     assert!(err.to_string().contains("was removed"), "{err}");
 }
 
-#[tokio::test]
 async fn promotions_are_recorded_with_their_kind_and_who() {
     let f = Fixture::new().await;
     let admin = f.store.keys().ensure_admin().await.unwrap();
@@ -276,3 +272,10 @@ async fn promotions_are_recorded_with_their_kind_and_who() {
         ]
     );
 }
+
+crate::testdb::on_both_databases!(
+    without_a_choice_the_newest_ready_deployment_older_than_the_live_one_is_chosen,
+    a_chosen_deployment_is_found_by_id_or_unique_prefix,
+    deployments_that_cannot_serve_are_refused_with_what_to_do,
+    promotions_are_recorded_with_their_kind_and_who,
+);

@@ -67,9 +67,8 @@ fn renames_must_name_taken_items_and_not_clash() {
     ));
 }
 
-#[tokio::test]
 async fn a_remix_is_stored_with_its_sources_in_order() {
-    let store = Store::open_in_memory().await.unwrap();
+    let store = crate::testdb::store().await.unwrap();
     store.servers().ensure(&name("alpha"), None).await.unwrap();
     store.servers().ensure(&name("beta"), None).await.unwrap();
     let mut beta = source("beta");
@@ -113,9 +112,8 @@ async fn a_remix_is_stored_with_its_sources_in_order() {
     assert!(remix.sources.is_empty());
 }
 
-#[tokio::test]
 async fn sources_must_exist_and_not_be_remixes() {
-    let store = Store::open_in_memory().await.unwrap();
+    let store = crate::testdb::store().await.unwrap();
     store.servers().ensure(&name("alpha"), None).await.unwrap();
     let remixes = store.remixes();
     let spec = |names: &[&str]| RemixSpec::new(names.iter().map(|n| source(n)).collect()).unwrap();
@@ -142,3 +140,8 @@ async fn sources_must_exist_and_not_be_remixes() {
     let error = remixes.update(&name("ghost"), Some("x"), None).await;
     assert!(matches!(error, Err(RemixError::NotFound(_))));
 }
+
+crate::testdb::on_both_databases!(
+    a_remix_is_stored_with_its_sources_in_order,
+    sources_must_exist_and_not_be_remixes,
+);

@@ -1,11 +1,11 @@
-//! Metric samples against a real (in-memory) SQLite database.
+//! Metric samples against a real database: in-memory SQLite and PostgreSQL.
 
 use std::time::Duration;
 
 use crate::*;
 
 async fn store_with_server(name: &str) -> (Store, Server) {
-    let store = Store::open_in_memory().await.unwrap();
+    let store = crate::testdb::store().await.unwrap();
     let (server, _) = store
         .servers()
         .ensure(&name.parse().unwrap(), None)
@@ -38,7 +38,6 @@ fn hour() -> Timestamp {
     Timestamp::from_second(1_796_000_400).unwrap()
 }
 
-#[tokio::test]
 async fn samples_are_read_back_as_written_oldest_first_from_since() {
     let (store, server) = store_with_server("hello").await;
     let (other, _) = store
@@ -63,7 +62,6 @@ async fn samples_are_read_back_as_written_oldest_first_from_since() {
     assert_eq!(read, expected);
 }
 
-#[tokio::test]
 async fn a_longer_step_merges_periods() {
     let (store, server) = store_with_server("hello").await;
     let base = hour();
@@ -92,7 +90,6 @@ async fn a_longer_step_merges_periods() {
     assert_eq!(read[1].requests, 10 + 11);
 }
 
-#[tokio::test]
 async fn a_second_sample_of_a_period_adds_to_it() {
     let (store, server) = store_with_server("hello").await;
     let base = hour();
@@ -117,7 +114,6 @@ async fn a_second_sample_of_a_period_adds_to_it() {
     assert_eq!(read[0].memory_peak_bytes, 4_000_000);
 }
 
-#[tokio::test]
 async fn pruning_deletes_periods_before_the_cutoff_and_removal_takes_the_rest() {
     let (store, server) = store_with_server("hello").await;
     let base = hour();
@@ -150,3 +146,10 @@ async fn pruning_deletes_periods_before_the_cutoff_and_removal_takes_the_rest() 
         0
     );
 }
+
+crate::testdb::on_both_databases!(
+    samples_are_read_back_as_written_oldest_first_from_since,
+    a_longer_step_merges_periods,
+    a_second_sample_of_a_period_adds_to_it,
+    pruning_deletes_periods_before_the_cutoff_and_removal_takes_the_rest,
+);

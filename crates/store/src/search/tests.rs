@@ -10,9 +10,8 @@ fn tool(name: &str, description: &str) -> ToolSummary {
     }
 }
 
-#[tokio::test]
 async fn entries_and_tools_are_found_by_their_words() {
-    let store = Store::open_in_memory().await.unwrap();
+    let store = crate::testdb::store().await.unwrap();
     let search = store.search();
     let weather: ServerName = "weather".parse().unwrap();
     let notes: ServerName = "notes".parse().unwrap();
@@ -50,3 +49,5 @@ async fn entries_and_tools_are_found_by_their_words() {
     assert!(search.query("\"forecast\"*", 10).await.unwrap().is_empty());
     assert_eq!(search.indexed().await.unwrap(), [weather]);
 }
+
+crate::testdb::on_both_databases!(entries_and_tools_are_found_by_their_words,);

@@ -14,9 +14,8 @@ fn key<'a>(kid: &'a str, secret: &'a [u8]) -> NewSigningKey<'a> {
     }
 }
 
-#[tokio::test]
 async fn a_rotation_retires_the_current_key_which_stays_published() {
-    let store = Store::open_in_memory()
+    let store = crate::testdb::store()
         .await
         .unwrap()
         .with_master_key(MasterKey::generate());
@@ -97,3 +96,5 @@ async fn private_keys_need_the_master_key_they_were_sealed_with() {
     assert!(!contains(&on_disk, &hex::encode(secret)));
     assert!(!on_disk.windows(32).any(|w| w == secret));
 }
+
+crate::testdb::on_both_databases!(a_rotation_retires_the_current_key_which_stays_published,);

@@ -96,9 +96,8 @@ async fn parent(store: &Store) -> Server {
         .unwrap()
 }
 
-#[tokio::test]
 async fn a_preview_inherits_its_parent_and_is_found_again_by_branch() {
-    let store = Store::open_in_memory().await.unwrap();
+    let store = crate::testdb::store().await.unwrap();
     let api = parent(&store).await;
     let (first, created) = store
         .servers()
@@ -149,9 +148,8 @@ async fn a_preview_inherits_its_parent_and_is_found_again_by_branch() {
     assert_eq!(other_again.name, other.name);
 }
 
-#[tokio::test]
 async fn removing_the_parent_removes_its_previews_and_says_so() {
-    let store = Store::open_in_memory().await.unwrap();
+    let store = crate::testdb::store().await.unwrap();
     let api = parent(&store).await;
     let (preview, _) = store.servers().ensure_preview(&api, "dev").await.unwrap();
     let mut changes = store.subscribe();
@@ -166,9 +164,8 @@ async fn removing_the_parent_removes_its_previews_and_says_so() {
     assert_eq!(removed, ["api--dev", "api"]);
 }
 
-#[tokio::test]
 async fn previews_past_their_lifetime_are_found() {
-    let store = Store::open_in_memory().await.unwrap();
+    let store = crate::testdb::store().await.unwrap();
     let api = parent(&store).await;
     let (preview, _) = store.servers().ensure_preview(&api, "dev").await.unwrap();
     let servers = store.servers();
@@ -187,9 +184,8 @@ async fn previews_past_their_lifetime_are_found() {
     assert_eq!(expired[0].id, preview.id);
 }
 
-#[tokio::test]
 async fn source_settings_are_checked_and_polling_servers_listed() {
-    let store = Store::open_in_memory().await.unwrap();
+    let store = crate::testdb::store().await.unwrap();
     let api = parent(&store).await;
     let servers = store.servers();
     let refuse = |patch: SourcePatch| {
@@ -220,3 +216,10 @@ async fn source_settings_are_checked_and_polling_servers_listed() {
     assert_eq!(polling.len(), 1);
     assert_eq!(polling[0].source.branch, DEFAULT_BRANCH);
 }
+
+crate::testdb::on_both_databases!(
+    a_preview_inherits_its_parent_and_is_found_again_by_branch,
+    removing_the_parent_removes_its_previews_and_says_so,
+    previews_past_their_lifetime_are_found,
+    source_settings_are_checked_and_polling_servers_listed,
+);

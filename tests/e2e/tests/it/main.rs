@@ -17,6 +17,7 @@ mod matrix;
 mod mcp_cli;
 mod oauth;
 mod policy;
+mod postgres;
 mod registry;
 mod remix;
 mod rollback;
