@@ -309,8 +309,8 @@ pub struct CreateDeployment {
     pub branch: Option<String>,
 }
 
-/// Where a deployment's code comes from: `{"upload": "upl_…"}` or
-/// `{"git": {"url": "…", "ref": "…"}}`.
+/// Where a deployment's code comes from: `{"upload": "upl_…"}`,
+/// `{"git": {"url": "…", "ref": "…"}}` or `{"package": {…}}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SourceSpec {
@@ -318,6 +318,27 @@ pub enum SourceSpec {
     Upload(String),
     /// A git repository.
     Git(GitSpec),
+    /// A package published on PyPI or npm (a stdio MCP server).
+    Package(PackageSpec),
+}
+
+/// A packaged server: `{"package": {"registry": "pypi", "name": "mcp-server-time"}}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PackageSpec {
+    /// `pypi` or `npm`.
+    pub registry: String,
+    /// The package's name in that registry.
+    pub name: String,
+    /// An exact version; the newest when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Arguments given to the server on every start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Production variables the server cannot start without (from a `server.json`): the
+    /// deploy is refused while any is unset.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required_env: Vec<String>,
 }
 
 /// A git source of a deployment.

@@ -17,6 +17,28 @@ use tokio::process::{Child, Command};
 /// (`SKYPORT_LISTEN_FD`); 3 is the first one after stdin, stdout and stderr.
 pub(crate) const LISTEN_FD: i32 = 3;
 
+/// The listening socket this process was started with as an instance (descriptor
+/// [`LISTEN_FD`]), for instance programs written in Rust (the stdio bridge). It is made
+/// close-on-exec, so that what the instance starts does not hold the port. Call it once: the
+/// socket it returns owns the descriptor.
+pub fn inherited_listener() -> io::Result<TcpListener> {
+    // SAFETY: `fcntl` on a descriptor number touches no memory; an unopened number fails
+    // with EBADF, which is reported.
+    let flags = unsafe { libc::fcntl(LISTEN_FD, libc::F_GETFD) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above, on a descriptor now known to be open.
+    if unsafe { libc::fcntl(LISTEN_FD, libc::F_SETFD, flags | libc::FD_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the descriptor is open, and nothing else in this process owns it: the runtime
+    // passed it for this one use.
+    let listener = TcpListener::from(unsafe { OwnedFd::from_raw_fd(LISTEN_FD) });
+    listener.local_addr()?;
+    Ok(listener)
+}
+
 /// How an instance's memory is capped.
 pub(crate) enum Confinement {
     /// It moves itself into a cgroup by writing `0` to this open `cgroup.procs` (opened before

@@ -83,6 +83,20 @@ pub(crate) enum Command {
     Connect(ConnectArgs),
     /// The catalog: add external (remote) MCP servers and check them.
     Registry(RegistryArgs),
+    /// Serve a stdio MCP server as streamable HTTP on the instance's listening socket (run by
+    /// the runtime as a packaged server's instance, not by people).
+    #[command(hide = true)]
+    Bridge(BridgeArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BridgeArgs {
+    /// Sessions served at once, each by its own process of the server.
+    #[arg(long, default_value_t = 16)]
+    pub(crate) max_sessions: usize,
+    /// The stdio server's program and arguments.
+    #[arg(last = true, required = true, num_args = 1..)]
+    pub(crate) command: Vec<String>,
 }
 
 #[derive(Debug, Args)]

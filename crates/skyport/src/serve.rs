@@ -193,6 +193,8 @@ impl Platform {
                     concurrency: INSTANCE_CONCURRENCY,
                     cgroup_name: cgroup_name(&data_dir),
                     zygotes: !args.no_zygotes,
+                    // Stdio servers run behind this same binary's `bridge` command.
+                    stdio_bridge: std::env::current_exe().ok(),
                 },
                 store.logs().writer(),
             )

@@ -120,6 +120,27 @@ pub struct LaunchSpec {
     pub args: Vec<String>,
     /// The working directory (the artifact's copy of the source).
     pub working_dir: PathBuf,
+    /// How the program speaks MCP; launch specs recorded before packaged servers are HTTP.
+    #[serde(default, skip_serializing_if = "Transport::is_http")]
+    pub transport: Transport,
+}
+
+/// How an instance's program speaks MCP.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    /// Streamable HTTP on the listening socket the runtime passes (a FastMCP server).
+    #[default]
+    Http,
+    /// JSON-RPC lines on stdin and stdout (a packaged stdio server): the runtime runs it
+    /// behind the stdio bridge.
+    Stdio,
+}
+
+impl Transport {
+    fn is_http(&self) -> bool {
+        *self == Transport::Http
+    }
 }
 
 /// What a new deployment builds.

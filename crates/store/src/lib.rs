@@ -55,7 +55,7 @@ pub use control::{
 };
 pub use deployments::{
     BuildFailure, BuildPhase, Built, Commit, Deployment, DeploymentStatus, Deployments,
-    FailureKind, LaunchSpec, LiveDeployment, NewDeployment, Route,
+    FailureKind, LaunchSpec, LiveDeployment, NewDeployment, Route, Transport,
 };
 pub use env::{
     Env, EnvEntry, EnvError, EnvKey, EnvScope, EnvVar, MAX_VALUE_BYTES, NewEnvVar, resolve,

@@ -57,6 +57,7 @@ async fn fixture_with(limits: BuildLimits) -> Fixture {
                     dir.path().file_name().unwrap().to_string_lossy()
                 ),
                 zygotes: false,
+                stdio_bridge: None,
             },
             store.logs().writer(),
         )

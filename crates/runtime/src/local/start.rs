@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use skyport_store::{InstanceId, LogStream, Timestamp};
+use skyport_store::{InstanceId, LogStream, Timestamp, Transport};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::unix::pipe;
@@ -36,6 +36,8 @@ use crate::zygote::{ForkRequest, Forked};
 use crate::{Exit, StartError, Target};
 use skyport_store::Redactor;
 
+/// Sessions one instance of a stdio server serves at once, each with its own process.
+const STDIO_SESSIONS: usize = 16;
 /// Pause between readiness probes when one fails without the process having exited.
 const PROBE_RETRY: Duration = Duration::from_millis(20);
 /// How long the output pumps get to deliver an exited process's last lines.
@@ -102,7 +104,7 @@ pub(super) async fn launch(
                 }
                 // Registered under the same lock that shutdown takes, so shutdown sees every
                 // process.
-                let command = instance_command(target, &env);
+                let command = instance_command(inner, target, &env)?;
                 let child =
                     spawn_instance(command, &listener, &confinement, &target.launch.working_dir)
                         .map_err(|e| {
@@ -298,19 +300,46 @@ fn instance_env(
     env
 }
 
-/// The instance's command: the deployment's program and arguments in the artifact.
-fn instance_command(target: &Target, env: &[(String, String)]) -> Command {
+/// The instance's command: the deployment's program and arguments in the artifact, behind
+/// the stdio bridge for a stdio server.
+fn instance_command(
+    inner: &Inner,
+    target: &Target,
+    env: &[(String, String)],
+) -> Result<Command, StartError> {
+    let launch = &target.launch;
     #[allow(clippy::disallowed_methods)] // the runtime is one of the two crates that spawn
-    let mut command = Command::new(&target.launch.program);
+    let mut command = match launch.transport {
+        Transport::Http => {
+            let mut command = Command::new(&launch.program);
+            command.args(&launch.args);
+            command
+        }
+        Transport::Stdio => {
+            let bridge = inner.config.stdio_bridge.as_ref().ok_or_else(|| {
+                StartError::Spawn(
+                    "this Skyport runs no stdio bridge, so it cannot start stdio servers".to_owned(),
+                )
+            })?;
+            let mut command = Command::new(bridge);
+            command
+                .arg("bridge")
+                .arg("--max-sessions")
+                .arg(STDIO_SESSIONS.to_string())
+                .arg("--")
+                .arg(&launch.program)
+                .args(&launch.args);
+            command
+        }
+    };
     command
-        .args(&target.launch.args)
         .current_dir(&target.launch.working_dir)
         .env_clear()
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    command
+    Ok(command)
 }
 
 /// Output pipes of a forked instance (read ends).
@@ -358,7 +387,8 @@ async fn fork(
 /// Whether instances of `target` may be forked from a zygote: FastMCP reads `FASTMCP_*`
 /// settings when it is imported, which in a zygote was long before the instance existed.
 fn may_fork(target: &Target) -> bool {
-    !target.env.iter().any(|v| v.name.starts_with("FASTMCP_"))
+    target.launch.transport == Transport::Http
+        && !target.env.iter().any(|v| v.name.starts_with("FASTMCP_"))
 }
 
 /// An instance's process: Skyport's child, or a zygote's.
