@@ -1,6 +1,7 @@
 //! The little of a JSON-RPC message the bridge reads: its `id` (as the raw JSON text, so that
-//! `1` and `"1"` stay different keys) and its `method`. Messages are never re-serialized: an id
-//! the bridge must change is spliced into the original text.
+//! `1` and `"1"` stay different keys) and its `method`. Session-era messages pass as the text
+//! they came in; only stateless-era requests, which the bridge translates for a server in a
+//! handshake-era session, are rewritten.
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -49,12 +50,75 @@ impl<'a> Envelope<'a> {
     }
 }
 
-/// `text` with its message id (`raw`, which must be a slice of `text`) replaced by `with`.
-pub(crate) fn replace_id(text: &str, raw: &RawValue, with: &str) -> Option<String> {
-    let start = (raw.get().as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
-    let end = start.checked_add(raw.get().len())?;
-    let (before, after) = (text.get(..start)?, text.get(end..)?);
-    Some([before, with, after].concat())
+/// The `_meta` keys of the 2026-07-28 per-request envelope. A server initialized in the
+/// handshake era refuses requests that carry them, and has what they say from `initialize`.
+const ENVELOPE_KEYS: [&str; 4] = [
+    "io.modelcontextprotocol/protocolVersion",
+    "io.modelcontextprotocol/clientInfo",
+    "io.modelcontextprotocol/clientCapabilities",
+    "io.modelcontextprotocol/logLevel",
+];
+
+/// A stateless-era request rewritten for a server in a handshake-era session: the id
+/// replaced by `id` (JSON text) and the per-request envelope taken out of `params._meta`
+/// (other `_meta` keys, such as a progress token, stay).
+pub(crate) fn for_handshake_era(text: &str, id: &str) -> Result<String, serde_json::Error> {
+    let mut message: serde_json::Value = serde_json::from_str(text)?;
+    message["id"] = serde_json::from_str(id)?;
+    if let Some(params) = message.get_mut("params").and_then(|p| p.as_object_mut()) {
+        if let Some(meta) = params.get_mut("_meta").and_then(|m| m.as_object_mut()) {
+            for key in ENVELOPE_KEYS {
+                meta.remove(key);
+            }
+            if meta.is_empty() {
+                params.remove("_meta");
+            }
+        }
+    }
+    serde_json::to_string(&message)
+}
+
+/// Methods whose 2026-07-28 results carry caching directives (`ttlMs`, `cacheScope`).
+const CACHEABLE: [&str; 6] = [
+    "server/discover",
+    "tools/list",
+    "prompts/list",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+];
+
+/// A handshake-era server's answer to `method` rewritten for a stateless-era client: the
+/// client's id `id` (JSON text) back in place, and the fields 2026-07-28 results must carry
+/// that older servers do not write: `resultType` (`complete`: such a server never asks for
+/// input this way) and, for cacheable results, "do not cache, do not share" (`ttlMs` 0,
+/// `cacheScope` private), which is what the SDKs default to.
+pub(crate) fn for_stateless_client(
+    text: &str,
+    id: &str,
+    method: &str,
+) -> Result<String, serde_json::Error> {
+    let mut message: serde_json::Value = serde_json::from_str(text)?;
+    message["id"] = serde_json::from_str(id)?;
+    if let Some(result) = message.get_mut("result").and_then(|r| r.as_object_mut()) {
+        stamp_result(result, method);
+    }
+    serde_json::to_string(&message)
+}
+
+/// Adds what a 2026-07-28 result of `method` must carry and `result` lacks.
+pub(crate) fn stamp_result(result: &mut serde_json::Map<String, serde_json::Value>, method: &str) {
+    result
+        .entry("resultType")
+        .or_insert_with(|| serde_json::Value::from("complete"));
+    if CACHEABLE.contains(&method) {
+        result
+            .entry("ttlMs")
+            .or_insert_with(|| serde_json::Value::from(0));
+        result
+            .entry("cacheScope")
+            .or_insert_with(|| serde_json::Value::from("private"));
+    }
 }
 
 /// A JSON-RPC error answering the request whose id is `id` (JSON text).

@@ -31,7 +31,7 @@ use parking_lot::Mutex;
 use serde_json::Value;
 use skyport_mcp::headers::{PROTOCOL_VERSION, SESSION_ID};
 
-use crate::envelope::{Envelope, Kind, error_response, replace_id};
+use crate::envelope::{Envelope, Kind, error_response};
 pub use crate::process::Command;
 use crate::process::{Outbound, Pending, Process};
 
@@ -61,8 +61,13 @@ pub enum BridgeError {
 }
 
 /// Serves `config`'s stdio server on `listener` until the process is stopped.
-pub async fn serve(listener: std::net::TcpListener, config: BridgeConfig) -> Result<(), BridgeError> {
-    listener.set_nonblocking(true).map_err(BridgeError::Listen)?;
+pub async fn serve(
+    listener: std::net::TcpListener,
+    config: BridgeConfig,
+) -> Result<(), BridgeError> {
+    listener
+        .set_nonblocking(true)
+        .map_err(BridgeError::Listen)?;
     let listener = tokio::net::TcpListener::from_std(listener).map_err(BridgeError::Listen)?;
     axum::serve(listener, router(config))
         .await
@@ -78,7 +83,10 @@ pub fn router(config: BridgeConfig) -> Router {
         next_id: AtomicU64::new(1),
     });
     Router::new()
-        .route("/mcp", post(post_message).get(open_stream).delete(end_session))
+        .route(
+            "/mcp",
+            post(post_message).get(open_stream).delete(end_session),
+        )
         .with_state(bridge)
 }
 
@@ -162,9 +170,18 @@ impl Bridge {
     }
 }
 
-async fn post_message(State(bridge): State<Arc<Bridge>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn post_message(
+    State(bridge): State<Arc<Bridge>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let Ok(text) = std::str::from_utf8(&body) else {
-        return json_error(StatusCode::BAD_REQUEST, "null", -32700, "the body is not UTF-8");
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "null",
+            -32700,
+            "the body is not UTF-8",
+        );
     };
     if text.trim_start().starts_with('[') {
         return json_error(
@@ -175,10 +192,20 @@ async fn post_message(State(bridge): State<Arc<Bridge>>, headers: HeaderMap, bod
         );
     }
     let Ok(envelope) = Envelope::parse(text) else {
-        return json_error(StatusCode::BAD_REQUEST, "null", -32700, "the body is not a JSON-RPC message");
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "null",
+            -32700,
+            "the body is not a JSON-RPC message",
+        );
     };
     let Some(kind) = envelope.kind() else {
-        return json_error(StatusCode::BAD_REQUEST, "null", -32600, "the message has neither a method nor an id");
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "null",
+            -32600,
+            "the message has neither a method nor an id",
+        );
     };
     let session = headers.get(SESSION_ID).and_then(|v| v.to_str().ok());
     if let Some(session) = session {
@@ -261,12 +288,22 @@ async fn initialize(bridge: &Bridge, envelope: &Envelope<'_>, body: &[u8]) -> Re
 }
 
 /// A message within a session: a request is answered, anything else is accepted.
-async fn forward(process: &Arc<Process>, envelope: &Envelope<'_>, kind: Kind, body: &[u8]) -> Response {
+async fn forward(
+    process: &Arc<Process>,
+    envelope: &Envelope<'_>,
+    kind: Kind,
+    body: &[u8],
+) -> Response {
     let id = envelope.id_text();
     if kind != Kind::Request {
         return match process.send(body).await {
             Ok(()) => StatusCode::ACCEPTED.into_response(),
-            Err(how) => json_error(StatusCode::NOT_FOUND, id, -32001, &format!("{how}; initialize a new session")),
+            Err(how) => json_error(
+                StatusCode::NOT_FOUND,
+                id,
+                -32001,
+                &format!("{how}; initialize a new session"),
+            ),
         };
     }
     match process.request(id, body).await {
@@ -282,18 +319,26 @@ async fn stateless(bridge: &Bridge, text: &str, envelope: &Envelope<'_>, kind: K
         Ok(shared) => shared,
         Err(how) => return exited(id, &how),
     };
-    if envelope.method == Some("server/discover") {
+    let method = envelope.method.unwrap_or_default();
+    if method == "server/discover" {
         return json_ok(discovery(id, &shared.initialized));
     }
-    let Some(raw) = envelope.id.filter(|_| kind == Kind::Request) else {
-        return match shared.process.send(text.as_bytes()).await {
-            Ok(()) => StatusCode::ACCEPTED.into_response(),
-            Err(how) => exited(id, &how),
-        };
-    };
-    let ours = format!(r#""skyport-{}""#, bridge.next_id.fetch_add(1, Ordering::Relaxed));
-    let Some(line) = replace_id(text, raw, &ours) else {
-        return json_error(StatusCode::BAD_REQUEST, id, -32600, "the request's id cannot be read");
+    if kind != Kind::Request {
+        // A stateless notification (a cancellation) names a request by the client's id, which
+        // the shared process never saw: there is nothing it could act on.
+        return StatusCode::ACCEPTED.into_response();
+    }
+    let ours = format!(
+        r#""skyport-{}""#,
+        bridge.next_id.fetch_add(1, Ordering::Relaxed)
+    );
+    let Ok(line) = envelope::for_handshake_era(text, &ours) else {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            id,
+            -32600,
+            "the request cannot be read",
+        );
     };
     let mut pending = match shared.process.request(&ours, line.as_bytes()).await {
         Ok(pending) => pending,
@@ -304,10 +349,7 @@ async fn stateless(bridge: &Bridge, text: &str, envelope: &Envelope<'_>, kind: K
             Some(Outbound::Response(answer)) => {
                 let restored = std::str::from_utf8(&answer)
                     .ok()
-                    .and_then(|answer| {
-                        let envelope = Envelope::parse(answer).ok()?;
-                        replace_id(answer, envelope.id?, id)
-                    });
+                    .and_then(|answer| envelope::for_stateless_client(answer, id, method).ok());
                 return match restored {
                     Some(restored) => json_ok(restored),
                     None => exited(id, "the stdio server's answer could not be read"),
@@ -325,8 +367,10 @@ fn discovery(id: &str, initialized: &Value) -> String {
     let mut result = serde_json::json!({
         "supportedVersions": [STATELESS_REVISION],
         "capabilities": initialized.get("capabilities").cloned().unwrap_or_else(|| serde_json::json!({})),
-        "resultType": "complete",
     });
+    if let Some(fields) = result.as_object_mut() {
+        envelope::stamp_result(fields, "server/discover");
+    }
     if let Some(instructions) = initialized.get("instructions") {
         result["instructions"] = instructions.clone();
     }
@@ -356,10 +400,7 @@ async fn answer(mut pending: Pending, id: &str) -> Response {
                     let (event, more) = match next? {
                         Outbound::Message(message) => (event(&message), true),
                         Outbound::Response(answer) => (event(&answer), false),
-                        Outbound::Exited(how) => (
-                            event(exit_message(&id, &how).as_bytes()),
-                            false,
-                        ),
+                        Outbound::Exited(how) => (event(exit_message(&id, &how).as_bytes()), false),
                     };
                     let state = (more.then_some(pending), None, id);
                     Some((Ok::<_, std::convert::Infallible>(event), state))
@@ -450,7 +491,9 @@ fn exit_message(id: &str, how: &str) -> String {
     error_response(
         id,
         INTERNAL_ERROR,
-        &format!("{how} before answering; the next request starts a new process (see the server's logs)"),
+        &format!(
+            "{how} before answering; the next request starts a new process (see the server's logs)"
+        ),
     )
 }
 

@@ -178,7 +178,10 @@ impl Process {
     /// Routes one line the server printed.
     fn dispatch(self: &Arc<Process>, line: String) {
         let Ok(envelope) = Envelope::parse(&line) else {
-            tracing::warn!("the server printed a line that is not a JSON-RPC message on stdout (ignored; log to stderr instead): {}", shorten(&line));
+            tracing::warn!(
+                "the server printed a line that is not a JSON-RPC message on stdout (ignored; log to stderr instead): {}",
+                shorten(&line)
+            );
             return;
         };
         let kind = envelope.kind();

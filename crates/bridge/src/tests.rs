@@ -136,7 +136,10 @@ async fn a_crash_answers_an_error_and_the_session_is_gone() {
     assert_eq!(crashed.json()["id"], 5);
     let message = error["message"].as_str().unwrap();
     assert!(message.contains("exit code 3"), "{message}");
-    assert!(message.contains("next request starts a new process"), "{message}");
+    assert!(
+        message.contains("next request starts a new process"),
+        "{message}"
+    );
     // The gateway replays initialize on a 404: the next session works.
     let gone = check.post(Some(&session), &call(6, "echo", "x")).await;
     assert_eq!(gone.status, StatusCode::NOT_FOUND, "{gone:?}");
@@ -172,7 +175,11 @@ async fn server_requests_cross_the_bridge_both_ways() {
         .collect();
     assert_eq!(
         methods,
-        ["notifications/message", "sampling/createMessage", "(answer)"],
+        [
+            "notifications/message",
+            "sampling/createMessage",
+            "(answer)"
+        ],
         "{asked:?}"
     );
     assert_eq!(events[2]["id"], 9);
@@ -184,7 +191,11 @@ async fn sessions_are_limited() {
     let check = check(1);
     let _one = check.open_session().await;
     let refused = check.post(None, INITIALIZE).await;
-    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE, "{refused:?}");
+    assert_eq!(
+        refused.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{refused:?}"
+    );
     assert!(refused.body.contains("1 sessions"), "{refused:?}");
 }
 
@@ -204,7 +215,13 @@ async fn stateless_requests_share_a_process_with_their_own_ids() {
         "stdio-test"
     );
     // Two clients using the same id at once each get their own answer.
-    let (call_a, call_b) = (call(1, "echo", "a"), call(1, "echo", "b"));
+    let enveloped = |text: &str| {
+        call(1, "echo", text).replace(
+            r#""arguments""#,
+            r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}},"arguments""#,
+        )
+    };
+    let (call_a, call_b) = (enveloped("a"), enveloped("b"));
     let (a, b) = tokio::join!(
         check.send("POST", &headers, Some(&call_a)),
         check.send("POST", &headers, Some(&call_b))

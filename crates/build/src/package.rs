@@ -102,8 +102,10 @@ impl PackageSource {
                 "'{name}' is not a valid {} package name; {}",
                 registry.as_str(),
                 match registry {
-                    Registry::Pypi => "use letters, digits, '.', '_' and '-', e.g. pypi:mcp-server-time",
-                    Registry::Npm => "use lowercase letters, digits, '.', '_', '~' and '-', with an optional @scope/, e.g. npm:@modelcontextprotocol/server-memory",
+                    Registry::Pypi =>
+                        "use letters, digits, '.', '_' and '-', e.g. pypi:mcp-server-time",
+                    Registry::Npm =>
+                        "use lowercase letters, digits, '.', '_', '~' and '-', with an optional @scope/, e.g. npm:@modelcontextprotocol/server-memory",
                 }
             ));
         }
@@ -262,7 +264,6 @@ pub(crate) struct InstallContext<'a> {
     pub(crate) npm_cache: &'a Path,
 }
 
-
 /// The command to run among `commands` (a package's console scripts or npm bins): the one
 /// asked for, else the one named like the package, else the only one.
 fn choose_command(
@@ -279,7 +280,11 @@ fn choose_command(
                 FailureKind::Entrypoint,
                 format!(
                     "{package} has no command '{asked}'; its commands: {}",
-                    if commands.is_empty() { "none".to_owned() } else { listed() }
+                    if commands.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        listed()
+                    }
                 ),
             ))
         };
@@ -321,7 +326,9 @@ fn is_npm_name(name: &str) -> bool {
         !p.is_empty()
             && !p.starts_with(['.', '_', '-'])
             && p.bytes().all(|b| {
-                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-' | b'~')
+                b.is_ascii_lowercase()
+                    || b.is_ascii_digit()
+                    || matches!(b, b'.' | b'_' | b'-' | b'~')
             })
     };
     if name.len() > 214 {

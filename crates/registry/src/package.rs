@@ -109,11 +109,9 @@ pub fn declared_package(text: &str, index: usize) -> Result<DeclaredPackage, Pac
                 "server.json lists no packages (\"packages\": [...]); deploy a package as pypi:NAME or npm:NAME instead".to_owned(),
             )
         })?;
-    let package = packages
-        .get(index)
-        .ok_or(PackageError::NoSuchPackage {
-            count: packages.len(),
-        })?;
+    let package = packages.get(index).ok_or(PackageError::NoSuchPackage {
+        count: packages.len(),
+    })?;
     let package: Package = serde_json::from_value(package.clone()).map_err(|e| {
         PackageError::Invalid(format!("package {index} of server.json is malformed: {e}"))
     })?;
@@ -123,9 +121,12 @@ pub fn declared_package(text: &str, index: usize) -> Result<DeclaredPackage, Pac
             "package {index} comes from '{registry}'; Skyport installs pypi and npm packages (pick another with --package)"
         )));
     }
-    let identifier = package.identifier.filter(|i| !i.is_empty()).ok_or_else(|| {
-        PackageError::Invalid(format!("package {index} of server.json has no identifier"))
-    })?;
+    let identifier = package
+        .identifier
+        .filter(|i| !i.is_empty())
+        .ok_or_else(|| {
+            PackageError::Invalid(format!("package {index} of server.json has no identifier"))
+        })?;
     let transport = package
         .transport
         .and_then(|t| t.kind)

@@ -332,16 +332,24 @@ pub(crate) struct UpArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct DeployArgs {
-    /// The server's code: a folder (packed and uploaded), or a git repository — a URL with
-    /// `://`, `user@host:path`, or the path of a bare repository.
+    /// The server's code: a folder (packed and uploaded), a git repository — a URL with
+    /// `://`, `user@host:path`, or the path of a bare repository —, a published stdio server
+    /// (`pypi:NAME[==VERSION]`, `npm:NAME[@VERSION]`), or a server.json with --package.
     pub(crate) source: String,
     /// Server name: a lowercase DNS label (a-z, 0-9, '-'); its URL is /servers/NAME/mcp.
     #[arg(long)]
     pub(crate) name: String,
     /// FILE.py[:OBJECT], MODULE:OBJECT or fastmcp.json, as `fastmcp run` takes it [default:
-    /// fastmcp.json, main.py, server.py or app.py]
+    /// fastmcp.json, main.py, server.py or app.py]; for a package, the command of it to run
+    /// [default: the one named like the package, or its only one]
     #[arg(long)]
     pub(crate) entrypoint: Option<String>,
+    /// With a server.json as SOURCE: which of its `packages` to deploy (0 is the first).
+    #[arg(long, value_name = "INDEX")]
+    pub(crate) package: Option<usize>,
+    /// Arguments the packaged server is started with (after `--`).
+    #[arg(last = true, value_name = "ARGS")]
+    pub(crate) args: Vec<String>,
     /// Git branch, tag or commit to build [default: --branch, else the repository's default
     /// branch]
     #[arg(long = "ref", value_name = "REF")]

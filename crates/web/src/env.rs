@@ -179,7 +179,11 @@ pub(crate) async fn require(
         .collect();
     Err(ApiError::BadRequest(format!(
         "the server needs {} to be set before it is deployed: {}; set {} with\n{}\n(or pass --env {}=VALUE to the deploy), then deploy again",
-        if missing.len() == 1 { "this environment variable" } else { "these environment variables" },
+        if missing.len() == 1 {
+            "this environment variable"
+        } else {
+            "these environment variables"
+        },
         missing.join(", "),
         if missing.len() == 1 { "it" } else { "each" },
         how.join("\n"),

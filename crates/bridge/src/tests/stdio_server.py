@@ -22,6 +22,10 @@ for line in sys.stdin:
         continue
     if mid is None:
         continue
+    if "io.modelcontextprotocol/protocolVersion" in (message.get("params") or {}).get("_meta", {}):
+        # As the official SDK does on a connection that began with initialize.
+        send({"jsonrpc": "2.0", "id": mid, "error": {"code": -32600, "message": "enveloped request on a handshake connection"}})
+        continue
     if method == "initialize":
         version = message["params"]["protocolVersion"]
         send({"jsonrpc": "2.0", "id": mid, "result": {"protocolVersion": version, "capabilities": {"tools": {}}, "serverInfo": {"name": "stdio-test", "version": "1"}}})

@@ -12,9 +12,7 @@ use super::{Failure, Job};
 use crate::artifact::{self, Manifest};
 use crate::environment::Settings;
 use crate::inspect;
-use crate::package::{
-    self, InstallContext, Installed, PackageManifest, PackageSource, Registry,
-};
+use crate::package::{self, InstallContext, Installed, PackageManifest, PackageSource, Registry};
 use crate::toolchain;
 
 impl<'a> Job<'a> {
@@ -91,8 +89,9 @@ impl<'a> Job<'a> {
             }
             None => {
                 drop(reuse_guard);
-                let (manifest, inspection) =
-                    self.finish_package(package, &installed, work, &dest, &hash).await?;
+                let (manifest, inspection) = self
+                    .finish_package(package, &installed, work, &dest, &hash)
+                    .await?;
                 (manifest, inspection, None)
             }
         };
@@ -151,7 +150,9 @@ impl<'a> Job<'a> {
         );
         tokio::task::spawn_blocking(move || artifact::finish(&from, &to, &m, &i))
             .await
-            .map_err(|e| Failure::new(FailureKind::Internal, format!("finishing crashed: {e}")))??;
+            .map_err(|e| {
+                Failure::new(FailureKind::Internal, format!("finishing crashed: {e}"))
+            })??;
         self.log.info(&format!("artifact {hash} stored"));
         Ok((manifest, inspection))
     }

@@ -94,11 +94,18 @@ pub(crate) async fn install(
             ),
             other => Failure::new(
                 FailureKind::Toolchain,
-                format!("cannot run npm ({}): {other}; install npm or set SKYPORT_NPM", npm.display()),
+                format!(
+                    "cannot run npm ({}): {other}; install npm or set SKYPORT_NPM",
+                    npm.display()
+                ),
             ),
         })?;
     if !finished.status.success() {
-        return Err(install_failure(package, &finished.stderr_tail, &finished.exit()));
+        return Err(install_failure(
+            package,
+            &finished.stderr_tail,
+            &finished.exit(),
+        ));
     }
     let installed = dir.join("node_modules").join(&package.name);
     let manifest = read_json(&installed.join("package.json")).await?;
@@ -252,7 +259,9 @@ async fn node_version(node: &Path) -> Result<String, Failure> {
         .map_err(|_| unusable("`node --version` did not answer".to_owned()))?
         .map_err(|e| unusable(e.to_string()))?;
     if !output.status.success() {
-        return Err(unusable(String::from_utf8_lossy(&output.stderr).trim().to_owned()));
+        return Err(unusable(
+            String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        ));
     }
     Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }

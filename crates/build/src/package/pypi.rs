@@ -96,7 +96,12 @@ pub(crate) async fn install(
         let venv = venv.clone();
         tokio::task::spawn_blocking(move || console_scripts(&venv, &wanted))
             .await
-            .map_err(|e| Failure::new(FailureKind::Internal, format!("reading the package crashed: {e}")))?
+            .map_err(|e| {
+                Failure::new(
+                    FailureKind::Internal,
+                    format!("reading the package crashed: {e}"),
+                )
+            })?
     };
     let command = choose_command(package, &package.name, &scripts)?;
     ctx.log.info(&format!(

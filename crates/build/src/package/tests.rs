@@ -27,7 +27,10 @@ fn package_sources_parse_with_and_without_versions() {
     let newest = parse("npm:@modelcontextprotocol/server-memory").unwrap();
     assert_eq!(newest.version, None);
     let plain = parse("npm:cowsay@1.6.0").unwrap();
-    assert_eq!((plain.name.as_str(), plain.version.as_deref()), ("cowsay", Some("1.6.0")));
+    assert_eq!(
+        (plain.name.as_str(), plain.version.as_deref()),
+        ("cowsay", Some("1.6.0"))
+    );
 
     assert!(PackageSource::parse("./folder", None, Vec::new()).is_none());
     assert!(PackageSource::parse("https://x/y.git", None, Vec::new()).is_none());
@@ -80,18 +83,29 @@ fn the_command_is_the_one_asked_for_named_like_the_package_or_the_only_one() {
     );
     let two = ["a".to_owned(), "b".to_owned()];
     let ambiguous = choose_command(&package, "mcp-server-time", &two).unwrap_err();
-    assert!(ambiguous.message.contains("--entrypoint"), "{}", ambiguous.message);
+    assert!(
+        ambiguous.message.contains("--entrypoint"),
+        "{}",
+        ambiguous.message
+    );
     let none = choose_command(&package, "mcp-server-time", &[]).unwrap_err();
     assert!(none.message.contains("no command"), "{}", none.message);
     let asked = PackageSource::parse("pypi:mcp-server-time", Some("b"), Vec::new())
         .unwrap()
         .unwrap();
-    assert_eq!(choose_command(&asked, "mcp-server-time", &two).unwrap(), "b");
+    assert_eq!(
+        choose_command(&asked, "mcp-server-time", &two).unwrap(),
+        "b"
+    );
     let missing = PackageSource::parse("pypi:mcp-server-time", Some("c"), Vec::new())
         .unwrap()
         .unwrap();
     let refused = choose_command(&missing, "mcp-server-time", &two).unwrap_err();
-    assert!(refused.message.contains("its commands: a, b"), "{}", refused.message);
+    assert!(
+        refused.message.contains("its commands: a, b"),
+        "{}",
+        refused.message
+    );
 }
 
 #[test]

@@ -318,7 +318,8 @@ fn instance_command(
         Transport::Stdio => {
             let bridge = inner.config.stdio_bridge.as_ref().ok_or_else(|| {
                 StartError::Spawn(
-                    "this Skyport runs no stdio bridge, so it cannot start stdio servers".to_owned(),
+                    "this Skyport runs no stdio bridge, so it cannot start stdio servers"
+                        .to_owned(),
                 )
             })?;
             let mut command = Command::new(bridge);
