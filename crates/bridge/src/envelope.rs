@@ -65,14 +65,14 @@ const ENVELOPE_KEYS: [&str; 4] = [
 pub(crate) fn for_handshake_era(text: &str, id: &str) -> Result<String, serde_json::Error> {
     let mut message: serde_json::Value = serde_json::from_str(text)?;
     message["id"] = serde_json::from_str(id)?;
-    if let Some(params) = message.get_mut("params").and_then(|p| p.as_object_mut()) {
-        if let Some(meta) = params.get_mut("_meta").and_then(|m| m.as_object_mut()) {
-            for key in ENVELOPE_KEYS {
-                meta.remove(key);
-            }
-            if meta.is_empty() {
-                params.remove("_meta");
-            }
+    if let Some(params) = message.get_mut("params").and_then(|p| p.as_object_mut())
+        && let Some(meta) = params.get_mut("_meta").and_then(|m| m.as_object_mut())
+    {
+        for key in ENVELOPE_KEYS {
+            meta.remove(key);
+        }
+        if meta.is_empty() {
+            params.remove("_meta");
         }
     }
     serde_json::to_string(&message)

@@ -1,3 +1,5 @@
+//! The envelope reading and the rewriting of stateless-era messages.
+
 use super::{Envelope, Kind, error_response, for_handshake_era, for_stateless_client};
 
 #[test]

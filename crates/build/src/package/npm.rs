@@ -2,7 +2,7 @@
 //! `package.json` and the resolution in `package-lock.json`, run with the machine's Node.js
 //! (`node` on `PATH`, or `SKYPORT_NODE`). Install scripts run, as `npx` would run them.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -226,7 +226,7 @@ fn find_tool(variable: &str, name: &str) -> Option<PathBuf> {
     if let Some(chosen) = std::env::var_os(variable).filter(|v| !v.is_empty()) {
         return Some(PathBuf::from(chosen));
     }
-    let path = std::env::var_os("PATH").unwrap_or_else(OsString::new);
+    let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .map(|dir| dir.join(name))
         .find(|candidate| is_executable(candidate))

@@ -1,3 +1,5 @@
+//! Package sources at the edge (names, versions, commands) and the choice of a command.
+
 use super::{PackageSource, Registry, choose_command, normalized};
 
 fn parse(text: &str) -> Result<PackageSource, String> {

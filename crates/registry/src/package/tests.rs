@@ -1,3 +1,5 @@
+//! Reading the packages of a server.json: arguments, variables, and what is refused.
+
 use super::{DeclaredVariable, PackageError, declared_package};
 
 const SERVER_JSON: &str = r#"{
