@@ -102,6 +102,12 @@ pub struct SettingsView {
     pub min_instances: u32,
     /// Most instances run at once.
     pub max_instances: u32,
+    /// For a stdio server: sessions one instance serves at once, each its own process.
+    #[serde(default)]
+    pub stdio_sessions: u32,
+    /// For a stdio server: whether one process serves every session.
+    #[serde(default)]
+    pub stdio_shared: bool,
     /// Whether the gateway requires a credential; `null` follows the platform's default.
     #[serde(default)]
     pub auth: Option<bool>,
@@ -134,6 +140,12 @@ pub struct SettingsUpdate {
     /// Most instances run at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_instances: Option<u32>,
+    /// For a stdio server: sessions one instance serves at once, each its own process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdio_sessions: Option<u32>,
+    /// For a stdio server: whether one process serves every session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdio_shared: Option<bool>,
     /// Whether the gateway requires a credential; `null` returns to the platform's default.
     #[serde(
         default,

@@ -106,6 +106,13 @@ pub(crate) fn for_stateless_client(
     serde_json::to_string(&message)
 }
 
+/// The shared process's answer with the client's id `id` (JSON text) back in place.
+pub(crate) fn with_id(text: &str, id: &str) -> Result<String, serde_json::Error> {
+    let mut message: serde_json::Value = serde_json::from_str(text)?;
+    message["id"] = serde_json::from_str(id)?;
+    serde_json::to_string(&message)
+}
+
 /// Adds what a 2026-07-28 result of `method` must carry and `result` lacks.
 pub(crate) fn stamp_result(result: &mut serde_json::Map<String, serde_json::Value>, method: &str) {
     result

@@ -9,7 +9,8 @@
 //! session whose process exited answers 404, which makes the gateway replay `initialize` on a
 //! fresh process. Stateless-era (2026-07-28) requests share one process that the bridge
 //! initialized itself, with ids rewritten so that concurrent clients never collide, and
-//! `server/discover` answered from that process's `initialize` result.
+//! `server/discover` answered from that process's `initialize` result. A server marked shared
+//! ([`BridgeConfig::shared`]) serves its session-era sessions from that same process too.
 //!
 //! Messages are passed as text, one per line; only their `id` and `method` are read. This
 //! crate must not know about Skyport's servers, store or gateway.
@@ -50,6 +51,9 @@ pub struct BridgeConfig {
     pub command: Command,
     /// Sessions (each one process) served at once; `initialize` beyond them is refused.
     pub max_sessions: usize,
+    /// One process serves every session (a server that keeps no state per client); the
+    /// process's own requests and notifications then reach no client.
+    pub shared: bool,
 }
 
 /// Why the bridge stopped.
@@ -79,6 +83,7 @@ pub fn router(config: BridgeConfig) -> Router {
     let bridge = Arc::new(Bridge {
         config,
         sessions: Mutex::new(std::collections::HashMap::new()),
+        shared_sessions: Mutex::new(std::collections::HashSet::new()),
         shared: tokio::sync::Mutex::new(None),
         next_id: AtomicU64::new(1),
     });
@@ -94,6 +99,8 @@ struct Bridge {
     config: BridgeConfig,
     /// Session-era sessions by the id the bridge issued.
     sessions: Mutex<std::collections::HashMap<String, Arc<Process>>>,
+    /// Sessions served by the shared process (a server marked shared).
+    shared_sessions: Mutex<std::collections::HashSet<String>>,
     /// The process stateless requests share, with its `initialize` result.
     shared: tokio::sync::Mutex<Option<Shared>>,
     /// Ids of requests the bridge sends to the shared process.
@@ -208,6 +215,19 @@ async fn post_message(
         );
     };
     let session = headers.get(SESSION_ID).and_then(|v| v.to_str().ok());
+    if let Some(session) = session
+        && bridge.config.shared
+    {
+        if !bridge.shared_sessions.lock().contains(session) {
+            return json_error(
+                StatusCode::NOT_FOUND,
+                envelope.id_text(),
+                -32001,
+                "session not found; initialize a new session",
+            );
+        }
+        return on_shared(&bridge, text, &envelope, kind, Era::Session).await;
+    }
     if let Some(session) = session {
         let Some(process) = bridge.session(session) else {
             return json_error(
@@ -220,10 +240,14 @@ async fn post_message(
         return forward(&process, &envelope, kind, &body).await;
     }
     if is_stateless(&headers, &envelope) {
-        return stateless(&bridge, text, &envelope, kind).await;
+        return on_shared(&bridge, text, &envelope, kind, Era::Stateless).await;
     }
     if envelope.method == Some("initialize") && kind == Kind::Request {
-        return initialize(&bridge, &envelope, &body).await;
+        return if bridge.config.shared {
+            initialize_shared(&bridge, text, &envelope).await
+        } else {
+            initialize(&bridge, &envelope, &body).await
+        };
     }
     json_error(
         StatusCode::BAD_REQUEST,
@@ -287,6 +311,35 @@ async fn initialize(bridge: &Bridge, envelope: &Envelope<'_>, body: &[u8]) -> Re
     response
 }
 
+/// Starts a session of a server marked shared: the shared process answers for it, with the
+/// revision the client asked for when the process speaks one at least as new.
+async fn initialize_shared(bridge: &Bridge, text: &str, envelope: &Envelope<'_>) -> Response {
+    let id = envelope.id_text();
+    let shared = match bridge.shared().await {
+        Ok(shared) => shared,
+        Err(how) => return exited(id, &how),
+    };
+    let asked = serde_json::from_str::<Value>(text)
+        .ok()
+        .and_then(|m| m.pointer("/params/protocolVersion").cloned());
+    let mut result = shared.initialized.clone();
+    if let (Some(Value::String(asked)), Some(spoken)) =
+        (asked, result.get("protocolVersion").and_then(Value::as_str))
+        && asked.as_str() <= spoken
+    {
+        result["protocolVersion"] = Value::String(asked);
+    }
+    let mut response = json_ok(format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#
+    ));
+    let session = random_id();
+    if let Ok(value) = HeaderValue::from_str(&session) {
+        response.headers_mut().insert(SESSION_ID, value);
+        bridge.shared_sessions.lock().insert(session);
+    }
+    response
+}
+
 /// A message within a session: a request is answered, anything else is accepted.
 async fn forward(
     process: &Arc<Process>,
@@ -312,20 +365,37 @@ async fn forward(
     }
 }
 
-/// A stateless request, on the shared process under an id of the bridge's.
-async fn stateless(bridge: &Bridge, text: &str, envelope: &Envelope<'_>, kind: Kind) -> Response {
+/// Which era a request on the shared process comes from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Era {
+    /// 2026-07-28: answers get the fields that era's results carry.
+    Stateless,
+    /// A session of a server marked shared: answers pass as the server gave them.
+    Session,
+}
+
+/// A request on the shared process, under an id of the bridge's (clients' ids may collide).
+async fn on_shared(
+    bridge: &Bridge,
+    text: &str,
+    envelope: &Envelope<'_>,
+    kind: Kind,
+    era: Era,
+) -> Response {
     let id = envelope.id_text();
     let shared = match bridge.shared().await {
         Ok(shared) => shared,
         Err(how) => return exited(id, &how),
     };
     let method = envelope.method.unwrap_or_default();
-    if method == "server/discover" {
+    if era == Era::Stateless && method == "server/discover" {
         return json_ok(discovery(id, &shared.initialized));
     }
     if kind != Kind::Request {
-        // A stateless notification (a cancellation) names a request by the client's id, which
-        // the shared process never saw: there is nothing it could act on.
+        // The process was initialized by the bridge, and a notification from a client (a
+        // cancellation, `initialized`) names what the shared process never saw under that
+        // name: there is nothing it could act on. Client responses cannot occur, since the
+        // process's own requests are refused.
         return StatusCode::ACCEPTED.into_response();
     }
     let ours = format!(
@@ -349,7 +419,10 @@ async fn stateless(bridge: &Bridge, text: &str, envelope: &Envelope<'_>, kind: K
             Some(Outbound::Response(answer)) => {
                 let restored = std::str::from_utf8(&answer)
                     .ok()
-                    .and_then(|answer| envelope::for_stateless_client(answer, id, method).ok());
+                    .and_then(|answer| match era {
+                        Era::Stateless => envelope::for_stateless_client(answer, id, method).ok(),
+                        Era::Session => envelope::with_id(answer, id).ok(),
+                    });
                 return match restored {
                     Some(restored) => json_ok(restored),
                     None => exited(id, "the stdio server's answer could not be read"),
@@ -419,6 +492,13 @@ async fn open_stream(State(bridge): State<Arc<Bridge>>, headers: HeaderMap) -> R
         )
             .into_response();
     };
+    if bridge.shared_sessions.lock().contains(session) {
+        return (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "this server's sessions share one process, which sends no messages to a session",
+        )
+            .into_response();
+    }
     let Some(process) = bridge.session(session) else {
         return json_error(StatusCode::NOT_FOUND, "null", -32001, "session not found");
     };
@@ -429,10 +509,11 @@ async fn open_stream(State(bridge): State<Arc<Bridge>>, headers: HeaderMap) -> R
 }
 
 async fn end_session(State(bridge): State<Arc<Bridge>>, headers: HeaderMap) -> Response {
-    let removed = headers
-        .get(SESSION_ID)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|session| bridge.sessions.lock().remove(session));
+    let session = headers.get(SESSION_ID).and_then(|v| v.to_str().ok());
+    if session.is_some_and(|session| bridge.shared_sessions.lock().remove(session)) {
+        return StatusCode::OK.into_response();
+    }
+    let removed = session.and_then(|session| bridge.sessions.lock().remove(session));
     match removed {
         Some(process) => {
             process.kill();

@@ -35,6 +35,10 @@ impl Answer {
 }
 
 fn check(max_sessions: usize) -> Check {
+    check_with(max_sessions, false)
+}
+
+fn check_with(max_sessions: usize, shared: bool) -> Check {
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("server.py");
     std::fs::write(&script, SERVER).unwrap();
@@ -44,6 +48,7 @@ fn check(max_sessions: usize) -> Check {
             args: vec![script.to_string_lossy().into_owned()],
         },
         max_sessions,
+        shared,
     });
     Check { app, _dir: dir }
 }
@@ -124,6 +129,43 @@ async fn a_session_gets_its_own_process_and_answers() {
     assert_eq!(after.status, StatusCode::NOT_FOUND, "{after:?}");
     let other = check.post(Some(&second), &call(2, "echo", "two")).await;
     assert_eq!(other.json()["result"]["content"][0]["text"], "two");
+}
+
+#[tokio::test]
+async fn sessions_have_their_own_process_unless_the_server_is_shared() {
+    for shared in [false, true] {
+        let check = check_with(4, shared);
+        let (a, b) = (check.open_session().await, check.open_session().await);
+        let pid_a = check.post(Some(&a), &call(1, "pid", "")).await.json();
+        let pid_b = check.post(Some(&b), &call(1, "pid", "")).await.json();
+        assert_eq!(pid_a["id"], 1);
+        let (pid_a, pid_b) = (
+            &pid_a["result"]["content"][0]["text"],
+            &pid_b["result"]["content"][0]["text"],
+        );
+        assert!(pid_a.is_string(), "{pid_a}");
+        assert_eq!(pid_a == pid_b, shared, "shared {shared}: {pid_a} {pid_b}");
+    }
+    // The shared process was initialized by the bridge; a client asking for an older revision
+    // gets it back.
+    let shared = check_with(4, true);
+    let init = shared.post(None, INITIALIZE).await;
+    assert_eq!(
+        init.json()["result"]["protocolVersion"],
+        "2025-06-18",
+        "{init:?}"
+    );
+    let session = init.session.expect("a session");
+    let stream = shared
+        .send("GET", &[("mcp-session-id", &session)], None)
+        .await;
+    assert_eq!(stream.status, StatusCode::METHOD_NOT_ALLOWED);
+    let ended = shared
+        .send("DELETE", &[("mcp-session-id", &session)], None)
+        .await;
+    assert_eq!(ended.status, StatusCode::OK);
+    let after = shared.post(Some(&session), &call(2, "pid", "")).await;
+    assert_eq!(after.status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]

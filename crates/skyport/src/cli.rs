@@ -94,6 +94,9 @@ pub(crate) struct BridgeArgs {
     /// Sessions served at once, each by its own process of the server.
     #[arg(long, default_value_t = 16)]
     pub(crate) max_sessions: usize,
+    /// One process serves every session (a server that keeps no state per client).
+    #[arg(long)]
+    pub(crate) shared: bool,
     /// The stdio server's program and arguments.
     #[arg(last = true, required = true, num_args = 1..)]
     pub(crate) command: Vec<String>,
@@ -396,6 +399,14 @@ pub(crate) struct SettingsArgs {
     /// Most instances started when the running ones are busy [default: 4]
     #[arg(long)]
     pub(crate) max_instances: Option<u32>,
+    /// For a packaged stdio server: sessions each instance serves at once, each with its own
+    /// process [default: 16]
+    #[arg(long)]
+    pub(crate) stdio_sessions: Option<u32>,
+    /// For a packaged stdio server that keeps no state per client: one process serves every
+    /// session of an instance [default: off]
+    #[arg(long, value_enum)]
+    pub(crate) stdio_shared: Option<OnOff>,
     /// Whether MCP clients need an API key; `default` follows the platform (off while Skyport
     /// listens only on loopback, on otherwise)
     #[arg(long, value_enum)]

@@ -197,6 +197,8 @@ pub(crate) fn settings_update(args: &SettingsArgs) -> SettingsUpdate {
         idle_timeout_seconds: args.idle_timeout.map(|d| d.as_secs().max(1)),
         min_instances: args.min_instances,
         max_instances: args.max_instances,
+        stdio_sessions: args.stdio_sessions,
+        stdio_shared: args.stdio_shared.map(|shared| shared == OnOff::On),
         auth: args.auth.map(|auth| match auth {
             AuthArg::On => Some(true),
             AuthArg::Off => Some(false),

@@ -76,6 +76,7 @@ async fn bridge(args: cli::BridgeArgs) -> anyhow::Result<ExitCode> {
             args: command.collect(),
         },
         max_sessions: args.max_sessions.max(1),
+        shared: args.shared,
     };
     skyport_bridge::serve(listener, config).await?;
     Ok(ExitCode::SUCCESS)

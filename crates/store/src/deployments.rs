@@ -604,7 +604,8 @@ impl Deployments<'_> {
     pub async fn routes(&self) -> Result<Vec<Route>, StoreError> {
         let rows = sqlx::query(
             "SELECT s.id AS server_id, s.name, s.kind, d.id AS deployment_id, d.launch, s.memory_limit_bytes,
-             s.idle_timeout_ms, s.min_instances, s.max_instances, s.auth, s.request_timeout_ms,
+             s.idle_timeout_ms, s.min_instances, s.max_instances, s.stdio_sessions, s.stdio_shared,
+             s.auth, s.request_timeout_ms,
              s.identity_token
              FROM servers s
              LEFT JOIN deployments d ON d.id = s.live_deployment_id",
@@ -619,7 +620,8 @@ impl Deployments<'_> {
     pub async fn route(&self, name: &ServerName) -> Result<Option<Route>, StoreError> {
         let row = sqlx::query(
             "SELECT s.id AS server_id, s.name, s.kind, d.id AS deployment_id, d.launch, s.memory_limit_bytes,
-             s.idle_timeout_ms, s.min_instances, s.max_instances, s.auth, s.request_timeout_ms,
+             s.idle_timeout_ms, s.min_instances, s.max_instances, s.stdio_sessions, s.stdio_shared,
+             s.auth, s.request_timeout_ms,
              s.identity_token
              FROM servers s
              LEFT JOIN deployments d ON d.id = s.live_deployment_id WHERE s.name = ?",

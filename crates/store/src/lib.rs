@@ -87,8 +87,8 @@ pub use secrets::{KeySource, MASTER_KEY_FILE, MasterKey, MasterKeyError};
 pub use servers::{Server, ServerKind, Servers};
 pub use sessions::{SessionBinding, SessionUse, Sessions, StoredSession};
 pub use settings::{
-    GatewaySettings, MAX_INSTANCES, MAX_REQUEST_TIMEOUT, MIN_MEMORY_BYTES, RuntimeSettings,
-    SettingsError, SettingsPatch,
+    GatewaySettings, MAX_INSTANCES, MAX_REQUEST_TIMEOUT, MAX_STDIO_SESSIONS, MIN_MEMORY_BYTES,
+    RuntimeSettings, SettingsError, SettingsPatch,
 };
 pub use signing::{NewSigningKey, SigningKeyRecord, SigningKeys, SigningSecret};
 pub use sources::{

@@ -3,6 +3,7 @@ tools/call of `echo`, `crash` (exits mid-request) and `ask` (sends a sampling re
 answers with what the client replied)."""
 
 import json
+import os
 import sys
 
 asks = {}
@@ -33,6 +34,9 @@ for line in sys.stdin:
         send({"jsonrpc": "2.0", "id": mid, "result": {"tools": [{"name": "echo", "inputSchema": {"type": "object"}}]}})
     elif method == "tools/call":
         name = message["params"]["name"]
+        if name == "pid":
+            send({"jsonrpc": "2.0", "id": mid, "result": {"content": [{"type": "text", "text": str(os.getpid())}]}})
+            continue
         if name == "crash":
             print("crashing on purpose", file=sys.stderr)
             sys.exit(3)

@@ -36,8 +36,6 @@ use crate::zygote::{ForkRequest, Forked};
 use crate::{Exit, StartError, Target};
 use skyport_store::Redactor;
 
-/// Sessions one instance of a stdio server serves at once, each with its own process.
-const STDIO_SESSIONS: usize = 16;
 /// Pause between readiness probes when one fails without the process having exited.
 const PROBE_RETRY: Duration = Duration::from_millis(20);
 /// How long the output pumps get to deliver an exited process's last lines.
@@ -326,10 +324,11 @@ fn instance_command(
             command
                 .arg("bridge")
                 .arg("--max-sessions")
-                .arg(STDIO_SESSIONS.to_string())
-                .arg("--")
-                .arg(&launch.program)
-                .args(&launch.args);
+                .arg(target.settings.stdio_sessions.to_string());
+            if target.settings.stdio_shared {
+                command.arg("--shared");
+            }
+            command.arg("--").arg(&launch.program).args(&launch.args);
             command
         }
     };

@@ -224,6 +224,8 @@ fn required_variables(sky: &Skyport) {
         !wrong_index.success && wrong_index.stderr.contains("pick one with --package"),
         "{wrong_index}"
     );
+    // Set with the deploy, as a secret; and the server marked shared (it keeps no state per
+    // client), so its sessions share one process.
     deploy_ok(
         sky,
         &[
@@ -235,20 +237,35 @@ fn required_variables(sky: &Skyport) {
             "--env",
             "CLOCK_TOKEN=s3cret",
             "--secret",
+            "--stdio-shared",
+            "on",
         ],
         "clock",
     );
-    let (run, v) = sky.client(
-        "packaged_client.py",
-        &[
-            "tools",
-            &sky.mcp_url("clock"),
-            "legacy",
-            "get_current_time",
-            r#"{"timezone":"Europe/Paris"}"#,
-        ],
+    for mode in ["legacy", "2026-07-28"] {
+        let (run, v) = sky.client(
+            "packaged_client.py",
+            &[
+                "tools",
+                &sky.mcp_url("clock"),
+                mode,
+                "get_current_time",
+                r#"{"timezone":"Europe/Paris"}"#,
+            ],
+        );
+        assert_eq!(v["ok"], true, "{mode}\n{run}");
+    }
+    let shown = sky.cli(&["servers", "show", "clock", "--json"]);
+    assert_eq!(shown.json()["settings"]["stdio_shared"], true, "{shown}");
+    let clocks: Vec<String> = descendants(sky.pid())
+        .iter()
+        .map(|p| p.cmdline())
+        .filter(|c| c.contains(" bridge ") && c.contains("--local-timezone Asia/Tokyo"))
+        .collect();
+    assert!(
+        clocks.len() == 1 && clocks[0].contains("--shared"),
+        "the shared server's bridge: {clocks:?}"
     );
-    assert_eq!(v["ok"], true, "{run}");
 }
 
 /// Packages that do not exist fail the build as a dependency problem, naming the registry.
