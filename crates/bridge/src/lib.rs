@@ -49,7 +49,8 @@ const INTERNAL_ERROR: i64 = -32603;
 pub struct BridgeConfig {
     /// The stdio server's command.
     pub command: Command,
-    /// Sessions (each one process) served at once; `initialize` beyond them is refused.
+    /// Sessions (each one process) served at once; at the limit a new session ends the
+    /// idlest one, and is refused only while every session has a request in flight.
     pub max_sessions: usize,
     /// One process serves every session (a server that keeps no state per client); the
     /// process's own requests and notifications then reach no client.
@@ -122,13 +123,32 @@ impl Bridge {
             sessions.remove(id);
             return None;
         }
+        process.touch();
         Some(process)
     }
 
-    fn live_sessions(&self) -> usize {
+    /// Makes room for one more session: forgets ended ones, and at the limit ends the session
+    /// unused the longest among those with no request in flight. A client that went away
+    /// without `DELETE` must not hold a process forever; if it comes back, its session answers
+    /// 404 and the gateway replays it. `false` when every session is busy.
+    fn make_room(&self) -> bool {
         let mut sessions = self.sessions.lock();
         sessions.retain(|_, process| process.exit().is_none());
-        sessions.len()
+        if sessions.len() < self.config.max_sessions {
+            return true;
+        }
+        let idlest = sessions
+            .iter()
+            .filter(|(_, process)| !process.busy())
+            .min_by_key(|(_, process)| process.last_used())
+            .map(|(id, _)| id.clone());
+        match idlest.and_then(|id| sessions.remove(&id)) {
+            Some(process) => {
+                process.kill();
+                true
+            }
+            None => false,
+        }
     }
 
     /// The shared process for stateless requests, started and initialized on first use and
@@ -272,13 +292,13 @@ fn is_stateless(headers: &HeaderMap, envelope: &Envelope<'_>) -> bool {
 async fn initialize(bridge: &Bridge, envelope: &Envelope<'_>, body: &[u8]) -> Response {
     let id = envelope.id_text();
     let limit = bridge.config.max_sessions;
-    if bridge.live_sessions() >= limit {
+    if !bridge.make_room() {
         return json_error(
             StatusCode::SERVICE_UNAVAILABLE,
             id,
             INTERNAL_ERROR,
             &format!(
-                "this server already serves {limit} sessions (one stdio process each); close a session or try again later"
+                "this server already serves {limit} sessions (one stdio process each), all busy; try again later, or raise it with `skyport servers set NAME --stdio-sessions N`"
             ),
         );
     }

@@ -8,7 +8,7 @@ use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -46,6 +46,8 @@ pub(crate) enum Outbound {
 
 /// A running stdio server.
 pub(crate) struct Process {
+    /// When a client last used it, for choosing which idle session to end at the limit.
+    last_used: Mutex<Instant>,
     stdin: tokio::sync::Mutex<ChildStdin>,
     routing: Mutex<Routing>,
     kill: Mutex<Option<oneshot::Sender<()>>>,
@@ -88,6 +90,7 @@ impl Process {
         };
         let (kill, killed) = oneshot::channel();
         let process = Arc::new(Process {
+            last_used: Mutex::new(Instant::now()),
             stdin: tokio::sync::Mutex::new(stdin),
             routing: Mutex::new(Routing {
                 pending: HashMap::new(),
@@ -101,6 +104,21 @@ impl Process {
         });
         tokio::spawn(read_output(process.clone(), child, stdout, killed));
         Ok(process)
+    }
+
+    /// Records a client's use.
+    pub(crate) fn touch(&self) {
+        *self.last_used.lock() = Instant::now();
+    }
+
+    /// When a client last used it.
+    pub(crate) fn last_used(&self) -> Instant {
+        *self.last_used.lock()
+    }
+
+    /// Whether a request is waiting for its answer.
+    pub(crate) fn busy(&self) -> bool {
+        !self.routing.lock().pending.is_empty()
     }
 
     /// How the process ended, if it has.

@@ -229,16 +229,31 @@ async fn server_requests_cross_the_bridge_both_ways() {
 }
 
 #[tokio::test]
-async fn sessions_are_limited() {
+async fn at_the_limit_the_idlest_session_makes_room_unless_all_are_busy() {
     let check = check(1);
-    let _one = check.open_session().await;
-    let refused = check.post(None, INITIALIZE).await;
+    let first = check.open_session().await;
+    let second = check.open_session().await;
+    let gone = check.post(Some(&first), &call(1, "echo", "x")).await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND, "{gone:?}");
+    let kept = check.post(Some(&second), &call(1, "echo", "kept")).await;
+    assert_eq!(kept.json()["result"]["content"][0]["text"], "kept");
+
+    // A session waiting for an answer (the server asked the client for sampling) is busy.
+    let ask = call(2, "ask", "");
+    let (asked, refused) = tokio::join!(check.post(Some(&second), &ask), async {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let refused = check.post(None, INITIALIZE).await;
+        let reply = r#"{"jsonrpc":"2.0","id":"ask-1","result":{"role":"assistant","model":"m","content":{"type":"text","text":"done"}}}"#;
+        check.post(Some(&second), reply).await;
+        refused
+    });
     assert_eq!(
         refused.status,
         StatusCode::SERVICE_UNAVAILABLE,
         "{refused:?}"
     );
-    assert!(refused.body.contains("1 sessions"), "{refused:?}");
+    assert!(refused.body.contains("--stdio-sessions"), "{refused:?}");
+    assert!(asked.body.contains("done"), "{asked:?}");
 }
 
 #[tokio::test]
