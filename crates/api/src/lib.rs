@@ -347,6 +347,10 @@ pub struct PackageSpec {
     /// Arguments given to the server on every start.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<String>,
+    /// For a package that serves streamable HTTP itself: the environment variable it reads
+    /// its port from (`{port}` in an argument works too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_env: Option<String>,
     /// Production variables the server cannot start without (from a `server.json`): the
     /// deploy is refused while any is unset.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use skyport_store::{EnvVar, FailureKind};
+use skyport_store::{EnvVar, FailureKind, Transport};
 
 use crate::BuildError;
 use crate::job::Failure;
@@ -81,6 +81,10 @@ pub struct PackageSource {
     /// Arguments given to the server on every start.
     #[serde(default)]
     pub args: Vec<String>,
+    /// For a package that serves streamable HTTP itself: the environment variable it reads
+    /// its port from (a `{port}` argument says it too). `None` and no `{port}`: stdio.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_env: Option<String>,
 }
 
 impl PackageSource {
@@ -136,7 +140,38 @@ impl PackageSource {
             version: version.map(str::to_owned),
             command: command.map(str::to_owned),
             args,
+            port_env: None,
         })
+    }
+
+    /// This package serving streamable HTTP itself on the port given in the environment
+    /// variable `variable` (and wherever its arguments say `{port}`).
+    pub fn serving_http_on(mut self, variable: &str) -> Result<PackageSource, BuildError> {
+        let valid = !variable.is_empty()
+            && !variable.starts_with(|c: char| c.is_ascii_digit())
+            && variable
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !valid {
+            return Err(BuildError::InvalidPackage(format!(
+                "'{variable}' is not an environment variable name; use letters, digits and '_', e.g. PORT"
+            )));
+        }
+        self.port_env = Some(variable.to_owned());
+        Ok(self)
+    }
+
+    /// How the server speaks MCP: HTTP on a port of its own when told one (a port variable,
+    /// or `{port}` in an argument), else stdio.
+    pub fn transport(&self) -> Transport {
+        let placeholder = self
+            .args
+            .iter()
+            .any(|a| a.contains(Transport::PORT_PLACEHOLDER));
+        match (&self.port_env, placeholder) {
+            (None, false) => Transport::Stdio,
+            (env, _) => Transport::HttpPort { env: env.clone() },
+        }
     }
 
     /// Parses `pypi:NAME[==VERSION]` or `npm:NAME[@VERSION]`; `None` when `text` names no
@@ -230,6 +265,7 @@ impl Installed {
             &self.resolved.to_string(),
             self.resolved.command.as_deref().unwrap_or(""),
             &args,
+            self.resolved.port_env.as_deref().unwrap_or(""),
             &self.runtime,
         ] {
             hasher.update(part.as_bytes());

@@ -33,6 +33,9 @@ pub struct DeclaredPackage {
     pub version: Option<String>,
     /// `stdio` or `streamable-http`.
     pub transport: String,
+    /// For `streamable-http`: the declared variable that carries the port, when the
+    /// transport's URL names one (`{port}` in an argument says it otherwise).
+    pub port_env: Option<String>,
     /// The server's arguments, in order, from `packageArguments`.
     pub args: Vec<String>,
     /// The environment variables it declares.
@@ -69,6 +72,7 @@ struct Package {
 struct Transport {
     #[serde(rename = "type")]
     kind: Option<String>,
+    url: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -127,18 +131,31 @@ pub fn declared_package(text: &str, index: usize) -> Result<DeclaredPackage, Pac
         .ok_or_else(|| {
             PackageError::Invalid(format!("package {index} of server.json has no identifier"))
         })?;
-    let transport = package
-        .transport
-        .and_then(|t| t.kind)
-        .unwrap_or_else(|| "stdio".to_owned());
-    if transport != "stdio" {
-        return Err(PackageError::Unsupported(format!(
-            "package {index} serves MCP over '{transport}'; Skyport runs stdio packages (pick another with --package)"
-        )));
-    }
+    let (transport, url) = match package.transport {
+        Some(t) => (t.kind.unwrap_or_else(|| "stdio".to_owned()), t.url),
+        None => ("stdio".to_owned(), None),
+    };
+    // The URL of a package serving HTTP names its port as a `{variable}`.
+    let port_variable = match transport.as_str() {
+        "stdio" => None,
+        "streamable-http" => Some(port_variable(index, url.as_deref())?),
+        other => {
+            return Err(PackageError::Unsupported(format!(
+                "package {index} serves MCP over '{other}'; Skyport runs stdio and streamable-http packages (pick another with --package)"
+            )));
+        }
+    };
     let mut args = Vec::new();
+    let placeholder = port_variable.as_ref().map(|v| format!("{{{v}}}"));
     for argument in package.package_arguments {
-        let value = argument.value.or(argument.default);
+        // The port variable in an argument becomes the runtime's `{port}`.
+        let value = argument
+            .value
+            .or(argument.default)
+            .map(|value| match &placeholder {
+                Some(placeholder) => value.replace(placeholder.as_str(), "{port}"),
+                None => value,
+            });
         match argument.kind.as_deref() {
             Some("named") => {
                 let Some(name) = argument.name else {
@@ -161,9 +178,25 @@ pub fn declared_package(text: &str, index: usize) -> Result<DeclaredPackage, Pac
             },
         }
     }
+    let port_env = port_variable.clone().filter(|variable| {
+        package
+            .environment_variables
+            .iter()
+            .any(|declared| &declared.name == variable)
+    });
+    if let Some(variable) = &port_variable
+        && port_env.is_none()
+        && !args.iter().any(|a| a.contains("{port}"))
+    {
+        return Err(PackageError::Invalid(format!(
+            "package {index} serves HTTP on '{{{variable}}}', which none of its arguments or environment variables declares"
+        )));
+    }
     let variables = package
         .environment_variables
         .into_iter()
+        // The port is Skyport's to choose, never the user's to set.
+        .filter(|v| Some(&v.name) != port_env.as_ref())
         .map(|v| DeclaredVariable {
             required: v.is_required && v.default.is_none(),
             secret: v.is_secret,
@@ -176,8 +209,23 @@ pub fn declared_package(text: &str, index: usize) -> Result<DeclaredPackage, Pac
         identifier,
         version: package.version.filter(|v| !v.is_empty()),
         transport,
+        port_env,
         args,
         variables,
+    })
+}
+
+/// The `{variable}` of a streamable-http transport's URL (`http://localhost:{PORT}/mcp`).
+fn port_variable(index: usize, url: Option<&str>) -> Result<String, PackageError> {
+    let variable = url
+        .and_then(|url| url.split_once('{'))
+        .and_then(|(_, rest)| rest.split_once('}'))
+        .map(|(variable, _)| variable.to_owned())
+        .filter(|variable| !variable.is_empty());
+    variable.ok_or_else(|| {
+        PackageError::Invalid(format!(
+            "package {index} serves streamable-http but its transport URL names no {{port}} variable; deploy it as a package with --port-env VAR"
+        ))
     })
 }
 

@@ -48,7 +48,7 @@ pub(crate) enum Confinement {
     AddressSpace(u64),
 }
 
-/// Starts `command` in its own process group with `listener` as descriptor [`LISTEN_FD`],
+/// Starts `command` in its own process group with `listener` (if any) as descriptor [`LISTEN_FD`],
 /// confined as `confinement` says, killed by the kernel if Skyport dies, even by `SIGKILL`.
 /// Where the kernel lets Skyport make mount namespaces (root or `CAP_SYS_ADMIN`), `read_only`
 /// is mounted read-only in the child's own namespace; elsewhere it stays as it is, which is
@@ -58,7 +58,7 @@ pub(crate) enum Confinement {
 /// a thread that lives as long as Skyport (a runtime worker, not a blocking-pool thread).
 pub(crate) fn spawn_instance(
     command: Command,
-    listener: &TcpListener,
+    listener: Option<&TcpListener>,
     confinement: &Confinement,
     read_only: &Path,
 ) -> io::Result<Child> {
@@ -66,7 +66,7 @@ pub(crate) fn spawn_instance(
         .map_err(|_| io::Error::other("the artifact path contains a NUL byte"))?;
     spawn_with(
         command,
-        listener.as_raw_fd(),
+        listener.map(AsRawFd::as_raw_fd),
         Some(confinement),
         Some(read_only),
     )
@@ -75,12 +75,12 @@ pub(crate) fn spawn_instance(
 /// Starts a zygote: like an instance, but with `control` (one end of [`seqpacket_pair`]) as
 /// descriptor [`LISTEN_FD`] and no memory cap of its own (its instances get theirs).
 pub(crate) fn spawn_zygote(command: Command, control: &OwnedFd) -> io::Result<Child> {
-    spawn_with(command, control.as_raw_fd(), None, None)
+    spawn_with(command, Some(control.as_raw_fd()), None, None)
 }
 
 fn spawn_with(
     mut command: Command,
-    socket: RawFd,
+    socket: Option<RawFd>,
     confinement: Option<&Confinement>,
     read_only: Option<CString>,
 ) -> io::Result<Child> {
@@ -114,12 +114,15 @@ fn spawn_with(
                     return Err(io::Error::last_os_error());
                 }
             }
-            if socket == LISTEN_FD {
-                let flags = libc::fcntl(socket, libc::F_GETFD);
-                if flags < 0 || libc::fcntl(socket, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+            if socket == Some(LISTEN_FD) {
+                let flags = libc::fcntl(LISTEN_FD, libc::F_GETFD);
+                if flags < 0 || libc::fcntl(LISTEN_FD, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0
+                {
                     return Err(io::Error::last_os_error());
                 }
-            } else if libc::dup2(socket, LISTEN_FD) < 0 {
+            } else if let Some(socket) = socket
+                && libc::dup2(socket, LISTEN_FD) < 0
+            {
                 // dup2 leaves the new descriptor without FD_CLOEXEC, so it survives exec.
                 return Err(io::Error::last_os_error());
             }

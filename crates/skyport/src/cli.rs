@@ -350,6 +350,10 @@ pub(crate) struct DeployArgs {
     /// With a server.json as SOURCE: which of its `packages` to deploy (0 is the first).
     #[arg(long, value_name = "INDEX")]
     pub(crate) package: Option<usize>,
+    /// For a package that serves streamable HTTP itself (at /mcp): the environment variable it
+    /// reads its port from; `{port}` in an argument after `--` is replaced by the port too.
+    #[arg(long, value_name = "VAR")]
+    pub(crate) port_env: Option<String>,
     /// Arguments the packaged server is started with (after `--`).
     #[arg(last = true, value_name = "ARGS")]
     pub(crate) args: Vec<String>,

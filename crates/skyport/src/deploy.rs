@@ -34,6 +34,20 @@ pub(crate) async fn deploy(connection: &Connection, args: DeployArgs) -> anyhow:
         Some(index) => SourceArg::server_json(&args.source, index, &args.args)?,
         None => SourceArg::parse_with(&args.source, args.entrypoint.as_deref(), &args.args)?,
     };
+    let source = match (source, args.port_env.as_deref()) {
+        (
+            SourceArg::Package {
+                package,
+                required_env,
+            },
+            Some(variable),
+        ) => SourceArg::Package {
+            package: package.serving_http_on(variable)?,
+            required_env,
+        },
+        (_, Some(_)) => bail!("--port-env is for packaged servers (pypi:NAME, npm:NAME)"),
+        (source, None) => source,
+    };
     let request = Deploy {
         source: &source,
         reference: args.reference.as_deref(),
@@ -121,6 +135,10 @@ impl SourceArg {
             None,
             args,
         )?;
+        let package = match &declared.port_env {
+            Some(variable) => package.serving_http_on(variable)?,
+            None => package,
+        };
         let required_env = declared
             .variables
             .iter()
@@ -306,6 +324,7 @@ async fn start(client: &Client, request: &Deploy<'_>) -> anyhow::Result<Deployme
                 name: package.name.clone(),
                 version: package.version.clone(),
                 args: package.args.clone(),
+                port_env: package.port_env.clone(),
                 required_env: required_env.clone(),
             })
         }

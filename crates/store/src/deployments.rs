@@ -126,7 +126,7 @@ pub struct LaunchSpec {
 }
 
 /// How an instance's program speaks MCP.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Transport {
     /// Streamable HTTP on the listening socket the runtime passes (a FastMCP server).
@@ -135,12 +135,22 @@ pub enum Transport {
     /// JSON-RPC lines on stdin and stdout (a packaged stdio server): the runtime runs it
     /// behind the stdio bridge.
     Stdio,
+    /// Streamable HTTP at `/mcp` on a port the program binds itself (a packaged server with an
+    /// HTTP server of its own): the runtime picks a free port and gives it as `{port}` in the
+    /// arguments and, when `env` names one, as that environment variable.
+    HttpPort {
+        /// The variable that carries the port.
+        env: Option<String>,
+    },
 }
 
 impl Transport {
     fn is_http(&self) -> bool {
         *self == Transport::Http
     }
+
+    /// `{port}` in a launch argument: where a program that binds its own port is told which.
+    pub const PORT_PLACEHOLDER: &str = "{port}";
 }
 
 /// What a new deployment builds.

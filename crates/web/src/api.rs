@@ -257,6 +257,10 @@ async fn create_deployment(
                 body.entrypoint.as_deref(),
                 spec.args,
             )?;
+            let package = match &spec.port_env {
+                Some(variable) => package.serving_http_on(variable)?,
+                None => package,
+            };
             (Source::Package(package), None, spec.required_env)
         }
         SourceSpec::Upload(id) => (

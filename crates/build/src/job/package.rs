@@ -103,7 +103,7 @@ impl<'a> Job<'a> {
                 program,
                 args,
                 working_dir: dest,
-                transport: Transport::Stdio,
+                transport: installed.resolved.transport(),
             },
             manifest: serde_json::to_value(&manifest).unwrap_or_default(),
             inspection,
@@ -121,9 +121,19 @@ impl<'a> Job<'a> {
         hash: &str,
     ) -> Result<(Manifest, serde_json::Value), Failure> {
         self.enter(BuildPhase::Inspect).await?;
-        let (program, args) = installed.command_in(work, work);
-        let inspection = package::inspect(&program, &args, work, self.env, self.log).await?;
-        self.log.info(&inspect::summary(&inspection));
+        let inspection = if installed.resolved.transport() == Transport::Stdio {
+            let (program, args) = installed.command_in(work, work);
+            let inspection = package::inspect(&program, &args, work, self.env, self.log).await?;
+            self.log.info(&inspect::summary(&inspection));
+            inspection
+        } else {
+            // Asking it over HTTP would need a port and a client this crate does not have; it
+            // is checked when an instance starts (which must answer HTTP at `/mcp`).
+            self.log.info(
+                "the package serves HTTP itself: it is checked when its first instance starts, not inspected",
+            );
+            serde_json::json!({"kind": "http", "server": {"name": installed.resolved.name, "version": installed.resolved.version}, "tools": [], "resources": [], "resource_templates": [], "prompts": []})
+        };
         let manifest = Manifest {
             hash: hash.to_owned(),
             source: requested.to_string(),

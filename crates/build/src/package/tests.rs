@@ -115,3 +115,32 @@ fn names_normalize_like_pypi() {
     assert_eq!(normalized("MCP_Server.time"), "mcp-server-time");
     assert_eq!(normalized("a--_b"), "a-b");
 }
+
+#[test]
+fn a_package_serves_stdio_unless_told_a_port() {
+    use skyport_store::Transport;
+    let stdio = parse("npm:server").unwrap();
+    assert_eq!(stdio.transport(), Transport::Stdio);
+    let by_env = parse("npm:server")
+        .unwrap()
+        .serving_http_on("PORT")
+        .unwrap();
+    assert_eq!(
+        by_env.transport(),
+        Transport::HttpPort {
+            env: Some("PORT".to_owned())
+        }
+    );
+    let by_argument = PackageSource::parse("pypi:server", None, vec!["--port={port}".to_owned()])
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_argument.transport(), Transport::HttpPort { env: None });
+    let bad = parse("npm:server")
+        .unwrap()
+        .serving_http_on("1PORT")
+        .unwrap_err();
+    assert!(
+        bad.to_string().contains("not an environment variable name"),
+        "{bad}"
+    );
+}

@@ -82,3 +82,30 @@ fn what_cannot_be_deployed_says_why() {
     .collect();
     insta::assert_snapshot!(report.join("\n"));
 }
+
+#[test]
+fn a_package_serving_http_names_its_port_variable() {
+    let by_env = r#"{"packages":[{"registryType":"npm","identifier":"@modelcontextprotocol/server-everything",
+        "transport":{"type":"streamable-http","url":"http://localhost:{PORT}/mcp"},
+        "packageArguments":[{"type":"positional","value":"streamableHttp"}],
+        "environmentVariables":[{"name":"PORT","isRequired":true},{"name":"TOKEN","isRequired":true}]}]}"#;
+    let package = declared_package(by_env, 0).unwrap();
+    assert_eq!(package.transport, "streamable-http");
+    assert_eq!(package.port_env.as_deref(), Some("PORT"));
+    assert_eq!(package.args, ["streamableHttp"]);
+    // The port is Skyport's to choose: it is not a variable the user must set.
+    let names: Vec<&str> = package.variables.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(names, ["TOKEN"]);
+
+    let by_argument = r#"{"packages":[{"registryType":"pypi","identifier":"x",
+        "transport":{"type":"streamable-http","url":"http://127.0.0.1:{port}/mcp"},
+        "packageArguments":[{"type":"named","name":"--port","value":"{port}"}]}]}"#;
+    let package = declared_package(by_argument, 0).unwrap();
+    assert_eq!(package.port_env, None);
+    assert_eq!(package.args, ["--port", "{port}"]);
+
+    let undeclared = r#"{"packages":[{"registryType":"pypi","identifier":"x",
+        "transport":{"type":"streamable-http","url":"http://127.0.0.1:{P}/mcp"}}]}"#;
+    let error = declared_package(undeclared, 0).unwrap_err().to_string();
+    assert!(error.contains("none of its arguments"), "{error}");
+}

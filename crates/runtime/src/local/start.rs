@@ -69,21 +69,26 @@ pub(super) async fn launch(
         deployment: target.deployment.clone(),
         instance: id.clone(),
     };
-    let forked = match fork(
-        inner,
-        target,
-        &listener,
-        &env,
-        cgroup.as_ref(),
-        &confinement,
-    )
-    .await
-    {
-        Ok(forked) => forked,
-        Err(why) => {
-            tracing::warn!(instance = %id, "cannot fork from the zygote, spawning instead: {why}");
+    // A program that binds its own port is told the port, not given the socket: the socket
+    // closes before it starts, so that the port is free for it.
+    let listener = match target.launch.transport {
+        Transport::HttpPort { .. } => {
+            drop(listener);
             None
         }
+        Transport::Http | Transport::Stdio => Some(listener),
+    };
+    let forked = match &listener {
+        Some(listener) => {
+            match fork(inner, target, listener, &env, cgroup.as_ref(), &confinement).await {
+                Ok(forked) => forked,
+                Err(why) => {
+                    tracing::warn!(instance = %id, "cannot fork from the zygote, spawning instead: {why}");
+                    None
+                }
+            }
+        }
+        None => None,
     };
     let (exit_tx, exit_rx) = watch::channel(None);
     let (process, pipes, instance) = {
@@ -102,12 +107,16 @@ pub(super) async fn launch(
                 }
                 // Registered under the same lock that shutdown takes, so shutdown sees every
                 // process.
-                let command = instance_command(inner, target, &env)?;
-                let child =
-                    spawn_instance(command, &listener, &confinement, &target.launch.working_dir)
-                        .map_err(|e| {
-                            StartError::Spawn(format!("{}: {e}", target.launch.program.display()))
-                        })?;
+                let command = instance_command(inner, target, &env, addr.port())?;
+                let child = spawn_instance(
+                    command,
+                    listener.as_ref(),
+                    &confinement,
+                    &target.launch.working_dir,
+                )
+                .map_err(|e| {
+                    StartError::Spawn(format!("{}: {e}", target.launch.program.display()))
+                })?;
                 let pid = child.id();
                 (Process::Spawned(child), pid, None)
             }
@@ -304,13 +313,25 @@ fn instance_command(
     inner: &Inner,
     target: &Target,
     env: &[(String, String)],
+    port: u16,
 ) -> Result<Command, StartError> {
     let launch = &target.launch;
     #[allow(clippy::disallowed_methods)] // the runtime is one of the two crates that spawn
-    let mut command = match launch.transport {
+    let mut command = match &launch.transport {
         Transport::Http => {
             let mut command = Command::new(&launch.program);
             command.args(&launch.args);
+            command
+        }
+        Transport::HttpPort { .. } => {
+            let mut command = Command::new(&launch.program);
+            let port = port.to_string();
+            command.args(
+                launch
+                    .args
+                    .iter()
+                    .map(|arg| arg.replace(Transport::PORT_PLACEHOLDER, &port)),
+            );
             command
         }
         Transport::Stdio => {
@@ -339,6 +360,12 @@ fn instance_command(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    if let Transport::HttpPort {
+        env: Some(variable),
+    } = &launch.transport
+    {
+        command.env(variable, port.to_string());
+    }
     Ok(command)
 }
 

@@ -138,9 +138,56 @@ fn packaged_stdio_servers_from_pypi_and_npm() {
         "the stdio server's stderr is not in its logs\n{logs}"
     );
 
+    serving_http_itself(&sky);
     crash_mid_call(&sky);
     required_variables(&sky);
     missing_packages(&sky);
+}
+
+/// A package that starts an HTTP server of its own gets its port from the runtime (here in
+/// `PORT`) and is proxied like a repository deployment. It speaks the session era only, so
+/// the SDK's negotiation (`auto`) falls back to it.
+fn serving_http_itself(sky: &Skyport) {
+    deploy_ok(
+        sky,
+        &[
+            "npm:@modelcontextprotocol/server-everything",
+            "--name",
+            "everything-http",
+            "--port-env",
+            "PORT",
+            "--",
+            "streamableHttp",
+        ],
+        "everything-http",
+    );
+    let url = sky.mcp_url("everything-http");
+    for mode in ["legacy", "auto"] {
+        let (run, v) = sky.client(
+            "packaged_client.py",
+            &["tools", &url, mode, "echo", r#"{"message":"over http"}"#],
+        );
+        assert_eq!(
+            v["text"],
+            "Echo: over http",
+            "{mode}\n{run}\n{}",
+            sky.log_tail(30)
+        );
+    }
+    let logs = sky.cli(&["logs", "everything-http"]);
+    assert!(
+        logs.stdout
+            .contains("Streamable HTTP Server listening on port"),
+        "{logs}"
+    );
+    let bridged = descendants(sky.pid())
+        .iter()
+        .map(|p| p.cmdline())
+        .any(|c| c.contains(" bridge ") && c.contains("streamableHttp"));
+    assert!(
+        !bridged,
+        "a package serving HTTP runs behind the stdio bridge"
+    );
 }
 
 /// The server process dies during a call: the client gets a JSON-RPC error saying so, and its
