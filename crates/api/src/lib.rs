@@ -8,6 +8,7 @@
 mod access;
 mod control;
 mod env;
+mod metrics;
 mod policies;
 mod promotions;
 mod registry;
@@ -27,6 +28,7 @@ use skyport_store::{
     LogStream, PrincipalId, ServerId, ServerKind, ServerName, Timestamp,
 };
 
+pub use metrics::{MetricPoint, MetricSeries};
 pub use policies::{CreatePolicy, PolicyView};
 pub use promotions::{PromotionView, RollBack};
 pub use registry::{CreateExternal, ExternalView, SearchMatch, SearchResults};

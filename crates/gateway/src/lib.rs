@@ -37,6 +37,7 @@ mod proxy;
 mod ratelimit;
 mod remix;
 mod routes;
+mod samples;
 mod sessions;
 
 use std::sync::{Arc, Weak};
@@ -45,12 +46,15 @@ use std::time::Duration;
 use axum::routing::{any, get, post};
 use axum::{Router, middleware};
 use skyport_runtime::Runtime;
-use skyport_store::{AuditRetention, Store, StoreError};
+use skyport_store::{
+    AuditRetention, CapabilityKind, Principal, ServerId, ServerRole, Store, StoreError,
+};
 use tokio_util::sync::CancellationToken;
 
 pub use caller::Caller;
 pub use error::GatewayError;
 pub use ratelimit::{RateLimit, RateLimitError};
+pub use samples::{SamplerOptions, record_metric_samples};
 
 use crate::access::Access;
 use crate::audit::AuditLog;
@@ -282,6 +286,29 @@ impl Gateway {
     /// Client sessions in memory (open and used recently).
     pub fn session_count(&self) -> usize {
         self.inner.sessions.len()
+    }
+
+    /// Whether `tools/list` of `server` would show `tool` to `principal`: its role and groups as
+    /// the gateway resolves them for a request, then the server's tool-level policy. Lets other
+    /// views of tools (catalog search) hide exactly what the gateway hides.
+    pub fn lists_tool(&self, principal: &Principal, server: &ServerId, tool: &str) -> bool {
+        let access = self.inner.access.table();
+        // A caller with no grant on a public server is an ordinary client there: a viewer.
+        let role = access
+            .role(&principal.id, principal.is_admin, server)
+            .unwrap_or(ServerRole::Viewer);
+        let caller = Caller {
+            principal: principal.id.clone(),
+            name: principal.name.clone(),
+            email: principal.email.clone(),
+            roles: vec![role.as_str().to_owned()],
+            groups: access.groups(&principal.id),
+            key: None,
+        };
+        self.inner
+            .policies
+            .decider(server, Some(&caller))
+            .is_none_or(|decider| decider.permits(CapabilityKind::Tool, tool))
     }
 }
 

@@ -5,6 +5,8 @@
 //! path pays nothing for them beyond queueing its audit record; the only hot-path counter is
 //! the one of records lost to a full queue (an atomic).
 
+mod latency;
+
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,6 +14,9 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use skyport_store::{AuditOutcome, NewAuditRecord, ServerName};
+
+pub(crate) use latency::LatencyCounts;
+use latency::LatencyHistogram;
 
 /// Upper bounds (seconds) of the latency histogram's buckets: from the gateway's own cost
 /// (well under a millisecond) to the longest tool calls people wait for.
@@ -66,6 +71,8 @@ pub(crate) struct GatewayMetrics {
 struct ServerStats {
     requests: BTreeMap<(&'static str, AuditOutcome), u64>,
     latency: Histogram,
+    /// The same latencies in fine logarithmic buckets, for percentiles over time.
+    percentiles: LatencyHistogram,
     errors: u64,
     bytes_in: u64,
     bytes_out: u64,
@@ -106,12 +113,27 @@ impl GatewayMetrics {
             }
             stats.latency.count += 1;
             stats.latency.sum += record.duration;
+            stats.percentiles.record(record.duration);
         }
         if is_error(record.outcome) {
             stats.errors += 1;
         }
         stats.bytes_in += record.bytes_in;
         stats.bytes_out += record.bytes_out;
+    }
+
+    /// Every server's counts since the gateway started, for the metrics sampler.
+    pub(crate) fn totals(&self) -> Vec<ServerTotals> {
+        self.servers
+            .lock()
+            .iter()
+            .map(|(server, stats)| ServerTotals {
+                server: server.clone(),
+                requests: stats.requests.values().sum(),
+                errors: stats.errors,
+                latency: stats.percentiles.read(),
+            })
+            .collect()
     }
 
     /// Counts an audit record dropped at a full queue.
@@ -249,6 +271,18 @@ impl GatewayMetrics {
             );
         }
     }
+}
+
+/// One server's counts since the gateway started.
+#[derive(Clone, Debug)]
+pub(crate) struct ServerTotals {
+    pub(crate) server: ServerName,
+    /// Requests of every method and outcome.
+    pub(crate) requests: u64,
+    /// Those that failed.
+    pub(crate) errors: u64,
+    /// Latencies of requests other than `GET` event streams.
+    pub(crate) latency: LatencyCounts,
 }
 
 /// Whether an outcome counts as an error of the request (a tool reporting failure is a

@@ -33,6 +33,8 @@ use skyport_store::{CapabilityKind, Route, ServerId, ServerKind, ServerName};
 use tokio::time::Sleep;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
+mod answer;
+
 use crate::Gateway;
 use crate::audit::{AuditLog, Exchange};
 use crate::caller::Caller;
@@ -42,6 +44,7 @@ use crate::identity::IDENTITY_HEADER;
 use crate::policy::Decider;
 use crate::policy::filter::{self, Judgement, Refusal};
 use crate::sessions::{Binding, Opening, Session};
+use answer::{BoxError, Primed, ends_with_answer};
 
 /// How long a failed forward waits to learn whether its instance died.
 const EXIT_WAIT: Duration = Duration::from_secs(2);
@@ -52,6 +55,13 @@ const DISCARD_LIMIT: usize = 64 * 1024 * 1024;
 
 /// Response bytes kept for the audit log to classify the outcome by.
 const AUDIT_HEAD: usize = 4096;
+
+/// How long an answer's head waits for its first frame, to leave in one write with it.
+const PRIME_WAIT: Duration = Duration::from_millis(250);
+
+/// How long the rest of an instance's stream is read after its answer went to the client, so
+/// that the connection goes back to the pool rather than being closed.
+const DRAIN_WAIT: Duration = Duration::from_secs(5);
 
 /// How often an idle server-to-client event stream gets a comment, so that proxies and
 /// clients between Skyport and the client do not take it for dead.
@@ -443,14 +453,7 @@ async fn forward(
     facts: &Facts,
 ) -> Result<Response, GatewayError> {
     let (lease, response) = send_anywhere(gateway, target, inbound).await?;
-    Ok(respond(
-        gateway,
-        &inbound.method,
-        None,
-        response,
-        lease,
-        facts,
-    ))
+    Ok(respond(gateway, &inbound.method, None, response, lease, facts).await)
 }
 
 /// Sends a request outside any session to whichever instance the runtime leases.
@@ -503,14 +506,7 @@ async fn initialize(
         _ => None,
     };
     let id = session.as_ref().map(|s| s.id.as_str());
-    Ok(respond(
-        gateway,
-        &inbound.method,
-        id,
-        response,
-        lease,
-        facts,
-    ))
+    Ok(respond(gateway, &inbound.method, id, response, lease, facts).await)
 }
 
 /// The session id an instance answered with, in its own allocation: a header value is a slice
@@ -581,14 +577,9 @@ async fn on_session(
             Ok(response) => {
                 if response.status() == StatusCode::NOT_FOUND {
                     let _ = sessions.close(&session.id).await;
-                    return Ok(respond(
-                        gateway,
-                        &inbound.method,
-                        None,
-                        response,
-                        lease,
-                        facts,
-                    ));
+                    return Ok(
+                        respond(gateway, &inbound.method, None, response, lease, facts).await,
+                    );
                 }
                 return Ok(respond(
                     gateway,
@@ -597,7 +588,8 @@ async fn on_session(
                     response,
                     lease,
                     facts,
-                ));
+                )
+                .await);
             }
             // The instance died before answering: nothing listened at its address (it died
             // after it was leased), or the connection broke under the request (it was dying
@@ -1140,7 +1132,7 @@ fn is_event_stream(headers: &HeaderMap) -> bool {
 
 /// The client's response: the instance's, with the gateway's session id in place of the
 /// upstream's, its body streaming through with the lease attached.
-fn respond(
+async fn respond(
     gateway: &Gateway,
     method: &Method,
     session: Option<&str>,
@@ -1167,7 +1159,7 @@ fn respond(
     };
     audit.exchange.status = parts.status.as_u16();
     let body = Leased {
-        body,
+        body: Some(body),
         // A GET outside a session (no era has one; a session's goes through `listen`) is
         // still idle by nature: it ends at shutdown rather than counting as work to wait for,
         // and has no time limit.
@@ -1185,6 +1177,10 @@ fn respond(
         lease,
         audit: Some(audit),
     };
+    if listening {
+        return Response::from_parts(parts, Body::new(body)).into_response();
+    }
+    let body = Primed::prime(body, PRIME_WAIT).await;
     Response::from_parts(parts, Body::new(body)).into_response()
 }
 
@@ -1203,7 +1199,9 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// A response body that holds its instance's lease until the body is finished or dropped,
 /// so a streaming response keeps its instance alive and counted as busy.
 struct Leased {
-    body: Incoming,
+    /// The instance's body; taken only when the leftovers of a stream whose answer went out
+    /// are drained, at drop.
+    body: Option<Incoming>,
     /// When set and cancelled, the body ends early.
     closing: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
     /// When the request runs out of time (requests only; event streams have none).
@@ -1215,7 +1213,7 @@ struct Leased {
     report: Option<Report>,
     /// Learning how the instance ended, after the stream broke; with the connection's error.
     failing: Option<(ExitFuture, String)>,
-    /// The error event went out: nothing follows.
+    /// Nothing more goes to the client: the answer or an error event went out.
     done: bool,
     lease: Lease,
     /// Filled in as the body goes; taken and recorded when it is dropped.
@@ -1252,7 +1250,17 @@ pub(crate) fn saw(exchange: &mut Exchange, data: &Bytes) {
 
 impl Drop for Leased {
     fn drop(&mut self) {
-        let cut = !self.done && !http_body::Body::is_end_stream(&self.body);
+        let ended = self
+            .body
+            .as_ref()
+            .is_none_or(http_body::Body::is_end_stream);
+        let cut = !self.done && !ended;
+        if self.done
+            && !ended
+            && let Some(body) = self.body.take()
+        {
+            drain(body);
+        }
         if let Some(Audit {
             log,
             started,
@@ -1273,9 +1281,6 @@ type ExitFuture = Pin<Box<dyn Future<Output = Option<Exit>> + Send>>;
 struct Report {
     id: Option<Id>,
 }
-
-/// A body error, for a response cut in the middle.
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 impl Leased {
     /// The server answering, for error messages.
@@ -1344,12 +1349,22 @@ impl http_body::Body for Leased {
                 };
                 return this.end_with(error);
             }
-            match Pin::new(&mut this.body).poll_frame(cx) {
+            let Some(body) = &mut this.body else {
+                return Poll::Ready(None);
+            };
+            match Pin::new(body).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
-                    if let Some(data) = frame.data_ref()
-                        && let Some(audit) = &mut this.audit
-                    {
-                        audit.saw(data);
+                    if let Some(data) = frame.data_ref() {
+                        if let Some(audit) = &mut this.audit {
+                            audit.saw(data);
+                        }
+                        // The client has its answer: the stream ends for it now, not when
+                        // the instance gets round to ending its own.
+                        if let Some(Report { id: Some(id) }) = &this.report
+                            && ends_with_answer(data, id)
+                        {
+                            this.done = true;
+                        }
                     }
                     return Poll::Ready(Some(Ok(frame)));
                 }
@@ -1368,15 +1383,38 @@ impl http_body::Body for Leased {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.done || (self.failing.is_none() && self.body.is_end_stream())
+        self.done
+            || (self.failing.is_none()
+                && self
+                    .body
+                    .as_ref()
+                    .is_none_or(http_body::Body::is_end_stream))
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
-        if self.report.is_some() {
+        match &self.body {
             // An error event may follow what the instance sent.
-            http_body::SizeHint::default()
-        } else {
-            self.body.size_hint()
+            Some(_) if self.report.is_some() => http_body::SizeHint::default(),
+            Some(body) => body.size_hint(),
+            None => http_body::SizeHint::with_exact(0),
         }
     }
+}
+
+/// Reads what is left of an instance's stream after the client's answer went out: its end is
+/// usually there already (then this costs nothing); otherwise a task waits for it, so the
+/// connection stays in the pool instead of being closed under the instance.
+fn drain(mut body: Incoming) {
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    loop {
+        match http_body::Body::poll_frame(Pin::new(&mut body), &mut cx) {
+            Poll::Ready(Some(Ok(_))) => continue,
+            Poll::Ready(None | Some(Err(_))) => return,
+            Poll::Pending => break,
+        }
+    }
+    tokio::spawn(async move {
+        let rest = async { while let Some(Ok(_)) = body.frame().await {} };
+        let _ = tokio::time::timeout(DRAIN_WAIT, rest).await;
+    });
 }

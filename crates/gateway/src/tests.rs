@@ -71,6 +71,9 @@ async fn upstream(seen: Arc<Mutex<Seen>>) -> SocketAddr {
                 "nap" => tokio::time::sleep(Duration::from_secs(1)).await,
                 _ => {}
             }
+            if method == "linger" {
+                return lingering_answer(&message["id"]);
+            }
             if method == "tools/list" && headers.contains_key("x-list-tools") {
                 return tool_list_stream(&message["id"]);
             }
@@ -111,6 +114,23 @@ async fn upstream(seen: Arc<Mutex<Seen>>) -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
     addr
+}
+
+/// An answer as an event stream that the instance keeps open for 30 s after the answer.
+fn lingering_answer(id: &Value) -> axum::response::Response {
+    let answer = json!({"jsonrpc": "2.0", "id": id, "result": {"lingered": true}});
+    let event = format!("event: message\ndata: {answer}\n\n");
+    let answer =
+        futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(event) });
+    let linger = futures_util::stream::once(async {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        Ok(String::new())
+    });
+    (
+        [("content-type", "text/event-stream")],
+        Body::from_stream(answer.chain(linger)),
+    )
+        .into_response()
 }
 
 /// A `tools/list` answer as FastMCP streams it, after a log notification that names a tool.
@@ -889,6 +909,34 @@ async fn delete_ends_the_session() {
     let (status, _, _) = send(&f.gateway, post("/servers/echo/mcp", Some(&session), LIST)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(f.store.sessions().count().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_posts_event_stream_ends_for_the_client_with_its_answer() {
+    let f = fixture().await;
+    let session = initialize(&f).await;
+    let linger = r#"{"jsonrpc":"2.0","id":9,"method":"linger"}"#;
+    let response = f
+        .gateway
+        .router()
+        .oneshot(post("/servers/echo/mcp", Some(&session), linger))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    // The instance keeps its stream open for 30 s after the answer: the client's ends with it.
+    let body = tokio::time::timeout(Duration::from_secs(10), response.into_body().collect())
+        .await
+        .expect("the client's stream stayed open after its answer")
+        .unwrap()
+        .to_bytes();
+    let text = String::from_utf8_lossy(&body);
+    assert!(
+        text.contains(r#""id":9"#) && text.contains(r#""result":{"lingered":true}"#),
+        "{text}"
+    );
+    // The next request on the session is answered as usual.
+    let (status, _, _) = send(&f.gateway, post("/servers/echo/mcp", Some(&session), LIST)).await;
+    assert_eq!(status, StatusCode::OK);
 }
 
 #[tokio::test]

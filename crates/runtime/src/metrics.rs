@@ -20,6 +20,7 @@ pub(crate) struct AtomicHistogram<const N: usize> {
     buckets: [AtomicU64; N],
     count: AtomicU64,
     sum_micros: AtomicU64,
+    max_micros: AtomicU64,
 }
 
 impl<const N: usize> AtomicHistogram<N> {
@@ -29,6 +30,7 @@ impl<const N: usize> AtomicHistogram<N> {
             buckets: [const { AtomicU64::new(0) }; N],
             count: AtomicU64::new(0),
             sum_micros: AtomicU64::new(0),
+            max_micros: AtomicU64::new(0),
         }
     }
 
@@ -40,6 +42,7 @@ impl<const N: usize> AtomicHistogram<N> {
         self.count.fetch_add(1, Ordering::Relaxed);
         let micros = u64::try_from(value.as_micros()).unwrap_or(u64::MAX);
         self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+        self.max_micros.fetch_max(micros, Ordering::Relaxed);
     }
 
     fn snapshot(&self) -> Histogram {
@@ -57,6 +60,7 @@ impl<const N: usize> AtomicHistogram<N> {
             buckets,
             count: self.count.load(Ordering::Relaxed),
             sum: Duration::from_micros(self.sum_micros.load(Ordering::Relaxed)),
+            max: Duration::from_micros(self.max_micros.load(Ordering::Relaxed)),
         }
     }
 }
@@ -117,6 +121,8 @@ pub struct Histogram {
     pub count: u64,
     /// Their sum.
     pub sum: Duration,
+    /// The largest (what charts of cold starts show beside the mean).
+    pub max: Duration,
 }
 
 /// What one deployment has done since Skyport started, and what it uses now.
@@ -266,6 +272,7 @@ mod tests {
         let deployment = DeploymentId::generate();
         let m = stats.snapshot(server, deployment.clone(), 1, 4096);
         assert_eq!(m.cold_starts.count, 2);
+        assert_eq!(m.cold_starts.max, Duration::from_millis(700));
         assert_eq!(m.cold_starts.buckets[0], (0.05, 1));
         assert_eq!(m.cold_starts.buckets[4], (1.0, 2));
         let text = render_prometheus(&[m]);

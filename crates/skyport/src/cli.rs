@@ -317,6 +317,12 @@ pub(crate) struct ServeArgs {
     /// forgery).
     #[arg(long, env = "SKYPORT_OAUTH_ALLOW_PRIVATE_CIMD")]
     pub(crate) oauth_allow_private_cimd: bool,
+    /// How long metric samples (the UI's charts) are kept, e.g. 7d.
+    #[arg(long, default_value = "7d", value_parser = parse_duration)]
+    pub(crate) metrics_retention: Duration,
+    /// The period of one metric sample. Hidden: a minute suits charts; tests shorten it.
+    #[arg(long, env = "SKYPORT_METRICS_INTERVAL", default_value = "60s", value_parser = parse_duration, hide = true)]
+    pub(crate) metrics_interval: Duration,
 }
 
 #[derive(Debug, Args)]

@@ -12,7 +12,7 @@ use axum::serve::ListenerExt;
 use skyport_api::{DeploymentView, SettingsUpdate};
 use skyport_build::{BuildLimits, Builder, SWEEP_INTERVAL, follow_sources};
 use skyport_client::Client;
-use skyport_gateway::{Gateway, GatewayOptions, RateLimit};
+use skyport_gateway::{Gateway, GatewayOptions, RateLimit, SamplerOptions, record_metric_samples};
 use skyport_oauth::{AuthorizationServer, OAuthConfig};
 use skyport_runtime::{LocalRuntime, LocalRuntimeConfig, Runtime, follow_live_deployments};
 use skyport_store::{AuditRetention, DeploymentStatus, KeySource, MasterKey, Store};
@@ -217,6 +217,16 @@ impl Platform {
         let sources = tokio::spawn(follow_sources(
             builder.clone(),
             SWEEP_INTERVAL,
+            stop_sources.clone(),
+        ));
+        // Stopped with the source poller: both only write to the store.
+        tokio::spawn(record_metric_samples(
+            gateway.clone(),
+            store.clone(),
+            SamplerOptions {
+                period: args.metrics_interval,
+                retention: args.metrics_retention,
+            },
             stop_sources.clone(),
         ));
         let oauth = AuthorizationServer::new(

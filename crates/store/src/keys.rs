@@ -276,6 +276,21 @@ impl Keys<'_> {
         self.get(id).await
     }
 
+    /// Deletes the keys named `name` that expired before now (revoked or not); returns how
+    /// many. For short-lived keys made by machines (browser sessions), which would otherwise
+    /// pile up in listings; keys people name are kept as a record, expired or not.
+    pub async fn delete_expired_named(&self, name: &str) -> Result<u64, StoreError> {
+        let deleted = sqlx::query(
+            "DELETE FROM api_keys WHERE name = ? AND expires_at IS NOT NULL AND expires_at < ?",
+        )
+        .bind(name)
+        .bind(to_millis(now()))
+        .execute(&self.store.pool)
+        .await?
+        .rows_affected();
+        Ok(deleted)
+    }
+
     /// Every key that is not revoked, with its hash, for a cache that authenticates without
     /// the database. Keys already expired are left out.
     pub async fn credentials(&self) -> Result<Vec<Credential>, StoreError> {

@@ -2,8 +2,8 @@
 //! (servers, deployments and their promotions, logs, principals and keys, users, groups and
 //! per-server roles, tool-level policies, gateway sessions, the audit logs of MCP requests and
 //! of control-plane changes, environment variables and sealed secrets, the keys that sign
-//! identity tokens), plus the change feed that tells the gateway and the runtime when a
-//! server's live deployment moved.
+//! identity tokens, metric samples for charts), plus the change feed that tells the gateway
+//! and the runtime when a server's live deployment moved.
 //!
 //! All SQL of the project lives here. Callers get domain types (`Server`, `Deployment`,
 //! `ServerName`, the id newtypes) and never see rows, pools or transactions. This crate knows
@@ -25,6 +25,7 @@ mod policies;
 mod promotions;
 mod redact;
 mod remix;
+mod samples;
 mod search;
 mod secrets;
 mod servers;
@@ -82,6 +83,7 @@ pub use redact::Redactor;
 pub use remix::{
     MAX_REMIX_SOURCES, Remix, RemixError, RemixSource, RemixSpec, Remixes, Selection, SourceSpec,
 };
+pub use samples::{MetricSample, MetricSamples};
 pub use search::{Search, SearchHit};
 pub use secrets::{KeySource, MASTER_KEY_FILE, MasterKey, MasterKeyError};
 pub use servers::{Server, ServerKind, Servers};
@@ -267,6 +269,11 @@ impl Store {
     /// The catalog's full-text search index.
     pub fn search(&self) -> Search<'_> {
         Search { store: self }
+    }
+
+    /// Metrics over time: one sample per server and sampling period.
+    pub fn metric_samples(&self) -> MetricSamples<'_> {
+        MetricSamples { store: self }
     }
 
     /// Tool-level policies: rules per server.

@@ -44,6 +44,7 @@ pub(crate) fn router() -> Router<AppState> {
             get(list_deployments).post(create_deployment),
         )
         .route("/servers/{name}/logs", get(server_logs))
+        .route("/servers/{name}/metrics", get(crate::metrics::series))
         .route("/servers/{name}/env", get(env::list).put(env::set))
         .route(
             "/servers/{name}/env/{key}",

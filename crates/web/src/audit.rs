@@ -173,7 +173,7 @@ fn filters(
 }
 
 /// The start of a `since` filter: a timestamp, or now minus a duration.
-fn since(text: &str) -> Result<Timestamp, ApiError> {
+pub(crate) fn since(text: &str) -> Result<Timestamp, ApiError> {
     if let Ok(at) = text.parse::<Timestamp>() {
         return Ok(at);
     }

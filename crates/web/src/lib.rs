@@ -17,6 +17,7 @@ mod grants;
 mod hooks;
 mod host;
 mod keys;
+mod metrics;
 mod oauth;
 mod oauth_clients;
 mod policies;

@@ -104,6 +104,7 @@ struct SearchQuery {
 async fn search(
     State(state): State<AppState>,
     Extension(caller): Extension<Principal>,
+    Extension(gateway): Extension<Gateway>,
     Query(query): Query<SearchQuery>,
 ) -> Result<Json<SearchResults>, ApiError> {
     let fts = fts_query(&query.q).map_err(|e| ApiError::BadRequest(e.to_string()))?;
@@ -116,6 +117,12 @@ async fn search(
             continue;
         };
         if !visible.includes(server) {
+            continue;
+        }
+        // A tool the server's policy hides from the caller is not found either.
+        if let Some(tool) = &hit.tool
+            && !gateway.lists_tool(&caller, &server.id, &tool.name)
+        {
             continue;
         }
         let index = match results.iter().position(|m| m.name == server.name) {

@@ -941,3 +941,62 @@ async fn policy_rules_are_added_listed_and_removed_and_bad_ones_say_what_to_writ
     let (status, body) = f.call("DELETE", &format!("{path}/nonsense"), None).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
 }
+
+#[tokio::test]
+async fn metrics_over_time_are_served_per_step_to_those_who_see_the_server() {
+    let f = fixture().await;
+    f.call("PUT", "/api/v1/servers/charted", Some(json!({})))
+        .await;
+    let server = f
+        .store
+        .servers()
+        .get(&"charted".parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let base: Timestamp = "2026-12-02T10:00:00Z".parse().unwrap();
+    let samples: Vec<skyport_store::MetricSample> = (0..4u32)
+        .map(|minute| skyport_store::MetricSample {
+            server: server.id.clone(),
+            at: base + Duration::from_secs(60) * minute,
+            period: Duration::from_secs(60),
+            requests: 10 * u64::from(minute + 1),
+            errors: u64::from(minute),
+            latency_p50: Duration::from_micros(2_000),
+            latency_p99: Duration::from_micros(9_000 * u64::from(minute + 1)),
+            cold_starts: u64::from(minute == 0),
+            cold_start_total: Duration::from_millis(if minute == 0 { 1_250 } else { 0 }),
+            cold_start_max: Duration::from_millis(if minute == 0 { 1_250 } else { 0 }),
+            memory_peak_bytes: 50_000_000,
+        })
+        .collect();
+    f.store.metric_samples().record(&samples).await.unwrap();
+
+    let (status, raw) = f
+        .call(
+            "GET",
+            "/api/v1/servers/charted/metrics?since=2026-12-02T10:00:00Z&step=60",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{raw}");
+    assert_eq!(raw["points"].as_array().unwrap().len(), 4, "{raw}");
+    let (_, merged) = f
+        .call(
+            "GET",
+            "/api/v1/servers/charted/metrics?since=2026-12-02T10:00:00Z&step=120",
+            None,
+        )
+        .await;
+    insta::assert_json_snapshot!(merged);
+    let (status, refused) = f
+        .call(
+            "GET",
+            "/api/v1/servers/charted/metrics?since=yesterday",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    let (status, _) = f.call("GET", "/api/v1/servers/nope/metrics", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

@@ -3,15 +3,19 @@
 //!
 //! The UI is an in-process client of the REST API and of the gateway: a page reads the same
 //! `/api/v1` views a CLI reads, every action the browser takes goes to `/ui/api/*` (the API
-//! router, called with the session's key as bearer), and the Inspector's MCP traffic goes to
+//! router, called with the session's key as bearer) or is a form posted to `/ui/…` whose
+//! handler calls that same router (`forms.rs`), and the Inspector's MCP traffic goes to
 //! `/ui/mcp/{name}` (the gateway's router, same key). So every page and action is authorized
 //! by the handler the API would run (`access.rs`), and no credential reaches JavaScript.
 //! This module must not run SQL, decide permissions, or add a cookie to `/servers/*`.
 
 mod assets;
+mod charts;
+mod forms;
 mod forward;
 mod layout;
 mod pages;
+mod registry;
 mod session;
 
 use axum::Router;
@@ -49,11 +53,24 @@ pub(crate) fn router(state: UiState) -> Router {
         .route("/ui/servers/{name}/logs", get(pages::logs))
         .route("/ui/servers/{name}/inspector", get(pages::inspector))
         .route("/ui/servers/{name}/metrics", get(pages::metrics))
-        .route("/ui/servers/{name}/env", get(pages::env))
+        .route(
+            "/ui/servers/{name}/env",
+            get(pages::env).post(forms::env_set),
+        )
+        .route("/ui/servers/{name}/env/unset", post(forms::env_unset))
         .route("/ui/servers/{name}/access", get(pages::access))
+        .route("/ui/servers/{name}/access/grant", post(forms::grant))
+        .route("/ui/servers/{name}/access/revoke", post(forms::revoke))
+        .route("/ui/servers/{name}/policies", post(forms::policy_add))
+        .route(
+            "/ui/servers/{name}/policies/remove",
+            post(forms::policy_remove),
+        )
         .route("/ui/servers/{name}/audit", get(pages::audit))
         .route("/ui/settings", get(pages::settings))
-        .route("/ui/registry", get(pages::registry))
+        .route("/ui/settings/keys", post(forms::key_create))
+        .route("/ui/settings/keys/revoke", post(forms::key_revoke))
+        .route("/ui/registry", get(registry::registry))
         .route("/ui/logout", post(session::logout))
         .route("/ui/api/{*path}", any(forward::api))
         .route("/ui/mcp/{name}", any(forward::mcp))

@@ -1,7 +1,8 @@
 // Drives Skyport's web UI in headless Chromium (playwright-core, the system's chromium) and
 // prints one JSON report line: what each step saw. Usage:
-//   node ui_browser.cjs '{"scenario": "admin"|"viewer", "url": ..., "user": ..., "password": ...,
-//                         "gitUrl": ..., "appServer": ..., "shots": DIR, "chromium": PATH}'
+//   node ui_browser.cjs '{"scenario": "admin"|"viewer"|"forms", "url": ..., "user": ...,
+//                         "password": ..., "gitUrl": ..., "appServer": ..., "server": ...,
+//                         "secret": ..., "shots": DIR, "chromium": PATH}'
 // Every wait is bounded; a failing step prints {"error", "step"} and saves failure.png.
 
 const { chromium } = require('playwright-core');
@@ -144,6 +145,67 @@ async function viewer(page) {
   report.steps.push(step);
 }
 
+// The forms and the charts: set a secret on `spec.server`'s environment tab and see it listed
+// masked, create an API key in the settings (its secret is reported for the test to use),
+// and wait for the metrics tab to chart the traffic the test made.
+async function forms(page) {
+  await login(page);
+  step = 'env-form';
+  await page.goto(`${spec.url}/ui/servers/${spec.server}/env`);
+  await page.getByLabel('Name', { exact: true }).fill('API_TOKEN');
+  await page.getByLabel('Value', { exact: true }).fill(spec.secret);
+  await page.getByLabel('Secret (stored sealed, never shown again)').check();
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.locator('p.notice').waitFor();
+  report.envNotice = await page.locator('p.notice').innerText();
+  report.envRows = await page.locator('#env-vars tbody tr').allInnerTexts();
+  report.secretOnPage = (await page.content()).includes(spec.secret);
+  await shot(page, '01-env');
+  // A name the API refuses: the message is shown beside the form (the pattern attribute is
+  // removed first, as a user of an older browser would get past it).
+  await page.locator('#e-name').evaluate((input) => input.removeAttribute('pattern'));
+  await page.getByLabel('Name', { exact: true }).fill('9LIVES');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.locator('#env-form p.error').waitFor();
+  report.envError = await page.locator('#env-form p.error').innerText();
+  report.steps.push(step);
+
+  step = 'key-form';
+  await page.getByRole('link', { name: 'Settings' }).click();
+  await page.getByLabel('Name (optional; unique among live keys)').fill('e2e-key');
+  await page.getByLabel('Expires').selectOption({ label: 'In a day' });
+  await page.getByRole('button', { name: 'Create key' }).click();
+  await page.locator('#key-secret').waitFor();
+  report.keySecret = await page.locator('#key-secret').innerText();
+  await shot(page, '02-key-created');
+  report.steps.push(step);
+
+  step = 'metrics';
+  const deadline = Date.now() + STEP_TIMEOUT;
+  for (;;) {
+    await page.goto(`${spec.url}/ui/servers/${spec.server}/metrics`);
+    report.charts = await page.locator('figure.chart').count();
+    if (report.charts > 0 || Date.now() > deadline) break;
+    await page.waitForTimeout(1000);
+  }
+  report.requestsChart = await page.locator('figure.chart svg').first().getAttribute('aria-label');
+  report.requestBars = await page.locator('figure.chart').first().locator('rect.s1').count();
+  await shot(page, '03-metrics');
+  report.steps.push(step);
+
+  step = 'registry';
+  await page.getByRole('link', { name: 'Registry' }).click();
+  report.catalogHosted = await page.locator('#kind-hosted ul.entries > li').allInnerTexts();
+  await page.getByLabel('Search servers and their tools').fill(spec.server);
+  await page.getByRole('button', { name: 'Search' }).click();
+  await page.locator('#matches').waitFor();
+  report.searchMatches = await page.locator('#matches > li a.entry').allInnerTexts();
+  await shot(page, '04-registry');
+  report.steps.push(step);
+}
+
+const scenarios = { admin, viewer, forms };
+
 (async () => {
   const browser = await chromium.launch({
     executablePath: spec.chromium,
@@ -156,7 +218,7 @@ async function viewer(page) {
   page.on('console', (m) => m.type() === 'error' && report.console.push(m.text()));
   page.on('pageerror', (e) => report.console.push(`pageerror: ${e.message}`));
   try {
-    await (spec.scenario === 'viewer' ? viewer(page) : admin(page));
+    await scenarios[spec.scenario](page);
   } catch (e) {
     report.error = String(e && e.stack || e);
     report.step = step;

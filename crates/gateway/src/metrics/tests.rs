@@ -57,3 +57,32 @@ fn metrics_are_rendered_per_server_in_prometheus_text() {
     metrics.render(&sessions, &mut text);
     insta::assert_snapshot!(text);
 }
+
+#[test]
+fn totals_count_requests_errors_and_latencies_per_server_for_the_sampler() {
+    let metrics = GatewayMetrics::default();
+    // `request` takes quarters of a millisecond: 99 calls of 2 ms and one of 250 ms.
+    for _ in 0..99 {
+        metrics.observe(&request("hello", Some("tools/call"), AuditOutcome::Ok, 8));
+    }
+    metrics.observe(&request(
+        "hello",
+        Some("tools/call"),
+        AuditOutcome::RpcError,
+        1000,
+    ));
+    // A GET event stream counts as a request but has no latency.
+    let mut stream = request("hello", None, AuditOutcome::Ok, 400_000);
+    stream.http_method = "GET".to_owned();
+    metrics.observe(&stream);
+
+    let totals = metrics.totals();
+    assert_eq!(totals.len(), 1);
+    let hello = &totals[0];
+    assert_eq!((hello.requests, hello.errors), (101, 1));
+    assert_eq!(hello.latency.count(), 100);
+    let p50 = hello.latency.percentile(0.5).as_micros();
+    assert!((1_792..2_304).contains(&p50), "p50 {p50} µs");
+    let max = hello.latency.percentile(1.0).as_micros();
+    assert!((229_376..262_144).contains(&max), "max {max} µs");
+}

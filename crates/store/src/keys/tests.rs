@@ -213,3 +213,35 @@ async fn uses_are_recorded_in_batches_and_never_go_back() {
         Some(later.as_millisecond())
     );
 }
+
+#[tokio::test]
+async fn expired_keys_of_one_name_are_deleted_and_others_kept() {
+    let (store, admin) = store().await;
+    let keys = store.keys();
+    let (expired, _) = keys
+        .create(&admin.id, "ui-session", Some(in_secs(-60)))
+        .await
+        .unwrap();
+    let (live, _) = keys
+        .create(&admin.id, "ui-session", Some(in_secs(3600)))
+        .await
+        .unwrap();
+    let (named, _) = keys
+        .create(&admin.id, "laptop", Some(in_secs(-60)))
+        .await
+        .unwrap();
+    let (forever, _) = keys.create(&admin.id, "ui-session", None).await.unwrap();
+
+    assert_eq!(keys.delete_expired_named("ui-session").await.unwrap(), 1);
+    let left: Vec<ApiKeyId> = keys
+        .list(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.id)
+        .collect();
+    assert!(!left.contains(&expired.id), "{left:?}");
+    for kept in [&live.id, &named.id, &forever.id] {
+        assert!(left.contains(kept), "{kept} was deleted: {left:?}");
+    }
+}

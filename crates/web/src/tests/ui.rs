@@ -65,6 +65,14 @@ impl Fixture {
         let cookie = headers[header::SET_COOKIE].to_str().unwrap().to_owned();
         cookie.split(';').next().unwrap().to_owned()
     }
+
+    /// A session cookie for the existing user `name` (made by [`Fixture::session`]).
+    async fn session_of(&self, name: &str) -> String {
+        let (status, headers, _) = self.form_login(name, "correct%20horse%20battery").await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let cookie = headers[header::SET_COOKIE].to_str().unwrap().to_owned();
+        cookie.split(';').next().unwrap().to_owned()
+    }
 }
 
 #[tokio::test]
@@ -225,4 +233,329 @@ async fn assets_are_served_by_hash_for_a_year() {
         .browser("GET", "/ui/assets/0000000000000000/ui.css", &[], "")
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// A form posted from a page of this host, as a browser sends it.
+async fn post_form(
+    f: &Fixture,
+    session: &str,
+    path: &str,
+    body: &str,
+) -> (StatusCode, http::HeaderMap, String) {
+    let headers = [
+        ("cookie", session),
+        ("origin", ORIGIN),
+        ("content-type", "application/x-www-form-urlencoded"),
+    ];
+    f.browser("POST", path, &headers, body).await
+}
+
+#[tokio::test]
+async fn the_environment_form_sets_and_unsets_variables_as_the_api_does() {
+    let f = fixture().await;
+    let editor = f.session("eve", false).await;
+    f.call("PUT", "/api/v1/servers/envy", Some(json!({}))).await;
+    f.call(
+        "POST",
+        "/api/v1/servers/envy/access/grants",
+        Some(json!({ "who": "eve", "role": "editor" })),
+    )
+    .await;
+
+    let (status, headers, body) = post_form(
+        &f,
+        &editor,
+        "/ui/servers/envy/env",
+        "name=API_TOKEN&value=s3cr3t-value&scope=production&secret=on",
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    assert_eq!(
+        headers[header::LOCATION],
+        "/ui/servers/envy/env?done=env-set"
+    );
+    post_form(
+        &f,
+        &editor,
+        "/ui/servers/envy/env",
+        "name=REGION&value=eu-west&scope=preview",
+    )
+    .await;
+
+    // The API has both, the secret without its value.
+    let (_, list) = f.call("GET", "/api/v1/servers/envy/env", None).await;
+    let vars = list["vars"].as_array().unwrap();
+    assert_eq!(vars.len(), 2, "{list}");
+    let token = vars.iter().find(|v| v["name"] == "API_TOKEN").unwrap();
+    assert_eq!(
+        (token["secret"].as_bool(), &token["value"]),
+        (Some(true), &json!(null))
+    );
+
+    let (status, _, page) = f
+        .browser(
+            "GET",
+            "/ui/servers/envy/env?done=env-set",
+            &[("cookie", editor.as_str())],
+            "",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("takes effect on the next deployment"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<code>API_TOKEN</code>") && page.contains("••••••"),
+        "{page}"
+    );
+    assert!(page.contains("<code>eu-west</code>"), "{page}");
+    assert!(
+        !page.contains("s3cr3t-value"),
+        "a secret reached the page: {page}"
+    );
+
+    // A bad name is refused by the API, shown beside the form, and nothing changes.
+    let (status, _, page) =
+        post_form(&f, &editor, "/ui/servers/envy/env", "name=9LIVES&value=x").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
+    let alert = page.split("id=\"env-form\"").nth(1).unwrap_or_default();
+    assert!(alert.contains("role=\"alert\""), "{page}");
+
+    let (status, headers, body) = post_form(
+        &f,
+        &editor,
+        "/ui/servers/envy/env/unset",
+        "name=REGION&scope=preview",
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    assert_eq!(
+        headers[header::LOCATION],
+        "/ui/servers/envy/env?done=env-unset"
+    );
+    let (_, list) = f.call("GET", "/api/v1/servers/envy/env", None).await;
+    assert_eq!(list["vars"].as_array().unwrap().len(), 1, "{list}");
+
+    // A viewer gets no form, and a forged post is refused by the API's role check.
+    let viewer = f.session("vic", false).await;
+    f.call(
+        "POST",
+        "/api/v1/servers/envy/access/grants",
+        Some(json!({ "who": "vic", "role": "viewer" })),
+    )
+    .await;
+    let (status, _, page) = post_form(&f, &viewer, "/ui/servers/envy/env", "name=X&value=1").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+    assert!(!page.contains("id=\"env-form\""), "{page}");
+    assert!(page.contains("takes editor"), "{page}");
+    // Without this host's Origin, the form is refused before anything runs.
+    let headers = [
+        ("cookie", editor.as_str()),
+        ("content-type", "application/x-www-form-urlencoded"),
+    ];
+    let (status, _, _) = f
+        .browser("POST", "/ui/servers/envy/env", &headers, "name=X&value=1")
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, list) = f.call("GET", "/api/v1/servers/envy/env", None).await;
+    assert_eq!(list["vars"].as_array().unwrap().len(), 1, "{list}");
+}
+
+#[tokio::test]
+async fn the_access_forms_grant_revoke_and_edit_policy_rules_for_admins_only() {
+    let f = fixture().await;
+    let admin = f.session("ana", false).await;
+    // The creator of a server is its admin.
+    let headers = [
+        ("cookie", admin.as_str()),
+        ("content-type", "application/json"),
+        ("origin", ORIGIN),
+    ];
+    let (status, _, body) = f
+        .browser("PUT", "/ui/api/servers/gated", &headers, "{}")
+        .await;
+    assert!(status.is_success(), "{body}");
+    f.session("ben", false).await;
+
+    let (status, headers, body) = post_form(
+        &f,
+        &admin,
+        "/ui/servers/gated/access/grant",
+        "who=ben&role=editor",
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    assert_eq!(
+        headers[header::LOCATION],
+        "/ui/servers/gated/access?done=granted"
+    );
+    let (status, _, body) = post_form(
+        &f,
+        &admin,
+        "/ui/servers/gated/policies",
+        "effect=deny&selector=role%3Aeditor&capability=tool%3Adelete_*",
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    let (_, rules) = f.call("GET", "/api/v1/servers/gated/policies", None).await;
+    assert_eq!(rules[0]["capability"], "tool:delete_*", "{rules}");
+    let (_, access) = f.call("GET", "/api/v1/servers/gated/access", None).await;
+    assert!(access["grants"].to_string().contains("\"ben\""), "{access}");
+
+    // A bad rule is the API's 400, shown beside the rule form.
+    let (status, _, page) = post_form(
+        &f,
+        &admin,
+        "/ui/servers/gated/policies",
+        "effect=deny&selector=everyone&capability=tool%3Ax",
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
+    assert!(
+        page.split("id=\"policy-form\"")
+            .nth(1)
+            .unwrap_or_default()
+            .contains("role=\"alert\""),
+        "{page}"
+    );
+
+    // Ben, an editor, sees grants but no forms, and cannot change them.
+    let ben = f.session_of("ben").await;
+    let (_, _, page) = f
+        .browser(
+            "GET",
+            "/ui/servers/gated/access",
+            &[("cookie", ben.as_str())],
+            "",
+        )
+        .await;
+    assert!(page.contains("<td>ben</td>"), "{page}");
+    assert!(
+        !page.contains("id=\"grant-form\"") && !page.contains("Revoke"),
+        "{page}"
+    );
+    let (status, _, _) = post_form(&f, &ben, "/ui/servers/gated/access/revoke", "who=ana").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let id = rules[0]["id"].as_str().unwrap().to_owned();
+    let (status, _, body) = post_form(
+        &f,
+        &admin,
+        "/ui/servers/gated/policies/remove",
+        &format!("id={id}"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    let (status, _, body) =
+        post_form(&f, &admin, "/ui/servers/gated/access/revoke", "who=ben").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    let (_, rules) = f.call("GET", "/api/v1/servers/gated/policies", None).await;
+    assert_eq!(rules, json!([]));
+    let (_, access) = f.call("GET", "/api/v1/servers/gated/access", None).await;
+    assert!(
+        !access["grants"].to_string().contains("\"ben\""),
+        "{access}"
+    );
+}
+
+#[tokio::test]
+async fn settings_create_a_key_shown_once_that_works_on_the_api_and_revoke_it() {
+    let f = fixture().await;
+    let session = f.session("kay", false).await;
+    let (status, _, page) = post_form(
+        &f,
+        &session,
+        "/ui/settings/keys",
+        "name=laptop&expires_in=86400",
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{page}");
+    let secret = page
+        .split("id=\"key-secret\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .expect("the secret on the page")
+        .to_owned();
+    assert!(secret.starts_with("sk_"), "{secret}");
+    // The key is kay's own on the API.
+    let request = Request::builder()
+        .uri("/api/v1/keys")
+        .header("host", "127.0.0.1:8420")
+        .header("authorization", format!("Bearer {secret}"))
+        .body(Body::empty())
+        .unwrap();
+    let response = tower::ServiceExt::oneshot(f.app.clone(), request)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let keys: serde_json::Value =
+        serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    let laptop = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "laptop")
+        .unwrap()
+        .clone();
+    assert_eq!(laptop["principal"], "kay");
+    assert!(laptop["expires_at"].is_string(), "{laptop}");
+
+    // The listing never shows it again; a duplicate name is refused beside the form.
+    let (_, _, listing) = f
+        .browser("GET", "/ui/settings", &[("cookie", session.as_str())], "")
+        .await;
+    assert!(!listing.contains(&secret));
+    let (status, _, page) = post_form(&f, &session, "/ui/settings/keys", "name=laptop").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{page}");
+    assert!(
+        page.split("id=\"key-form\"")
+            .nth(1)
+            .unwrap_or_default()
+            .contains("already named"),
+        "{page}"
+    );
+
+    let id = laptop["id"].as_str().unwrap();
+    let (status, headers, body) = post_form(
+        &f,
+        &session,
+        "/ui/settings/keys/revoke",
+        &format!("id={id}"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    assert_eq!(headers[header::LOCATION], "/ui/settings?done=key-revoked");
+    let request = Request::builder()
+        .uri("/api/v1/keys")
+        .header("host", "127.0.0.1:8420")
+        .header("authorization", format!("Bearer {secret}"))
+        .body(Body::empty())
+        .unwrap();
+    let response = tower::ServiceExt::oneshot(f.app.clone(), request)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_login_deletes_expired_session_keys() {
+    let f = fixture().await;
+    let admin = f.store.keys().ensure_admin().await.unwrap();
+    let past = skyport_store::Timestamp::now() - std::time::Duration::from_secs(60);
+    let (stale, _) = f
+        .store
+        .keys()
+        .create(&admin.id, "ui-session", Some(past))
+        .await
+        .unwrap();
+    f.session("lou", false).await;
+    assert_eq!(f.store.keys().get(&stale.id).await.unwrap(), None);
+    // The new session's key is there, listed like any key.
+    let keys = f.store.keys().list(None).await.unwrap();
+    assert!(
+        keys.iter()
+            .any(|k| k.name == "ui-session" && k.principal_name == "lou"),
+        "{keys:?}"
+    );
 }

@@ -114,3 +114,59 @@ pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
 fn internal(message: &'static str) -> Response {
     (http::StatusCode::INTERNAL_SERVER_ERROR, message).into_response()
 }
+
+/// What a form's call to the API got: its JSON answer, or its refusal (status and message).
+pub(crate) type Answer = Result<serde_json::Value, Refusal>;
+
+/// The API's refusal of a call: its status and the message of its error body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    pub(crate) status: http::StatusCode,
+    pub(crate) message: String,
+}
+
+/// Calls the API as the session: `method path` with `body` as JSON (none when `Null`).
+pub(crate) async fn call(
+    state: &UiState,
+    session: &Session,
+    method: http::Method,
+    path: &str,
+    body: &serde_json::Value,
+) -> Answer {
+    let mut request = Request::new(if body.is_null() {
+        Body::empty()
+    } else {
+        Body::from(body.to_string())
+    });
+    *request.method_mut() = method;
+    request.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    let response = send(&state.upstreams.api, session, path, request).await;
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 16 << 20)
+        .await
+        .unwrap_or_default();
+    let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    if status.is_success() {
+        return Ok(value);
+    }
+    let message = value["error"]["message"]
+        .as_str()
+        .map_or_else(|| status.to_string(), str::to_owned);
+    Err(Refusal { status, message })
+}
+
+/// `text` as one path segment: everything but unreserved characters percent-encoded, so a
+/// name typed in a form cannot reach another path.
+pub(crate) fn segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'~' | b':' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -3,18 +3,21 @@
 //! which the snapshot tests call with fixed data.
 
 use axum::Extension;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use http::StatusCode;
 use maud::{Markup, html};
+use serde::Deserialize;
 use serde_json::Value;
-use skyport_api::{DeploymentView, ServerView};
+use skyport_api::{AccessView, DeploymentView, EnvList, MetricSeries, PolicyView, ServerView};
 use skyport_mcp::clients::{self, ClientKind};
+use skyport_store::Timestamp;
 
+use super::forms::{self, Feedback, Notice};
 use super::forward::get_json;
 use super::layout::{self, Section, Viewer};
 use super::session::Session;
-use super::{UiState, assets};
+use super::{UiState, assets, charts};
 use crate::access::{Permission, authorize};
 
 /// What the viewer may do on a server, for which buttons to show (the API decides anyway).
@@ -22,6 +25,10 @@ use crate::access::{Permission, authorize};
 pub(crate) struct Abilities {
     pub(crate) deploy: bool,
     pub(crate) rollback: bool,
+    /// Change variables and secrets (editor).
+    pub(crate) env: bool,
+    /// Change grants and policy rules (admin).
+    pub(crate) access: bool,
 }
 
 /// The tabs of a server's page.
@@ -31,10 +38,17 @@ pub(crate) enum Tab {
     Inspector,
     Deployments,
     Logs,
-    Metrics,
+    Metrics { range: &'static str },
     Env,
     Access,
     Audit,
+}
+
+impl Tab {
+    /// Whether both are the same tab, whatever their parameters.
+    fn same(self, other: Tab) -> bool {
+        std::mem::discriminant(&self) == std::mem::discriminant(&other)
+    }
 }
 
 const TABS: [(Tab, &str, &str); 8] = [
@@ -42,7 +56,7 @@ const TABS: [(Tab, &str, &str); 8] = [
     (Tab::Inspector, "/inspector", "Inspector"),
     (Tab::Deployments, "/deployments", "Deployments"),
     (Tab::Logs, "/logs", "Logs"),
-    (Tab::Metrics, "/metrics", "Metrics"),
+    (Tab::Metrics { range: RANGES[0] }, "/metrics", "Metrics"),
     (Tab::Env, "/env", "Environment"),
     (Tab::Access, "/access", "Access"),
     (Tab::Audit, "/audit", "Audit"),
@@ -72,225 +86,234 @@ pub(crate) async fn deploy(Extension(session): Extension<Session>) -> Html<Strin
 
 /// `GET /ui/servers/{name}`.
 pub(crate) async fn overview(
-    state: State<UiState>,
-    session: Extension<Session>,
-    name: Path<String>,
+    State(state): State<UiState>,
+    Extension(session): Extension<Session>,
+    Path(name): Path<String>,
 ) -> Response {
-    server_tab(state, session, name, Tab::Overview).await
+    server_tab(&state, &session, &name, Tab::Overview, &Feedback::default()).await
 }
 
 /// `GET /ui/servers/{name}/deployments`.
 pub(crate) async fn deployments(
-    state: State<UiState>,
-    session: Extension<Session>,
-    name: Path<String>,
+    State(state): State<UiState>,
+    Extension(session): Extension<Session>,
+    Path(name): Path<String>,
 ) -> Response {
-    server_tab(state, session, name, Tab::Deployments).await
+    server_tab(
+        &state,
+        &session,
+        &name,
+        Tab::Deployments,
+        &Feedback::default(),
+    )
+    .await
 }
 
 /// `GET /ui/servers/{name}/logs`.
 pub(crate) async fn logs(
-    state: State<UiState>,
-    session: Extension<Session>,
-    name: Path<String>,
+    State(state): State<UiState>,
+    Extension(session): Extension<Session>,
+    Path(name): Path<String>,
 ) -> Response {
-    server_tab(state, session, name, Tab::Logs).await
+    server_tab(&state, &session, &name, Tab::Logs, &Feedback::default()).await
 }
 
 /// `GET /ui/servers/{name}/inspector`.
 pub(crate) async fn inspector(
-    state: State<UiState>,
-    session: Extension<Session>,
-    name: Path<String>,
+    State(state): State<UiState>,
+    Extension(session): Extension<Session>,
+    Path(name): Path<String>,
 ) -> Response {
-    server_tab(state, session, name, Tab::Inspector).await
+    server_tab(
+        &state,
+        &session,
+        &name,
+        Tab::Inspector,
+        &Feedback::default(),
+    )
+    .await
 }
 
-/// `GET /ui/servers/{name}/metrics`.
+/// `GET /ui/servers/{name}/metrics?range=…`.
 pub(crate) async fn metrics(
-    state: State<UiState>,
-    session: Extension<Session>,
-    name: Path<String>,
+    State(state): State<UiState>,
+    Extension(session): Extension<Session>,
+    Path(name): Path<String>,
+    Query(params): Query<MetricsParams>,
 ) -> Response {
-    server_tab(state, session, name, Tab::Metrics).await
+    let range = RANGES
+        .iter()
+        .copied()
+        .find(|r| Some(*r) == params.range.as_deref())
+        .unwrap_or(RANGES[0]);
+    let tab = Tab::Metrics { range };
+    server_tab(&state, &session, &name, tab, &Feedback::default()).await
+}
+
+/// The ranges the metrics tab offers, the default first.
+pub(crate) const RANGES: [&str; 4] = ["1h", "6h", "24h", "7d"];
+
+/// Query of the metrics tab.
+#[derive(Debug, Deserialize)]
+pub(crate) struct MetricsParams {
+    range: Option<String>,
+}
+
+/// Query of a tab a form redirects back to.
+#[derive(Debug, Deserialize)]
+pub(crate) struct DoneParams {
+    done: Option<String>,
+}
+
+impl DoneParams {
+    fn feedback(&self) -> Feedback {
+        Feedback {
+            notice: self.done.as_deref().and_then(Notice::parse),
+            refused: None,
+        }
+    }
 }
 
 /// `GET /ui/servers/{name}/env`.
 pub(crate) async fn env(
-    state: State<UiState>,
-    session: Extension<Session>,
-    name: Path<String>,
+    State(state): State<UiState>,
+    Extension(session): Extension<Session>,
+    Path(name): Path<String>,
+    Query(params): Query<DoneParams>,
 ) -> Response {
-    server_tab(state, session, name, Tab::Env).await
+    server_tab(&state, &session, &name, Tab::Env, &params.feedback()).await
 }
 
 /// `GET /ui/servers/{name}/access`.
 pub(crate) async fn access(
-    state: State<UiState>,
-    session: Extension<Session>,
-    name: Path<String>,
+    State(state): State<UiState>,
+    Extension(session): Extension<Session>,
+    Path(name): Path<String>,
+    Query(params): Query<DoneParams>,
 ) -> Response {
-    server_tab(state, session, name, Tab::Access).await
+    server_tab(&state, &session, &name, Tab::Access, &params.feedback()).await
 }
 
 /// `GET /ui/servers/{name}/audit`.
 pub(crate) async fn audit(
-    state: State<UiState>,
-    session: Extension<Session>,
-    name: Path<String>,
-) -> Response {
-    server_tab(state, session, name, Tab::Audit).await
-}
-
-/// `GET /ui/settings`: the viewer's API keys.
-pub(crate) async fn settings(
-    State(state): State<UiState>,
-    Extension(session): Extension<Session>,
-) -> Response {
-    let viewer = viewer(&session);
-    match get_json::<Value>(&state, &session, "/keys").await {
-        Ok(keys) => Html(
-            layout::page(
-                "Settings",
-                &viewer,
-                Section::Settings,
-                html! {
-                    h1 { "Settings" }
-                    h2 { "API keys" }
-                    p { "Create keys with " code { "skyport keys create NAME" } "; the secret is shown once." }
-                    (records(&keys, &["id", "name", "principal", "state", "created_at", "expires_at", "last_used_at"]))
-                },
-            )
-            .into_string(),
-        )
-        .into_response(),
-        Err(refusal) => refused(&viewer, refusal).await,
-    }
-}
-
-/// `GET /ui/registry`: the place of the registry browser, whose API is not in this version.
-pub(crate) async fn registry(Extension(session): Extension<Session>) -> Html<String> {
-    Html(
-        layout::page(
-            "Registry",
-            &viewer(&session),
-            Section::Registry,
-            html! {
-                h1 { "Registry" }
-                p { "The catalog of hosted, external and remix servers will be browsed and searched here." }
-            },
-        )
-        .into_string(),
-    )
-}
-
-async fn server_tab(
     State(state): State<UiState>,
     Extension(session): Extension<Session>,
     Path(name): Path<String>,
-    tab: Tab,
 ) -> Response {
-    let viewer = viewer(&session);
-    let server = match get_json::<ServerView>(&state, &session, &format!("/servers/{name}")).await {
+    server_tab(&state, &session, &name, Tab::Audit, &Feedback::default()).await
+}
+
+/// `GET /ui/settings`: API keys, with the form that creates them.
+pub(crate) async fn settings(
+    State(state): State<UiState>,
+    Extension(session): Extension<Session>,
+    Query(params): Query<DoneParams>,
+) -> Response {
+    forms::settings(&state, &session, None, &params.feedback()).await
+}
+
+/// A server's page on `tab`, as the session sees it, with what the last form did.
+pub(crate) async fn server_tab(
+    state: &UiState,
+    session: &Session,
+    name: &str,
+    tab: Tab,
+    feedback: &Feedback,
+) -> Response {
+    let viewer = viewer(session);
+    let server = match get_json::<ServerView>(state, session, &format!("/servers/{name}")).await {
         Ok(server) => server,
         Err(refusal) => return refused(&viewer, refusal).await,
     };
+    let may = |permission| authorize(&state.app, &session.principal, name, permission);
     let abilities = Abilities {
-        deploy: authorize(&state.app, &session.principal, &name, Permission::Deploy)
-            .await
-            .is_ok(),
-        rollback: authorize(&state.app, &session.principal, &name, Permission::Rollback)
-            .await
-            .is_ok(),
+        deploy: may(Permission::Deploy).await.is_ok(),
+        rollback: may(Permission::Rollback).await.is_ok(),
+        env: may(Permission::Env).await.is_ok(),
+        access: may(Permission::Access).await.is_ok(),
     };
     let body = match tab {
         Tab::Overview => overview_tab(&server),
         Tab::Inspector => inspector_tab(&server),
         Tab::Logs => logs_tab(&server),
-        Tab::Metrics => metrics_tab(&server),
+        Tab::Metrics { range } => {
+            let path = format!("/servers/{name}/metrics?since={range}");
+            match get_json::<MetricSeries>(state, session, &path).await {
+                Ok(series) => metrics_tab(&server, &series, range, Timestamp::now()),
+                Err(refusal) => return refused(&viewer, refusal).await,
+            }
+        }
         Tab::Deployments => {
             let path = format!("/servers/{name}/deployments");
-            let list = match get_json::<Vec<DeploymentView>>(&state, &session, &path).await {
+            let list = match get_json::<Vec<DeploymentView>>(state, session, &path).await {
                 Ok(list) => list,
                 Err(refusal) => return refused(&viewer, refusal).await,
             };
             // Previews are servers of their own; the listing holds those the viewer sees.
-            let previews: Vec<ServerView> =
-                get_json::<Vec<ServerView>>(&state, &session, "/servers")
-                    .await
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter(|s| s.preview.as_ref().is_some_and(|p| p.parent == server.name))
-                    .collect();
+            let previews: Vec<ServerView> = get_json::<Vec<ServerView>>(state, session, "/servers")
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|s| s.preview.as_ref().is_some_and(|p| p.parent == server.name))
+                .collect();
             html! {
                 (deployments_tab(&server, &list, abilities))
                 (previews_section(&previews))
             }
         }
-        Tab::Env | Tab::Access | Tab::Audit => {
-            let (path, columns): (String, &[&str]) = match tab {
-                Tab::Env => (
-                    format!("/servers/{name}/env"),
-                    &["name", "scope", "secret", "value", "updated_at"],
-                ),
-                Tab::Access => (format!("/servers/{name}/access"), &[]),
-                _ => (
-                    format!("/audit?server={name}&limit=100"),
-                    &[
-                        "at",
-                        "principal_name",
-                        "method",
-                        "target",
-                        "outcome",
-                        "status",
-                        "duration_ms",
-                    ],
-                ),
-            };
-            match get_json::<Value>(&state, &session, &path).await {
-                Ok(value) => json_tab(tab, &state, &session, &name, value, columns).await,
-                Err(refusal) => {
-                    let status = refusal.status();
-                    let message = error_message(refusal).await;
-                    html! { p.error role="alert" { (status.as_u16()) ": " (message) } }
+        Tab::Env => {
+            match get_json::<EnvList>(state, session, &format!("/servers/{name}/env")).await {
+                Ok(list) => forms::env_section(name, &list.vars, abilities.env, feedback),
+                Err(refusal) => inline_refusal(refusal).await,
+            }
+        }
+        Tab::Access => {
+            let path = format!("/servers/{name}/access");
+            match get_json::<AccessView>(state, session, &path).await {
+                Ok(access) => {
+                    // Policy rules are read by admins of the server only.
+                    let path = format!("/servers/{name}/policies");
+                    let policies = if abilities.access {
+                        get_json::<Vec<PolicyView>>(state, session, &path)
+                            .await
+                            .ok()
+                    } else {
+                        None
+                    };
+                    forms::access_section(
+                        name,
+                        &access,
+                        policies.as_deref(),
+                        abilities.access,
+                        feedback,
+                    )
                 }
+                Err(refusal) => inline_refusal(refusal).await,
+            }
+        }
+        Tab::Audit => {
+            let path = format!("/audit?server={name}&limit=100");
+            match get_json::<Value>(state, session, &path).await {
+                Ok(value) => audit_tab(&value),
+                Err(refusal) => inline_refusal(refusal).await,
             }
         }
     };
-    Html(server_page(&viewer, &server, tab, abilities, body).into_string()).into_response()
+    let page = server_page(&viewer, &server, tab, abilities, body);
+    (feedback.status(), Html(page.into_string())).into_response()
 }
 
-async fn json_tab(
-    tab: Tab,
-    state: &UiState,
-    session: &Session,
-    name: &str,
-    value: Value,
-    columns: &[&str],
-) -> Markup {
-    match tab {
-        Tab::Env => html! {
-            h2 { "Environment" }
-            p { "Secret values are never shown. Change them with " code { "skyport env set" } "." }
-            (records(&value["vars"], columns))
-        },
-        Tab::Access => {
-            let policies = get_json::<Value>(state, session, &format!("/servers/{name}/policies"))
-                .await
-                .unwrap_or(Value::Null);
-            html! {
-                h2 { "Access" }
-                p { "Default role: " strong { (text(&value["default_role"])) } }
-                h3 { "Grants" }
-                (records(&value["grants"], &[]))
-                h3 { "Policies" }
-                (records(&policies, &[]))
-            }
-        }
-        _ => html! {
-            h2 { "Audit" }
-            (records(&value["records"], columns))
-        },
+/// The API's refusal of a tab's content, in place of it.
+async fn inline_refusal(refusal: Response) -> Markup {
+    let status = refusal.status();
+    let message = error_message(refusal).await;
+    html! { p.error role="alert" { (status.as_u16()) ": " (message) } }
+}
+
+fn audit_tab(value: &Value) -> Markup {
+    html! {
+        h2 { "Audit" }
+        (records(&value["records"], &["at", "principal_name", "method", "target", "outcome", "status", "duration_ms"]))
     }
 }
 
@@ -301,7 +324,7 @@ fn viewer(session: &Session) -> Viewer<'_> {
 }
 
 /// The API's refusal as a page in the shell, with its status and message.
-async fn refused(viewer: &Viewer<'_>, refusal: Response) -> Response {
+pub(crate) async fn refused(viewer: &Viewer<'_>, refusal: Response) -> Response {
     let status = refusal.status();
     let message = error_message(refusal).await;
     (
@@ -355,7 +378,7 @@ pub(crate) fn servers_page(viewer: &Viewer<'_>, servers: &[ServerView]) -> Marku
     )
 }
 
-fn copy_button(text: &str) -> Markup {
+pub(crate) fn copy_button(text: &str) -> Markup {
     html! { button.copy type="button" data-copy=(text) aria-label="Copy" { "Copy" } }
 }
 
@@ -372,8 +395,10 @@ pub(crate) fn deploy_page(viewer: &Viewer<'_>) -> Markup {
                 input #d-name name="name" required pattern="[a-z0-9]([a-z0-9\\-]*[a-z0-9])?" placeholder="weather";
                 label for="d-url" { "Git repository URL" }
                 input #d-url name="url" required placeholder="https://github.com/acme/weather.git";
-                label for="d-ref" { "Branch, tag or commit (optional)" }
+                label for="d-ref" { "Branch, tag or commit to build (optional)" }
                 input #d-ref name="ref" placeholder="main";
+                label for="d-branch" { "Branch to follow (optional) " small { "(pushes to it redeploy once a webhook or polling is set; default main)" } }
+                input #d-branch name="branch" placeholder="main";
                 label for="d-entrypoint" { "Entrypoint (optional)" }
                 input #d-entrypoint name="entrypoint" placeholder="server.py:mcp";
                 label for="d-auth" { "Authentication" }
@@ -410,7 +435,7 @@ fn server_page(
             }
             nav.tabs aria-label="Server" {
                 @for (t, suffix, label) in TABS {
-                    a href={ (base) (suffix) } aria-current=[(t == tab).then_some("page")] { (label) }
+                    a href={ (base) (suffix) } aria-current=[t.same(tab).then_some("page")] { (label) }
                 }
             }
             section.tab { (body) }
@@ -550,8 +575,32 @@ pub(crate) fn inspector_tab(server: &ServerView) -> Markup {
     }
 }
 
-/// The metrics: the server's figures since its live deployment started, as bars.
-pub(crate) fn metrics_tab(server: &ServerView) -> Markup {
+/// The metrics: charts over `range` (ending `now`), then the live deployment's totals.
+pub(crate) fn metrics_tab(
+    server: &ServerView,
+    series: &MetricSeries,
+    range: &str,
+    now: Timestamp,
+) -> Markup {
+    let base = format!("/ui/servers/{}/metrics", server.name);
+    html! {
+        h2 { "Metrics" }
+        nav.ranges aria-label="Range" {
+            @for r in RANGES {
+                a href={ (base) "?range=" (r) } aria-current=[(r == range).then_some("page")] { "Last " (r) }
+            }
+        }
+        @if series.points.is_empty() {
+            p.muted #no-samples { "No samples in this range yet. Skyport records one a minute per server once it has traffic, starts or instances." }
+        } @else {
+            (charts::charts(series, now))
+        }
+        (totals(server))
+    }
+}
+
+/// The live deployment's totals since it started, as bars.
+fn totals(server: &ServerView) -> Markup {
     let m = &server.metrics;
     let figures: [(&str, f64, String); 7] = [
         ("Requests", m.requests as f64, m.requests.to_string()),
@@ -579,7 +628,7 @@ pub(crate) fn metrics_tab(server: &ServerView) -> Markup {
         ("Crashes", m.crashes as f64, m.crashes.to_string()),
     ];
     html! {
-        h2 { "Metrics" }
+        h3 { "Since the live deployment started" }
         p.muted { "Totals of the live deployment's instances; " code { "/metrics" } " has them for Prometheus." }
         div.charts {
             @for (label, value, shown) in &figures {

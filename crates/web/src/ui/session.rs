@@ -3,9 +3,9 @@
 //!
 //! A session is an API key named [`SESSION_KEY_NAME`] that expires after [`SESSION_TTL`]
 //! (so it is stored only as a SHA-256, listed by `skyport keys ls` and revocable like any
-//! key). Its id and secret travel in an HttpOnly, `SameSite=Strict` cookie (`Secure` when
-//! the public URL is https) scoped to `/ui`, so the cookie never reaches `/servers/*` or
-//! `/api/v1`. CSRF: `SameSite=Strict` keeps the cookie off cross-site requests, and
+//! key); every login deletes the session keys that have expired. Its id and secret travel
+//! in an HttpOnly, `SameSite=Strict` cookie (`Secure` when the public URL is https) scoped to
+//! `/ui`, so the cookie never reaches `/servers/*` or `/api/v1`. CSRF: `SameSite=Strict` keeps the cookie off cross-site requests, and
 //! [`same_origin_writes`] refuses any write under `/ui` whose `Origin` is not this host; a
 //! per-session token would add nothing those two do not already give.
 
@@ -119,6 +119,18 @@ pub(crate) async fn login(State(state): State<UiState>, Form(form): Form<LoginFo
         Err(e) => return crate::ApiError::from(e).into_response(),
     };
     state.logins.succeeded(&user);
+    // Expired sessions are pruned here: logins are rare, and no other task knows the name.
+    match state
+        .app
+        .store
+        .keys()
+        .delete_expired_named(SESSION_KEY_NAME)
+        .await
+    {
+        Ok(0) => {}
+        Ok(pruned) => tracing::debug!(pruned, "expired UI session keys deleted"),
+        Err(e) => tracing::warn!("cannot delete expired UI session keys: {e}"),
+    }
     let expires = Timestamp::now()
         .checked_add(jiff::SignedDuration::from_secs(SESSION_TTL.as_secs() as i64))
         .ok();

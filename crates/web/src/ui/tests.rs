@@ -2,8 +2,10 @@
 //! change reads as a diff).
 
 use serde_json::json;
-use skyport_api::{DeploymentView, ServerView};
+use skyport_api::{DeploymentView, MetricSeries, ServerView};
 
+use super::forms::{self, Feedback, FormId, Notice};
+use super::forward::Refusal;
 use super::layout::{self, Viewer};
 use super::pages::{self, Abilities};
 
@@ -85,6 +87,7 @@ fn deployments_tab_offers_rollback_only_to_those_who_may() {
     let editor = Abilities {
         deploy: true,
         rollback: true,
+        ..Abilities::default()
     };
     let html = readable(pages::deployments_tab(&server(), &list, editor));
     assert_eq!(html.matches("class=\"rollback\"").count(), 1, "{html}");
@@ -109,9 +112,52 @@ fn previews_section() {
     assert!(none.contains("No previews."), "{none}");
 }
 
+fn series(points: serde_json::Value) -> MetricSeries {
+    serde_json::from_value(json!({
+        "server": "hello", "since": "2026-12-02T10:00:00Z", "step_seconds": 600, "points": points
+    }))
+    .expect("a metric series")
+}
+
+fn point(at: &str, requests: u64, cold_starts: u64) -> serde_json::Value {
+    json!({
+        "at": at, "period_seconds": 600, "requests": requests, "errors": requests / 10,
+        "latency_p50_us": 2500, "latency_p99_us": 40000, "cold_starts": cold_starts,
+        "cold_start_total_ms": 1300 * cold_starts, "cold_start_max_ms": 1500 * cold_starts.min(1),
+        "memory_peak_bytes": 73400320
+    })
+}
+
+const NOW: &str = "2026-12-02T11:05:00Z";
+
 #[test]
-fn metrics_tab() {
-    insta::assert_snapshot!(readable(pages::metrics_tab(&server())));
+fn metrics_tab_charts_the_series() {
+    let series = series(json!([
+        point("2026-12-02T10:00:00Z", 120, 1),
+        point("2026-12-02T10:10:00Z", 40, 0),
+        point("2026-12-02T10:40:00Z", 300, 2),
+    ]));
+    let html = readable(pages::metrics_tab(
+        &server(),
+        &series,
+        "1h",
+        NOW.parse().unwrap(),
+    ));
+    assert_eq!(html.matches("<figure class=\"chart\"").count(), 5, "{html}");
+    insta::assert_snapshot!(html);
+}
+
+#[test]
+fn metrics_tab_without_samples_says_so() {
+    let html = readable(pages::metrics_tab(
+        &server(),
+        &series(json!([])),
+        "6h",
+        NOW.parse().unwrap(),
+    ));
+    assert!(html.contains("id=\"no-samples\""), "{html}");
+    assert!(html.contains("aria-current=\"page\">Last 6h"), "{html}");
+    assert!(!html.contains("class=\"chart\""), "{html}");
 }
 
 #[test]
@@ -136,4 +182,143 @@ fn every_asset_has_a_url() {
         );
     }
     assert_eq!(super::assets::url("nope.js"), "");
+}
+
+#[test]
+fn environment_tab_masks_secrets_and_offers_forms_to_editors() {
+    let vars: Vec<skyport_api::EnvVarView> = serde_json::from_value(json!([
+        { "name": "API_TOKEN", "scope": "production", "secret": true, "value": null, "updated_at": "2026-12-02T11:00:00Z" },
+        { "name": "REGION", "scope": "branch:feature/x", "secret": false, "value": "eu-west", "updated_at": "2026-12-02T11:01:00Z" },
+    ]))
+    .expect("variables");
+    let feedback = Feedback {
+        notice: Notice::parse("env-set"),
+        refused: None,
+    };
+    let html = readable(forms::env_section("hello", &vars, true, &feedback));
+    insta::assert_snapshot!(html);
+    let viewer = readable(forms::env_section(
+        "hello",
+        &vars,
+        false,
+        &Feedback::default(),
+    ));
+    assert!(!viewer.contains("<form"), "{viewer}");
+}
+
+#[test]
+fn a_refused_form_shows_the_message_beside_it() {
+    let feedback = Feedback {
+        notice: None,
+        refused: Some((
+            FormId::EnvSet,
+            Refusal {
+                status: http::StatusCode::BAD_REQUEST,
+                message: "invalid variable name '9LIVES'".to_owned(),
+            },
+        )),
+    };
+    let html = readable(forms::env_section("hello", &[], true, &feedback));
+    let form = html.split("id=\"env-form\"").nth(1).expect("the form");
+    assert!(
+        form.contains("<p class=\"error\" role=\"alert\">invalid variable name"),
+        "{html}"
+    );
+    assert_eq!(feedback.status(), http::StatusCode::BAD_REQUEST);
+    assert_eq!(Notice::parse("<script>"), None);
+}
+
+#[test]
+fn access_tab_with_forms_for_admins() {
+    let access: skyport_api::AccessView = serde_json::from_value(json!({
+        "server": "hello", "default_role": "viewer",
+        "grants": [{ "who": "ben", "role": "editor" }, { "who": "group:ops", "role": "admin" }]
+    }))
+    .expect("access");
+    let policies: Vec<skyport_api::PolicyView> = serde_json::from_value(json!([{
+        "id": "pol_01hzzzzzzzzzzzzzzzzzzzzzz1", "effect": "deny", "selector": "role:viewer",
+        "capability": "tool:delete_*", "created_at": "2026-12-02T11:00:00Z", "created_by": "ada"
+    }]))
+    .expect("policies");
+    insta::assert_snapshot!(readable(forms::access_section(
+        "hello",
+        &access,
+        Some(&policies),
+        true,
+        &Feedback::default()
+    )));
+    let editor = readable(forms::access_section(
+        "hello",
+        &access,
+        None,
+        false,
+        &Feedback::default(),
+    ));
+    assert!(!editor.contains("<form"), "{editor}");
+    assert!(
+        editor.contains("Only admins of the server see its policy rules."),
+        "{editor}"
+    );
+}
+
+#[test]
+fn settings_show_a_created_key_once_with_the_form() {
+    let keys: Vec<skyport_api::KeyView> = serde_json::from_value(json!([
+        { "id": "key_01hzzzzzzzzzzzzzzzzzzzzzz1", "name": "laptop", "principal": "ada",
+          "created_at": "2026-12-02T11:00:00Z", "expires_at": null, "last_used_at": null,
+          "revoked_at": null, "state": "active" },
+        { "id": "key_01hzzzzzzzzzzzzzzzzzzzzzz2", "name": "old", "principal": "ada",
+          "created_at": "2026-11-02T11:00:00Z", "expires_at": null, "last_used_at": "2026-11-03T11:00:00Z",
+          "revoked_at": "2026-11-04T11:00:00Z", "state": "revoked" }
+    ]))
+    .expect("keys");
+    let created: skyport_api::KeyCreated = serde_json::from_value(json!({
+        "key": keys[0], "secret": "sk_example_secret"
+    }))
+    .expect("a created key");
+    let html = readable(forms::keys_section(
+        &keys,
+        Some(&created),
+        &Feedback::default(),
+    ));
+    assert_eq!(
+        html.matches("Revoke").count(),
+        2,
+        "one button (and its label) for the active key: {html}"
+    );
+    insta::assert_snapshot!(html);
+}
+
+#[test]
+fn registry_lists_the_catalog_by_kind_and_search_matches_with_their_tools() {
+    let hosted = server();
+    let mut remote = server();
+    remote.name = "weather".parse().expect("a name");
+    remote.kind = skyport_store::ServerKind::External;
+    remote.url = "http://127.0.0.1:8420/servers/weather/mcp".to_owned();
+    remote.description = "Forecasts".to_owned();
+    let catalog = readable(super::registry::registry_page(
+        &VIEWER,
+        "",
+        &super::registry::Found::Catalog(vec![hosted, remote]),
+    ));
+    assert!(
+        catalog.contains("id=\"kind-hosted\"") && catalog.contains("id=\"kind-external\""),
+        "{catalog}"
+    );
+    assert!(!catalog.contains("id=\"kind-remix\""), "{catalog}");
+    insta::assert_snapshot!("registry_catalog", catalog);
+
+    let matches: Vec<skyport_api::SearchMatch> = serde_json::from_value(json!([{
+        "name": "weather", "kind": "external", "description": "Forecasts",
+        "url": "http://127.0.0.1:8420/servers/weather/mcp", "matched": false,
+        "tools": [{ "name": "forecast", "description": "Forecast for a city" }]
+    }]))
+    .expect("matches");
+    let found = readable(super::registry::registry_page(
+        &VIEWER,
+        "forecast",
+        &super::registry::Found::Matches(matches),
+    ));
+    insta::assert_snapshot!("registry_search", found);
 }

@@ -476,8 +476,30 @@ fn the_registry_api_serves_valid_documents_of_what_the_caller_may_see() {
         .collect();
     assert_eq!(names, ["io.skyport.127.0.0.1/relay"], "{granted}");
     let found = search(&sky, &bot, "greet");
+    assert_eq!(found, [("relay".to_owned(), vec!["hello".to_owned()])]);
+
+    // A tool the server's policy hides from a caller is not found by that caller's search,
+    // while others still find it.
+    let deny = sky.cli(&[
+        "policy",
+        "add",
+        "relay",
+        "deny",
+        "principal:bot",
+        "tool:hello",
+    ]);
+    assert!(deny.success, "{deny}");
+    let mut found = Vec::new();
+    let hidden = wait_until(Duration::from_secs(10), || {
+        found = search(&sky, &bot, "greet%20someone");
+        found.is_empty()
+    });
+    assert!(hidden, "{found:?}");
     assert_eq!(
-        found.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
-        ["relay"]
+        search(&sky, &key, "greet%20someone"),
+        [
+            ("hello".to_owned(), vec!["hello".to_owned()]),
+            ("relay".to_owned(), vec!["hello".to_owned()])
+        ]
     );
 }

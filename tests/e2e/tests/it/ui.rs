@@ -5,8 +5,10 @@
 //! rendered in the sandboxed iframe, and its own tool call through the host), fills a form
 //! built from a schema with arrays, a nested object, an enum and a boolean, and sees a call's
 //! progress and log notifications; a viewer sees no
-//! rollback button and is refused when posting one anyway. Screenshots land in
-//! `target/ui-screenshots/`.
+//! rollback button and is refused when posting one anyway. Another serve (sampling metrics
+//! every second) has the admin set a secret from the environment form (listed masked), create
+//! an API key in the settings that then works against `/api/v1`, see the metrics tab chart
+//! the calls made before, and find the server in the registry browser. Screenshots land in `target/ui-screenshots/`.
 
 use std::path::PathBuf;
 
@@ -165,5 +167,128 @@ fn admin_deploys_inspects_rolls_back_and_opens_an_app_viewer_is_refused() {
         still["live_deployment"],
         first_id.as_str(),
         "a viewer moved the live deployment"
+    );
+}
+
+/// `GET url` with `key` as bearer, the way any HTTP client (curl, a script) would use a key
+/// made in the settings page; returns the status and the body.
+fn get_with_key(url: &str, key: &str) -> (u16, String) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime for the HTTP client");
+    // The workspace's reqwest leaves the TLS provider to the program (as the CLI does).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    runtime.block_on(async {
+        let response = reqwest::Client::new()
+            .get(url)
+            .bearer_auth(key)
+            .timeout(CLIENT_TIMEOUT)
+            .send()
+            .await
+            .expect("the API answers");
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap_or_default())
+    })
+}
+
+#[test]
+fn admin_sets_a_secret_creates_a_key_and_sees_metrics_charts() {
+    if std::env::var_os("SKYPORT_SKIP_BROWSER").is_some_and(|v| v == "1") {
+        eprintln!("SKIPPED: SKYPORT_SKIP_BROWSER=1 (no chromium on this machine)");
+        return;
+    }
+    // One sample a second instead of a minute, so the charts have points within the test.
+    let sky = Skyport::serve_with(&["--metrics-interval", "1s"]);
+    let password = printed_admin_password(&sky);
+    sky.deploy_ok(&example("hello"), "hello");
+    for _ in 0..3 {
+        let called = sky.cli(&["mcp", "call", "hello", "hello", "name=Ada"]);
+        assert!(called.success, "{called}");
+    }
+
+    let secret = "s3cr3t-from-the-form";
+    let report = browse(
+        &sky,
+        "forms",
+        "admin",
+        &password,
+        serde_json::json!({ "server": "hello", "secret": secret }),
+    );
+
+    // The secret is listed, masked, and never reached the page.
+    assert!(
+        report["envNotice"]
+            .as_str()
+            .is_some_and(|n| n.contains("next deployment")),
+        "{report}"
+    );
+    let rows = report["envRows"].as_array().expect("the variables' rows");
+    assert!(
+        rows.iter()
+            .any(|r| r.as_str().is_some_and(|r| r.contains("API_TOKEN")
+                && r.contains("••••••")
+                && r.contains("secret"))),
+        "{report}"
+    );
+    assert_eq!(report["secretOnPage"], false, "{report}");
+    assert!(
+        report["envError"]
+            .as_str()
+            .is_some_and(|e| e.contains("9LIVES")),
+        "{report}"
+    );
+    let listed = sky.cli(&["env", "ls", "hello", "--json"]);
+    assert!(listed.success, "{listed}");
+    assert!(listed.stdout.contains("API_TOKEN"), "{listed}");
+    assert!(!listed.stdout.contains(secret), "{listed}");
+
+    // The key made in the settings works against the REST API, as the admin.
+    let key = report["keySecret"].as_str().expect("the key's secret");
+    let (status, body) = get_with_key(&format!("{}/api/v1/servers", sky.url()), key);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"hello\""), "{body}");
+    let (status, body) = get_with_key(&format!("{}/api/v1/keys", sky.url()), key);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"e2e-key\""), "{body}");
+    let (status, _) = get_with_key(&format!("{}/api/v1/servers", sky.url()), "sk_not_a_key");
+    assert_eq!(status, 401);
+
+    // The traffic above is charted.
+    assert!(
+        report["charts"].as_u64().is_some_and(|n| n == 5),
+        "{report}"
+    );
+    assert!(
+        report["requestBars"].as_u64().is_some_and(|n| n >= 1),
+        "{report}"
+    );
+    let label = report["requestsChart"].as_str().unwrap_or_default();
+    assert!(
+        !label.contains("highest 0;"),
+        "no requests charted: {label}"
+    );
+    // The registry lists the catalog and finds the server by name.
+    let hosted = report["catalogHosted"]
+        .as_array()
+        .expect("the hosted entries");
+    assert!(
+        hosted
+            .iter()
+            .any(|e| e.as_str().is_some_and(|e| e.contains("hello"))),
+        "{report}"
+    );
+    assert_eq!(
+        report["searchMatches"],
+        serde_json::json!(["hello"]),
+        "{report}"
+    );
+    // The one error the browser logs is the refused form's page, answered with its 400.
+    assert_eq!(
+        report["console"],
+        serde_json::json!([
+            "Failed to load resource: the server responded with a status of 400 (Bad Request)"
+        ]),
+        "browser errors: {report}"
     );
 }

@@ -69,6 +69,7 @@ if (deployForm) {
     const body = {
       source: { git: { url: form.url.value.trim(), ref: form.ref.value.trim() || null } },
       entrypoint: form.entrypoint.value.trim() || null,
+      branch: form.branch.value.trim() || null,
     };
     if (form.auth.value) body.settings = { auth: form.auth.value === 'on' };
     status.textContent = 'Starting the build…';
