@@ -104,6 +104,12 @@ pub struct SettingsView {
     pub min_instances: u32,
     /// Most instances run at once.
     pub max_instances: u32,
+    /// For a stdio server: sessions one instance serves at once, each its own process.
+    #[serde(default)]
+    pub stdio_sessions: u32,
+    /// For a stdio server: whether one process serves every session.
+    #[serde(default)]
+    pub stdio_shared: bool,
     /// Whether the gateway requires a credential; `null` follows the platform's default.
     #[serde(default)]
     pub auth: Option<bool>,
@@ -136,6 +142,12 @@ pub struct SettingsUpdate {
     /// Most instances run at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_instances: Option<u32>,
+    /// For a stdio server: sessions one instance serves at once, each its own process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdio_sessions: Option<u32>,
+    /// For a stdio server: whether one process serves every session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdio_shared: Option<bool>,
     /// Whether the gateway requires a credential; `null` returns to the platform's default.
     #[serde(
         default,
@@ -311,8 +323,8 @@ pub struct CreateDeployment {
     pub branch: Option<String>,
 }
 
-/// Where a deployment's code comes from: `{"upload": "upl_…"}` or
-/// `{"git": {"url": "…", "ref": "…"}}`.
+/// Where a deployment's code comes from: `{"upload": "upl_…"}`,
+/// `{"git": {"url": "…", "ref": "…"}}` or `{"package": {…}}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SourceSpec {
@@ -320,6 +332,31 @@ pub enum SourceSpec {
     Upload(String),
     /// A git repository.
     Git(GitSpec),
+    /// A package published on PyPI or npm (a stdio MCP server).
+    Package(PackageSpec),
+}
+
+/// A packaged server: `{"package": {"registry": "pypi", "name": "mcp-server-time"}}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PackageSpec {
+    /// `pypi` or `npm`.
+    pub registry: String,
+    /// The package's name in that registry.
+    pub name: String,
+    /// An exact version; the newest when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Arguments given to the server on every start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// For a package that serves streamable HTTP itself: the environment variable it reads
+    /// its port from (`{port}` in an argument works too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_env: Option<String>,
+    /// Production variables the server cannot start without (from a `server.json`): the
+    /// deploy is refused while any is unset.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required_env: Vec<String>,
 }
 
 /// A git source of a deployment.

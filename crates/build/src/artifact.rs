@@ -44,6 +44,9 @@ pub(crate) struct Manifest {
     /// What the source's own `server.json` says about the server, if it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) metadata: Option<crate::metadata::ServerMetadata>,
+    /// The package, for an artifact of a packaged server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) package: Option<crate::package::PackageManifest>,
 }
 
 /// The inputs of an artifact's hash besides its source tree.
@@ -364,6 +367,7 @@ mod tests {
             environment: "e".to_owned(),
             packages: vec!["fastmcp==4.1.2".to_owned()],
             metadata: None,
+            package: None,
         };
         let dest = root.path().join("abc123");
         finish(&work, &dest, &manifest, &serde_json::json!({"tools": []})).unwrap();

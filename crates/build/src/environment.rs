@@ -583,7 +583,7 @@ pub(crate) async fn install_projects(
 
 /// uv's error output without its "Using Python … environment at: <temporary folder>" preamble,
 /// which names a folder that no longer exists when the user reads it.
-fn uv_errors(tail: &[String]) -> String {
+pub(crate) fn uv_errors(tail: &[String]) -> String {
     tail.iter()
         .filter(|line| !line.starts_with("Using Python "))
         .map(String::as_str)
@@ -592,7 +592,7 @@ fn uv_errors(tail: &[String]) -> String {
 }
 
 /// Runs uv with `args` in `src`, logged, until `deadline`.
-async fn uv(
+pub(crate) async fn uv(
     toolchain: &Toolchain,
     src: &Path,
     settings: &Settings<'_>,
@@ -657,7 +657,7 @@ fn prepare_uv(cmd: &mut tokio::process::Command, settings: &Settings<'_>) {
 }
 
 /// Runs a quick uv command and returns its standard output (not logged: it is data).
-async fn uv_output(
+pub(crate) async fn uv_output(
     toolchain: &Toolchain,
     src: &Path,
     settings: &Settings<'_>,

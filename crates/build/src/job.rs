@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use skyport_store::{
     BuildFailure, BuildPhase, Built, Commit, Deployment, DeploymentId, DeploymentStatus, EnvVar,
-    FailureKind, LaunchSpec, Redactor, ServerId, StoreError,
+    FailureKind, LaunchSpec, Redactor, ServerId, StoreError, Transport,
 };
 use tokio::task::{JoinError, JoinHandle};
 use tokio_util::sync::CancellationToken;
@@ -24,6 +24,8 @@ use crate::process::BuildLog;
 use crate::toolchain::{Interpreter, Toolchain};
 use crate::unpack::{self, Limits, UnpackError};
 use crate::{BuildRequest, Candidate, Inner, Source, Warmed, toolchain};
+
+mod package;
 
 /// The folder of an artifact that holds its installed local projects.
 const SITE: &str = "site";
@@ -256,44 +258,53 @@ async fn build(
     let work = inner.dirs.artifacts.join(id.as_str());
 
     job.enter(BuildPhase::Source).await?;
-    let commit = job.fetch_source(&request.source, &work.join("src")).await?;
-
-    job.enter(BuildPhase::Resolve).await?;
-    let (plan, toolchain) = job.resolve(&work.join("src"), &request).await?;
-    let dest = inner.dirs.artifacts.join(&plan.hash);
-    let reuse_guard = inner.artifacts_in_use.read().await;
-    let (assembled, reuse_guard) = match artifact::load(&dest) {
-        Some((manifest, inspection)) => {
-            log.info(&format!(
-                "artifact {} was already built from the same source and dependencies: reusing it",
-                plan.hash
-            ));
-            // A large checkout takes a while to delete: not on the async workers.
-            let unused = work.clone();
-            let _ = tokio::task::spawn_blocking(move || artifact::remove(&unused)).await;
-            let reused = Assembled {
-                manifest,
-                inspection,
-                new_environment: None,
-            };
-            (reused, Some(reuse_guard))
+    let (built, reuse_guard, new_environment) = match &request.source {
+        Source::Package(package) => {
+            let (built, reuse_guard) = job.build_package(package, &work).await?;
+            (built, reuse_guard, None)
         }
-        None => {
-            // A new artifact is not referenced by any deployment until this one is recorded,
-            // so collection cannot touch it: no need to hold the guard through the install.
-            drop(reuse_guard);
-            let origin = (request.source.to_string(), commit);
-            let assembled = job.assemble(&plan, toolchain, &work, &dest, origin).await?;
-            (assembled, None)
+        _ => {
+            let commit = job.fetch_source(&request.source, &work.join("src")).await?;
+
+            job.enter(BuildPhase::Resolve).await?;
+            let (plan, toolchain) = job.resolve(&work.join("src"), &request).await?;
+            let dest = inner.dirs.artifacts.join(&plan.hash);
+            let reuse_guard = inner.artifacts_in_use.read().await;
+            let (assembled, reuse_guard) = match artifact::load(&dest) {
+                Some((manifest, inspection)) => {
+                    log.info(&format!(
+                        "artifact {} was already built from the same source and dependencies: reusing it",
+                        plan.hash
+                    ));
+                    // A large checkout takes a while to delete: not on the async workers.
+                    let unused = work.clone();
+                    let _ = tokio::task::spawn_blocking(move || artifact::remove(&unused)).await;
+                    let reused = Assembled {
+                        manifest,
+                        inspection,
+                        new_environment: None,
+                    };
+                    (reused, Some(reuse_guard))
+                }
+                None => {
+                    // A new artifact is not referenced by any deployment until this one is recorded,
+                    // so collection cannot touch it: no need to hold the guard through the install.
+                    drop(reuse_guard);
+                    let origin = (request.source.to_string(), commit);
+                    let assembled = job.assemble(&plan, toolchain, &work, &dest, origin).await?;
+                    (assembled, None)
+                }
+            };
+            let built = built(
+                &plan,
+                &dest,
+                &inner.dirs.envs,
+                assembled.manifest,
+                assembled.inspection,
+            );
+            (built, reuse_guard, assembled.new_environment)
         }
     };
-    let built = built(
-        &plan,
-        &dest,
-        &inner.dirs.envs,
-        assembled.manifest,
-        assembled.inspection,
-    );
 
     // The phase goes first: entering a phase marks the deployment "building" again, and only a
     // ready deployment can be promoted.
@@ -301,7 +312,7 @@ async fn build(
     let promoted = job.promote(&built).await;
     drop(reuse_guard);
     if promoted.is_ok()
-        && let Some(env) = assembled.new_environment
+        && let Some(env) = new_environment
     {
         inner.jobs.spawn(environment::compile_bytecode(env));
     }
@@ -394,6 +405,10 @@ impl Job<'_> {
                     })??;
                 Ok(None)
             }
+            Source::Package(package) => Err(Failure::new(
+                FailureKind::Internal,
+                format!("{package} has no source folder to fetch; this is a bug in Skyport"),
+            )),
         }
     }
 
@@ -541,6 +556,7 @@ impl Job<'_> {
             environment: plan.environment.clone(),
             packages: env.packages.iter().chain(&installed).cloned().collect(),
             metadata: plan.metadata.clone(),
+            package: None,
         };
         let (from, to, m, i) = (
             work.to_path_buf(),
@@ -638,6 +654,7 @@ fn built(
             program: envs.join(&manifest.environment).join("bin").join("python"),
             args,
             working_dir: dest.join("src"),
+            transport: Transport::Http,
         },
         manifest: serde_json::to_value(&manifest).unwrap_or_default(),
         inspection,

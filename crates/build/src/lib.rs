@@ -20,6 +20,7 @@ mod git;
 mod inspect;
 mod job;
 mod metadata;
+mod package;
 mod process;
 mod promote;
 mod queue;
@@ -47,6 +48,7 @@ use tokio_util::task::TaskTracker;
 
 pub use entrypoint::{DEFAULT_FILES, Entrypoint, Target};
 pub use git::{GitRef, GitSource, GitUrl};
+pub use package::{PackageSource, Registry};
 pub use promote::{Candidate, RollbackError, Warmed, Warmup};
 pub use queue::Cancellation;
 pub use redeploy::{Reaction, SourceEvent};
@@ -113,6 +115,9 @@ pub enum BuildError {
     /// No preview name fits the server and branch.
     #[error("{0}")]
     PreviewName(#[from] NameError),
+    /// The package name, version or command is not one Skyport can install.
+    #[error("{0}")]
+    InvalidPackage(String),
 }
 
 /// Where a deployment's source comes from.
@@ -125,13 +130,15 @@ pub enum Source {
     /// The source folder of an existing artifact (named by its content hash): how an uploaded
     /// source is built again, since each upload is consumed by its build.
     Artifact(String),
+    /// A package published on PyPI or npm.
+    Package(PackageSource),
 }
 
 impl Source {
     /// The branch, tag or commit asked for, for git sources.
     pub fn git_ref(&self) -> Option<&str> {
         match self {
-            Source::Upload(_) | Source::Artifact(_) => None,
+            Source::Upload(_) | Source::Artifact(_) | Source::Package(_) => None,
             Source::Git(git) => git.reference.as_ref().map(GitRef::as_str),
         }
     }
@@ -143,6 +150,7 @@ impl fmt::Display for Source {
             Source::Upload(id) => write!(f, "upload:{id}"),
             Source::Git(git) => write!(f, "{}", git.url),
             Source::Artifact(hash) => write!(f, "artifact:{hash}"),
+            Source::Package(package) => write!(f, "{package}"),
         }
     }
 }
@@ -195,6 +203,8 @@ pub(crate) struct Dirs {
     pub(crate) envs: PathBuf,
     pub(crate) tools: PathBuf,
     pub(crate) uv_cache: PathBuf,
+    /// npm's download cache, for packages from npm.
+    pub(crate) npm_cache: PathBuf,
     /// One bare mirror per git source, reused so that a redeploy fetches only new objects.
     pub(crate) git: PathBuf,
 }
@@ -247,6 +257,7 @@ impl Builder {
             envs: data_dir.join("envs"),
             tools: data_dir.join("tools"),
             uv_cache: data_dir.join("cache").join("uv"),
+            npm_cache: data_dir.join("cache").join("npm"),
             git: data_dir.join("git"),
         };
         Builder {
@@ -410,6 +421,16 @@ impl Builder {
 
 /// Where a redeploy of `live` takes its source from.
 fn redeploy_source(live: &Deployment) -> Result<Source, BuildError> {
+    // A package is installed again at the version its live deployment resolved.
+    if let Some(package) = live
+        .built
+        .as_ref()
+        .and_then(|built| built.manifest.get("package"))
+        .and_then(|package| package.get("source"))
+        .and_then(|source| serde_json::from_value::<PackageSource>(source.clone()).ok())
+    {
+        return Ok(Source::Package(package));
+    }
     if let Some(commit) = &live.commit {
         return Ok(Source::Git(GitSource {
             url: live.source.parse()?,

@@ -115,6 +115,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             program: "unused".into(),
             args: vec![],
             working_dir: ".".into(),
+            transport: Default::default(),
         },
         inspection: serde_json::json!({}),
     };

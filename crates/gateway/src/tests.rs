@@ -216,6 +216,7 @@ async fn ready_deployment(store: &Store) -> DeploymentId {
             program: "python3".into(),
             args: vec![],
             working_dir: ".".into(),
+            transport: Default::default(),
         },
         inspection: json!({}),
     };

@@ -33,7 +33,7 @@ use serde_json::json;
 use skyport_runtime::{
     DeploymentMetrics, Exit, Histogram, InstanceInfo, Lease, LeaseHold, Runtime, StartError, Target,
 };
-use skyport_store::{DeploymentId, InstanceId, Timestamp};
+use skyport_store::{DeploymentId, InstanceId, Timestamp, Transport};
 use tokio::sync::watch;
 
 use crate::objects::{self, DEPLOYMENT_LABEL, LAST_USED, MANAGED_BY, SKYPORT};
@@ -148,6 +148,12 @@ impl Runtime for KubeRuntime {
         affinity: Option<&'a InstanceId>,
     ) -> BoxFuture<'a, Result<Lease, StartError>> {
         async move {
+            // The bridge and port assignment of packaged servers live in the local runtime.
+            if target.launch.transport != Transport::Http {
+                return Err(StartError::Spawn(
+                    "packaged servers (stdio, or with an HTTP port of their own) run only on the local runtime so far; serve this one from a Skyport with --runtime local".to_owned(),
+                ));
+            }
             // At most two rounds: a start, then a lease on what it made ready.
             for _ in 0..2 {
                 let start = match self.inner.lease_or_start(target, affinity)? {

@@ -35,6 +35,7 @@ pub use skyport_store::EnvVar;
 pub use local::{LocalRuntime, LocalRuntimeConfig};
 pub use metrics::{DeploymentMetrics, Histogram, render_prometheus};
 pub use reconcile::follow_live_deployments;
+pub use spawn::inherited_listener;
 
 /// What to run: one deployment of one server.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -54,6 +54,11 @@ pub struct LocalRuntimeConfig {
     /// Fork instances from a pre-imported interpreter per environment (a zygote) once the
     /// environment has had its first cold start; otherwise every instance is spawned.
     pub zygotes: bool,
+    /// The program that serves stdio servers over HTTP (Skyport's own binary, run as
+    /// `PROGRAM bridge --max-sessions N [--shared] -- COMMAND ARGS…`, from the server's
+    /// settings when the instance starts); without one, deployments of stdio
+    /// servers cannot start.
+    pub stdio_bridge: Option<PathBuf>,
 }
 
 /// Runs instances as child processes; see the module docs.

@@ -17,6 +17,28 @@ use tokio::process::{Child, Command};
 /// (`SKYPORT_LISTEN_FD`); 3 is the first one after stdin, stdout and stderr.
 pub(crate) const LISTEN_FD: i32 = 3;
 
+/// The listening socket this process was started with as an instance (descriptor
+/// [`LISTEN_FD`]), for instance programs written in Rust (the stdio bridge). It is made
+/// close-on-exec, so that what the instance starts does not hold the port. Call it once: the
+/// socket it returns owns the descriptor.
+pub fn inherited_listener() -> io::Result<TcpListener> {
+    // SAFETY: `fcntl` on a descriptor number touches no memory; an unopened number fails
+    // with EBADF, which is reported.
+    let flags = unsafe { libc::fcntl(LISTEN_FD, libc::F_GETFD) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above, on a descriptor now known to be open.
+    if unsafe { libc::fcntl(LISTEN_FD, libc::F_SETFD, flags | libc::FD_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the descriptor is open, and nothing else in this process owns it: the runtime
+    // passed it for this one use.
+    let listener = TcpListener::from(unsafe { OwnedFd::from_raw_fd(LISTEN_FD) });
+    listener.local_addr()?;
+    Ok(listener)
+}
+
 /// How an instance's memory is capped.
 pub(crate) enum Confinement {
     /// It moves itself into a cgroup by writing `0` to this open `cgroup.procs` (opened before
@@ -26,7 +48,7 @@ pub(crate) enum Confinement {
     AddressSpace(u64),
 }
 
-/// Starts `command` in its own process group with `listener` as descriptor [`LISTEN_FD`],
+/// Starts `command` in its own process group with `listener` (if any) as descriptor [`LISTEN_FD`],
 /// confined as `confinement` says, killed by the kernel if Skyport dies, even by `SIGKILL`.
 /// Where the kernel lets Skyport make mount namespaces (root or `CAP_SYS_ADMIN`), `read_only`
 /// is mounted read-only in the child's own namespace; elsewhere it stays as it is, which is
@@ -36,7 +58,7 @@ pub(crate) enum Confinement {
 /// a thread that lives as long as Skyport (a runtime worker, not a blocking-pool thread).
 pub(crate) fn spawn_instance(
     command: Command,
-    listener: &TcpListener,
+    listener: Option<&TcpListener>,
     confinement: &Confinement,
     read_only: &Path,
 ) -> io::Result<Child> {
@@ -44,7 +66,7 @@ pub(crate) fn spawn_instance(
         .map_err(|_| io::Error::other("the artifact path contains a NUL byte"))?;
     spawn_with(
         command,
-        listener.as_raw_fd(),
+        listener.map(AsRawFd::as_raw_fd),
         Some(confinement),
         Some(read_only),
     )
@@ -53,12 +75,12 @@ pub(crate) fn spawn_instance(
 /// Starts a zygote: like an instance, but with `control` (one end of [`seqpacket_pair`]) as
 /// descriptor [`LISTEN_FD`] and no memory cap of its own (its instances get theirs).
 pub(crate) fn spawn_zygote(command: Command, control: &OwnedFd) -> io::Result<Child> {
-    spawn_with(command, control.as_raw_fd(), None, None)
+    spawn_with(command, Some(control.as_raw_fd()), None, None)
 }
 
 fn spawn_with(
     mut command: Command,
-    socket: RawFd,
+    socket: Option<RawFd>,
     confinement: Option<&Confinement>,
     read_only: Option<CString>,
 ) -> io::Result<Child> {
@@ -92,12 +114,15 @@ fn spawn_with(
                     return Err(io::Error::last_os_error());
                 }
             }
-            if socket == LISTEN_FD {
-                let flags = libc::fcntl(socket, libc::F_GETFD);
-                if flags < 0 || libc::fcntl(socket, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+            if socket == Some(LISTEN_FD) {
+                let flags = libc::fcntl(LISTEN_FD, libc::F_GETFD);
+                if flags < 0 || libc::fcntl(LISTEN_FD, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0
+                {
                     return Err(io::Error::last_os_error());
                 }
-            } else if libc::dup2(socket, LISTEN_FD) < 0 {
+            } else if let Some(socket) = socket
+                && libc::dup2(socket, LISTEN_FD) < 0
+            {
                 // dup2 leaves the new descriptor without FD_CLOEXEC, so it survives exec.
                 return Err(io::Error::last_os_error());
             }

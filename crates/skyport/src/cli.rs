@@ -83,6 +83,23 @@ pub(crate) enum Command {
     Connect(ConnectArgs),
     /// The catalog: add external (remote) MCP servers and check them.
     Registry(RegistryArgs),
+    /// Serve a stdio MCP server as streamable HTTP on the instance's listening socket (run by
+    /// the runtime as a packaged server's instance, not by people).
+    #[command(hide = true)]
+    Bridge(BridgeArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BridgeArgs {
+    /// Sessions served at once, each by its own process of the server.
+    #[arg(long, default_value_t = 16)]
+    pub(crate) max_sessions: usize,
+    /// One process serves every session (a server that keeps no state per client).
+    #[arg(long)]
+    pub(crate) shared: bool,
+    /// The stdio server's program and arguments.
+    #[arg(last = true, required = true, num_args = 1..)]
+    pub(crate) command: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -349,16 +366,28 @@ pub(crate) struct UpArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct DeployArgs {
-    /// The server's code: a folder (packed and uploaded), or a git repository — a URL with
-    /// `://`, `user@host:path`, or the path of a bare repository.
+    /// The server's code: a folder (packed and uploaded), a git repository — a URL with
+    /// `://`, `user@host:path`, or the path of a bare repository —, a published stdio server
+    /// (`pypi:NAME[==VERSION]`, `npm:NAME[@VERSION]`), or a server.json with --package.
     pub(crate) source: String,
     /// Server name: a lowercase DNS label (a-z, 0-9, '-'); its URL is /servers/NAME/mcp.
     #[arg(long)]
     pub(crate) name: String,
     /// FILE.py[:OBJECT], MODULE:OBJECT or fastmcp.json, as `fastmcp run` takes it [default:
-    /// fastmcp.json, main.py, server.py or app.py]
+    /// fastmcp.json, main.py, server.py or app.py]; for a package, the command of it to run
+    /// [default: the one named like the package, or its only one]
     #[arg(long)]
     pub(crate) entrypoint: Option<String>,
+    /// With a server.json as SOURCE: which of its `packages` to deploy (0 is the first).
+    #[arg(long, value_name = "INDEX")]
+    pub(crate) package: Option<usize>,
+    /// For a package that serves streamable HTTP itself (at /mcp): the environment variable it
+    /// reads its port from; `{port}` in an argument after `--` is replaced by the port too.
+    #[arg(long, value_name = "VAR")]
+    pub(crate) port_env: Option<String>,
+    /// Arguments the packaged server is started with (after `--`).
+    #[arg(last = true, value_name = "ARGS")]
+    pub(crate) args: Vec<String>,
     /// Git branch, tag or commit to build [default: --branch, else the repository's default
     /// branch]
     #[arg(long = "ref", value_name = "REF")]
@@ -405,6 +434,14 @@ pub(crate) struct SettingsArgs {
     /// Most instances started when the running ones are busy [default: 4]
     #[arg(long)]
     pub(crate) max_instances: Option<u32>,
+    /// For a packaged stdio server: sessions each instance serves at once, each with its own
+    /// process [default: 16]
+    #[arg(long)]
+    pub(crate) stdio_sessions: Option<u32>,
+    /// For a packaged stdio server that keeps no state per client: one process serves every
+    /// session of an instance [default: off]
+    #[arg(long, value_enum)]
+    pub(crate) stdio_shared: Option<OnOff>,
     /// Whether MCP clients need an API key; `default` follows the platform (off while Skyport
     /// listens only on loopback, on otherwise)
     #[arg(long, value_enum)]

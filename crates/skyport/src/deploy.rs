@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use skyport_api::{
-    CreateDeployment, DeploymentView, EnvAssignment, GitSpec, LogLineView, SettingsUpdate,
-    SourceSpec,
+    CreateDeployment, DeploymentView, EnvAssignment, GitSpec, LogLineView, PackageSpec,
+    SettingsUpdate, SourceSpec,
 };
+use skyport_build::PackageSource;
 use skyport_client::{Client, ClientError, LogEvent};
 use skyport_store::{DeploymentStatus, FailureKind, ServerName};
 
@@ -29,7 +30,24 @@ const RECONNECT_PAUSE: Duration = Duration::from_millis(100);
 
 pub(crate) async fn deploy(connection: &Connection, args: DeployArgs) -> anyhow::Result<ExitCode> {
     let client = config::client(connection);
-    let source = SourceArg::parse(&args.source)?;
+    let source = match args.package {
+        Some(index) => SourceArg::server_json(&args.source, index, &args.args)?,
+        None => SourceArg::parse_with(&args.source, args.entrypoint.as_deref(), &args.args)?,
+    };
+    let source = match (source, args.port_env.as_deref()) {
+        (
+            SourceArg::Package {
+                package,
+                required_env,
+            },
+            Some(variable),
+        ) => SourceArg::Package {
+            package: package.serving_http_on(variable)?,
+            required_env,
+        },
+        (_, Some(_)) => bail!("--port-env is for packaged servers (pypi:NAME, npm:NAME)"),
+        (source, None) => source,
+    };
     let request = Deploy {
         source: &source,
         reference: args.reference.as_deref(),
@@ -68,9 +86,71 @@ pub(crate) enum SourceArg {
     /// A git repository Skyport fetches: a URL, `user@host:path`, or a bare repository's
     /// absolute path.
     Git(String),
+    /// A package Skyport installs from PyPI or npm, with the variables it needs.
+    Package {
+        /// The package, its command and its arguments.
+        package: PackageSource,
+        /// Variables the deploy needs set (declared required by a server.json).
+        required_env: Vec<String>,
+    },
 }
 
 impl SourceArg {
+    /// A package (`pypi:…`, `npm:…`, with `command` and `args`), else what [`SourceArg::parse`]
+    /// finds; arguments after `--` are only for packages.
+    pub(crate) fn parse_with(
+        text: &str,
+        command: Option<&str>,
+        args: &[String],
+    ) -> anyhow::Result<SourceArg> {
+        if let Some(package) = PackageSource::parse(text, command, args.to_vec()) {
+            return Ok(SourceArg::Package {
+                package: package?,
+                required_env: Vec::new(),
+            });
+        }
+        if !args.is_empty() {
+            bail!(
+                "arguments after -- are for packaged servers (pypi:NAME, npm:NAME); {text} is not one"
+            );
+        }
+        SourceArg::parse(text)
+    }
+
+    /// Package `index` of the server.json at `path`, with `extra` arguments after its own.
+    pub(crate) fn server_json(
+        path: &str,
+        index: usize,
+        extra: &[String],
+    ) -> anyhow::Result<SourceArg> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("--package reads a server.json, but {path} cannot be read"))?;
+        let declared = skyport_registry::declared_package(&text, index)?;
+        let mut args = declared.args;
+        args.extend(extra.iter().cloned());
+        let package = PackageSource::new(
+            declared.registry.parse()?,
+            &declared.identifier,
+            declared.version.as_deref(),
+            None,
+            args,
+        )?;
+        let package = match &declared.port_env {
+            Some(variable) => package.serving_http_on(variable)?,
+            None => package,
+        };
+        let required_env = declared
+            .variables
+            .iter()
+            .filter(|v| v.required)
+            .map(|v| v.name.clone())
+            .collect();
+        Ok(SourceArg::Package {
+            package,
+            required_env,
+        })
+    }
+
     /// Git when the text is a URL (`://`), a local bare repository, or scp-like
     /// `user@host:path`; otherwise a folder. A folder that is a git work tree is uploaded as
     /// it is on disk (uncommitted changes included), like any folder.
@@ -135,6 +215,8 @@ pub(crate) fn settings_update(args: &SettingsArgs) -> SettingsUpdate {
         idle_timeout_seconds: args.idle_timeout.map(|d| d.as_secs().max(1)),
         min_instances: args.min_instances,
         max_instances: args.max_instances,
+        stdio_sessions: args.stdio_sessions,
+        stdio_shared: args.stdio_shared.map(|shared| shared == OnOff::On),
         auth: args.auth.map(|auth| match auth {
             AuthArg::On => Some(true),
             AuthArg::Off => Some(false),
@@ -228,6 +310,24 @@ async fn start(client: &Client, request: &Deploy<'_>) -> anyhow::Result<Deployme
             url: url.clone(),
             reference: request.reference.map(str::to_owned),
         }),
+        SourceArg::Package {
+            package,
+            required_env,
+        } => {
+            if request.branch.is_some() || request.reference.is_some() {
+                bail!(
+                    "--branch and --ref are for git sources; {package} is a package (pin its version in the name instead)"
+                );
+            }
+            SourceSpec::Package(PackageSpec {
+                registry: package.registry.as_str().to_owned(),
+                name: package.name.clone(),
+                version: package.version.clone(),
+                args: package.args.clone(),
+                port_env: package.port_env.clone(),
+                required_env: required_env.clone(),
+            })
+        }
     };
     let body = CreateDeployment {
         source,

@@ -64,6 +64,25 @@ fn worker_threads() -> usize {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)))
 }
 
+/// `skyport bridge`: the instance process of a stdio server, on the socket the runtime passed.
+async fn bridge(args: cli::BridgeArgs) -> anyhow::Result<ExitCode> {
+    let listener = skyport_runtime::inherited_listener().map_err(|e| {
+        anyhow::anyhow!("skyport bridge runs as an instance and needs the listening socket the runtime passes on descriptor 3: {e}")
+    })?;
+    let mut command = args.command.into_iter();
+    let program = command.next().unwrap_or_default();
+    let config = skyport_bridge::BridgeConfig {
+        command: skyport_bridge::Command {
+            program: program.into(),
+            args: command.collect(),
+        },
+        max_sessions: args.max_sessions.max(1),
+        shared: args.shared,
+    };
+    skyport_bridge::serve(listener, config).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => {
@@ -94,5 +113,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Mcp(args) => mcp::mcp(&cli.connection, args).await,
         Command::Connect(args) => connect::connect(&cli.connection, args).await,
         Command::Registry(args) => registry::registry(&cli.connection, args).await,
+        Command::Bridge(args) => {
+            serve::init_tracing();
+            bridge(args).await
+        }
     }
 }

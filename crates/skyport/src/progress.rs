@@ -83,7 +83,7 @@ fn label(phase: BuildPhase) -> &'static str {
     match phase {
         BuildPhase::Source => "Getting the source",
         BuildPhase::Resolve => "Resolving the entrypoint, Python and dependencies",
-        BuildPhase::Install => "Installing dependencies with uv",
+        BuildPhase::Install => "Installing dependencies",
         BuildPhase::Inspect => "Loading the server",
         BuildPhase::Promote => "Going live",
     }

@@ -32,6 +32,8 @@ pub(crate) async fn start(
                 concurrency: INSTANCE_CONCURRENCY,
                 cgroup_name: cgroup_name(data_dir),
                 zygotes: !args.no_zygotes,
+                // Stdio servers run behind this same binary's `bridge` command.
+                stdio_bridge: std::env::current_exe().ok(),
             };
             Ok(Arc::new(
                 LocalRuntime::start(config, store.logs().writer()).await,

@@ -121,6 +121,37 @@ pub struct LaunchSpec {
     pub args: Vec<String>,
     /// The working directory (the artifact's copy of the source).
     pub working_dir: PathBuf,
+    /// How the program speaks MCP; launch specs recorded before packaged servers are HTTP.
+    #[serde(default, skip_serializing_if = "Transport::is_http")]
+    pub transport: Transport,
+}
+
+/// How an instance's program speaks MCP.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    /// Streamable HTTP on the listening socket the runtime passes (a FastMCP server).
+    #[default]
+    Http,
+    /// JSON-RPC lines on stdin and stdout (a packaged stdio server): the runtime runs it
+    /// behind the stdio bridge.
+    Stdio,
+    /// Streamable HTTP at `/mcp` on a port the program binds itself (a packaged server with an
+    /// HTTP server of its own): the runtime picks a free port and gives it as `{port}` in the
+    /// arguments and, when `env` names one, as that environment variable.
+    HttpPort {
+        /// The variable that carries the port.
+        env: Option<String>,
+    },
+}
+
+impl Transport {
+    fn is_http(&self) -> bool {
+        *self == Transport::Http
+    }
+
+    /// `{port}` in a launch argument: where a program that binds its own port is told which.
+    pub const PORT_PLACEHOLDER: &str = "{port}";
 }
 
 /// What a new deployment builds.
@@ -612,7 +643,8 @@ impl Deployments<'_> {
     pub async fn routes(&self) -> Result<Vec<Route>, StoreError> {
         let rows = crate::sql::query(
             "SELECT s.id AS server_id, s.name, s.kind, d.id AS deployment_id, d.launch, s.memory_limit_bytes,
-             s.idle_timeout_ms, s.min_instances, s.max_instances, s.auth, s.request_timeout_ms,
+             s.idle_timeout_ms, s.min_instances, s.max_instances, s.stdio_sessions, s.stdio_shared,
+             s.auth, s.request_timeout_ms,
              s.identity_token
              FROM servers s
              LEFT JOIN deployments d ON d.id = s.live_deployment_id",
@@ -627,7 +659,8 @@ impl Deployments<'_> {
     pub async fn route(&self, name: &ServerName) -> Result<Option<Route>, StoreError> {
         let row = crate::sql::query(
             "SELECT s.id AS server_id, s.name, s.kind, d.id AS deployment_id, d.launch, s.memory_limit_bytes,
-             s.idle_timeout_ms, s.min_instances, s.max_instances, s.auth, s.request_timeout_ms,
+             s.idle_timeout_ms, s.min_instances, s.max_instances, s.stdio_sessions, s.stdio_shared,
+             s.auth, s.request_timeout_ms,
              s.identity_token
              FROM servers s
              LEFT JOIN deployments d ON d.id = s.live_deployment_id WHERE s.name = ?",

@@ -69,7 +69,7 @@ pub use control::{
 };
 pub use deployments::{
     BuildFailure, BuildPhase, Built, Commit, Deployment, DeploymentStatus, Deployments,
-    FailureKind, LaunchSpec, LiveDeployment, NewDeployment, Route,
+    FailureKind, LaunchSpec, LiveDeployment, NewDeployment, Route, Transport,
 };
 pub use env::{
     Env, EnvEntry, EnvError, EnvKey, EnvScope, EnvVar, MAX_VALUE_BYTES, NewEnvVar, resolve,
@@ -102,8 +102,8 @@ pub use secrets::{KeySource, MASTER_KEY_FILE, MasterKey, MasterKeyError};
 pub use servers::{Server, ServerKind, Servers};
 pub use sessions::{SessionBinding, SessionUse, Sessions, StoredSession};
 pub use settings::{
-    GatewaySettings, MAX_INSTANCES, MAX_REQUEST_TIMEOUT, MIN_MEMORY_BYTES, RuntimeSettings,
-    SettingsError, SettingsPatch,
+    GatewaySettings, MAX_INSTANCES, MAX_REQUEST_TIMEOUT, MAX_STDIO_SESSIONS, MIN_MEMORY_BYTES,
+    RuntimeSettings, SettingsError, SettingsPatch,
 };
 pub use signing::{NewSigningKey, SigningKeyRecord, SigningKeys, SigningSecret};
 pub use sources::{

@@ -91,7 +91,7 @@ macro_rules! select_servers {
     ($rest:literal) => {
         concat!(
             "SELECT id, name, kind, description, live_deployment_id, created_at, updated_at, ",
-            "memory_limit_bytes, idle_timeout_ms, min_instances, max_instances, auth, ",
+            "memory_limit_bytes, idle_timeout_ms, min_instances, max_instances, stdio_sessions, stdio_shared, auth, ",
             "request_timeout_ms, identity_token, source_url, source_branch, entrypoint, webhook_secret, ",
             "poll_interval_ms, preview_ttl_ms, parent_id, preview_branch, preview_expires_at ",
             "FROM servers ",
@@ -188,13 +188,16 @@ impl Servers<'_> {
         };
         crate::sql::query(
             "UPDATE servers SET memory_limit_bytes = ?, idle_timeout_ms = ?, min_instances = ?,
-             max_instances = ?, auth = ?, request_timeout_ms = ?, identity_token = ?, updated_at = ?
+             max_instances = ?, stdio_sessions = ?, stdio_shared = ?, auth = ?,
+             request_timeout_ms = ?, identity_token = ?, updated_at = ?
              WHERE id = ?",
         )
         .bind(i64::try_from(settings.memory_bytes).unwrap_or(i64::MAX))
         .bind(i64::try_from(settings.idle_timeout.as_millis()).unwrap_or(i64::MAX))
         .bind(i64::from(settings.min_instances))
         .bind(i64::from(settings.max_instances))
+        .bind(i64::from(settings.stdio_sessions))
+        .bind(i64::from(settings.stdio_shared))
         .bind(gateway.auth.map(i64::from))
         .bind(
             gateway
@@ -289,6 +292,8 @@ pub(crate) fn settings(row: &AnyRow) -> Result<RuntimeSettings, StoreError> {
         idle_timeout: std::time::Duration::from_millis(number("idle_timeout_ms")?),
         min_instances: count("min_instances")?,
         max_instances: count("max_instances")?,
+        stdio_sessions: count("stdio_sessions")?,
+        stdio_shared: crate::sql::flag(row, "stdio_shared")?,
     })
 }
 

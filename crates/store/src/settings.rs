@@ -1,5 +1,5 @@
 //! How a server's instances run (`--memory`, `--idle-timeout`, `--min-instances`,
-//! `--max-instances`) and how the gateway treats it (`--auth`, `--request-timeout`, `--identity-token`): the stored
+//! `--max-instances`, and for stdio servers `--stdio-sessions`, `--stdio-shared`) and how the gateway treats it (`--auth`, `--request-timeout`, `--identity-token`): the stored
 //! values, their defaults and the rules that keep them sane.
 
 use std::time::Duration;
@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 pub const MIN_MEMORY_BYTES: u64 = 64 * 1024 * 1024;
 /// Most instances one server may run.
 pub const MAX_INSTANCES: u32 = 64;
+/// Most stdio sessions (processes) one instance of a stdio server may serve.
+pub const MAX_STDIO_SESSIONS: u32 = 256;
 /// Longest request timeout a server may set: a day, past which a request is a stream and
 /// belongs on `GET`.
 pub const MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
@@ -25,6 +27,11 @@ pub struct RuntimeSettings {
     pub min_instances: u32,
     /// Most instances started when every running one is at its concurrency limit.
     pub max_instances: u32,
+    /// For a stdio server: sessions one instance serves at once, each with its own process.
+    pub stdio_sessions: u32,
+    /// For a stdio server: one process serves every session (the server keeps no state per
+    /// client), instead of one process per session.
+    pub stdio_shared: bool,
 }
 
 impl Default for RuntimeSettings {
@@ -34,6 +41,8 @@ impl Default for RuntimeSettings {
             idle_timeout: Duration::from_secs(300),
             min_instances: 0,
             max_instances: 4,
+            stdio_sessions: 16,
+            stdio_shared: false,
         }
     }
 }
@@ -62,6 +71,12 @@ pub struct SettingsPatch {
     pub min_instances: Option<u32>,
     /// New maximum of running instances.
     pub max_instances: Option<u32>,
+    /// New number of stdio sessions per instance.
+    #[serde(default)]
+    pub stdio_sessions: Option<u32>,
+    /// Whether a stdio server's sessions share one process.
+    #[serde(default)]
+    pub stdio_shared: Option<bool>,
     /// Whether the gateway requires a credential.
     pub auth: Option<Option<bool>>,
     /// New request timeout.
@@ -90,6 +105,9 @@ pub enum SettingsError {
         /// The maximum in force.
         max: u32,
     },
+    /// `stdio_sessions` is 0 or above [`MAX_STDIO_SESSIONS`].
+    #[error("--stdio-sessions must be between 1 and {MAX_STDIO_SESSIONS} (got {0})")]
+    StdioSessions(u32),
     /// A request timeout below a second or above [`MAX_REQUEST_TIMEOUT`].
     #[error("--request-timeout must be between 1s and 24h (got {}ms)", .0.as_millis())]
     RequestTimeout(Duration),
@@ -103,6 +121,8 @@ impl RuntimeSettings {
             idle_timeout: patch.idle_timeout.unwrap_or(self.idle_timeout),
             min_instances: patch.min_instances.unwrap_or(self.min_instances),
             max_instances: patch.max_instances.unwrap_or(self.max_instances),
+            stdio_sessions: patch.stdio_sessions.unwrap_or(self.stdio_sessions),
+            stdio_shared: patch.stdio_shared.unwrap_or(self.stdio_shared),
         };
         settings.validate()?;
         Ok(settings)
@@ -118,6 +138,9 @@ impl RuntimeSettings {
         }
         if self.max_instances == 0 || self.max_instances > MAX_INSTANCES {
             return Err(SettingsError::MaxInstances(self.max_instances));
+        }
+        if self.stdio_sessions == 0 || self.stdio_sessions > MAX_STDIO_SESSIONS {
+            return Err(SettingsError::StdioSessions(self.stdio_sessions));
         }
         if self.min_instances > self.max_instances {
             return Err(SettingsError::MinAboveMax {

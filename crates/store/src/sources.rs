@@ -203,10 +203,10 @@ impl Servers<'_> {
         let (settings, gateway) = (&parent.settings, &parent.gateway);
         crate::sql::query(
             "INSERT INTO servers (id, name, description, created_at, updated_at,
-             memory_limit_bytes, idle_timeout_ms, min_instances, max_instances, auth,
-             request_timeout_ms, identity_token, source_url, source_branch, entrypoint,
-             parent_id, preview_branch, preview_expires_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             memory_limit_bytes, idle_timeout_ms, min_instances, max_instances, stdio_sessions,
+             stdio_shared, auth, request_timeout_ms, identity_token, source_url, source_branch,
+             entrypoint, parent_id, preview_branch, preview_expires_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(ServerId::generate())
         .bind(&name)
@@ -217,6 +217,8 @@ impl Servers<'_> {
         .bind(millis(settings.idle_timeout))
         .bind(i64::from(settings.min_instances))
         .bind(i64::from(settings.max_instances))
+        .bind(i64::from(settings.stdio_sessions))
+        .bind(i64::from(settings.stdio_shared))
         .bind(gateway.auth.map(i64::from))
         .bind(gateway.request_timeout.map(millis))
         .bind(i64::from(gateway.identity_token))

@@ -18,6 +18,7 @@ fn launch() -> LaunchSpec {
         program: PathBuf::from("envs/abc/bin/python"),
         args: vec!["launcher.py".into(), "serve".into()],
         working_dir: PathBuf::from("artifacts/x/src"),
+        transport: Default::default(),
     }
 }
 

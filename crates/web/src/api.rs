@@ -13,7 +13,8 @@ use skyport_api::{
     SettingsUpdate, SourceSpec, UploadCreated,
 };
 use skyport_build::{
-    BuildRequest, Cancellation, Entrypoint, GitRef, GitSource, GitUrl, Source, UploadId,
+    BuildRequest, Cancellation, Entrypoint, GitRef, GitSource, GitUrl, PackageSource, Source,
+    UploadId,
 };
 use skyport_gateway::Gateway;
 use skyport_runtime::render_prometheus;
@@ -241,28 +242,46 @@ async fn create_deployment(
     Json(body): Json<CreateDeployment>,
 ) -> Result<(StatusCode, Json<DeploymentView>), ApiError> {
     let name: ServerName = name.parse()?;
-    let entrypoint = body
-        .entrypoint
-        .as_deref()
-        .map(str::parse::<Entrypoint>)
-        .transpose()?;
     let vars = env::parse_assignments(&body.env)?;
     let branch = body
         .branch
         .as_deref()
         .map(str::parse::<GitRef>)
         .transpose()?;
-    let source = match body.source {
-        SourceSpec::Upload(id) => Source::Upload(id.parse::<UploadId>()?),
-        SourceSpec::Git(GitSpec { url, reference }) => Source::Git(GitSource {
-            url: url.parse::<GitUrl>()?,
-            // Without a ref, the tracked branch is what is built.
-            reference: match reference.filter(|r| !r.is_empty()) {
-                Some(reference) => Some(reference.parse::<GitRef>()?),
-                None => branch.clone(),
-            },
-            commit: None,
-        }),
+    // A package's entrypoint names its command; a source's, its server file and object.
+    let (source, entrypoint, required_env) = match body.source {
+        SourceSpec::Package(spec) => {
+            let package = PackageSource::new(
+                spec.registry.parse()?,
+                &spec.name,
+                spec.version.as_deref(),
+                body.entrypoint.as_deref(),
+                spec.args,
+            )?;
+            let package = match &spec.port_env {
+                Some(variable) => package.serving_http_on(variable)?,
+                None => package,
+            };
+            (Source::Package(package), None, spec.required_env)
+        }
+        SourceSpec::Upload(id) => (
+            Source::Upload(id.parse::<UploadId>()?),
+            source_entrypoint(body.entrypoint.as_deref())?,
+            Vec::new(),
+        ),
+        SourceSpec::Git(GitSpec { url, reference }) => {
+            let git = GitSource {
+                url: url.parse::<GitUrl>()?,
+                // Without a ref, the tracked branch is what is built.
+                reference: match reference.filter(|r| !r.is_empty()) {
+                    Some(reference) => Some(reference.parse::<GitRef>()?),
+                    None => branch.clone(),
+                },
+                commit: None,
+            };
+            let entrypoint = source_entrypoint(body.entrypoint.as_deref())?;
+            (Source::Git(git), entrypoint, Vec::new())
+        }
     };
     let before = state.store.servers().get(&name).await?;
     // Only a hosted server has code: a deployment of another kind would be one nothing serves.
@@ -277,6 +296,7 @@ async fn create_deployment(
             ),
         }));
     }
+    env::require(&state, &name, before.as_ref(), &vars, &required_env).await?;
     let (server, _) = ensure_server(
         &state,
         &caller,
@@ -303,6 +323,10 @@ async fn create_deployment(
     let view = views::deployment(deployment, &server);
     control::build_started(&state, &caller, ControlAction::Deploy, &server, &view).await;
     Ok((StatusCode::ACCEPTED, Json(view)))
+}
+
+fn source_entrypoint(text: Option<&str>) -> Result<Option<Entrypoint>, ApiError> {
+    Ok(text.map(str::parse::<Entrypoint>).transpose()?)
 }
 
 async fn show_deployment(

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use skyport_api::{DeploymentView, EnvAssignment, EnvChanged, EnvList, EnvVarView, SetEnv};
 use skyport_store::{
     ControlAction, EnvEntry, EnvKey, EnvScope, NewControlEvent, NewEnvVar, Principal, Server,
+    ServerName,
 };
 
 use crate::access::{Permission, authorize};
@@ -136,6 +137,58 @@ pub(crate) async fn set_for_deploy(
         set_recorded(state, caller, server, &EnvScope::Production, vars).await?;
     }
     Ok(())
+}
+
+/// Refuses a deploy while a variable the server cannot start without is unset: in `given`
+/// (set by this deploy) or already in the production scope of `server` (when it exists).
+pub(crate) async fn require(
+    state: &AppState,
+    name: &ServerName,
+    server: Option<&Server>,
+    given: &[NewEnvVar],
+    required: &[String],
+) -> Result<(), ApiError> {
+    if required.is_empty() {
+        return Ok(());
+    }
+    let stored = match server {
+        Some(server) => {
+            state
+                .store
+                .env()
+                .list(&server.id, Some(&EnvScope::Production))
+                .await?
+        }
+        None => Vec::new(),
+    };
+    let missing: Vec<&str> = required
+        .iter()
+        .map(String::as_str)
+        .filter(|name| {
+            !given.iter().any(|v| v.name().as_str() == *name)
+                && !stored.iter().any(|v| v.name == *name)
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let server_name = name;
+    let how: Vec<String> = missing
+        .iter()
+        .map(|name| format!("  skyport env set {server_name} {name}=VALUE [--secret]"))
+        .collect();
+    Err(ApiError::BadRequest(format!(
+        "the server needs {} to be set before it is deployed: {}; set {} with\n{}\n(or pass --env {}=VALUE to the deploy), then deploy again",
+        if missing.len() == 1 {
+            "this environment variable"
+        } else {
+            "these environment variables"
+        },
+        missing.join(", "),
+        if missing.len() == 1 { "it" } else { "each" },
+        how.join("\n"),
+        missing[0]
+    )))
 }
 
 /// Sets `vars` and records each as `caller`'s `env.set` or `secret.set`, saying whether it

@@ -114,6 +114,7 @@ impl ApiError {
                 BuildError::UploadBody(_) => (StatusCode::BAD_REQUEST, "bad_upload"),
                 BuildError::InvalidGitUrl(_) => (StatusCode::BAD_REQUEST, "invalid_git_url"),
                 BuildError::InvalidGitRef(_) => (StatusCode::BAD_REQUEST, "invalid_git_ref"),
+                BuildError::InvalidPackage(_) => (StatusCode::BAD_REQUEST, "invalid_package"),
                 BuildError::NotRedeployable(_) => (StatusCode::CONFLICT, "not_redeployable"),
                 BuildError::NoSource(_) => (StatusCode::CONFLICT, "no_source"),
                 BuildError::PreviewName(_) => (StatusCode::BAD_REQUEST, "invalid_name"),

@@ -57,6 +57,7 @@ async fn fixture_with(limits: BuildLimits) -> Fixture {
                     dir.path().file_name().unwrap().to_string_lossy()
                 ),
                 zygotes: false,
+                stdio_bridge: None,
             },
             store.logs().writer(),
         )
@@ -563,6 +564,7 @@ async fn settings_are_changed_checked_and_shown_with_metrics() {
     assert_eq!(
         created["settings"],
         json!({"memory_bytes": 536870912, "idle_timeout_seconds": 2, "min_instances": 1, "max_instances": 4,
+               "stdio_sessions": 16, "stdio_shared": false,
                "auth": null, "auth_effective": false,
                "request_timeout_seconds": null, "request_timeout_effective_seconds": 170,
                "identity_token": false})
@@ -576,6 +578,21 @@ async fn settings_are_changed_checked_and_shown_with_metrics() {
             .as_str()
             .unwrap()
             .contains("--max-instances"),
+        "{body}"
+    );
+    let stdio = json!({"settings": {"stdio_sessions": 4, "stdio_shared": true}});
+    let (status, body) = f.call("PUT", "/api/v1/servers/weather", Some(stdio)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["settings"]["stdio_sessions"], 4);
+    assert_eq!(body["settings"]["stdio_shared"], true);
+    let bad = json!({"settings": {"stdio_sessions": 0}});
+    let (status, body) = f.call("PUT", "/api/v1/servers/weather", Some(bad)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--stdio-sessions must be between 1 and 256"),
         "{body}"
     );
     let request = Request::get("/metrics")

@@ -158,6 +158,8 @@ pub(crate) fn settings(
         idle_timeout_seconds: settings.idle_timeout.as_secs(),
         min_instances: settings.min_instances,
         max_instances: settings.max_instances,
+        stdio_sessions: settings.stdio_sessions,
+        stdio_shared: settings.stdio_shared,
         auth: gateway.auth,
         auth_effective: gateway.auth.unwrap_or(defaults.auth),
         request_timeout_seconds: gateway.request_timeout.map(|t| t.as_secs()),
@@ -201,6 +203,8 @@ pub(crate) fn settings_patch(update: &SettingsUpdate) -> SettingsPatch {
             .map(std::time::Duration::from_secs),
         min_instances: update.min_instances,
         max_instances: update.max_instances,
+        stdio_sessions: update.stdio_sessions,
+        stdio_shared: update.stdio_shared,
         auth: update.auth,
         request_timeout: update
             .request_timeout_seconds

@@ -93,6 +93,7 @@ async fn fixture(fail_with: Option<&str>) -> Fixture {
                 program: PathBuf::from("python"),
                 args: vec![version.to_owned()],
                 working_dir: PathBuf::from("src"),
+                transport: Default::default(),
             },
             inspection: serde_json::json!({}),
         };

@@ -29,12 +29,14 @@ fn weather() -> Target {
                 "/var/lib/skyport/artifacts/9b1e77/src".to_owned(),
             ],
             working_dir: PathBuf::from("/var/lib/skyport/artifacts/9b1e77/src"),
+            transport: Default::default(),
         },
         settings: RuntimeSettings {
             memory_bytes: 512 * 1024 * 1024,
             idle_timeout: Duration::from_secs(300),
             min_instances: 0,
             max_instances: 4,
+            ..RuntimeSettings::default()
         },
         env: Arc::from(vec![
             EnvVar {

@@ -94,12 +94,14 @@ fn target(idle_timeout: Duration, min_instances: u32) -> Target {
                 "serve".to_owned(),
             ],
             working_dir: PathBuf::from("/srv/skyport/artifacts/a1/src"),
+            transport: Default::default(),
         },
         settings: RuntimeSettings {
             memory_bytes: 256 * 1024 * 1024,
             idle_timeout,
             min_instances,
             max_instances: 2,
+            ..RuntimeSettings::default()
         },
         env: Arc::from(vec![
             EnvVar {
@@ -405,6 +407,7 @@ async fn the_image_layout_is_written_before_the_first_start() {
             "serve".to_owned(),
         ],
         working_dir: artifact.join("src"),
+        transport: Default::default(),
     };
     let _lease = runtime.acquire(&target, None).await.expect("a lease");
 

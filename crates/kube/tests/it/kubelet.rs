@@ -59,6 +59,7 @@ async fn the_pod_spec_runs_a_fastmcp_server_with_its_secret() {
                 "mcp".to_owned(),
             ],
             working_dir: dir.path().to_owned(),
+            transport: Default::default(),
         },
         settings: RuntimeSettings {
             idle_timeout: Duration::from_secs(60),

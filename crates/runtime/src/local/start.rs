@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use skyport_store::{InstanceId, LogStream, Timestamp};
+use skyport_store::{InstanceId, LogStream, Timestamp, Transport};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::unix::pipe;
@@ -69,21 +69,26 @@ pub(super) async fn launch(
         deployment: target.deployment.clone(),
         instance: id.clone(),
     };
-    let forked = match fork(
-        inner,
-        target,
-        &listener,
-        &env,
-        cgroup.as_ref(),
-        &confinement,
-    )
-    .await
-    {
-        Ok(forked) => forked,
-        Err(why) => {
-            tracing::warn!(instance = %id, "cannot fork from the zygote, spawning instead: {why}");
+    // A program that binds its own port is told the port, not given the socket: the socket
+    // closes before it starts, so that the port is free for it.
+    let listener = match target.launch.transport {
+        Transport::HttpPort { .. } => {
+            drop(listener);
             None
         }
+        Transport::Http | Transport::Stdio => Some(listener),
+    };
+    let forked = match &listener {
+        Some(listener) => {
+            match fork(inner, target, listener, &env, cgroup.as_ref(), &confinement).await {
+                Ok(forked) => forked,
+                Err(why) => {
+                    tracing::warn!(instance = %id, "cannot fork from the zygote, spawning instead: {why}");
+                    None
+                }
+            }
+        }
+        None => None,
     };
     let (exit_tx, exit_rx) = watch::channel(None);
     let (process, pipes, instance) = {
@@ -102,12 +107,16 @@ pub(super) async fn launch(
                 }
                 // Registered under the same lock that shutdown takes, so shutdown sees every
                 // process.
-                let command = instance_command(target, &env);
-                let child =
-                    spawn_instance(command, &listener, &confinement, &target.launch.working_dir)
-                        .map_err(|e| {
-                            StartError::Spawn(format!("{}: {e}", target.launch.program.display()))
-                        })?;
+                let command = instance_command(inner, target, &env, addr.port())?;
+                let child = spawn_instance(
+                    command,
+                    listener.as_ref(),
+                    &confinement,
+                    &target.launch.working_dir,
+                )
+                .map_err(|e| {
+                    StartError::Spawn(format!("{}: {e}", target.launch.program.display()))
+                })?;
                 let pid = child.id();
                 (Process::Spawned(child), pid, None)
             }
@@ -298,19 +307,66 @@ fn instance_env(
     env
 }
 
-/// The instance's command: the deployment's program and arguments in the artifact.
-fn instance_command(target: &Target, env: &[(String, String)]) -> Command {
+/// The instance's command: the deployment's program and arguments in the artifact, behind
+/// the stdio bridge for a stdio server.
+fn instance_command(
+    inner: &Inner,
+    target: &Target,
+    env: &[(String, String)],
+    port: u16,
+) -> Result<Command, StartError> {
+    let launch = &target.launch;
     #[allow(clippy::disallowed_methods)] // the runtime is one of the two crates that spawn
-    let mut command = Command::new(&target.launch.program);
+    let mut command = match &launch.transport {
+        Transport::Http => {
+            let mut command = Command::new(&launch.program);
+            command.args(&launch.args);
+            command
+        }
+        Transport::HttpPort { .. } => {
+            let mut command = Command::new(&launch.program);
+            let port = port.to_string();
+            command.args(
+                launch
+                    .args
+                    .iter()
+                    .map(|arg| arg.replace(Transport::PORT_PLACEHOLDER, &port)),
+            );
+            command
+        }
+        Transport::Stdio => {
+            let bridge = inner.config.stdio_bridge.as_ref().ok_or_else(|| {
+                StartError::Spawn(
+                    "this Skyport runs no stdio bridge, so it cannot start stdio servers"
+                        .to_owned(),
+                )
+            })?;
+            let mut command = Command::new(bridge);
+            command
+                .arg("bridge")
+                .arg("--max-sessions")
+                .arg(target.settings.stdio_sessions.to_string());
+            if target.settings.stdio_shared {
+                command.arg("--shared");
+            }
+            command.arg("--").arg(&launch.program).args(&launch.args);
+            command
+        }
+    };
     command
-        .args(&target.launch.args)
         .current_dir(&target.launch.working_dir)
         .env_clear()
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    command
+    if let Transport::HttpPort {
+        env: Some(variable),
+    } = &launch.transport
+    {
+        command.env(variable, port.to_string());
+    }
+    Ok(command)
 }
 
 /// Output pipes of a forked instance (read ends).
@@ -358,7 +414,8 @@ async fn fork(
 /// Whether instances of `target` may be forked from a zygote: FastMCP reads `FASTMCP_*`
 /// settings when it is imported, which in a zygote was long before the instance existed.
 fn may_fork(target: &Target) -> bool {
-    !target.env.iter().any(|v| v.name.starts_with("FASTMCP_"))
+    target.launch.transport == Transport::Http
+        && !target.env.iter().any(|v| v.name.starts_with("FASTMCP_"))
 }
 
 /// An instance's process: Skyport's child, or a zygote's.

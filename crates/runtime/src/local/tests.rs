@@ -67,6 +67,7 @@ fn config(dir: &Path, concurrency: u64) -> LocalRuntimeConfig {
             dir.file_name().unwrap().to_string_lossy()
         ),
         zygotes: false,
+        stdio_bridge: None,
     }
 }
 
@@ -89,6 +90,7 @@ async fn fixture_with(script: &str, settings: RuntimeSettings, concurrency: u64)
             program: "python3".into(),
             args: vec![file.display().to_string()],
             working_dir: dir.path().to_path_buf(),
+            transport: Default::default(),
         },
         settings,
         env: Vec::new().into(),

@@ -256,6 +256,7 @@ async fn a_snapshot_is_fixed_when_taken_and_secrets_open_for_the_deployment_only
                     program: "python".into(),
                     args: Vec::new(),
                     working_dir: "src".into(),
+                    transport: Default::default(),
                 },
                 inspection: serde_json::Value::Null,
             },

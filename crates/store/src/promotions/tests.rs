@@ -50,6 +50,7 @@ impl Fixture {
                 program: PathBuf::from("python"),
                 args: Vec::new(),
                 working_dir: PathBuf::from("src"),
+                transport: Default::default(),
             },
             inspection: serde_json::json!({}),
         };

@@ -16,6 +16,7 @@ mod legacy_sse;
 mod matrix;
 mod mcp_cli;
 mod oauth;
+mod packaged;
 mod policy;
 mod postgres;
 mod registry;

@@ -272,6 +272,7 @@ fn settings_are_set_validated_and_shown() {
     assert_eq!(
         server["settings"],
         serde_json::json!({"memory_bytes": 536870912, "idle_timeout_seconds": 90, "min_instances": 1, "max_instances": 2,
+                           "stdio_sessions": 16, "stdio_shared": false,
                            "auth": null, "auth_effective": false, "identity_token": false,
                            "request_timeout_seconds": null, "request_timeout_effective_seconds": 170})
     );
