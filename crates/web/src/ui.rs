@@ -23,6 +23,7 @@ use axum::middleware;
 use axum::routing::{any, get, post};
 
 use crate::AppState;
+use pages::Tab;
 
 pub(crate) use session::LoginLimiter;
 
@@ -48,10 +49,16 @@ pub(crate) fn router(state: UiState) -> Router {
     let behind_login = Router::new()
         .route("/ui/servers", get(pages::servers))
         .route("/ui/deploy", get(pages::deploy))
-        .route("/ui/servers/{name}", get(pages::overview))
-        .route("/ui/servers/{name}/deployments", get(pages::deployments))
-        .route("/ui/servers/{name}/logs", get(pages::logs))
-        .route("/ui/servers/{name}/inspector", get(pages::inspector))
+        .route("/ui/servers/{name}", pages::plain_tab(Tab::Overview))
+        .route(
+            "/ui/servers/{name}/deployments",
+            pages::plain_tab(Tab::Deployments),
+        )
+        .route("/ui/servers/{name}/logs", pages::plain_tab(Tab::Logs))
+        .route(
+            "/ui/servers/{name}/inspector",
+            pages::plain_tab(Tab::Inspector),
+        )
         .route("/ui/servers/{name}/metrics", get(pages::metrics))
         .route(
             "/ui/servers/{name}/env",
@@ -66,7 +73,7 @@ pub(crate) fn router(state: UiState) -> Router {
             "/ui/servers/{name}/policies/remove",
             post(forms::policy_remove),
         )
-        .route("/ui/servers/{name}/audit", get(pages::audit))
+        .route("/ui/servers/{name}/audit", pages::plain_tab(Tab::Audit))
         .route("/ui/settings", get(pages::settings))
         .route("/ui/settings/keys", post(forms::key_create))
         .route("/ui/settings/keys/revoke", post(forms::key_revoke))

@@ -5,6 +5,7 @@
 use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{MethodRouter, get};
 use http::StatusCode;
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -84,54 +85,16 @@ pub(crate) async fn deploy(Extension(session): Extension<Session>) -> Html<Strin
     Html(deploy_page(&viewer(&session)).into_string())
 }
 
-/// `GET /ui/servers/{name}`.
-pub(crate) async fn overview(
-    State(state): State<UiState>,
-    Extension(session): Extension<Session>,
-    Path(name): Path<String>,
-) -> Response {
-    server_tab(&state, &session, &name, Tab::Overview, &Feedback::default()).await
-}
-
-/// `GET /ui/servers/{name}/deployments`.
-pub(crate) async fn deployments(
-    State(state): State<UiState>,
-    Extension(session): Extension<Session>,
-    Path(name): Path<String>,
-) -> Response {
-    server_tab(
-        &state,
-        &session,
-        &name,
-        Tab::Deployments,
-        &Feedback::default(),
+/// `GET` of a tab that reads nothing but the server's name: overview, deployments, logs,
+/// inspector, audit.
+pub(crate) fn plain_tab(tab: Tab) -> MethodRouter<UiState> {
+    get(
+        move |State(state): State<UiState>,
+              Extension(session): Extension<Session>,
+              Path(name): Path<String>| async move {
+            server_tab(&state, &session, &name, tab, &Feedback::default()).await
+        },
     )
-    .await
-}
-
-/// `GET /ui/servers/{name}/logs`.
-pub(crate) async fn logs(
-    State(state): State<UiState>,
-    Extension(session): Extension<Session>,
-    Path(name): Path<String>,
-) -> Response {
-    server_tab(&state, &session, &name, Tab::Logs, &Feedback::default()).await
-}
-
-/// `GET /ui/servers/{name}/inspector`.
-pub(crate) async fn inspector(
-    State(state): State<UiState>,
-    Extension(session): Extension<Session>,
-    Path(name): Path<String>,
-) -> Response {
-    server_tab(
-        &state,
-        &session,
-        &name,
-        Tab::Inspector,
-        &Feedback::default(),
-    )
-    .await
 }
 
 /// `GET /ui/servers/{name}/metrics?range=…`.
@@ -192,15 +155,6 @@ pub(crate) async fn access(
     Query(params): Query<DoneParams>,
 ) -> Response {
     server_tab(&state, &session, &name, Tab::Access, &params.feedback()).await
-}
-
-/// `GET /ui/servers/{name}/audit`.
-pub(crate) async fn audit(
-    State(state): State<UiState>,
-    Extension(session): Extension<Session>,
-    Path(name): Path<String>,
-) -> Response {
-    server_tab(&state, &session, &name, Tab::Audit, &Feedback::default()).await
 }
 
 /// `GET /ui/settings`: API keys, with the form that creates them.
