@@ -99,7 +99,8 @@ impl MetricSamples<'_> {
     /// (aligned to the Unix epoch) when `step` is longer than a sample's period. Merged periods
     /// add counts up and keep the highest maximum, p99 and memory peak; their median is the
     /// request-weighted mean of the medians (an approximation: medians do not add up). Sums are
-    /// cast back to integers: PostgreSQL widens a sum of BIGINTs to NUMERIC.
+    /// cast back to integers before dividing: PostgreSQL widens a sum of BIGINTs to NUMERIC,
+    /// whose division would round where SQLite's truncates.
     pub async fn range(
         &self,
         server: &ServerId,
@@ -110,9 +111,10 @@ impl MetricSamples<'_> {
         let rows = crate::sql::query(
             "SELECT (at / ?1) * ?1 AS bucket, MAX(period_ms) AS period_ms,
                  CAST(SUM(requests) AS BIGINT) AS requests, CAST(SUM(errors) AS BIGINT) AS errors,
-                 CAST(CASE WHEN SUM(requests) > 0
-                      THEN SUM(latency_p50_us * requests) / SUM(requests)
-                      ELSE MAX(latency_p50_us) END AS BIGINT) AS latency_p50_us,
+                 CASE WHEN SUM(requests) > 0
+                      THEN CAST(SUM(latency_p50_us * requests) AS BIGINT)
+                           / CAST(SUM(requests) AS BIGINT)
+                      ELSE MAX(latency_p50_us) END AS latency_p50_us,
                  MAX(latency_p99_us) AS latency_p99_us,
                  CAST(SUM(cold_starts) AS BIGINT) AS cold_starts,
                  CAST(SUM(cold_start_total_ms) AS BIGINT) AS cold_start_total_ms,

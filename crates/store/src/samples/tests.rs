@@ -88,6 +88,8 @@ async fn a_longer_step_merges_periods() {
     assert_eq!(first.latency_p50, Duration::from_micros(weighted));
     assert_eq!(read[1].at, base + MINUTE * 10);
     assert_eq!(read[1].requests, 10 + 11);
+    // (10 * 11000 + 11 * 12000) / 21 = 11523.8: truncated on both databases.
+    assert_eq!(read[1].latency_p50, Duration::from_micros(11_523));
 }
 
 async fn a_second_sample_of_a_period_adds_to_it() {
