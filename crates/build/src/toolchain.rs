@@ -294,7 +294,7 @@ async fn find_uv(
     log: &BuildLog,
 ) -> Result<(PathBuf, String), Failure> {
     if let Some(chosen) = std::env::var_os("SKYPORT_UV") {
-        let chosen = PathBuf::from(chosen);
+        let chosen = chosen_uv(&chosen)?;
         return match uv_version(&chosen).await {
             Ok(version) => Ok((chosen, version)),
             Err(why) => Err(toolchain(format!(
@@ -413,4 +413,29 @@ async fn probe(mut command: tokio::process::Command) -> Result<String, String> {
 
 fn toolchain(message: String) -> Failure {
     Failure::new(FailureKind::Toolchain, message)
+}
+
+/// `SKYPORT_UV` as an absolute path: uv runs from each build's own work folder, where a path
+/// relative to where Skyport started would name nothing.
+fn chosen_uv(value: &OsStr) -> Result<PathBuf, Failure> {
+    std::path::absolute(value).map_err(|why| {
+        toolchain(format!(
+            "SKYPORT_UV={} is not a usable path: {why}; point it at a uv binary or unset it",
+            Path::new(value).display()
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_relative_skyport_uv_is_made_absolute_and_an_empty_one_refused() {
+        let chosen = chosen_uv(OsStr::new("target/e2e/venv/bin/uv")).expect("a relative path");
+        assert!(chosen.is_absolute(), "{}", chosen.display());
+        assert!(chosen.ends_with("target/e2e/venv/bin/uv"));
+        let refused = chosen_uv(OsStr::new("")).expect_err("an empty path");
+        assert!(refused.to_string().contains("SKYPORT_UV"), "{refused}");
+    }
 }
