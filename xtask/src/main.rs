@@ -1,13 +1,17 @@
 //! `cargo xtask`: repository chores. `tidy` checks what neither rustc nor clippy can: every
 //! Rust file opens with a module doc comment, and no file names a path of the machine it was
-//! written on. It also runs under `cargo test`, so CI enforces it.
+//! written on. It also runs under `cargo test`, so CI enforces it. `bench` runs the benchmark
+//! suite (`bench.rs`).
+
+mod bench;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 
 fn main() -> anyhow::Result<()> {
-    match std::env::args().nth(1).as_deref() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
         Some("tidy") => {
             let problems = tidy(&workspace_root());
             for problem in &problems {
@@ -18,7 +22,8 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        _ => bail!("usage: cargo xtask tidy"),
+        Some("bench") => bench::run(&workspace_root(), &args[1..]),
+        _ => bail!("usage: cargo xtask tidy | cargo xtask bench [--list | NAME…]"),
     }
 }
 
