@@ -88,7 +88,7 @@ pub enum BuildError {
     )]
     UnknownUpload(UploadId),
     /// The data folder could not be written.
-    #[error("{context}: {source}")]
+    #[error("{context}: {source}{}", full_disk_advice(.source))]
     Io {
         /// What was being done.
         context: String,
@@ -118,6 +118,23 @@ pub enum BuildError {
     /// The package name, version or command is not one Skyport can install.
     #[error("{0}")]
     InvalidPackage(String),
+}
+
+impl BuildError {
+    /// Whether the data folder's filesystem is full (the API answers 507 then: nothing is
+    /// wrong with the request, and the operator has to free space).
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, BuildError::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull)
+    }
+}
+
+/// What to do when a write failed because the disk is full; empty for other errors.
+fn full_disk_advice(error: &std::io::Error) -> &'static str {
+    if error.kind() == std::io::ErrorKind::StorageFull {
+        "; the disk holding Skyport's data directory is full: free space on it and try again"
+    } else {
+        ""
+    }
 }
 
 /// Where a deployment's source comes from.

@@ -178,6 +178,28 @@ async fn uploads_are_saved_whole_and_refused_past_the_limit() {
     assert_eq!(files_in(&uploads), vec![format!("{id}.tar.gz")]);
 }
 
+#[test]
+fn a_full_disk_is_told_apart_and_says_what_to_do() {
+    // ENOSPC, as a write to a full filesystem reports it.
+    let full = BuildError::Io {
+        context: "cannot write the upload file".to_owned(),
+        source: std::io::Error::from_raw_os_error(28),
+    };
+    assert!(full.is_disk_full());
+    let message = full.to_string();
+    assert!(
+        message.starts_with("cannot write the upload file: No space left on device")
+            && message.ends_with("is full: free space on it and try again"),
+        "{message}"
+    );
+    let denied = BuildError::Io {
+        context: "cannot write the upload file".to_owned(),
+        source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+    };
+    assert!(!denied.is_disk_full());
+    assert!(!denied.to_string().contains("free space"), "{denied}");
+}
+
 // ---- unpacking ----
 
 /// A tarball entry: `(path, kind, contents)`; the path is written raw into the header, so
