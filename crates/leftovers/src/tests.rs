@@ -1,3 +1,6 @@
+//! Unit tests: stamps, and sweeps of real process groups (a shell leading its group with a
+//! `sleep` of its own), including the records a sweep must leave alone.
+
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
 
