@@ -271,6 +271,11 @@ impl Drop for Tmpfs {
         if !unmounted {
             let _ = command("umount").arg("-l").arg(&self.at).status();
         }
+        // The serve's temp dir could not remove its mount point while it was mounted.
+        let _ = fs::remove_dir(&self.at);
+        if let Some(parent) = self.at.parent() {
+            let _ = fs::remove_dir(parent);
+        }
     }
 }
 
