@@ -298,7 +298,19 @@ pub(crate) async fn compile_bytecode(env: PathBuf) {
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true);
     let started = Instant::now();
-    match tokio::time::timeout(TIME_LIMIT, cmd.status()).await {
+    let mut child = match cmd.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot compile an environment's bytecode");
+            return;
+        }
+    };
+    let group = GroupGuard::new(&child);
+    let finished = tokio::time::timeout(TIME_LIMIT, child.wait()).await;
+    if matches!(finished, Ok(Ok(_))) {
+        group.disarm();
+    }
+    match finished {
         Ok(Ok(status)) => tracing::info!(
             environment = %env.display(),
             %status,

@@ -20,7 +20,7 @@ use crate::environment::{self, Requirements, Settings};
 use crate::git::{self, Mirrors};
 use crate::inspect::{self, LAUNCHER, LAUNCHER_FILE};
 use crate::metadata::{self, ServerMetadata};
-use crate::process::BuildLog;
+use crate::process::{self, BuildLog};
 use crate::toolchain::{Interpreter, Toolchain};
 use crate::unpack::{self, Limits, UnpackError};
 use crate::{BuildRequest, Candidate, Inner, Source, Warmed, toolchain};
@@ -89,12 +89,15 @@ pub(crate) async fn run(
         // that cancelling or timing out can abort them.
         let outcome = match env {
             Ok(env) => {
-                let task = tokio::spawn(build(
-                    inner.clone(),
-                    log.clone(),
-                    (deployment.server_id.clone(), id.clone()),
-                    request,
-                    env,
+                let task = tokio::spawn(process::recording(
+                    inner.groups.clone(),
+                    build(
+                        inner.clone(),
+                        log.clone(),
+                        (deployment.server_id.clone(), id.clone()),
+                        request,
+                        env,
+                    ),
                 ));
                 supervise(&inner, &id, task, &stop).await
             }
@@ -314,7 +317,10 @@ async fn build(
     if promoted.is_ok()
         && let Some(env) = new_environment
     {
-        inner.jobs.spawn(environment::compile_bytecode(env));
+        inner.jobs.spawn(process::recording(
+            inner.groups.clone(),
+            environment::compile_bytecode(env),
+        ));
     }
     // Housekeeping runs on its own so that it does not hold the build's queue slot. It runs
     // after a failed promotion too, which abandoned its artifact: otherwise that artifact

@@ -88,7 +88,7 @@ pub enum BuildError {
     )]
     UnknownUpload(UploadId),
     /// The data folder could not be written.
-    #[error("{context}: {source}")]
+    #[error("{context}: {source}{}", full_disk_advice(.source))]
     Io {
         /// What was being done.
         context: String,
@@ -118,6 +118,23 @@ pub enum BuildError {
     /// The package name, version or command is not one Skyport can install.
     #[error("{0}")]
     InvalidPackage(String),
+}
+
+impl BuildError {
+    /// Whether the data folder's filesystem is full (the API answers 507 then: nothing is
+    /// wrong with the request, and the operator has to free space).
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, BuildError::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull)
+    }
+}
+
+/// What to do when a write failed because the disk is full; empty for other errors.
+fn full_disk_advice(error: &std::io::Error) -> &'static str {
+    if error.kind() == std::io::ErrorKind::StorageFull {
+        "; the disk holding Skyport's data directory is full: free space on it and try again"
+    } else {
+        ""
+    }
 }
 
 /// Where a deployment's source comes from.
@@ -226,6 +243,9 @@ pub(crate) struct Inner {
     pub(crate) limits: BuildLimits,
     /// Readies each deployment before it goes live.
     pub(crate) warmup: Arc<dyn Warmup>,
+    /// The process groups running builds started (`DATA/build-processes`), recorded until
+    /// they end.
+    pub(crate) groups: Arc<skyport_leftovers::Records>,
 }
 
 impl Builder {
@@ -260,10 +280,14 @@ impl Builder {
             npm_cache: data_dir.join("cache").join("npm"),
             git: data_dir.join("git"),
         };
+        let groups = Arc::new(skyport_leftovers::Records::new(
+            &data_dir.join("build-processes"),
+        ));
         Builder {
             inner: Arc::new(Inner {
                 store,
                 dirs,
+                groups,
                 toolchain: OnceCell::new(),
                 env_locks: environment::KeyLocks::default(),
                 artifacts_in_use: tokio::sync::RwLock::new(()),
@@ -273,6 +297,36 @@ impl Builder {
                 warmup,
             }),
         }
+    }
+
+    /// Clears what builds of a previous run of Skyport left when it died (a `kill -9` runs no
+    /// clean-up): ends the processes they started (see `process::GROUPS`) and removes their
+    /// unfinished work folders. Returns how many processes were ended. Call it at start,
+    /// before any build runs; the store's `fail_interrupted` marks those builds failed.
+    pub async fn clean_up_interrupted_builds(&self) -> usize {
+        let groups = self.inner.groups.clone();
+        let artifacts = self.inner.dirs.artifacts.clone();
+        tokio::task::spawn_blocking(move || {
+            let ended = groups.sweep();
+            // A build works in a folder named after its deployment; finished artifacts are
+            // named by their hash.
+            for entry in std::fs::read_dir(&artifacts)
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let name = entry.file_name();
+                if name
+                    .to_str()
+                    .is_some_and(|n| n.parse::<DeploymentId>().is_ok())
+                {
+                    artifact::remove(&entry.path());
+                }
+            }
+            ended
+        })
+        .await
+        .unwrap_or(0)
     }
 
     /// Streams a gzip tarball into `DATA/uploads` (at most [`MAX_UPLOAD_BYTES`]) and returns

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use std::sync::{Arc, Mutex};
 
+use skyport_leftovers::Records;
 use skyport_store::{
     BuildPhase, DeploymentId, LogSource, LogStream, LogWriter, NewLogLine, Redactor, ServerId,
     Timestamp,
@@ -154,33 +155,69 @@ pub(crate) fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
     command
 }
 
+tokio::task_local! {
+    /// Where the build running on this task records the process groups it starts. Neither
+    /// `kill_on_drop` nor [`GroupGuard`] runs when Skyport is killed with `-9`, and a build's
+    /// children have no parent-death signal (only the runtime sets one), so the next start of
+    /// Skyport ends what the records name ([`crate::Builder::clean_up_interrupted_builds`]).
+    /// A task-local rather than a parameter: it reaches every child of a build (uv, git, the
+    /// inspection, npm) through one guard, whatever the call path. Children started outside
+    /// a build (source polling's quick `git ls-remote`) are not recorded.
+    pub(crate) static GROUPS: Arc<Records>;
+}
+
+/// Runs `work` with its children's process groups recorded in `records` (see [`GROUPS`]).
+pub(crate) async fn recording<F: std::future::Future>(records: Arc<Records>, work: F) -> F::Output {
+    GROUPS.scope(records, work).await
+}
+
 /// Kills a child's whole process group when dropped before [`GroupGuard::disarm`]: uv and git
 /// start helpers of their own (`git-remote-http`, build backends) that a cancelled or timed-out
-/// build must not leave running, and `kill_on_drop` reaches only the child itself.
-pub(crate) struct GroupGuard(Option<rustix::process::Pid>);
+/// build must not leave running, and `kill_on_drop` reaches only the child itself. Inside a
+/// build ([`recording`]) the group is also recorded on disk until it ends, for the case where
+/// this guard never runs.
+pub(crate) struct GroupGuard {
+    /// The leader's pid (the group's id); None once disarmed.
+    leader: Option<u32>,
+    records: Option<Arc<Records>>,
+}
 
 impl GroupGuard {
     /// Guards the group that `child` leads (see [`command`]).
     pub(crate) fn new(child: &tokio::process::Child) -> GroupGuard {
-        GroupGuard(
-            child
-                .id()
-                .and_then(|id| i32::try_from(id).ok())
-                .and_then(rustix::process::Pid::from_raw),
-        )
+        let leader = child.id();
+        let records = GROUPS.try_with(Arc::clone).ok();
+        if let (Some(records), Some(leader)) = (&records, leader) {
+            // Without the record the build still works; only a kill -9 would leave it behind.
+            if let Err(e) = records.save(leader) {
+                tracing::warn!("cannot record a build process: {e}");
+            }
+        }
+        GroupGuard { leader, records }
     }
 
     /// The child finished on its own: leave its group alone.
     pub(crate) fn disarm(mut self) {
-        self.0 = None;
+        if let (Some(records), Some(leader)) = (&self.records, self.leader.take()) {
+            records.forget(leader);
+        }
     }
 }
 
 impl Drop for GroupGuard {
     fn drop(&mut self) {
-        if let Some(group) = self.0 {
+        let Some(leader) = self.leader else {
+            return;
+        };
+        if let Some(group) = i32::try_from(leader)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        {
             // ESRCH (the group is already gone) is the usual outcome and not an error.
             let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+        }
+        if let Some(records) = &self.records {
+            records.forget(leader);
         }
     }
 }

@@ -178,6 +178,28 @@ async fn uploads_are_saved_whole_and_refused_past_the_limit() {
     assert_eq!(files_in(&uploads), vec![format!("{id}.tar.gz")]);
 }
 
+#[test]
+fn a_full_disk_is_told_apart_and_says_what_to_do() {
+    // ENOSPC, as a write to a full filesystem reports it.
+    let full = BuildError::Io {
+        context: "cannot write the upload file".to_owned(),
+        source: std::io::Error::from_raw_os_error(28),
+    };
+    assert!(full.is_disk_full());
+    let message = full.to_string();
+    assert!(
+        message.starts_with("cannot write the upload file: No space left on device")
+            && message.ends_with("is full: free space on it and try again"),
+        "{message}"
+    );
+    let denied = BuildError::Io {
+        context: "cannot write the upload file".to_owned(),
+        source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+    };
+    assert!(!denied.is_disk_full());
+    assert!(!denied.to_string().contains("free space"), "{denied}");
+}
+
 // ---- unpacking ----
 
 /// A tarball entry: `(path, kind, contents)`; the path is written raw into the header, so
@@ -870,4 +892,88 @@ async fn an_unsafe_archive_fails_in_the_source_phase() {
     assert!(log.contains("leaves the source folder"), "{log}");
     assert!(!data.path().join("artifacts/escape.py").exists());
     assert!(files_in(&data.path().join("artifacts")).is_empty());
+}
+
+// ---- processes of builds that Skyport did not see end ----
+
+/// `sh` leading its own group (as every build child does) with a `sleep` helper of its own.
+fn sleeping_group() -> tokio::process::Child {
+    let mut cmd = crate::process::command("sh");
+    cmd.args(["-c", "sleep 600 & wait"]);
+    cmd.spawn().expect("start sh")
+}
+
+fn recorded(data: &Path) -> Vec<String> {
+    files_in(&data.join("build-processes"))
+}
+
+#[tokio::test]
+async fn a_build_child_whose_guard_never_ran_and_its_work_folder_go_at_the_next_start() {
+    let (data, _store, builder, _server) = builder_and_server().await;
+    let groups = builder.inner.groups.clone();
+    let leader = crate::process::recording(groups.clone(), async {
+        let child = sleeping_group();
+        let guard = crate::process::GroupGuard::new(&child);
+        let leader = child.id().expect("pid");
+        // What a `kill -9` of Skyport amounts to: neither the guard nor kill_on_drop runs.
+        std::mem::forget(guard);
+        std::mem::forget(child);
+        leader
+    })
+    .await;
+    assert_eq!(recorded(data.path()), [leader.to_string()]);
+    let leader = skyport_leftovers::Stamp::of(leader).expect("the child runs");
+    let artifacts = data.path().join("artifacts");
+    let work = artifacts.join(skyport_store::DeploymentId::generate().as_str());
+    std::fs::create_dir_all(work.join("src")).expect("a work folder");
+    std::fs::create_dir_all(artifacts.join("0123abcd")).expect("an artifact");
+
+    let ended = crate::Builder::new(
+        skyport_store::Store::open_in_memory().await.expect("store"),
+        data.path().to_path_buf(),
+    )
+    .clean_up_interrupted_builds()
+    .await;
+    // sh, and its sleep once sh got to start it.
+    assert!(ended >= 1, "nothing was ended");
+    assert!(!leader.running(), "the recorded group leader survived");
+    assert!(recorded(data.path()).is_empty());
+    assert_eq!(
+        files_in(&artifacts),
+        ["0123abcd"],
+        "the work folder is left"
+    );
+}
+
+#[tokio::test]
+async fn a_build_child_that_ends_leaves_no_record_and_one_outside_a_build_none_at_all() {
+    let (data, _store, builder, _server) = builder_and_server().await;
+    crate::process::recording(builder.inner.groups.clone(), async {
+        let mut child = sleeping_group();
+        let guard = crate::process::GroupGuard::new(&child);
+        assert_eq!(recorded(data.path()).len(), 1);
+        drop(guard);
+        child.wait().await.expect("wait");
+        assert!(
+            recorded(data.path()).is_empty(),
+            "a killed group kept its record"
+        );
+
+        let mut child = crate::process::command("true").spawn().expect("true");
+        let guard = crate::process::GroupGuard::new(&child);
+        child.wait().await.expect("wait");
+        guard.disarm();
+        assert!(
+            recorded(data.path()).is_empty(),
+            "a finished child kept its record"
+        );
+    })
+    .await;
+
+    let mut child = sleeping_group();
+    let guard = crate::process::GroupGuard::new(&child);
+    assert!(recorded(data.path()).is_empty(), "recorded outside a build");
+    drop(guard);
+    child.wait().await.expect("wait");
+    assert_eq!(builder.clean_up_interrupted_builds().await, 0);
 }

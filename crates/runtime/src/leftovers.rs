@@ -5,17 +5,15 @@
 //! and their cgroup.
 //!
 //! Start times make pid reuse harmless: a process is ended only if it started when the record
-//! says (the leader) or after it (members of its group).
+//! says (the leader) or after it (members of its group); `skyport_leftovers` does the `/proc`
+//! reading and the killing, shared with the build's records of its children.
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+
+use skyport_leftovers::{SWEEP_WAIT, Stamp, end_group, kill, wait_gone};
 
 use crate::cgroup::{Cgroup, Cgroups};
-use crate::spawn::{Signal, signal_group, signal_process};
-
-/// How long the sweep waits for killed processes to disappear.
-const SWEEP_WAIT: Duration = Duration::from_secs(5);
 
 /// What is known about a running instance's process.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,7 +29,7 @@ impl PidRecord {
     pub(crate) fn of(pid: u32, cgroup: Option<&Cgroup>) -> Option<PidRecord> {
         Some(PidRecord {
             pid,
-            start: stat(pid)?.start,
+            start: Stamp::of(pid)?.start,
             cgroup: cgroup.map(|c| c.path().to_path_buf()),
         })
     }
@@ -75,7 +73,10 @@ pub(crate) fn sweep(dir: &Path, cgroups: Option<&Cgroups>) -> usize {
             .ok()
             .and_then(|text| PidRecord::parse(&text));
         if let Some(record) = record {
-            killed.extend(kill_group(&record));
+            killed.extend(end_group(&Stamp {
+                pid: record.pid,
+                start: record.start,
+            }));
             // A cgroup outside today's parent (the data directory moved): sweep it too.
             if let (Some(cgroups), Some(path)) = (cgroups, record.cgroup) {
                 let cgroup = Cgroup::at(cgroups.version(), path);
@@ -88,14 +89,11 @@ pub(crate) fn sweep(dir: &Path, cgroups: Option<&Cgroups>) -> usize {
     }
     for cgroup in &leftover_cgroups {
         for pid in cgroup.pids() {
-            signal_process(pid, Signal::Kill);
+            kill(pid);
             killed.push(pid);
         }
     }
-    let deadline = Instant::now() + SWEEP_WAIT;
-    while killed.iter().any(|pid| running(*pid)) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_gone(&killed, SWEEP_WAIT);
     for cgroup in &leftover_cgroups {
         if let Err(e) = cgroup.remove() {
             tracing::warn!(cgroup = %cgroup.path().display(), "cannot remove a leftover cgroup: {e}");
@@ -104,51 +102,6 @@ pub(crate) fn sweep(dir: &Path, cgroups: Option<&Cgroups>) -> usize {
     killed.sort_unstable();
     killed.dedup();
     killed.len()
-}
-
-/// Kills the recorded leader (if it is still that process) and every member of its process
-/// group that started no earlier than it; returns their pids.
-fn kill_group(record: &PidRecord) -> Vec<u32> {
-    let mut killed = Vec::new();
-    if stat(record.pid).is_some_and(|s| s.start == record.start) {
-        signal_group(record.pid, Signal::Kill);
-        killed.push(record.pid);
-    }
-    for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
-            continue;
-        };
-        if stat(pid).is_some_and(|s| s.group == record.pid && s.start >= record.start) {
-            signal_process(pid, Signal::Kill);
-            killed.push(pid);
-        }
-    }
-    killed
-}
-
-/// The fields of `/proc/PID/stat` the sweep needs.
-struct Stat {
-    group: u32,
-    start: u64,
-    zombie: bool,
-}
-
-fn stat(pid: u32) -> Option<Stat> {
-    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name is in parentheses and may contain anything: fields follow the last ')'.
-    let fields: Vec<&str> = text
-        .get(text.rfind(')')? + 1..)?
-        .split_whitespace()
-        .collect();
-    Some(Stat {
-        zombie: *fields.first()? == "Z",
-        group: fields.get(2)?.parse().ok()?,
-        start: fields.get(19)?.parse().ok()?,
-    })
-}
-
-fn running(pid: u32) -> bool {
-    stat(pid).is_some_and(|s| !s.zombie)
 }
 
 #[cfg(test)]

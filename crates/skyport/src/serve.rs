@@ -177,6 +177,10 @@ impl Platform {
             runtime: dyn_runtime.clone(),
         });
         let builder = Builder::with_warmup(store.clone(), data_dir.clone(), limits, warmup);
+        let ended = builder.clean_up_interrupted_builds().await;
+        if ended > 0 {
+            tracing::warn!("ended {ended} build process(es) left running by the last shutdown");
+        }
         let gateway = Gateway::new(store.clone(), dyn_runtime.clone(), gateway_options).await?;
         tokio::spawn(skyport_registry::follow_search_index(store.clone()));
         tokio::spawn(follow_live_deployments(

@@ -118,6 +118,9 @@ impl ApiError {
                 BuildError::NotRedeployable(_) => (StatusCode::CONFLICT, "not_redeployable"),
                 BuildError::NoSource(_) => (StatusCode::CONFLICT, "no_source"),
                 BuildError::PreviewName(_) => (StatusCode::BAD_REQUEST, "invalid_name"),
+                BuildError::Io { .. } if e.is_disk_full() => {
+                    (StatusCode::INSUFFICIENT_STORAGE, "disk_full")
+                }
                 BuildError::Io { .. } | BuildError::Store(_) => {
                     (StatusCode::INTERNAL_SERVER_ERROR, "internal")
                 }

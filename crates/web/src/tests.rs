@@ -301,6 +301,23 @@ async fn bad_names_ids_and_uploads_are_refused_with_json_errors() {
 }
 
 #[tokio::test]
+async fn a_full_disk_answers_507_saying_to_free_space() {
+    use axum::response::IntoResponse;
+    // ENOSPC, as saving an upload on a full filesystem meets it.
+    let full = ApiError::Build(skyport_build::BuildError::Io {
+        context: "cannot write the upload file".to_owned(),
+        source: std::io::Error::from_raw_os_error(28),
+    });
+    let response = full.into_response();
+    assert_eq!(response.status(), StatusCode::INSUFFICIENT_STORAGE);
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let body: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(body["error"]["code"], "disk_full");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("free space"), "{message}");
+}
+
+#[tokio::test]
 async fn requests_for_foreign_host_names_are_refused_on_loopback() {
     let f = fixture().await;
     let request = Request::get("/healthz")

@@ -41,7 +41,7 @@ pub use crate::direct::{DIRECT_START_TIMEOUT, DirectServer};
 pub use crate::held::HeldClient;
 pub use crate::http::{HttpResponse, http};
 pub use crate::postgres::PostgresDatabase;
-pub use crate::procs::{Proc, descendants, python_instances, signal, wait_until};
+pub use crate::procs::{Proc, descendants, processes, python_instances, signal, wait_until};
 
 /// How long `skyport serve` may take to answer `/healthz`.
 pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(60);
@@ -355,12 +355,31 @@ impl Skyport {
         env: &[(&str, &str)],
         cwd: Option<&Path>,
     ) -> Skyport {
+        Skyport::spawn_prepared(subcommand, extra, env, cwd, |_| {})
+    }
+
+    /// Starts `skyport serve` on a fresh data dir that `prepare` readies first (e.g. mounts a
+    /// small filesystem on it), and waits for `/healthz`.
+    pub fn serve_prepared(prepare: impl FnOnce(&Path)) -> Skyport {
+        let mut sky = Skyport::spawn_prepared("serve", &[], &[], None, prepare);
+        sky.wait_healthy();
+        sky
+    }
+
+    fn spawn_prepared(
+        subcommand: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        cwd: Option<&Path>,
+        prepare: impl FnOnce(&Path),
+    ) -> Skyport {
         let dir = tempfile::Builder::new()
             .prefix("skyport-e2e-")
             .tempdir()
             .expect("create a temp dir");
         let data_dir = dir.path().join("data");
         fs::create_dir_all(&data_dir).expect("create the data dir");
+        prepare(&data_dir);
         let port = free_port();
         let log = dir.path().join("serve.log");
         let out = File::create(&log).expect("create the serve log");

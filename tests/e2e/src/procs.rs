@@ -88,22 +88,24 @@ impl Proc {
     }
 }
 
+/// Every live (non-zombie) process on the machine.
+pub fn processes() -> Vec<Proc> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(Proc::read)
+        .filter(|p| p.state != 'Z')
+        .collect()
+}
+
 /// Every live (non-zombie) descendant of `root`, found by walking parent pids in `/proc`.
 pub fn descendants(root: u32) -> Vec<Proc> {
     let mut children: HashMap<u32, Vec<Proc>> = HashMap::new();
-    if let Ok(entries) = fs::read_dir("/proc") {
-        for entry in entries.flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|s| s.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            if let Some(p) = Proc::read(pid).filter(|p| p.state != 'Z') {
-                children.entry(p.ppid).or_default().push(p);
-            }
-        }
+    for p in processes() {
+        children.entry(p.ppid).or_default().push(p);
     }
     let mut found = Vec::new();
     let mut stack = vec![root];

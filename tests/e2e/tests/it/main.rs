@@ -9,6 +9,7 @@ mod builds;
 mod conformance;
 mod deploy;
 mod env;
+mod faults;
 mod gateway;
 mod identity;
 mod keys;

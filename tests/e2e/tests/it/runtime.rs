@@ -192,17 +192,25 @@ fn deploy_fragile(sky: &Skyport, name: &str, extra: &[&str]) {
 
 /// Opens a session on `server` over raw HTTP and calls `tool`; returns the call's response.
 fn call_raw(sky: &Skyport, server: &str, tool: &str) -> HttpResponse {
+    let session = open_raw_session(sky, server);
+    call_on_session(sky, server, &session, tool)
+}
+
+/// POSTs `body` to `server`'s MCP endpoint over raw HTTP, on `session` if given.
+fn post_raw(sky: &Skyport, server: &str, session: Option<&str>, body: &str) -> HttpResponse {
     let path = format!("/servers/{server}/mcp");
-    let post = |session: Option<&str>, body: &str| {
-        let mut headers = vec![ACCEPT, JSON];
-        if let Some(id) = session {
-            headers.push(("Mcp-Session-Id", id));
-            headers.push(("MCP-Protocol-Version", "2025-06-18"));
-        }
-        http(&sky.addr(), "POST", &path, &headers, Some(body))
-            .unwrap_or_else(|e| panic!("POST {path}: {e}\n{}", sky.log_tail(40)))
-    };
-    let init = post(None, INITIALIZE);
+    let mut headers = vec![ACCEPT, JSON];
+    if let Some(id) = session {
+        headers.push(("Mcp-Session-Id", id));
+        headers.push(("MCP-Protocol-Version", "2025-06-18"));
+    }
+    http(&sky.addr(), "POST", &path, &headers, Some(body))
+        .unwrap_or_else(|e| panic!("POST {path}: {e}\n{}", sky.log_tail(40)))
+}
+
+/// Opens an initialized session on `server` over raw HTTP; returns its `Mcp-Session-Id`.
+pub(crate) fn open_raw_session(sky: &Skyport, server: &str) -> String {
+    let init = post_raw(sky, server, None, INITIALIZE);
     assert_eq!(
         init.status,
         200,
@@ -213,14 +221,26 @@ fn call_raw(sky: &Skyport, server: &str, tool: &str) -> HttpResponse {
         .header("mcp-session-id")
         .map(str::to_owned)
         .expect("initialize returned no session id");
-    post(
+    post_raw(
+        sky,
+        server,
         Some(&session),
         r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
     );
+    session
+}
+
+/// Calls `tool` without arguments on an open session (request id 3); returns the response.
+pub(crate) fn call_on_session(
+    sky: &Skyport,
+    server: &str,
+    session: &str,
+    tool: &str,
+) -> HttpResponse {
     let call = format!(
         r#"{{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{{"name":"{tool}","arguments":{{}}}}}}"#
     );
-    post(Some(&session), &call)
+    post_raw(sky, server, Some(session), &call)
 }
 
 /// `skyport servers show NAME --json`.
