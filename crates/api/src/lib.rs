@@ -6,6 +6,7 @@
 //! of the public contract; change them only with a new API version.
 
 mod access;
+mod chat;
 mod control;
 mod env;
 mod metrics;
@@ -18,6 +19,10 @@ mod sources;
 pub use access::{
     AccessView, CreateGroup, CreateUser, GrantView, GroupView, Login, SetDefaultRole, UserCreated,
     UserView,
+};
+pub use chat::{
+    ChatApp, ChatEvent, ChatMessage, ChatRequest, ChatStop, ChatToolCall, ConversationDetail,
+    ConversationView,
 };
 pub use control::{ControlAuditPage, ControlEventView};
 pub use env::{EnvAssignment, EnvChanged, EnvList, EnvVarView, SetEnv};
