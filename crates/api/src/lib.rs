@@ -6,6 +6,7 @@
 //! of the public contract; change them only with a new API version.
 
 mod access;
+mod agents;
 mod control;
 mod env;
 mod metrics;
@@ -18,6 +19,9 @@ mod sources;
 pub use access::{
     AccessView, CreateGroup, CreateUser, GrantView, GroupView, Login, SetDefaultRole, UserCreated,
     UserView,
+};
+pub use agents::{
+    AgentView, CreateAgent, CreateProvider, ProviderView, UpdateAgent, UpdateProvider,
 };
 pub use control::{ControlAuditPage, ControlEventView};
 pub use env::{EnvAssignment, EnvChanged, EnvList, EnvVarView, SetEnv};
