@@ -6,6 +6,7 @@
 //! of the public contract; change them only with a new API version.
 
 mod access;
+mod agents;
 mod chat;
 mod control;
 mod env;
@@ -19,6 +20,9 @@ mod sources;
 pub use access::{
     AccessView, CreateGroup, CreateUser, GrantView, GroupView, Login, SetDefaultRole, UserCreated,
     UserView,
+};
+pub use agents::{
+    AgentView, CreateAgent, CreateProvider, ProviderView, UpdateAgent, UpdateProvider,
 };
 pub use chat::{
     ChatApp, ChatEvent, ChatMessage, ChatRequest, ChatStop, ChatToolCall, ConversationDetail,

@@ -7,6 +7,7 @@
 //! runtime), map the error ([`ApiError`]). No SQL and no process handling here.
 
 mod access;
+mod agents;
 mod api;
 mod audit;
 mod auth;
@@ -90,6 +91,7 @@ pub fn app(state: AppState, gateway: &Gateway, options: &AppOptions) -> Router {
         .merge(grants::router())
         .merge(policies::router())
         .merge(remixes::router())
+        .merge(agents::router())
         .merge(oauth_clients::router())
         .merge(registry::router())
         .route_layer(middleware::from_fn_with_state(
