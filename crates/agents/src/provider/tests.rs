@@ -1,3 +1,7 @@
+//! Tests of the provider clients: the request bodies of both APIs (snapshots), streamed
+//! answers with tool calls split over chunks, and errors, retries and timeouts against the
+//! scripted fake.
+
 use std::time::{Duration, Instant};
 
 use serde_json::json;

@@ -1,3 +1,6 @@
+//! Tests of the loop of a turn, with the scripted fake as the model and an in-memory tool
+//! host: results fed back, hidden and unknown tools, servers left out, the step limit.
+
 use std::sync::Mutex;
 use std::time::Duration;
 
