@@ -87,7 +87,7 @@ impl GatewayHost {
         let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
         self.send(server, &session, Method::POST, Some(&note))
             .await
-            .map_err(|e| refused(server, &e))?;
+            .map_err(ToolHostError)?;
         sessions.insert(server.to_owned(), session.clone());
         Ok(session)
     }
@@ -117,7 +117,7 @@ impl GatewayHost {
         let (headers, text) = self
             .send(server, session, Method::POST, Some(&body))
             .await
-            .map_err(|e| refused(server, &e))?;
+            .map_err(ToolHostError)?;
         let event_stream = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
@@ -146,7 +146,8 @@ impl GatewayHost {
         Ok((answer["result"].clone(), headers))
     }
 
-    /// One HTTP exchange with the gateway; an HTTP error is the start of its body.
+    /// One HTTP exchange with the gateway; an error says what went wrong, with the start of
+    /// the gateway's body for an HTTP error.
     async fn send(
         &self,
         server: &str,
@@ -170,7 +171,9 @@ impl GatewayHost {
             builder = builder.header("mcp-protocol-version", protocol.clone());
         }
         let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
-        let request = builder.body(body).map_err(|e| e.to_string())?;
+        let request = builder
+            .body(body)
+            .map_err(|e| format!("the request to the gateway could not be built: {e}"))?;
         let response = match self.router.clone().oneshot(request).await {
             Ok(response) => response,
             Err(never) => match never {},
@@ -178,23 +181,20 @@ impl GatewayHost {
         let (parts, body) = response.into_parts();
         let bytes = axum::body::to_bytes(body, MAX_ANSWER)
             .await
-            .map_err(|e| format!("its answer broke off: {e}"))?;
+            .map_err(|e| format!("the gateway's answer broke off: {e}"))?;
         let text = String::from_utf8_lossy(&bytes).into_owned();
         if !parts.status.is_success() {
             let message = serde_json::from_str::<Value>(&text)
                 .ok()
                 .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
                 .unwrap_or_else(|| text.chars().take(300).collect());
-            return Err(format!("HTTP {}: {message}", parts.status.as_u16()));
+            return Err(format!(
+                "the gateway answered HTTP {}: {message}",
+                parts.status.as_u16()
+            ));
         }
         Ok((parts.headers, text))
     }
-}
-
-fn refused(server: &str, detail: &str) -> ToolHostError {
-    ToolHostError(format!(
-        "the gateway refused the call to server `{server}`: {detail}"
-    ))
 }
 
 impl ToolHost for GatewayHost {
