@@ -253,12 +253,20 @@ async fn turn(
     pieces: mpsc::UnboundedSender<Piece>,
 ) {
     let mut last_error = None;
+    // The texts of successive steps (before and after tool calls) are paragraphs of one answer.
+    let (mut wrote, mut used_tools) = (false, false);
     let mut sink = |event: TurnEvent| match event {
         TurnEvent::Text(delta) => {
+            let delta = if wrote && used_tools {
+                format!("\n\n{delta}")
+            } else {
+                delta
+            };
+            (wrote, used_tools) = (true, false);
             let _ = pieces.send(Piece::Text(delta));
         }
         TurnEvent::Error(message) => last_error = Some(message),
-        TurnEvent::ToolCall { .. } | TurnEvent::ToolResult { .. } => {}
+        TurnEvent::ToolCall { .. } | TurnEvent::ToolResult { .. } => used_tools = true,
     };
     let outcome = run_turn(&plan.provider, host, &plan.config, history, &mut sink).await;
     let _ = match outcome.stop {

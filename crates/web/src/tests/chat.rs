@@ -199,6 +199,20 @@ async fn the_facade_answers_like_openai() {
     assert_eq!(sent["system"], "Be kind.\n\nAnswer in English.");
     assert_eq!(sent["messages"].as_array().map(Vec::len), Some(3), "{sent}");
 
+    // Text before and after tool calls comes back as paragraphs of one answer.
+    fake.push([
+        Turn::text(&["Let me look."]).then_tool_call("c1", "elsewhere__find", &["{}"]),
+        Turn::text(&["Nothing there."]),
+    ]);
+    let (status, answer) = f
+        .call("POST", "/v1/chat/completions", Some(completion.clone()))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(
+        answer["choices"][0]["message"]["content"],
+        "Let me look.\n\nNothing there."
+    );
+
     fake.push([Turn::fail(
         529,
         r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
