@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use skyport_agents::scripted::{Recorded, ScriptedProvider, Turn};
-use skyport_e2e::{Skyport, command, example, http, python, run_bounded, wait_until};
+use skyport_e2e::{Skyport, command, example, http, python, run_bounded, skyport_bin, wait_until};
 
 /// What the scripted model answers once it has the result of `hello`.
 const ANSWER: &str = "The server says: Hello, Ada!";
@@ -306,6 +306,36 @@ print(json.dumps({"models": models, "text": text}))
     let answer = run.json_line();
     assert_eq!(answer["models"], json!(["greeter"]), "{run}");
     assert_eq!(answer["text"], ANSWER, "{run}");
+
+    // Without a message, `skyport chat` reads one per line of stdin, in one conversation.
+    setup.push([Turn::text(&["Hi!"]), Turn::text(&["Bye!"])]);
+    let lines = setup.sky.scratch().join("lines.txt");
+    std::fs::write(&lines, "Hello\n\nGoodbye\n").expect("write the lines");
+    let mut cmd = command("sh");
+    cmd.arg("-c")
+        .arg("\"$0\" chat greeter < \"$1\"")
+        .arg(skyport_bin())
+        .arg(&lines)
+        .env("SKYPORT_URL", setup.sky.url())
+        .env("SKYPORT_DATA_DIR", setup.sky.data_dir())
+        .env("XDG_CONFIG_HOME", setup.sky.scratch().join("config"))
+        .env_remove("SKYPORT_TOKEN");
+    let run = run_bounded(cmd, setup.sky.scratch(), Duration::from_secs(60));
+    assert!(run.success, "{run}");
+    assert_eq!(run.stdout, "Hi!\nBye!\n", "{run}");
+    let last = setup.requests().pop().expect("a request");
+    let history: Vec<&str> = last.body["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["content"].as_str())
+        .collect();
+    assert_eq!(
+        history,
+        ["You greet people.", "Hello", "Hi!", "Goodbye"],
+        "{}",
+        last.body
+    );
 
     // A principal the agent does not allow is refused.
     let added = setup.sky.cli(&["users", "add", "bot", "--service"]);
