@@ -6,6 +6,8 @@
 //! of the public contract; change them only with a new API version.
 
 mod access;
+mod agents;
+mod chat;
 mod control;
 mod env;
 mod metrics;
@@ -18,6 +20,13 @@ mod sources;
 pub use access::{
     AccessView, CreateGroup, CreateUser, GrantView, GroupView, Login, SetDefaultRole, UserCreated,
     UserView,
+};
+pub use agents::{
+    AgentView, CreateAgent, CreateProvider, ProviderView, UpdateAgent, UpdateProvider,
+};
+pub use chat::{
+    ChatApp, ChatEvent, ChatMessage, ChatRequest, ChatStop, ChatToolCall, ConversationDetail,
+    ConversationView,
 };
 pub use control::{ControlAuditPage, ControlEventView};
 pub use env::{EnvAssignment, EnvChanged, EnvList, EnvVarView, SetEnv};

@@ -3,6 +3,7 @@
 //! `POST /api/v1/uploads` takes; and [`McpClient`], the MCP client of `skyport mcp`.
 
 mod access;
+mod chat;
 mod env;
 mod events;
 mod mcp;
@@ -20,6 +21,7 @@ use skyport_api::{
     KeyCreated, KeyView, LogPage, PutServer, ServerView, SigningKeyRotated, UploadCreated,
 };
 
+pub use chat::{ChatStream, ChatTarget};
 pub use events::{LogEvent, LogStream};
 pub use mcp::{McpClient, McpError, PROTOCOL_VERSION};
 pub use pack::{PackError, Packed, pack};

@@ -83,11 +83,29 @@ pub enum ControlAction {
     /// An OAuth client was removed.
     #[serde(rename = "oauth-client.remove")]
     OAuthClientRemove,
+    /// A language-model provider was added.
+    #[serde(rename = "provider.create")]
+    ProviderCreate,
+    /// A provider's settings or API key changed.
+    #[serde(rename = "provider.change")]
+    ProviderChange,
+    /// A provider was removed.
+    #[serde(rename = "provider.remove")]
+    ProviderRemove,
+    /// An agent was created.
+    #[serde(rename = "agent.create")]
+    AgentCreate,
+    /// An agent's definition changed.
+    #[serde(rename = "agent.change")]
+    AgentChange,
+    /// An agent was removed.
+    #[serde(rename = "agent.remove")]
+    AgentRemove,
 }
 
 impl ControlAction {
     /// Every action, in the order they are documented.
-    pub const ALL: [ControlAction; 20] = [
+    pub const ALL: [ControlAction; 26] = [
         ControlAction::Deploy,
         ControlAction::Rollback,
         ControlAction::Redeploy,
@@ -108,6 +126,12 @@ impl ControlAction {
         ControlAction::SigningKeyRotate,
         ControlAction::OAuthClientCreate,
         ControlAction::OAuthClientRemove,
+        ControlAction::ProviderCreate,
+        ControlAction::ProviderChange,
+        ControlAction::ProviderRemove,
+        ControlAction::AgentCreate,
+        ControlAction::AgentChange,
+        ControlAction::AgentRemove,
     ];
 
     /// The action as stored and shown (`deploy`, `env.set`, …).
@@ -133,6 +157,12 @@ impl ControlAction {
             ControlAction::SigningKeyRotate => "signing-key.rotate",
             ControlAction::OAuthClientCreate => "oauth-client.create",
             ControlAction::OAuthClientRemove => "oauth-client.remove",
+            ControlAction::ProviderCreate => "provider.create",
+            ControlAction::ProviderChange => "provider.change",
+            ControlAction::ProviderRemove => "provider.remove",
+            ControlAction::AgentCreate => "agent.create",
+            ControlAction::AgentChange => "agent.change",
+            ControlAction::AgentRemove => "agent.remove",
         }
     }
 }
@@ -146,7 +176,7 @@ impl fmt::Display for ControlAction {
 /// The text is not one of [`ControlAction::ALL`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown action '{0}'; use one of deploy, rollback, redeploy, server.settings, server.remove, deployment.remove, deployment.cancel, env.set, env.unset, secret.set, key.create, key.revoke, access.grant, access.revoke, access.default, policy.add, policy.remove, signing-key.rotate"
+    "unknown action '{0}'; use one of deploy, rollback, redeploy, server.settings, server.remove, deployment.remove, deployment.cancel, env.set, env.unset, secret.set, key.create, key.revoke, access.grant, access.revoke, access.default, policy.add, policy.remove, signing-key.rotate, oauth-client.create, oauth-client.remove, provider.create, provider.change, provider.remove, agent.create, agent.change, agent.remove"
 )]
 pub struct UnknownAction(String);
 

@@ -91,6 +91,18 @@ id_type!(
     /// Identifies one rule of a server's tool-level policy.
     PolicyId, "pol"
 );
+id_type!(
+    /// Identifies a language-model provider.
+    ProviderId, "prv"
+);
+id_type!(
+    /// Identifies an agent (its name may be reused after it is removed; this is not).
+    AgentId, "agt"
+);
+id_type!(
+    /// Identifies one conversation of a user with an agent or a server.
+    ConversationId, "cnv"
+);
 
 /// A string that is not an id of the expected kind.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -2,7 +2,8 @@
 //! (servers, deployments and their promotions, logs, principals and keys, users, groups and
 //! per-server roles, tool-level policies, gateway sessions, the audit logs of MCP requests and
 //! of control-plane changes, environment variables and sealed secrets, the keys that sign
-//! identity tokens, metric samples for charts), plus the change feed that tells the gateway
+//! identity tokens, metric samples for charts, language-model providers, agents and their
+//! conversations), plus the change feed that tells the gateway
 //! and the runtime when a server's live deployment moved.
 //!
 //! All SQL of the project lives here. Callers get domain types (`Server`, `Deployment`,
@@ -10,10 +11,12 @@
 //! nothing about HTTP, processes or builds: it stores what they decide.
 
 mod access;
+mod agents;
 mod audit;
 mod changes;
 mod claims;
 mod control;
+mod conversations;
 mod deployments;
 mod dialect;
 mod env;
@@ -26,6 +29,7 @@ mod names;
 mod oauth;
 mod policies;
 mod promotions;
+mod providers;
 mod redact;
 mod remix;
 mod samples;
@@ -59,6 +63,10 @@ pub use access::{
     Access, AccessTable, Grant, GrantError, Grantee, RoleError, ServerAccess, ServerRole,
     resolve_role,
 };
+pub use agents::{
+    Agent, AgentError, AgentPatch, Agents, ChatPrincipal, DEFAULT_STEP_LIMIT, MAX_AGENT_SERVERS,
+    MAX_STEP_LIMIT, NewAgent,
+};
 pub use audit::{
     Audit, AuditOutcome, AuditQuery, AuditRecord, AuditRetention, MAX_AUDIT_PAGE, NewAuditRecord,
 };
@@ -67,6 +75,7 @@ pub use claims::Claim;
 pub use control::{
     ControlAction, ControlAudit, ControlEvent, ControlQuery, NewControlEvent, UnknownAction,
 };
+pub use conversations::{Conversation, ConversationSubject, Conversations, MAX_TITLE_CHARS};
 pub use deployments::{
     BuildFailure, BuildPhase, Built, Commit, Deployment, DeploymentStatus, Deployments,
     FailureKind, LaunchSpec, LiveDeployment, NewDeployment, Route, Transport,
@@ -77,12 +86,15 @@ pub use env::{
 pub use external::{
     Connection, External, Externals, Health, NewExternal, RemoteHeader, ToolSummary,
 };
-pub use ids::{ApiKeyId, DeploymentId, GroupId, InstanceId, PolicyId, PrincipalId, ServerId};
+pub use ids::{
+    AgentId, ApiKeyId, ConversationId, DeploymentId, GroupId, InstanceId, PolicyId, PrincipalId,
+    ProviderId, ServerId,
+};
 pub use keys::{
     ApiKey, Credential, KeyHash, KeyRef, Keys, LAST_USED_PRECISION, Principal, SECRET_PREFIXES,
 };
 pub use logs::{LogLine, LogQuery, LogSource, LogStream, LogWriter, Logs, NewLogLine};
-pub use names::{NameError, ServerName};
+pub use names::{AgentName, NameError, ProviderName, ServerName};
 pub use oauth::{
     NewOAuthClient, NewOAuthCode, NewRefreshToken, OAuth, OAuthClient, OAuthGrant, Rotation,
     SpentOAuthCode,
@@ -92,6 +104,10 @@ pub use policies::{
     PolicyRule, PolicySelector,
 };
 pub use promotions::{Actor, Promotion, PromotionKind, RollbackRefusal};
+pub use providers::{
+    MAX_PROVIDER_RETRIES, NewProvider, Provider, ProviderConnection, ProviderError, ProviderKind,
+    ProviderPatch, Providers, UnknownProviderKind,
+};
 pub use redact::Redactor;
 pub use remix::{
     MAX_REMIX_SOURCES, Remix, RemixError, RemixSource, RemixSpec, Remixes, Selection, SourceSpec,
@@ -348,6 +364,21 @@ impl Store {
     /// Metrics over time: one sample per server and sampling period.
     pub fn metric_samples(&self) -> MetricSamples<'_> {
         MetricSamples { store: self }
+    }
+
+    /// Language-model providers, their keys sealed.
+    pub fn providers(&self) -> Providers<'_> {
+        Providers { store: self }
+    }
+
+    /// Agents: their provider, model, servers and who may chat with them.
+    pub fn agents(&self) -> Agents<'_> {
+        Agents { store: self }
+    }
+
+    /// Conversations with agents and servers, per principal.
+    pub fn conversations(&self) -> Conversations<'_> {
+        Conversations { store: self }
     }
 
     /// Tool-level policies: rules per server.

@@ -1,4 +1,4 @@
-//! Server names: the part of every URL and command that users type.
+//! Server, agent and provider names: the part of every URL and command that users type.
 
 use std::fmt;
 use std::str::FromStr;
@@ -57,6 +57,7 @@ impl ServerName {
 /// Characters left for a preview's label after `PARENT--` and `reserved` more, if any.
 fn preview_room(parent: &ServerName, branch: &str, reserved: usize) -> Result<usize, NameError> {
     let refuse = |reason| NameError {
+        kind: "server",
         given: format!("{parent}--{branch}").chars().take(100).collect(),
         reason,
         suggestion: None,
@@ -93,8 +94,9 @@ fn label(branch: &str) -> String {
 
 /// Why a string is not a server name; the message shows the rule and a corrected suggestion.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("invalid server name '{given}': {reason}; names are lowercase letters, digits and single dashes, 1-63 characters, starting and ending with a letter or digit{}", suggestion.as_ref().map(|s| format!(" (try '{s}')")).unwrap_or_default())]
+#[error("invalid {kind} name '{given}': {reason}; names are lowercase letters, digits and single dashes, 1-63 characters, starting and ending with a letter or digit{}", suggestion.as_ref().map(|s| format!(" (try '{s}')")).unwrap_or_default())]
 pub struct NameError {
+    kind: &'static str,
     given: String,
     reason: &'static str,
     suggestion: Option<String>,
@@ -107,6 +109,7 @@ impl FromStr for ServerName {
         match problem(s) {
             None => Ok(ServerName(s.to_owned())),
             Some(reason) => Err(NameError {
+                kind: "server",
                 given: s.chars().take(100).collect(),
                 reason,
                 suggestion: suggest(s),
@@ -182,3 +185,70 @@ impl fmt::Display for ServerName {
         f.write_str(&self.0)
     }
 }
+
+/// Declares a name type with the rules of a server name without its preview part: a
+/// lowercase DNS label, 1–63 characters, no double dash.
+macro_rules! label_name {
+    ($(#[$doc:meta])* $name:ident, $kind:literal) => {
+        $(#[$doc])*
+        #[derive(
+            Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, sqlx::Type,
+        )]
+        #[serde(try_from = "String", into = "String")]
+        #[sqlx(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// The name as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = NameError;
+
+            fn from_str(s: &str) -> Result<Self, NameError> {
+                match base_problem(s) {
+                    None => Ok($name(s.to_owned())),
+                    Some(reason) => Err(NameError {
+                        kind: $kind,
+                        given: s.chars().take(100).collect(),
+                        reason,
+                        suggestion: suggest(s),
+                    }),
+                }
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = NameError;
+
+            fn try_from(s: String) -> Result<Self, NameError> {
+                s.parse()
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(name: $name) -> String {
+                name.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+label_name!(
+    /// An agent's name: what `skyport chat NAME` and the chat URLs take, and the model name of
+    /// the OpenAI-compatible facade.
+    AgentName, "agent"
+);
+label_name!(
+    /// A language-model provider's name, as agents refer to it.
+    ProviderName, "provider"
+);

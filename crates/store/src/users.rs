@@ -432,6 +432,17 @@ impl Users<'_> {
         )
     }
 
+    /// The names of the groups `principal` belongs to, sorted.
+    pub async fn group_names(&self, principal: &PrincipalId) -> Result<Vec<String>, StoreError> {
+        Ok(crate::sql::query_scalar(
+            "SELECT g.name FROM groups g JOIN group_members m ON m.group_id = g.id
+             WHERE m.principal_id = ? ORDER BY g.name",
+        )
+        .bind(principal)
+        .fetch_all(&self.store.pool)
+        .await?)
+    }
+
     async fn membership(
         &self,
         group: &str,

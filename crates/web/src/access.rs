@@ -6,10 +6,14 @@
 //! from the store's one resolution rule (org admin → grants → the server's default). A
 //! refusal is `403 forbidden` naming the role that would do and the command that grants it.
 //! Nothing else in this crate compares roles.
+//!
+//! Agents are not servers: org admins manage them, and who may chat with one is its access
+//! list ([`may_chat`]): empty lets every authenticated principal, else the principal or one
+//! of its groups must be listed; org admins always may.
 
 use std::collections::HashMap;
 
-use skyport_store::{Principal, Server, ServerId, ServerRole};
+use skyport_store::{Agent, ChatPrincipal, Principal, Server, ServerId, ServerRole};
 
 use crate::api::existing_server;
 use crate::{ApiError, AppState};
@@ -143,5 +147,42 @@ pub(crate) fn require_org_admin(caller: &Principal, action: &str) -> Result<(), 
     Err(ApiError::Forbidden(format!(
         "only organisation admins may {action}, and {} is not one; ask one to do it",
         caller.name
+    )))
+}
+
+/// Whether `caller` may chat with `agent` (and see it listed).
+pub(crate) async fn may_chat(
+    state: &AppState,
+    caller: &Principal,
+    agent: &Agent,
+) -> Result<bool, ApiError> {
+    if caller.is_admin || agent.allowed.is_empty() {
+        return Ok(true);
+    }
+    if agent
+        .allowed
+        .contains(&ChatPrincipal::Principal(caller.name.clone()))
+    {
+        return Ok(true);
+    }
+    let groups = state.store.users().group_names(&caller.id).await?;
+    Ok(groups
+        .into_iter()
+        .any(|group| agent.allowed.contains(&ChatPrincipal::Group(group))))
+}
+
+/// Refuses unless `caller` may chat with `agent`.
+pub(crate) async fn require_chat(
+    state: &AppState,
+    caller: &Principal,
+    agent: &Agent,
+) -> Result<(), ApiError> {
+    if may_chat(state, caller, agent).await? {
+        return Ok(());
+    }
+    Err(ApiError::Forbidden(format!(
+        "{who} may not chat with agent '{agent}'; ask an org admin to run `skyport agents edit {agent} --allow {who}` (or --allow group:GROUP)",
+        who = caller.name,
+        agent = agent.name,
     )))
 }

@@ -7,7 +7,8 @@ use skyport_api::{ErrorBody, ErrorDetail};
 use skyport_build::BuildError;
 use skyport_registry::RemoteError;
 use skyport_store::{
-    AccountError, EnvError, GrantError, NameError, PolicyError, RemixError, StoreError,
+    AccountError, AgentError, EnvError, GrantError, NameError, PolicyError, ProviderError,
+    RemixError, StoreError,
 };
 
 /// Why an API request failed.
@@ -65,13 +66,19 @@ pub enum ApiError {
     /// A remix that cannot be created or changed as asked.
     #[error(transparent)]
     Remix(#[from] RemixError),
+    /// A language-model provider that cannot be created, changed or removed as asked.
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    /// An agent that cannot be created or changed as asked.
+    #[error(transparent)]
+    Agent(#[from] AgentError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
 impl ApiError {
-    fn status_and_code(&self) -> (StatusCode, &'static str) {
+    pub(crate) fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::Unauthorized | ApiError::WrongLogin => {
                 (StatusCode::UNAUTHORIZED, "unauthorized")
@@ -130,6 +137,22 @@ impl ApiError {
                 RemixError::Exists(_) => (StatusCode::CONFLICT, "conflict"),
                 RemixError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
                 _ => (StatusCode::BAD_REQUEST, "invalid_remix"),
+            },
+            ApiError::Provider(e) => match e {
+                ProviderError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+                ProviderError::Exists(_) | ProviderError::InUse { .. } => {
+                    (StatusCode::CONFLICT, "conflict")
+                }
+                ProviderError::BadTimeout(_) | ProviderError::TooManyRetries(_) => {
+                    (StatusCode::BAD_REQUEST, "invalid_provider")
+                }
+                ProviderError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            },
+            ApiError::Agent(e) => match e {
+                AgentError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+                AgentError::Exists(_) => (StatusCode::CONFLICT, "conflict"),
+                AgentError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+                _ => (StatusCode::BAD_REQUEST, "invalid_agent"),
             },
             ApiError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }

@@ -20,6 +20,8 @@ use tower::ServiceExt;
 use super::*;
 
 mod access;
+mod agents;
+mod chat;
 mod ui;
 
 /// Bound for anything a test waits for; generous, because a loaded machine is slow.

@@ -11,7 +11,7 @@ use super::{Fixture, fixture, send};
 const NO_UPLOAD: &str = "upl_01jaaaaaaaaaaaaaaaaaaaaaaa";
 
 impl Fixture {
-    async fn call_as(
+    pub(super) async fn call_as(
         &self,
         token: &str,
         method: &str,
@@ -22,7 +22,7 @@ impl Fixture {
     }
 
     /// Creates user `name` with `password` and logs them in; returns their key's secret.
-    async fn user(&self, name: &str, password: &str) -> String {
+    pub(super) async fn user(&self, name: &str, password: &str) -> String {
         let body = json!({"name": name, "password": password});
         let (status, created) = self.call("POST", "/api/v1/users", Some(body)).await;
         assert_eq!(status, StatusCode::CREATED, "{created}");
