@@ -7,6 +7,7 @@
 
 mod access;
 mod agents;
+mod chat;
 mod control;
 mod env;
 mod metrics;
@@ -22,6 +23,10 @@ pub use access::{
 };
 pub use agents::{
     AgentView, CreateAgent, CreateProvider, ProviderView, UpdateAgent, UpdateProvider,
+};
+pub use chat::{
+    ChatApp, ChatEvent, ChatMessage, ChatRequest, ChatStop, ChatToolCall, ConversationDetail,
+    ConversationView,
 };
 pub use control::{ControlAuditPage, ControlEventView};
 pub use env::{EnvAssignment, EnvChanged, EnvList, EnvVarView, SetEnv};

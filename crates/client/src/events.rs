@@ -127,7 +127,7 @@ impl Parser {
 }
 
 /// Where the first event in `buffer` ends: its length and the blank line's length.
-fn block_end(buffer: &[u8]) -> Option<(usize, usize)> {
+pub(crate) fn block_end(buffer: &[u8]) -> Option<(usize, usize)> {
     (0..buffer.len()).find_map(|i| {
         let rest = &buffer[i..];
         if rest.starts_with(b"\r\n\r\n") {

@@ -4,6 +4,7 @@
 
 mod access;
 mod agents;
+mod chat;
 mod env;
 mod events;
 mod mcp;
@@ -21,6 +22,7 @@ use skyport_api::{
     KeyCreated, KeyView, LogPage, PutServer, ServerView, SigningKeyRotated, UploadCreated,
 };
 
+pub use chat::{ChatStream, ChatTarget};
 pub use events::{LogEvent, LogStream};
 pub use mcp::{McpClient, McpError, PROTOCOL_VERSION};
 pub use pack::{PackError, Packed, pack};

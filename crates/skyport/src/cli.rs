@@ -79,6 +79,9 @@ pub(crate) enum Command {
     /// Talk MCP to a server (by name, through the gateway) or to any MCP URL: list its
     /// capabilities, call a tool, or print everything it offers.
     Mcp(McpArgs),
+    /// Chat with an agent (or, with --server, with a server's tools and the default model):
+    /// one message, or a conversation read line by line from stdin.
+    Chat(ChatArgs),
     /// Print (or write into the client's file) an MCP client's configuration for a server.
     Connect(ConnectArgs),
     /// The catalog: add external (remote) MCP servers and check them.
@@ -105,6 +108,20 @@ pub(crate) struct BridgeArgs {
     /// The stdio server's program and arguments.
     #[arg(last = true, required = true, num_args = 1..)]
     pub(crate) command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ChatArgs {
+    /// The agent (left out with --server).
+    pub(crate) agent: Option<String>,
+    /// The message; without one, each line of stdin is a message, until its end.
+    pub(crate) message: Option<String>,
+    /// Chat with this server's tools and the default provider's model instead of an agent.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) server: Option<String>,
+    /// Continue this conversation.
+    #[arg(long, value_name = "ID")]
+    pub(crate) conversation: Option<String>,
 }
 
 #[derive(Debug, Args)]

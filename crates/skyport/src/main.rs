@@ -4,6 +4,7 @@
 mod access;
 mod agents;
 mod audit;
+mod chat;
 mod cli;
 mod config;
 mod connect;
@@ -112,6 +113,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Policy(args) => policy::policy(&cli.connection, args).await,
         Command::Remix(args) => remix::remix(&cli.connection, args).await,
         Command::Mcp(args) => mcp::mcp(&cli.connection, args).await,
+        Command::Chat(args) => chat::chat(&cli.connection, args).await,
         Command::Connect(args) => connect::connect(&cli.connection, args).await,
         Command::Registry(args) => registry::registry(&cli.connection, args).await,
         Command::Providers(args) => agents::providers(&cli.connection, args).await,

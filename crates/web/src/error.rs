@@ -78,7 +78,7 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    fn status_and_code(&self) -> (StatusCode, &'static str) {
+    pub(crate) fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::Unauthorized | ApiError::WrongLogin => {
                 (StatusCode::UNAUTHORIZED, "unauthorized")

@@ -11,6 +11,7 @@ mod agents;
 mod api;
 mod audit;
 mod auth;
+mod chat;
 mod control;
 mod env;
 mod error;
@@ -94,6 +95,7 @@ pub fn app(state: AppState, gateway: &Gateway, options: &AppOptions) -> Router {
         .merge(agents::router())
         .merge(oauth_clients::router())
         .merge(registry::router())
+        .merge(chat::router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,
@@ -131,8 +133,14 @@ pub fn app(state: AppState, gateway: &Gateway, options: &AppOptions) -> Router {
             ))
             .with_state(state)
     };
+    // The OpenAI-compatible facade authenticates by API key too, but answers errors in
+    // OpenAI's shape, so it checks the key itself.
+    let facade = chat::facade_router()
+        .layer(Extension(gateway.clone()))
+        .with_state(state_for_hooks.clone());
     let app = Router::new()
         .route("/healthz", get(api::health))
+        .merge(facade)
         .merge(registry_api)
         .merge(metrics)
         .nest("/api/v1", api)

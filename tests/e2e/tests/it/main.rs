@@ -3,6 +3,7 @@
 //! One test binary so that the harness is compiled once; tests are independent and run in parallel.
 
 mod access;
+mod agents;
 mod audit;
 mod build;
 mod builds;
