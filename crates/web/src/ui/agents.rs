@@ -335,7 +335,7 @@ fn agent_form(
             @if let Some(refusal) = refusal { p.error role="alert" { (refusal.message) } }
             @if creating {
                 label for="a-name" { "Name " small { "lowercase letters, digits and dashes" } }
-                input #a-name name="name" value=(form.name) required pattern="[a-z0-9]([a-z0-9-]*[a-z0-9])?";
+                input #a-name name="name" value=(form.name) required pattern="[a-z0-9]([a-z0-9\\-]*[a-z0-9])?";
             }
             label for="a-description" { "Description" }
             input #a-description name="description" value=(form.description);
