@@ -3,6 +3,7 @@
 //! `POST /api/v1/uploads` takes; and [`McpClient`], the MCP client of `skyport mcp`.
 
 mod access;
+mod agents;
 mod chat;
 mod env;
 mod events;

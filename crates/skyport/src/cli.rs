@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use skyport_gateway::RateLimit;
-use skyport_store::{Capability, EnvScope, PolicyEffect, PolicySelector};
+use skyport_store::{Capability, EnvScope, PolicyEffect, PolicySelector, ProviderKind};
 
 /// Skyport: deploy, run and serve MCP servers on your own machine.
 #[derive(Debug, Parser)]
@@ -86,6 +86,11 @@ pub(crate) enum Command {
     Connect(ConnectArgs),
     /// The catalog: add external (remote) MCP servers and check them.
     Registry(RegistryArgs),
+    /// Add, list, change or remove the language-model providers agents use (organisation
+    /// admins).
+    Providers(ProvidersArgs),
+    /// Create, change, list, show or remove agents: chat interfaces over servers' tools.
+    Agents(AgentsArgs),
     /// Serve a stdio MCP server as streamable HTTP on the instance's listening socket (run by
     /// the runtime as a packaged server's instance, not by people).
     #[command(hide = true)]
@@ -974,6 +979,174 @@ pub(crate) enum AuditKind {
     Mcp,
     /// Changes made through the API.
     Control,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ProvidersArgs {
+    #[command(subcommand)]
+    pub(crate) command: ProvidersCommand,
+    /// Print JSON.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ProvidersCommand {
+    /// Add a provider, e.g. `skyport providers add openai --kind openai --base-url
+    /// https://api.openai.com/v1 --api-key-env OPENAI_API_KEY --model gpt-4o-mini --default`.
+    Add {
+        /// Its name, as agents refer to it.
+        name: String,
+        /// The API it speaks: openai (any Chat Completions endpoint) or anthropic.
+        #[arg(long, value_parser = parse_provider_kind)]
+        kind: ProviderKind,
+        /// Its base URL (https://api.openai.com/v1, https://api.anthropic.com).
+        #[arg(long)]
+        base_url: String,
+        #[command(flatten)]
+        key: ApiKeyFlags,
+        /// The model agents without one use.
+        #[arg(long)]
+        model: Option<String>,
+        /// How long one request may take.
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        timeout: Duration,
+        /// How often a failed request is tried again.
+        #[arg(long, default_value_t = 2)]
+        retries: u32,
+        /// Make it the default provider (chats over a single server use it).
+        #[arg(long)]
+        default: bool,
+    },
+    /// List the providers (never their keys).
+    Ls,
+    /// Change a provider: only what is given changes.
+    Set {
+        /// The provider.
+        name: String,
+        /// A new base URL.
+        #[arg(long)]
+        base_url: Option<String>,
+        #[command(flatten)]
+        key: ApiKeyFlags,
+        /// Remove its API key.
+        #[arg(long, conflicts_with_all = ["api_key_env", "api_key_stdin"])]
+        clear_api_key: bool,
+        /// A new default model.
+        #[arg(long)]
+        model: Option<String>,
+        /// A new timeout.
+        #[arg(long, value_parser = parse_duration)]
+        timeout: Option<Duration>,
+        /// A new number of retries.
+        #[arg(long)]
+        retries: Option<u32>,
+        /// Make it the default provider.
+        #[arg(long, conflicts_with = "not_default")]
+        default: bool,
+        /// Make it no longer the default provider.
+        #[arg(long)]
+        not_default: bool,
+    },
+    /// Remove a provider (refused while agents use it).
+    Rm {
+        /// The provider.
+        name: String,
+    },
+}
+
+/// Where a provider's API key comes from (never the command line, which others can read).
+#[derive(Debug, Args)]
+pub(crate) struct ApiKeyFlags {
+    /// Read the API key from this environment variable.
+    #[arg(long, value_name = "VAR", conflicts_with = "api_key_stdin")]
+    pub(crate) api_key_env: Option<String>,
+    /// Read the API key from the first line of standard input.
+    #[arg(long)]
+    pub(crate) api_key_stdin: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AgentsArgs {
+    #[command(subcommand)]
+    pub(crate) command: AgentsCommand,
+    /// Print JSON.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AgentsCommand {
+    /// Create an agent, e.g. `skyport agents create helper --provider openai --server notes
+    /// --instructions 'Answer from the notes.'`.
+    Create {
+        /// Its name (what `skyport chat` takes).
+        name: String,
+        /// The provider that serves its model.
+        #[arg(long)]
+        provider: String,
+        #[command(flatten)]
+        flags: AgentFlags,
+    },
+    /// Change an agent: only what is given changes (--server and --allow replace the lists).
+    Edit {
+        /// The agent.
+        name: String,
+        /// Another provider.
+        #[arg(long)]
+        provider: Option<String>,
+        #[command(flatten)]
+        flags: AgentFlags,
+        /// Use the provider's default model again.
+        #[arg(long, conflicts_with = "model")]
+        default_model: bool,
+        /// Let every signed-in user chat with it again.
+        #[arg(long, conflicts_with = "allow")]
+        clear_allow: bool,
+    },
+    /// List the agents you may chat with.
+    Ls,
+    /// Show an agent.
+    Show {
+        /// The agent.
+        name: String,
+    },
+    /// Remove an agent and every conversation with it.
+    Rm {
+        /// The agent.
+        name: String,
+    },
+}
+
+/// An agent's definition, as flags.
+#[derive(Debug, Args)]
+pub(crate) struct AgentFlags {
+    /// Its model [default: the provider's default model].
+    #[arg(long)]
+    pub(crate) model: Option<String>,
+    /// What it is for.
+    #[arg(long)]
+    pub(crate) description: Option<String>,
+    /// The system prompt its model gets.
+    #[arg(long, conflicts_with = "instructions_file")]
+    pub(crate) instructions: Option<String>,
+    /// Read the system prompt from this file.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) instructions_file: Option<PathBuf>,
+    /// A server whose tools it uses (hosted, external or remix); repeat it, in order.
+    #[arg(long = "server", value_name = "SERVER")]
+    pub(crate) servers: Vec<String>,
+    /// The most model turns it takes to answer one message (1 to 50) [default: 8].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=50))]
+    pub(crate) step_limit: Option<u32>,
+    /// Who may chat with it: USER or group:GROUP; repeat it [default: every signed-in user].
+    #[arg(long, value_name = "USER|group:GROUP")]
+    pub(crate) allow: Vec<String>,
+}
+
+fn parse_provider_kind(text: &str) -> Result<ProviderKind, String> {
+    text.parse()
+        .map_err(|e: skyport_store::UnknownProviderKind| e.to_string())
 }
 
 /// A duration as people write it: `90s`, `15m`, `1h30m`, `500ms`; a bare number is seconds.

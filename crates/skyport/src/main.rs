@@ -2,6 +2,7 @@
 //! library crates (`serve` wires them together, the other commands use the API client).
 
 mod access;
+mod agents;
 mod audit;
 mod chat;
 mod cli;
@@ -115,6 +116,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Chat(args) => chat::chat(&cli.connection, args).await,
         Command::Connect(args) => connect::connect(&cli.connection, args).await,
         Command::Registry(args) => registry::registry(&cli.connection, args).await,
+        Command::Providers(args) => agents::providers(&cli.connection, args).await,
+        Command::Agents(args) => agents::agents(&cli.connection, args).await,
         Command::Bridge(args) => {
             serve::init_tracing();
             bridge(args).await

@@ -122,10 +122,15 @@ async fn update_provider(
         is_default: body.default,
     };
     let after = state.store.providers().update(&name, &patch).await?;
+    let mut described = provider_described(&after);
+    // A replaced key leaves `has_api_key` as it was; the log says it changed (never to what).
+    if let Some(key) = &patch.api_key {
+        described["api_key"] = json!(if key.is_some() { "replaced" } else { "removed" });
+    }
     let event = NewControlEvent::new(&caller, ControlAction::ProviderChange, None)
         .subject(name.as_str())
         .before(provider_described(&before))
-        .after(provider_described(&after));
+        .after(described);
     control::record(&state, event).await;
     Ok(Json(provider_view(after)))
 }

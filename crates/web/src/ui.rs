@@ -9,6 +9,7 @@
 //! by the handler the API would run (`access.rs`), and no credential reaches JavaScript.
 //! This module must not run SQL, decide permissions, or add a cookie to `/servers/*`.
 
+mod agents;
 mod assets;
 mod charts;
 mod forms;
@@ -59,6 +60,7 @@ pub(crate) fn router(state: UiState) -> Router {
             "/ui/servers/{name}/inspector",
             pages::plain_tab(Tab::Inspector),
         )
+        .route("/ui/servers/{name}/chat", pages::plain_tab(Tab::Chat))
         .route("/ui/servers/{name}/metrics", get(pages::metrics))
         .route(
             "/ui/servers/{name}/env",
@@ -78,6 +80,13 @@ pub(crate) fn router(state: UiState) -> Router {
         .route("/ui/settings/keys", post(forms::key_create))
         .route("/ui/settings/keys/revoke", post(forms::key_revoke))
         .route("/ui/registry", get(registry::registry))
+        .route("/ui/agents", get(agents::agents).post(agents::create))
+        .route("/ui/agents/{name}", get(agents::chat))
+        .route(
+            "/ui/agents/{name}/edit",
+            get(agents::edit_page).post(agents::update),
+        )
+        .route("/ui/agents/{name}/remove", post(agents::remove))
         .route("/ui/logout", post(session::logout))
         .route("/ui/api/{*path}", any(forward::api))
         .route("/ui/mcp/{name}", any(forward::mcp))

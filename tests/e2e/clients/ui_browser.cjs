@@ -1,8 +1,8 @@
 // Drives Skyport's web UI in headless Chromium (playwright-core, the system's chromium) and
 // prints one JSON report line: what each step saw. Usage:
-//   node ui_browser.cjs '{"scenario": "admin"|"viewer"|"forms", "url": ..., "user": ...,
+//   node ui_browser.cjs '{"scenario": "admin"|"viewer"|"forms"|"chat", "url": ..., "user": ...,
 //                         "password": ..., "gitUrl": ..., "appServer": ..., "server": ...,
-//                         "secret": ..., "shots": DIR, "chromium": PATH}'
+//                         "secret": ..., "answer": ..., "shots": DIR, "chromium": PATH}'
 // Every wait is bounded; a failing step prints {"error", "step"} and saves failure.png.
 
 const { chromium } = require('playwright-core');
@@ -204,7 +204,75 @@ async function forms(page) {
   report.steps.push(step);
 }
 
-const scenarios = { admin, viewer, forms };
+// Agents and chat: create an agent with the form on the Agents page, chat with it (the
+// scripted model calls `hello`; the call, its arguments and result and the streamed answer
+// are shown), reopen the stored conversation, then chat on `spec.appServer`'s Chat tab
+// (ChatMCP), where the model calls a tool with an MCP App that opens inline and calls back
+// through the host, and a provider error that is shown in the conversation.
+async function chat(page) {
+  await login(page);
+  step = 'agent-form';
+  await page.getByRole('link', { name: 'Agents', exact: true }).click();
+  await page.locator('#a-name').fill('greeter');
+  await page.locator('#a-servers').fill(spec.server);
+  await page.locator('#a-instructions').fill('You greet people.');
+  await page.getByRole('button', { name: 'Create agent' }).click();
+  await page.locator('p.notice').waitFor();
+  report.agentNotice = await page.locator('p.notice').innerText();
+  report.agentRows = await page.locator('table.agents tbody tr').allInnerTexts();
+  await shot(page, '01-agents');
+  report.steps.push(step);
+
+  step = 'agent-chat';
+  await page.getByRole('link', { name: 'greeter', exact: true }).click();
+  await page.getByLabel('Message').fill('Greet Ada');
+  await page.getByRole('button', { name: 'Send' }).click();
+  await page.locator('.message.assistant p.text', { hasText: spec.answer }).waitFor();
+  report.toolCall = await page.locator('.tool-call summary').first().innerText();
+  report.toolArguments = JSON.parse(await page.locator('.tool-call pre.json').first().innerText());
+  report.toolResult = await page.locator('.tool-call .tool-result').first().innerText();
+  report.answer = await page.locator('.message.assistant p.text').last().innerText();
+  await page.locator('#chat-conversations button').first().waitFor();
+  report.conversations = await page.locator('#chat-conversations button').allInnerTexts();
+  await shot(page, '02-agent-chat');
+  report.steps.push(step);
+
+  step = 'reopen';
+  await page.getByRole('button', { name: 'New conversation' }).click();
+  report.clearedMessages = await page.locator('#chat-log .message').count();
+  await page.locator('#chat-conversations button').first().click();
+  await page.locator('.message.user', { hasText: 'Greet Ada' }).waitFor();
+  await page.locator('.message.assistant p.text', { hasText: spec.answer }).waitFor();
+  report.reopenedToolCalls = await page.locator('#chat-log .tool-call').count();
+  report.steps.push(step);
+
+  step = 'server-chat';
+  await page.goto(`${spec.url}/ui/servers/${spec.appServer}/chat`);
+  await page.getByLabel('Message').fill('Count from 41');
+  await page.getByRole('button', { name: 'Send' }).click();
+  const frame = page.frameLocator('iframe.app-frame');
+  await frame.locator('#added', { hasText: 'app called add' }).waitFor();
+  report.chatApp = {
+    input: await frame.locator('#input').innerText(),
+    result: await frame.locator('#result').innerText(),
+    added: await frame.locator('#added').innerText(),
+    sandbox: await page.locator('iframe.app-frame').getAttribute('sandbox'),
+  };
+  await page.locator('.message.assistant p.text', { hasText: 'Counted.' }).waitFor();
+  await shot(page, '03-server-chat');
+  report.steps.push(step);
+
+  step = 'chat-error';
+  await page.getByLabel('Message').fill('Again');
+  await page.getByRole('button', { name: 'Send' }).click();
+  await page.locator('#chat-log p.error').waitFor();
+  report.chatError = await page.locator('#chat-log p.error').innerText();
+  report.chatStatus = await page.locator('#chat-status').innerText();
+  await shot(page, '04-chat-error');
+  report.steps.push(step);
+}
+
+const scenarios = { admin, viewer, forms, chat };
 
 (async () => {
   const browser = await chromium.launch({

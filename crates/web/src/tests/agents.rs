@@ -83,6 +83,7 @@ async fn providers_keep_their_key_to_themselves() {
         .map(|e| e["action"].as_str().unwrap())
         .collect();
     assert_eq!(actions, ["provider.change", "provider.create"]);
+    assert_eq!(audit["events"][0]["after"]["api_key"], "removed", "{audit}");
 }
 
 #[tokio::test]

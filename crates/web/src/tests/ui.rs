@@ -559,3 +559,73 @@ async fn a_login_deletes_expired_session_keys() {
         "{keys:?}"
     );
 }
+
+#[tokio::test]
+async fn the_agent_form_creates_edits_and_removes_agents_for_admins_only() {
+    let f = fixture().await;
+    let admin = f.session("ada", true).await;
+    let member = f.session("max", false).await;
+    let provider = json!({"name": "openai", "kind": "openai", "base_url": "http://127.0.0.1:9/v1",
+                          "default_model": "small", "default": true});
+    let (status, _) = f.call("POST", "/api/v1/providers", Some(provider)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    f.call("PUT", "/api/v1/servers/notes", Some(json!({})))
+        .await;
+
+    let form = "name=helper&provider=openai&servers=notes&step_limit=51&allowed=&model=&description=&instructions=";
+    let (status, _, page) = post_form(&f, &admin, "/ui/agents", form).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        page.contains("the step limit must be between 1 and 50, not 51"),
+        "{page}"
+    );
+
+    let form = "name=helper&provider=openai&servers=notes&step_limit=4&allowed=ada&model=&description=Notes&instructions=Be+brief.";
+    let (status, headers, page) = post_form(&f, &admin, "/ui/agents", form).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    assert_eq!(headers[header::LOCATION], "/ui/agents?done=created");
+    let (_, agent) = f.call("GET", "/api/v1/agents/helper", None).await;
+    assert_eq!(agent["step_limit"], 4);
+    assert_eq!(agent["allowed"], json!(["ada"]));
+    assert_eq!(agent["instructions"], "Be brief.");
+
+    // Someone not allowed sees neither the agent nor the form; the chat page refuses.
+    let cookie = [("cookie", member.as_str())];
+    let (status, _, page) = f.browser("GET", "/ui/agents", &cookie, "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!page.contains("helper"), "{page}");
+    assert!(!page.contains("Create an agent"), "{page}");
+    let (status, _, _) = f.browser("GET", "/ui/agents/helper", &cookie, "").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = post_form(&f, &member, "/ui/agents/helper/remove", "").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let form = "provider=openai&servers=notes&step_limit=4&allowed=&model=large&description=Notes&instructions=Be+brief.";
+    let (status, headers, _) = post_form(&f, &admin, "/ui/agents/helper/edit", form).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], "/ui/agents?done=changed");
+    let (status, _, page) = f.browser("GET", "/ui/agents/helper", &cookie, "").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        page.contains("data-endpoint=\"/ui/api/agents/helper/chat\""),
+        "{page}"
+    );
+    let admin_cookie = [("cookie", admin.as_str())];
+    let (status, _, page) = f
+        .browser("GET", "/ui/agents/helper/edit", &admin_cookie, "")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("value=\"large\""), "{page}");
+
+    let (status, _, page) = f
+        .browser("GET", "/ui/servers/notes/chat", &admin_cookie, "")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("/ui/api/servers/notes/chat"), "{page}");
+
+    let (status, headers, _) = post_form(&f, &admin, "/ui/agents/helper/remove", "").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], "/ui/agents?done=removed");
+    let (status, _) = f.call("GET", "/api/v1/agents/helper", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

@@ -43,6 +43,11 @@ static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
             "text/javascript; charset=utf-8",
             include_str!("assets/apps.js"),
         ),
+        (
+            "chat.js",
+            "text/javascript; charset=utf-8",
+            include_str!("assets/chat.js"),
+        ),
     ]
     .into_iter()
     .map(|(file, mime, body)| Asset {

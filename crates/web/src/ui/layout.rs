@@ -11,6 +11,7 @@ pub(crate) enum Section {
     Servers,
     Deploy,
     Registry,
+    Agents,
     Settings,
 }
 
@@ -25,6 +26,7 @@ pub(crate) fn page(title: &str, viewer: &Viewer<'_>, section: Section, body: Mar
         (Section::Servers, "/ui/servers", "Servers"),
         (Section::Deploy, "/ui/deploy", "Deploy"),
         (Section::Registry, "/ui/registry", "Registry"),
+        (Section::Agents, "/ui/agents", "Agents"),
         (Section::Settings, "/ui/settings", "Settings"),
     ];
     html! {

@@ -18,7 +18,7 @@ use super::forms::{self, Feedback, Notice};
 use super::forward::get_json;
 use super::layout::{self, Section, Viewer};
 use super::session::Session;
-use super::{UiState, assets, charts};
+use super::{UiState, agents, assets, charts, forward};
 use crate::access::{Permission, authorize};
 
 /// What the viewer may do on a server, for which buttons to show (the API decides anyway).
@@ -37,6 +37,7 @@ pub(crate) struct Abilities {
 pub(crate) enum Tab {
     Overview,
     Inspector,
+    Chat,
     Deployments,
     Logs,
     Metrics { range: &'static str },
@@ -52,9 +53,10 @@ impl Tab {
     }
 }
 
-const TABS: [(Tab, &str, &str); 8] = [
+const TABS: [(Tab, &str, &str); 9] = [
     (Tab::Overview, "", "Overview"),
     (Tab::Inspector, "/inspector", "Inspector"),
+    (Tab::Chat, "/chat", "Chat"),
     (Tab::Deployments, "/deployments", "Deployments"),
     (Tab::Logs, "/logs", "Logs"),
     (Tab::Metrics { range: RANGES[0] }, "/metrics", "Metrics"),
@@ -86,7 +88,7 @@ pub(crate) async fn deploy(Extension(session): Extension<Session>) -> Html<Strin
 }
 
 /// `GET` of a tab that reads nothing but the server's name: overview, deployments, logs,
-/// inspector, audit.
+/// inspector, chat, audit.
 pub(crate) fn plain_tab(tab: Tab) -> MethodRouter<UiState> {
     get(
         move |State(state): State<UiState>,
@@ -189,6 +191,7 @@ pub(crate) async fn server_tab(
     let body = match tab {
         Tab::Overview => overview_tab(&server),
         Tab::Inspector => inspector_tab(&server),
+        Tab::Chat => chat_tab(&server),
         Tab::Logs => logs_tab(&server),
         Tab::Metrics { range } => {
             let path = format!("/servers/{name}/metrics?since={range}");
@@ -526,6 +529,15 @@ pub(crate) fn inspector_tab(server: &ServerView) -> Markup {
             }
         }
         script type="module" src=(assets::url("inspector.js")) {}
+    }
+}
+
+/// ChatMCP: a chat over this server's tools alone, with the default provider's default model.
+pub(crate) fn chat_tab(server: &ServerView) -> Markup {
+    let name = forward::segment(server.name.as_str());
+    html! {
+        p.muted { "Chat with a model that uses this server's tools (the default provider's default model), as you: policies apply and calls are audited." }
+        (agents::chat_view(&format!("/ui/api/servers/{name}/chat"), &format!("/ui/api/conversations?server={name}")))
     }
 }
 

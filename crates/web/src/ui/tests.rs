@@ -322,3 +322,86 @@ fn registry_lists_the_catalog_by_kind_and_search_matches_with_their_tools() {
     ));
     insta::assert_snapshot!("registry_search", found);
 }
+
+fn agent() -> skyport_api::AgentView {
+    serde_json::from_value(json!({
+        "name": "helper", "description": "Answers from the notes", "instructions": "Be brief.",
+        "provider": "openai", "model": null, "effective_model": "small",
+        "servers": ["hello", "notes"], "step_limit": 8, "allowed": ["group:ops"],
+        "created_by": "ada", "created_at": "2026-12-01T10:00:00Z",
+        "updated_at": "2026-12-02T11:30:00Z"
+    }))
+    .expect("an agent view")
+}
+
+fn provider() -> skyport_api::ProviderView {
+    serde_json::from_value(json!({
+        "name": "openai", "kind": "openai", "base_url": "http://127.0.0.1:9/v1",
+        "has_api_key": true, "default_model": "small", "timeout_seconds": 60, "retries": 2,
+        "default": true, "created_at": "2026-12-01T10:00:00Z"
+    }))
+    .expect("a provider view")
+}
+
+#[test]
+fn agents_page_offers_the_form_and_removal_to_admins_only() {
+    use super::agents::{AgentForm, agents_page};
+    let admin = readable(agents_page(
+        &VIEWER,
+        &[agent()],
+        Some(&[provider()]),
+        Some("Agent created."),
+        None,
+        &AgentForm::default(),
+    ));
+    assert!(
+        admin.contains("action=\"/ui/agents/helper/remove\""),
+        "{admin}"
+    );
+    insta::assert_snapshot!(admin);
+    let member = readable(agents_page(
+        &VIEWER,
+        &[agent()],
+        None,
+        None,
+        None,
+        &AgentForm::default(),
+    ));
+    assert!(!member.contains("<form class=\"card"), "{member}");
+    assert!(!member.contains("/remove"), "{member}");
+    let refused = Refusal {
+        status: http::StatusCode::BAD_REQUEST,
+        message: "the step limit must be between 1 and 50, not 51".to_owned(),
+    };
+    let with_error = readable(agents_page(
+        &VIEWER,
+        &[],
+        Some(&[provider()]),
+        None,
+        Some(&refused),
+        &AgentForm::default(),
+    ));
+    assert!(
+        with_error.contains("role=\"alert\">the step limit"),
+        "{with_error}"
+    );
+}
+
+#[test]
+fn agent_chat_page() {
+    insta::assert_snapshot!(readable(super::agents::chat_page(&VIEWER, &agent())));
+}
+
+#[test]
+fn server_chat_tab_talks_to_the_servers_chat_endpoint() {
+    let html = readable(pages::chat_tab(&server()));
+    assert!(
+        html.contains("data-endpoint=\"/ui/api/servers/hello/chat\""),
+        "{html}"
+    );
+    assert!(
+        html.contains("data-conversations=\"/ui/api/conversations?server=hello\""),
+        "{html}"
+    );
+    insta::assert_snapshot!(html);
+}

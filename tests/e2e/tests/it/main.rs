@@ -28,5 +28,6 @@ mod runtime;
 mod servers;
 mod sessions;
 mod ui;
+mod ui_chat;
 mod up;
 mod webhooks;

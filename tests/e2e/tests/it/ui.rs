@@ -33,7 +33,7 @@ fn chromium() -> PathBuf {
 
 /// Runs the browser script for `scenario` and returns its report; panics with the report
 /// (and the serve's log) when a step failed.
-fn browse(
+pub(crate) fn browse(
     sky: &Skyport,
     scenario: &str,
     user: &str,
