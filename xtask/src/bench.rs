@@ -87,7 +87,10 @@ pub(crate) fn run(root: &Path, names: &[String]) -> anyhow::Result<()> {
     std::fs::create_dir_all(&logs)?;
     let mut outcomes = Vec::new();
     for bench in chosen {
-        println!("\n==> {} ({})\n    {}", bench.name, bench.script, bench.about);
+        println!(
+            "\n==> {} ({})\n    {}",
+            bench.name, bench.script, bench.about
+        );
         let started = Instant::now();
         let log = logs.join(format!("{}.log", bench.name));
         let ok = run_one(root, bench, &log)?;
@@ -116,7 +119,10 @@ fn choose(names: &[String]) -> anyhow::Result<Vec<&'static Bench>> {
         .find(|n| !BENCHES.iter().any(|b| b.name == n.as_str()))
     {
         let known: Vec<_> = BENCHES.iter().map(|b| b.name).collect();
-        bail!("no benchmark `{unknown}`; the suite has: {}", known.join(", "));
+        bail!(
+            "no benchmark `{unknown}`; the suite has: {}",
+            known.join(", ")
+        );
     }
     Ok(BENCHES
         .iter()
@@ -144,15 +150,21 @@ fn prepare(root: &Path) -> anyhow::Result<()> {
     }
     println!("==> cargo build --release -p skyport");
     check(
-        Command::new(env!("CARGO"))
-            .current_dir(root)
-            .args(["build", "--release", "-q", "-p", "skyport"]),
+        Command::new(env!("CARGO")).current_dir(root).args([
+            "build",
+            "--release",
+            "-q",
+            "-p",
+            "skyport",
+        ]),
         "cargo build --release -p skyport",
     )
 }
 
 fn check(command: &mut Command, what: &str) -> anyhow::Result<()> {
-    let status = command.status().with_context(|| format!("running {what}"))?;
+    let status = command
+        .status()
+        .with_context(|| format!("running {what}"))?;
     if !status.success() {
         bail!("{what} failed ({status})");
     }
