@@ -108,6 +108,11 @@ impl FromStr for Entrypoint {
         }
         let name = parts.last().copied().unwrap_or_default();
         let file = parts.join("/");
+        // Spaces around the whole entrypoint are trimmed, so a path that starts with one once
+        // `./` is gone would be shown as one that reads back as another file.
+        if file.trim() != file {
+            return invalid("names a file or folder that starts with a space");
+        }
         if name.len() > 5 && name.ends_with(".json") {
             if object.is_some() {
                 return invalid(

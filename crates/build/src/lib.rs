@@ -16,6 +16,9 @@ mod artifact;
 mod config;
 mod entrypoint;
 mod environment;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod git;
 mod inspect;
 mod job;

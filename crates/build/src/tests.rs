@@ -63,6 +63,8 @@ fn bad_entrypoints_are_rejected_with_what_to_do() {
         "src\\main.py",
         ".py",
         "src/",
+        "./ main.py",
+        "./\u{a0}conf/fastmcp.json",
     ];
     let mut report = String::new();
     for text in cases {

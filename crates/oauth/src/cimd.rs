@@ -186,8 +186,10 @@ fn fetch_error(e: reqwest::Error) -> String {
     }
 }
 
-/// Whether `ip` is a public unicast address.
-pub(crate) fn is_public(ip: IpAddr) -> bool {
+/// Whether `ip` is a public unicast address: the only kind Skyport reaches for what a user
+/// names (client metadata documents here, external servers in `web`) unless the operator
+/// allows private ones.
+pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
             !(v4.is_loopback()

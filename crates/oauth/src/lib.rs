@@ -38,7 +38,7 @@ pub use access::{
     ACCESS_LEEWAY, ACCESS_TOKEN_TYPE, AccessClaims, AccessTokenError, verify_access_token,
 };
 pub use authorize::{Authorization, AuthorizationRequest, CheckedClient, LoginError};
-pub use cimd::{FETCH_TIMEOUT, MAX_DOCUMENT};
+pub use cimd::{FETCH_TIMEOUT, MAX_DOCUMENT, is_public};
 pub use pkce::CodeChallenge;
 pub use redirect::{redirect_allowed, registrable};
 pub use register::{ClientRegistration, RegisteredClient, ServiceClient};

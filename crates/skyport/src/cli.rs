@@ -340,6 +340,11 @@ pub(crate) struct ServeArgs {
     /// forgery).
     #[arg(long, env = "SKYPORT_OAUTH_ALLOW_PRIVATE_CIMD")]
     pub(crate) oauth_allow_private_cimd: bool,
+    /// Let external servers (`skyport registry add-external`) be on private, loopback and
+    /// link-local addresses (for closed networks and tests; the default refuses them, so that
+    /// the gateway cannot be pointed at the network behind it).
+    #[arg(long, env = "SKYPORT_ALLOW_PRIVATE_EXTERNALS")]
+    pub(crate) allow_private_externals: bool,
     /// How long metric samples (the UI's charts) are kept, e.g. 7d.
     #[arg(long, default_value = "7d", value_parser = parse_duration)]
     pub(crate) metrics_retention: Duration,

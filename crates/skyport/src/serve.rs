@@ -223,6 +223,7 @@ impl Platform {
                 auth: default_auth,
                 request_timeout: args.request_timeout,
             },
+            allow_private_externals: args.allow_private_externals,
         };
         let options = AppOptions {
             loopback_only: addr.ip().is_loopback(),

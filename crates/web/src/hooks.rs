@@ -6,7 +6,7 @@
 //! The handler reads like the others: extract, verify, parse (`github.rs`), hand the event to
 //! the builder ([`skyport_build::Builder::react`]), map the outcome.
 
-mod github;
+pub(crate) mod github;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;

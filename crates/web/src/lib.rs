@@ -15,6 +15,9 @@ mod chat;
 mod control;
 mod env;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod grants;
 mod hooks;
 mod host;
@@ -62,6 +65,9 @@ pub struct AppState {
     pub server_defaults: ServerDefaults,
     /// The OAuth authorization server.
     pub oauth: AuthorizationServer,
+    /// External servers may be on loopback, private and link-local addresses (else they are
+    /// refused when added, against request forgery through the gateway).
+    pub allow_private_externals: bool,
 }
 
 /// The platform's defaults for per-server gateway settings (flags of `skyport serve`), shown

@@ -1,6 +1,9 @@
 //! The catalog under `/api/v1/registry`: adding external servers and checking them now.
 //! Listing and showing them is `/api/v1/servers`, which fills in [`ExternalView`]s here.
 
+use std::net::IpAddr;
+use std::time::Duration;
+
 use axum::extract::Query;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -8,10 +11,13 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use skyport_api::{CreateExternal, ExternalView, SearchMatch, SearchResults, ServerView};
 use skyport_gateway::Gateway;
+use skyport_oauth::is_public;
 use skyport_registry::{fts_query, parse_header, parse_remote_url, shown_url};
 use skyport_store::{
     External, Grantee, NewExternal, Principal, RemoteHeader, ServerKind, ServerName, ServerRole,
 };
+
+use tokio::net::lookup_host;
 
 use crate::access::{self, Permission, authorize};
 use crate::{ApiError, AppState, views};
@@ -31,6 +37,9 @@ async fn create(
 ) -> Result<(StatusCode, Json<ServerView>), ApiError> {
     let name: ServerName = body.name.parse()?;
     let url = parse_remote_url(&body.url)?;
+    if !state.allow_private_externals {
+        refuse_private(&url).await?;
+    }
     let mut headers = body
         .headers
         .iter()
@@ -66,6 +75,49 @@ async fn create(
         .grant(&external.server.id, &creator, ServerRole::Admin)
         .await?;
     Ok((StatusCode::CREATED, Json(view(&state, external))))
+}
+
+/// How long the name of a new external may take to resolve before it is let through unchecked
+/// (an unresolvable name reaches nothing; it is checked again by being used).
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Refuses a remote on a loopback, private or link-local address (a literal one, `localhost`,
+/// or any address its name resolves to now): the gateway would otherwise reach, for whoever
+/// may add an external, the network Skyport runs in (request forgery).
+async fn refuse_private(url: &str) -> Result<(), ApiError> {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("https", url));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(bracketed) => {
+            let (host, after) = bracketed.split_once(']').unwrap_or((bracketed, ""));
+            (host, after.strip_prefix(':'))
+        }
+        None => match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    let port = port
+        .and_then(|p| p.parse::<u16>().ok())
+        .unwrap_or(if scheme == "http" { 80 } else { 443 });
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let private = if host == "localhost" || host.ends_with(".localhost") {
+        true
+    } else if let Ok(ip) = host.parse::<IpAddr>() {
+        !is_public(ip)
+    } else {
+        match tokio::time::timeout(RESOLVE_TIMEOUT, lookup_host((host.as_str(), port))).await {
+            Ok(Ok(addrs)) => addrs.map(|a| a.ip()).any(|ip| !is_public(ip)),
+            Ok(Err(_)) | Err(_) => false,
+        }
+    };
+    if private {
+        return Err(ApiError::BadRequest(format!(
+            "{} is on a loopback, private or link-local address, which external servers may not use; give its public address, or start Skyport with --allow-private-externals (closed networks)",
+            shown_url(url)
+        )));
+    }
+    Ok(())
 }
 
 /// `POST /registry/external/{name}/check`: checks the remote now (initialize + tools/list)

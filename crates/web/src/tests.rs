@@ -83,6 +83,7 @@ async fn fixture_with(limits: BuildLimits) -> Fixture {
         )
         .await
         .unwrap(),
+        allow_private_externals: false,
     };
     let app = app(
         state,
@@ -250,6 +251,34 @@ async fn health_needs_no_key_but_the_api_does() {
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{auth:?}");
         assert_eq!(body["error"]["code"], "unauthorized");
     }
+}
+
+#[tokio::test]
+async fn externals_on_private_addresses_are_refused() {
+    let f = fixture().await;
+    for url in [
+        "http://127.0.0.1:8000/mcp",
+        "https://10.0.0.7/mcp",
+        "http://169.254.169.254/latest",
+        "http://[::1]:8000/mcp",
+        "http://[fe80::1]/mcp",
+        "http://LocalHost.:8000/mcp",
+        "http://api.localhost/mcp",
+    ] {
+        let body = json!({"name": "inside", "url": url});
+        let (status, answer) = f
+            .call("POST", "/api/v1/registry/external", Some(body))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{url}: {answer}");
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("private") && message.contains("--allow-private-externals"),
+            "{url}: {message}"
+        );
+    }
+    let (status, list) = f.call("GET", "/api/v1/servers", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list, json!([]));
 }
 
 #[tokio::test]

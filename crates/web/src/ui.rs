@@ -14,6 +14,7 @@ mod assets;
 mod charts;
 mod forms;
 mod forward;
+mod headers;
 mod layout;
 mod pages;
 mod registry;
@@ -102,6 +103,7 @@ pub(crate) fn router(state: UiState) -> Router {
         .route("/ui/assets/{hash}/{file}", get(assets::serve))
         .merge(behind_login)
         .layer(middleware::from_fn(session::same_origin_writes))
+        .layer(middleware::from_fn(headers::security_headers))
         .with_state(state)
 }
 

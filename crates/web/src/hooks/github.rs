@@ -131,6 +131,9 @@ struct Head {
     sha: String,
 }
 
+/// The commit GitHub names as `after` when a push deleted the branch.
+const NO_COMMIT: &str = "0000000000000000000000000000000000000000";
+
 fn push(push: &Push) -> Result<Delivery, String> {
     let Some(branch) = push.reference.strip_prefix("refs/heads/") else {
         return Ok(Delivery::Ignored(format!(
@@ -138,9 +141,13 @@ fn push(push: &Push) -> Result<Delivery, String> {
             push.reference
         )));
     };
+    if branch.is_empty() {
+        return Err(format!("the push's ref {} names no branch", push.reference));
+    }
     let branch = branch.to_owned();
-    // GitHub sends a deletion as `deleted: true` with an all-zero `after`.
-    if push.deleted || push.after.bytes().all(|b| b == b'0') {
+    // GitHub sends a deletion as `deleted: true` with `after` all zeros (a full SHA's 40: a
+    // shorter or empty `after` is a malformed push, not a deletion).
+    if push.deleted || push.after == NO_COMMIT {
         return Ok(Delivery::Event(SourceEvent::BranchGone { branch }));
     }
     Ok(Delivery::Event(SourceEvent::Pushed {
@@ -151,6 +158,9 @@ fn push(push: &Push) -> Result<Delivery, String> {
 
 fn pull_request(event: &PullRequestEvent) -> Result<Delivery, String> {
     let head = &event.pull_request.head;
+    if head.reference.is_empty() {
+        return Err("the pull request's head names no branch".to_owned());
+    }
     let branch = head.reference.clone();
     match event.action.as_str() {
         "opened" | "reopened" | "synchronize" => Ok(Delivery::Event(SourceEvent::PullRequest {

@@ -56,12 +56,18 @@ pub(crate) fn page(title: &str, viewer: &Viewer<'_>, section: Section, body: Mar
     }
 }
 
-fn head(title: &str) -> Markup {
-    let imports = serde_json::json!({ "imports": {
+/// The import map every page inlines, the one inline script (the Content-Security-Policy
+/// names its hash).
+pub(crate) fn import_map() -> String {
+    serde_json::json!({ "imports": {
         "skyport/mcp.js": assets::url("mcp.js"),
         "skyport/apps.js": assets::url("apps.js"),
         "skyport/inspector.js": assets::url("inspector.js"),
-    }});
+    }})
+    .to_string()
+}
+
+fn head(title: &str) -> Markup {
     html! {
         head {
             meta charset="utf-8";
@@ -70,7 +76,7 @@ fn head(title: &str) -> Markup {
             title { (title) " · Skyport" }
             link rel="icon" href="data:,";
             link rel="stylesheet" href=(assets::url("ui.css"));
-            script type="importmap" { (PreEscaped(imports.to_string())) }
+            script type="importmap" { (PreEscaped(import_map())) }
         }
     }
 }

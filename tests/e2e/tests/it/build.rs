@@ -66,7 +66,7 @@ fn newest(sky: &Skyport, server: &str) -> serde_json::Value {
         .expect("a deployment")
 }
 
-fn deploy_git(sky: &Skyport, url: &str, name: &str, extra: &[&str]) -> skyport_e2e::Run {
+pub(crate) fn deploy_git(sky: &Skyport, url: &str, name: &str, extra: &[&str]) -> skyport_e2e::Run {
     let mut args = vec!["deploy", url, "--name", name];
     args.extend_from_slice(extra);
     sky.cli_bounded(&args, std::time::Duration::from_secs(600))

@@ -10,7 +10,7 @@ use skyport_e2e::{Run, Skyport, deployments_of, fixture};
 const SECRET: &str = "sk-e2e-secret-5d1c8a27b9";
 
 /// Calls the fixture's `env` tool through the gateway; returns what the server sees.
-fn seen(sky: &Skyport, server: &str, name: &str) -> String {
+pub(crate) fn seen(sky: &Skyport, server: &str, name: &str) -> String {
     let args = format!(r#"{{"name":"{name}"}}"#);
     let (run, v) = sky.client(
         "sdk_client.py",

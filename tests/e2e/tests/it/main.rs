@@ -25,6 +25,7 @@ mod registry;
 mod remix;
 mod rollback;
 mod runtime;
+mod security;
 mod servers;
 mod sessions;
 mod ui;

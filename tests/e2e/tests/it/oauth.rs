@@ -21,7 +21,7 @@ const CHALLENGE: &str = "moQgulZ-oSov5El0oCdvD4sDllAt0G25lvzhG53k_6M";
 const REDIRECT: &str = "http://127.0.0.1:4999/callback";
 
 /// `pairs` as an `application/x-www-form-urlencoded` body.
-fn form(pairs: &[(&str, &str)]) -> String {
+pub(crate) fn form(pairs: &[(&str, &str)]) -> String {
     let encode = |s: &str| {
         s.bytes()
             .map(|b| match b {
@@ -111,7 +111,7 @@ fn code(sky: &Skyport, client: &str, server: &str) -> String {
 }
 
 /// The token endpoint's answer to `pairs`.
-fn token(sky: &Skyport, pairs: &[(&str, &str)]) -> (u16, serde_json::Value) {
+pub(crate) fn token(sky: &Skyport, pairs: &[(&str, &str)]) -> (u16, serde_json::Value) {
     let answer = post_form(sky, "/oauth/token", pairs);
     (answer.status, answer.json().unwrap_or_default())
 }

@@ -132,7 +132,11 @@ fn two_replicas_share_sessions_and_revocations() {
     let Some(database) = PostgresDatabase::create() else {
         return;
     };
-    let flags = ["--database-url", database.url()];
+    let flags = [
+        "--database-url",
+        database.url(),
+        "--allow-private-externals",
+    ];
     let env = [("SKYPORT_MASTER_KEY", MASTER_KEY)];
     let mut a = Skyport::serve_with_env(&flags, &env);
     let b = Skyport::serve_with_env(&flags, &env);

@@ -183,7 +183,7 @@ fn check_ok(sky: &Skyport, ok: bool, v: &Value) {
 
 #[test]
 fn a_remix_composes_hosted_and_external_servers() {
-    let sky = Skyport::serve();
+    let sky = Skyport::serve_with(&["--allow-private-externals"]);
     let crash_file = sky.scratch().join("beta-down");
     let env = format!("CRASH_FILE={}", crash_file.display());
     let run = sky.deploy(&server_dir(&sky, "alpha", ALPHA), "alpha", &[]);

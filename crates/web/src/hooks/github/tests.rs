@@ -147,4 +147,26 @@ fn malformed_payloads_say_what_is_wrong() {
     let short = br#"{"ref":"refs/heads/main","after":"abc"}"#;
     let err = parse("push", short).unwrap_err();
     assert!(err.contains("not a full commit SHA"), "{err}");
+    // Found while writing the `webhook` fuzz target's property: an empty `after` read as a
+    // deleted branch (removing its preview), and `refs/heads/` as a push to a branch "".
+    for (body, why) in [
+        (
+            r#"{"ref":"refs/heads/main","after":""}"#,
+            "not a full commit SHA",
+        ),
+        (
+            r#"{"ref":"refs/heads/main","after":"000"}"#,
+            "not a full commit SHA",
+        ),
+        (
+            r#"{"ref":"refs/heads/","after":"0123456789abcdef0123456789abcdef01234567"}"#,
+            "names no branch",
+        ),
+    ] {
+        let err = parse("push", body.as_bytes()).unwrap_err();
+        assert!(err.contains(why), "{body}: {err}");
+    }
+    let headless = br#"{"action":"closed","pull_request":{"head":{"ref":"","sha":""}}}"#;
+    let err = parse("pull_request", headless).unwrap_err();
+    assert!(err.contains("names no branch"), "{err}");
 }
