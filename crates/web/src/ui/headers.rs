@@ -4,10 +4,11 @@
 //! This module sets headers only; the pages' markup must keep within the policy (no inline
 //! script but the import map, whose hash the policy names; no inline style attributes).
 //!
-//! The Inspector tab is the one exception: an MCP App's HTML runs in an `srcdoc` iframe, and
-//! such a frame inherits its parent's policy on top of its own (`_meta.ui.csp`, set by
-//! `apps.js`), so the tab's policy allows what an app's policy may allow (inline scripts and
-//! styles, https sources) and leaves the narrowing to the app's own.
+//! The pages that host MCP Apps are the one exception (the Inspector tab, a server's Chat tab,
+//! an agent's chat page): an app's HTML runs in an `srcdoc` iframe, and such a frame inherits
+//! its parent's policy on top of its own (`_meta.ui.csp`, set by `apps.js`), so those pages'
+//! policy allows what an app's policy may allow (inline scripts and styles, https sources)
+//! and leaves the narrowing to the app's own.
 
 use std::sync::LazyLock;
 
@@ -24,11 +25,11 @@ use sha2::{Digest, Sha256};
 
 use super::layout;
 
-/// What no UI page may do, the Inspector included.
+/// What no UI page may do, those hosting apps included.
 const ALWAYS: &str =
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-/// The policy of every page but the Inspector: the import map is the one inline script.
+/// The policy of every page but those hosting apps: the import map is the one inline script.
 static PAGES: LazyLock<HeaderValue> = LazyLock::new(|| {
     let import_map = STANDARD.encode(Sha256::digest(layout::import_map().as_bytes()));
     let policy = format!(
@@ -38,8 +39,8 @@ static PAGES: LazyLock<HeaderValue> = LazyLock::new(|| {
     HeaderValue::try_from(policy).expect("a policy of ASCII text is a header value")
 });
 
-/// The Inspector's policy: the ceiling of what an MCP App's own policy can allow.
-static INSPECTOR: LazyLock<HeaderValue> = LazyLock::new(|| {
+/// The policy of pages hosting MCP Apps: the ceiling of what an app's own policy can allow.
+static APP_HOSTS: LazyLock<HeaderValue> = LazyLock::new(|| {
     let policy = format!(
         "default-src 'self'; script-src 'self' 'unsafe-inline' https:; \
          style-src 'self' 'unsafe-inline' https:; img-src 'self' data: https:; \
@@ -51,13 +52,50 @@ static INSPECTOR: LazyLock<HeaderValue> = LazyLock::new(|| {
 
 /// Adds the headers to a UI response.
 pub(crate) async fn security_headers(request: Request, next: Next) -> Response {
-    let inspector = request.uri().path().ends_with("/inspector");
+    let hosts_apps = hosts_apps(request.uri().path());
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
-    let policy = if inspector { &INSPECTOR } else { &PAGES };
+    let policy = if hosts_apps { &APP_HOSTS } else { &PAGES };
     headers.insert(CONTENT_SECURITY_POLICY, HeaderValue::clone(policy));
     headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     response
+}
+
+/// Whether the page at `path` may render MCP Apps: a server's Inspector or Chat tab
+/// (`/ui/servers/NAME/inspector|chat`) or an agent's chat page (`/ui/agents/NAME`).
+fn hosts_apps(path: &str) -> bool {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    matches!(
+        segments.as_slice(),
+        ["", "ui", "servers", _, "inspector" | "chat"] | ["", "ui", "agents", _]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hosts_apps;
+
+    #[test]
+    fn only_the_pages_rendering_apps_get_the_wider_policy() {
+        for path in [
+            "/ui/servers/hello/inspector",
+            "/ui/servers/hello/chat",
+            "/ui/agents/greeter",
+        ] {
+            assert!(hosts_apps(path), "{path}");
+        }
+        for path in [
+            "/ui/servers",
+            "/ui/servers/hello",
+            "/ui/servers/hello/logs",
+            "/ui/agents",
+            "/ui/agents/greeter/remove",
+            "/ui/api/servers/hello/chat",
+            "/ui/settings",
+        ] {
+            assert!(!hosts_apps(path), "{path}");
+        }
+    }
 }

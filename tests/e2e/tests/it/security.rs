@@ -639,6 +639,7 @@ fn the_ui_sends_security_headers_and_refuses_foreign_origins_on_every_form() {
         ("/ui/servers", true),
         ("/ui/settings", true),
         ("/ui/servers/nothing/inspector", true),
+        ("/ui/servers/nothing/chat", true),
         ("/ui/api/servers", true),
     ] {
         let headers: &[(&str, &str)] = if with_session {
