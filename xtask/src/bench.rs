@@ -176,6 +176,8 @@ fn run_one(root: &Path, bench: &Bench, log: &Path) -> anyhow::Result<bool> {
     let mut child = Command::new(root.join(bench.script))
         .args(bench.args)
         .current_dir(root)
+        // Every script measures the optimized build `prepare` made, whatever its own default.
+        .env("SKYPORT_BIN", root.join("target/release/skyport"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
