@@ -66,6 +66,12 @@ pub(crate) const BENCHES: &[Bench] = &[
         about: "`skyport up` to the first answered call vs uv venv + pip install + fastmcp run by hand",
     },
     Bench {
+        name: "replicas",
+        script: "benches/replicas",
+        args: &[],
+        about: "gateway throughput with one replica vs two on one PostgreSQL database, in front of the same Rust backend, concurrency 1 and 32",
+    },
+    Bench {
         name: "stdio-bridge",
         script: "benches/stdio-bridge/run",
         args: &[],

@@ -14,6 +14,8 @@
 //! throughput is its requests over the wall time of its own bursts. N requests are timed per
 //! side, after W untimed ones per worker and side; S seconds bound the whole run (a run cut
 //! short says so). It prints a table and writes the figures as JSON to FILE (or stdout).
+//! Either side may name several URLs, comma-separated (replicas of one gateway): worker W's
+//! session on that side goes to URL W modulo their number.
 //!
 //! `sessions` opens N sessions (initialize + initialized, never ended) with C workers, each
 //! reusing one connection, for measuring what open sessions cost the server.
@@ -93,10 +95,15 @@ impl Options {
 const DIRECT: usize = 0;
 const GATEWAY: usize = 1;
 
+/// The endpoints of one side: one URL, or several separated by commas.
+fn endpoints(urls: &str) -> Result<Vec<Endpoint>, Error> {
+    urls.split(',').map(Endpoint::parse).collect()
+}
+
 async fn paired(options: &Options) -> Result<(), Error> {
     let endpoints = [
-        Endpoint::parse(options.text("direct")?)?,
-        Endpoint::parse(options.text("gateway")?)?,
+        endpoints(options.text("direct")?)?,
+        endpoints(options.text("gateway")?)?,
     ];
     let label = options.0.get("label").cloned().unwrap_or_default();
     let concurrency = options.number("concurrency", 1)?.max(1);
@@ -106,8 +113,9 @@ async fn paired(options: &Options) -> Result<(), Error> {
     let deadline = Instant::now() + Duration::from_secs(options.number("seconds", 120)? as u64);
 
     let mut sessions: [Vec<Session>; 2] = [Vec::new(), Vec::new()];
-    for (side, endpoint) in endpoints.iter().enumerate() {
-        for _ in 0..concurrency {
+    for (side, urls) in endpoints.iter().enumerate() {
+        for worker in 0..concurrency {
+            let endpoint = &urls[worker % urls.len()];
             sessions[side].push(Session::open(endpoint, TEXT).await?);
         }
     }
