@@ -6,7 +6,7 @@
 // resource read through `/ui/mcp/SERVER` as the Inspector does). The user's earlier
 // conversations are listed beside it; continuing one sends its id.
 
-import { McpClient } from 'skyport/mcp.js';
+import { McpClient, streamEvents } from 'skyport/mcp.js';
 import { openApp } from 'skyport/apps.js';
 
 const root = document.getElementById('chat');
@@ -109,29 +109,6 @@ async function toolResult(event, into) {
   }
 }
 
-// The events of an event-stream response: { type, data } in order.
-async function* events(response) {
-  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = '';
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    buffer += value.replace(/\r\n?/g, '\n');
-    let end;
-    while ((end = buffer.indexOf('\n\n')) >= 0) {
-      const block = buffer.slice(0, end);
-      buffer = buffer.slice(end + 2);
-      let type = 'message';
-      const data = [];
-      for (const line of block.split('\n')) {
-        if (line.startsWith('event:')) type = line.slice(6).trim();
-        else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
-      }
-      if (data.length) yield { type, data: JSON.parse(data.join('\n')) };
-    }
-  }
-}
-
 async function send(message) {
   bubble('user').append(message);
   const answer = bubble('assistant');
@@ -149,7 +126,7 @@ async function send(message) {
       const error = await response.json().catch(() => ({}));
       throw new Error(error.error?.message || `HTTP ${response.status}`);
     }
-    for await (const { type, data } of events(response)) {
+    for await (const { type, data } of streamEvents(response)) {
       if (type === 'conversation') {
         conversation = data.id;
       } else if (type === 'text') {

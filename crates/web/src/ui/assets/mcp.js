@@ -52,7 +52,7 @@ export class McpClient {
     const type = response.headers.get('content-type') || '';
     let answer = null;
     if (type.includes('text/event-stream')) {
-      for await (const message of events(response)) {
+      for await (const { data: message } of streamEvents(response)) {
         if (message.id === id && ('result' in message || 'error' in message)) {
           answer = message;
           break;
@@ -97,8 +97,9 @@ export class McpClient {
   }
 }
 
-// The JSON messages of an event-stream response, in order.
-async function* events(response) {
+// The events of an event-stream response, in order: { type, data } with data parsed as JSON
+// (type 'message' when the event names none). Shared with the chat view.
+export async function* streamEvents(response) {
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = '';
   for (;;) {
@@ -109,12 +110,13 @@ async function* events(response) {
     while ((end = buffer.indexOf('\n\n')) >= 0) {
       const block = buffer.slice(0, end);
       buffer = buffer.slice(end + 2);
-      const data = block
-        .split('\n')
-        .filter((l) => l.startsWith('data:'))
-        .map((l) => l.slice(5).replace(/^ /, ''))
-        .join('\n');
-      if (data) yield JSON.parse(data);
+      let type = 'message';
+      const data = [];
+      for (const line of block.split('\n')) {
+        if (line.startsWith('event:')) type = line.slice(6).trim();
+        else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
+      }
+      if (data.length) yield { type, data: JSON.parse(data.join('\n')) };
     }
   }
 }
