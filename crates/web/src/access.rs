@@ -156,19 +156,41 @@ pub(crate) async fn may_chat(
     caller: &Principal,
     agent: &Agent,
 ) -> Result<bool, ApiError> {
-    if caller.is_admin || agent.allowed.is_empty() {
-        return Ok(true);
-    }
-    if agent
-        .allowed
-        .contains(&ChatPrincipal::Principal(caller.name.clone()))
-    {
+    if lets_chat(agent, caller, &[]) {
         return Ok(true);
     }
     let groups = state.store.users().group_names(&caller.id).await?;
-    Ok(groups
+    Ok(lets_chat(agent, caller, &groups))
+}
+
+/// The agents of `agents` that `caller` may chat with, its groups read once for all.
+pub(crate) async fn chattable(
+    state: &AppState,
+    caller: &Principal,
+    agents: Vec<Agent>,
+) -> Result<Vec<Agent>, ApiError> {
+    let groups = if caller.is_admin {
+        Vec::new()
+    } else {
+        state.store.users().group_names(&caller.id).await?
+    };
+    Ok(agents
         .into_iter()
-        .any(|group| agent.allowed.contains(&ChatPrincipal::Group(group))))
+        .filter(|agent| lets_chat(agent, caller, &groups))
+        .collect())
+}
+
+/// The rule: org admins always; an empty list lets everyone; else the principal or one of
+/// its `groups` is listed.
+fn lets_chat(agent: &Agent, caller: &Principal, groups: &[String]) -> bool {
+    caller.is_admin
+        || agent.allowed.is_empty()
+        || agent
+            .allowed
+            .contains(&ChatPrincipal::Principal(caller.name.clone()))
+        || groups
+            .iter()
+            .any(|group| agent.allowed.contains(&ChatPrincipal::Group(group.clone())))
 }
 
 /// Refuses unless `caller` may chat with `agent`.

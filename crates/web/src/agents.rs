@@ -24,7 +24,7 @@ use skyport_store::{
     ProviderPatch, ServerName,
 };
 
-use crate::access::{Permission, authorize, may_chat, require_chat, require_org_admin};
+use crate::access::{Permission, authorize, chattable, require_chat, require_org_admin};
 use crate::{ApiError, AppState, control};
 
 /// A provider's timeout when none is given.
@@ -157,15 +157,14 @@ async fn list_agents(
     State(state): State<AppState>,
     Extension(caller): Extension<Principal>,
 ) -> Result<Json<Vec<AgentView>>, ApiError> {
-    let agents = state.store.agents().list().await?;
+    let agents = chattable(&state, &caller, state.store.agents().list().await?).await?;
     let defaults = default_models(&state).await?;
-    let mut views = Vec::with_capacity(agents.len());
-    for agent in agents {
-        if may_chat(&state, &caller, &agent).await? {
-            views.push(agent_view(agent, &defaults));
-        }
-    }
-    Ok(Json(views))
+    Ok(Json(
+        agents
+            .into_iter()
+            .map(|agent| agent_view(agent, &defaults))
+            .collect(),
+    ))
 }
 
 /// One agent, when the caller may chat with it.

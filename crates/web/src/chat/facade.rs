@@ -92,17 +92,18 @@ async fn models(
 ) -> Result<Json<Value>, OpenAiError> {
     let caller = authenticate(&state, &headers).await?;
     let agents = state.store.agents().list().await.map_err(ApiError::from)?;
-    let mut data = Vec::new();
-    for agent in agents {
-        if access::may_chat(&state, &caller, &agent).await? {
-            data.push(json!({
+    let data: Vec<Value> = access::chattable(&state, &caller, agents)
+        .await?
+        .into_iter()
+        .map(|agent| {
+            json!({
                 "id": agent.name.to_string(),
                 "object": "model",
                 "created": agent.created_at.as_second(),
                 "owned_by": "skyport",
-            }));
-        }
-    }
+            })
+        })
+        .collect();
     Ok(Json(json!({"object": "list", "data": data})))
 }
 
