@@ -433,27 +433,10 @@ async fn subject_names(
     subject: &ConversationSubject,
 ) -> Result<(Option<AgentName>, Option<ServerName>), ApiError> {
     Ok(match subject {
-        ConversationSubject::Agent(id) => (
-            state
-                .store
-                .agents()
-                .list()
-                .await?
-                .into_iter()
-                .find(|a| a.id == *id)
-                .map(|a| a.name),
-            None,
-        ),
+        ConversationSubject::Agent(id) => (state.store.agents().name_of(id).await?, None),
         ConversationSubject::Server(id) => (
             None,
-            state
-                .store
-                .servers()
-                .list()
-                .await?
-                .into_iter()
-                .find(|s| s.id == *id)
-                .map(|s| s.name),
+            state.store.servers().by_id(id).await?.map(|s| s.name),
         ),
     })
 }

@@ -215,6 +215,10 @@ async fn agents_are_stored_with_servers_in_order_and_access() {
         ]
     );
     assert_eq!(created.created_by.as_deref(), Some("ann"));
+    assert_eq!(
+        store.agents().name_of(&created.id).await.unwrap(),
+        Some(created.name.clone())
+    );
 
     let name: AgentName = "helper".parse().unwrap();
     let patch = AgentPatch {
@@ -244,6 +248,7 @@ async fn agents_are_stored_with_servers_in_order_and_access() {
     assert!(store.agents().remove(&name).await.unwrap());
     assert!(!store.agents().remove(&name).await.unwrap());
     assert_eq!(store.agents().find(&name).await.unwrap(), None);
+    assert_eq!(store.agents().name_of(&found.id).await.unwrap(), None);
 }
 
 async fn agents_refuse_what_does_not_exist_or_fit() {
