@@ -12,6 +12,7 @@ mod openai;
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -241,15 +242,19 @@ impl Parser {
 }
 
 impl Provider {
-    /// A client for `config`.
+    /// A client for `config`. Every provider shares one HTTP client, so connections (and TLS
+    /// sessions) to a model API are kept between turns; the provider's timeout is applied per
+    /// request, which bounds connecting too.
     pub fn new(config: ProviderConfig) -> Provider {
-        // reqwest is built without a default TLS provider; install ring once (a second
-        // install fails harmlessly).
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.timeout)
-            .build()
-            .unwrap_or_default();
+        static HTTP: OnceLock<reqwest::Client> = OnceLock::new();
+        let http = HTTP
+            .get_or_init(|| {
+                // reqwest is built without a default TLS provider; install ring once (a
+                // second install, by another crate, fails harmlessly).
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                reqwest::Client::new()
+            })
+            .clone();
         Provider { config, http }
     }
 
