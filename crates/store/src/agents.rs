@@ -312,10 +312,12 @@ impl Agents<'_> {
 
     /// The name of the agent with id `id`, if it still exists.
     pub async fn name_of(&self, id: &AgentId) -> Result<Option<AgentName>, StoreError> {
-        Ok(crate::sql::query_scalar("SELECT name FROM agents WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.store.pool)
-            .await?)
+        Ok(
+            crate::sql::query_scalar("SELECT name FROM agents WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.store.pool)
+                .await?,
+        )
     }
 
     /// Removes agent `name` and its conversations; `false` when there is no such agent.

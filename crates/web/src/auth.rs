@@ -4,7 +4,8 @@
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use http::header;
+use http::{HeaderMap, header};
+use skyport_store::Principal;
 
 use crate::{ApiError, AppState};
 
@@ -14,21 +15,30 @@ pub(crate) async fn require_key(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let secret = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let Some(secret) = secret else {
-        return ApiError::Unauthorized.into_response();
-    };
-    match state.store.keys().authenticate(secret).await {
-        Ok(Some(principal)) => {
+    match principal(&state, request.headers()).await {
+        Ok(principal) => {
             request.extensions_mut().insert(principal);
             next.run(request).await
         }
-        Ok(None) => ApiError::Unauthorized.into_response(),
-        Err(e) => ApiError::from(e).into_response(),
+        Err(e) => e.into_response(),
     }
+}
+
+/// The principal whose API key `headers` carry as a bearer token.
+pub(crate) async fn principal(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Principal, ApiError> {
+    let secret = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or(ApiError::Unauthorized)?;
+    state
+        .store
+        .keys()
+        .authenticate(secret)
+        .await?
+        .ok_or(ApiError::Unauthorized)
 }

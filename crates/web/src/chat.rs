@@ -434,10 +434,9 @@ async fn subject_names(
 ) -> Result<(Option<AgentName>, Option<ServerName>), ApiError> {
     Ok(match subject {
         ConversationSubject::Agent(id) => (state.store.agents().name_of(id).await?, None),
-        ConversationSubject::Server(id) => (
-            None,
-            state.store.servers().by_id(id).await?.map(|s| s.name),
-        ),
+        ConversationSubject::Server(id) => {
+            (None, state.store.servers().by_id(id).await?.map(|s| s.name))
+        }
     })
 }
 

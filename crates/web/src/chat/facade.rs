@@ -12,7 +12,7 @@ use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -22,11 +22,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use skyport_agents::{Message, Stop, TurnEvent, run_turn};
 use skyport_gateway::Gateway;
-use skyport_store::Principal;
 use tokio::sync::mpsc;
 
 use super::{Plan, agent_plan, chattable_agent, credentials, host::GatewayHost};
-use crate::{ApiError, AppState, access};
+use crate::{ApiError, AppState, access, auth};
 
 /// `/v1/models` and `/v1/chat/completions`, authenticated by an API key of their own (errors
 /// in OpenAI's shape, not the API's).
@@ -70,27 +69,12 @@ impl IntoResponse for OpenAiError {
     }
 }
 
-/// The principal of the request's API key.
-async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, OpenAiError> {
-    let secret = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .ok_or(ApiError::Unauthorized)?;
-    match state.store.keys().authenticate(secret).await {
-        Ok(Some(principal)) => Ok(principal),
-        Ok(None) => Err(ApiError::Unauthorized.into()),
-        Err(e) => Err(ApiError::from(e).into()),
-    }
-}
-
 /// `GET /v1/models`: the agents the caller may chat with.
 async fn models(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, OpenAiError> {
-    let caller = authenticate(&state, &headers).await?;
+    let caller = auth::principal(&state, &headers).await?;
     let agents = state.store.agents().list().await.map_err(ApiError::from)?;
     let data: Vec<Value> = access::chattable(&state, &caller, agents)
         .await?
@@ -131,7 +115,7 @@ async fn completions(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, OpenAiError> {
-    let caller = authenticate(&state, &headers).await?;
+    let caller = auth::principal(&state, &headers).await?;
     let request: CompletionRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("the request is not a chat completion: {e}")))?;
     let agent = chattable_agent(&state, &caller, &request.model)
