@@ -1,7 +1,8 @@
 //! `skyport chat AGENT [MESSAGE]` (or `--server NAME` for a server's ad-hoc agent): one turn
 //! when a message is given, else a conversation read line by line from stdin until its end.
 //! Text is printed as it streams; tool calls and their results get lines of their own
-//! (`→ server.tool {args}`, `← result`), and errors go to stderr.
+//! (`→ server.tool {args}`, `← result`), and errors go to stderr. The command fails when a
+//! turn did not end normally.
 
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
@@ -28,26 +29,29 @@ pub(crate) async fn chat(connection: &Connection, args: ChatArgs) -> anyhow::Res
         (None, None, _) => bail!("name the agent to chat with, or a server with --server NAME"),
     };
     let mut conversation = args.conversation;
+    let mut all_ended = true;
     if let Some(message) = message {
         let stop = turn(&client, target, &message, &mut conversation).await?;
-        if let Some(id) = &conversation {
-            eprintln!("(conversation {id}: continue it with --conversation {id})");
+        all_ended = stop == Some(ChatStop::End);
+    } else {
+        for line in std::io::stdin().lock().lines() {
+            let line = line?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let stop = turn(&client, target, &line, &mut conversation).await?;
+            all_ended &= stop == Some(ChatStop::End);
         }
-        return Ok(if stop == Some(ChatStop::End) {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        });
     }
-    let stdin = std::io::stdin();
-    for line in stdin.lock().lines() {
-        let line = line?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        turn(&client, target, &line, &mut conversation).await?;
+    if let Some(id) = &conversation {
+        eprintln!("(conversation {id}: continue it with --conversation {id})");
     }
-    Ok(ExitCode::SUCCESS)
+    // A turn cut short (a provider error, the step limit) fails the command, so scripts see it.
+    Ok(if all_ended {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Sends one message and prints its turn; returns how it ended (`None` when the stream broke

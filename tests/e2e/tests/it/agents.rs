@@ -309,20 +309,27 @@ print(json.dumps({"models": models, "text": text}))
 
     // Without a message, `skyport chat` reads one per line of stdin, in one conversation.
     setup.push([Turn::text(&["Hi!"]), Turn::text(&["Bye!"])]);
-    let lines = setup.sky.scratch().join("lines.txt");
-    std::fs::write(&lines, "Hello\n\nGoodbye\n").expect("write the lines");
-    let mut cmd = command("sh");
-    cmd.arg("-c")
-        .arg("\"$0\" chat greeter < \"$1\"")
-        .arg(skyport_bin())
-        .arg(&lines)
-        .env("SKYPORT_URL", setup.sky.url())
-        .env("SKYPORT_DATA_DIR", setup.sky.data_dir())
-        .env("XDG_CONFIG_HOME", setup.sky.scratch().join("config"))
-        .env_remove("SKYPORT_TOKEN");
-    let run = run_bounded(cmd, setup.sky.scratch(), Duration::from_secs(60));
+    let chat_from_stdin = |lines: &str| {
+        let file = setup.sky.scratch().join("lines.txt");
+        std::fs::write(&file, lines).expect("write the lines");
+        let mut cmd = command("sh");
+        cmd.arg("-c")
+            .arg("\"$0\" chat greeter < \"$1\"")
+            .arg(skyport_bin())
+            .arg(&file)
+            .env("SKYPORT_URL", setup.sky.url())
+            .env("SKYPORT_DATA_DIR", setup.sky.data_dir())
+            .env("XDG_CONFIG_HOME", setup.sky.scratch().join("config"))
+            .env_remove("SKYPORT_TOKEN");
+        run_bounded(cmd, setup.sky.scratch(), Duration::from_secs(60))
+    };
+    let run = chat_from_stdin("Hello\n\nGoodbye\n");
     assert!(run.success, "{run}");
     assert_eq!(run.stdout, "Hi!\nBye!\n", "{run}");
+    assert!(
+        run.stderr.contains("continue it with --conversation"),
+        "{run}"
+    );
     let last = setup.requests().pop().expect("a request");
     let history: Vec<&str> = last.body["messages"]
         .as_array()
@@ -336,6 +343,11 @@ print(json.dumps({"models": models, "text": text}))
         "{}",
         last.body
     );
+    // A turn that fails fails the command, also when read from stdin.
+    setup.push([Turn::fail(500, r#"{"error":{"message":"down"}}"#)]);
+    let run = chat_from_stdin("Again\n");
+    assert!(!run.success, "{run}");
+    assert!(run.stderr.contains("answered 500: down"), "{run}");
 
     // A principal the agent does not allow is refused.
     let added = setup.sky.cli(&["users", "add", "bot", "--service"]);
