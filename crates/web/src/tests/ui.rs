@@ -506,6 +506,21 @@ async fn settings_create_a_key_shown_once_that_works_on_the_api_and_revoke_it() 
         .browser("GET", "/ui/settings", &[("cookie", session.as_str())], "")
         .await;
     assert!(!listing.contains(&secret));
+    // An expiry that is not a number is refused rather than making a key that never expires.
+    let (status, _, page) = post_form(
+        &f,
+        &session,
+        "/ui/settings/keys",
+        "name=phone&expires_in=soon",
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
+    assert!(
+        page.contains("the expiry must be a number of seconds"),
+        "{page}"
+    );
+    let (_, keys) = f.call("GET", "/api/v1/keys", None).await;
+    assert!(!keys.to_string().contains("phone"), "{keys}");
     let (status, _, page) = post_form(&f, &session, "/ui/settings/keys", "name=laptop").await;
     assert_eq!(status, StatusCode::CONFLICT, "{page}");
     assert!(
@@ -579,6 +594,16 @@ async fn the_agent_form_creates_edits_and_removes_agents_for_admins_only() {
         page.contains("the step limit must be between 1 and 50, not 51"),
         "{page}"
     );
+    // Not a number at all: refused by the form, not quietly replaced by the default.
+    let form = "name=helper&provider=openai&servers=notes&step_limit=many&allowed=&model=&description=&instructions=";
+    let (status, _, page) = post_form(&f, &admin, "/ui/agents", form).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        page.contains("the step limit must be a whole number from 1 to 50, not 'many'"),
+        "{page}"
+    );
+    let (status, _) = f.call("GET", "/api/v1/agents/helper", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 
     let form = "name=helper&provider=openai&servers=notes&step_limit=4&allowed=ada&model=&description=Notes&instructions=Be+brief.";
     let (status, headers, page) = post_form(&f, &admin, "/ui/agents", form).await;

@@ -16,6 +16,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use skyport_api::{AgentView, ProviderView};
+use skyport_store::{DEFAULT_STEP_LIMIT, MAX_STEP_LIMIT};
 
 use super::forward::{Refusal, call, get_json, segment};
 use super::layout::{self, Section, Viewer};
@@ -78,8 +79,9 @@ impl AgentForm {
         }
     }
 
-    /// The API body: every field, so that an edit replaces what the form shows.
-    fn body(&self, creating: bool) -> Value {
+    /// The API body: every field, so that an edit replaces what the form shows. A step limit
+    /// that is not a number is refused here, where the API would never see it.
+    fn body(&self, creating: bool) -> Result<Value, Refusal> {
         let list = |text: &str| -> Vec<String> {
             text.split([',', ' ', '\n'])
                 .map(str::trim)
@@ -96,13 +98,20 @@ impl AgentForm {
             "servers": list(&self.servers),
             "allowed": list(&self.allowed),
         });
-        if let Ok(limit) = self.step_limit.trim().parse::<u32>() {
+        let step_limit = self.step_limit.trim();
+        if !step_limit.is_empty() {
+            let limit = step_limit.parse::<u32>().map_err(|_| Refusal {
+                status: StatusCode::BAD_REQUEST,
+                message: format!(
+                    "the step limit must be a whole number from 1 to {MAX_STEP_LIMIT}, not '{step_limit}'"
+                ),
+            })?;
             body["step_limit"] = json!(limit);
         }
         if creating {
             body["name"] = json!(self.name.trim());
         }
-        body
+        Ok(body)
     }
 }
 
@@ -126,7 +135,11 @@ pub(crate) async fn create(
     Extension(session): Extension<Session>,
     Form(form): Form<AgentForm>,
 ) -> Response {
-    match call(&state, &session, Method::POST, "/agents", &form.body(true)).await {
+    let answer = match form.body(true) {
+        Ok(body) => call(&state, &session, Method::POST, "/agents", &body).await,
+        Err(refusal) => Err(refusal),
+    };
+    match answer {
         Ok(_) => Redirect::to("/ui/agents?done=created").into_response(),
         Err(refusal) => list(&state, &session, None, Some(&refusal), &form).await,
     }
@@ -138,7 +151,7 @@ pub(crate) async fn edit_page(
     Extension(session): Extension<Session>,
     Path(name): Path<String>,
 ) -> Response {
-    let viewer = viewer(&session);
+    let viewer = pages::viewer(&session);
     match get_json::<AgentView>(&state, &session, &format!("/agents/{}", segment(&name))).await {
         Ok(agent) => edit(&state, &session, &name, &AgentForm::from_view(&agent), None).await,
         Err(refusal) => pages::refused(&viewer, refusal).await,
@@ -153,7 +166,11 @@ pub(crate) async fn update(
     Form(form): Form<AgentForm>,
 ) -> Response {
     let path = format!("/agents/{}", segment(&name));
-    match call(&state, &session, Method::PATCH, &path, &form.body(false)).await {
+    let answer = match form.body(false) {
+        Ok(body) => call(&state, &session, Method::PATCH, &path, &body).await,
+        Err(refusal) => Err(refusal),
+    };
+    match answer {
         Ok(_) => Redirect::to("/ui/agents?done=changed").into_response(),
         Err(refusal) => edit(&state, &session, &name, &form, Some(&refusal)).await,
     }
@@ -187,7 +204,7 @@ pub(crate) async fn chat(
     Extension(session): Extension<Session>,
     Path(name): Path<String>,
 ) -> Response {
-    let viewer = viewer(&session);
+    let viewer = pages::viewer(&session);
     match get_json::<AgentView>(&state, &session, &format!("/agents/{}", segment(&name))).await {
         Ok(agent) => Html(chat_page(&viewer, &agent).into_string()).into_response(),
         Err(refusal) => pages::refused(&viewer, refusal).await,
@@ -201,7 +218,7 @@ async fn list(
     refusal: Option<&Refusal>,
     form: &AgentForm,
 ) -> Response {
-    let viewer = viewer(session);
+    let viewer = pages::viewer(session);
     let agents = match get_json::<Vec<AgentView>>(state, session, "/agents").await {
         Ok(agents) => agents,
         Err(refusal) => return pages::refused(&viewer, refusal).await,
@@ -226,7 +243,7 @@ async fn edit(
     form: &AgentForm,
     refusal: Option<&Refusal>,
 ) -> Response {
-    let viewer = viewer(session);
+    let viewer = pages::viewer(session);
     let providers = providers(state, session).await.unwrap_or_default();
     let page = edit_agent_page(&viewer, name, &providers, form, refusal);
     let status = refusal.map_or(StatusCode::OK, |r| r.status);
@@ -241,12 +258,6 @@ async fn providers(state: &UiState, session: &Session) -> Option<Vec<ProviderVie
     get_json::<Vec<ProviderView>>(state, session, "/providers")
         .await
         .ok()
-}
-
-fn viewer(session: &Session) -> Viewer<'_> {
-    Viewer {
-        name: &session.principal.name,
-    }
 }
 
 /// The agents page: the list, and for admins (`providers` given) the form and remove buttons.
@@ -354,8 +365,8 @@ fn agent_form(
             input #a-model name="model" value=(form.model);
             label for="a-servers" { "Servers " small { "names, separated by commas; their tools, in this order" } }
             input #a-servers name="servers" value=(form.servers) required;
-            label for="a-step-limit" { "Step limit " small { "model turns per message, 1 to 50" } }
-            input #a-step-limit name="step_limit" type="number" min="1" max="50" value=(if form.step_limit.is_empty() { "8" } else { form.step_limit.as_str() });
+            label for="a-step-limit" { "Step limit " small { "model turns per message, 1 to " (MAX_STEP_LIMIT) } }
+            input #a-step-limit name="step_limit" type="number" min="1" max=(MAX_STEP_LIMIT) value=(if form.step_limit.is_empty() { DEFAULT_STEP_LIMIT.to_string() } else { form.step_limit.clone() });
             label for="a-allowed" { "Who may chat " small { "users and group:NAME, separated by commas; empty: everyone signed in" } }
             input #a-allowed name="allowed" value=(form.allowed);
             label for="a-instructions" { "Instructions" }

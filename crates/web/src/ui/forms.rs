@@ -22,7 +22,7 @@ use skyport_api::{AccessView, EnvVarView, KeyCreated, KeyView, PolicyView};
 
 use super::UiState;
 use super::forward::{Refusal, call, segment};
-use super::layout::{self, Section, Viewer};
+use super::layout::{self, Section};
 use super::pages::{self, Tab};
 use super::session::Session;
 
@@ -108,6 +108,14 @@ pub(crate) struct Feedback {
 }
 
 impl Feedback {
+    /// The API's (or the form's own) refusal of `form`.
+    pub(crate) fn refused(form: FormId, refusal: Refusal) -> Feedback {
+        Feedback {
+            notice: None,
+            refused: Some((form, refusal)),
+        }
+    }
+
     /// The status a page showing this feedback answers with.
     pub(crate) fn status(&self) -> StatusCode {
         self.refused
@@ -342,10 +350,7 @@ async fn back_to_tab(
             .into_response()
         }
         Err(refusal) => {
-            let feedback = Feedback {
-                notice: None,
-                refused: Some((form, refusal)),
-            };
+            let feedback = Feedback::refused(form, refusal);
             pages::server_tab(&state, &session, &name, tab, &feedback).await
         }
     }
@@ -373,37 +378,49 @@ pub(crate) async fn key_create(
     Extension(session): Extension<Session>,
     Form(form): Form<KeyForm>,
 ) -> Response {
-    let mut body = json!({});
-    if !form.name.trim().is_empty() {
-        body["name"] = json!(form.name.trim());
-    }
-    if let Ok(seconds) = form.expires_in.trim().parse::<u64>() {
-        body["expires_in"] = json!(seconds);
-    }
-    let answer = call(&state, &session, Method::POST, "/keys", &body).await;
-    match answer.map(serde_json::from_value::<KeyCreated>) {
-        Ok(Ok(created)) => settings(&state, &session, Some(&created), &Feedback::default()).await,
-        Ok(Err(e)) => {
-            tracing::error!("the UI could not read a created key: {e}");
-            let refusal = Refusal {
-                status: StatusCode::INTERNAL_SERVER_ERROR,
-                message:
-                    "the key was created but its answer could not be read; revoke it and try again"
-                        .to_owned(),
-            };
-            let feedback = Feedback {
-                notice: None,
-                refused: Some((FormId::KeyCreate, refusal)),
-            };
-            settings(&state, &session, None, &feedback).await
-        }
+    let created = match form.body() {
+        Ok(body) => call(&state, &session, Method::POST, "/keys", &body)
+            .await
+            .and_then(|answer| {
+                serde_json::from_value::<KeyCreated>(answer).map_err(|e| {
+                    tracing::error!("the UI could not read a created key: {e}");
+                    Refusal {
+                        status: StatusCode::INTERNAL_SERVER_ERROR,
+                        message: "the key was created but its answer could not be read; revoke it and try again"
+                            .to_owned(),
+                    }
+                })
+            }),
+        Err(refusal) => Err(refusal),
+    };
+    match created {
+        Ok(created) => settings(&state, &session, Some(&created), &Feedback::default()).await,
         Err(refusal) => {
-            let feedback = Feedback {
-                notice: None,
-                refused: Some((FormId::KeyCreate, refusal)),
-            };
+            let feedback = Feedback::refused(FormId::KeyCreate, refusal);
             settings(&state, &session, None, &feedback).await
         }
+    }
+}
+
+impl KeyForm {
+    /// The API body. An expiry that is not a number of seconds is refused: left out, it
+    /// would make a key that never expires.
+    fn body(&self) -> Result<Value, Refusal> {
+        let mut body = json!({});
+        if !self.name.trim().is_empty() {
+            body["name"] = json!(self.name.trim());
+        }
+        let expires_in = self.expires_in.trim();
+        if !expires_in.is_empty() {
+            let seconds = expires_in.parse::<u64>().map_err(|_| Refusal {
+                status: StatusCode::BAD_REQUEST,
+                message: format!(
+                    "the expiry must be a number of seconds (choose one from the list), not '{expires_in}'"
+                ),
+            })?;
+            body["expires_in"] = json!(seconds);
+        }
+        Ok(body)
     }
 }
 
@@ -423,10 +440,7 @@ pub(crate) async fn key_revoke(
         Ok(_) => Redirect::to(&format!("/ui/settings?done={}", Notice::KeyRevoked.code()))
             .into_response(),
         Err(refusal) => {
-            let feedback = Feedback {
-                notice: None,
-                refused: Some((FormId::KeyRevoke, refusal)),
-            };
+            let feedback = Feedback::refused(FormId::KeyRevoke, refusal);
             settings(&state, &session, None, &feedback).await
         }
     }
@@ -439,9 +453,7 @@ pub(crate) async fn settings(
     created: Option<&KeyCreated>,
     feedback: &Feedback,
 ) -> Response {
-    let viewer = Viewer {
-        name: &session.principal.name,
-    };
+    let viewer = super::pages::viewer(session);
     let keys = match super::forward::get_json::<Vec<KeyView>>(state, session, "/keys").await {
         Ok(keys) => keys,
         Err(refusal) => return pages::refused(&viewer, refusal).await,

@@ -274,7 +274,8 @@ fn audit_tab(value: &Value) -> Markup {
     }
 }
 
-fn viewer(session: &Session) -> Viewer<'_> {
+/// The signed-in principal, as the layout shows it.
+pub(crate) fn viewer(session: &Session) -> Viewer<'_> {
     Viewer {
         name: &session.principal.name,
     }

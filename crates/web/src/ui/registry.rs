@@ -30,9 +30,7 @@ pub(crate) async fn registry(
     Extension(session): Extension<Session>,
     Query(params): Query<RegistryParams>,
 ) -> Response {
-    let viewer = Viewer {
-        name: &session.principal.name,
-    };
+    let viewer = super::pages::viewer(&session);
     let query = params.q.trim();
     let found = if query.is_empty() {
         get_json::<Vec<ServerView>>(&state, &session, "/servers")
