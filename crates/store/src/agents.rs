@@ -5,6 +5,7 @@
 //! principals and groups named exist, the step limit is in range). Who may create one or
 //! chat with one is decided above this crate, from [`Agent::allowed`].
 
+use std::collections::HashMap;
 use std::fmt;
 
 use sqlx::Row;
@@ -185,6 +186,37 @@ macro_rules! select_agents {
     };
 }
 
+/// The servers of agents, in each agent's order.
+macro_rules! select_agent_servers {
+    ($rest:literal) => {
+        concat!(
+            "SELECT x.agent_id, s.name FROM agent_servers x JOIN servers s ON s.id = x.server_id ",
+            $rest,
+            " ORDER BY x.agent_id, x.position"
+        )
+    };
+}
+
+/// Who may chat with agents: principals first, then groups, by name.
+macro_rules! select_agent_access {
+    ($rest:literal) => {
+        concat!(
+            "SELECT x.agent_id, p.name AS principal, g.name AS grp FROM agent_access x
+             LEFT JOIN principals p ON p.id = x.principal_id
+             LEFT JOIN groups g ON g.id = x.group_id ",
+            $rest,
+            " ORDER BY x.agent_id, x.group_id IS NOT NULL, coalesce(p.name, g.name)"
+        )
+    };
+}
+
+/// An agent's servers and access list, read apart from its row.
+#[derive(Default)]
+struct Members {
+    servers: Vec<ServerName>,
+    allowed: Vec<ChatPrincipal>,
+}
+
 type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
 impl Agents<'_> {
@@ -286,16 +318,24 @@ impl Agents<'_> {
             .ok_or_else(|| AgentError::NotFound(name.clone()))
     }
 
-    /// Every agent, by name.
+    /// Every agent, by name; three queries whatever their number.
     pub async fn list(&self) -> Result<Vec<Agent>, StoreError> {
         let rows = crate::sql::query(select_agents!("ORDER BY a.name"))
             .fetch_all(&self.store.pool)
             .await?;
-        let mut agents = Vec::with_capacity(rows.len());
-        for row in &rows {
-            agents.push(self.agent(row).await?);
-        }
-        Ok(agents)
+        let servers = crate::sql::query(select_agent_servers!(""))
+            .fetch_all(&self.store.pool)
+            .await?;
+        let access = crate::sql::query(select_agent_access!(""))
+            .fetch_all(&self.store.pool)
+            .await?;
+        let mut members = group_members(&servers, &access)?;
+        rows.iter()
+            .map(|row| {
+                let id: AgentId = row.try_get("id")?;
+                agent(row, members.remove(&id).unwrap_or_default())
+            })
+            .collect()
     }
 
     /// Agent `name`, if there is one.
@@ -304,10 +344,22 @@ impl Agents<'_> {
             .bind(name)
             .fetch_optional(&self.store.pool)
             .await?;
-        match row {
-            Some(row) => Ok(Some(self.agent(&row).await?)),
-            None => Ok(None),
-        }
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let id: AgentId = row.try_get("id")?;
+        let servers = crate::sql::query(select_agent_servers!("WHERE x.agent_id = ?"))
+            .bind(&id)
+            .fetch_all(&self.store.pool)
+            .await?;
+        let access = crate::sql::query(select_agent_access!("WHERE x.agent_id = ?"))
+            .bind(&id)
+            .fetch_all(&self.store.pool)
+            .await?;
+        let members = group_members(&servers, &access)?
+            .remove(&id)
+            .unwrap_or_default();
+        agent(&row, members).map(Some)
     }
 
     /// The name of the agent with id `id`, if it still exists.
@@ -329,53 +381,52 @@ impl Agents<'_> {
             .rows_affected();
         Ok(removed > 0)
     }
+}
 
-    async fn agent(&self, row: &AnyRow) -> Result<Agent, StoreError> {
-        let id: AgentId = row.try_get("id")?;
-        let servers = crate::sql::query_scalar(
-            "SELECT s.name FROM agent_servers x JOIN servers s ON s.id = x.server_id
-             WHERE x.agent_id = ? ORDER BY x.position",
-        )
-        .bind(&id)
-        .fetch_all(&self.store.pool)
-        .await?;
-        let access = crate::sql::query(
-            "SELECT p.name AS principal, g.name AS grp FROM agent_access x
-             LEFT JOIN principals p ON p.id = x.principal_id
-             LEFT JOIN groups g ON g.id = x.group_id
-             WHERE x.agent_id = ?
-             ORDER BY x.group_id IS NOT NULL, coalesce(p.name, g.name)",
-        )
-        .bind(&id)
-        .fetch_all(&self.store.pool)
-        .await?;
-        let allowed = access
-            .iter()
-            .map(|row| {
-                let principal: Option<String> = row.try_get("principal")?;
-                Ok(match principal {
-                    Some(name) => ChatPrincipal::Principal(name),
-                    None => ChatPrincipal::Group(row.try_get("grp")?),
-                })
-            })
-            .collect::<Result<_, StoreError>>()?;
-        let step_limit: i64 = row.try_get("step_limit")?;
-        Ok(Agent {
-            name: row.try_get("name")?,
-            description: row.try_get("description")?,
-            instructions: row.try_get("instructions")?,
-            provider: row.try_get("provider")?,
-            model: row.try_get("model")?,
-            step_limit: u32::try_from(step_limit)
-                .map_err(|_| StoreError::Corrupt(format!("step limit {step_limit}")))?,
-            servers,
-            allowed,
-            created_by: row.try_get("created_by")?,
-            created_at: from_millis(row.try_get("created_at")?)?,
-            updated_at: from_millis(row.try_get("updated_at")?)?,
-            id,
-        })
+/// The rows of [`select_agent_servers!`] and [`select_agent_access!`], per agent.
+fn group_members(
+    servers: &[AnyRow],
+    access: &[AnyRow],
+) -> Result<HashMap<AgentId, Members>, StoreError> {
+    let mut members: HashMap<AgentId, Members> = HashMap::new();
+    for row in servers {
+        let id: AgentId = row.try_get("agent_id")?;
+        members
+            .entry(id)
+            .or_default()
+            .servers
+            .push(row.try_get("name")?);
     }
+    for row in access {
+        let id: AgentId = row.try_get("agent_id")?;
+        let principal: Option<String> = row.try_get("principal")?;
+        let who = match principal {
+            Some(name) => ChatPrincipal::Principal(name),
+            None => ChatPrincipal::Group(row.try_get("grp")?),
+        };
+        members.entry(id).or_default().allowed.push(who);
+    }
+    Ok(members)
+}
+
+/// An agent from its [`select_agents!`] row and its members.
+fn agent(row: &AnyRow, members: Members) -> Result<Agent, StoreError> {
+    let step_limit: i64 = row.try_get("step_limit")?;
+    Ok(Agent {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        instructions: row.try_get("instructions")?,
+        provider: row.try_get("provider")?,
+        model: row.try_get("model")?,
+        step_limit: u32::try_from(step_limit)
+            .map_err(|_| StoreError::Corrupt(format!("step limit {step_limit}")))?,
+        servers: members.servers,
+        allowed: members.allowed,
+        created_by: row.try_get("created_by")?,
+        created_at: from_millis(row.try_get("created_at")?)?,
+        updated_at: from_millis(row.try_get("updated_at")?)?,
+    })
 }
 
 fn check_step_limit(limit: u32) -> Result<(), AgentError> {

@@ -219,6 +219,15 @@ async fn agents_are_stored_with_servers_in_order_and_access() {
         store.agents().name_of(&created.id).await.unwrap(),
         Some(created.name.clone())
     );
+    // A listing gives each agent its own servers and access list.
+    let mut other = agent("other", "openai", &["notes", "weather"]);
+    other.allowed = vec![ChatPrincipal::parse("group:ops")];
+    let other = store.agents().create(&other).await.unwrap();
+    assert_eq!(
+        store.agents().list().await.unwrap(),
+        [created.clone(), other.clone()]
+    );
+    assert!(store.agents().remove(&other.name).await.unwrap());
 
     let name: AgentName = "helper".parse().unwrap();
     let patch = AgentPatch {
