@@ -13,6 +13,7 @@
 //! is the registry's.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -53,6 +54,31 @@ const CHECK_VERSION: &str = "2025-03-26";
 /// The notification that completes an `initialize`.
 const INITIALIZED: &[u8] = br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
 
+/// Resolves external servers' host names to their public addresses only. Adding an entry
+/// refuses private addresses once; this holds at every connection, so a name that points at
+/// the network Skyport runs in later (a changed record, DNS rebinding) reaches nothing.
+/// (A literal address is never resolved: adding the entry is where those are refused.)
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let public: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|addr| skyport_oauth::is_public(addr.ip()))
+                .collect();
+            if public.is_empty() {
+                return Err(format!(
+                    "{host} has no public address (external servers may not reach loopback, private or link-local ones; start Skyport with --allow-private-externals on a closed network)"
+                )
+                .into());
+            }
+            Ok(Box::new(public.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
 /// The connections to every external entry, by server id; follows the store.
 #[derive(Clone)]
 pub(crate) struct Remotes {
@@ -61,14 +87,19 @@ pub(crate) struct Remotes {
 }
 
 impl Remotes {
-    /// The store's external entries now, with an HTTP client for them.
-    pub(crate) async fn load(store: &Store) -> Result<Remotes, StoreError> {
+    /// The store's external entries now, with an HTTP client for them; unless
+    /// `allow_private`, that client connects to public addresses only.
+    pub(crate) async fn load(store: &Store, allow_private: bool) -> Result<Remotes, StoreError> {
         // reqwest is built without a default TLS provider; the first install wins.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .pool_idle_timeout(Duration::from_secs(60))
-            .redirect(reqwest::redirect::Policy::none())
+            .redirect(reqwest::redirect::Policy::none());
+        if !allow_private {
+            builder = builder.dns_resolver(PublicOnly);
+        }
+        let client = builder
             .build()
             .map_err(|e| StoreError::Sealed(format!("cannot make an HTTP client: {e}")))?;
         Ok(Remotes {
@@ -682,5 +713,23 @@ impl Gateway {
         };
         check_and_record(&remotes.client, store, &remote).await;
         true
+    }
+}
+
+#[cfg(test)]
+mod resolver_tests {
+    use reqwest::dns::Resolve;
+
+    use super::PublicOnly;
+
+    #[tokio::test]
+    async fn names_of_private_addresses_resolve_to_nothing() {
+        let name = "localhost".parse().expect("a name");
+        let error = match PublicOnly.resolve(name).await {
+            Ok(addrs) => panic!("localhost resolved to {:?}", addrs.collect::<Vec<_>>()),
+            Err(error) => error.to_string(),
+        };
+        assert!(error.contains("localhost has no public address"), "{error}");
+        assert!(error.contains("--allow-private-externals"), "{error}");
     }
 }

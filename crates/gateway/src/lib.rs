@@ -97,6 +97,9 @@ pub struct GatewayOptions {
     pub audit_retention: AuditRetention,
     /// How often external servers are checked (`initialize` + `tools/list`).
     pub health_interval: Duration,
+    /// Whether external servers may be reached on loopback, private and link-local
+    /// addresses (closed networks, tests); otherwise only public ones are connected to.
+    pub allow_private_externals: bool,
 }
 
 impl Default for GatewayOptions {
@@ -112,6 +115,7 @@ impl Default for GatewayOptions {
             rate_limit: None,
             audit_retention: AuditRetention::default(),
             health_interval: Duration::from_secs(60),
+            allow_private_externals: false,
         }
     }
 }
@@ -170,7 +174,7 @@ impl Gateway {
         let tokens = AccessTokens::load(store.clone(), options.public_url.clone()).await?;
         let policies = PolicyTable::load(&store).await?;
         let remixes = RemixTable::load(&store).await?;
-        let remotes = Remotes::load(&store).await?;
+        let remotes = Remotes::load(&store, options.allow_private_externals).await?;
         routes.follow(store.clone());
         remotes.follow(store.clone());
         let metrics = Arc::new(GatewayMetrics::default());

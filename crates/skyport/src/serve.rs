@@ -158,6 +158,7 @@ impl Platform {
             base_domain: args.base_domain.clone(),
             cors_origins: args.cors_origins.clone(),
             session_ttl: args.session_ttl,
+            allow_private_externals: args.allow_private_externals,
             audit_retention: AuditRetention {
                 max_age: args.audit_retention,
                 ..AuditRetention::default()

@@ -78,7 +78,8 @@ async fn create(
 }
 
 /// How long the name of a new external may take to resolve before it is let through unchecked
-/// (an unresolvable name reaches nothing; it is checked again by being used).
+/// (an unresolvable name reaches nothing; the gateway's resolver checks it again at every
+/// connection, `gateway/src/external.rs`).
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Refuses a remote on a loopback, private or link-local address (a literal one, `localhost`,
