@@ -86,21 +86,17 @@ const RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
 /// or any address its name resolves to now): the gateway would otherwise reach, for whoever
 /// may add an external, the network Skyport runs in (request forgery).
 async fn refuse_private(url: &str) -> Result<(), ApiError> {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("https", url));
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let (host, port) = match authority.strip_prefix('[') {
-        Some(bracketed) => {
-            let (host, after) = bracketed.split_once(']').unwrap_or((bracketed, ""));
-            (host, after.strip_prefix(':'))
-        }
-        None => match authority.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (authority, None),
-        },
-    };
-    let port = port
-        .and_then(|p| p.parse::<u16>().ok())
-        .unwrap_or(if scheme == "http" { 80 } else { 443 });
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|_| ApiError::BadRequest(format!("{} is not a URL", shown_url(url))))?;
+    let port = uri
+        .port_u16()
+        .unwrap_or(if uri.scheme_str() == Some("http") {
+            80
+        } else {
+            443
+        });
+    let host = uri.host().unwrap_or_default().trim_matches(['[', ']']);
     let host = host.trim_end_matches('.').to_ascii_lowercase();
     let private = if host == "localhost" || host.ends_with(".localhost") {
         true
