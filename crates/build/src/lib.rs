@@ -329,7 +329,10 @@ impl Builder {
             ended
         })
         .await
-        .unwrap_or(0)
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cleaning up after interrupted builds failed");
+            0
+        })
     }
 
     /// Streams a gzip tarball into `DATA/uploads` (at most [`MAX_UPLOAD_BYTES`]) and returns

@@ -961,8 +961,15 @@ async fn a_build_child_that_ends_leaves_no_record_and_one_outside_a_build_none_a
             "a killed group kept its record"
         );
 
-        let mut child = crate::process::command("true").spawn().expect("true");
+        // A child that waits for its stdin, so that it is surely recorded before it ends.
+        let mut child = crate::process::command("sh")
+            .args(["-c", "read line"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("start sh");
         let guard = crate::process::GroupGuard::new(&child);
+        assert_eq!(recorded(data.path()).len(), 1);
+        drop(child.stdin.take());
         child.wait().await.expect("wait");
         guard.disarm();
         assert!(
