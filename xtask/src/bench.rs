@@ -179,37 +179,28 @@ fn check(command: &mut Command, what: &str) -> anyhow::Result<()> {
 
 /// Runs one script with its output shown as it comes and kept in `log`; whether it finished.
 fn run_one(root: &Path, bench: &Bench, log: &Path) -> anyhow::Result<bool> {
-    let mut child = Command::new(root.join(bench.script))
+    // stdout and stderr share one pipe, so their lines keep the order the script wrote them in
+    // (a stuck start-up's message shows at once, not after the script ends).
+    let (output, writer) = std::io::pipe()?;
+    let mut command = Command::new(root.join(bench.script));
+    command
         .args(bench.args)
         .current_dir(root)
         // Every script measures the optimized build `prepare` made, whatever its own default.
         .env("SKYPORT_BIN", root.join("target/release/skyport"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(writer.try_clone()?)
+        .stderr(writer);
+    let mut child = command
         .spawn()
         .with_context(|| format!("starting {}", bench.script))?;
+    // The command holds the pipe's writing ends: dropped, the reading below ends with the script.
+    drop(command);
     let mut file = File::create(log)?;
-    let stderr = child.stderr.take().context("stderr")?;
-    // stderr is drained on its own thread so that a chatty script cannot block on a full pipe.
-    let errors = std::thread::spawn(move || {
-        BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-            .collect::<Vec<_>>()
-    });
-    for line in BufReader::new(child.stdout.take().context("stdout")?)
-        .lines()
-        .map_while(Result::ok)
-    {
+    for line in BufReader::new(output).lines().map_while(Result::ok) {
         println!("{line}");
         writeln!(file, "{line}")?;
     }
-    let status = child.wait()?;
-    for line in errors.join().unwrap_or_default() {
-        eprintln!("{line}");
-        writeln!(file, "stderr: {line}")?;
-    }
-    Ok(status.success())
+    Ok(child.wait()?.success())
 }
 
 #[cfg(test)]
@@ -252,6 +243,31 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_scripts_output_is_kept_in_the_order_it_was_written() {
+        let dir = std::env::temp_dir().join(format!("xtask-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = dir.join("run.sh");
+        std::fs::write(
+            &script,
+            "#!/bin/sh\necho one\necho two >&2\necho three\nexit 3\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let bench = Bench {
+            name: "order",
+            script: "run.sh",
+            args: &[],
+            about: "",
+        };
+        let log = dir.join("order.log");
+        let finished = run_one(&dir, &bench, &log).unwrap();
+        let kept = std::fs::read_to_string(&log).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(!finished, "exit 3 is a failure");
+        assert_eq!(kept, "one\ntwo\nthree\n");
     }
 
     #[test]
