@@ -4,7 +4,7 @@
 use reqwest::Method;
 use skyport_api::{ChatEvent, ChatRequest};
 
-use crate::events::block_end;
+use crate::events::Blocks;
 use crate::{Client, ClientError, path_segment};
 
 /// Whom a chat message goes to.
@@ -20,7 +20,7 @@ pub enum ChatTarget<'a> {
 #[derive(Debug)]
 pub struct ChatStream {
     response: reqwest::Response,
-    buffer: Vec<u8>,
+    blocks: Blocks,
 }
 
 impl Client {
@@ -40,7 +40,7 @@ impl Client {
             .json(request);
         Ok(ChatStream {
             response: self.execute(request).await?,
-            buffer: Vec::new(),
+            blocks: Blocks::default(),
         })
     }
 }
@@ -49,14 +49,13 @@ impl ChatStream {
     /// The next event; `None` when the stream ended.
     pub async fn next(&mut self) -> Result<Option<ChatEvent>, ClientError> {
         loop {
-            while let Some((end, sep)) = block_end(&self.buffer) {
-                let block: Vec<u8> = self.buffer.drain(..end + sep).take(end).collect();
-                if let Some(event) = parse(&String::from_utf8_lossy(&block))? {
+            while let Some(block) = self.blocks.next_block() {
+                if let Some(event) = parse(&block)? {
                     return Ok(Some(event));
                 }
             }
             match self.response.chunk().await {
-                Ok(Some(bytes)) => self.buffer.extend_from_slice(&bytes),
+                Ok(Some(bytes)) => self.blocks.push(&bytes),
                 Ok(None) => return Ok(None),
                 Err(e) => {
                     return Err(ClientError::Protocol(format!(

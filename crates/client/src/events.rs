@@ -58,29 +58,47 @@ impl LogStream {
     }
 }
 
-/// Splits a byte stream into events.
+/// The event blocks of a byte stream, as its chunks arrive (shared by the log and chat streams).
 #[derive(Debug, Default)]
-pub(crate) struct Parser {
+pub(crate) struct Blocks {
     buffer: Vec<u8>,
     /// Where the unread part of `buffer` starts; the read part is dropped in bulk, not per
     /// event, because a backlog arrives as one chunk of many events.
     read: usize,
-    last_id: Option<i64>,
 }
 
-impl Parser {
+impl Blocks {
     pub(crate) fn push(&mut self, bytes: &[u8]) {
         self.buffer.drain(..self.read);
         self.read = 0;
         self.buffer.extend_from_slice(bytes);
     }
 
+    /// The next complete block's text, if one has arrived.
+    pub(crate) fn next_block(&mut self) -> Option<String> {
+        let (end, sep) = block_end(&self.buffer[self.read..])?;
+        let block = &self.buffer[self.read..self.read + end];
+        let text = String::from_utf8_lossy(block).into_owned();
+        self.read += end + sep;
+        Some(text)
+    }
+}
+
+/// Splits a byte stream into log events.
+#[derive(Debug, Default)]
+pub(crate) struct Parser {
+    blocks: Blocks,
+    last_id: Option<i64>,
+}
+
+impl Parser {
+    pub(crate) fn push(&mut self, bytes: &[u8]) {
+        self.blocks.push(bytes);
+    }
+
     /// The next complete event in the buffer, skipping comments and unknown events.
     pub(crate) fn next_event(&mut self) -> Result<Option<LogEvent>, ClientError> {
-        while let Some((end, sep)) = block_end(&self.buffer[self.read..]) {
-            let block = &self.buffer[self.read..self.read + end];
-            let text = String::from_utf8_lossy(block).into_owned();
-            self.read += end + sep;
+        while let Some(text) = self.blocks.next_block() {
             if let Some(event) = self.parse_block(&text)? {
                 return Ok(Some(event));
             }
@@ -127,7 +145,7 @@ impl Parser {
 }
 
 /// Where the first event in `buffer` ends: its length and the blank line's length.
-pub(crate) fn block_end(buffer: &[u8]) -> Option<(usize, usize)> {
+fn block_end(buffer: &[u8]) -> Option<(usize, usize)> {
     (0..buffer.len()).find_map(|i| {
         let rest = &buffer[i..];
         if rest.starts_with(b"\r\n\r\n") {
