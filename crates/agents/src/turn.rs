@@ -7,6 +7,7 @@
 //! `Error` event naming it) and the others still serve. Calls run one after the other in the
 //! order the model gave them, also when it asked for several at once.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -196,7 +197,8 @@ pub struct TurnOutcome {
 struct Offer {
     specs: Vec<ToolSpec>,
     names: ToolNames,
-    apps: Vec<(String, Option<String>)>,
+    /// The MCP App (`ui://` resource) of each offered tool that has one, by offered name.
+    apps: HashMap<String, String>,
 }
 
 /// Runs one turn over `history` (which ends with the person's message), reporting to `sink`.
@@ -264,14 +266,16 @@ async fn gather(
     let mut offer = Offer {
         specs: Vec::new(),
         names: ToolNames::default(),
-        apps: Vec::new(),
+        apps: HashMap::new(),
     };
     for server in servers {
         match host.list_tools(server).await {
             Ok(tools) => {
                 for tool in tools {
                     let name = offer.names.add(server, &tool.spec.name);
-                    offer.apps.push((name.clone(), tool.app));
+                    if let Some(app) = tool.app {
+                        offer.apps.insert(name.clone(), app);
+                    }
                     offer.specs.push(ToolSpec { name, ..tool.spec });
                 }
             }
@@ -295,11 +299,7 @@ async fn run_call(
         Some((server, tool)) => Some((server.to_owned(), tool.to_owned())),
         None => names::forged(&call.name, servers).map(|(s, t)| (s, t.to_owned())),
     };
-    let app = offer
-        .apps
-        .iter()
-        .find(|(name, _)| *name == call.name)
-        .and_then(|(_, app)| app.clone());
+    let app = offer.apps.get(&call.name).cloned();
     let (server, tool) = match &target {
         Some((server, tool)) => (Some(server.clone()), tool.clone()),
         None => (None, call.name.clone()),
