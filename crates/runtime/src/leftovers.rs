@@ -18,9 +18,8 @@ use crate::cgroup::{Cgroup, Cgroups};
 /// What is known about a running instance's process.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct PidRecord {
-    pub(crate) pid: u32,
-    /// Start time in clock ticks since boot (`/proc/PID/stat` field 22).
-    pub(crate) start: u64,
+    /// The process: its pid and start time.
+    pub(crate) stamp: Stamp,
     pub(crate) cgroup: Option<PathBuf>,
 }
 
@@ -28,30 +27,29 @@ impl PidRecord {
     /// The record of live process `pid`, if it still runs.
     pub(crate) fn of(pid: u32, cgroup: Option<&Cgroup>) -> Option<PidRecord> {
         Some(PidRecord {
-            pid,
-            start: Stamp::of(pid)?.start,
+            stamp: Stamp::of(pid)?,
             cgroup: cgroup.map(|c| c.path().to_path_buf()),
         })
     }
 
-    /// Writes the record as `dir/NAME`.
+    /// Writes the record as `dir/NAME`: the stamp, then the cgroup's path (which may hold
+    /// spaces, so it comes last).
     pub(crate) fn save(&self, dir: &Path, name: &str) -> std::io::Result<()> {
         fs::create_dir_all(dir)?;
         let cgroup = self
             .cgroup
             .as_ref()
             .map_or_else(String::new, |p| p.display().to_string());
-        fs::write(
-            dir.join(name),
-            format!("{} {} {cgroup}\n", self.pid, self.start),
-        )
+        fs::write(dir.join(name), format!("{} {cgroup}\n", self.stamp))
     }
 
     fn parse(text: &str) -> Option<PidRecord> {
         let mut fields = text.trim_end_matches('\n').splitn(3, ' ');
         Some(PidRecord {
-            pid: fields.next()?.parse().ok()?,
-            start: fields.next()?.parse().ok()?,
+            stamp: Stamp {
+                pid: fields.next()?.parse().ok()?,
+                start: fields.next()?.parse().ok()?,
+            },
             cgroup: fields.next().filter(|p| !p.is_empty()).map(PathBuf::from),
         })
     }
@@ -73,10 +71,7 @@ pub(crate) fn sweep(dir: &Path, cgroups: Option<&Cgroups>) -> usize {
             .ok()
             .and_then(|text| PidRecord::parse(&text));
         if let Some(record) = record {
-            killed.extend(end_group(&Stamp {
-                pid: record.pid,
-                start: record.start,
-            }));
+            killed.extend(end_group(&record.stamp));
             // A cgroup outside today's parent (the data directory moved): sweep it too.
             if let (Some(cgroups), Some(path)) = (cgroups, record.cgroup) {
                 let cgroup = Cgroup::at(cgroups.version(), path);
@@ -129,7 +124,10 @@ mod tests {
         // Our own pid with another start time: a different process by the record's account.
         let me = PidRecord::of(std::process::id(), None).unwrap();
         let stale = PidRecord {
-            start: me.start + 1_000_000,
+            stamp: Stamp {
+                start: me.stamp.start + 1_000_000,
+                ..me.stamp
+            },
             ..me
         };
         stale.save(dir.path(), "ins_stale").unwrap();
