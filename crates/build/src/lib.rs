@@ -14,6 +14,7 @@
 
 mod artifact;
 mod config;
+mod departed;
 mod entrypoint;
 mod environment;
 #[cfg(feature = "fuzzing")]
@@ -49,6 +50,7 @@ use tokio::sync::OnceCell;
 use tokio::sync::futures::Notified;
 use tokio_util::task::TaskTracker;
 
+pub use departed::{DEPARTED_INTERVAL, fail_builds_of_departed_replicas};
 pub use entrypoint::{DEFAULT_FILES, Entrypoint, Target};
 pub use git::{GitRef, GitSource, GitUrl};
 pub use package::{PackageSource, Registry};

@@ -10,7 +10,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use axum::serve::ListenerExt;
 use skyport_api::{DeploymentView, SettingsUpdate};
-use skyport_build::{BuildLimits, Builder, SWEEP_INTERVAL, follow_sources};
+use skyport_build::{
+    BuildLimits, Builder, DEPARTED_INTERVAL, SWEEP_INTERVAL, fail_builds_of_departed_replicas,
+    follow_sources,
+};
 use skyport_client::Client;
 use skyport_gateway::{Gateway, GatewayOptions, RateLimit, SamplerOptions, record_metric_samples};
 use skyport_oauth::{AuthorizationServer, OAuthConfig};
@@ -195,7 +198,12 @@ impl Platform {
             SWEEP_INTERVAL,
             stop_sources.clone(),
         ));
-        // Stopped with the source poller: both only write to the store.
+        // Stopped with the source poller: these only write to the store.
+        tokio::spawn(fail_builds_of_departed_replicas(
+            store.clone(),
+            DEPARTED_INTERVAL,
+            stop_sources.clone(),
+        ));
         tokio::spawn(record_metric_samples(
             gateway.clone(),
             store.clone(),

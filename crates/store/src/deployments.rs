@@ -111,6 +111,16 @@ pub struct BuildFailure {
     pub message: String,
 }
 
+/// A Skyport replica on a shared database, named by its connections' `application_name`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Replica(String);
+
+impl std::fmt::Display for Replica {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// How to start an instance of a built deployment. The build decides it; the runtime runs it
 /// without knowing what a virtual environment or an entrypoint is.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -289,7 +299,7 @@ impl Deployments<'_> {
         let id = DeploymentId::generate();
         crate::sql::query(
             "INSERT INTO deployments (id, server_id, status, source, git_ref, entrypoint, created_by,
-             created_at) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?)",
+             created_at, builder) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
         )
         .bind(&id)
         .bind(server)
@@ -298,6 +308,7 @@ impl Deployments<'_> {
         .bind(&new.entrypoint)
         .bind(&new.created_by)
         .bind(to_millis(now()))
+        .bind(self.store.replica.as_deref())
         .execute(&self.store.pool)
         .await?;
         self.get(&id)
@@ -424,7 +435,8 @@ impl Deployments<'_> {
     /// are in the memory of the replica that queued them; so they are marked only when no
     /// other Skyport is connected to the database (its connections carry another
     /// `application_name`). A replica that dies takes its connections with it, so the next
-    /// replica to start alone marks what it left.
+    /// replica to start alone marks what it left; running replicas mark it sooner, with
+    /// [`Deployments::departed_builders`].
     pub async fn fail_interrupted(&self) -> Result<u64, StoreError> {
         if let Some(replica) = &self.store.replica {
             let others: i64 = crate::sql::query_scalar(
@@ -444,6 +456,42 @@ impl Deployments<'_> {
              finished_at = ? WHERE status IN ('queued', 'building')",
         )
         .bind(to_millis(now()))
+        .execute(&self.store.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// The replicas that queued builds still unfinished but hold no connection to the
+    /// database any more (PostgreSQL only; always empty on SQLite, where this process is the
+    /// only builder). A replica's builds live in its memory, so these will never finish.
+    pub async fn departed_builders(&self) -> Result<Vec<Replica>, StoreError> {
+        if self.store.replica.is_none() {
+            return Ok(Vec::new());
+        }
+        let names: Vec<String> = crate::sql::query_scalar(
+            "SELECT DISTINCT builder FROM deployments
+             WHERE status IN ('queued', 'building') AND builder IS NOT NULL
+             AND builder NOT IN (SELECT application_name FROM pg_stat_activity
+                                 WHERE datname = current_database())",
+        )
+        .fetch_all(&self.store.pool)
+        .await?;
+        Ok(names.into_iter().map(Replica).collect())
+    }
+
+    /// Marks failed the unfinished builds that `builder`, a replica that has gone, queued;
+    /// returns how many.
+    pub async fn fail_builds_of(&self, builder: &Replica) -> Result<u64, StoreError> {
+        let done = crate::sql::query(
+            "UPDATE deployments SET status = 'failed', failure_kind = 'internal',
+             failure_message = ?, finished_at = ?
+             WHERE status IN ('queued', 'building') AND builder = ?",
+        )
+        .bind(format!(
+            "the build was interrupted because the Skyport replica running it ({builder}) stopped; deploy again"
+        ))
+        .bind(to_millis(now()))
+        .bind(&builder.0)
         .execute(&self.store.pool)
         .await?;
         Ok(done.rows_affected())

@@ -78,7 +78,7 @@ pub use control::{
 pub use conversations::{Conversation, ConversationSubject, Conversations, MAX_TITLE_CHARS};
 pub use deployments::{
     BuildFailure, BuildPhase, Built, Commit, Deployment, DeploymentStatus, Deployments,
-    FailureKind, LaunchSpec, LiveDeployment, NewDeployment, Route, Transport,
+    FailureKind, LaunchSpec, LiveDeployment, NewDeployment, Replica, Route, Transport,
 };
 pub use env::{
     Env, EnvEntry, EnvError, EnvKey, EnvScope, EnvVar, MAX_VALUE_BYTES, NewEnvVar, resolve,

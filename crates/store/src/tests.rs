@@ -743,3 +743,62 @@ async fn interrupted_builds_are_failed_only_when_no_other_replica_runs() {
     })
     .await;
 }
+
+/// A replica's unfinished builds are named by it while it is connected and reported as
+/// departed once it is not; failing them leaves other replicas' builds alone.
+#[tokio::test]
+async fn builds_of_a_departed_replica_are_found_and_failed_alone() {
+    crate::testdb::on_postgres(async {
+        let (a, b) = crate::testdb::replicas().await;
+        let (server, _) = a.servers().ensure(&name("app"), None).await.unwrap();
+        let of_a = a
+            .deployments()
+            .create(&server.id, &upload("upload", None))
+            .await
+            .unwrap();
+        let of_b = b
+            .deployments()
+            .create(&server.id, &upload("upload", None))
+            .await
+            .unwrap();
+        assert_eq!(b.deployments().departed_builders().await.unwrap(), vec![]);
+        a.close().await;
+        drop(a);
+        let mut departed = Vec::new();
+        for _ in 0..100 {
+            departed = b.deployments().departed_builders().await.unwrap();
+            if !departed.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(departed.len(), 1, "the departed replica was not found");
+        assert_eq!(
+            b.deployments().fail_builds_of(&departed[0]).await.unwrap(),
+            1
+        );
+        let failed = b.deployments().get(&of_a.id).await.unwrap().unwrap();
+        assert_eq!(failed.status, DeploymentStatus::Failed);
+        let message = failed.failure.unwrap().message;
+        assert!(message.contains("replica"), "{message}");
+        let kept = b.deployments().get(&of_b.id).await.unwrap().unwrap();
+        assert_eq!(kept.status, DeploymentStatus::Queued);
+        assert_eq!(b.deployments().departed_builders().await.unwrap(), vec![]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn on_sqlite_no_builder_departs() {
+    let store = store().await;
+    let (server, _) = store.servers().ensure(&name("app"), None).await.unwrap();
+    store
+        .deployments()
+        .create(&server.id, &upload("upload", None))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.deployments().departed_builders().await.unwrap(),
+        vec![]
+    );
+}

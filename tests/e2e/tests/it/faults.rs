@@ -43,7 +43,7 @@ def hello(name: str) -> str:
 "#;
 
 /// Writes [`HELD`] into `folder` with `greeting`, holding on `hold`.
-fn write_held(folder: &Path, hold: &Path, greeting: &str) {
+pub(crate) fn write_held(folder: &Path, hold: &Path, greeting: &str) {
     fs::create_dir_all(folder).expect("create a server folder");
     let code = HELD
         .replace("__HOLD__", &format!("{:?}", hold.display().to_string()))

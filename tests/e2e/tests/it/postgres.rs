@@ -6,7 +6,8 @@
 //! Two replicas (two serves, their own data dirs and ports, one database, one master key) in
 //! front of one remote MCP server: a session initialized through A continues through B, and
 //! through B alone once A is killed; a key revoked through A is refused by B at once; a
-//! commit found by polling is built once although both replicas follow the source.
+//! commit found by polling is built once although both replicas follow the source; a build left
+//! by a replica killed with -9 is marked failed by the other.
 
 use std::fs;
 use std::time::Duration;
@@ -15,6 +16,8 @@ use skyport_e2e::{
     DEPLOY_TIMEOUT, DirectServer, GitRepo, HeldClient, HttpResponse, PostgresDatabase, Skyport,
     copy_dir, example, http, wait_until,
 };
+
+use crate::faults::write_held;
 
 const ACCEPT: (&str, &str) = ("Accept", "application/json, text/event-stream");
 const JSON: (&str, &str) = ("Content-Type", "application/json");
@@ -300,4 +303,63 @@ fn a_commit_found_by_polling_is_built_once_across_replicas() {
     );
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(complaining(), 1, "both replicas polled the source");
+}
+
+/// A replica killed in the middle of a build leaves it to the others: they find it no longer
+/// connected and mark its build failed, saying why, instead of showing it building for ever.
+#[test]
+fn a_build_left_by_a_killed_replica_is_marked_failed_by_another() {
+    let Some(database) = PostgresDatabase::create() else {
+        return;
+    };
+    let flags = ["--database-url", database.url()];
+    let env = [("SKYPORT_MASTER_KEY", MASTER_KEY)];
+    let mut a = Skyport::serve_with_env(&flags, &env);
+    let b = Skyport::serve_with_env(&flags, &env);
+    let folder = a.scratch().join("held");
+    let hold = a.scratch().join("hold");
+    fs::write(&hold, "").expect("create the hold file");
+    write_held(&folder, &hold, "Hello");
+    let path = folder.display().to_string();
+    let run = a.cli_bounded(
+        &["deploy", &path, "--name", "held", "--no-wait", "--json"],
+        DEPLOY_TIMEOUT,
+    );
+    assert!(run.success, "{run}");
+    let id = run.json()["id"]
+        .as_str()
+        .expect("a deployment id")
+        .to_owned();
+    let reached = wait_until(DEPLOY_TIMEOUT, || a.scratch().join("hold.reached").exists());
+    assert!(
+        reached,
+        "the build never reached its inspection\n{}",
+        a.log_tail(40)
+    );
+
+    a.kill9();
+    // The held inspection outlives its serve; let it end.
+    fs::remove_file(&hold).expect("remove the hold file");
+    let status = format!("SELECT status FROM deployments WHERE id = '{id}'");
+    let failed = wait_until(Duration::from_secs(60), || {
+        database.value(&status) == "failed"
+    });
+    assert!(
+        failed,
+        "B left the build of the killed replica {}\n{}",
+        database.value(&status),
+        b.log_tail(30)
+    );
+    let message = database.value(&format!(
+        "SELECT failure_message FROM deployments WHERE id = '{id}'"
+    ));
+    assert!(
+        message.contains("replica") && message.contains("deploy again"),
+        "{message}"
+    );
+    assert!(
+        b.log().contains("no longer connected to the database"),
+        "{}",
+        b.log_tail(30)
+    );
 }
