@@ -124,6 +124,10 @@ impl Platform {
         .with_master_key(master_key(&data_dir)?);
         let secrets = store.env().check_secrets().await?;
         tracing::debug!("{secrets} stored secret(s) open with the master key");
+        let sealed = store.servers().seal_webhook_secrets().await?;
+        if sealed > 0 {
+            tracing::info!("{sealed} webhook secret(s) stored in plaintext are now sealed");
+        }
         let interrupted = store.deployments().fail_interrupted().await?;
         if interrupted > 0 {
             tracing::warn!(

@@ -92,7 +92,8 @@ macro_rules! select_servers {
         concat!(
             "SELECT id, name, kind, description, live_deployment_id, created_at, updated_at, ",
             "memory_limit_bytes, idle_timeout_ms, min_instances, max_instances, stdio_sessions, stdio_shared, auth, ",
-            "request_timeout_ms, identity_token, source_url, source_branch, entrypoint, webhook_secret, ",
+            "request_timeout_ms, identity_token, source_url, source_branch, entrypoint, ",
+            "CASE WHEN webhook_secret_sealed IS NULL AND webhook_secret IS NULL THEN 0 ELSE 1 END AS webhook, ",
             "poll_interval_ms, preview_ttl_ms, parent_id, preview_branch, preview_expires_at ",
             "FROM servers ",
             $rest

@@ -9,6 +9,7 @@ use std::time::Duration;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::secrets;
 use crate::servers::{named, select_servers, server};
 use crate::{
     Change, ServerId, ServerName, Servers, Store, StoreError, Timestamp, from_millis, now,
@@ -29,8 +30,10 @@ pub struct TrackedSource {
     pub branch: String,
     /// The entrypoint builds use; `None` lets the build find it.
     pub entrypoint: Option<String>,
-    /// The secret webhook deliveries are signed with; without one, webhooks are refused.
-    pub webhook_secret: Option<String>,
+    /// Whether the server has a webhook secret, which deliveries are signed with; without
+    /// one, webhooks are refused. The secret is sealed in the store: read it with
+    /// [`Servers::webhook_secret`].
+    pub webhook: bool,
     /// How often the tracked branch is checked for new commits; `None` is never.
     pub poll_interval: Option<Duration>,
     /// How long a preview lives after its last build; `None` is until its branch goes.
@@ -83,10 +86,10 @@ impl TrackedSource {
                 .entrypoint
                 .clone()
                 .unwrap_or_else(|| self.entrypoint.clone()),
-            webhook_secret: patch
+            webhook: patch
                 .webhook_secret
-                .clone()
-                .unwrap_or_else(|| self.webhook_secret.clone()),
+                .as_ref()
+                .map_or(self.webhook, Option::is_some),
             poll_interval: patch.poll_interval.unwrap_or(self.poll_interval),
             preview_ttl: patch.preview_ttl.unwrap_or(self.preview_ttl),
         };
@@ -96,7 +99,9 @@ impl TrackedSource {
         if source.poll_interval.is_some_and(|i| i < MIN_POLL_INTERVAL) {
             return Err("--poll must be at least 1s (or off)".to_owned());
         }
-        if source.webhook_secret.as_ref().is_some_and(|s| s.len() < 16) {
+        if let Some(Some(secret)) = &patch.webhook_secret
+            && secret.len() < 16
+        {
             return Err(
                 "--webhook-secret must be at least 16 characters; use --webhook-secret generate for a random one"
                     .to_owned(),
@@ -133,26 +138,38 @@ impl Servers<'_> {
             Ok(source) => source,
             Err(e) => return Ok(Some(Err(e))),
         };
+        let sealed = match &patch.webhook_secret {
+            Some(Some(secret)) => Some(seal_webhook_secret(self.store, &current.id, secret)?),
+            _ => None,
+        };
         let description = patch
             .description
             .clone()
             .unwrap_or_else(|| current.description.clone());
         crate::sql::query(
             "UPDATE servers SET description = ?, source_url = ?, source_branch = ?, entrypoint = ?,
-             webhook_secret = ?, poll_interval_ms = ?, preview_ttl_ms = ?, updated_at = ?
+             poll_interval_ms = ?, preview_ttl_ms = ?, updated_at = ?
              WHERE id = ?",
         )
         .bind(&description)
         .bind(&source.url)
         .bind(&source.branch)
         .bind(&source.entrypoint)
-        .bind(&source.webhook_secret)
         .bind(source.poll_interval.map(millis))
         .bind(source.preview_ttl.map(millis))
         .bind(to_millis(now()))
         .bind(&current.id)
         .execute(&mut *tx)
         .await?;
+        if patch.webhook_secret.is_some() {
+            crate::sql::query(
+                "UPDATE servers SET webhook_secret_sealed = ?, webhook_secret = NULL WHERE id = ?",
+            )
+            .bind(sealed)
+            .bind(&current.id)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         self.store.publish(Change::SettingsChanged {
             server: current.name.clone(),
@@ -162,6 +179,56 @@ impl Servers<'_> {
             source,
             ..current
         })))
+    }
+
+    /// The webhook secret of `server`, opened with the master key; `None` when it has none.
+    pub async fn webhook_secret(&self, server: &ServerId) -> Result<Option<String>, StoreError> {
+        let row = crate::sql::query(
+            "SELECT webhook_secret_sealed, webhook_secret FROM servers WHERE id = ?",
+        )
+        .bind(server)
+        .fetch_optional(&self.store.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let sealed: Option<Vec<u8>> = row.try_get("webhook_secret_sealed")?;
+        match sealed {
+            Some(sealed) => {
+                let key = self.store.master_key()?;
+                let secret = secrets::open(key, &webhook_aad(server), &sealed).ok_or_else(|| {
+                    StoreError::Sealed(format!(
+                        "cannot open the webhook secret of server {server} with this master key; set a new one with `skyport servers set NAME --webhook-secret generate`"
+                    ))
+                })?;
+                Ok(Some(secret))
+            }
+            // Written before secrets were sealed, and not yet sealed by a start.
+            None => Ok(row.try_get("webhook_secret")?),
+        }
+    }
+
+    /// Seals the webhook secrets stored in plaintext by earlier versions, emptying the
+    /// plaintext column; returns how many. `skyport serve` calls it at start.
+    pub async fn seal_webhook_secrets(&self) -> Result<usize, StoreError> {
+        let rows = crate::sql::query(
+            "SELECT id, webhook_secret FROM servers WHERE webhook_secret IS NOT NULL",
+        )
+        .fetch_all(&self.store.pool)
+        .await?;
+        for row in &rows {
+            let id: ServerId = row.try_get("id")?;
+            let secret: String = row.try_get("webhook_secret")?;
+            let sealed = seal_webhook_secret(self.store, &id, &secret)?;
+            crate::sql::query(
+                "UPDATE servers SET webhook_secret_sealed = ?, webhook_secret = NULL WHERE id = ?",
+            )
+            .bind(sealed)
+            .bind(&id)
+            .execute(&self.store.pool)
+            .await?;
+        }
+        Ok(rows.len())
     }
 
     /// The preview of `parent` for `branch`, created if there is none (named by
@@ -296,7 +363,7 @@ pub(crate) fn tracked_source(row: &AnyRow) -> Result<TrackedSource, StoreError> 
         url: row.try_get("source_url")?,
         branch: row.try_get("source_branch")?,
         entrypoint: row.try_get("entrypoint")?,
-        webhook_secret: row.try_get("webhook_secret")?,
+        webhook: crate::sql::flag(row, "webhook")?,
         poll_interval: duration("poll_interval_ms")?,
         preview_ttl: duration("preview_ttl_ms")?,
     })
@@ -354,3 +421,19 @@ impl Store {
 
 #[cfg(test)]
 mod tests;
+
+/// `secret` sealed for the webhook of `server`.
+fn seal_webhook_secret(
+    store: &Store,
+    server: &ServerId,
+    secret: &str,
+) -> Result<Vec<u8>, StoreError> {
+    secrets::seal(store.master_key()?, &webhook_aad(server), secret)
+        .ok_or_else(|| StoreError::Sealed("the webhook secret is too large to seal".to_owned()))
+}
+
+/// The associated data a webhook secret is sealed with: a sealed secret copied to another
+/// server does not open there.
+fn webhook_aad(server: &ServerId) -> String {
+    format!("webhook:{server}")
+}

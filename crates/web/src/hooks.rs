@@ -45,7 +45,12 @@ async fn github(
             MAX_DELIVERY_BYTES / (1024 * 1024)
         ))
     })?;
-    let secret = server.source.webhook_secret.as_deref().unwrap_or_default();
+    let secret = state
+        .store
+        .servers()
+        .webhook_secret(&server.id)
+        .await?
+        .unwrap_or_default();
     github::verify(
         secret.as_bytes(),
         &body,
@@ -76,7 +81,7 @@ async fn hooked_server(state: &AppState, name: &str) -> Result<Server, ApiError>
             "no server named '{name}'; deploy it first, then point the webhook at /hooks/github/{name}"
         ))
     })?;
-    if server.source.webhook_secret.is_none() {
+    if !server.source.webhook {
         return Err(ApiError::NotFound(format!(
             "server '{name}' has no webhook secret, so its webhook is off; set one with `skyport servers set {name} --webhook-secret generate` and enter it as the webhook's secret"
         )));

@@ -188,7 +188,7 @@ pub(crate) fn source(source: &TrackedSource) -> SourceView {
         url: source.url.clone(),
         branch: source.branch.clone(),
         entrypoint: source.entrypoint.clone(),
-        webhook: source.webhook_secret.is_some(),
+        webhook: source.webhook,
         poll_interval_seconds: source.poll_interval.map(|d| d.as_secs()),
         preview_ttl_seconds: source.preview_ttl.map(|d| d.as_secs()),
     }

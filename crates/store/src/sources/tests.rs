@@ -222,4 +222,144 @@ crate::testdb::on_both_databases!(
     removing_the_parent_removes_its_previews_and_says_so,
     previews_past_their_lifetime_are_found,
     source_settings_are_checked_and_polling_servers_listed,
+    webhook_secrets_are_sealed_opened_and_cleared,
+    plaintext_webhook_secrets_of_earlier_versions_are_sealed_at_start,
 );
+
+const SECRET: &str = "a-webhook-secret-of-some-length";
+
+/// The raw `servers` columns of `server`'s webhook secret: plaintext, sealed.
+async fn webhook_columns(store: &Store, server: &ServerId) -> (Option<String>, Option<Vec<u8>>) {
+    let row =
+        crate::sql::query("SELECT webhook_secret, webhook_secret_sealed FROM servers WHERE id = ?")
+            .bind(server)
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+    use sqlx::Row;
+    (
+        row.try_get("webhook_secret").unwrap(),
+        row.try_get("webhook_secret_sealed").unwrap(),
+    )
+}
+
+async fn webhook_secrets_are_sealed_opened_and_cleared() {
+    let store = crate::testdb::store()
+        .await
+        .unwrap()
+        .with_master_key(MasterKey::generate());
+    let api = parent(&store).await;
+    assert!(!api.source.webhook);
+    let set = |secret: Option<&str>| {
+        let patch = SourcePatch {
+            webhook_secret: Some(secret.map(str::to_owned)),
+            ..SourcePatch::default()
+        };
+        let servers = store.servers();
+        let name = api.name.clone();
+        async move {
+            servers
+                .set_source(&name, &patch)
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap()
+        }
+    };
+    let with = set(Some(SECRET)).await;
+    assert!(with.source.webhook);
+    assert!(
+        store
+            .servers()
+            .get(&api.name)
+            .await
+            .unwrap()
+            .unwrap()
+            .source
+            .webhook
+    );
+    let servers = store.servers();
+    assert_eq!(
+        servers.webhook_secret(&api.id).await.unwrap().as_deref(),
+        Some(SECRET)
+    );
+    let (plain, sealed) = webhook_columns(&store, &api.id).await;
+    assert_eq!(plain, None);
+    let sealed = sealed.expect("the secret is stored sealed");
+    assert!(
+        !crate::tests::contains(&sealed, SECRET),
+        "the secret is stored in the clear"
+    );
+
+    // Another master key cannot open it, and says what to do.
+    let other = store.clone().with_master_key(MasterKey::generate());
+    let err = other
+        .servers()
+        .webhook_secret(&api.id)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("--webhook-secret generate"), "{err}");
+
+    // A patch that does not name the secret keeps it; clearing it turns the webhook off.
+    let kept = store
+        .servers()
+        .set_source(
+            &api.name,
+            &SourcePatch {
+                branch: Some("dev".to_owned()),
+                ..SourcePatch::default()
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(kept.source.webhook);
+    assert_eq!(
+        servers.webhook_secret(&api.id).await.unwrap().as_deref(),
+        Some(SECRET)
+    );
+    let cleared = set(None).await;
+    assert!(!cleared.source.webhook);
+    assert_eq!(servers.webhook_secret(&api.id).await.unwrap(), None);
+    assert_eq!(webhook_columns(&store, &api.id).await, (None, None));
+}
+
+async fn plaintext_webhook_secrets_of_earlier_versions_are_sealed_at_start() {
+    let store = crate::testdb::store()
+        .await
+        .unwrap()
+        .with_master_key(MasterKey::generate());
+    let api = parent(&store).await;
+    crate::sql::query("UPDATE servers SET webhook_secret = ? WHERE id = ?")
+        .bind(SECRET)
+        .bind(&api.id)
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    let servers = store.servers();
+    // Before the start seals it, the webhook works from the plaintext.
+    assert!(
+        servers
+            .get(&api.name)
+            .await
+            .unwrap()
+            .unwrap()
+            .source
+            .webhook
+    );
+    assert_eq!(
+        servers.webhook_secret(&api.id).await.unwrap().as_deref(),
+        Some(SECRET)
+    );
+    assert_eq!(servers.seal_webhook_secrets().await.unwrap(), 1);
+    let (plain, sealed) = webhook_columns(&store, &api.id).await;
+    assert_eq!(plain, None);
+    assert!(sealed.is_some());
+    assert_eq!(
+        servers.webhook_secret(&api.id).await.unwrap().as_deref(),
+        Some(SECRET)
+    );
+    assert_eq!(servers.seal_webhook_secrets().await.unwrap(), 0);
+}
