@@ -186,7 +186,7 @@ pub(crate) async fn close(inner: &Arc<Inner>) {
     };
     for w in &waiting {
         let message = "Skyport stopped before this build started; deploy again";
-        record_unstarted(inner, &w.deployment, FailureKind::Internal, message).await;
+        record_unstarted(inner, &w.deployment, FailureKind::Interrupted, message).await;
     }
     if !waiting.is_empty() {
         inner.queue.settled.notify_waiters();

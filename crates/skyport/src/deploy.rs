@@ -279,6 +279,7 @@ fn summary(kind: FailureKind) -> &'static str {
         FailureKind::Timeout => "the build took longer than its time limit",
         FailureKind::Cancelled => "the build was cancelled or superseded by a newer one",
         FailureKind::Internal => "Skyport itself failed during the build",
+        FailureKind::Interrupted => "Skyport stopped before the build finished; deploy again",
     }
 }
 

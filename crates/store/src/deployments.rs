@@ -80,8 +80,10 @@ pub enum FailureKind {
     Timeout,
     /// Someone cancelled the build, or a newer build of the same branch superseded it.
     Cancelled,
-    /// Skyport itself failed, or it was restarted during the build.
+    /// Skyport itself failed.
     Internal,
+    /// Skyport, or the replica running the build, stopped before the build finished.
+    Interrupted,
 }
 
 impl FailureKind {
@@ -98,6 +100,7 @@ impl FailureKind {
             FailureKind::Timeout => "timeout",
             FailureKind::Cancelled => "cancelled",
             FailureKind::Internal => "internal",
+            FailureKind::Interrupted => "interrupted",
         }
     }
 }
@@ -451,7 +454,7 @@ impl Deployments<'_> {
             }
         }
         let done = crate::sql::query(
-            "UPDATE deployments SET status = 'failed', failure_kind = 'internal',
+            "UPDATE deployments SET status = 'failed', failure_kind = 'interrupted',
              failure_message = 'the build was interrupted because Skyport stopped; deploy again',
              finished_at = ? WHERE status IN ('queued', 'building')",
         )
@@ -483,7 +486,7 @@ impl Deployments<'_> {
     /// returns how many.
     pub async fn fail_builds_of(&self, builder: &Replica) -> Result<u64, StoreError> {
         let done = crate::sql::query(
-            "UPDATE deployments SET status = 'failed', failure_kind = 'internal',
+            "UPDATE deployments SET status = 'failed', failure_kind = 'interrupted',
              failure_message = ?, finished_at = ?
              WHERE status IN ('queued', 'building') AND builder = ?",
         )

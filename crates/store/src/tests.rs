@@ -237,7 +237,7 @@ async fn interrupted_builds_are_failed_on_start() {
     let d = store.deployments().get(&d.id).await.unwrap().unwrap();
     assert_eq!(d.status, DeploymentStatus::Failed);
     assert_eq!(d.phase, Some(BuildPhase::Inspect));
-    assert_eq!(d.failure.unwrap().kind, FailureKind::Internal);
+    assert_eq!(d.failure.unwrap().kind, FailureKind::Interrupted);
 }
 
 async fn removing_a_server_removes_its_deployments_and_logs() {

@@ -139,6 +139,7 @@ fn a_build_interrupted_by_kill_9_is_failed_on_restart_and_leaves_nothing_running
         .find(|d| d["id"] == interrupted.as_str())
         .unwrap_or_else(|| panic!("the interrupted deployment is not listed: {listed:#?}"));
     assert_eq!(failed["status"], "failed", "{failed}");
+    assert_eq!(failed["failure"]["kind"], "interrupted", "{failed}");
     let message = failed["failure"]["message"].as_str().unwrap_or_default();
     assert!(
         message.contains("interrupted because Skyport stopped"),

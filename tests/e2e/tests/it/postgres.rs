@@ -350,6 +350,10 @@ fn a_build_left_by_a_killed_replica_is_marked_failed_by_another() {
         database.value(&status),
         b.log_tail(30)
     );
+    let kind = database.value(&format!(
+        "SELECT failure_kind FROM deployments WHERE id = '{id}'"
+    ));
+    assert_eq!(kind, "interrupted");
     let message = database.value(&format!(
         "SELECT failure_message FROM deployments WHERE id = '{id}'"
     ));
