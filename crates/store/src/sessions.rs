@@ -176,6 +176,7 @@ pub struct SessionUse {
     pub protocol_version: Option<String>,
 }
 
-fn hash(id: &str) -> String {
+/// The form a client-facing session id is stored in.
+pub(crate) fn hash(id: &str) -> String {
     hex::encode(Sha256::digest(id.as_bytes()))
 }
