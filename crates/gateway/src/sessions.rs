@@ -208,7 +208,7 @@ impl Sessions {
             }
         }
         // An id that is not even the right shape was never issued: no query for it.
-        if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if !is_issued_shape(id) {
             return Ok(None);
         }
         let since = Timestamp::now() - self.ttl;
@@ -316,6 +316,12 @@ impl Sessions {
     pub(crate) fn len(&self) -> usize {
         self.open.lock().len()
     }
+}
+
+/// Whether `id` has the shape of the ids the gateway issues (128 bits as hex), for gateway and
+/// remix sessions alike.
+pub(crate) fn is_issued_shape(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 fn to_stored(binding: &Binding) -> SessionBinding {

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 
 use crate::secrets::{open_with, seal_with};
-use crate::sessions::hash;
+use crate::sessions::{delete_by_id, delete_unused, hash};
 use crate::{PrincipalId, ServerId, Store, StoreError, Timestamp, from_millis, to_millis};
 
 /// Domain separation of the key that seals links from the hash that names the session: the
@@ -164,20 +164,22 @@ impl RemixSessions<'_> {
 
     /// Ends session `id` (its links go with it).
     pub async fn delete(&self, id: &str) -> Result<(), StoreError> {
-        crate::sql::query("DELETE FROM remix_sessions WHERE id_hash = ?")
-            .bind(hash(id))
-            .execute(&self.store.pool)
-            .await?;
-        Ok(())
+        delete_by_id(
+            self.store,
+            "DELETE FROM remix_sessions WHERE id_hash = ?",
+            id,
+        )
+        .await
     }
 
     /// Deletes sessions not used since `before` (with their links); returns how many.
     pub async fn expire(&self, before: Timestamp) -> Result<u64, StoreError> {
-        let done = crate::sql::query("DELETE FROM remix_sessions WHERE last_used_at <= ?")
-            .bind(to_millis(before))
-            .execute(&self.store.pool)
-            .await?;
-        Ok(done.rows_affected())
+        delete_unused(
+            self.store,
+            "DELETE FROM remix_sessions WHERE last_used_at <= ?",
+            before,
+        )
+        .await
     }
 }
 

@@ -26,7 +26,7 @@ use skyport_store::{
 use tokio::sync::OnceCell;
 
 use super::compose::Composed;
-use crate::sessions::{EVICT_AFTER, LastUse};
+use crate::sessions::{EVICT_AFTER, LastUse, is_issued_shape};
 
 /// The remix sessions: those in memory, backed by the store.
 pub(crate) struct RemixSessions {
@@ -143,7 +143,7 @@ impl RemixSessions {
             }
         }
         // An id that is not even the right shape was never issued: no query for it.
-        if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if !is_issued_shape(id) {
             return Ok(None);
         }
         let since = Timestamp::now() - self.ttl;

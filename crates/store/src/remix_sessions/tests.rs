@@ -14,8 +14,15 @@ fn name(s: &str) -> ServerName {
     s.parse().unwrap()
 }
 
-async fn server(store: &Store, s: &str) -> ServerId {
-    store.servers().ensure(&name(s), None).await.unwrap().0.id
+/// A fresh store with servers `mix`, `alpha` and `beta` (their ids, in that order).
+async fn store_with_servers() -> (Store, [ServerId; 3]) {
+    let store = crate::testdb::store().await.unwrap();
+    let mut ids = Vec::new();
+    for server in ["mix", "alpha", "beta"] {
+        let (created, _) = store.servers().ensure(&name(server), None).await.unwrap();
+        ids.push(created.id);
+    }
+    (store, ids.try_into().unwrap())
 }
 
 fn link(source: &ServerId, session: &str) -> RemixLink {
@@ -50,10 +57,7 @@ fn sorted(mut session: StoredRemixSession) -> StoredRemixSession {
 }
 
 async fn a_session_is_stored_with_its_links_and_a_link_is_replaced() {
-    let store = crate::testdb::store().await.unwrap();
-    let remix = server(&store, "mix").await;
-    let alpha = server(&store, "alpha").await;
-    let beta = server(&store, "beta").await;
+    let (store, [remix, alpha, beta]) = store_with_servers().await;
     let sessions = store.remix_sessions();
     let now = millis(Timestamp::now());
     let mut session = opened(&remix, now);
@@ -89,9 +93,7 @@ async fn a_session_is_stored_with_its_links_and_a_link_is_replaced() {
 }
 
 async fn uses_are_recorded_and_unused_sessions_expire_with_their_links() {
-    let store = crate::testdb::store().await.unwrap();
-    let remix = server(&store, "mix").await;
-    let alpha = server(&store, "alpha").await;
+    let (store, [remix, alpha, _]) = store_with_servers().await;
     let sessions = store.remix_sessions();
     let long_ago = millis(Timestamp::now() - Duration::from_secs(3600));
     let other = "fedcba9876543210fedcba9876543210";
@@ -133,10 +135,7 @@ async fn uses_are_recorded_and_unused_sessions_expire_with_their_links() {
 }
 
 async fn a_removed_source_leaves_sessions_and_a_removed_remix_takes_them() {
-    let store = crate::testdb::store().await.unwrap();
-    let remix = server(&store, "mix").await;
-    let alpha = server(&store, "alpha").await;
-    let beta = server(&store, "beta").await;
+    let (store, [remix, alpha, beta]) = store_with_servers().await;
     let sessions = store.remix_sessions();
     let now = millis(Timestamp::now());
     let mut session = opened(&remix, now);
@@ -153,9 +152,7 @@ async fn a_removed_source_leaves_sessions_and_a_removed_remix_takes_them() {
 }
 
 async fn a_link_is_stored_sealed_under_the_client_id() {
-    let store = crate::testdb::store().await.unwrap();
-    let remix = server(&store, "mix").await;
-    let alpha = server(&store, "alpha").await;
+    let (store, [remix, alpha, _]) = store_with_servers().await;
     let secret = "5ec7e75ec7e75ec7e75ec7e75ec7e7aa";
     let mut session = opened(&remix, millis(Timestamp::now()));
     session.links.push(link(&alpha, secret));

@@ -10,14 +10,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use skyport_e2e::{
-    DirectServer, HeldClient, HttpResponse, PostgresDatabase, Skyport, copy_dir, example, http,
+    DirectServer, HeldClient, HttpResponse, PostgresDatabase, Skyport, copy_dir, example, mcp_post,
     wait_until,
 };
 
-const MASTER_KEY: &str = "3b9d0c1e2f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c";
-const ACCEPT: (&str, &str) = ("Accept", "application/json, text/event-stream");
-const JSON: (&str, &str) = ("Content-Type", "application/json");
-const VERSION: (&str, &str) = ("MCP-Protocol-Version", "2025-06-18");
 const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"e2e","version":"0"}}}"#;
 const INITIALIZED: &str = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
 
@@ -116,19 +112,8 @@ fn external_greeter(replica: &Skyport, name: &str, greeting: &str) -> DirectServ
 
 /// POSTs one MCP message to `/servers/mix/mcp` of `replica`, in `session`.
 fn post(replica: &Skyport, session: Option<&str>, body: &str) -> HttpResponse {
-    let mut headers = vec![ACCEPT, JSON];
-    if let Some(id) = session {
-        headers.push(("Mcp-Session-Id", id));
-        headers.push(VERSION);
-    }
-    http(
-        &replica.addr(),
-        "POST",
-        "/servers/mix/mcp",
-        &headers,
-        Some(body),
-    )
-    .unwrap_or_else(|e| panic!("POST to {}: {e}\n{}", replica.addr(), replica.log_tail(40)))
+    mcp_post(&replica.addr(), "/servers/mix/mcp", None, session, body)
+        .unwrap_or_else(|e| panic!("POST to {}: {e}\n{}", replica.addr(), replica.log_tail(40)))
 }
 
 fn call(tool: &str, who: &str) -> String {
@@ -142,14 +127,7 @@ fn a_remix_session_initialized_through_one_replica_continues_through_another() {
     let Some(database) = PostgresDatabase::create() else {
         return;
     };
-    let flags = [
-        "--database-url",
-        database.url(),
-        "--allow-private-externals",
-    ];
-    let env = [("SKYPORT_MASTER_KEY", MASTER_KEY)];
-    let mut a = Skyport::serve_with_env(&flags, &env);
-    let b = Skyport::serve_with_env(&flags, &env);
+    let (mut a, b) = database.replicas(&["--allow-private-externals"]);
     let _one = external_greeter(&a, "one", "One");
     let _two = external_greeter(&a, "two", "Two");
     let created = a.cli(&[
