@@ -13,13 +13,15 @@ use std::time::Duration;
 
 use skyport_e2e::{
     DEPLOY_TIMEOUT, DirectServer, GitRepo, HeldClient, HttpResponse, PostgresDatabase, Skyport,
-    copy_dir, example, http, mcp_post, wait_until,
+    copy_dir, example, http, wait_until,
 };
 
 const ACCEPT: (&str, &str) = ("Accept", "application/json, text/event-stream");
 const JSON: (&str, &str) = ("Content-Type", "application/json");
+const VERSION: (&str, &str) = ("MCP-Protocol-Version", "2025-06-18");
 const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"e2e","version":"0"}}}"#;
 const INITIALIZED: &str = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+const MASTER_KEY: &str = "7c1f5e0a9b3d2c4e6f8a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e";
 
 /// A FastMCP server with the hello tool, run directly (`main.py --port P --host H`).
 const REMOTE_MAIN: &str = r#"import argparse
@@ -96,9 +98,20 @@ fn serve_on_postgres_deploys_answers_and_keeps_a_session_across_a_restart() {
 
 /// POSTs one MCP message to `/servers/hello/mcp` of `replica` with `key`, in `session`.
 fn post(replica: &Skyport, key: &str, session: Option<&str>, body: &str) -> HttpResponse {
-    let path = "/servers/hello/mcp";
-    mcp_post(&replica.addr(), path, Some(key), session, body)
-        .unwrap_or_else(|e| panic!("POST to {}: {e}\n{}", replica.addr(), replica.log_tail(40)))
+    let bearer = format!("Bearer {key}");
+    let mut headers = vec![ACCEPT, JSON, ("Authorization", bearer.as_str())];
+    if let Some(id) = session {
+        headers.push(("Mcp-Session-Id", id));
+        headers.push(VERSION);
+    }
+    http(
+        &replica.addr(),
+        "POST",
+        "/servers/hello/mcp",
+        &headers,
+        Some(body),
+    )
+    .unwrap_or_else(|e| panic!("POST to {}: {e}\n{}", replica.addr(), replica.log_tail(40)))
 }
 
 fn call_hello(who: &str) -> String {
@@ -119,7 +132,14 @@ fn two_replicas_share_sessions_and_revocations() {
     let Some(database) = PostgresDatabase::create() else {
         return;
     };
-    let (mut a, b) = database.replicas(&["--allow-private-externals"]);
+    let flags = [
+        "--database-url",
+        database.url(),
+        "--allow-private-externals",
+    ];
+    let env = [("SKYPORT_MASTER_KEY", MASTER_KEY)];
+    let mut a = Skyport::serve_with_env(&flags, &env);
+    let b = Skyport::serve_with_env(&flags, &env);
 
     let folder = a.scratch().join("remote");
     fs::create_dir_all(&folder).expect("create the remote's folder");
@@ -223,7 +243,10 @@ fn a_commit_found_by_polling_is_built_once_across_replicas() {
     let Some(database) = PostgresDatabase::create() else {
         return;
     };
-    let (a, b) = database.replicas(&[]);
+    let flags = ["--database-url", database.url()];
+    let env = [("SKYPORT_MASTER_KEY", MASTER_KEY)];
+    let a = Skyport::serve_with_env(&flags, &env);
+    let b = Skyport::serve_with_env(&flags, &env);
     let repo = GitRepo::new(&a.scratch().join("repos"), "app");
     repo.commit("main.py", &versioned_server("v1"), "Pusher", "v1");
     repo.push("main");
