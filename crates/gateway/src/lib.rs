@@ -138,7 +138,7 @@ struct Inner {
     sessions: Sessions,
     /// Every remix's definition; follows the store.
     remixes: RemixTable,
-    /// Client sessions of remixes (in memory).
+    /// Client sessions of remixes, backed by the store.
     remix_sessions: RemixSessions,
     /// How to reach external servers; follows the store.
     remotes: Remotes,
@@ -191,7 +191,7 @@ impl Gateway {
                 access,
                 policies,
                 remixes,
-                remix_sessions: RemixSessions::new(options.session_ttl),
+                remix_sessions: RemixSessions::new(store.clone(), options.session_ttl),
                 sessions: Sessions::new(store.clone(), options.session_ttl),
                 remotes,
                 runtime,
@@ -253,9 +253,7 @@ impl Gateway {
     /// Writes what is only in memory about sessions (when each was last used) to the store;
     /// call at shutdown, before the store closes.
     pub async fn flush(&self) {
-        if let Err(e) = self.inner.sessions.flush().await {
-            tracing::warn!("cannot record session uses: {e}");
-        }
+        flush_all_sessions(&self.inner).await;
     }
 
     /// Waits until the audit records of requests finished so far are stored. Call at shutdown
@@ -326,9 +324,17 @@ async fn flush_sessions(gateway: Weak<Inner>) {
         let Some(inner) = gateway.upgrade() else {
             return;
         };
-        if let Err(e) = inner.sessions.flush().await {
-            tracing::warn!("cannot record session uses: {e}");
-        }
+        flush_all_sessions(&inner).await;
+    }
+}
+
+/// Flushes gateway and remix sessions alike (uses, eviction, expiry).
+async fn flush_all_sessions(inner: &Inner) {
+    if let Err(e) = inner.sessions.flush().await {
+        tracing::warn!("cannot record session uses: {e}");
+    }
+    if let Err(e) = inner.remix_sessions.flush().await {
+        tracing::warn!("cannot record remix session uses: {e}");
     }
 }
 

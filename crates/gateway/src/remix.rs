@@ -14,11 +14,13 @@
 //! when the client initializes (a source down then is opened again when next needed). Lists
 //! fan out to the sources in parallel, each bounded by [`LIST_TIMEOUT`]; a source that fails
 //! is left out of the answer with a warning in Skyport's log. Composition rules live in
-//! `compose.rs`. Remix sessions are held in memory: after a restart of Skyport a client gets
-//! `404` and initializes again, as the protocol provides.
+//! `compose.rs`. Remix sessions are durable like gateway sessions (`session.rs`): written to
+//! the store when they open, with each source session they hold, and read back after a
+//! restart of Skyport or on another replica sharing the database; the source sessions behind
+//! them replay their own `initialize` wherever they land, so the client never initializes again.
 //!
 //! This module must not talk to instances or the store directly: sources go through
-//! `proxy::handle`, definitions through [`RemixTable`].
+//! `proxy::handle`, definitions through [`RemixTable`], sessions through [`RemixSessions`].
 
 mod compose;
 mod session;
@@ -178,13 +180,13 @@ async fn handle(
         None => None,
     };
     let found = match session_id {
-        Some(id) => Some(request.session(id)?),
+        Some(id) => Some(request.session(id).await?),
         None => None,
     };
     match (parts.method, found) {
         (Method::GET, _) => Err(GatewayError::RemixStream(route.name.to_string())),
         (Method::DELETE, Some(session)) => {
-            request.end(&session).await;
+            request.end(&session).await?;
             facts.record(&gateway.inner.audit, StatusCode::OK);
             Ok(StatusCode::OK.into_response())
         }
@@ -329,13 +331,16 @@ impl Drop for Recorded {
 }
 
 impl Request<'_> {
-    /// The remix session `id`, if it is this caller's on this remix.
-    fn session(&self, id: &str) -> Result<Arc<RemixSession>, GatewayError> {
+    /// The remix session `id`, if it is this caller's on this remix (from memory, or read
+    /// back from the store after a restart or when another replica opened it).
+    async fn session(&self, id: &str) -> Result<Arc<RemixSession>, GatewayError> {
         let caller = self.caller.as_ref().map(|c| &c.principal);
         self.gateway
             .inner
             .remix_sessions
             .find(id)
+            .await
+            .map_err(|e| GatewayError::Internal(e.to_string()))?
             .filter(|s| s.remix == self.remix.server.id)
             .filter(|s| s.principal.is_none() || s.principal.as_ref() == caller)
             .ok_or(GatewayError::UnknownSession)
@@ -365,11 +370,17 @@ impl Request<'_> {
         envelope: &Envelope,
         facts: &Facts,
     ) -> Result<Response, GatewayError> {
-        let session = self.gateway.inner.remix_sessions.open(
-            self.remix.server.id.clone(),
-            self.caller.as_ref().map(|c| c.principal.clone()),
-            body,
-        );
+        let session = self
+            .gateway
+            .inner
+            .remix_sessions
+            .open(
+                self.remix.server.id.clone(),
+                self.caller.as_ref().map(|c| c.principal.clone()),
+                body,
+            )
+            .await
+            .map_err(|e| GatewayError::Internal(e.to_string()))?;
         let opening = &session;
         let opened = join_all((0..self.remix.sources.len()).map(|index| async move {
             let call = self.source(opening, index)?;
@@ -624,15 +635,20 @@ impl Request<'_> {
         .await;
     }
 
-    /// `DELETE`: ends the session on every source, then here.
-    async fn end(&self, session: &Arc<RemixSession>) {
+    /// `DELETE`: ends the session on every source, then here and in the store.
+    async fn end(&self, session: &Arc<RemixSession>) -> Result<(), GatewayError> {
         join_all(
             (0..self.remix.sources.len())
                 .filter_map(|index| self.source(session, index))
                 .map(|call| async move { call.end().await }),
         )
         .await;
-        self.gateway.inner.remix_sessions.close(&session.id);
+        self.gateway
+            .inner
+            .remix_sessions
+            .close(&session.id)
+            .await
+            .map_err(|e| GatewayError::Internal(e.to_string()))
     }
 }
 
@@ -670,3 +686,6 @@ fn result_body(id: Option<&Id>, result: Value) -> Vec<u8> {
         .to_string()
         .into_bytes()
 }
+
+#[cfg(test)]
+mod tests;

@@ -23,7 +23,47 @@ use skyport_store::{
 use tokio_util::sync::CancellationToken;
 
 /// Sessions idle this long leave memory (they stay in the store until their TTL).
-const EVICT_AFTER: Duration = Duration::from_secs(600);
+pub(crate) const EVICT_AFTER: Duration = Duration::from_secs(600);
+
+/// When a session was last used, counted in memory and written to the store in batches.
+#[derive(Debug)]
+pub(crate) struct LastUse {
+    /// Milliseconds since the epoch of the last request.
+    at: AtomicI64,
+    /// Used since the last flush to the store.
+    touched: AtomicBool,
+}
+
+impl LastUse {
+    /// Last used `at`, as the store has it.
+    pub(crate) fn new(at: Timestamp) -> LastUse {
+        LastUse {
+            at: AtomicI64::new(at.as_millisecond()),
+            touched: AtomicBool::new(false),
+        }
+    }
+
+    /// Notes a use now.
+    pub(crate) fn touch(&self) {
+        self.at
+            .store(Timestamp::now().as_millisecond(), Ordering::Relaxed);
+        self.touched.store(true, Ordering::Relaxed);
+    }
+
+    /// How long it has not been used, at `now`.
+    pub(crate) fn idle_for(&self, now: Timestamp) -> Duration {
+        let idle = now.as_millisecond() - self.at.load(Ordering::Relaxed);
+        Duration::from_millis(u64::try_from(idle).unwrap_or_default())
+    }
+
+    /// When it was last used, if that is not in the store yet; it counts as stored after.
+    pub(crate) fn unrecorded(&self) -> Option<Timestamp> {
+        if !self.touched.swap(false, Ordering::Relaxed) {
+            return None;
+        }
+        Timestamp::from_millisecond(self.at.load(Ordering::Relaxed)).ok()
+    }
+}
 
 /// One client session.
 #[derive(Debug)]
@@ -37,10 +77,7 @@ pub(crate) struct Session {
     /// The client's `initialize` request, replayed when the session moves.
     pub(crate) initialize: Bytes,
     binding: Mutex<Binding>,
-    /// Milliseconds since the epoch of the last request.
-    last_used: AtomicI64,
-    /// Used since the last flush to the store.
-    touched: AtomicBool,
+    last_used: LastUse,
     /// The protocol revision the client sends, when it changed since the last flush.
     protocol_version: Mutex<Option<String>>,
     /// Held while the session's `initialize` is replayed, so concurrent requests replay once.
@@ -86,9 +123,7 @@ impl Session {
 
     /// Notes a request on the session, with the protocol revision the client sent.
     pub(crate) fn touch(&self, protocol_version: Option<&str>) {
-        self.last_used
-            .store(Timestamp::now().as_millisecond(), Ordering::Relaxed);
-        self.touched.store(true, Ordering::Relaxed);
+        self.last_used.touch();
         if let Some(version) = protocol_version {
             let mut current = self.protocol_version.lock();
             if current.as_deref() != Some(version) {
@@ -98,8 +133,7 @@ impl Session {
     }
 
     fn idle_for(&self, now: Timestamp) -> Duration {
-        let idle = now.as_millisecond() - self.last_used.load(Ordering::Relaxed);
-        Duration::from_millis(u64::try_from(idle).unwrap_or_default())
+        self.last_used.idle_for(now)
     }
 }
 
@@ -149,8 +183,7 @@ impl Sessions {
             principal: opening.principal,
             initialize: opening.initialize,
             binding: Mutex::new(opening.binding),
-            last_used: AtomicI64::new(now.as_millisecond()),
-            touched: AtomicBool::new(false),
+            last_used: LastUse::new(now),
             protocol_version: Mutex::new(None),
             replaying: tokio::sync::Mutex::new(()),
             moves: tokio::sync::watch::Sender::new(0),
@@ -175,7 +208,7 @@ impl Sessions {
             }
         }
         // An id that is not even the right shape was never issued: no query for it.
-        if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if !is_issued_shape(id) {
             return Ok(None);
         }
         let since = Timestamp::now() - self.ttl;
@@ -195,8 +228,7 @@ impl Sessions {
                     .upstream
                     .and_then(|u| HeaderValue::from_str(&u).ok()),
             }),
-            last_used: AtomicI64::new(stored.last_used_at.as_millisecond()),
-            touched: AtomicBool::new(false),
+            last_used: LastUse::new(stored.last_used_at),
             protocol_version: Mutex::new(None),
             replaying: tokio::sync::Mutex::new(()),
             moves: tokio::sync::watch::Sender::new(0),
@@ -240,11 +272,10 @@ impl Sessions {
         {
             let open = self.open.lock();
             for session in open.values() {
-                if session.touched.swap(false, Ordering::Relaxed) {
+                if let Some(at) = session.last_used.unrecorded() {
                     uses.push(SessionUse {
                         id: session.id.clone(),
-                        at: Timestamp::from_millisecond(session.last_used.load(Ordering::Relaxed))
-                            .unwrap_or(now),
+                        at,
                         protocol_version: session.protocol_version.lock().take(),
                     });
                 }
@@ -285,6 +316,12 @@ impl Sessions {
     pub(crate) fn len(&self) -> usize {
         self.open.lock().len()
     }
+}
+
+/// Whether `id` has the shape of the ids the gateway issues (128 bits as hex), for gateway and
+/// remix sessions alike.
+pub(crate) fn is_issued_shape(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 fn to_stored(binding: &Binding) -> SessionBinding {

@@ -24,9 +24,9 @@ use super::*;
 
 /// What the scripted upstream saw and holds.
 #[derive(Default)]
-struct Seen {
+pub(crate) struct Seen {
     /// Session ids it issued and still knows.
-    sessions: Vec<String>,
+    pub(crate) sessions: Vec<String>,
     /// The JSON-RPC methods it received, in order.
     methods: Vec<String>,
 }
@@ -34,7 +34,7 @@ struct Seen {
 /// An upstream that issues a fresh session at each initialize and insists on a known one
 /// afterwards (answering stateless-era requests without one), echoes the headers it received,
 /// sleeps on `slow` (5 s) and `nap` (1 s), and streams three SSE events on GET with pauses between them.
-async fn upstream(seen: Arc<Mutex<Seen>>) -> SocketAddr {
+pub(crate) async fn upstream(seen: Arc<Mutex<Seen>>) -> SocketAddr {
     let on_post = seen.clone();
     let post = move |headers: HeaderMap, Json(message): Json<Value>| {
         let seen = on_post.clone();
@@ -284,14 +284,14 @@ impl Runtime for FakeRuntime {
     }
 }
 
-struct Fixture {
-    gateway: Gateway,
-    runtime: Arc<FakeRuntime>,
-    store: Store,
-    seen: Arc<Mutex<Seen>>,
+pub(crate) struct Fixture {
+    pub(crate) gateway: Gateway,
+    pub(crate) runtime: Arc<FakeRuntime>,
+    pub(crate) store: Store,
+    pub(crate) seen: Arc<Mutex<Seen>>,
 }
 
-async fn fixture() -> Fixture {
+pub(crate) async fn fixture() -> Fixture {
     fixture_with(GatewayOptions::default()).await
 }
 
@@ -314,7 +314,7 @@ async fn fixture_of(store: Store, deployment: DeploymentId, options: GatewayOpti
     }
 }
 
-fn post(path: &str, session: Option<&str>, body: impl Into<Body>) -> Request<Body> {
+pub(crate) fn post(path: &str, session: Option<&str>, body: impl Into<Body>) -> Request<Body> {
     let mut request = Request::post(path)
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
@@ -327,11 +327,14 @@ fn post(path: &str, session: Option<&str>, body: impl Into<Body>) -> Request<Bod
     request.body(body.into()).unwrap()
 }
 
-const INITIALIZE: &str =
+pub(crate) const INITIALIZE: &str =
     r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18"}}"#;
 const LIST: &str = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
 
-async fn send(gateway: &Gateway, request: Request<Body>) -> (StatusCode, HeaderMap, Value) {
+pub(crate) async fn send(
+    gateway: &Gateway,
+    request: Request<Body>,
+) -> (StatusCode, HeaderMap, Value) {
     let response = gateway.router().oneshot(request).await.unwrap();
     let (parts, body) = response.into_parts();
     let bytes = body.collect().await.unwrap().to_bytes();
@@ -419,7 +422,7 @@ async fn malformed_and_oversized_bodies_are_refused_before_any_instance_starts()
 }
 
 /// The methods the upstream received since the last call.
-fn methods(f: &Fixture) -> Vec<String> {
+pub(crate) fn methods(f: &Fixture) -> Vec<String> {
     std::mem::take(&mut f.seen.lock().methods)
 }
 

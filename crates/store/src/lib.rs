@@ -1,6 +1,6 @@
 //! Skyport's durable state: the schema, its migrations and one typed repository per aggregate
 //! (servers, deployments and their promotions, logs, principals and keys, users, groups and
-//! per-server roles, tool-level policies, gateway sessions, the audit logs of MCP requests and
+//! per-server roles, tool-level policies, gateway sessions and remix sessions, the audit logs of MCP requests and
 //! of control-plane changes, environment variables and sealed secrets, the keys that sign
 //! identity tokens, metric samples for charts, language-model providers, agents and their
 //! conversations), plus the change feed that tells the gateway
@@ -32,6 +32,7 @@ mod promotions;
 mod providers;
 mod redact;
 mod remix;
+mod remix_sessions;
 mod samples;
 mod search;
 mod secrets;
@@ -112,6 +113,7 @@ pub use redact::Redactor;
 pub use remix::{
     MAX_REMIX_SOURCES, Remix, RemixError, RemixSource, RemixSpec, Remixes, Selection, SourceSpec,
 };
+pub use remix_sessions::{RemixLink, RemixSessionUse, RemixSessions, StoredRemixSession};
 pub use samples::{MetricSample, MetricSamples};
 pub use search::{Search, SearchHit};
 pub use secrets::{KeySource, MASTER_KEY_FILE, MasterKey, MasterKeyError};
@@ -344,6 +346,11 @@ impl Store {
     /// Remix servers and their sources.
     pub fn remixes(&self) -> Remixes<'_> {
         Remixes { store: self }
+    }
+
+    /// The client sessions of remix servers and their links to sources.
+    pub fn remix_sessions(&self) -> RemixSessions<'_> {
+        RemixSessions { store: self }
     }
 
     /// OAuth clients, authorization codes, refresh tokens and revoked access tokens.

@@ -145,7 +145,12 @@ impl MasterKey {
 /// `plaintext` sealed under `key` for the variable `name`: the nonce, then the ciphertext.
 /// `None` only for values far larger than any variable (gigabytes).
 pub(crate) fn seal(key: &MasterKey, name: &str, plaintext: &str) -> Option<Vec<u8>> {
-    let cipher = XChaCha20Poly1305::new(&key.0.into());
+    seal_with(&key.0, name, plaintext)
+}
+
+/// Like [`seal`], under any 32-byte key (one derived from something only its owner holds).
+pub(crate) fn seal_with(key: &[u8; KEY_LEN], name: &str, plaintext: &str) -> Option<Vec<u8>> {
+    let cipher = XChaCha20Poly1305::new(key.into());
     let mut nonce = [0u8; NONCE_LEN];
     rand::rng().fill_bytes(&mut nonce);
     let payload = Payload {
@@ -162,12 +167,17 @@ pub(crate) fn seal(key: &MasterKey, name: &str, plaintext: &str) -> Option<Vec<u
 /// The plaintext of a value [`seal`]ed for `name`, or `None` when `key` is not the key it was
 /// sealed with (or the bytes were altered).
 pub(crate) fn open(key: &MasterKey, name: &str, sealed: &[u8]) -> Option<String> {
+    open_with(&key.0, name, sealed)
+}
+
+/// Like [`open`], for a value [`seal_with`]ed under `key`.
+pub(crate) fn open_with(key: &[u8; KEY_LEN], name: &str, sealed: &[u8]) -> Option<String> {
     if sealed.len() < NONCE_LEN {
         return None;
     }
     let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
     let nonce = XNonce::try_from(nonce).ok()?;
-    let cipher = XChaCha20Poly1305::new(&key.0.into());
+    let cipher = XChaCha20Poly1305::new(key.into());
     let payload = Payload {
         msg: ciphertext,
         aad: name.as_bytes(),

@@ -140,20 +140,22 @@ impl Sessions<'_> {
 
     /// Ends session `id`.
     pub async fn delete(&self, id: &str) -> Result<(), StoreError> {
-        crate::sql::query("DELETE FROM gateway_sessions WHERE id_hash = ?")
-            .bind(hash(id))
-            .execute(&self.store.pool)
-            .await?;
-        Ok(())
+        delete_by_id(
+            self.store,
+            "DELETE FROM gateway_sessions WHERE id_hash = ?",
+            id,
+        )
+        .await
     }
 
     /// Deletes sessions not used since `before`; returns how many.
     pub async fn expire(&self, before: Timestamp) -> Result<u64, StoreError> {
-        let done = crate::sql::query("DELETE FROM gateway_sessions WHERE last_used_at <= ?")
-            .bind(to_millis(before))
-            .execute(&self.store.pool)
-            .await?;
-        Ok(done.rows_affected())
+        delete_unused(
+            self.store,
+            "DELETE FROM gateway_sessions WHERE last_used_at <= ?",
+            before,
+        )
+        .await
     }
 
     /// How many sessions are stored.
@@ -176,6 +178,34 @@ pub struct SessionUse {
     pub protocol_version: Option<String>,
 }
 
-fn hash(id: &str) -> String {
+/// Runs `statement`, a `DELETE` whose one placeholder is a session's id hash, for `id`.
+pub(crate) async fn delete_by_id(
+    store: &Store,
+    statement: &'static str,
+    id: &str,
+) -> Result<(), StoreError> {
+    crate::sql::query(statement)
+        .bind(hash(id))
+        .execute(&store.pool)
+        .await?;
+    Ok(())
+}
+
+/// Runs `statement`, a `DELETE` whose one placeholder is a last use, for sessions unused
+/// since `before`; returns how many it deleted.
+pub(crate) async fn delete_unused(
+    store: &Store,
+    statement: &'static str,
+    before: Timestamp,
+) -> Result<u64, StoreError> {
+    let done = crate::sql::query(statement)
+        .bind(to_millis(before))
+        .execute(&store.pool)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// The form a client-facing session id is stored in.
+pub(crate) fn hash(id: &str) -> String {
     hex::encode(Sha256::digest(id.as_bytes()))
 }

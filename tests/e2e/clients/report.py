@@ -41,14 +41,20 @@ def emit(out):
 
 async def answer_calls(call):
     """Serves a test holding one session open: for each stdin line `call NAME`, awaits
-    `call(NAME)` (a tool result), bounded by TIMEOUT, and emits one line; EOF ends it."""
+    `call(NAME)` (a tool result), and for `tool TOOL NAME`, `call(NAME, TOOL)`, bounded by
+    TIMEOUT, and emits one line; EOF ends it."""
     loop = asyncio.get_running_loop()
     while line := (await loop.run_in_executor(None, sys.stdin.readline)).strip():
-        cmd, _, name = line.partition(" ")
+        cmd, _, rest = line.partition(" ")
         try:
-            if cmd != "call":
+            if cmd == "call":
+                calling = call(rest)
+            elif cmd == "tool":
+                tool, _, name = rest.partition(" ")
+                calling = call(name, tool)
+            else:
                 raise ValueError(f"unknown command {line!r}")
-            res = await asyncio.wait_for(call(name), TIMEOUT)
+            res = await asyncio.wait_for(calling, TIMEOUT)
             emit({"ok": not res.is_error, "text": text_of(res.content)})
         except BaseException as e:  # noqa: BLE001 - report, the test decides
             emit({"ok": False, "error": describe(e)})

@@ -3,7 +3,7 @@ things between calls (kill the instance, redeploy, restart Skyport) and see the 
 
 usage: session_client.py sdk|fastmcp URL
 Prints {"ok": true, "ready": true} once connected, then reads lines from stdin: `call NAME` calls
-hello(name=NAME) on the same session and prints one JSON line ({"ok": true, "text": ...} or
+hello(name=NAME) on the same session (`tool TOOL NAME` calls TOOL(name=NAME)) and prints one JSON line ({"ok": true, "text": ...} or
 {"ok": false, "error": ...}); EOF ends the session. Every call is bounded; the client never
 reconnects or re-initializes by itself.
 """
@@ -19,7 +19,7 @@ async def with_sdk(url):
 
     async with mcp.Client(url, mode="legacy") as c:
         emit({"ok": True, "ready": True})
-        await answer_calls(lambda name: c.call_tool("hello", {"name": name}))
+        await answer_calls(lambda name, tool="hello": c.call_tool(tool, {"name": name}))
 
 
 async def with_fastmcp(url):
@@ -27,7 +27,9 @@ async def with_fastmcp(url):
 
     async with Client(url) as c:
         emit({"ok": True, "ready": True})
-        await answer_calls(lambda name: c.call_tool("hello", {"name": name}, raise_on_error=False))
+        await answer_calls(
+            lambda name, tool="hello": c.call_tool(tool, {"name": name}, raise_on_error=False)
+        )
 
 
 def main():

@@ -69,6 +69,13 @@ impl HeldClient {
         writeln!(self.stdin, "call {name}").expect("write to the client");
         self.answer()
     }
+
+    /// Calls TOOL(name=NAME) on the open session (`session_client.py` only); the whole
+    /// answer line.
+    pub fn call(&mut self, tool: &str, name: &str) -> serde_json::Value {
+        writeln!(self.stdin, "tool {tool} {name}").expect("write to the client");
+        self.answer()
+    }
 }
 
 impl Drop for HeldClient {

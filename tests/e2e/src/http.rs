@@ -37,6 +37,30 @@ impl HttpResponse {
     }
 }
 
+/// POSTs one MCP message to `path` at `addr` as a session-era client (revision 2025-06-18)
+/// would: with `bearer` as its credential and in `session`, when given.
+pub fn mcp_post(
+    addr: &str,
+    path: &str,
+    bearer: Option<&str>,
+    session: Option<&str>,
+    body: &str,
+) -> io::Result<HttpResponse> {
+    let authorization = bearer.map(|key| format!("Bearer {key}"));
+    let mut headers = vec![
+        ("Accept", "application/json, text/event-stream"),
+        ("Content-Type", "application/json"),
+    ];
+    if let Some(value) = &authorization {
+        headers.push(("Authorization", value));
+    }
+    if let Some(id) = session {
+        headers.push(("Mcp-Session-Id", id));
+        headers.push(("MCP-Protocol-Version", "2025-06-18"));
+    }
+    http(addr, "POST", path, &headers, Some(body))
+}
+
 /// A minimal HTTP/1.1 request over a fresh connection (`Connection: close`, read to the end, 120 s
 /// read bound). Enough for `/healthz` and for driving the gateway byte by byte without an MCP SDK.
 pub fn http(

@@ -39,7 +39,7 @@ use tempfile::TempDir;
 
 pub use crate::direct::{DIRECT_START_TIMEOUT, DirectServer};
 pub use crate::held::HeldClient;
-pub use crate::http::{HttpResponse, http};
+pub use crate::http::{HttpResponse, http, mcp_post};
 pub use crate::postgres::PostgresDatabase;
 pub use crate::procs::{Proc, descendants, processes, python_instances, signal, wait_until};
 

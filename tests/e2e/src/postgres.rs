@@ -8,9 +8,12 @@
 use std::process::Output;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use crate::command;
+use crate::{Skyport, command};
 
 const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// The master key replicas share in tests (replicas on one database must share one).
+const REPLICA_MASTER_KEY: &str = "7c1f5e0a9b3d2c4e6f8a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e";
 
 /// A database made for one test; dropped (with the connections still on it) when this is.
 pub struct PostgresDatabase {
@@ -20,6 +23,17 @@ pub struct PostgresDatabase {
 }
 
 impl PostgresDatabase {
+    /// Two `skyport serve` replicas on this database (their own data dirs and ports, one
+    /// master key), with `extra` flags.
+    pub fn replicas(&self, extra: &[&str]) -> (Skyport, Skyport) {
+        let mut flags = vec!["--database-url", self.url()];
+        flags.extend_from_slice(extra);
+        let env = [("SKYPORT_MASTER_KEY", REPLICA_MASTER_KEY)];
+        let a = Skyport::serve_with_env(&flags, &env);
+        let b = Skyport::serve_with_env(&flags, &env);
+        (a, b)
+    }
+
     /// A new, empty database, or `None` (after saying why) when PostgreSQL is not reachable
     /// and this is not CI.
     pub fn create() -> Option<PostgresDatabase> {

@@ -49,7 +49,14 @@ impl SourceCall<'_> {
     /// The session on the source, opened now if it is not yet.
     pub(crate) async fn link(&self) -> Result<Link, String> {
         let cell = self.session.link(self.id);
-        cell.get_or_try_init(|| self.open()).await.cloned()
+        cell.get_or_try_init(|| async {
+            let link = self.open().await?;
+            let sessions = &self.gateway.inner.remix_sessions;
+            sessions.record_link(self.session, self.id, &link).await;
+            Ok(link)
+        })
+        .await
+        .cloned()
     }
 
     /// Whether the source asks every caller for a credential.

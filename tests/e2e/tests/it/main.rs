@@ -23,6 +23,7 @@ mod policy;
 mod postgres;
 mod registry;
 mod remix;
+mod remix_sessions;
 mod rollback;
 mod runtime;
 mod security;
