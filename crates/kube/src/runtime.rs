@@ -40,9 +40,7 @@ use serde_json::json;
 use skyport_runtime::{
     DeploymentMetrics, Exit, Histogram, InstanceInfo, Lease, LeaseHold, Runtime, StartError, Target,
 };
-use skyport_store::{
-    DeploymentId, InstanceId, LogStream, LogWriter, Redactor, Store, Timestamp, Transport,
-};
+use skyport_store::{DeploymentId, InstanceId, LogStream, Redactor, Store, Timestamp, Transport};
 use tokio::sync::watch;
 
 use self::logs::PodLog;
@@ -72,7 +70,7 @@ struct Inner {
     client: Client,
     config: KubeRuntimeConfig,
     /// Where pod output and pod failures are written.
-    logs: LogWriter,
+    store: Store,
     state: Mutex<State>,
     /// Set at shutdown; stops the sweeper.
     stop: watch::Sender<bool>,
@@ -153,7 +151,7 @@ impl KubeRuntime {
         let inner = Arc::new(Inner {
             client,
             config,
-            logs: store.logs().writer(),
+            store: store.clone(),
             state: Mutex::default(),
             stop,
         });
@@ -510,7 +508,7 @@ impl Inner {
     /// Who the lines of pod `pod` of `target` belong to.
     fn pod_log(&self, target: &Target, pod: &str) -> PodLog {
         PodLog {
-            writer: self.logs.clone(),
+            writer: self.store.logs().writer(),
             server: target.server_id.clone(),
             deployment: target.deployment.clone(),
             instance: pods::instance_id(&self.config.namespace, pod),

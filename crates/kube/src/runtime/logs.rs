@@ -3,7 +3,8 @@
 //! writes each line as an instance line of that deployment, the pod as its instance, at the
 //! pod's timestamp, secret values redacted as the local runtime redacts an instance's output.
 //! It also writes a line when a followed pod's container restarts (an out-of-memory kill, an
-//! exit). It must not block the request path (it runs in tasks of its own, and the store's
+//! exit). A follower starts where the store's lines of the pod end, so a restart of Skyport
+//! or a move of the claim to another replica repeats no line. It must not block the request path (it runs in tasks of its own, and the store's
 //! writer drops lines rather than wait) nor hold more than a line per pod in memory.
 //!
 //! Why a claim: every replica knows the live deployments (`keep_warm`), so without one each
@@ -22,8 +23,8 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, LogParams};
 use skyport_store::{
-    Claim, DeploymentId, InstanceId, LogSource, LogStream, LogWriter, NewLogLine, Redactor,
-    ServerId, Timestamp,
+    Claim, DeploymentId, InstanceId, LogSource, LogStream, LogWriter, NewLogLine, OutputEnd,
+    Redactor, ServerId, Store, Timestamp,
 };
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -146,7 +147,12 @@ impl Inner {
                     follower.restarts = restarts;
                 }
                 None => {
-                    let task = tokio::spawn(follow_pod(self.api(), name.clone(), log));
+                    let task = tokio::spawn(follow_pod(
+                        self.api(),
+                        self.store.clone(),
+                        name.clone(),
+                        log,
+                    ));
                     followers.insert(name, Follower { task, restarts });
                 }
             }
@@ -181,10 +187,21 @@ fn restart_count(pod: &Pod) -> i32 {
         .map_or(0, |c| c.restart_count)
 }
 
-/// Follows one pod's log until the pod is gone (or the task is aborted), resuming after a
-/// dropped stream from the last line written.
-async fn follow_pod(pods: Api<Pod>, name: String, log: PodLog) {
-    let mut resume = Resume::default();
+/// Follows one pod's log until the pod is gone (or the task is aborted), from where the
+/// store's lines of it end, resuming after a dropped stream from the last line written.
+async fn follow_pod(pods: Api<Pod>, store: Store, name: String, log: PodLog) {
+    let mut resume = match store
+        .logs()
+        .output_end(&log.deployment, &log.instance)
+        .await
+    {
+        Ok(Some(end)) => Resume::after(end),
+        Ok(None) => Resume::default(),
+        Err(e) => {
+            tracing::warn!(pod = %name, "cannot read where the pod's stored log ends, reading it whole: {e}");
+            Resume::default()
+        }
+    };
     let mut pause = RETRY_MIN;
     loop {
         let params = LogParams {
@@ -285,19 +302,30 @@ pub(crate) fn split_timestamp(text: &str) -> (Option<Timestamp>, &str) {
 
 /// Where a pod's log was read up to, so that a new stream neither repeats nor loses lines.
 /// `sinceTime` takes whole seconds, so a new stream starts at the second of the last line
-/// written, and the lines of that second already written are skipped by their timestamps
-/// (and, for lines sharing one timestamp, by how many of them were written).
+/// written, and the lines of that second already written are skipped by their timestamps,
+/// and, for lines sharing the last one's millisecond, by how many of them were written.
+/// Milliseconds, not the API's nanoseconds, because that is what the store keeps, and a
+/// follower may start from the store ([`Resume::after`]).
 #[derive(Debug, Default)]
 pub(crate) struct Resume {
-    /// The timestamp of the last line written.
+    /// The millisecond of the last line written.
     last: Option<Timestamp>,
-    /// Lines written with exactly that timestamp.
-    at_last: usize,
-    /// Lines with that timestamp the current stream still repeats.
-    skip: usize,
+    /// Lines written in that millisecond.
+    at_last: u64,
+    /// Lines of that millisecond the current stream still repeats.
+    skip: u64,
 }
 
 impl Resume {
+    /// A follower of a pod whose lines in the store end at `end`.
+    pub(crate) fn after(end: OutputEnd) -> Resume {
+        Resume {
+            last: Some(millisecond(end.at)),
+            at_last: end.lines,
+            skip: 0,
+        }
+    }
+
     /// Where the next stream starts: the last line's second, cut (not rounded: kube rounds
     /// `sinceTime` to the nearest second, which could start after the last line).
     pub(crate) fn since(&self) -> Option<Timestamp> {
@@ -312,6 +340,7 @@ impl Resume {
 
     /// Whether a line at `at` is new (and, if so, counts it as written).
     pub(crate) fn admit(&mut self, at: Timestamp) -> bool {
+        let at = millisecond(at);
         match self.last {
             Some(last) if at < last => false,
             Some(last) if at == last && self.skip > 0 => {
@@ -330,6 +359,11 @@ impl Resume {
             }
         }
     }
+}
+
+/// `at` cut to its millisecond.
+fn millisecond(at: Timestamp) -> Timestamp {
+    Timestamp::from_millisecond(at.as_millisecond()).unwrap_or(at)
 }
 
 #[cfg(test)]

@@ -186,6 +186,28 @@ async fn a_dropped_log_stream_resumes_without_losing_or_repeating_lines() {
 }
 
 #[tokio::test]
+async fn a_new_follower_of_a_pod_starts_where_its_stored_lines_end() {
+    let c = Cluster::start().await;
+    let lease = c.runtime.acquire(&c.target, None).await.expect("a pod");
+    let pod = c.pod();
+    for n in 1..=3 {
+        c.api.print(&pod, &format!("line {n}"));
+    }
+    c.lines(3).await;
+    // Skyport restarts (or another replica takes the claim over): the pod runs on.
+    drop(lease);
+    c.runtime.shutdown(Duration::from_secs(1)).await;
+    c.eventually("the log no longer followed", |api| api.log_streams() == 0)
+        .await;
+    let next = runtime_with_store(&c.api, &c.store).await;
+    let _lease = next.acquire(&c.target, None).await.expect("the same pod");
+    c.api.print(&pod, "line 4");
+    let lines = c.lines(4).await;
+    let stored: Vec<&str> = lines.iter().map(|l| l.line.line.as_str()).collect();
+    assert_eq!(stored, ["line 1", "line 2", "line 3", "line 4"]);
+}
+
+#[tokio::test]
 async fn following_ends_with_the_retired_deployments_pod() {
     let c = Cluster::start().await;
     let lease = c.runtime.acquire(&c.target, None).await.expect("a pod");

@@ -45,6 +45,26 @@ fn a_new_stream_skips_what_was_written_of_its_first_second() {
     assert_eq!(resume.since(), Some(at("2026-12-05T20:22:45Z")));
 }
 
+#[test]
+fn a_follower_starting_from_the_store_skips_what_it_holds() {
+    let mut resume = Resume::after(OutputEnd {
+        at: at("2026-12-05T20:22:44.2Z"),
+        lines: 2,
+    });
+    assert_eq!(resume.since(), Some(at("2026-12-05T20:22:44Z")));
+    resume.reconnected();
+    // The store keeps milliseconds: lines within the stored one count against it.
+    for line in [
+        "2026-12-05T20:22:44.1Z",
+        "2026-12-05T20:22:44.2001Z",
+        "2026-12-05T20:22:44.2002Z",
+    ] {
+        assert!(!resume.admit(at(line)), "{line} repeated");
+    }
+    assert!(resume.admit(at("2026-12-05T20:22:44.2003Z")));
+    assert!(resume.admit(at("2026-12-05T20:22:44.3Z")));
+}
+
 #[tokio::test]
 async fn a_long_line_is_cut_and_the_next_one_read_whole() {
     let text = format!("{}\nnext\n", "x".repeat(MAX_LINE * 2 + 10));
