@@ -21,8 +21,8 @@ mod pods;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::FutureExt;
@@ -38,7 +38,8 @@ use kube::{Client, Resource, ResourceExt};
 use parking_lot::Mutex;
 use serde_json::json;
 use skyport_runtime::{
-    DeploymentMetrics, Exit, Histogram, InstanceInfo, Lease, LeaseHold, Runtime, StartError, Target,
+    DeploymentMetrics, Exit, Histogram, InstanceInfo, InstanceLog, Lease, LeaseHold, Runtime,
+    StartError, Target,
 };
 use skyport_store::{DeploymentId, InstanceId, LogStream, Redactor, Store, Timestamp, Transport};
 use tokio::sync::watch;
@@ -508,10 +509,12 @@ impl Inner {
     /// Who the lines of pod `pod` of `target` belong to.
     fn pod_log(&self, target: &Target, pod: &str) -> PodLog {
         PodLog {
-            writer: self.store.logs().writer(),
-            server: target.server_id.clone(),
-            deployment: target.deployment.clone(),
-            instance: pods::instance_id(&self.config.namespace, pod),
+            log: InstanceLog::new(
+                self.store.logs().writer(),
+                target.server_id.clone(),
+                target.deployment.clone(),
+                pods::instance_id(&self.config.namespace, pod),
+            ),
             redactor: Arc::new(Redactor::new(&target.env)),
             memory_bytes: target.settings.memory_bytes,
         }
@@ -935,6 +938,20 @@ pub(crate) fn image_config(target: &Target) -> ImageConfig {
         .collect(),
         tag: target.deployment.to_string(),
     }
+}
+
+/// Waits one sweep interval; then the runtime, or `None` once Skyport stops or the runtime
+/// is dropped (the sweeper and the log follower hold it weakly).
+async fn next_sweep(
+    inner: &Weak<Inner>,
+    stopped: &mut watch::Receiver<bool>,
+) -> Option<Arc<Inner>> {
+    let interval = inner.upgrade()?.config.sweep_interval;
+    tokio::select! {
+        _ = stopped.wait_for(|stopped| *stopped) => return None,
+        () = tokio::time::sleep(interval) => {}
+    }
+    inner.upgrade()
 }
 
 fn touch_every(target: &Target) -> Duration {

@@ -34,6 +34,7 @@ pub use skyport_store::EnvVar;
 
 pub use local::{LocalRuntime, LocalRuntimeConfig};
 pub use metrics::{DeploymentMetrics, Histogram, render_prometheus};
+pub use output::InstanceLog;
 pub use reconcile::follow_live_deployments;
 pub use spawn::inherited_listener;
 

@@ -326,14 +326,14 @@ async fn an_instances_output_end_is_its_last_lines_time_and_count() {
     let (a, _) = store.servers().ensure(&name("a"), None).await.unwrap();
     let deployment = DeploymentId::generate();
     let instance = InstanceId::generate();
-    assert_eq!(
+    let end = async || {
         store
             .logs()
             .output_end(&deployment, &instance)
             .await
-            .unwrap(),
-        None
-    );
+            .unwrap()
+    };
+    assert_eq!(end().await, None);
     // Recent times: older lines would be pruned as past their retention age.
     let base = Timestamp::now().as_millisecond();
     let at = |ms: i64| Timestamp::from_millisecond(base + ms).unwrap();
@@ -357,11 +357,7 @@ async fn an_instances_output_end_is_its_last_lines_time_and_count() {
     });
     writer.flush().await;
     assert_eq!(
-        store
-            .logs()
-            .output_end(&deployment, &instance)
-            .await
-            .unwrap(),
+        end().await,
         Some(OutputEnd {
             at: at(2_000),
             lines: 2

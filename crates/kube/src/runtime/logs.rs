@@ -22,15 +22,13 @@ use futures_util::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt};
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, LogParams};
-use skyport_store::{
-    Claim, DeploymentId, InstanceId, LogSource, LogStream, LogWriter, NewLogLine, OutputEnd,
-    Redactor, ServerId, Store, Timestamp,
-};
+use skyport_runtime::InstanceLog;
+use skyport_store::{Claim, DeploymentId, LogStream, OutputEnd, Redactor, Store, Timestamp};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::pods::{self, PodFailure};
-use super::{Inner, managed};
+use super::{Inner, managed, next_sweep};
 use crate::objects::{CONTAINER, DEPLOYMENT_LABEL};
 
 /// Longest line kept; the rest of a longer one is skipped (the store cuts at 8 KiB anyway).
@@ -48,19 +46,11 @@ pub(super) async fn follow(
     mut stopped: watch::Receiver<bool>,
 ) {
     let mut followers: HashMap<String, Follower> = HashMap::new();
-    loop {
-        let Some(interval) = inner.upgrade().map(|inner| inner.config.sweep_interval) else {
-            return;
-        };
-        tokio::select! {
-            _ = stopped.wait_for(|stopped| *stopped) => return,
-            () = tokio::time::sleep(interval) => {}
-        }
+    while let Some(inner) = next_sweep(&inner, &mut stopped).await {
         if !claim.held().await {
             followers.clear();
             continue;
         }
-        let Some(inner) = inner.upgrade() else { return };
         match inner.followed_pods().await {
             Ok(pods) => inner.reconcile_followers(&mut followers, pods),
             Err(e) => tracing::warn!("cannot list pods to follow their logs: {e}"),
@@ -71,10 +61,7 @@ pub(super) async fn follow(
 /// Who a pod's lines belong to.
 #[derive(Clone)]
 pub(super) struct PodLog {
-    pub(super) writer: LogWriter,
-    pub(super) server: ServerId,
-    pub(super) deployment: DeploymentId,
-    pub(super) instance: InstanceId,
+    pub(super) log: InstanceLog,
     pub(super) redactor: Arc<Redactor>,
     /// The deployment's memory limit, for reporting an out-of-memory kill.
     pub(super) memory_bytes: u64,
@@ -83,16 +70,8 @@ pub(super) struct PodLog {
 impl PodLog {
     /// Writes one line of the pod, secret values redacted.
     pub(super) fn write(&self, stream: LogStream, at: Timestamp, line: &str) {
-        self.writer.write(NewLogLine {
-            server_id: self.server.clone(),
-            deployment_id: Some(self.deployment.clone()),
-            instance_id: Some(self.instance.clone()),
-            source: LogSource::Instance,
-            stream,
-            phase: None,
-            at,
-            line: self.redactor.apply(line).into_owned(),
-        });
+        self.log
+            .write_at(stream, at, self.redactor.apply(line).into_owned());
     }
 }
 
@@ -192,7 +171,7 @@ fn restart_count(pod: &Pod) -> i32 {
 async fn follow_pod(pods: Api<Pod>, store: Store, name: String, log: PodLog) {
     let mut resume = match store
         .logs()
-        .output_end(&log.deployment, &log.instance)
+        .output_end(log.log.deployment(), log.log.instance())
         .await
     {
         Ok(Some(end)) => Resume::after(end),
