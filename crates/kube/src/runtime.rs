@@ -39,7 +39,7 @@ use parking_lot::Mutex;
 use serde_json::json;
 use skyport_runtime::{
     DeploymentMetrics, Exit, Histogram, InstanceInfo, InstanceLog, Lease, LeaseHold, Runtime,
-    StartError, Target,
+    StartError, Target, start_backoff,
 };
 use skyport_store::{DeploymentId, InstanceId, LogStream, Redactor, Store, Timestamp, Transport};
 use tokio::sync::watch;
@@ -97,12 +97,49 @@ struct Entry {
     starting: Option<StartFuture>,
     /// A scale-up for load is in flight: ask for one more pod at a time.
     scaling: bool,
+    /// Failed starts in a row: a start that fails at once (a crash-looping pod, say) must
+    /// not be retried by every request.
+    failures: Failures,
     retiring: bool,
     stats: Arc<Stats>,
     /// Last lease taken or returned, in milliseconds since `epoch`.
     activity: Arc<AtomicU64>,
     /// Last time this replica wrote `last-used`.
     touched: Option<Instant>,
+}
+
+/// Failed starts in a row, as the local runtime counts them ([`start_backoff`]).
+#[derive(Default)]
+struct Failures {
+    count: u32,
+    /// While in the future, starts are refused with the last failure.
+    retry_at: Option<Instant>,
+    last: Option<StartError>,
+}
+
+impl Failures {
+    /// Counts a start's outcome.
+    fn record(&mut self, result: &Result<(), StartError>) {
+        match result {
+            Ok(()) => *self = Failures::default(),
+            Err(StartError::Stopping) => {}
+            Err(error) => {
+                self.count += 1;
+                self.last = Some(error.clone());
+                let wait = start_backoff(self.count);
+                self.retry_at = (!wait.is_zero()).then(|| Instant::now() + wait);
+            }
+        }
+    }
+
+    /// The crash-loop error to answer with instead of starting, while backing off.
+    fn backing_off(&self, now: Instant) -> Option<StartError> {
+        let retry_at = self.retry_at.filter(|at| *at > now)?;
+        Some(StartError::CrashLoop {
+            retry_in: retry_at - now,
+            last: Box::new(self.last.clone()?),
+        })
+    }
 }
 
 /// A ready pod: one instance, as the gateway sees it.
@@ -337,6 +374,7 @@ impl Inner {
                 replicas: 0,
                 starting: None,
                 scaling: false,
+                failures: Failures::default(),
                 retiring: false,
                 stats: Arc::default(),
                 activity: Arc::new(AtomicU64::new(now_millis())),
@@ -372,6 +410,11 @@ impl Inner {
             })
             .cloned();
         let Some(pod) = chosen else {
+            if entry.starting.is_none()
+                && let Some(error) = entry.failures.backing_off(Instant::now())
+            {
+                return Err(error);
+            }
             let start = entry
                 .starting
                 .get_or_insert_with(|| {
@@ -415,6 +458,7 @@ impl Inner {
         let mut state = self.state.lock();
         if let Some(entry) = state.deployments.get_mut(&target.deployment) {
             entry.starting = None;
+            entry.failures.record(&result);
             let stats = &entry.stats;
             match &result {
                 Ok(()) => {

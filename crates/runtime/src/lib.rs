@@ -136,6 +136,19 @@ pub enum StartError {
     Stopping,
 }
 
+/// The longest a crash-looping deployment waits between start attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// How long a deployment whose last `failures` starts in a row failed waits before the next
+/// (answering [`StartError::CrashLoop`] meanwhile): two failures are bad luck; from the third
+/// on the wait doubles, from 1 s up to 30 s. Every runtime backs off alike.
+pub fn start_backoff(failures: u32) -> Duration {
+    match failures {
+        0 | 1 => Duration::ZERO,
+        n => Duration::from_secs(1u64 << (n - 2).min(5)).min(MAX_BACKOFF),
+    }
+}
+
 fn tail_suffix(tail: &str) -> String {
     if tail.is_empty() {
         String::new()

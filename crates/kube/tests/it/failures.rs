@@ -79,6 +79,43 @@ async fn an_out_of_memory_kill_fails_the_start_with_the_limit() {
 }
 
 #[tokio::test]
+async fn starts_that_keep_failing_back_off_like_the_local_runtimes() {
+    let c = Cluster::start().await;
+    c.api.set_pod_status(
+        &object_name(&c.target),
+        crash_looping(137, "OOMKilled"),
+        &[],
+    );
+    // The first two failures are retried at once; from the third a request is answered
+    // with the last failure until the wait is over (1 s, then 2 s, 4 s…), which bounds
+    // this loop well before its end.
+    let mut errors = Vec::new();
+    for _ in 0..6 {
+        let error = c
+            .runtime
+            .acquire(&c.target, None)
+            .await
+            .expect_err("a failing pod");
+        let backing_off = matches!(error, StartError::CrashLoop { .. });
+        errors.push(error);
+        if backing_off {
+            break;
+        }
+    }
+    let Some(StartError::CrashLoop { last, .. }) = errors.last() else {
+        panic!("no back-off after {errors:?}");
+    };
+    assert!(
+        matches!(**last, StartError::Exited { ref exit } if exit.out_of_memory.is_some()),
+        "{last:?}"
+    );
+    assert!(
+        errors.len() >= 3,
+        "backed off before the third failure: {errors:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_crash_loop_fails_the_start_with_the_containers_output() {
     let (error, message, _) = check(
         crash_looping(1, "Error"),
