@@ -12,7 +12,7 @@
 //! a held connection; always held on SQLite), so a stopped replica's share moves to another
 //! at its next check.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::pin::pin;
 use std::sync::{Arc, Weak};
@@ -22,7 +22,7 @@ use futures_util::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt};
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, LogParams};
-use skyport_runtime::InstanceLog;
+use skyport_runtime::{InstanceLog, Target};
 use skyport_store::{Claim, DeploymentId, LogStream, OutputEnd, Redactor, Store, Timestamp};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -51,7 +51,7 @@ pub(super) async fn follow(
             followers.clear();
             continue;
         }
-        match inner.followed_pods().await {
+        match inner.followed_pods(&followers).await {
             Ok(pods) => inner.reconcile_followers(&mut followers, pods),
             Err(e) => tracing::warn!("cannot list pods to follow their logs: {e}"),
         }
@@ -78,6 +78,7 @@ impl PodLog {
 /// A pod being followed; dropped, the following stops.
 struct Follower {
     task: JoinHandle<()>,
+    log: PodLog,
     /// The container's restarts when last looked at.
     restarts: i32,
 }
@@ -89,9 +90,12 @@ impl Drop for Follower {
 }
 
 impl Inner {
-    /// The managed pods of deployments this replica knows and does not retire, with whom
-    /// their lines belong to.
-    async fn followed_pods(&self) -> Result<Vec<(Pod, PodLog)>, kube::Error> {
+    /// The managed pods of deployments this replica knows and does not retire, with the
+    /// deployment's target when the pod is new to `followers`.
+    async fn followed_pods(
+        &self,
+        followers: &HashMap<String, Follower>,
+    ) -> Result<Vec<(Pod, Option<Target>)>, kube::Error> {
         let pods: Api<Pod> = self.api();
         let list = pods.list(&ListParams::default().labels(&managed())).await?;
         let state = self.state.lock();
@@ -101,8 +105,9 @@ impl Inner {
             .filter_map(|pod| {
                 let deployment: DeploymentId = pod.labels().get(DEPLOYMENT_LABEL)?.parse().ok()?;
                 let entry = state.deployments.get(&deployment).filter(|e| !e.retiring)?;
-                let log = self.pod_log(&entry.target, &pod.name_any());
-                Some((pod, log))
+                let target =
+                    (!followers.contains_key(&pod.name_any())).then(|| entry.target.clone());
+                Some((pod, target))
             })
             .collect())
     }
@@ -111,29 +116,38 @@ impl Inner {
     fn reconcile_followers(
         &self,
         followers: &mut HashMap<String, Follower>,
-        pods: Vec<(Pod, PodLog)>,
+        pods: Vec<(Pod, Option<Target>)>,
     ) {
-        let listed: Vec<String> = pods.iter().map(|(pod, _)| pod.name_any()).collect();
+        let listed: HashSet<String> = pods.iter().map(|(pod, _)| pod.name_any()).collect();
         followers.retain(|name, _| listed.contains(name));
-        for (pod, log) in pods {
+        for (pod, target) in pods {
             let name = pod.name_any();
             let restarts = restart_count(&pod);
-            match followers.get_mut(&name) {
-                Some(follower) => {
+            match (followers.get_mut(&name), target) {
+                (Some(follower), _) => {
                     if restarts > follower.restarts {
-                        report_restart(&pod, &log);
+                        report_restart(&pod, &follower.log);
                     }
                     follower.restarts = restarts;
                 }
-                None => {
+                (None, Some(target)) => {
+                    let log = self.pod_log(&target, &name);
                     let task = tokio::spawn(follow_pod(
                         self.api(),
                         self.store.clone(),
                         name.clone(),
-                        log,
+                        log.clone(),
                     ));
-                    followers.insert(name, Follower { task, restarts });
+                    followers.insert(
+                        name,
+                        Follower {
+                            task,
+                            log,
+                            restarts,
+                        },
+                    );
                 }
+                (None, None) => {}
             }
         }
     }

@@ -208,6 +208,42 @@ async fn a_new_follower_of_a_pod_starts_where_its_stored_lines_end() {
 }
 
 #[tokio::test]
+async fn a_running_pods_out_of_memory_kill_is_in_its_log() {
+    let c = Cluster::start().await;
+    let lease = c.runtime.acquire(&c.target, None).await.expect("a pod");
+    c.eventually("the pod's log followed", |api| api.log_streams() == 1)
+        .await;
+    let pod = c.pod();
+    c.api.set_pod_status(
+        &object_name(&c.target),
+        serde_json::json!({
+            "phase": "Running",
+            "containerStatuses": [{
+                "name": "server", "image": "img", "imageID": "", "ready": false,
+                "restartCount": 1,
+                "state": { "running": {} },
+                "lastState": { "terminated": { "exitCode": 137, "reason": "OOMKilled" } },
+            }],
+        }),
+        &[],
+    );
+    let lines = c
+        .lines_until("the restart in the log", |lines| {
+            lines.iter().any(|l| l.line.stream == LogStream::Skyport)
+        })
+        .await;
+    let event = lines
+        .iter()
+        .find(|l| l.line.stream == LogStream::Skyport)
+        .expect("the restart");
+    assert_eq!(
+        event.line.line.replace(&pod, "POD"),
+        "pod POD was killed: out of memory (limit 256 MiB, exit code 137); raise it with `skyport servers set NAME --memory …`"
+    );
+    assert_eq!(event.line.instance_id.as_ref(), Some(lease.instance()));
+}
+
+#[tokio::test]
 async fn following_ends_with_the_retired_deployments_pod() {
     let c = Cluster::start().await;
     let lease = c.runtime.acquire(&c.target, None).await.expect("a pod");
