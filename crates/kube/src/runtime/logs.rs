@@ -4,8 +4,9 @@
 //! pod's timestamp, secret values redacted as the local runtime redacts an instance's output.
 //! It also writes a line when a followed pod's container restarts (an out-of-memory kill, an
 //! exit). A follower starts where the store's lines of the pod end, so a restart of Skyport
-//! or a move of the claim to another replica repeats no line. It must not block the request path (it runs in tasks of its own, and the store's
-//! writer drops lines rather than wait) nor hold more than a line per pod in memory.
+//! or a move of the claim to another replica repeats no line. It must not block the request
+//! path (it runs in tasks of its own, and the store's writer drops lines rather than wait)
+//! nor hold more than a line per pod in memory.
 //!
 //! Why a claim: every replica knows the live deployments (`keep_warm`), so without one each
 //! would store every line once more. The claim is the store's (a PostgreSQL advisory lock on
@@ -53,7 +54,9 @@ pub(super) async fn follow(
         }
         match inner.followed_pods(&followers).await {
             Ok(pods) => inner.reconcile_followers(&mut followers, pods),
-            Err(e) => tracing::warn!("cannot list pods to follow their logs: {e}"),
+            Err(e) => tracing::warn!(
+                "cannot list pods to follow their logs: {e}; the runtime's Role needs get and list on pods and get on pods/log (docs/kubernetes.md)"
+            ),
         }
     }
 }
