@@ -38,6 +38,8 @@ pub(crate) const LAST_USED: &str = "skyport.dev/last-used";
 pub(crate) const IDLE_TIMEOUT: &str = "skyport.dev/idle-timeout-seconds";
 /// Annotation: the server's `min_instances`.
 pub(crate) const MIN_INSTANCES: &str = "skyport.dev/min-instances";
+/// The name of the server's container in every pod (the log endpoint's `container`).
+pub(crate) const CONTAINER: &str = "server";
 /// Scratch space for `HOME` and `TMPDIR`: the root filesystem is read-only.
 const SCRATCH: &str = "/tmp";
 
@@ -260,7 +262,7 @@ fn pod_spec(target: &Target, config: &KubeRuntimeConfig, name: &str) -> PodSpec 
             ..PodSecurityContext::default()
         }),
         containers: vec![Container {
-            name: "server".to_owned(),
+            name: CONTAINER.to_owned(),
             image: Some(image(target, config)),
             command: Some(vec![launch.program.to_string_lossy().into_owned()]),
             args: Some(launch.args.clone()),

@@ -10,33 +10,43 @@
 //! is judged from the Deployment itself (the `skyport.dev/last-used` annotation, which every
 //! replica touches while it leases pods), so any replica can scale down what another used,
 //! and none does while another is busy. No lock is held across an await.
+//!
+//! Pod logs go to the store (`logs.rs`), and a start that a pod's status shows cannot succeed
+//! (an out-of-memory kill, a crash loop, an image that cannot be pulled, no node for it)
+//! fails at once with what happened (`pods.rs`), written to the deployment's log too.
 
 mod idle;
+mod logs;
+mod pods;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::core::v1::{Pod as KubePod, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, LogParams, Patch,
+    PatchParams,
 };
 use kube::{Client, Resource, ResourceExt};
 use parking_lot::Mutex;
 use serde_json::json;
 use skyport_runtime::{
-    DeploymentMetrics, Exit, Histogram, InstanceInfo, Lease, LeaseHold, Runtime, StartError, Target,
+    DeploymentMetrics, Exit, Histogram, InstanceInfo, InstanceLog, Lease, LeaseHold, Runtime,
+    StartError, Target, start_backoff,
 };
-use skyport_store::{DeploymentId, InstanceId, Timestamp, Transport};
+use skyport_store::{DeploymentId, InstanceId, LogStream, Redactor, Store, Timestamp, Transport};
 use tokio::sync::watch;
 
-use crate::objects::{self, DEPLOYMENT_LABEL, LAST_USED, MANAGED_BY, SKYPORT};
+use self::logs::PodLog;
+use self::pods::PodFailure;
+use crate::objects::{self, CONTAINER, DEPLOYMENT_LABEL, LAST_USED, MANAGED_BY, SKYPORT};
 use crate::{ImageConfig, KubeError, KubeRuntimeConfig, Workload, oci};
 
 /// The field manager of Skyport's server-side applies.
@@ -46,6 +56,10 @@ const START_POLL: Duration = Duration::from_millis(250);
 /// The `last-used` annotation is written at most this often per deployment and replica (and
 /// at least three times per idle timeout, so that no replica takes a busy deployment for idle).
 const TOUCH_EVERY: Duration = Duration::from_secs(30);
+/// Lines of a failed container quoted in the start's error.
+const TAIL_LINES: i64 = 30;
+/// The store claim of the replica that writes pod logs (`logs.rs`).
+const LOGS_CLAIM: &str = "kube-logs";
 
 /// Runs deployments on Kubernetes; see the module docs.
 #[derive(Clone)]
@@ -56,6 +70,8 @@ pub struct KubeRuntime {
 struct Inner {
     client: Client,
     config: KubeRuntimeConfig,
+    /// Where pod output and pod failures are written.
+    store: Store,
     state: Mutex<State>,
     /// Set at shutdown; stops the sweeper.
     stop: watch::Sender<bool>,
@@ -81,12 +97,49 @@ struct Entry {
     starting: Option<StartFuture>,
     /// A scale-up for load is in flight: ask for one more pod at a time.
     scaling: bool,
+    /// Failed starts in a row: a start that fails at once (a crash-looping pod, say) must
+    /// not be retried by every request.
+    failures: Failures,
     retiring: bool,
     stats: Arc<Stats>,
     /// Last lease taken or returned, in milliseconds since `epoch`.
     activity: Arc<AtomicU64>,
     /// Last time this replica wrote `last-used`.
     touched: Option<Instant>,
+}
+
+/// Failed starts in a row, as the local runtime counts them ([`start_backoff`]).
+#[derive(Default)]
+struct Failures {
+    count: u32,
+    /// While in the future, starts are refused with the last failure.
+    retry_at: Option<Instant>,
+    last: Option<StartError>,
+}
+
+impl Failures {
+    /// Counts a start's outcome.
+    fn record(&mut self, result: &Result<(), StartError>) {
+        match result {
+            Ok(()) => *self = Failures::default(),
+            Err(StartError::Stopping) => {}
+            Err(error) => {
+                self.count += 1;
+                self.last = Some(error.clone());
+                let wait = start_backoff(self.count);
+                self.retry_at = (!wait.is_zero()).then(|| Instant::now() + wait);
+            }
+        }
+    }
+
+    /// The crash-loop error to answer with instead of starting, while backing off.
+    fn backing_off(&self, now: Instant) -> Option<StartError> {
+        let retry_at = self.retry_at.filter(|at| *at > now)?;
+        Some(StartError::CrashLoop {
+            retry_in: retry_at - now,
+            last: Box::new(self.last.clone()?),
+        })
+    }
 }
 
 /// A ready pod: one instance, as the gateway sees it.
@@ -111,10 +164,13 @@ struct Stats {
 }
 
 impl KubeRuntime {
-    /// Checks that the namespace is reachable with `client` and starts the sweeper.
+    /// Checks that the namespace is reachable with `client` and starts the sweeper and the
+    /// follower of pod logs, which writes to `store`'s logs while this replica holds the
+    /// store's `kube-logs` claim.
     pub async fn start(
         client: Client,
         config: KubeRuntimeConfig,
+        store: &Store,
     ) -> Result<KubeRuntime, KubeError> {
         if config.image_prefix.is_empty() {
             return Err(KubeError::Config(
@@ -133,10 +189,16 @@ impl KubeRuntime {
         let inner = Arc::new(Inner {
             client,
             config,
+            store: store.clone(),
             state: Mutex::default(),
             stop,
         });
-        tokio::spawn(idle::sweep(Arc::downgrade(&inner), stopped));
+        tokio::spawn(idle::sweep(Arc::downgrade(&inner), stopped.clone()));
+        tokio::spawn(logs::follow(
+            Arc::downgrade(&inner),
+            store.claim(LOGS_CLAIM),
+            stopped,
+        ));
         Ok(KubeRuntime { inner })
     }
 }
@@ -312,6 +374,7 @@ impl Inner {
                 replicas: 0,
                 starting: None,
                 scaling: false,
+                failures: Failures::default(),
                 retiring: false,
                 stats: Arc::default(),
                 activity: Arc::new(AtomicU64::new(now_millis())),
@@ -347,6 +410,11 @@ impl Inner {
             })
             .cloned();
         let Some(pod) = chosen else {
+            if entry.starting.is_none()
+                && let Some(error) = entry.failures.backing_off(Instant::now())
+            {
+                return Err(error);
+            }
             let start = entry
                 .starting
                 .get_or_insert_with(|| {
@@ -390,6 +458,7 @@ impl Inner {
         let mut state = self.state.lock();
         if let Some(entry) = state.deployments.get_mut(&target.deployment) {
             entry.starting = None;
+            entry.failures.record(&result);
             let stats = &entry.stats;
             match &result {
                 Ok(()) => {
@@ -407,6 +476,7 @@ impl Inner {
     }
 
     async fn start_inner(&self, target: &Target) -> Result<(), StartError> {
+        let began = Timestamp::now();
         let replicas = target.settings.min_instances.max(1);
         self.ensure(target, replicas).await.map_err(api_error)?;
         let deadline = Instant::now() + self.config.start_timeout;
@@ -417,6 +487,11 @@ impl Inner {
             if self.gone(&target.deployment) {
                 return Err(StartError::Stopping);
             }
+            if self.config.workload == Workload::Deployment
+                && let Some(failure) = self.pod_failure(target, began).await
+            {
+                return Err(self.failed(target, &failure).await);
+            }
             if Instant::now() >= deadline {
                 return Err(StartError::Timeout {
                     timeout: self.config.start_timeout,
@@ -424,6 +499,68 @@ impl Inner {
                 });
             }
             tokio::time::sleep(START_POLL).await;
+        }
+    }
+
+    /// The first failure the pods of `target` show, if any has happened since `since`.
+    async fn pod_failure(&self, target: &Target, since: Timestamp) -> Option<PodFailure> {
+        let pods: Api<KubePod> = self.api();
+        let selector = format!("{DEPLOYMENT_LABEL}={}", target.deployment);
+        match pods.list(&ListParams::default().labels(&selector)).await {
+            Ok(list) => list.items.iter().find_map(|pod| pods::failure(pod, since)),
+            Err(e) => {
+                tracing::debug!(deployment = %target.deployment, "cannot read the pods' status: {e}");
+                None
+            }
+        }
+    }
+
+    /// The error of a start that `failure` ended, written to the deployment's log with the
+    /// failed container's last lines.
+    async fn failed(&self, target: &Target, failure: &PodFailure) -> StartError {
+        let log = self.pod_log(target, failure.pod());
+        let tail = match failure.output() {
+            Some(previous) => self.tail(failure.pod(), previous, &log.redactor).await,
+            None => String::new(),
+        };
+        let error = failure.start_error(target, &self.config.namespace, tail);
+        log.write(
+            LogStream::Skyport,
+            Timestamp::now(),
+            &format!("start failed: {error}"),
+        );
+        error
+    }
+
+    /// The last lines of pod `pod`'s container (`previous`: of the one before the current).
+    async fn tail(&self, pod: &str, previous: bool, redactor: &Redactor) -> String {
+        let pods: Api<KubePod> = self.api();
+        let params = LogParams {
+            container: Some(CONTAINER.to_owned()),
+            previous,
+            tail_lines: Some(TAIL_LINES),
+            ..LogParams::default()
+        };
+        match pods.logs(pod, &params).await {
+            Ok(text) => redactor.apply(text.trim_end()).into_owned(),
+            Err(e) => {
+                tracing::debug!(pod, "cannot read the pod's last output: {e}");
+                String::new()
+            }
+        }
+    }
+
+    /// Who the lines of pod `pod` of `target` belong to.
+    fn pod_log(&self, target: &Target, pod: &str) -> PodLog {
+        PodLog {
+            log: InstanceLog::new(
+                self.store.logs().writer(),
+                target.server_id.clone(),
+                target.deployment.clone(),
+                pods::instance_id(&self.config.namespace, pod),
+            ),
+            redactor: Arc::new(Redactor::new(&target.env)),
+            memory_bytes: target.settings.memory_bytes,
         }
     }
 
@@ -598,7 +735,7 @@ impl Inner {
             .map(|(name, addr)| match known.remove(&name) {
                 Some(pod) if pod.addr == addr => pod,
                 _ => Arc::new(Pod {
-                    id: InstanceId::generate(),
+                    id: pods::instance_id(&self.config.namespace, &name),
                     name,
                     addr,
                     started_at: Timestamp::now(),
@@ -845,6 +982,20 @@ pub(crate) fn image_config(target: &Target) -> ImageConfig {
         .collect(),
         tag: target.deployment.to_string(),
     }
+}
+
+/// Waits one sweep interval; then the runtime, or `None` once Skyport stops or the runtime
+/// is dropped (the sweeper and the log follower hold it weakly).
+async fn next_sweep(
+    inner: &Weak<Inner>,
+    stopped: &mut watch::Receiver<bool>,
+) -> Option<Arc<Inner>> {
+    let interval = inner.upgrade()?.config.sweep_interval;
+    tokio::select! {
+        _ = stopped.wait_for(|stopped| *stopped) => return None,
+        () = tokio::time::sleep(interval) => {}
+    }
+    inner.upgrade()
 }
 
 fn touch_every(target: &Target) -> Duration {

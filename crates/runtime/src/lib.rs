@@ -34,6 +34,7 @@ pub use skyport_store::EnvVar;
 
 pub use local::{LocalRuntime, LocalRuntimeConfig};
 pub use metrics::{DeploymentMetrics, Histogram, render_prometheus};
+pub use output::InstanceLog;
 pub use reconcile::follow_live_deployments;
 pub use spawn::inherited_listener;
 
@@ -133,6 +134,19 @@ pub enum StartError {
     /// Skyport is shutting down or the deployment was retired.
     #[error("the deployment is no longer running (Skyport is stopping or a newer one is live)")]
     Stopping,
+}
+
+/// The longest a crash-looping deployment waits between start attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// How long a deployment whose last `failures` starts in a row failed waits before the next
+/// (answering [`StartError::CrashLoop`] meanwhile): two failures are bad luck; from the third
+/// on the wait doubles, from 1 s up to 30 s. Every runtime backs off alike.
+pub fn start_backoff(failures: u32) -> Duration {
+    match failures {
+        0 | 1 => Duration::ZERO,
+        n => Duration::from_secs(1u64 << (n - 2).min(5)).min(MAX_BACKOFF),
+    }
 }
 
 fn tail_suffix(tail: &str) -> String {

@@ -26,12 +26,11 @@ use crate::metrics::DeploymentStats;
 use crate::zygote::Zygotes;
 use crate::{
     DeploymentMetrics, InstanceInfo, Lease, Runtime, StartError, Target, leftovers, spawn,
+    start_backoff,
 };
 
 /// How often idle instances are looked for and warm minimums topped up.
 const SCALE_TICK: Duration = Duration::from_millis(200);
-/// The longest a crash-looping deployment waits between start attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Settings of the local runtime.
 #[derive(Clone, Debug)]
@@ -138,14 +137,6 @@ impl Pool {
             retry_in: retry_at - now,
             last: Box::new(last),
         })
-    }
-}
-
-/// Two failed starts in a row are bad luck; from the third on the wait doubles up to a cap.
-fn backoff(failures: u32) -> Duration {
-    match failures {
-        0 | 1 => Duration::ZERO,
-        n => Duration::from_secs(1u64 << (n - 2).min(5)).min(MAX_BACKOFF),
     }
 }
 
@@ -433,7 +424,7 @@ async fn start(
                     stats.failed_starts.fetch_add(1, Ordering::Relaxed);
                     pool.failures += 1;
                     pool.last_error = Some(error.clone());
-                    let wait = backoff(pool.failures);
+                    let wait = start_backoff(pool.failures);
                     pool.retry_at = (!wait.is_zero()).then(|| Instant::now() + wait);
                 }
                 None

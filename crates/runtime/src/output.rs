@@ -18,18 +18,49 @@ const MAX_LINE: usize = 16 * 1024;
 /// Stderr lines kept for error messages.
 const TAIL_LINES: usize = 30;
 
-/// Who is printing: the fields every log line of an instance carries.
-#[derive(Clone)]
-pub(crate) struct LogContext {
-    pub(crate) writer: LogWriter,
-    pub(crate) server: ServerId,
-    pub(crate) deployment: DeploymentId,
-    pub(crate) instance: InstanceId,
+/// Who is printing: the fields every log line of an instance carries (an instance of any
+/// runtime: a Kubernetes pod's lines are written the same way).
+#[derive(Clone, Debug)]
+pub struct InstanceLog {
+    writer: LogWriter,
+    server: ServerId,
+    deployment: DeploymentId,
+    instance: InstanceId,
 }
 
-impl LogContext {
-    /// Writes one line in the instance's log.
-    pub(crate) fn write(&self, stream: LogStream, line: String) {
+impl InstanceLog {
+    /// The log of `instance` of `deployment` of `server`, written through `writer`.
+    pub fn new(
+        writer: LogWriter,
+        server: ServerId,
+        deployment: DeploymentId,
+        instance: InstanceId,
+    ) -> InstanceLog {
+        InstanceLog {
+            writer,
+            server,
+            deployment,
+            instance,
+        }
+    }
+
+    /// The instance whose log this is.
+    pub fn instance(&self) -> &InstanceId {
+        &self.instance
+    }
+
+    /// The deployment whose log this is.
+    pub fn deployment(&self) -> &DeploymentId {
+        &self.deployment
+    }
+
+    /// Writes one line in the instance's log, now.
+    pub fn write(&self, stream: LogStream, line: String) {
+        self.write_at(stream, Timestamp::now(), line);
+    }
+
+    /// Writes one line in the instance's log, printed at `at`.
+    pub fn write_at(&self, stream: LogStream, at: Timestamp, line: String) {
         self.writer.write(NewLogLine {
             server_id: self.server.clone(),
             deployment_id: Some(self.deployment.clone()),
@@ -37,7 +68,7 @@ impl LogContext {
             source: LogSource::Instance,
             stream,
             phase: None,
-            at: Timestamp::now(),
+            at,
             line,
         });
     }
@@ -66,7 +97,7 @@ impl Tail {
 pub(crate) async fn pump(
     reader: impl AsyncRead + Unpin,
     stream: LogStream,
-    log: LogContext,
+    log: InstanceLog,
     redactor: Arc<Redactor>,
     tail: Option<Arc<Tail>>,
 ) {

@@ -59,7 +59,7 @@ pub(crate) async fn start(
                 image_dir: Some(image_dir.clone()),
                 ..KubeRuntimeConfig::new(namespace, prefix)
             };
-            let runtime = KubeRuntime::start(client, config)
+            let runtime = KubeRuntime::start(client, config, store)
                 .await
                 .context("cannot start the Kubernetes runtime")?;
             tracing::info!(

@@ -94,7 +94,7 @@ pub use ids::{
 pub use keys::{
     ApiKey, Credential, KeyHash, KeyRef, Keys, LAST_USED_PRECISION, Principal, SECRET_PREFIXES,
 };
-pub use logs::{LogLine, LogQuery, LogSource, LogStream, LogWriter, Logs, NewLogLine};
+pub use logs::{LogLine, LogQuery, LogSource, LogStream, LogWriter, Logs, NewLogLine, OutputEnd};
 pub use names::{AgentName, NameError, ProviderName, ServerName};
 pub use oauth::{
     NewOAuthClient, NewOAuthCode, NewRefreshToken, OAuth, OAuthClient, OAuthGrant, Rotation,

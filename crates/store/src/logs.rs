@@ -93,6 +93,16 @@ pub struct LogQuery {
     pub since: Option<Timestamp>,
 }
 
+/// Where an instance's own output ends in the log: the time of its last stdout or stderr line
+/// and how many of its lines have that time (times are stored in milliseconds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutputEnd {
+    /// The last line's time.
+    pub at: Timestamp,
+    /// Lines of the instance's output at that time.
+    pub lines: u64,
+}
+
 /// Appends log lines without waiting for the database; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct LogWriter {
@@ -173,6 +183,32 @@ impl<'a> Logs<'a> {
     ) -> Result<Vec<LogLine>, StoreError> {
         self.select(query, Some(after), Order::OldestFirst, limit)
             .await
+    }
+
+    /// Where the stored output (stdout and stderr, not Skyport's lines) of `instance` of
+    /// `deployment` ends, so that a process taking over following it neither repeats nor
+    /// skips lines; `None` when none is stored.
+    pub async fn output_end(
+        &self,
+        deployment: &DeploymentId,
+        instance: &InstanceId,
+    ) -> Result<Option<OutputEnd>, StoreError> {
+        let row = crate::sql::query(
+            "SELECT at, COUNT(*) AS lines FROM log_lines
+             WHERE deployment_id = ?1 AND instance_id = ?2 AND source = 'instance' AND stream <> 'skyport'
+               AND at = (SELECT MAX(at) FROM log_lines
+                         WHERE deployment_id = ?1 AND instance_id = ?2 AND source = 'instance' AND stream <> 'skyport')
+             GROUP BY at",
+        )
+        .bind(deployment)
+        .bind(instance)
+        .fetch_optional(&self.store.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(OutputEnd {
+            at: from_millis(row.try_get("at")?)?,
+            lines: u64::try_from(row.try_get::<i64, _>("lines")?).unwrap_or(0),
+        }))
     }
 
     /// Completes when lines are next appended through this store. Create it before reading,

@@ -321,6 +321,50 @@ async fn logs_are_written_in_order_and_read_by_cursor() {
     assert!(store.logs().tail(&builds, 10).await.unwrap().is_empty());
 }
 
+async fn an_instances_output_end_is_its_last_lines_time_and_count() {
+    let store = store().await;
+    let (a, _) = store.servers().ensure(&name("a"), None).await.unwrap();
+    let deployment = DeploymentId::generate();
+    let instance = InstanceId::generate();
+    let end = async || {
+        store
+            .logs()
+            .output_end(&deployment, &instance)
+            .await
+            .unwrap()
+    };
+    assert_eq!(end().await, None);
+    // Recent times: older lines would be pruned as past their retention age.
+    let base = Timestamp::now().as_millisecond();
+    let at = |ms: i64| Timestamp::from_millisecond(base + ms).unwrap();
+    let writer = store.logs().writer();
+    let of_instance = |ms: i64, stream: LogStream, text: &str| NewLogLine {
+        deployment_id: Some(deployment.clone()),
+        instance_id: Some(instance.clone()),
+        stream,
+        at: at(ms),
+        ..line(&a.id, text)
+    };
+    writer.write(of_instance(1_000, LogStream::Stdout, "first"));
+    writer.write(of_instance(2_000, LogStream::Stdout, "second"));
+    writer.write(of_instance(2_000, LogStream::Stderr, "also second"));
+    // Skyport's own lines about the instance are not its output.
+    writer.write(of_instance(3_000, LogStream::Skyport, "stopped"));
+    // Another instance's lines are not either.
+    writer.write(NewLogLine {
+        instance_id: Some(InstanceId::generate()),
+        ..of_instance(4_000, LogStream::Stdout, "other")
+    });
+    writer.flush().await;
+    assert_eq!(
+        end().await,
+        Some(OutputEnd {
+            at: at(2_000),
+            lines: 2
+        })
+    );
+}
+
 async fn followers_are_woken_by_new_lines() {
     let store = store().await;
     let (a, _) = store.servers().ensure(&name("a"), None).await.unwrap();
@@ -627,6 +671,7 @@ crate::testdb::on_both_databases!(
     interrupted_builds_are_failed_on_start,
     removing_a_server_removes_its_deployments_and_logs,
     logs_are_written_in_order_and_read_by_cursor,
+    an_instances_output_end_is_its_last_lines_time_and_count,
     followers_are_woken_by_new_lines,
     commits_and_artifacts_are_recorded_and_old_artifacts_pruned,
     build_log_lines_keep_their_phase,

@@ -15,21 +15,13 @@ use skyport_runtime::Target;
 use skyport_store::DeploymentId;
 use tokio::sync::watch;
 
-use super::{Inner, managed, touch_every, unix_seconds};
+use super::{Inner, managed, next_sweep, touch_every, unix_seconds};
 use crate::Workload;
 use crate::objects::{DEPLOYMENT_LABEL, IDLE_TIMEOUT, LAST_USED, MIN_INSTANCES};
 
 /// Sweeps every `sweep_interval` until Skyport stops (or the runtime is dropped).
 pub(super) async fn sweep(inner: Weak<Inner>, mut stopped: watch::Receiver<bool>) {
-    loop {
-        let Some(interval) = inner.upgrade().map(|inner| inner.config.sweep_interval) else {
-            return;
-        };
-        tokio::select! {
-            _ = stopped.wait_for(|stopped| *stopped) => return,
-            () = tokio::time::sleep(interval) => {}
-        }
-        let Some(inner) = inner.upgrade() else { return };
+    while let Some(inner) = next_sweep(&inner, &mut stopped).await {
         if let Err(e) = inner.sweep_once().await {
             tracing::warn!("cannot check Kubernetes deployments for idleness: {e}");
         }

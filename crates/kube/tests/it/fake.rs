@@ -10,26 +10,39 @@
 //!   Deployment's status and conditions follow, and each Service gets an EndpointSlice listing
 //!   the pods its selector picks, with their readiness;
 //! - deleting an object deletes the objects it owns (`ownerReferences`), as the garbage
-//!   collector would; unknown objects are `404` with a `Status` body.
+//!   collector would; unknown objects are `404` with a `Status` body;
+//! - pods are listed (`pods?labelSelector=`) with their labels, spec and status: a running
+//!   container with its readiness, or the status a test sets for a deployment's pods (a
+//!   container `OOMKilled`, in `CrashLoopBackOff`, a pod `Unschedulable`), whose pods are
+//!   then never ready;
+//! - `pods/NAME/log` serves what the pod printed as plain text lines, each after its RFC 3339
+//!   timestamp with `timestamps=true`, from `sinceTime` (whole seconds, as the API takes it)
+//!   or the last `tailLines`; with `follow=true` the connection stays open and new lines
+//!   follow until the pod is gone or the test drops every stream ([`FakeApi::drop_log_streams`]).
 //!
 //! Pods are simulated ([`Pods::Simulated`]: every endpoint is one address where the test
 //! runs an HTTP server, ready after a delay or never) or run ([`Pods::Processes`]: a small
 //! kubelet runs each pod's container command as a local process with the pod spec's working
 //! directory and environment — `secretKeyRef`s read from the Secret — on a port of its own,
-//! ready when the port accepts, like the `tcpSocket` probe; one EndpointSlice per pod).
+//! ready when the port accepts, like the `tcpSocket` probe; one EndpointSlice per pod; its
+//! stdout and stderr are the pod's log). A test prints into a simulated pod's log with
+//! [`FakeApi::print`].
 //! Everything else (watches, field selectors, other namespaces) is not implemented and
 //! answers 501, so a runtime that starts using it fails loudly here.
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::BufRead;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use jiff::Timestamp;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
@@ -54,10 +67,30 @@ pub enum Pods {
 /// A pod of the fake.
 struct Pod {
     name: String,
+    uid: String,
     created: Instant,
     container: Option<Container>,
     /// The last probe's verdict, which the EndpointSlices show.
     ready: bool,
+    /// What it printed; log streams hold it weakly, so they end when the pod goes.
+    log: Arc<PodLog>,
+}
+
+/// The lines a pod printed, with when.
+#[derive(Default)]
+struct PodLog(Mutex<Vec<(Timestamp, String)>>);
+
+impl PodLog {
+    fn print(&self, line: &str) {
+        self.0.lock().push((Timestamp::now(), line.to_owned()));
+    }
+}
+
+/// Follow streams open now, and how many times the test dropped them all.
+#[derive(Default)]
+struct Streams {
+    open: AtomicUsize,
+    drops: AtomicU64,
 }
 
 /// A container run by the fake kubelet; killed when its pod goes.
@@ -93,6 +126,7 @@ impl Drop for FakeApi {
 pub struct Call {
     pub method: Method,
     pub path: String,
+    pub query: String,
     pub content_type: String,
 }
 
@@ -102,6 +136,10 @@ struct Cluster {
     objects: BTreeMap<(String, String), Value>,
     /// Deployment name → its pods.
     pods: HashMap<String, Vec<Pod>>,
+    /// Deployment name → the status its pods report instead of running (never ready), and
+    /// what they print first.
+    statuses: HashMap<String, (Value, Vec<String>)>,
+    streams: Arc<Streams>,
     calls: Vec<Call>,
     version: u64,
 }
@@ -112,6 +150,8 @@ impl FakeApi {
             behaviour: pods,
             objects: BTreeMap::new(),
             pods: HashMap::new(),
+            statuses: HashMap::new(),
+            streams: Arc::default(),
             calls: Vec::new(),
             version: 0,
         }));
@@ -172,6 +212,52 @@ impl FakeApi {
         self.cluster.lock().calls.clone()
     }
 
+    /// The names of the pods of Deployment `deployment`.
+    pub fn pods(&self, deployment: &str) -> Vec<String> {
+        let cluster = self.cluster.lock();
+        cluster
+            .pods
+            .get(deployment)
+            .into_iter()
+            .flatten()
+            .map(|pod| pod.name.clone())
+            .collect()
+    }
+
+    /// Pod `pod` prints `line` (now).
+    pub fn print(&self, pod: &str, line: &str) {
+        let log = self.cluster.lock().pod(pod).map(|pod| pod.log.clone());
+        log.expect("the pod exists").print(line);
+    }
+
+    /// From now on, the pods of Deployment `deployment` report `status` (a PodStatus) and
+    /// are never ready; new ones start with `output` printed (what a failed container said).
+    pub fn set_pod_status(&self, deployment: &str, status: Value, output: &[&str]) {
+        let output = output.iter().map(|line| (*line).to_owned()).collect();
+        self.cluster
+            .lock()
+            .statuses
+            .insert(deployment.to_owned(), (status, output));
+    }
+
+    /// What pod `pod` printed, with when.
+    pub fn printed(&self, pod: &str) -> Vec<(Timestamp, String)> {
+        let log = self.cluster.lock().pod(pod).map(|pod| pod.log.clone());
+        log.expect("the pod exists").0.lock().clone()
+    }
+
+    /// Ends every open `follow` log stream, as a dropped connection would.
+    pub fn drop_log_streams(&self) {
+        let streams = self.cluster.lock().streams.clone();
+        streams.drops.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// How many `follow` log streams are open.
+    pub fn log_streams(&self) -> usize {
+        let streams = self.cluster.lock().streams.clone();
+        streams.open.load(Ordering::SeqCst)
+    }
+
     /// `spec.replicas` of Deployment `name`.
     pub fn replicas(&self, name: &str) -> Option<i64> {
         self.get("deployments", name)
@@ -191,10 +277,12 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
+    let shared = cluster.clone();
     let mut cluster = cluster.lock();
     cluster.calls.push(Call {
         method: method.clone(),
         path: uri.path().to_owned(),
+        query: uri.query().unwrap_or_default().to_owned(),
         content_type: content_type.clone(),
     });
     let Some((resource, name, sub)) = parse_path(uri.path()) else {
@@ -218,6 +306,13 @@ async fn handle(
         }
     };
     match (method, name, sub.as_deref()) {
+        (Method::GET, None, None) if resource == "pods" => {
+            cluster.list_pods(query.get("labelSelector"))
+        }
+        (Method::GET, Some(name), Some("log")) if resource == "pods" => {
+            drop(cluster);
+            log(&shared, &name, &query)
+        }
         (Method::GET, None, None) => cluster.list(&resource, query.get("labelSelector")),
         (Method::GET, Some(name), None) => match cluster.object(&resource, &name) {
             Some(object) => axum::Json(object).into_response(),
@@ -283,6 +378,16 @@ impl Cluster {
     }
 
     fn list(&self, resource: &str, selector: Option<&String>) -> Response {
+        let objects = self
+            .objects
+            .iter()
+            .filter(|((r, _), _)| r == resource)
+            .map(|(_, object)| object.clone());
+        self.list_of(objects, selector)
+    }
+
+    /// The objects among `objects` that `selector` (`k=v,…`) picks, as a list.
+    fn list_of(&self, objects: impl Iterator<Item = Value>, selector: Option<&String>) -> Response {
         let wanted: Vec<(&str, &str)> = selector
             .map(|s| {
                 s.split(',')
@@ -290,17 +395,12 @@ impl Cluster {
                     .collect()
             })
             .unwrap_or_default();
-        let items: Vec<Value> = self
-            .objects
-            .iter()
-            .filter(|((r, _), _)| r == resource)
-            .map(|(_, object)| object)
+        let items: Vec<Value> = objects
             .filter(|object| {
                 wanted
                     .iter()
                     .all(|(k, v)| object["metadata"]["labels"][*k] == *v)
             })
-            .cloned()
             .collect();
         axum::Json(json!({
             "apiVersion": "v1",
@@ -309,6 +409,52 @@ impl Cluster {
             "items": items,
         }))
         .into_response()
+    }
+
+    /// Every pod as the API shows it: the Deployment's pod template, and a status.
+    fn list_pods(&self, selector: Option<&String>) -> Response {
+        let pods: Vec<Value> = self
+            .pods
+            .iter()
+            .flat_map(|(deployment, pods)| pods.iter().map(move |pod| (deployment, pod)))
+            .filter_map(|(deployment, pod)| {
+                let template = &self
+                    .objects
+                    .get(&("deployments".to_owned(), deployment.clone()))?["spec"]["template"];
+                let status = self.statuses.get(deployment).map(|(status, _)| status.clone());
+                let status = status.unwrap_or_else(|| {
+                    json!({
+                        "phase": "Running",
+                        "conditions": [{ "type": "Ready", "status": if pod.ready { "True" } else { "False" } }],
+                        "containerStatuses": [{
+                            "name": template["spec"]["containers"][0]["name"],
+                            "image": template["spec"]["containers"][0]["image"],
+                            "imageID": "",
+                            "ready": pod.ready,
+                            "restartCount": 0,
+                            "state": { "running": { "startedAt": "2026-01-01T00:00:00Z" } },
+                        }],
+                    })
+                });
+                Some(json!({
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {
+                        "name": pod.name,
+                        "namespace": NAMESPACE,
+                        "uid": pod.uid,
+                        "labels": template["metadata"]["labels"],
+                    },
+                    "spec": template["spec"],
+                    "status": status,
+                }))
+            })
+            .collect();
+        self.list_of(pods.into_iter(), selector)
+    }
+
+    fn pod(&self, name: &str) -> Option<&Pod> {
+        self.pods.values().flatten().find(|pod| pod.name == name)
     }
 
     fn patch(&mut self, resource: &str, name: &str, content_type: &str, body: Value) -> Response {
@@ -398,22 +544,34 @@ impl Cluster {
             let mut pods = self.pods.remove(name).unwrap_or_default();
             while pods.len() < wanted {
                 serial += 1;
+                let log = Arc::new(PodLog::default());
+                for line in self
+                    .statuses
+                    .get(name)
+                    .into_iter()
+                    .flat_map(|(_, output)| output)
+                {
+                    log.print(line);
+                }
                 let container = match self.behaviour {
                     Pods::Simulated { .. } => None,
-                    Pods::Processes => self.run_container(name),
+                    Pods::Processes => self.run_container(name, &log),
                 };
                 pods.push(Pod {
                     name: format!("{name}-pod-{serial}"),
+                    uid: format!("uid-pod-{serial}"),
                     created: Instant::now(),
                     container,
                     ready: false,
+                    log,
                 });
             }
             // Scale-down removes the newest pods first, as a ReplicaSet prefers.
             pods.truncate(wanted);
             let behaviour = self.behaviour;
+            let failing = self.statuses.contains_key(name);
             for pod in &mut pods {
-                pod.ready = behaviour.probe(pod);
+                pod.ready = !failing && behaviour.probe(pod);
             }
             let ready = pods.iter().filter(|pod| pod.ready).count();
             self.pods.insert(name.clone(), pods);
@@ -535,7 +693,7 @@ impl Cluster {
     /// references resolved from their Secret. The pod's network is this machine's loopback,
     /// so the pod gets a port of its own instead of the spec's.
     #[allow(clippy::disallowed_methods)] // tests may spawn the server they test
-    fn run_container(&self, name: &str) -> Option<Container> {
+    fn run_container(&self, name: &str, log: &Arc<PodLog>) -> Option<Container> {
         let deployment = self
             .objects
             .get(&("deployments".to_owned(), name.to_owned()))?;
@@ -578,15 +736,30 @@ impl Cluster {
         // The spec says 0.0.0.0 (every address of the pod); here the pod's address is
         // POD_IP, which only a launcher that honours SKYPORT_HOST listens on.
         env.push(("SKYPORT_HOST".to_owned(), POD_IP.to_string()));
-        let child = std::process::Command::new(command.first()?)
+        let mut child = std::process::Command::new(command.first()?)
             .args(&command[1..])
             .args(strings(&spec["args"]))
             .current_dir(spec["workingDir"].as_str()?)
             .env_clear()
             .envs(env)
-            .stdout(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("the container's command starts");
+        // The container runtime: both streams, line by line, into the pod's log.
+        let outputs: [Box<dyn std::io::Read + Send>; 2] = [
+            Box::new(child.stdout.take().expect("piped stdout")),
+            Box::new(child.stderr.take().expect("piped stderr")),
+        ];
+        for output in outputs {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(output).lines() {
+                    let Ok(line) = line else { return };
+                    log.print(&line);
+                }
+            });
+        }
         Some(Container { child, port })
     }
 }
@@ -608,6 +781,94 @@ impl Pods {
             }
             (Pods::Processes, None) => false,
         }
+    }
+}
+
+/// `GET pods/NAME/log`: the pod's lines from `sinceTime` or the last `tailLines`, followed
+/// with `follow=true` until the pod is gone or the test drops the stream.
+fn log(cluster: &Arc<Mutex<Cluster>>, pod: &str, query: &HashMap<String, String>) -> Response {
+    let (log, streams) = {
+        let cluster = cluster.lock();
+        let Some(pod) = cluster.pod(pod) else {
+            return not_found("pods", pod);
+        };
+        (Arc::downgrade(&pod.log), cluster.streams.clone())
+    };
+    let timestamps = query.get("timestamps").is_some_and(|v| v == "true");
+    let since: Option<Timestamp> = query
+        .get("sinceTime")
+        .map(|t| t.parse().expect("sinceTime is RFC 3339"));
+    let render = move |lines: &[(Timestamp, String)]| -> String {
+        lines
+            .iter()
+            .filter(|(at, _)| since.is_none_or(|since| *at >= since))
+            .map(|(at, line)| {
+                if timestamps {
+                    format!("{at} {line}\n")
+                } else {
+                    format!("{line}\n")
+                }
+            })
+            .collect()
+    };
+    let lines = log
+        .upgrade()
+        .map(|log| log.0.lock().clone())
+        .unwrap_or_default();
+    let skip = match query
+        .get("tailLines")
+        .map(|n| n.parse::<usize>().expect("tailLines"))
+    {
+        Some(tail) => lines.len().saturating_sub(tail),
+        None => 0,
+    };
+    let first = render(&lines[skip..]);
+    if query.get("follow").is_none_or(|v| v != "true") {
+        return first.into_response();
+    }
+    // Followed: what is there now, then every new line, polled.
+    let stream = Stream {
+        log,
+        sent: lines.len(),
+        drops: streams.drops.load(Ordering::SeqCst),
+        streams,
+    };
+    stream.streams.open.fetch_add(1, Ordering::SeqCst);
+    let body = futures_util::stream::unfold(
+        (Some(first), stream),
+        move |(first, mut stream)| async move {
+            if let Some(first) = first {
+                return Some((Ok::<_, std::io::Error>(Bytes::from(first)), (None, stream)));
+            }
+            loop {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                if stream.streams.drops.load(Ordering::SeqCst) != stream.drops {
+                    return None;
+                }
+                let log = stream.log.upgrade()?;
+                let lines = log.0.lock()[stream.sent..].to_vec();
+                if !lines.is_empty() {
+                    stream.sent += lines.len();
+                    return Some((Ok(Bytes::from(render(&lines))), (None, stream)));
+                }
+            }
+        },
+    );
+    Body::from_stream(body).into_response()
+}
+
+/// An open `follow` stream of a pod's log.
+struct Stream {
+    log: std::sync::Weak<PodLog>,
+    sent: usize,
+    /// [`Streams::drops`] when it opened.
+    drops: u64,
+    streams: Arc<Streams>,
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        self.streams.open.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -11,7 +11,7 @@ use axum::Router;
 use axum::routing::get;
 use skyport_kube::{KubeRuntime, KubeRuntimeConfig, Workload, object_name};
 use skyport_runtime::{EnvVar, Lease, Runtime, StartError, Target};
-use skyport_store::{LaunchSpec, RuntimeSettings};
+use skyport_store::{LaunchSpec, RuntimeSettings, Store};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::fake::{FakeApi, NAMESPACE, Pods};
@@ -46,19 +46,29 @@ impl Harness {
 }
 
 pub(crate) async fn runtime_on(api: &FakeApi) -> KubeRuntime {
+    runtime_with_store(api, &in_memory_store().await).await
+}
+
+/// A runtime on `api` writing pod logs to `store`.
+pub(crate) async fn runtime_with_store(api: &FakeApi, store: &Store) -> KubeRuntime {
     let config = KubeRuntimeConfig {
         start_timeout: Duration::from_secs(3),
         concurrency: 2,
         sweep_interval: Duration::from_millis(100),
         ..KubeRuntimeConfig::new(NAMESPACE, "registry.example.com/skyport")
     };
-    KubeRuntime::start(api.client(), config)
+    KubeRuntime::start(api.client(), config, store)
         .await
         .expect("the runtime reaches the fake API")
 }
 
+/// A fresh SQLite store in memory.
+pub(crate) async fn in_memory_store() -> Store {
+    Store::open_in_memory().await.expect("an in-memory store")
+}
+
 /// An HTTP server standing in for every pod: `GET /mcp` answers `pod`.
-async fn serve_pod() -> SocketAddr {
+pub(crate) async fn serve_pod() -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind the pod");
@@ -82,7 +92,7 @@ async fn call(lease: &Lease) -> String {
     answer
 }
 
-fn target(idle_timeout: Duration, min_instances: u32) -> Target {
+pub(crate) fn target(idle_timeout: Duration, min_instances: u32) -> Target {
     Target {
         server_id: "srv_01jf0000000000000000000000".parse().expect("server id"),
         server_name: "weather".parse().expect("server name"),
@@ -353,7 +363,7 @@ async fn knative_services_are_applied_and_leased_at_their_address() {
         sweep_interval: Duration::from_millis(100),
         ..KubeRuntimeConfig::new(NAMESPACE, "registry.example.com/skyport")
     };
-    let runtime = KubeRuntime::start(api.client(), config)
+    let runtime = KubeRuntime::start(api.client(), config, &in_memory_store().await)
         .await
         .expect("the runtime reaches the fake API");
     let target = target(Duration::from_secs(60), 0);
@@ -396,7 +406,7 @@ async fn the_image_layout_is_written_before_the_first_start() {
         image_dir: Some(images.path().to_owned()),
         ..KubeRuntimeConfig::new(NAMESPACE, "registry.example.com/skyport")
     };
-    let runtime = KubeRuntime::start(h.api.client(), config)
+    let runtime = KubeRuntime::start(h.api.client(), config, &in_memory_store().await)
         .await
         .expect("the runtime reaches the fake API");
     let mut target = target(Duration::from_secs(60), 0);

@@ -13,12 +13,14 @@ use skyport_runtime::{EnvVar, Runtime, Target};
 use skyport_store::{DeploymentId, LaunchSpec, RuntimeSettings};
 
 use crate::fake::{FakeApi, NAMESPACE, Pods};
+use crate::logs::instance_lines;
 
 const SERVER: &str = r#"
 import os
 from fastmcp import FastMCP
 
 mcp = FastMCP("kubelet")
+print(f"kubelet server imported, key {os.environ.get('API_KEY')}", flush=True)
 
 
 @mcp.tool
@@ -84,7 +86,8 @@ async fn the_pod_spec_runs_a_fastmcp_server_with_its_secret() {
         sweep_interval: Duration::from_millis(200),
         ..KubeRuntimeConfig::new(NAMESPACE, "registry.example.com/skyport")
     };
-    let runtime = KubeRuntime::start(api.client(), config)
+    let store = crate::flow::in_memory_store().await;
+    let runtime = KubeRuntime::start(api.client(), config, &store)
         .await
         .expect("the runtime reaches the fake API");
 
@@ -114,6 +117,22 @@ async fn the_pod_spec_runs_a_fastmcp_server_with_its_secret() {
         .expect("tools/call");
     assert_eq!(result["content"][0]["text"], "<unset>");
     client.close().await;
+    // What the process printed is in the deployment's log, the secret redacted.
+    let lines = instance_lines(&store, &target, "the server's print", |lines| {
+        lines
+            .iter()
+            .any(|l| l.line.line.contains("kubelet server imported"))
+    })
+    .await;
+    let printed = lines
+        .iter()
+        .find(|l| l.line.line.contains("kubelet server imported"))
+        .expect("the line");
+    assert_eq!(
+        printed.line.line,
+        "kubelet server imported, key [redacted:API_KEY]"
+    );
+    assert_eq!(printed.line.instance_id.as_ref(), Some(lease.instance()));
     drop(lease);
 
     runtime

@@ -28,7 +28,7 @@ use super::{Inner, Limits};
 use crate::cgroup::Cgroup;
 use crate::leftovers::{self, PidRecord};
 use crate::metrics::DeploymentStats;
-use crate::output::{LogContext, Tail, pump};
+use crate::output::{InstanceLog, Tail, pump};
 use crate::spawn::{
     self, Confinement, LISTEN_FD, Signal, signal_group, signal_process, spawn_instance,
 };
@@ -63,12 +63,12 @@ pub(super) async fn launch(
     let (cgroup, confinement) = confine(inner, target, id)?;
     let redactor = Arc::new(Redactor::new(&target.env));
 
-    let log = LogContext {
-        writer: inner.logs.clone(),
-        server: target.server_id.clone(),
-        deployment: target.deployment.clone(),
-        instance: id.clone(),
-    };
+    let log = InstanceLog::new(
+        inner.logs.clone(),
+        target.server_id.clone(),
+        target.deployment.clone(),
+        id.clone(),
+    );
     // A program that binds its own port is told the port, not given the socket: the socket
     // closes before it starts, so that the port is free for it.
     let listener = match target.launch.transport {
@@ -471,7 +471,7 @@ struct Supervised {
     inner: Arc<Inner>,
     process: Process,
     instance: Arc<Instance>,
-    log: LogContext,
+    log: InstanceLog,
     exit: watch::Sender<Option<Exit>>,
     scratch: PathBuf,
     tail: Arc<Tail>,
