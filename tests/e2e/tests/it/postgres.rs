@@ -21,10 +21,11 @@ const JSON: (&str, &str) = ("Content-Type", "application/json");
 const VERSION: (&str, &str) = ("MCP-Protocol-Version", "2025-06-18");
 const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"e2e","version":"0"}}}"#;
 const INITIALIZED: &str = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
-const MASTER_KEY: &str = "7c1f5e0a9b3d2c4e6f8a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e";
+pub(crate) const MASTER_KEY: &str =
+    "7c1f5e0a9b3d2c4e6f8a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e";
 
 /// A FastMCP server with the hello tool, run directly (`main.py --port P --host H`).
-const REMOTE_MAIN: &str = r#"import argparse
+pub(crate) const REMOTE_MAIN: &str = r#"import argparse
 
 from fastmcp import FastMCP
 
