@@ -166,7 +166,11 @@ fn a_signing_key_rotated_through_one_replica_signs_on_the_other() {
     let before = identity_token(&b, &key);
     let old_kid = kid_of(&before);
     let kids: Vec<String> = jwks(&b).keys.into_iter().map(|k| k.kid).collect();
-    assert_eq!(kids, [old_kid.clone()], "B's JWKS before the rotation");
+    assert_eq!(
+        kids,
+        std::slice::from_ref(&old_kid),
+        "B's JWKS before the rotation"
+    );
 
     let rotated = a.cli(&["keys", "rotate-signing", "--json"]);
     assert!(rotated.success, "{rotated}\n{}", a.log_tail(30));
