@@ -6,14 +6,13 @@
 //! key's bucket in the database), then refused with `429` and `Retry-After` by both. A
 //! signing key rotated through A is what B publishes and signs with, without a restart.
 
-use std::fs;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use skyport_e2e::{DirectServer, HttpResponse, PostgresDatabase, Skyport, http, wait_until};
+use skyport_e2e::{HttpResponse, PostgresDatabase, Skyport, http, wait_until};
 use skyport_identity::{Expected, Jwks, decode_part, verify};
 
 use crate::keys::{headers_server, seen_headers};
-use crate::postgres::{MASTER_KEY, REMOTE_MAIN};
+use crate::postgres::{external_hello, replica};
 
 const ACCEPT: (&str, &str) = ("Accept", "application/json, text/event-stream");
 const JSON: (&str, &str) = ("Content-Type", "application/json");
@@ -42,27 +41,19 @@ fn a_keys_rate_limit_holds_across_replicas() {
     };
     let burst = BURST.to_string();
     let flags = [
-        "--database-url",
-        database.url(),
         "--allow-private-externals",
         "--rate-limit",
         "20/h",
         "--rate-limit-burst",
         burst.as_str(),
     ];
-    let env = [("SKYPORT_MASTER_KEY", MASTER_KEY)];
-    let a = Skyport::serve_with_env(&flags, &env);
-    let folder = a.scratch().join("remote");
-    fs::create_dir_all(&folder).expect("create the remote's folder");
-    fs::write(folder.join("main.py"), REMOTE_MAIN).expect("write main.py");
-    let remote = DirectServer::start(&folder, &a.scratch().join("remote.log"));
-    let added = a.cli(&["registry", "add-external", "hello", &remote.mcp_url()]);
-    assert!(added.success, "{added}\n{}", a.log_tail(30));
+    let a = replica(&database, &flags);
+    let _remote = external_hello(&a);
     let created = a.cli(&["keys", "create", "--name", "limited"]);
     assert!(created.success, "{created}");
     let key = created.stdout.trim().to_owned();
     // B starts after the server and the key exist, so it knows both from its first request.
-    let b = Skyport::serve_with_env(&flags, &env);
+    let b = replica(&database, &flags);
 
     let replicas = [&a, &b];
     let mut admitted = [0usize; 2];
@@ -151,10 +142,8 @@ fn a_signing_key_rotated_through_one_replica_signs_on_the_other() {
     let Some(database) = PostgresDatabase::create() else {
         return;
     };
-    let flags = ["--database-url", database.url()];
-    let env = [("SKYPORT_MASTER_KEY", MASTER_KEY)];
-    let a = Skyport::serve_with_env(&flags, &env);
-    let b = Skyport::serve_with_env(&flags, &env);
+    let a = replica(&database, &[]);
+    let b = replica(&database, &[]);
     // Deployed through B, so that B has the artifact and serves it.
     let source = headers_server(&b);
     let run = b.deploy(&source, "signed", &["--identity-token", "on"]);
