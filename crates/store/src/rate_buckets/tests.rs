@@ -20,9 +20,14 @@ fn at_ms(ms: i64) -> Timestamp {
 
 async fn store_with_key() -> (Store, ApiKeyId) {
     let store = crate::testdb::store().await.unwrap();
+    let key = new_key(&store).await;
+    (store, key)
+}
+
+async fn new_key(store: &Store) -> ApiKeyId {
     let admin = store.keys().ensure_admin().await.unwrap();
     let (key, _) = store.keys().create(&admin.id, "ci", None).await.unwrap();
-    (store, key.id)
+    key.id
 }
 
 async fn leases_take_the_burst_then_what_time_frees() {
@@ -92,9 +97,7 @@ async fn concurrent_leases_never_take_more_than_the_burst() {
         let store = crate::testdb::store().await.unwrap();
         (store.clone(), store)
     };
-    let admin = first.keys().ensure_admin().await.unwrap();
-    let (key, _) = first.keys().create(&admin.id, "ci", None).await.unwrap();
-    let key = key.id;
+    let key = new_key(&first).await;
     let mut tasks = Vec::new();
     for i in 0..12 {
         let replica = if i % 2 == 0 {
