@@ -7,7 +7,8 @@
 //! loaded at start and reloaded whole on the store's [`Change::Keys`] (create, revoke), like
 //! the route table: a request costs a hash and a map lookup, never a query. Expiry is checked
 //! per request against the cached time. `last_used_at` is written lazily: at most once a
-//! minute per key, in batches, off the request path.
+//! minute per key, in batches, off the request path. A key's rate-limit bucket lives with its
+//! entry: in memory, or (replicas on one database) as this replica's lease on the shared one.
 //!
 //! A valid key becomes a [`Caller`] in the request's extensions whatever the server's auth
 //! setting, so identity headers reach servers whenever a client sends a key. Its role on the
@@ -39,10 +40,11 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 
 use crate::Gateway;
+use crate::RateLimitScope;
 use crate::audit::Exchange;
 use crate::caller::Caller;
 use crate::error::GatewayError;
-use crate::ratelimit::{Bucket, Clock, retry_after_secs};
+use crate::ratelimit::{Bucket, Clock, LeasedBucket, retry_after_secs};
 
 /// How long uses of keys are gathered before their `last_used_at` is written.
 const USE_BATCH: Duration = Duration::from_secs(2);
@@ -56,6 +58,8 @@ pub(crate) struct Keyring {
     entries: Arc<ArcSwap<HashMap<KeyHash, Arc<Entry>>>>,
     uses: mpsc::UnboundedSender<(ApiKeyId, Timestamp)>,
     clock: Clock,
+    /// Where shared buckets are leased from.
+    store: Store,
 }
 
 /// One live key.
@@ -69,11 +73,31 @@ struct Entry {
 
 /// What using a key changes; kept across reloads of the keyring, so that a new key elsewhere
 /// does not reset everyone's rate limit.
-#[derive(Default)]
 struct Usage {
-    bucket: Bucket,
+    bucket: KeyBucket,
     /// When a use was last sent to the store (milliseconds since the epoch; 0 never).
     recorded_ms: AtomicI64,
+}
+
+/// A key's rate-limit bucket, where the gateway's [`RateLimitScope`] keeps it.
+enum KeyBucket {
+    /// This replica's own.
+    Replica(Bucket),
+    /// This replica's share of the bucket all replicas lease from.
+    Shared(LeasedBucket),
+}
+
+impl Usage {
+    fn new(key: &ApiKeyId, scope: RateLimitScope) -> Usage {
+        let bucket = match scope {
+            RateLimitScope::Replica => KeyBucket::Replica(Bucket::default()),
+            RateLimitScope::Shared => KeyBucket::Shared(LeasedBucket::new(key.clone())),
+        };
+        Usage {
+            bucket,
+            recorded_ms: AtomicI64::new(0),
+        }
+    }
 }
 
 /// A credential that checked out: an API key, or an OAuth access token (which has no rate
@@ -85,22 +109,24 @@ pub(crate) struct Authenticated {
 }
 
 impl Keyring {
-    /// The store's live keys now; keeps following it (reloads on key changes) and writes
-    /// uses back in batches.
-    pub(crate) async fn load(store: &Store) -> Result<Keyring, StoreError> {
+    /// The store's live keys now, with rate-limit buckets kept where `scope` says; keeps
+    /// following the store (reloads on key changes) and writes uses back in batches.
+    pub(crate) async fn load(store: &Store, scope: RateLimitScope) -> Result<Keyring, StoreError> {
         // Subscribe before reading, so no change between the read and the follow is missed.
         let changes = store.subscribe();
         let entries = Arc::new(ArcSwap::from_pointee(build(
             store.keys().credentials().await?,
             &HashMap::new(),
+            scope,
         )));
-        tokio::spawn(follow(store.clone(), entries.clone(), changes));
+        tokio::spawn(follow(store.clone(), entries.clone(), changes, scope));
         let (uses, pending) = mpsc::unbounded_channel();
         tokio::spawn(record_uses(store.clone(), pending));
         Ok(Keyring {
             entries,
             uses,
             clock: Clock::start(),
+            store: store.clone(),
         })
     }
 
@@ -142,13 +168,17 @@ impl Keyring {
     }
 
     /// Takes one request from the key's bucket; `Err` says how long until one would pass.
-    pub(crate) fn take(
+    /// A shared bucket costs a query only when this replica's lease is spent.
+    pub(crate) async fn take(
         &self,
         key: &Authenticated,
         limit: &crate::RateLimit,
     ) -> Result<(), Duration> {
-        match &key.usage {
-            Some(usage) => usage.bucket.take(limit, self.clock.now()),
+        match key.usage.as_deref().map(|usage| &usage.bucket) {
+            Some(KeyBucket::Replica(bucket)) => bucket.take(limit, self.clock.now()),
+            Some(KeyBucket::Shared(share)) => {
+                share.take(&self.store, limit, self.clock.now()).await
+            }
             None => Ok(()),
         }
     }
@@ -158,6 +188,7 @@ impl Keyring {
 fn build(
     credentials: Vec<Credential>,
     previous: &HashMap<KeyHash, Arc<Entry>>,
+    scope: RateLimitScope,
 ) -> HashMap<KeyHash, Arc<Entry>> {
     credentials
         .into_iter()
@@ -165,7 +196,7 @@ fn build(
             let usage = previous
                 .get(&credential.hash)
                 .map(|e| e.usage.clone())
-                .unwrap_or_default();
+                .unwrap_or_else(|| Arc::new(Usage::new(&credential.key, scope)));
             // Roles and groups depend on the server: the middleware fills them per request.
             let entry = Entry {
                 is_admin: credential.principal.is_admin,
@@ -190,13 +221,14 @@ async fn follow(
     store: Store,
     entries: Arc<ArcSwap<HashMap<KeyHash, Arc<Entry>>>>,
     mut changes: tokio::sync::broadcast::Receiver<Change>,
+    scope: RateLimitScope,
 ) {
     loop {
         match changes.recv().await {
             Ok(Change::Keys) | Err(RecvError::Lagged(_)) => {
                 match store.keys().credentials().await {
                     Ok(credentials) => {
-                        let fresh = build(credentials, &entries.load());
+                        let fresh = build(credentials, &entries.load(), scope);
                         entries.store(Arc::new(fresh));
                     }
                     Err(e) => tracing::error!("cannot reload API keys: {e}"),
@@ -266,7 +298,7 @@ pub(crate) async fn authenticate(
     match authenticated {
         Some(key) => {
             if let Some(limit) = &options.rate_limit
-                && let Err(wait) = gateway.inner.keys.take(&key, limit)
+                && let Err(wait) = gateway.inner.keys.take(&key, limit).await
             {
                 let error = GatewayError::RateLimited {
                     retry_after: retry_after_secs(wait),

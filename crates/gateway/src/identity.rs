@@ -3,10 +3,14 @@
 //! server (`aud` = its MCP URL), and the JWKS at `/.well-known/jwks.json` to verify it with.
 //!
 //! The signing key is made on first start and kept sealed in the store; the current key and
-//! those retired in the last [`RETIRED_KEYS_PUBLISHED`] are published. Signing costs tens of
+//! those retired in the last [`RETIRED_KEYS_PUBLISHED`] are published. The keys are reloaded on
+//! every [`Change::SigningKeys`], so a rotation through any replica sharing the database
+//! changes what every replica signs with and publishes. Signing costs tens of
 //! microseconds, so a token is cached per caller and server and reused until
 //! [`REFRESH_BEFORE`] its expiry: the request path signs about once every few minutes per
 //! caller. This module does not authenticate anyone; it states what authentication found.
+//!
+//! [`Change::SigningKeys`]: skyport_store::Change::SigningKeys
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,7 +23,8 @@ use axum::response::IntoResponse;
 use http::{HeaderValue, header};
 use parking_lot::Mutex;
 use skyport_identity::{ALGORITHM, Claims, Jwks, Keypair, PublicKey, Subject};
-use skyport_store::{NewSigningKey, PrincipalId, ServerName, Store, StoreError, Timestamp};
+use skyport_store::{Change, NewSigningKey, PrincipalId, ServerName, Store, StoreError, Timestamp};
+use tokio::sync::broadcast::{self, error::RecvError};
 
 use crate::Gateway;
 use crate::auth::resource_url;
@@ -41,9 +46,12 @@ const CACHE_SWEEP: usize = 10_000;
 pub(crate) struct IdentityTokens {
     store: Store,
     issuer: String,
-    keys: ArcSwap<KeySet>,
-    cache: Mutex<HashMap<(PrincipalId, ServerName), Cached>>,
+    keys: Arc<ArcSwap<KeySet>>,
+    cache: Arc<TokenCache>,
 }
+
+/// Tokens signed so far, by caller and server.
+type TokenCache = Mutex<HashMap<(PrincipalId, ServerName), Cached>>;
 
 struct KeySet {
     signer: Keypair,
@@ -61,15 +69,19 @@ struct Cached {
 }
 
 impl IdentityTokens {
-    /// Loads the current key, making (and storing) one on first start; `issuer` is the public
-    /// URL tokens name as `iss`.
+    /// Loads the current key, making (and storing) one on first start, and keeps following
+    /// the store's rotations; `issuer` is the public URL tokens name as `iss`.
     pub(crate) async fn load(store: Store, issuer: String) -> Result<IdentityTokens, StoreError> {
-        let keys = KeySet::load(&store).await?;
+        // Subscribe before reading, so that a rotation between the two is not missed.
+        let changes = store.subscribe();
+        let keys = Arc::new(ArcSwap::from_pointee(KeySet::load(&store).await?));
+        let cache = Arc::new(Mutex::new(HashMap::new()));
+        tokio::spawn(follow(store.clone(), keys.clone(), cache.clone(), changes));
         Ok(IdentityTokens {
             store,
             issuer,
-            keys: ArcSwap::from_pointee(keys),
-            cache: Mutex::new(HashMap::new()),
+            keys,
+            cache,
         })
     }
 
@@ -174,6 +186,31 @@ impl KeySet {
             public: published.into(),
             signer,
         })
+    }
+}
+
+/// Reloads the keys on every rotation (or when changes were missed) until the feed ends, and
+/// forgets the tokens the previous key signed, so that the next ones carry the new `kid`.
+async fn follow(
+    store: Store,
+    keys: Arc<ArcSwap<KeySet>>,
+    cache: Arc<TokenCache>,
+    mut changes: broadcast::Receiver<Change>,
+) {
+    loop {
+        match changes.recv().await {
+            Ok(Change::SigningKeys) | Err(RecvError::Lagged(_)) => {
+                match KeySet::load(&store).await {
+                    Ok(fresh) => {
+                        keys.store(Arc::new(fresh));
+                        cache.lock().clear();
+                    }
+                    Err(e) => tracing::error!("cannot reload the identity-token signing keys: {e}"),
+                }
+            }
+            Ok(_) => {}
+            Err(RecvError::Closed) => return,
+        }
     }
 }
 

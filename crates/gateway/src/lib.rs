@@ -53,7 +53,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use caller::Caller;
 pub use error::GatewayError;
-pub use ratelimit::{RateLimit, RateLimitError};
+pub use ratelimit::{RateLimit, RateLimitError, RateLimitScope};
 pub use samples::{SamplerOptions, record_metric_samples};
 
 use crate::access::Access;
@@ -93,6 +93,8 @@ pub struct GatewayOptions {
     pub public_url: String,
     /// Requests each API key may make; `None` does not limit.
     pub rate_limit: Option<RateLimit>,
+    /// Whether that limit is counted per replica or shared by every replica on the database.
+    pub rate_limit_scope: RateLimitScope,
     /// How long MCP requests and control-plane changes stay in the audit logs.
     pub audit_retention: AuditRetention,
     /// How often external servers are checked (`initialize` + `tools/list`).
@@ -113,6 +115,7 @@ impl Default for GatewayOptions {
             default_auth: false,
             public_url: "http://127.0.0.1:8420".to_owned(),
             rate_limit: None,
+            rate_limit_scope: RateLimitScope::Replica,
             audit_retention: AuditRetention::default(),
             health_interval: Duration::from_secs(60),
             allow_private_externals: false,
@@ -168,7 +171,7 @@ impl Gateway {
         options: GatewayOptions,
     ) -> Result<Gateway, StoreError> {
         let routes = RouteTable::load(&store).await?;
-        let keys = Keyring::load(&store).await?;
+        let keys = Keyring::load(&store, options.rate_limit_scope).await?;
         let access = Access::load(&store).await?;
         let identity = IdentityTokens::load(store.clone(), options.public_url.clone()).await?;
         let tokens = AccessTokens::load(store.clone(), options.public_url.clone()).await?;

@@ -8,11 +8,17 @@
 //! compare-and-swap updates it; there is no refill task and no per-key lock.
 //!
 //! This module knows nothing about keys or HTTP: the caller keeps one [`Bucket`] per key and
-//! passes the time in, so tests use their own clock.
+//! passes the time in, so tests use their own clock. That bucket counts one replica's
+//! requests; where replicas share a PostgreSQL database ([`RateLimitScope::Shared`]), each
+//! key's bucket is a row there instead and replicas lease requests from it (`lease.rs`).
+
+mod lease;
 
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+pub(crate) use lease::LeasedBucket;
 
 /// How many requests a key may make: a sustained rate and a burst above it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,6 +37,18 @@ impl RateLimit {
         let nanos = self.per.as_nanos() / u128::from(self.requests.max(1));
         u64::try_from(nanos).unwrap_or(u64::MAX).max(1)
     }
+}
+
+/// Where keys' buckets are kept; the binary chooses from the database it runs on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RateLimitScope {
+    /// In this process's memory: the limit is per replica, and checking it costs one atomic
+    /// compare-and-swap (one Skyport on SQLite).
+    #[default]
+    Replica,
+    /// In the database every replica shares: each replica leases a few requests at a time
+    /// from a key's bucket, so the limit holds for all of them together (PostgreSQL).
+    Shared,
 }
 
 /// Why a rate limit does not parse; says how to write one.

@@ -31,7 +31,7 @@ use parking_lot::{Mutex, RwLock};
 use rand::RngCore;
 use skyport_identity::{ALGORITHM, Keypair, PublicKey};
 use skyport_store::{
-    NewSigningKey, OAuthClient, PrincipalId, ServerName, Store, StoreError, Timestamp,
+    Change, NewSigningKey, OAuthClient, PrincipalId, ServerName, Store, StoreError, Timestamp,
 };
 
 pub use access::{
@@ -206,6 +206,8 @@ impl AuthorizationServer {
         // reqwest is built without a TLS provider (documents are fetched over https); a second
         // install fails harmlessly.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        // Subscribe before reading, so that a rotation between the two is not missed.
+        let changes = store.subscribe();
         let keys = KeySet::load(&store).await?;
         let server = AuthorizationServer {
             inner: Arc::new(Inner {
@@ -218,14 +220,14 @@ impl AuthorizationServer {
             }),
         };
         tokio::spawn(prune(Arc::downgrade(&server.inner)));
+        tokio::spawn(follow_signing_keys(Arc::downgrade(&server.inner), changes));
         Ok(server)
     }
 
-    /// Reads the signing keys again; call after a rotation, so new tokens use the new key.
+    /// Reads the signing keys again; call after a rotation, so new tokens use the new key at
+    /// once (rotations through other replicas are followed from the store's change feed).
     pub async fn reload_keys(&self) -> Result<(), StoreError> {
-        let keys = KeySet::load(&self.inner.store).await?;
-        *self.inner.keys.write() = Arc::new(keys);
-        Ok(())
+        self.inner.reload_keys().await
     }
 
     /// The issuer URL.
@@ -381,6 +383,37 @@ pub(crate) fn after(lifetime: Duration) -> Timestamp {
 
 /// Deletes expired codes and refresh tokens, and forgets unanswered consent pages, hourly
 /// until the server is dropped.
+impl Inner {
+    async fn reload_keys(&self) -> Result<(), StoreError> {
+        let keys = KeySet::load(&self.store).await?;
+        *self.keys.write() = Arc::new(keys);
+        Ok(())
+    }
+}
+
+/// Reloads the signing keys on every rotation made through any replica (or when changes were
+/// missed), until the server or the store's feed goes away.
+async fn follow_signing_keys(
+    inner: std::sync::Weak<Inner>,
+    mut changes: tokio::sync::broadcast::Receiver<Change>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match changes.recv().await {
+            Ok(Change::SigningKeys) | Err(RecvError::Lagged(_)) => {
+                let Some(inner) = inner.upgrade() else {
+                    return;
+                };
+                if let Err(e) = inner.reload_keys().await {
+                    tracing::error!("cannot reload the keys that sign access tokens: {e}");
+                }
+            }
+            Ok(_) => {}
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
 async fn prune(inner: std::sync::Weak<Inner>) {
     let mut tick = tokio::time::interval(Duration::from_secs(3600));
     loop {

@@ -322,7 +322,8 @@ pub(crate) struct ServeArgs {
     #[arg(long, default_value = "170s", value_parser = parse_duration)]
     pub(crate) request_timeout: Duration,
     /// Requests each API key may make through the gateway, e.g. 100/s or 600/m [default: no
-    /// limit]. Requests without a key are not limited.
+    /// limit]. Requests without a key are not limited. Replicas on one PostgreSQL database
+    /// share each key's limit.
     #[arg(long, value_parser = clap::value_parser!(RateLimit))]
     pub(crate) rate_limit: Option<RateLimit>,
     /// Requests a key may make at once after a quiet spell [default: twice the rate's count]

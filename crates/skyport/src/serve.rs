@@ -15,10 +15,12 @@ use skyport_build::{
     follow_sources,
 };
 use skyport_client::Client;
-use skyport_gateway::{Gateway, GatewayOptions, RateLimit, SamplerOptions, record_metric_samples};
+use skyport_gateway::{
+    Gateway, GatewayOptions, RateLimit, RateLimitScope, SamplerOptions, record_metric_samples,
+};
 use skyport_oauth::{AuthorizationServer, OAuthConfig};
 use skyport_runtime::{Runtime, follow_live_deployments};
-use skyport_store::{AuditRetention, DeploymentStatus, KeySource, MasterKey, Store};
+use skyport_store::{AuditRetention, DeploymentStatus, Dialect, KeySource, MasterKey, Store};
 use skyport_web::{AppOptions, AppState, ServerDefaults};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -162,6 +164,11 @@ impl Platform {
                 burst: args.rate_limit_burst.unwrap_or(limit.burst),
                 ..limit
             }),
+            // Replicas share only a PostgreSQL database, and then must share the limit too.
+            rate_limit_scope: match store.dialect() {
+                Dialect::Postgres => RateLimitScope::Shared,
+                Dialect::Sqlite => RateLimitScope::Replica,
+            },
             base_domain: args.base_domain.clone(),
             cors_origins: args.cors_origins.clone(),
             session_ttl: args.session_ttl,

@@ -35,6 +35,9 @@ pub enum Change {
     /// A principal, group, membership, grant or default role changed: caches of who may
     /// reach which server reload.
     Access,
+    /// A new key signs identity and access tokens (a rotation, or the first key made):
+    /// signers reload the current key and the published ones.
+    SigningKeys,
     /// An OAuth access token was revoked before its expiry: caches of revoked tokens reload.
     TokensRevoked,
     /// A rule of `server`'s tool-level policy was added or removed: caches of policies reload.

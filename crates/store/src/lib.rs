@@ -2,7 +2,7 @@
 //! (servers, deployments and their promotions, logs, principals and keys, users, groups and
 //! per-server roles, tool-level policies, gateway sessions and remix sessions, the audit logs of MCP requests and
 //! of control-plane changes, environment variables and sealed secrets, the keys that sign
-//! identity tokens, metric samples for charts, language-model providers, agents and their
+//! identity tokens, the rate-limit buckets replicas share, metric samples for charts, language-model providers, agents and their
 //! conversations), plus the change feed that tells the gateway
 //! and the runtime when a server's live deployment moved.
 //!
@@ -30,6 +30,7 @@ mod oauth;
 mod policies;
 mod promotions;
 mod providers;
+mod rate_buckets;
 mod redact;
 mod remix;
 mod remix_sessions;
@@ -109,6 +110,7 @@ pub use providers::{
     MAX_PROVIDER_RETRIES, NewProvider, Provider, ProviderConnection, ProviderError, ProviderKind,
     ProviderPatch, Providers, UnknownProviderKind,
 };
+pub use rate_buckets::{BucketLease, Leased, RateBuckets};
 pub use redact::Redactor;
 pub use remix::{
     MAX_REMIX_SOURCES, Remix, RemixError, RemixSource, RemixSpec, Remixes, Selection, SourceSpec,
@@ -386,6 +388,11 @@ impl Store {
     /// Conversations with agents and servers, per principal.
     pub fn conversations(&self) -> Conversations<'_> {
         Conversations { store: self }
+    }
+
+    /// Per-key rate-limit buckets that replicas share and lease requests from.
+    pub fn rate_buckets(&self) -> RateBuckets<'_> {
+        RateBuckets { store: self }
     }
 
     /// Tool-level policies: rules per server.

@@ -10,7 +10,7 @@ use std::fmt;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::{Store, StoreError, Timestamp, from_millis, now, secrets, to_millis};
+use crate::{Change, Store, StoreError, Timestamp, from_millis, now, secrets, to_millis};
 
 /// A stored signing key, without its private half.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -85,7 +85,10 @@ impl SigningKeys<'_> {
         Ok(Some((record, SigningSecret(secret))))
     }
 
-    /// Makes `key` the current key, retiring the current one, in one transaction.
+    /// Makes `key` the current key, retiring the current one, in one transaction, and tells
+    /// followers (every replica's signers) with [`Change::SigningKeys`].
+    ///
+    /// [`Change::SigningKeys`]: crate::Change::SigningKeys
     pub async fn rotate(&self, key: &NewSigningKey<'_>) -> Result<SigningKeyRecord, StoreError> {
         let sealed = secrets::seal(
             self.store.master_key()?,
@@ -111,6 +114,7 @@ impl SigningKeys<'_> {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        self.store.publish(Change::SigningKeys);
         Ok(SigningKeyRecord {
             kid: key.kid.to_owned(),
             algorithm: key.algorithm.to_owned(),

@@ -15,7 +15,7 @@ use skyport_store::{DeploymentId, InstanceId, SettingsPatch};
 use tower::ServiceExt;
 
 use super::*;
-use crate::{GatewayOptions, RateLimit};
+use crate::{GatewayOptions, RateLimit, RateLimitScope};
 
 /// A runtime the requests of these tests never reach: every server here is undeployed, so a
 /// request that passes authentication is answered `503` by the proxy before it asks for an
@@ -219,6 +219,16 @@ async fn wait_for(f: &Fixture, secret: &str, want: StatusCode) {
 
 #[tokio::test]
 async fn a_key_past_its_rate_limit_is_told_when_to_retry() {
+    check_rate_limit(RateLimitScope::Replica).await;
+}
+
+/// The same through leases of the store's shared bucket (which runs on SQLite as well).
+#[tokio::test]
+async fn a_key_past_its_shared_rate_limit_is_told_when_to_retry() {
+    check_rate_limit(RateLimitScope::Shared).await;
+}
+
+async fn check_rate_limit(scope: RateLimitScope) {
     let limit = RateLimit {
         requests: 1,
         per: Duration::from_secs(60),
@@ -226,6 +236,7 @@ async fn a_key_past_its_rate_limit_is_told_when_to_retry() {
     };
     let f = fixture(GatewayOptions {
         rate_limit: Some(limit),
+        rate_limit_scope: scope,
         ..options()
     })
     .await;

@@ -21,7 +21,10 @@ async fn a_rotation_retires_the_current_key_which_stays_published() {
         .with_master_key(MasterKey::generate());
     let keys = store.signing_keys();
     assert!(keys.current().await.unwrap().is_none());
+    let mut changes = store.subscribe();
     keys.rotate(&key("one", &[1; 32])).await.unwrap();
+    // Followers (every replica's signers) are told, so they reload the keys.
+    assert_eq!(changes.try_recv().unwrap(), Change::SigningKeys);
     let (current, secret) = keys.current().await.unwrap().unwrap();
     assert_eq!(
         (current.kid.as_str(), secret.as_bytes()),

@@ -130,26 +130,34 @@ fn new_key(replica: &Skyport, name: &str) -> String {
     created.stdout.trim().to_owned()
 }
 
+/// A `skyport serve` on `database` with `extra` flags, as one of several replicas: each has its
+/// own data dir and port, and all have the same master key.
+pub(crate) fn replica(database: &PostgresDatabase, extra: &[&str]) -> Skyport {
+    let mut flags = vec!["--database-url", database.url()];
+    flags.extend_from_slice(extra);
+    Skyport::serve_with_env(&flags, &[("SKYPORT_MASTER_KEY", MASTER_KEY)])
+}
+
+/// Starts a FastMCP server with the hello tool and adds it through `replica` as the external
+/// server `hello` (the replica needs `--allow-private-externals`).
+pub(crate) fn external_hello(replica: &Skyport) -> DirectServer {
+    let folder = replica.scratch().join("remote");
+    fs::create_dir_all(&folder).expect("create the remote's folder");
+    fs::write(folder.join("main.py"), REMOTE_MAIN).expect("write main.py");
+    let remote = DirectServer::start(&folder, &replica.scratch().join("remote.log"));
+    let added = replica.cli(&["registry", "add-external", "hello", &remote.mcp_url()]);
+    assert!(added.success, "{added}\n{}", replica.log_tail(30));
+    remote
+}
+
 #[test]
 fn two_replicas_share_sessions_and_revocations() {
     let Some(database) = PostgresDatabase::create() else {
         return;
     };
-    let flags = [
-        "--database-url",
-        database.url(),
-        "--allow-private-externals",
-    ];
-    let env = [("SKYPORT_MASTER_KEY", MASTER_KEY)];
-    let mut a = Skyport::serve_with_env(&flags, &env);
-    let b = Skyport::serve_with_env(&flags, &env);
-
-    let folder = a.scratch().join("remote");
-    fs::create_dir_all(&folder).expect("create the remote's folder");
-    fs::write(folder.join("main.py"), REMOTE_MAIN).expect("write main.py");
-    let remote = DirectServer::start(&folder, &a.scratch().join("remote.log"));
-    let added = a.cli(&["registry", "add-external", "hello", &remote.mcp_url()]);
-    assert!(added.success, "{added}\n{}", a.log_tail(30));
+    let mut a = replica(&database, &["--allow-private-externals"]);
+    let b = replica(&database, &["--allow-private-externals"]);
+    let _remote = external_hello(&a);
     let guarded = a.cli(&["servers", "set", "hello", "--auth", "on"]);
     assert!(guarded.success, "{guarded}");
     let key = new_key(&a, "replicas");
@@ -246,10 +254,8 @@ fn a_commit_found_by_polling_is_built_once_across_replicas() {
     let Some(database) = PostgresDatabase::create() else {
         return;
     };
-    let flags = ["--database-url", database.url()];
-    let env = [("SKYPORT_MASTER_KEY", MASTER_KEY)];
-    let a = Skyport::serve_with_env(&flags, &env);
-    let b = Skyport::serve_with_env(&flags, &env);
+    let a = replica(&database, &[]);
+    let b = replica(&database, &[]);
     let repo = GitRepo::new(&a.scratch().join("repos"), "app");
     repo.commit("main.py", &versioned_server("v1"), "Pusher", "v1");
     repo.push("main");
