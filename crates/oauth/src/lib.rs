@@ -327,23 +327,17 @@ impl AuthorizationServer {
 
 impl KeySet {
     async fn load(store: &Store) -> Result<KeySet, StoreError> {
-        let signer = match store.signing_keys().current().await? {
-            Some((record, secret)) => Keypair::from_secret(&record.kid, secret.as_bytes())
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-            None => {
-                let key = Keypair::generate();
-                store
-                    .signing_keys()
-                    .rotate(&NewSigningKey {
-                        kid: key.kid(),
-                        algorithm: ALGORITHM,
-                        public_key: &key.public().to_bytes(),
-                        private_key: &key.secret_bytes(),
-                    })
-                    .await?;
-                key
-            }
+        let candidate = Keypair::generate();
+        let (public, private) = (candidate.public().to_bytes(), candidate.secret_bytes());
+        let first = NewSigningKey {
+            kid: candidate.kid(),
+            algorithm: ALGORITHM,
+            public_key: &public,
+            private_key: &private,
         };
+        let (record, secret) = store.signing_keys().current_or_first(&first).await?;
+        let signer = Keypair::from_secret(&record.kid, secret.as_bytes())
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let since = Timestamp::now()
             .checked_sub(RETIRED_KEYS_TRUSTED)
             .unwrap_or(Timestamp::MIN);

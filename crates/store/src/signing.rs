@@ -85,34 +85,44 @@ impl SigningKeys<'_> {
         Ok(Some((record, SigningSecret(secret))))
     }
 
+    /// The current key, after making `candidate` current if there is none yet. The check and
+    /// the insert are one write transaction, so replicas starting together on an empty
+    /// database end up with one key, whichever candidate came first.
+    pub async fn current_or_first(
+        &self,
+        candidate: &NewSigningKey<'_>,
+    ) -> Result<(SigningKeyRecord, SigningSecret), StoreError> {
+        if let Some(current) = self.current().await? {
+            return Ok(current);
+        }
+        let sealed = self.sealed(candidate)?;
+        let mut tx = self.store.write().await?;
+        let existing: Option<String> =
+            crate::sql::query_scalar("SELECT kid FROM signing_keys WHERE retired_at IS NULL")
+                .fetch_optional(&mut *tx)
+                .await?;
+        if existing.is_none() {
+            insert(&mut tx, candidate, sealed, to_millis(now())).await?;
+        }
+        tx.commit().await?;
+        self.current().await?.ok_or_else(|| {
+            StoreError::Conflict("the first signing key vanished after it was stored".to_owned())
+        })
+    }
+
     /// Makes `key` the current key, retiring the current one, in one transaction, and tells
     /// followers (every replica's signers) with [`Change::SigningKeys`].
     ///
     /// [`Change::SigningKeys`]: crate::Change::SigningKeys
     pub async fn rotate(&self, key: &NewSigningKey<'_>) -> Result<SigningKeyRecord, StoreError> {
-        let sealed = secrets::seal(
-            self.store.master_key()?,
-            &aad(key.kid),
-            &hex::encode(key.private_key),
-        )
-        .ok_or_else(|| StoreError::Sealed("cannot encrypt a signing key".to_owned()))?;
+        let sealed = self.sealed(key)?;
         let at = to_millis(now());
         let mut tx = self.store.write().await?;
         crate::sql::query("UPDATE signing_keys SET retired_at = ? WHERE retired_at IS NULL")
             .bind(at)
             .execute(&mut *tx)
             .await?;
-        crate::sql::query(
-            "INSERT INTO signing_keys (kid, algorithm, public_key, private_key, created_at)
-             VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(key.kid)
-        .bind(key.algorithm)
-        .bind(key.public_key)
-        .bind(sealed)
-        .bind(at)
-        .execute(&mut *tx)
-        .await?;
+        insert(&mut tx, key, sealed, at).await?;
         tx.commit().await?;
         self.store.publish(Change::SigningKeys);
         Ok(SigningKeyRecord {
@@ -142,6 +152,39 @@ impl SigningKeys<'_> {
         .map(record)
         .collect()
     }
+}
+
+impl SigningKeys<'_> {
+    /// The private half of `key`, sealed under the master key.
+    fn sealed(&self, key: &NewSigningKey<'_>) -> Result<Vec<u8>, StoreError> {
+        secrets::seal(
+            self.store.master_key()?,
+            &aad(key.kid),
+            &hex::encode(key.private_key),
+        )
+        .ok_or_else(|| StoreError::Sealed("cannot encrypt a signing key".to_owned()))
+    }
+}
+
+/// Stores `key`, its private half `sealed`, as current since `at`.
+async fn insert(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    key: &NewSigningKey<'_>,
+    sealed: Vec<u8>,
+    at: i64,
+) -> Result<(), StoreError> {
+    crate::sql::query(
+        "INSERT INTO signing_keys (kid, algorithm, public_key, private_key, created_at)
+         VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(key.kid)
+    .bind(key.algorithm)
+    .bind(key.public_key)
+    .bind(sealed)
+    .bind(at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// The associated data a key's private half is sealed with: a sealed key copied to another

@@ -101,3 +101,45 @@ async fn private_keys_need_the_master_key_they_were_sealed_with() {
 }
 
 crate::testdb::on_both_databases!(a_rotation_retires_the_current_key_which_stays_published,);
+
+/// Two replicas starting on an empty database, each with a candidate key, end up with the
+/// first one stored; a later call keeps it.
+#[tokio::test]
+async fn replicas_starting_together_agree_on_the_first_key() {
+    crate::testdb::on_postgres(async {
+        let (a, b) = crate::testdb::replicas().await;
+        let master = MasterKey::generate();
+        let (a, b) = (a.with_master_key(master.clone()), b.with_master_key(master));
+        let (first_a, first_b) = tokio::join!(
+            async {
+                a.signing_keys()
+                    .current_or_first(&key("a", &[1; 32]))
+                    .await
+                    .unwrap()
+            },
+            async {
+                b.signing_keys()
+                    .current_or_first(&key("b", &[2; 32]))
+                    .await
+                    .unwrap()
+            },
+        );
+        assert_eq!(first_a.0.kid, first_b.0.kid);
+        assert_eq!(first_a.1.as_bytes(), first_b.1.as_bytes());
+        let later = a
+            .signing_keys()
+            .current_or_first(&key("c", &[3; 32]))
+            .await
+            .unwrap();
+        assert_eq!(later.0.kid, first_a.0.kid);
+        assert_eq!(
+            a.signing_keys()
+                .published(Timestamp::MIN)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+    })
+    .await;
+}
