@@ -29,6 +29,7 @@ mod promote;
 mod queue;
 mod redeploy;
 mod removal;
+mod shared;
 mod toolchain;
 mod unpack;
 mod upload;
@@ -55,6 +56,7 @@ pub use package::{PackageSource, Registry};
 pub use promote::{Candidate, RollbackError, Warmed, Warmup};
 pub use queue::Cancellation;
 pub use redeploy::{Reaction, SourceEvent};
+pub use shared::{SharedArtifacts, Starting, prefetch_promoted};
 /// A preview build's origin, which decides its environment; defined by the store, which
 /// resolves the variables.
 pub use skyport_store::Preview;
@@ -249,6 +251,8 @@ pub(crate) struct Inner {
     /// The process groups running builds started (`DATA/build-processes`), recorded until
     /// they end.
     pub(crate) groups: Arc<skyport_leftovers::Records>,
+    /// Finished artifacts stored for the other replicas, and fetched from them.
+    pub(crate) shared: SharedArtifacts,
 }
 
 impl Builder {
@@ -271,9 +275,18 @@ impl Builder {
         limits: BuildLimits,
         warmup: Arc<dyn Warmup>,
     ) -> Builder {
-        // Launch specs hold absolute paths: the runtime starts instances from its own working
-        // directory.
-        let data_dir = std::path::absolute(&data_dir).unwrap_or(data_dir);
+        let shared = SharedArtifacts::new(store, &data_dir);
+        Builder::with_shared_artifacts(&shared, limits, warmup)
+    }
+
+    /// Like [`Builder::with_warmup`], with the store and data dir of `shared`, which this
+    /// builder fills (and fetches from: another replica's build of the same artifact).
+    pub fn with_shared_artifacts(
+        shared: &SharedArtifacts,
+        limits: BuildLimits,
+        warmup: Arc<dyn Warmup>,
+    ) -> Builder {
+        let (store, data_dir) = (shared.store().clone(), shared.data_dir().to_path_buf());
         let dirs = Dirs {
             uploads: data_dir.join("uploads"),
             artifacts: data_dir.join("artifacts"),
@@ -298,6 +311,7 @@ impl Builder {
                 queue: queue::Queue::new(limits.concurrency),
                 limits,
                 warmup,
+                shared: shared.clone(),
             }),
         }
     }

@@ -23,6 +23,7 @@ mod policy;
 mod postgres;
 mod registry;
 mod remix;
+mod replica_artifacts;
 mod rollback;
 mod runtime;
 mod security;
