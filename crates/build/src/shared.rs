@@ -2,7 +2,7 @@
 //! with its own data dir). A build stores its finished artifact folder in the database, packed
 //! as a gzip tarball, before the deployment goes live; a replica that must start an instance of
 //! an artifact it does not have fetches it, unpacks it (the upload's safe unpacking: nothing
-//! outside the folder, no links), renames it into `DATA/artifacts/<hash>/` and recreates its uv
+//! outside the folder, no link leading out), renames it into `DATA/artifacts/<hash>/` and recreates its uv
 //! environment from the manifest's Python version and `name==version` freeze. Launch specs hold
 //! the building replica's absolute paths; [`SharedArtifacts::prepare`] rewrites that data dir
 //! (found from the spec's `…/artifacts/<hash>` working directory) into this one's, so stored
@@ -482,7 +482,7 @@ fn install(bytes: &[u8], artifacts: &Path, hash: &str) -> Result<(), String> {
         ".fetch-{hash}-{}",
         ulid::Ulid::new().to_string().to_ascii_lowercase()
     ));
-    let unpacked = unpack::unpack_from(bytes, &tmp, FETCH_LIMITS);
+    let unpacked = unpack::unpack_artifact(bytes, &tmp, FETCH_LIMITS);
     let outcome = match unpacked {
         Ok(unpacked) if unpacked.skipped.is_empty() => match artifact::load(&tmp) {
             Some((manifest, inspection)) if manifest.hash == hash => {
