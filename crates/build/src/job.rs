@@ -450,6 +450,12 @@ impl Job<'_> {
             Source::Artifact(hash) => {
                 self.log
                     .info(&format!("copying the source of artifact {hash}"));
+                // Another replica may have built the live artifact.
+                self.inner
+                    .shared
+                    .fetch(hash)
+                    .await
+                    .map_err(|e| Failure::new(FailureKind::Internal, e))?;
                 let from = artifact::source_of(&self.inner.dirs.artifacts, hash)?;
                 let to = src.to_path_buf();
                 tokio::task::spawn_blocking(move || artifact::copy_source(&from, &to))

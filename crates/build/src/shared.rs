@@ -57,6 +57,8 @@ struct Inner {
     uv_cache: PathBuf,
     toolchain: OnceCell<Toolchain>,
     env_locks: KeyLocks,
+    /// Held while an environment is recreated (outside `env_locks`, which creating takes).
+    recreating: KeyLocks,
     fetches: Mutex<HashMap<String, Fetch>>,
     /// The artifacts this process fetched (rather than built), for build logs.
     fetched: Mutex<HashSet<String>>,
@@ -88,6 +90,7 @@ impl SharedArtifacts {
                 data_dir,
                 toolchain: OnceCell::new(),
                 env_locks: KeyLocks::default(),
+                recreating: KeyLocks::default(),
                 fetches: Mutex::new(HashMap::new()),
                 fetched: Mutex::new(HashSet::new()),
             }),
@@ -297,6 +300,11 @@ impl SharedArtifacts {
         starting: Starting<'_>,
     ) -> Result<(), String> {
         let key = &manifest.environment;
+        if environment::is_complete(&self.inner.envs, key) {
+            return Ok(());
+        }
+        // One recreation per key: a start and the prefetch of a promotion often meet here.
+        let _recreating = self.inner.recreating.lock(key).await;
         if environment::is_complete(&self.inner.envs, key) {
             return Ok(());
         }
