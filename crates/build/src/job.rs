@@ -437,7 +437,7 @@ impl Job<'_> {
             Source::Git(git) => {
                 let mirrors = Mirrors {
                     dir: &self.inner.dirs.git,
-                    locks: &self.inner.env_locks,
+                    locks: self.inner.shared.env_locks(),
                 };
                 let commit = git::checkout(git, &mirrors, src, self.log).await?;
                 self.inner
@@ -501,7 +501,8 @@ impl Job<'_> {
         };
         let toolchain = self
             .inner
-            .toolchain
+            .shared
+            .toolchain()
             .get_or_try_init(|| toolchain::discover(&self.inner.dirs.tools, self.log))
             .await?;
         let asked = requirements.python.as_ref();
@@ -567,7 +568,7 @@ impl Job<'_> {
         let settings = Settings {
             envs: &self.inner.dirs.envs,
             uv_cache: &self.inner.dirs.uv_cache,
-            locks: &self.inner.env_locks,
+            locks: self.inner.shared.env_locks(),
             variables: self.env,
         };
         let env = environment::ensure(

@@ -46,7 +46,6 @@ use skyport_store::{
     BuildFailure, Deployment, DeploymentId, FailureKind, NameError, NewDeployment, PrincipalId,
     Server, ServerName, Store, StoreError,
 };
-use tokio::sync::OnceCell;
 use tokio::sync::futures::Notified;
 use tokio_util::task::TaskTracker;
 
@@ -234,11 +233,6 @@ pub(crate) struct Dirs {
 pub(crate) struct Inner {
     pub(crate) store: Store,
     pub(crate) dirs: Dirs,
-    /// Found (or installed) on the first build that needs it. The cell also serialises the
-    /// uv installation: concurrent builds wait for the first one's attempt instead of
-    /// installing twice. A failed attempt is not cached, so fixing the machine needs no restart.
-    pub(crate) toolchain: OnceCell<toolchain::Toolchain>,
-    pub(crate) env_locks: environment::KeyLocks,
     /// Garbage collection takes it for writing; a build that reuses an existing artifact
     /// holds it for reading until its deployment is recorded, so the artifact cannot be
     /// collected in between.
@@ -304,8 +298,6 @@ impl Builder {
                 store,
                 dirs,
                 groups,
-                toolchain: OnceCell::new(),
-                env_locks: environment::KeyLocks::default(),
                 artifacts_in_use: tokio::sync::RwLock::new(()),
                 jobs: TaskTracker::new(),
                 queue: queue::Queue::new(limits.concurrency),
@@ -325,18 +317,17 @@ impl Builder {
         let artifacts = self.inner.dirs.artifacts.clone();
         tokio::task::spawn_blocking(move || {
             let ended = groups.sweep();
-            // A build works in a folder named after its deployment; finished artifacts are
-            // named by their hash.
+            // A build works in a folder named after its deployment, a fetch from another
+            // replica in one named `.fetch-…`; finished artifacts are named by their hash.
             for entry in std::fs::read_dir(&artifacts)
                 .into_iter()
                 .flatten()
                 .flatten()
             {
                 let name = entry.file_name();
-                if name
-                    .to_str()
-                    .is_some_and(|n| n.parse::<DeploymentId>().is_ok())
-                {
+                if name.to_str().is_some_and(|n| {
+                    n.parse::<DeploymentId>().is_ok() || n.starts_with(shared::FETCH_PREFIX)
+                }) {
                     artifact::remove(&entry.path());
                 }
             }

@@ -18,7 +18,7 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
 use skyport_store::{
-    DeploymentId, Dialect, EnvVar, LaunchSpec, Redactor, ServerId, Store, Timestamp,
+    DeploymentId, Dialect, EnvVar, FailureKind, LaunchSpec, Redactor, ServerId, Store, Timestamp,
 };
 use tokio::sync::OnceCell;
 
@@ -39,6 +39,9 @@ const FETCH_LIMITS: Limits = Limits {
     bytes: 8 * 1024 * 1024 * 1024,
 };
 
+/// The start of the name of an artifact being unpacked, beside the finished ones.
+pub(crate) const FETCH_PREFIX: &str = ".fetch-";
+
 /// One fetch of an artifact, shared by everyone on this replica who needs it meanwhile.
 type Fetch = Shared<BoxFuture<'static, Result<bool, String>>>;
 
@@ -55,7 +58,12 @@ struct Inner {
     envs: PathBuf,
     tools: PathBuf,
     uv_cache: PathBuf,
+    /// Found (or installed) on the first build or recreation that needs it. The cell also
+    /// serialises the uv installation: concurrent builds wait for the first one's attempt
+    /// instead of installing twice. A failed attempt is not cached, so fixing the machine
+    /// needs no restart.
     toolchain: OnceCell<Toolchain>,
+    /// Held while an environment is created, by builds and recreations alike.
     env_locks: KeyLocks,
     /// Held while an environment is recreated (outside `env_locks`, which creating takes).
     recreating: KeyLocks,
@@ -106,6 +114,16 @@ impl SharedArtifacts {
     /// instances from its own working directory).
     pub(crate) fn data_dir(&self) -> &Path {
         &self.inner.data_dir
+    }
+
+    /// The machine's Pythons and uv, shared by builds and recreations.
+    pub(crate) fn toolchain(&self) -> &OnceCell<Toolchain> {
+        &self.inner.toolchain
+    }
+
+    /// The locks environments are created under, shared by builds and recreations.
+    pub(crate) fn env_locks(&self) -> &KeyLocks {
+        &self.inner.env_locks
     }
 
     /// Whether replicas share the database (PostgreSQL), and so artifacts go through it.
@@ -240,15 +258,10 @@ impl SharedArtifacts {
         let dir = self.inner.artifacts.join(hash);
         let packed = tokio::task::spawn_blocking(move || pack(&dir))
             .await
+            .map_err(|e| Failure::new(FailureKind::Internal, format!("packing crashed: {e}")))?
             .map_err(|e| {
                 Failure::new(
-                    skyport_store::FailureKind::Internal,
-                    format!("packing crashed: {e}"),
-                )
-            })?
-            .map_err(|e| {
-                Failure::new(
-                    skyport_store::FailureKind::Internal,
+                    FailureKind::Internal,
                     format!("cannot pack artifact {hash} for the other replicas: {e}"),
                 )
             })?;
@@ -360,7 +373,7 @@ impl SharedArtifacts {
             .and_then(|()| std::fs::write(scratch.join("requirements.txt"), &pins));
         if let Err(e) = write {
             return Err(Failure::new(
-                skyport_store::FailureKind::Internal,
+                FailureKind::Internal,
                 format!("cannot write the environment's freeze: {e}"),
             ));
         }
@@ -487,7 +500,7 @@ fn pack(dir: &Path) -> std::io::Result<Vec<u8>> {
 /// finished (read-only) like a built one. A concurrent fetch that got there first wins.
 fn install(bytes: &[u8], artifacts: &Path, hash: &str) -> Result<(), String> {
     let tmp = artifacts.join(format!(
-        ".fetch-{hash}-{}",
+        "{FETCH_PREFIX}{hash}-{}",
         ulid::Ulid::new().to_string().to_ascii_lowercase()
     ));
     let unpacked = unpack::unpack_artifact(bytes, &tmp, FETCH_LIMITS);
