@@ -353,6 +353,11 @@ pub(crate) struct Settings<'a> {
     pub(crate) variables: &'a [EnvVar],
 }
 
+/// Whether `envs` holds the complete environment `key`.
+pub(crate) fn is_complete(envs: &Path, key: &str) -> bool {
+    envs.join(key).join(COMPLETE).is_file()
+}
+
 /// Returns the environment `key` (its [`cache_key`]) for `req`, building it if no complete one
 /// exists.
 pub(crate) async fn ensure(

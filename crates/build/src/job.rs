@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use skyport_store::{
-    BuildFailure, BuildPhase, Built, Commit, Deployment, DeploymentId, DeploymentStatus, EnvVar,
-    FailureKind, LaunchSpec, Redactor, ServerId, StoreError, Transport,
+    BuildFailure, BuildPhase, Built, Claim, Commit, Deployment, DeploymentId, DeploymentStatus,
+    EnvVar, FailureKind, LaunchSpec, Redactor, ServerId, StoreError, Transport,
 };
 use tokio::task::{JoinError, JoinHandle};
 use tokio_util::sync::CancellationToken;
@@ -27,8 +27,11 @@ use crate::{BuildRequest, Candidate, Inner, Source, Warmed, toolchain};
 
 mod package;
 
+/// How often a build waiting for another replica's build of its artifact checks again.
+const CLAIM_RETRY: Duration = Duration::from_millis(250);
+
 /// The folder of an artifact that holds its installed local projects.
-const SITE: &str = "site";
+pub(crate) const SITE: &str = "site";
 
 /// A classified build failure: what the user sees on the deployment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -272,6 +275,9 @@ async fn build(
             job.enter(BuildPhase::Resolve).await?;
             let (plan, toolchain) = job.resolve(&work.join("src"), &request).await?;
             let dest = inner.dirs.artifacts.join(&plan.hash);
+            // Among replicas, one builds a given artifact: the others wait for its claim and
+            // fetch what it stored.
+            let _building = job.claim_artifact(&plan.hash).await?;
             let reuse_guard = inner.artifacts_in_use.read().await;
             let (assembled, reuse_guard) = match artifact::load(&dest) {
                 Some((manifest, inspection)) => {
@@ -312,6 +318,9 @@ async fn build(
     // The phase goes first: entering a phase marks the deployment "building" again, and only a
     // ready deployment can be promoted.
     job.enter(BuildPhase::Promote).await?;
+    // Stored before it goes live, so that no replica sees a live deployment it cannot fetch.
+    let environment = built.manifest["environment"].as_str().unwrap_or_default();
+    inner.shared.upload(&built.artifact, environment).await?;
     let promoted = job.promote(&built).await;
     drop(reuse_guard);
     if promoted.is_ok()
@@ -335,6 +344,15 @@ async fn build(
             collector.limits.keep_deployments,
         )
         .await;
+        match collector
+            .store
+            .deployments()
+            .retained_artifacts(collector.limits.keep_deployments)
+            .await
+        {
+            Ok(kept) => collector.shared.collect_garbage(&kept).await,
+            Err(e) => tracing::warn!(error = %e, "cannot list the artifacts to keep"),
+        }
     });
     promoted
 }
@@ -379,6 +397,36 @@ impl Job<'_> {
         Ok(())
     }
 
+    /// Waits until this replica holds the claim on building artifact `hash` (at once on
+    /// SQLite), then fetches it if another replica stored it meanwhile. The claim is held
+    /// until it is dropped: past the artifact's upload.
+    async fn claim_artifact(&self, hash: &str) -> Result<Claim, Failure> {
+        let mut claim = self.inner.store.claim(format!("artifact:{hash}"));
+        let mut told = false;
+        // Bounded by the build's time limit, which aborts this task.
+        while !claim.held().await {
+            if !told {
+                self.log.info(&format!(
+                    "another replica is building artifact {hash}; waiting for it"
+                ));
+                told = true;
+            }
+            tokio::time::sleep(CLAIM_RETRY).await;
+        }
+        let shared = &self.inner.shared;
+        let present = shared
+            .fetch(hash)
+            .await
+            .map_err(|e| Failure::new(FailureKind::Internal, e))?;
+        // Fetched now or ahead of need (another replica's promotion of it).
+        if present && shared.was_fetched(hash) {
+            self.log.info(&format!(
+                "artifact {hash} was built by another replica: fetched it from the database"
+            ));
+        }
+        Ok(claim)
+    }
+
     /// Unpacks the upload or checks the commit out into `src`; returns the commit.
     async fn fetch_source(&self, source: &Source, src: &Path) -> Result<Option<Commit>, Failure> {
         match source {
@@ -389,7 +437,7 @@ impl Job<'_> {
             Source::Git(git) => {
                 let mirrors = Mirrors {
                     dir: &self.inner.dirs.git,
-                    locks: &self.inner.env_locks,
+                    locks: self.inner.shared.env_locks(),
                 };
                 let commit = git::checkout(git, &mirrors, src, self.log).await?;
                 self.inner
@@ -402,6 +450,12 @@ impl Job<'_> {
             Source::Artifact(hash) => {
                 self.log
                     .info(&format!("copying the source of artifact {hash}"));
+                // Another replica may have built the live artifact.
+                self.inner
+                    .shared
+                    .fetch(hash)
+                    .await
+                    .map_err(|e| Failure::new(FailureKind::Internal, e))?;
                 let from = artifact::source_of(&self.inner.dirs.artifacts, hash)?;
                 let to = src.to_path_buf();
                 tokio::task::spawn_blocking(move || artifact::copy_source(&from, &to))
@@ -447,7 +501,8 @@ impl Job<'_> {
         };
         let toolchain = self
             .inner
-            .toolchain
+            .shared
+            .toolchain()
             .get_or_try_init(|| toolchain::discover(&self.inner.dirs.tools, self.log))
             .await?;
         let asked = requirements.python.as_ref();
@@ -513,7 +568,7 @@ impl Job<'_> {
         let settings = Settings {
             envs: &self.inner.dirs.envs,
             uv_cache: &self.inner.dirs.uv_cache,
-            locks: &self.inner.env_locks,
+            locks: self.inner.shared.env_locks(),
             variables: self.env,
         };
         let env = environment::ensure(

@@ -30,6 +30,7 @@ mod promote;
 mod queue;
 mod redeploy;
 mod removal;
+mod shared;
 mod toolchain;
 mod unpack;
 mod upload;
@@ -46,7 +47,6 @@ use skyport_store::{
     BuildFailure, Deployment, DeploymentId, FailureKind, NameError, NewDeployment, PrincipalId,
     Server, ServerName, Store, StoreError,
 };
-use tokio::sync::OnceCell;
 use tokio::sync::futures::Notified;
 use tokio_util::task::TaskTracker;
 
@@ -57,6 +57,7 @@ pub use package::{PackageSource, Registry};
 pub use promote::{Candidate, RollbackError, Warmed, Warmup};
 pub use queue::Cancellation;
 pub use redeploy::{Reaction, SourceEvent};
+pub use shared::{SharedArtifacts, Starting, prefetch_promoted};
 /// A preview build's origin, which decides its environment; defined by the store, which
 /// resolves the variables.
 pub use skyport_store::Preview;
@@ -234,11 +235,6 @@ pub(crate) struct Dirs {
 pub(crate) struct Inner {
     pub(crate) store: Store,
     pub(crate) dirs: Dirs,
-    /// Found (or installed) on the first build that needs it. The cell also serialises the
-    /// uv installation: concurrent builds wait for the first one's attempt instead of
-    /// installing twice. A failed attempt is not cached, so fixing the machine needs no restart.
-    pub(crate) toolchain: OnceCell<toolchain::Toolchain>,
-    pub(crate) env_locks: environment::KeyLocks,
     /// Garbage collection takes it for writing; a build that reuses an existing artifact
     /// holds it for reading until its deployment is recorded, so the artifact cannot be
     /// collected in between.
@@ -251,6 +247,8 @@ pub(crate) struct Inner {
     /// The process groups running builds started (`DATA/build-processes`), recorded until
     /// they end.
     pub(crate) groups: Arc<skyport_leftovers::Records>,
+    /// Finished artifacts stored for the other replicas, and fetched from them.
+    pub(crate) shared: SharedArtifacts,
 }
 
 impl Builder {
@@ -273,9 +271,18 @@ impl Builder {
         limits: BuildLimits,
         warmup: Arc<dyn Warmup>,
     ) -> Builder {
-        // Launch specs hold absolute paths: the runtime starts instances from its own working
-        // directory.
-        let data_dir = std::path::absolute(&data_dir).unwrap_or(data_dir);
+        let shared = SharedArtifacts::new(store, &data_dir);
+        Builder::with_shared_artifacts(&shared, limits, warmup)
+    }
+
+    /// Like [`Builder::with_warmup`], with the store and data dir of `shared`, which this
+    /// builder fills (and fetches from: another replica's build of the same artifact).
+    pub fn with_shared_artifacts(
+        shared: &SharedArtifacts,
+        limits: BuildLimits,
+        warmup: Arc<dyn Warmup>,
+    ) -> Builder {
+        let (store, data_dir) = (shared.store().clone(), shared.data_dir().to_path_buf());
         let dirs = Dirs {
             uploads: data_dir.join("uploads"),
             artifacts: data_dir.join("artifacts"),
@@ -293,13 +300,12 @@ impl Builder {
                 store,
                 dirs,
                 groups,
-                toolchain: OnceCell::new(),
-                env_locks: environment::KeyLocks::default(),
                 artifacts_in_use: tokio::sync::RwLock::new(()),
                 jobs: TaskTracker::new(),
                 queue: queue::Queue::new(limits.concurrency),
                 limits,
                 warmup,
+                shared: shared.clone(),
             }),
         }
     }
@@ -313,18 +319,17 @@ impl Builder {
         let artifacts = self.inner.dirs.artifacts.clone();
         tokio::task::spawn_blocking(move || {
             let ended = groups.sweep();
-            // A build works in a folder named after its deployment; finished artifacts are
-            // named by their hash.
+            // A build works in a folder named after its deployment, a fetch from another
+            // replica in one named `.fetch-…`; finished artifacts are named by their hash.
             for entry in std::fs::read_dir(&artifacts)
                 .into_iter()
                 .flatten()
                 .flatten()
             {
                 let name = entry.file_name();
-                if name
-                    .to_str()
-                    .is_some_and(|n| n.parse::<DeploymentId>().is_ok())
-                {
+                if name.to_str().is_some_and(|n| {
+                    n.parse::<DeploymentId>().is_ok() || n.starts_with(shared::FETCH_PREFIX)
+                }) {
                     artifact::remove(&entry.path());
                 }
             }

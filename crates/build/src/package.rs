@@ -396,7 +396,7 @@ fn is_command_name(name: &str) -> bool {
 }
 
 /// PyPI's normalized form of a name (PEP 503): lowercase, runs of `-_.` as one `-`.
-fn normalized(name: &str) -> String {
+pub(crate) fn normalized(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for c in name.chars() {
         if matches!(c, '-' | '_' | '.') {

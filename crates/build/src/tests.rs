@@ -336,6 +336,57 @@ fn links_and_devices_are_skipped_with_a_note() {
     ");
 }
 
+fn symlink(path: &'static str, link: &'static str) -> Entry {
+    Entry {
+        path,
+        kind: tar::EntryType::Symlink,
+        data: b"",
+        link: Some(link),
+    }
+}
+
+#[test]
+fn an_artifact_keeps_only_links_that_stay_inside_it() {
+    let bytes = tarball(&[
+        // Made before what they point to, as a packer may order them.
+        symlink("node/node_modules/.bin/cli", "../pkg/cli.js"),
+        symlink("venv/bin/python3", "python"),
+        symlink("venv/bin/python", "/usr/bin/python3"),
+        symlink("up", "../outside"),
+        symlink("climb", "pkg/../../outside"),
+        symlink("dir", "node"),
+        symlink("dir/escape", "../.."),
+        symlink("dir/inner", "x"),
+        file("node/node_modules/pkg/cli.js", b"cli"),
+    ]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dest = dir.path().join("artifact");
+    let unpacked =
+        crate::unpack::unpack_artifact(&bytes[..], &dest, Limits::default()).expect("unpacks");
+    assert_eq!(
+        std::fs::read(dest.join("node/node_modules/.bin/cli")).expect("the bin link"),
+        b"cli"
+    );
+    assert_eq!(
+        std::fs::read_link(dest.join("venv/bin/python3")).expect("python3"),
+        Path::new("python")
+    );
+    assert!(std::fs::read_link(dest.join("dir")).is_ok());
+    for refused in ["venv/bin/python", "up", "climb", "dir/escape", "node/inner"] {
+        assert!(
+            std::fs::symlink_metadata(dest.join(refused)).is_err(),
+            "{refused} was made"
+        );
+    }
+    insta::assert_snapshot!(unpacked.skipped.join("\n"), @r"
+    skipped venv/bin/python: symbolic link entries are not unpacked, only files and folders
+    skipped up: symbolic link entries are not unpacked, only files and folders
+    skipped climb: symbolic link entries are not unpacked, only files and folders
+    skipped dir/escape: symbolic link entries are not unpacked, only files and folders
+    skipped dir/inner: a link inside another link
+    ");
+}
+
 #[test]
 fn unpacking_is_bounded_in_entries_and_bytes() {
     let bytes = tarball(&[file("a.py", b"12345"), file("b.py", b"67890")]);

@@ -1,6 +1,7 @@
 //! Unpacking an uploaded gzip tarball into an artifact's `src` folder, safely: the archive
 //! comes from a user, so only regular files and folders are created, every path must stay
-//! inside the destination, and counts and sizes are bounded. Blocking I/O: run it on a
+//! inside the destination, and counts and sizes are bounded. An artifact fetched from another
+//! replica is unpacked the same way, keeping only links that stay inside it. Blocking I/O: run it on a
 //! blocking thread.
 
 use std::fs;
@@ -68,7 +69,39 @@ pub(crate) fn unpack_from<R: Read>(
     dest: &Path,
     limits: Limits,
 ) -> Result<Unpacked, UnpackError> {
+    unpack_entries(reader, dest, limits, Links::Skip)
+}
+
+/// Unpacks an artifact's tarball (made by Skyport from a finished artifact) into `dest`:
+/// like [`unpack_from`], but it also restores the relative symbolic links the installers
+/// made (npm's `.bin`, a virtual environment's `python3 -> python`) when they stay inside
+/// `dest` (see [`inside_link`]); they are created after every file, so nothing is written
+/// through one. Any other link is skipped and reported.
+pub(crate) fn unpack_artifact<R: Read>(
+    reader: R,
+    dest: &Path,
+    limits: Limits,
+) -> Result<Unpacked, UnpackError> {
+    unpack_entries(reader, dest, limits, Links::Inside)
+}
+
+/// What to do with symbolic links.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Links {
+    /// Skip every link (a user's source).
+    Skip,
+    /// Restore links that stay inside the destination (an artifact).
+    Inside,
+}
+
+fn unpack_entries<R: Read>(
+    reader: R,
+    dest: &Path,
+    limits: Limits,
+    links: Links,
+) -> Result<Unpacked, UnpackError> {
     fs::create_dir_all(dest).map_err(UnpackError::Write)?;
+    let mut kept_links: Vec<(PathBuf, PathBuf)> = Vec::new();
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(reader));
     let mut done = Unpacked::default();
     let mut entries_seen: u64 = 0;
@@ -97,6 +130,13 @@ pub(crate) fn unpack_from<R: Read>(
                 fs::create_dir_all(dest.join(&relative)).map_err(UnpackError::Write)?;
             }
             continue;
+        }
+        if kind == tar::EntryType::Symlink && links == Links::Inside {
+            let target = entry.link_name().map_err(UnpackError::Corrupt)?;
+            if let Some(target) = target.filter(|t| inside_link(&relative, t)) {
+                kept_links.push((relative, target.into_owned()));
+                continue;
+            }
         }
         if !(kind.is_file() || kind == tar::EntryType::Continuous) {
             // Links could point anywhere (or make later entries write through them), and
@@ -134,7 +174,55 @@ pub(crate) fn unpack_from<R: Read>(
             set_executable(&target, mode);
         }
     }
+    // A link under another link could lead anywhere once both exist.
+    let nested = |path: &Path| {
+        kept_links
+            .iter()
+            .any(|(other, _)| other != path && path.starts_with(other))
+    };
+    for (path, target) in &kept_links {
+        if nested(path) {
+            done.skipped.push(format!(
+                "skipped {}: a link inside another link",
+                path.display()
+            ));
+            continue;
+        }
+        let at = dest.join(path);
+        if let Some(parent) = at.parent() {
+            fs::create_dir_all(parent).map_err(UnpackError::Write)?;
+        }
+        symlink(target, &at).map_err(UnpackError::Write)?;
+    }
     Ok(done)
+}
+
+/// Whether a link at `path` (relative to the destination) to `target` stays inside the
+/// destination whatever else is there: `target` is relative, climbs (`..`) only before its
+/// first name and never above the destination, so it resolves through real folders only
+/// until it reaches names inside.
+fn inside_link(path: &Path, target: &Path) -> bool {
+    let mut depth = path.components().count().saturating_sub(1);
+    let mut named = false;
+    for component in target.components() {
+        match component {
+            Component::Normal(_) => named = true,
+            Component::CurDir => {}
+            Component::ParentDir if !named && depth > 0 => depth -= 1,
+            Component::ParentDir | Component::RootDir | Component::Prefix(_) => return false,
+        }
+    }
+    named
+}
+
+#[cfg(unix)]
+fn symlink(target: &Path, at: &Path) -> io::Result<()> {
+    std::os::unix::fs::symlink(target, at)
+}
+
+#[cfg(not(unix))]
+fn symlink(_: &Path, _: &Path) -> io::Result<()> {
+    Err(io::Error::other("links are restored on Unix only"))
 }
 
 /// The entry's path made relative to the destination, or `None` if it is absolute or climbs

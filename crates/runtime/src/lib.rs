@@ -38,6 +38,22 @@ pub use output::InstanceLog;
 pub use reconcile::follow_live_deployments;
 pub use spawn::inherited_listener;
 
+/// Makes a deployment's launch spec runnable on this machine before an instance starts:
+/// implemented by the binary with the build crate, which fetches an artifact another replica
+/// built and rewrites the spec's paths into this replica's data dir. This crate must not know
+/// how artifacts are laid out.
+pub trait Artifacts: Send + Sync + 'static {
+    /// The launch spec of `target` as it runs here, once what it needs is in place; an error
+    /// says why the deployment cannot run on this replica.
+    fn prepare<'a>(&'a self, target: &'a Target) -> BoxFuture<'a, Result<LaunchSpec, String>>;
+}
+
+impl fmt::Debug for dyn Artifacts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Artifacts")
+    }
+}
+
 /// What to run: one deployment of one server.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {

@@ -58,6 +58,9 @@ pub struct LocalRuntimeConfig {
     /// settings when the instance starts); without one, deployments of stdio
     /// servers cannot start.
     pub stdio_bridge: Option<PathBuf>,
+    /// Readies each start's launch spec (an artifact built by another replica); without it,
+    /// specs run as they were recorded.
+    pub artifacts: Option<Arc<dyn crate::Artifacts>>,
 }
 
 /// Runs instances as child processes; see the module docs.

@@ -3,6 +3,7 @@
 
 mod access;
 mod agents;
+mod artifacts;
 mod audit;
 mod chat;
 mod cli;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use skyport_kube::{KubeRuntime, KubeRuntimeConfig, Workload};
-use skyport_runtime::{LocalRuntime, LocalRuntimeConfig, Runtime};
+use skyport_runtime::{Artifacts, LocalRuntime, LocalRuntimeConfig, Runtime};
 use skyport_store::Store;
 
 use crate::cli::{RuntimeKind, ServeArgs};
@@ -21,6 +21,7 @@ pub(crate) async fn start(
     args: &ServeArgs,
     data_dir: &Path,
     store: &Store,
+    artifacts: Arc<dyn Artifacts>,
 ) -> anyhow::Result<Arc<dyn Runtime>> {
     match args.runtime {
         RuntimeKind::Local => {
@@ -34,6 +35,7 @@ pub(crate) async fn start(
                 zygotes: !args.no_zygotes,
                 // Stdio servers run behind this same binary's `bridge` command.
                 stdio_bridge: std::env::current_exe().ok(),
+                artifacts: Some(artifacts),
             };
             Ok(Arc::new(
                 LocalRuntime::start(config, store.logs().writer()).await,

@@ -11,8 +11,8 @@ use anyhow::{Context, bail};
 use axum::serve::ListenerExt;
 use skyport_api::{DeploymentView, SettingsUpdate};
 use skyport_build::{
-    BuildLimits, Builder, DEPARTED_INTERVAL, SWEEP_INTERVAL, fail_builds_of_departed_replicas,
-    follow_sources,
+    BuildLimits, Builder, DEPARTED_INTERVAL, SWEEP_INTERVAL, SharedArtifacts,
+    fail_builds_of_departed_replicas, follow_sources, prefetch_promoted,
 };
 use skyport_client::Client;
 use skyport_gateway::{
@@ -26,6 +26,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::artifacts::BuiltArtifacts;
 use crate::cli::{ServeArgs, UpArgs};
 use crate::config::{self, Credentials};
 use crate::deploy::{self, Deploy, SourceArg};
@@ -185,13 +186,23 @@ impl Platform {
             timeout: args.build_timeout,
             keep_deployments: args.keep_deployments,
         };
-        let runtime = crate::runtime::start(args, &data_dir, &store).await?;
+        // Artifacts go through the database between replicas: this replica's builds store
+        // theirs, and its instances fetch those others built.
+        let shared = SharedArtifacts::new(store.clone(), &data_dir);
+        let runtime = crate::runtime::start(
+            args,
+            &data_dir,
+            &store,
+            Arc::new(BuiltArtifacts(shared.clone())),
+        )
+        .await?;
         let dyn_runtime: Arc<dyn Runtime> = runtime.clone();
         let warmup = Arc::new(RuntimeWarmup {
             store: store.clone(),
             runtime: dyn_runtime.clone(),
         });
-        let builder = Builder::with_warmup(store.clone(), data_dir.clone(), limits, warmup);
+        let builder = Builder::with_shared_artifacts(&shared, limits, warmup);
+        tokio::spawn(prefetch_promoted(shared));
         let ended = builder.clean_up_interrupted_builds().await;
         if ended > 0 {
             tracing::warn!("ended {ended} build process(es) left running by the last shutdown");

@@ -7,6 +7,8 @@
 //! is killed frees its claims without anyone cleaning up. On SQLite one process owns the
 //! database, and it always holds every claim.
 
+use std::borrow::Cow;
+
 use sha2::{Digest, Sha256};
 use sqlx::{Any, Connection, pool::PoolConnection};
 
@@ -15,14 +17,14 @@ use crate::{Dialect, Store};
 /// A claim on one kind of work, held or waited for; obtained from [`Store::claim`].
 pub struct Claim {
     store: Store,
-    name: &'static str,
+    name: Cow<'static, str>,
     key: i64,
     /// The connection that holds the lock while the claim is held (PostgreSQL).
     holder: Option<PoolConnection<Any>>,
 }
 
 impl Claim {
-    pub(crate) fn new(store: Store, name: &'static str) -> Claim {
+    pub(crate) fn new(store: Store, name: Cow<'static, str>) -> Claim {
         let digest = Sha256::digest(format!("skyport-claim:{name}").as_bytes());
         let mut key = [0u8; 8];
         key.copy_from_slice(&digest[..8]);
@@ -44,18 +46,18 @@ impl Claim {
             if holder.ping().await.is_ok() {
                 return true;
             }
-            tracing::warn!(claim = self.name, "lost the connection that held a claim");
+            tracing::warn!(claim = %self.name, "lost the connection that held a claim");
             self.holder = None;
         }
         match take(&self.store, self.key).await {
             Ok(Some(holder)) => {
-                tracing::info!(claim = self.name, "this replica now does this work");
+                tracing::info!(claim = %self.name, "this replica now does this work");
                 self.holder = Some(holder);
                 true
             }
             Ok(None) => false,
             Err(e) => {
-                tracing::warn!(claim = self.name, error = %e, "cannot claim work");
+                tracing::warn!(claim = %self.name, error = %e, "cannot claim work");
                 false
             }
         }

@@ -12,6 +12,7 @@
 
 mod access;
 mod agents;
+mod artifacts;
 mod audit;
 mod changes;
 mod claims;
@@ -48,6 +49,7 @@ mod users;
 #[cfg(test)]
 pub(crate) mod testdb;
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,6 +71,7 @@ pub use agents::{
     Agent, AgentError, AgentPatch, Agents, ChatPrincipal, DEFAULT_STEP_LIMIT, MAX_AGENT_SERVERS,
     MAX_STEP_LIMIT, NewAgent,
 };
+pub use artifacts::{ArtifactBlobs, PART_BYTES, StoredArtifact};
 pub use audit::{
     Audit, AuditOutcome, AuditQuery, AuditRecord, AuditRetention, MAX_AUDIT_PAGE, NewAuditRecord,
 };
@@ -370,6 +373,11 @@ impl Store {
         Search { store: self }
     }
 
+    /// Artifacts packed for replicas that did not build them.
+    pub fn artifact_blobs(&self) -> ArtifactBlobs<'_> {
+        ArtifactBlobs { store: self }
+    }
+
     /// Metrics over time: one sample per server and sampling period.
     pub fn metric_samples(&self) -> MetricSamples<'_> {
         MetricSamples { store: self }
@@ -402,8 +410,8 @@ impl Store {
 
     /// A claim on the work named `name` that one replica among those sharing the database
     /// must do (see [`Claim::held`]); on SQLite always held.
-    pub fn claim(&self, name: &'static str) -> Claim {
-        Claim::new(self.clone(), name)
+    pub fn claim(&self, name: impl Into<Cow<'static, str>>) -> Claim {
+        Claim::new(self.clone(), name.into())
     }
 
     /// Follows changes to live deployments, server settings and keys made through this store

@@ -60,6 +60,7 @@ async fn fixture_with(limits: BuildLimits) -> Fixture {
                 ),
                 zygotes: false,
                 stdio_bridge: None,
+                artifacts: None,
             },
             store.logs().writer(),
         )

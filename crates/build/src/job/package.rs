@@ -50,7 +50,8 @@ impl<'a> Job<'a> {
             Registry::Pypi => {
                 let toolchain = self
                     .inner
-                    .toolchain
+                    .shared
+                    .toolchain()
                     .get_or_try_init(|| toolchain::discover(&dirs.tools, self.log))
                     .await?;
                 self.log.info(&format!(
@@ -63,7 +64,7 @@ impl<'a> Job<'a> {
                 let settings = Settings {
                     envs: &dirs.envs,
                     uv_cache: &dirs.uv_cache,
-                    locks: &self.inner.env_locks,
+                    locks: self.inner.shared.env_locks(),
                     variables: self.env,
                 };
                 package::install_pypi(package, &ctx, toolchain, &settings).await?

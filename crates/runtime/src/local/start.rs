@@ -51,6 +51,19 @@ pub(super) async fn launch(
     stats: &Arc<DeploymentStats>,
 ) -> Result<Arc<Instance>, StartError> {
     let began = Instant::now();
+    // An artifact fetched from another replica is part of the cold start it causes.
+    let prepared;
+    let target = match &inner.config.artifacts {
+        Some(artifacts) => {
+            let launch = artifacts.prepare(target).await.map_err(StartError::Spawn)?;
+            prepared = Target {
+                launch,
+                ..target.clone()
+            };
+            &prepared
+        }
+        None => target,
+    };
     let listener = TcpListener::bind(("127.0.0.1", 0))
         .map_err(|e| StartError::Spawn(format!("cannot bind a local port: {e}")))?;
     let addr = listener

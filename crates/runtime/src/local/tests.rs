@@ -68,6 +68,7 @@ fn config(dir: &Path, concurrency: u64) -> LocalRuntimeConfig {
         ),
         zygotes: false,
         stdio_bridge: None,
+        artifacts: None,
     }
 }
 

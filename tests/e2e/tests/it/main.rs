@@ -24,6 +24,7 @@ mod postgres;
 mod registry;
 mod remix;
 mod remix_sessions;
+mod replica_artifacts;
 mod replica_limits;
 mod rollback;
 mod runtime;
