@@ -2,8 +2,9 @@
 //! with its own data dir). A build stores its finished artifact folder in the database, packed
 //! as a gzip tarball, before the deployment goes live; a replica that must start an instance of
 //! an artifact it does not have fetches it, unpacks it (the upload's safe unpacking: nothing
-//! outside the folder, no link leading out), renames it into `DATA/artifacts/<hash>/` and recreates its uv
-//! environment from the manifest's Python version and `name==version` freeze. Launch specs hold
+//! outside the folder, no link leading out but a venv's link to a Python this machine has),
+//! renames it into `DATA/artifacts/<hash>/` and recreates its uv environment from the
+//! manifest's Python version and `name==version` freeze. Launch specs hold
 //! the building replica's absolute paths; [`SharedArtifacts::prepare`] rewrites that data dir
 //! (found from the spec's `…/artifacts/<hash>` working directory) into this one's, so stored
 //! specs, old ones included, run on every replica.

@@ -351,7 +351,10 @@ fn an_artifact_keeps_only_links_that_stay_inside_it() {
         // Made before what they point to, as a packer may order them.
         symlink("node/node_modules/.bin/cli", "../pkg/cli.js"),
         symlink("venv/bin/python3", "python"),
-        symlink("venv/bin/python", "/usr/bin/python3"),
+        // A venv's interpreter links out to a Python this machine has (any file will do).
+        symlink("venv/bin/python", "/bin/sh"),
+        symlink("venv/bin/python3.99", "/nonexistent/python3.99"),
+        symlink("venv/bin/pip", "/bin/sh"),
         symlink("up", "../outside"),
         symlink("climb", "pkg/../../outside"),
         symlink("dir", "node"),
@@ -371,15 +374,28 @@ fn an_artifact_keeps_only_links_that_stay_inside_it() {
         std::fs::read_link(dest.join("venv/bin/python3")).expect("python3"),
         Path::new("python")
     );
+    assert_eq!(
+        std::fs::read_link(dest.join("venv/bin/python")).expect("python"),
+        Path::new("/bin/sh")
+    );
     assert!(std::fs::read_link(dest.join("dir")).is_ok());
-    for refused in ["venv/bin/python", "up", "climb", "dir/escape", "node/inner"] {
+    let refused = [
+        "venv/bin/python3.99",
+        "venv/bin/pip",
+        "up",
+        "climb",
+        "dir/escape",
+        "node/inner",
+    ];
+    for refused in refused {
         assert!(
             std::fs::symlink_metadata(dest.join(refused)).is_err(),
             "{refused} was made"
         );
     }
     insta::assert_snapshot!(unpacked.skipped.join("\n"), @r"
-    skipped venv/bin/python: symbolic link entries are not unpacked, only files and folders
+    skipped venv/bin/python3.99: the Python it links to (/nonexistent/python3.99) is not on this machine
+    skipped venv/bin/pip: symbolic link entries are not unpacked, only files and folders
     skipped up: symbolic link entries are not unpacked, only files and folders
     skipped climb: symbolic link entries are not unpacked, only files and folders
     skipped dir/escape: symbolic link entries are not unpacked, only files and folders

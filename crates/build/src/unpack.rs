@@ -75,7 +75,8 @@ pub(crate) fn unpack_from<R: Read>(
 /// Unpacks an artifact's tarball (made by Skyport from a finished artifact) into `dest`:
 /// like [`unpack_from`], but it also restores the relative symbolic links the installers
 /// made (npm's `.bin`, a virtual environment's `python3 -> python`) when they stay inside
-/// `dest` (see [`inside_link`]); they are created after every file, so nothing is written
+/// `dest` (see [`inside_link`]), and a virtual environment's link to a Python this machine
+/// has (see [`interpreter_link`]); they are created after every file, so nothing is written
 /// through one. Any other link is skipped and reported.
 pub(crate) fn unpack_artifact<R: Read>(
     reader: R,
@@ -133,9 +134,18 @@ fn unpack_entries<R: Read>(
         }
         if kind == tar::EntryType::Symlink && links == Links::Inside {
             let target = entry.link_name().map_err(UnpackError::Corrupt)?;
-            if let Some(target) = target.filter(|t| inside_link(&relative, t)) {
-                kept_links.push((relative, target.into_owned()));
-                continue;
+            if let Some(target) = target {
+                if inside_link(&relative, &target) || interpreter_link(&relative, &target) {
+                    kept_links.push((relative, target.into_owned()));
+                    continue;
+                }
+                if is_interpreter(&relative) && target.is_absolute() {
+                    done.skipped.push(format!(
+                        "skipped {shown}: the Python it links to ({}) is not on this machine",
+                        target.display()
+                    ));
+                    continue;
+                }
             }
         }
         if !(kind.is_file() || kind == tar::EntryType::Continuous) {
@@ -195,6 +205,28 @@ fn unpack_entries<R: Read>(
         symlink(target, &at).map_err(UnpackError::Write)?;
     }
     Ok(done)
+}
+
+/// Whether a link at `path` to `target` is a virtual environment's interpreter that this
+/// machine has: `bin/python…` to an absolute path where there is a file. A venv links to the
+/// Python it was made with, outside the artifact; replicas made from one image have it at
+/// the same place, and an artifact is read-only, so nothing is written through the link.
+fn interpreter_link(path: &Path, target: &Path) -> bool {
+    is_interpreter(path) && target.is_absolute() && target.is_file()
+}
+
+/// Whether `path` names a venv's interpreter: `bin/python`, `bin/python3`, `bin/python3.12`.
+fn is_interpreter(path: &Path) -> bool {
+    let in_bin = path
+        .parent()
+        .and_then(Path::file_name)
+        .is_some_and(|dir| dir == "bin");
+    let named = path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .and_then(|name| name.strip_prefix("python"))
+        .is_some_and(|version| version.chars().all(|c| c.is_ascii_digit() || c == '.'));
+    in_bin && named
 }
 
 /// Whether a link at `path` (relative to the destination) to `target` stays inside the

@@ -2,7 +2,8 @@
 //! database, one master key): a deployment built through A serves through B, which fetches
 //! its artifact from the database and recreates its environment, and goes on serving once A
 //! is killed with -9; the same commit deployed through A and B at the same moment is
-//! installed once, the other build reusing the artifact the first one stored.
+//! installed once, the other build reusing the artifact the first one stored; packaged PyPI
+//! and npm servers built through A run on B too.
 
 use std::time::Duration;
 
@@ -172,6 +173,64 @@ fn one_commit_deployed_on_two_replicas_at_once_is_installed_once() {
         routed(&a, "twin-b") && routed(&b, "twin-a"),
         "a replica does not serve the other's server\n{}\n{}",
         a.log_tail(40),
+        b.log_tail(40)
+    );
+}
+
+/// Calls `tool` of `server` through `replica` with the official SDK; returns the text.
+fn call_packaged(replica: &Skyport, server: &str, tool: &str, args: &str) -> String {
+    let url = replica.mcp_url(server);
+    let (run, v) = replica.client("packaged_client.py", &["tools", &url, "auto", tool, args]);
+    assert_eq!(
+        v["ok"],
+        true,
+        "{server} through {url}\n{run}\n{}",
+        replica.log_tail(40)
+    );
+    v["text"].as_str().unwrap_or_default().to_owned()
+}
+
+/// Packaged servers carry what they run in their artifact (a relocatable venv whose Python
+/// links to the machine's, or `node_modules` with relative `.bin` links): built through A,
+/// both run on B from the fetched artifact.
+#[test]
+fn packaged_servers_built_on_one_replica_serve_on_another() {
+    let Some(database) = PostgresDatabase::create() else {
+        return;
+    };
+    let (a, b) = replicas(&database);
+    for (package, name) in [
+        ("pypi:mcp-server-time", "time"),
+        ("npm:@modelcontextprotocol/server-everything", "everything"),
+    ] {
+        let run = a.cli_bounded(&["deploy", package, "--name", name], DEPLOY_TIMEOUT);
+        assert!(run.success, "deploy {package}\n{run}\n{}", a.log_tail(40));
+        assert!(
+            routed(&b, name),
+            "B does not route {name}\n{}",
+            b.log_tail(40)
+        );
+    }
+    let time = call_packaged(
+        &b,
+        "time",
+        "get_current_time",
+        r#"{"timezone":"Asia/Tokyo"}"#,
+    );
+    assert!(
+        time.contains("Asia/Tokyo") && time.contains("datetime"),
+        "{time}"
+    );
+    let echo = call_packaged(&b, "everything", "echo", r#"{"message":"on-b"}"#);
+    assert!(echo.contains("on-b"), "{echo}");
+    let fetched = b
+        .log()
+        .matches("fetched an artifact another replica built")
+        .count();
+    assert_eq!(
+        fetched,
+        2,
+        "B did not fetch both artifacts\n{}",
         b.log_tail(40)
     );
 }
