@@ -159,17 +159,7 @@ fn says(subject: &Subject, caller: &Caller) -> bool {
 
 impl KeySet {
     async fn load(store: &Store) -> Result<KeySet, StoreError> {
-        let candidate = Keypair::generate();
-        let (public, private) = (candidate.public().to_bytes(), candidate.secret_bytes());
-        let first = NewSigningKey {
-            kid: candidate.kid(),
-            algorithm: ALGORITHM,
-            public_key: &public,
-            private_key: &private,
-        };
-        let (record, secret) = store.signing_keys().current_or_first(&first).await?;
-        let signer = Keypair::from_secret(&record.kid, secret.as_bytes())
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let signer = skyport_oauth::platform_signing_key(store).await?;
         let since = Timestamp::now()
             .checked_sub(RETIRED_KEYS_PUBLISHED)
             .unwrap_or(Timestamp::MIN);

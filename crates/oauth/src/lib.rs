@@ -325,19 +325,25 @@ impl AuthorizationServer {
     }
 }
 
+/// The platform's current signing key, which signs access tokens here and identity tokens in
+/// the gateway; the first one is made on first use, once however many replicas start at once.
+pub async fn platform_signing_key(store: &Store) -> Result<Keypair, StoreError> {
+    let candidate = Keypair::generate();
+    let (public, private) = (candidate.public().to_bytes(), candidate.secret_bytes());
+    let first = NewSigningKey {
+        kid: candidate.kid(),
+        algorithm: ALGORITHM,
+        public_key: &public,
+        private_key: &private,
+    };
+    let (record, secret) = store.signing_keys().current_or_first(&first).await?;
+    Keypair::from_secret(&record.kid, secret.as_bytes())
+        .map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
 impl KeySet {
     async fn load(store: &Store) -> Result<KeySet, StoreError> {
-        let candidate = Keypair::generate();
-        let (public, private) = (candidate.public().to_bytes(), candidate.secret_bytes());
-        let first = NewSigningKey {
-            kid: candidate.kid(),
-            algorithm: ALGORITHM,
-            public_key: &public,
-            private_key: &private,
-        };
-        let (record, secret) = store.signing_keys().current_or_first(&first).await?;
-        let signer = Keypair::from_secret(&record.kid, secret.as_bytes())
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let signer = platform_signing_key(store).await?;
         let since = Timestamp::now()
             .checked_sub(RETIRED_KEYS_TRUSTED)
             .unwrap_or(Timestamp::MIN);
