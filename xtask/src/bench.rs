@@ -72,6 +72,12 @@ pub(crate) const BENCHES: &[Bench] = &[
         about: "gateway throughput with one replica vs two on one PostgreSQL database, in front of the same Rust backend, concurrency 1 and 32",
     },
     Bench {
+        name: "replica-fetch",
+        script: "benches/replica-fetch",
+        args: &[],
+        about: "a deployment built through replica A: how soon replica B (which fetches the artifact and recreates its environment) answers, against A's own cold start; warm calls on both",
+    },
+    Bench {
         name: "stdio-bridge",
         script: "benches/stdio-bridge/run",
         args: &[],
