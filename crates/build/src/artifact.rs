@@ -126,9 +126,14 @@ fn is_executable(_: &Path) -> bool {
 
 /// A finished artifact's manifest and inspection, if `dir` holds one.
 pub(crate) fn load(dir: &Path) -> Option<(Manifest, serde_json::Value)> {
-    let manifest = serde_json::from_slice(&std::fs::read(dir.join(MANIFEST)).ok()?).ok()?;
+    let manifest = read_manifest(dir)?;
     let inspection = serde_json::from_slice(&std::fs::read(dir.join(INSPECTION)).ok()?).ok()?;
     Some((manifest, inspection))
+}
+
+/// The manifest of the artifact in `dir`, if it has a readable one.
+pub(crate) fn read_manifest(dir: &Path) -> Option<Manifest> {
+    serde_json::from_slice(&std::fs::read(dir.join(MANIFEST)).ok()?).ok()
 }
 
 /// Writes the manifest and inspection into `work`, makes it read-only and moves it to
@@ -261,24 +266,31 @@ fn set_read_only(path: &Path, read_only: bool) {
 fn set_read_only(_: &Path, _: bool) {}
 
 /// Removes the artifacts that none of each server's live and `keep` newest ready
-/// deployments use, then environments no remaining artifact uses. Failures are logged:
-/// collection is housekeeping and never fails a build.
-pub(crate) async fn collect_garbage(store: Store, artifacts: PathBuf, envs: PathBuf, keep: u32) {
+/// deployments use, then environments no remaining artifact uses; returns the artifacts kept,
+/// for the collection of stored ones. Failures are logged: collection is housekeeping and
+/// never fails a build.
+pub(crate) async fn collect_garbage(
+    store: Store,
+    artifacts: PathBuf,
+    envs: PathBuf,
+    keep: u32,
+) -> Option<Vec<String>> {
     let deployments = store.deployments();
     let kept = match deployments.retained_artifacts(keep).await {
         Ok(kept) => kept,
         Err(e) => {
             tracing::warn!(error = %e, "cannot list the artifacts to keep");
-            return;
+            return None;
         }
     };
     let pruned = match deployments.prune_artifacts(&kept).await {
         Ok(pruned) => pruned,
         Err(e) => {
             tracing::warn!(error = %e, "cannot mark pruned deployments");
-            return;
+            return Some(kept);
         }
     };
+    let retained = kept.clone();
     let work = tokio::task::spawn_blocking(move || {
         for hash in &pruned {
             if is_hash(hash) {
@@ -312,6 +324,7 @@ pub(crate) async fn collect_garbage(store: Store, artifacts: PathBuf, envs: Path
     if let Err(e) = work.await {
         tracing::warn!(error = %e, "garbage collection crashed");
     }
+    Some(retained)
 }
 
 pub(crate) fn is_hash(name: &str) -> bool {

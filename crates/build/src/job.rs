@@ -337,21 +337,15 @@ async fn build(
     let collector = inner.clone();
     inner.jobs.spawn(async move {
         let _exclusive = collector.artifacts_in_use.write().await;
-        artifact::collect_garbage(
+        let kept = artifact::collect_garbage(
             collector.store.clone(),
             collector.dirs.artifacts.clone(),
             collector.dirs.envs.clone(),
             collector.limits.keep_deployments,
         )
         .await;
-        match collector
-            .store
-            .deployments()
-            .retained_artifacts(collector.limits.keep_deployments)
-            .await
-        {
-            Ok(kept) => collector.shared.collect_garbage(&kept).await,
-            Err(e) => tracing::warn!(error = %e, "cannot list the artifacts to keep"),
+        if let Some(kept) = kept {
+            collector.shared.collect_garbage(&kept).await;
         }
     });
     promoted

@@ -147,6 +147,10 @@ impl SharedArtifacts {
         } else {
             relocated(launch, &home, &self.inner.data_dir)
         };
+        // One replica built everything it runs: a start reads nothing more.
+        if !self.replicated() {
+            return Ok(local);
+        }
         let dir = self.inner.artifacts.join(&hash);
         if !dir.join(MANIFEST).is_file() && !self.fetch(&hash).await? {
             return Err(format!(
@@ -154,7 +158,7 @@ impl SharedArtifacts {
                 self.inner.data_dir.display()
             ));
         }
-        let (manifest, _) = artifact::load(&dir).ok_or_else(|| {
+        let manifest = artifact::read_manifest(&dir).ok_or_else(|| {
             format!(
                 "artifact {hash} in {} has no readable manifest",
                 dir.display()
