@@ -160,7 +160,7 @@ impl SharedArtifacts {
         }
         let manifest = artifact::read_manifest(&dir).ok_or_else(|| {
             format!(
-                "artifact {hash} in {} has no readable manifest",
+                "artifact {hash} in {} has no readable manifest; remove that folder (this replica fetches it again) or deploy the server again",
                 dir.display()
             )
         })?;
@@ -518,7 +518,7 @@ fn install(bytes: &[u8], artifacts: &Path, hash: &str) -> Result<(), String> {
             _ => Err(format!("stored artifact {hash} has no manifest naming it")),
         },
         Ok(unpacked) => Err(format!(
-            "stored artifact {hash} holds entries replicas do not unpack ({}); deploy the server on this replica",
+            "stored artifact {hash} holds entries this replica cannot unpack ({}); run every replica from the same image (the same Pythons at the same paths)",
             unpacked.skipped.join("; ")
         )),
         Err(e) => Err(format!("cannot unpack stored artifact {hash}: {e}")),
